@@ -1,0 +1,165 @@
+"""The ``portkit`` command line.
+
+Each subcommand lives in its own module, ``portkit/cli/cmd_<name>.py`` (``free-port`` is
+``cmd_free_port.py``), which defines three things:
+
+- ``SUMMARY``: one line for ``portkit --help``;
+- ``configure(parser)``: adds the command's arguments (with an example in the epilog);
+- ``run(args) -> int``: does the work and returns the exit status.
+
+Only the invoked command's module is imported, and command modules import their heavy
+dependencies inside ``run``, so ``portkit lookup 443`` starts fast. Every
+:class:`~portkit.PortkitError` becomes one line on stderr and the exit code its class
+names (see :mod:`portkit._errors`); tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import NoReturn, Protocol, cast
+
+from portkit._errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, PortkitError
+
+__all__ = ["console_main", "main"]
+
+PROG = "portkit"
+
+
+class CommandModule(Protocol):
+    SUMMARY: str
+
+    def configure(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _command_names() -> list[str]:
+    package_dir = __path__
+    names = [
+        info.name.removeprefix("cmd_").replace("_", "-")
+        for info in pkgutil.iter_modules(package_dir)
+        if info.name.startswith("cmd_")
+    ]
+    return sorted(names)
+
+
+def _load(name: str) -> CommandModule:
+    module: ModuleType = importlib.import_module(f"portkit.cli.cmd_{name.replace('-', '_')}")
+    return cast(CommandModule, module)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("portkit")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0+unknown"
+
+
+def _build_parser(wanted: str | None) -> tuple[_Parser, dict[str, CommandModule]]:
+    names = _command_names()
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "portkit: the port layer of networked software. A computer has one address and "
+            "many server applications, each on its own port; portkit looks ports up, "
+            "resolves endpoints, hosts applications, talks to them and discovers them."
+        ),
+        epilog="examples:\n  portkit lookup 443\n  portkit resolve http://testing.example.com:8080/login\n"
+        "  portkit demo\n\nrun 'portkit COMMAND --help' for a command's options and examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logging on errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    loaded: dict[str, CommandModule] = {}
+    for name in names:
+        # Only the command being run is imported; `portkit --help` imports them all
+        # for their summaries.
+        if wanted is None or name == wanted:
+            module = _load(name)
+            loaded[name] = module
+            cmd_parser = sub.add_parser(
+                name,
+                help=module.SUMMARY,
+                description=module.SUMMARY,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            cmd_parser.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
+            module.configure(cmd_parser)
+    return parser, loaded
+
+
+def _wanted_command(argv: Sequence[str]) -> str | None:
+    names = set(_command_names())
+    for token in argv:
+        if token.startswith("-"):
+            continue
+        return token if token in names else None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser, loaded = _build_parser(_wanted_command(args_list))
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # --help, --version and usage errors end here
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    debug = bool(getattr(args, "debug", False))
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    module = loaded[args.command]
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return module.run(args)
+    except PortkitError as exc:
+        if debug:
+            raise
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`portkit lookup --search mail | head`): not an error.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+def console_main() -> None:
+    """Entry point of the ``portkit`` console script."""
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The command-line frame: help, version, one-line errors and exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from portkit.cli import main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("portkit ")
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_unknown_command_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["no-such-command"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "no-such-command" in err
+
+
+def test_python_dash_m_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "portkit", "--version"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("portkit ")
