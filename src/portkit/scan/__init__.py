@@ -1,0 +1,1 @@
+"""Discovery: which applications a computer runs, on which ports, and what answers."""

@@ -1,0 +1,71 @@
+"""The nouns of discovery, shared by the engines, identification and the reports.
+
+``PortResult`` is what discovery found at (host, port, transport); ``Identification``
+is what answered there, when the scan was asked to find out.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Identification", "PortResult", "PortState", "TlsInfo"]
+
+
+class PortState(enum.StrEnum):
+    """Port states as nmap users know them."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    FILTERED = "filtered"
+    OPEN_FILTERED = "open|filtered"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsInfo:
+    """What a completed TLS handshake showed."""
+
+    version: str | None = None
+    cipher: str | None = None
+    alpn: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    not_before: str | None = None  # ISO 8601, UTC
+    not_after: str | None = None  # ISO 8601, UTC
+    self_signed: bool | None = None
+    subject_alt_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identification:
+    """What actually answers on a port.
+
+    ``service`` is the protocol as the registry spells it (``http``, ``ssh``, ``imaps``)
+    or ``None`` when nothing matched; then ``evidence`` still holds the first bytes the
+    server sent, so "unknown" is honest and inspectable.
+    """
+
+    service: str | None
+    product: str | None = None
+    version: str | None = None
+    extra: str | None = None
+    tls: TlsInfo | None = None
+    confidence: int = 0  # 0-10, as nmap's "conf"; 10 is a full protocol match
+    method: str = "probed"  # "probed" (a matcher matched) or "table" (port number only)
+    probe: str | None = None  # the probe whose response matched ("banner", "http-get", ...)
+    evidence: bytes = b""  # the first bytes of the response, bounded
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortResult:
+    """What discovery found at (host, port, transport)."""
+
+    host: str  # the address that was scanned
+    port: int
+    transport: str  # "tcp" or "udp"
+    state: PortState
+    reason: str  # "syn-ack", "conn-refused", "reset", "no-response", "port-unreach", "udp-response"
+    hostname: str | None = None  # the name the user gave, when the target was a name
+    expected: str | None = None  # the registry's service name for this port and transport
+    rtt: float | None = None  # seconds, when measured
+    identified: Identification | None = None
