@@ -1,0 +1,477 @@
+#!/usr/bin/env bash
+# Brings up portkit's lab: Debian's own daemons, with generated configuration, running
+# inside a fresh network namespace that has nothing but loopback.
+#
+#   lab/up.sh [--extra] [--timeout SECONDS] NAME    start the lab in namespace NAME (root)
+#   lab/up.sh --check [--extra]                     say what is missing to run the lab
+#
+# Nothing under /etc is edited and nothing is started outside the namespace: every daemon
+# runs through `ip netns exec NAME`, which also gives it a private mount namespace; there
+# /run and /etc/resolv.conf are bind-mounted from the lab's state directory, so daemons
+# that insist on host paths (inetd's /run/inetd.pid, sshd's /run/sshd) write private copies.
+#
+# State (configuration, logs, spools, certificates, pids) lives in one world-traversable
+# directory under ${TMPDIR:-/tmp}; its path is recorded in lab/state/NAME and printed.
+# lab/down.sh NAME stops exactly the processes recorded there and removes it all.
+#
+# Exit codes: 0 up; 1 a daemon did not come up (already torn down again); 2 usage;
+# 3 something the lab needs is missing (root, a binary).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+prog="lab/up.sh"
+
+usage() {
+  sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+die() {
+  echo "$prog: $*" >&2
+  exit "${2:-1}"
+}
+
+extra=0
+check_only=0
+timeout=20
+name=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --extra) extra=1 ;;
+    --check) check_only=1 ;;
+    --timeout)
+      [ $# -ge 2 ] || usage
+      timeout=$2
+      shift
+      ;;
+    -h | --help) usage ;;
+    -*) echo "$prog: unknown option '$1'" >&2; usage ;;
+    *)
+      [ -z "$name" ] || { echo "$prog: one NAME only, not '$name' and '$1'" >&2; usage; }
+      name=$1
+      ;;
+  esac
+  shift
+done
+case "$timeout" in
+  '' | *[!0-9]*) echo "$prog: --timeout must be a whole number of seconds, not '$timeout'" >&2; usage ;;
+esac
+
+# The binaries each daemon needs, with the Debian package that provides them.
+needs=(
+  "ip:iproute2" "mount:mount" "openssl:openssl" "ssh-keygen:openssh-client" "setpriv:util-linux"
+  "/usr/sbin/nginx:nginx" "/usr/sbin/sshd:openssh-server" "/usr/sbin/postfix:postfix"
+  "/usr/lib/postfix/sbin/master:postfix" "/usr/sbin/dovecot:dovecot-core"
+  "/usr/lib/dovecot/imap:dovecot-imapd" "/usr/lib/dovecot/pop3:dovecot-pop3d"
+  "/usr/sbin/vsftpd:vsftpd" "/usr/sbin/dnsmasq:dnsmasq-base" "/usr/sbin/inetd:openbsd-inetd"
+  "/usr/sbin/telnetd:inetutils-telnetd"
+)
+if [ "$extra" -eq 1 ]; then
+  needs+=("/usr/bin/redis-server:redis-server" "/usr/bin/memcached:memcached")
+fi
+
+missing=()
+for need in "${needs[@]}"; do
+  bin=${need%%:*}
+  pkg=${need#*:}
+  if [[ "$bin" == /* ]]; then
+    [ -x "$bin" ] || missing+=("$pkg ($bin)")
+  else
+    command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg ($bin)")
+  fi
+done
+problems=()
+[ "$(id -u)" -eq 0 ] || problems+=("needs root (network namespaces, binding ports below 1024)")
+[ ${#missing[@]} -eq 0 ] || problems+=("missing packages: ${missing[*]} (scripts/install-system-deps.sh installs them)")
+if [ ${#problems[@]} -gt 0 ]; then
+  printf '%s: %s\n' "$prog" "${problems[@]}" >&2
+  exit 3
+fi
+if [ "$check_only" -eq 1 ]; then
+  exit 0
+fi
+
+[ -n "$name" ] || usage
+[[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$ ]] \
+  || die "namespace name must be 1-40 letters, digits, '.', '_' or '-', not '$name'" 2
+if [ -e "/run/netns/$name" ]; then
+  die "network namespace '$name' already exists; run lab/down.sh $name first" 2
+fi
+if [ -e "$here/state/$name" ]; then
+  die "lab '$name' is already recorded in lab/state/$name; run lab/down.sh $name first" 2
+fi
+
+# Daemons that drop privileges must traverse every directory above their state.
+tmp_root=${TMPDIR:-/tmp}
+[ -d "$tmp_root" ] || die "TMPDIR '$tmp_root' is not a directory" 2
+tmp_root=$(cd "$tmp_root" && pwd -P)
+d=$tmp_root
+while [ "$d" != "/" ]; do
+  perms=$(stat -c %A "$d")
+  [ "${perms:9:1}" = "x" ] || [ "${perms:9:1}" = "t" ] \
+    || die "'$d' is not traversable by other users; daemons that drop privileges could not reach the lab's state; set TMPDIR to a directory like /tmp" 2
+  d=$(dirname "$d")
+done
+
+started_ms=$(date +%s%3N)
+mkdir -p "$here/state"
+state=$(mktemp -d "$tmp_root/portkit-lab-$name.XXXXXX")
+chmod 755 "$state"
+echo "$state" >"$here/state/$name"
+: >"$state/pids"
+
+ok=0
+on_exit() {
+  if [ "$ok" -ne 1 ]; then
+    echo "$prog: tearing down the partly started lab '$name'" >&2
+    if [ -n "${LAB_KEEP_FAILED:-}" ]; then echo "$prog: LAB_KEEP_FAILED set: left $state and namespace $name for inspection" >&2; else "$here/down.sh" "$name" >&2 || true; fi
+  fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$name"
+ip netns exec "$name" ip link set lo up
+mkdir -p "$state/log" "$state/run"
+echo "$name" >"$state/name"
+
+# The lab's own DNS server is the only resolver a daemon inside can reach.
+echo "nameserver 127.0.0.1" >"$state/resolv.conf"
+chmod 644 "$state/resolv.conf"
+
+# start DAEMON CMD...: run CMD in the namespace, in the foreground, and record its pid.
+# `ip netns exec` and `sh -c 'exec ...'` both exec, so $! is the daemon's own pid.
+start() {
+  local daemon=$1
+  shift
+  mkdir -p "$state/run/$daemon"
+  chmod 755 "$state/run/$daemon"
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  ip netns exec "$name" /bin/sh -c '
+    if [ -e /etc/resolv.conf ]; then mount --bind "$2" /etc/resolv.conf; fi
+    mount --bind "$1" /run
+    shift 2
+    exec "$@"' "lab-$daemon" "$state/run/$daemon" "$state/resolv.conf" "$@" \
+    </dev/null >"$state/log/$daemon.out" 2>&1 &
+  printf '%s\t%s\n' "$daemon" "$!" >>"$state/pids"
+}
+
+# ---- TLS: one self-signed certificate for nginx (443) and dovecot (993, 995)
+mkdir -p "$state/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=lab.portkit.test" \
+  -addext "subjectAltName=DNS:lab.portkit.test,IP:127.0.0.1" \
+  -keyout "$state/tls/key.pem" -out "$state/tls/cert.pem" >"$state/log/openssl.out" 2>&1 \
+  || die "openssl could not make the lab certificate: $(tail -1 "$state/log/openssl.out")"
+chmod 600 "$state/tls/key.pem"
+chmod 644 "$state/tls/cert.pem"
+
+# ---- postfix: its queue tree takes ~2 s to build, so start that first and overlap it.
+pf=$state/postfix
+mkdir -p "$pf/conf" "$pf/queue" # post-install makes the rest, owned by postfix
+cat >"$pf/conf/main.cf" <<EOF
+# portkit lab: postfix with a private configuration directory
+compatibility_level = 3.6
+queue_directory = $pf/queue
+data_directory = $pf/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mail.lab.portkit.test
+mydomain = lab.portkit.test
+myorigin = \$myhostname
+mydestination = \$myhostname, localhost
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_banner = \$myhostname ESMTP \$mail_name (Debian/GNU)
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+alias_maps =
+alias_database =
+biff = no
+maillog_file_prefixes = $state
+maillog_file = $state/log/postfix.log
+EOF
+# Every service runs unchrooted: a chroot would need copies of /etc files in the queue.
+cat >"$pf/conf/master.cf" <<'EOF'
+# service  type       private unpriv chroot wakeup maxproc command
+smtp       inet       n       -      n      -      -       smtpd
+pickup     unix       n       -      n      60     1       pickup
+cleanup    unix       n       -      n      -      0       cleanup
+qmgr       unix       n       -      n      300    1       qmgr
+tlsmgr     unix       -       -      n      1000?  1       tlsmgr
+rewrite    unix       -       -      n      -      -       trivial-rewrite
+bounce     unix       -       -      n      -      0       bounce
+defer      unix       -       -      n      -      0       bounce
+trace      unix       -       -      n      -      0       bounce
+verify     unix       -       -      n      -      1       verify
+flush      unix       n       -      n      1000?  0       flush
+proxymap   unix       -       -      n      -      -       proxymap
+proxywrite unix       -       -      n      -      1       proxymap
+smtp       unix       -       -      n      -      -       smtp
+relay      unix       -       -      n      -      -       smtp
+showq      unix       n       -      n      -      -       showq
+error      unix       -       -      n      -      -       error
+retry      unix       -       -      n      -      -       error
+discard    unix       -       -      n      -      -       discard
+local      unix       -       n      n      -      -       local
+virtual    unix       -       n      n      -      -       virtual
+lmtp       unix       -       -      n      -      -       lmtp
+anvil      unix       -       -      n      -      1       anvil
+scache     unix       -       -      n      -      1       scache
+postlog    unix-dgram n       -      n      -      1       postlogd
+EOF
+/usr/sbin/postfix -c "$pf/conf" post-install create-missing >"$state/log/postfix-setup.out" 2>&1 &
+postfix_setup=$!
+
+# ---- nginx: HTTP on 80, 8080, 3000, 8888 and HTTPS on 443
+ng=$state/nginx
+mkdir -p "$ng/tmp" "$state/www"
+cat >"$state/www/index.html" <<'EOF'
+<!DOCTYPE html>
+<html><head><title>portkit lab</title></head>
+<body><p>portkit lab: nginx</p></body></html>
+EOF
+chmod 644 "$state/www/index.html"
+cat >"$ng/nginx.conf" <<EOF
+# portkit lab: nginx
+user www-data;
+worker_processes 1;
+pid $ng/nginx.pid;
+error_log $state/log/nginx-error.log;
+events { worker_connections 512; }
+http {
+    types { text/html html; text/plain txt; }
+    default_type text/plain;
+    access_log $state/log/nginx-access.log;
+    client_body_temp_path $ng/tmp/client_body;
+    proxy_temp_path $ng/tmp/proxy;
+    fastcgi_temp_path $ng/tmp/fastcgi;
+    uwsgi_temp_path $ng/tmp/uwsgi;
+    scgi_temp_path $ng/tmp/scgi;
+    server {
+        listen 127.0.0.1:80;
+        listen 127.0.0.1:8080;
+        listen 127.0.0.1:3000;
+        listen 127.0.0.1:8888;
+        listen 127.0.0.1:443 ssl;
+        server_name lab.portkit.test;
+        ssl_certificate $state/tls/cert.pem;
+        ssl_certificate_key $state/tls/key.pem;
+        root $state/www;
+        index index.html;
+        add_header X-Lab-Port \$server_port;
+    }
+}
+EOF
+start nginx /usr/sbin/nginx -e "$state/log/nginx-error.log" -c "$ng/nginx.conf" -g "daemon off;"
+
+# ---- openssh: one sshd on 22 and 2222 with its own host keys
+ss=$state/ssh
+mkdir -p "$ss" "$state/run/sshd/sshd"
+chmod 755 "$state/run/sshd" "$state/run/sshd/sshd"
+ssh-keygen -q -t ed25519 -N '' -C lab -f "$ss/ssh_host_ed25519_key"
+ssh-keygen -q -t ecdsa -b 256 -N '' -C lab -f "$ss/ssh_host_ecdsa_key"
+cat >"$ss/sshd_config" <<EOF
+# portkit lab: openssh
+Port 22
+Port 2222
+ListenAddress 127.0.0.1
+HostKey $ss/ssh_host_ed25519_key
+HostKey $ss/ssh_host_ecdsa_key
+PidFile $ss/sshd.pid
+UsePAM no
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthorizedKeysFile none
+UseDNS no
+EOF
+start sshd /usr/sbin/sshd -D -f "$ss/sshd_config" -E "$state/log/sshd.log"
+
+# ---- dovecot: POP3 110, IMAP 143, IMAPS 993, POP3S 995; one user with a Maildir
+dv=$state/dovecot
+mkdir -p "$dv/run" "$dv/state"
+mail_home=$state/mail/labuser
+mkdir -p "$mail_home/Maildir/cur" "$mail_home/Maildir/new" "$mail_home/Maildir/tmp"
+cat >"$mail_home/Maildir/new/1700000000.lab1.lab.portkit.test" <<'EOF'
+From: portkit lab <lab@lab.portkit.test>
+To: labuser@lab.portkit.test
+Subject: welcome to the portkit lab
+Date: Tue, 14 Nov 2023 22:13:20 +0000
+Message-ID: <welcome@lab.portkit.test>
+
+This message is in labuser's Maildir so POP3 and IMAP have something to list.
+EOF
+chown -R nobody:nogroup "$state/mail"
+printf 'labuser:{PLAIN}labpass::::::\n' >"$dv/users"
+chmod 640 "$dv/users"
+chgrp dovecot "$dv/users"
+cat >"$dv/dovecot.conf" <<EOF
+# portkit lab: dovecot
+protocols = imap pop3
+listen = 127.0.0.1
+base_dir = $dv/run
+state_dir = $dv/state
+instance_name = portkit-lab-$name
+log_path = $state/log/dovecot.log
+ssl = yes
+ssl_cert = <$state/tls/cert.pem
+ssl_key = <$state/tls/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:~/Maildir
+default_login_user = dovenull
+default_internal_user = dovecot
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $dv/users
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$state/mail/%n
+}
+service imap-login {
+  inet_listener imap {
+    port = 143
+  }
+  inet_listener imaps {
+    port = 993
+    ssl = yes
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = 110
+  }
+  inet_listener pop3s {
+    port = 995
+    ssl = yes
+  }
+}
+EOF
+start dovecot /usr/sbin/dovecot -F -c "$dv/dovecot.conf"
+
+# ---- vsftpd: anonymous, read-only FTP on 21
+vs=$state/vsftpd
+mkdir -p "$vs/empty" "$state/ftp/pub"
+echo "portkit lab: a file for anonymous FTP" >"$state/ftp/pub/README.txt"
+chmod 755 "$vs/empty" "$state/ftp" "$state/ftp/pub"
+chmod 644 "$state/ftp/pub/README.txt"
+cat >"$vs/vsftpd.conf" <<EOF
+# portkit lab: vsftpd
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=21
+background=NO
+anonymous_enable=YES
+no_anon_password=YES
+anon_root=$state/ftp
+local_enable=NO
+write_enable=NO
+anon_upload_enable=NO
+anon_mkdir_write_enable=NO
+anon_other_write_enable=NO
+ftp_username=ftp
+nopriv_user=nobody
+secure_chroot_dir=$vs/empty
+hide_ids=YES
+xferlog_enable=YES
+vsftpd_log_file=$state/log/vsftpd.log
+EOF
+start vsftpd /usr/sbin/vsftpd "$vs/vsftpd.conf"
+
+# ---- dnsmasq: DNS on 53 tcp+udp, authoritative for lab.portkit.test, no upstream
+dn=$state/dnsmasq
+mkdir -p "$dn"
+cat >"$dn/dnsmasq.conf" <<EOF
+# portkit lab: dnsmasq
+port=53
+listen-address=127.0.0.1
+bind-interfaces
+no-resolv
+no-hosts
+no-poll
+user=nobody
+group=nogroup
+pid-file=$dn/dnsmasq.pid
+log-facility=$state/log/dnsmasq.log
+auth-server=ns.lab.portkit.test
+auth-zone=lab.portkit.test
+auth-soa=2026112601,hostmaster.lab.portkit.test
+host-record=lab.portkit.test,127.0.0.1
+host-record=ns.lab.portkit.test,127.0.0.1
+host-record=www.lab.portkit.test,127.0.0.1
+host-record=mail.lab.portkit.test,127.0.0.1
+mx-host=lab.portkit.test,mail.lab.portkit.test,10
+txt-record=lab.portkit.test,"portkit lab"
+EOF
+start dnsmasq /usr/sbin/dnsmasq -k --conf-file="$dn/dnsmasq.conf"
+
+# ---- telnet: openbsd-inetd runs inetutils-telnetd on 23 (inetd's /run is private)
+mkdir -p "$state/inetd"
+printf '127.0.0.1:telnet\tstream\ttcp\tnowait\troot\t/usr/sbin/telnetd\ttelnetd\n' \
+  >"$state/inetd/inetd.conf"
+start inetd /usr/sbin/inetd -i "$state/inetd/inetd.conf"
+
+# ---- extra real servers on non-standard ports (--extra)
+if [ "$extra" -eq 1 ]; then
+  mkdir -p "$state/redis"
+  chown redis:redis "$state/redis"
+  start redis /usr/bin/setpriv --reuid=redis --regid=redis --init-groups \
+    /usr/bin/redis-server --bind 127.0.0.1 --port 7000 --daemonize no --protected-mode yes \
+    --dir "$state/redis" --save '' --appendonly no --logfile "$state/redis/redis.log"
+  start memcached /usr/bin/memcached -u memcache -l 127.0.0.1 -p 9000 -U 0 -m 16
+fi
+
+# ---- postfix master, once its queue tree exists
+if ! wait "$postfix_setup"; then
+  die "postfix did not set up its queue: $(tail -3 "$state/log/postfix.log" | tr "\n" " ")"
+fi
+start postfix /usr/lib/postfix/sbin/master -c "$pf/conf" -d
+
+# ---- wait until every port answers (bounded), naming the daemon that did not
+declare -A port_daemon=(
+  [80]=nginx [443]=nginx [3000]=nginx [8080]=nginx [8888]=nginx
+  [22]=sshd [2222]=sshd [25]=postfix [110]=dovecot [143]=dovecot [993]=dovecot [995]=dovecot
+  [21]=vsftpd [53]=dnsmasq [23]=inetd
+)
+if [ "$extra" -eq 1 ]; then
+  port_daemon[7000]=redis
+  port_daemon[9000]=memcached
+fi
+pending=$(printf '%s\n' "${!port_daemon[@]}" | sort -n | tr '\n' ' ')
+deadline=$(($(date +%s) + timeout))
+while :; do
+  # One process inside the namespace tries every pending port; it prints those that accept.
+  # shellcheck disable=SC2016
+  ready=$(ip netns exec "$name" /bin/bash -c '
+    for p in $1; do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && echo "$p"; done
+    exit 0' lab-wait "$pending")
+  still=""
+  for p in $pending; do
+    grep -qx "$p" <<<"$ready" || still="$still $p"
+  done
+  pending=${still# }
+  [ -n "$pending" ] || break
+  # A daemon that exited will not come up: say so at once.
+  while IFS=$'\t' read -r daemon pid; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      die "$daemon exited before answering on its ports; its log: $(tail -3 "$state/log/$daemon.out" | tr '\n' ' ')"
+    fi
+  done <"$state/pids"
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    names=""
+    for p in $pending; do names="$names ${port_daemon[$p]}:$p"; done
+    die "not answering after ${timeout} s:$names (logs in $state/log)"
+  fi
+  sleep 0.1
+done
+
+ok=1
+elapsed_ms=$(($(date +%s%3N) - started_ms))
+printf 'lab %s up in %d.%01d s: %s\n' "$name" $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100)) \
+  "$(cut -f1 "$state/pids" | tr '\n' ' ')"
+echo "state: $state"
+echo "run inside it: ip netns exec $name COMMAND    stop it: lab/down.sh $name"

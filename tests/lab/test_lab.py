@@ -1,0 +1,194 @@
+"""Smoke tests of the lab: real clients inside the namespace get real answers from every port."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._lab import Lab, load_ground_truth
+
+pytestmark = [pytest.mark.lab, pytest.mark.root]
+
+INSIDE = Path(__file__).with_name("_inside.py")
+TRUTH = load_ground_truth()
+USER, PASSWORD = "labuser", "labpass"
+WELCOME_SUBJECT = "Subject: welcome to the portkit lab"
+
+
+def rows(*services: str) -> list[Any]:
+    """Ground-truth rows for SERVICES, as pytest params named port/transport."""
+    return [pytest.param(r, id=f"{r.port}/{r.transport}") for r in TRUTH if r.service in services]
+
+
+def inside(lab: Lab, *args: str) -> dict[str, Any]:
+    """Run one of the clients in _inside.py in the lab's namespace and return its JSON."""
+    proc = lab.run_in([sys.executable, str(INSIDE), *args])
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def curl(lab: Lab, *args: str) -> tuple[int, str, str]:
+    """Run curl in the namespace; return its exit code, stdout and verbose stderr."""
+    proc = lab.run_in(["curl", "-sS", "-v", "--max-time", "20", *args])
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_every_daemon_runs_inside_the_namespace(lab: Lab) -> None:
+    pids = lab.pids()
+    assert set(pids) == {
+        "nginx", "sshd", "postfix", "dovecot", "vsftpd", "dnsmasq", "inetd", "redis", "memcached",
+    }  # fmt: skip
+    for daemon, pid in pids.items():
+        proc = lab.run_in(["ip", "netns", "identify", str(pid)])
+        assert proc.stdout.strip() == lab.name, f"{daemon} (pid {pid}) is not in {lab.name}"
+
+
+def test_ground_truth_is_consistent() -> None:
+    keys = [(r.port, r.transport) for r in TRUTH]
+    assert len(keys) == len(set(keys))
+    for r in TRUTH:
+        assert r.transport in {"tcp", "udp"}
+        assert r.product
+        if r.version:
+            assert r.announced, f"{r.port}: a version is only known when announced"
+
+
+@pytest.mark.parametrize("row", rows("http", "https"))
+def test_nginx_serves_http_and_https(lab: Lab, row: Any) -> None:
+    scheme = "https" if row.tls else "http"
+    code, out, err = curl(
+        lab, "-k", "-D", "-", "-o", "/dev/null", f"{scheme}://127.0.0.1:{row.port}/"
+    )
+    assert code == 0, err
+    assert out.startswith("HTTP/1.1 200"), out
+    headers = dict(line.split(": ", 1) for line in out.splitlines()[1:] if ": " in line)
+    assert headers["Server"] == f"{row.product}/{row.version}"
+    assert headers["X-Lab-Port"] == str(row.port)
+    if row.tls:
+        assert "CN=lab.portkit.test" in err
+
+
+@pytest.mark.parametrize("row", rows("ssh"))
+def test_openssh_banner_and_host_key(lab: Lab, row: Any) -> None:
+    proc = lab.run_in(["ssh-keyscan", "-t", "ed25519", "-T", "10", "-p", str(row.port), lab.host])
+    assert proc.returncode == 0, proc.stderr
+    assert f"SSH-2.0-{row.product}_{row.version} " in proc.stderr
+    key = (lab.state_dir / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+    scanned = proc.stdout.split()
+    assert scanned[1:3] == key, "the key served is not the lab's own host key"
+
+
+def test_postfix_speaks_smtp(lab: Lab) -> None:
+    result = inside(lab, "smtp", "25")
+    code, greeting = result["greeting"]
+    assert code == 220
+    assert greeting.startswith("mail.lab.portkit.test ESMTP Postfix")
+    ehlo_code, ehlo = result["ehlo"]
+    assert ehlo_code == 250
+    assert "PIPELINING" in ehlo.splitlines()
+    assert result["noop"] == 250
+
+
+@pytest.mark.parametrize("row", rows("pop3", "pop3s"))
+def test_dovecot_pop3_retrieves_the_welcome_message(lab: Lab, row: Any) -> None:
+    url = f"{row.service}://127.0.0.1:{row.port}/1"
+    code, out, err = curl(lab, "-k", "-u", f"{USER}:{PASSWORD}", url)
+    assert code == 0, err
+    assert WELCOME_SUBJECT in out
+    assert "+OK Dovecot (Debian) ready." in err
+    assert ("SSL connection using TLS" in err) == row.tls
+
+
+@pytest.mark.parametrize("row", rows("imap", "imaps"))
+def test_dovecot_imap_fetches_the_welcome_message(lab: Lab, row: Any) -> None:
+    url = f"{row.service}://127.0.0.1:{row.port}/INBOX;UID=1"
+    code, out, err = curl(lab, "-k", "-u", f"{USER}:{PASSWORD}", url)
+    assert code == 0, err
+    assert WELCOME_SUBJECT in out
+    assert "Dovecot (Debian) ready." in err
+    assert ("SSL connection using TLS" in err) == row.tls
+
+
+def test_dovecot_refuses_a_wrong_password(lab: Lab) -> None:
+    code, _, err = curl(lab, "-u", f"{USER}:wrong", "pop3://127.0.0.1:110/")
+    assert code == 67, err  # CURLE_LOGIN_DENIED
+
+
+def test_vsftpd_anonymous_read_only(lab: Lab) -> None:
+    code, out, err = curl(lab, "ftp://127.0.0.1:21/pub/README.txt")
+    assert code == 0, err
+    assert out == "portkit lab: a file for anonymous FTP\n"
+    row = lab.row(21)
+    assert f"220 ({row.product.replace('vsftpd', 'vsFTPd')} {row.version})" in err
+    proc = lab.run_in(
+        ["curl", "-sS", "--max-time", "20", "-T", "-", "ftp://127.0.0.1:21/pub/new.txt"],
+        input="should not be stored\n",
+    )
+    assert proc.returncode != 0, "anonymous upload was accepted"
+    assert not (lab.state_dir / "ftp" / "pub" / "new.txt").exists()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_dnsmasq_answers_for_the_lab_zone_only(lab: Lab, transport: str) -> None:
+    a = inside(lab, "dns", "53", transport, "www.lab.portkit.test", "A", "IN")
+    assert (a["rcode"], a["answers"]) == ("NOERROR", ["127.0.0.1"])
+    soa = inside(lab, "dns", "53", transport, "lab.portkit.test", "SOA", "IN")
+    assert soa["aa"], "dnsmasq is not authoritative for lab.portkit.test"
+    assert soa["answers"][0].startswith("ns.lab.portkit.test. hostmaster.lab.portkit.test.")
+    version = inside(lab, "dns", "53", transport, "version.bind", "TXT", "CH")
+    row = lab.row(53, transport)
+    assert version["answers"] == [f'"{row.product}-{row.version}"']
+    # No upstream: a name outside the zone is refused, never forwarded.
+    outside = inside(lab, "dns", "53", transport, "example.com", "A", "IN")
+    assert (outside["rcode"], outside["answers"]) == ("REFUSED", [])
+
+
+def test_telnetd_negotiates_then_prompts_for_login(lab: Lab) -> None:
+    result = inside(lab, "telnet", "23")
+    first = bytes.fromhex(result["first"])
+    assert first[0] == 0xFF, "telnetd should open with IAC option negotiation"
+    assert first[1] in (0xFB, 0xFD)  # WILL or DO
+    assert result["text"].rstrip().endswith("login:")
+
+
+def test_redis_on_a_non_standard_port(lab: Lab) -> None:
+    row = lab.row(7000)
+    reply = inside(lab, "command", "7000", r"INFO server\r\n", "tcp_port:")["reply"]
+    assert f"redis_version:{row.version}\r\n" in reply
+    assert "tcp_port:7000" in reply
+
+
+def test_memcached_on_a_non_standard_port(lab: Lab) -> None:
+    row = lab.row(9000)
+    reply = inside(lab, "command", "9000", r"version\r\n", "\r\n")["reply"]
+    assert reply == f"VERSION {row.version}\r\n"
+
+
+def test_nmap_sees_exactly_the_ground_truth_ports(lab: Lab) -> None:
+    proc = lab.run_in(
+        ["nmap", "-n", "-Pn", "-sT", "-p-", "--max-retries", "1", "-oX", "-", lab.host],
+        timeout=100,
+    )
+    assert proc.returncode == 0, proc.stderr
+    tree = ET.fromstring(proc.stdout)
+    open_tcp = sorted(
+        int(port.attrib["portid"])
+        for port in tree.iter("port")
+        if port.attrib["protocol"] == "tcp"
+        and any(state.attrib["state"] == "open" for state in port.iter("state"))
+    )
+    assert open_tcp == lab.ports("tcp")
+
+
+def test_nmap_sees_dns_on_udp(lab: Lab) -> None:
+    proc = lab.run_in(["nmap", "-n", "-Pn", "-sU", "-p", "53", "-oG", "-", lab.host], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"\b53/open/udp//domain", proc.stdout), proc.stdout
+    assert lab.ports("udp") == [53]
