@@ -76,8 +76,8 @@ BANNER_MATCHERS: tuple[Matcher, ...] = (SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQ
 
 # Registry names of services whose servers greet first: worth listening longer for.
 SPEAKS_FIRST = frozenset(
-    {"ssh", "smtp", "submission", "ftp", "pop3", "imap", "telnet", "mysql", "vnc", "rfb",
-     "lmtp", "pop2"}
+    {"ssh", "smtp", "submission", "ftp", "pop3", "imap", "telnet", "mysql", "rfb", "lmtp",
+     "pop2"}
 )  # fmt: skip
 
 # The generic ladder for a TCP port that stays silent, most common first. TLS is tried
@@ -85,10 +85,10 @@ SPEAKS_FIRST = frozenset(
 TCP_PROBES: tuple[Probe, ...] = (
     HTTP_GET,
     REDIS_PING,
+    MEMCACHED_VERSION,
     DNS_VERSION_TCP,
     POSTGRESQL_STARTUP,
     MONGODB_HELLO,
-    MEMCACHED_VERSION,
     MQTT_CONNECT,
     AMQP_HEADER,
     LDAP_ROOTDSE,
@@ -112,12 +112,12 @@ TLS_SERVICES = {
     "http": "https",
     "imap": "imaps",
     "pop3": "pop3s",
-    "smtp": "smtps",
+    "smtp": "submissions",
     "ftp": "ftps",
     "ldap": "ldaps",
     "telnet": "telnets",
     "sip": "sips",
-    "mqtt": "mqtts",
+    "mqtt": "secure-mqtt",
     "amqp": "amqps",
     "rtsp": "rtsps",
     "domain": "domain-s",
@@ -125,8 +125,8 @@ TLS_SERVICES = {
 
 # Services whose well-known ports are TLS from the first byte: try TLS first there.
 _TLS_FIRST = frozenset(
-    {*TLS_SERVICES.values(), "submissions", "ircs", "nntps", "secure-mqtt", "xmpp-server",
-     "https-alt", "ftps-data", "dns-over-tls", "domain-s", "imap4-ssl", "pop3-ssl"}
+    {*TLS_SERVICES.values(), "ircs", "nntps", "https-alt", "ftps-data", "imap4-ssl",
+     "pop3-ssl", "ssl", "tls", "smtps", "mqtts", "pcsync-https"}
 )  # fmt: skip
 
 

@@ -58,12 +58,11 @@ def _server_product(server: str) -> tuple[str | None, str | None, str | None]:
         return None, None, None
     # "Python/3.11 aiohttp/3.9.1": the framework, not the language, is the product.
     for token in server.split():
-        name, _, version = token.partition("/")
-        if name.lower() == "aiohttp":
-            return "aiohttp", version or None, None
+        framework, _, number = token.partition("/")
+        if framework.lower() == "aiohttp":
+            return "aiohttp", number or None, None
     name, version, rest = split_product(server)
-    product = _PRODUCTS.get(name.lower(), name)
-    return product, version, rest
+    return _PRODUCTS.get(name.lower(), name), version, rest
 
 
 def _json_api(body: bytes) -> tuple[str, str | None] | None:
@@ -101,26 +100,39 @@ def _judge(data: bytes, final: bool) -> Verdict:
         return NoMatch(reason="header too long") if final or len(data) > 8192 else NEED_MORE
     product, version, extra = _server_product(head.headers.get("server", ""))
     body = data[head.body_offset :]
+    length = head.headers.get("content-length", "")
+    wanted = min(int(length), MAX_BODY_BYTES) if length.isdigit() else None
     content_type = head.headers.get("content-type", "")
+    if wanted is None and "json" in content_type:
+        wanted = MAX_BODY_BYTES  # no length: the end of the stream ends the body
+    if wanted is not None and len(body) < wanted and not final:
+        return NEED_MORE  # the whole (bounded) body may name the product
+    body = body[:MAX_BODY_BYTES]
     if head.headers.get("x-elastic-product") == "Elasticsearch":
         product = "Elasticsearch"
     if "json" in content_type:
-        # Wait for the whole (bounded) body before judging it.
-        length = head.headers.get("content-length", "")
-        wanted = int(length) if length.isdigit() else MAX_BODY_BYTES
-        if len(body) < min(wanted, MAX_BODY_BYTES) and not final:
-            return NEED_MORE
-        api = _json_api(body[:MAX_BODY_BYTES])
+        api = _json_api(body)
         if api is not None:
             product, version = api
             extra = None
     code = status.group(3)
-    return Match(
-        service="http",
-        product=product,
-        version=version,
-        extra=f"status {code}" + (f"; {extra}" if extra else ""),
-    )
+    extra = f"status {code}" + (f"; {extra}" if extra else "")
+    if _MONGODB_OVER_HTTP in body:
+        return Match(service="mongodb", product="MongoDB", extra="answered an HTTP request")
+    if _PLAIN_TO_TLS.search(body):
+        # nginx, Apache and others say so when plain HTTP reaches their TLS port.
+        return Match(
+            service="https", product=product, version=version, extra=f"{extra}; plain HTTP refused"
+        )
+    return Match(service="http", product=product, version=version, extra=extra)
+
+
+# What mongod sends back to an HTTP request on its native port.
+_MONGODB_OVER_HTTP = b"trying to access MongoDB over HTTP"
+_PLAIN_TO_TLS = re.compile(
+    rb"plain HTTP request was sent to HTTPS port|speaking plain HTTP to an SSL-enabled"
+    rb"|Client sent an HTTP request to an HTTPS server"
+)
 
 
 HTTP = Matcher(name="http", judge=_judge, max_bytes=8192 + MAX_BODY_BYTES)
@@ -128,6 +140,6 @@ HTTP = Matcher(name="http", judge=_judge, max_bytes=8192 + MAX_BODY_BYTES)
 HTTP_GET = Probe(
     name="http-get",
     build=http_get_request,
-    matchers=("http",),
+    matchers=("http", "rtsp", "sip", "amqp"),
     services=("http", "http-alt", "http-proxy", "www", "www-http", "webcache", "elasticsearch"),
 )

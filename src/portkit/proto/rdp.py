@@ -43,7 +43,7 @@ def _judge(data: bytes, final: bool) -> Verdict:
             extra = f"selected {_PROTOCOLS.get(selected, hex(selected))}"
         elif kind == NEG_FAILURE:
             extra = f"negotiation failure {selected}"
-    return Match(service="rdp", extra=extra)
+    return Match(service="ms-wbt-server", extra=extra)
 
 
 RDP = Matcher(name="rdp", judge=_judge, max_bytes=512)

@@ -38,7 +38,7 @@ def _judge(data: bytes, final: bool) -> Verdict:
         return NEED_MORE
     length = int.from_bytes(data[1:4], "big")
     if data[4:8] == b"\xffSMB":
-        return Match(service="smb", extra="SMB1", confidence=9)
+        return Match(service="microsoft-ds", extra="SMB1", confidence=9)
     if data[4:8] != b"\xfeSMB" or not 64 < length <= MAX_MESSAGE:
         return NoMatch(reason="not an SMB2 message")
     if len(data) < 4 + 64 + 6:
@@ -48,7 +48,7 @@ def _judge(data: bytes, final: bool) -> Verdict:
         return NoMatch(reason="not a NEGOTIATE response")
     dialect = int.from_bytes(data[4 + 64 + 4 : 4 + 64 + 6], "little")
     extra = f"SMB {dialect >> 8}.{(dialect >> 4) & 0xF}.{dialect & 0xF}" if dialect else None
-    return Match(service="smb", extra=extra)
+    return Match(service="microsoft-ds", extra=extra)
 
 
 SMB = Matcher(name="smb", judge=_judge, max_bytes=MAX_MESSAGE + 4)

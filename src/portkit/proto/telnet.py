@@ -22,6 +22,8 @@ MAX_BYTES = 512
 _DAEMONS: dict[tuple[tuple[int, int], ...], str] = {
     # DO TTYPE, DO TSPEED, DO XDISPLOC, DO NEW-ENVIRON: netkit and GNU inetutils telnetd.
     ((DO, 24), (DO, 32), (DO, 35), (DO, 39)): "Linux telnetd",
+    # WILL AUTHENTICATION, WILL ENCRYPT first: GNU inetutils telnetd built with them.
+    ((WILL, 37), (WILL, 38), (DO, 24), (DO, 32)): "GNU inetutils telnetd",
 }
 
 
@@ -70,7 +72,8 @@ def _judge(data: bytes, final: bool) -> Verdict:
         return NEED_MORE if not final else NoMatch(reason="no negotiation")
     opening = tuple(found[:4])
     product = _DAEMONS.get(opening)
-    return Match(service="telnet", product=product)
+    # The product comes from the shape of the opening, not from words: a little less sure.
+    return Match(service="telnet", product=product, confidence=10 if product is None else 9)
 
 
 TELNET = Matcher(name="telnet", judge=_judge, max_bytes=MAX_BYTES)

@@ -25,7 +25,7 @@ def _judge(data: bytes, final: bool) -> Verdict:
     if m is None:
         return NoMatch(reason="malformed ProtocolVersion")
     major, minor = int(m.group(1)), int(m.group(2))
-    return Match(service="vnc", extra=f"protocol {major}.{minor}")
+    return Match(service="rfb", extra=f"protocol {major}.{minor}")
 
 
 VNC = Matcher(name="vnc", judge=_judge, max_bytes=12)
