@@ -1,0 +1,42 @@
+"""Endpoint resolution: from a URL, ``host:port`` or ``host:service`` to where to connect.
+
+:func:`parse_endpoint` is pure (no I/O): it returns a frozen :class:`Endpoint` that keeps
+the explicit port, the default port and the effective port apart and says where the
+effective one came from. :func:`resolve` is the separate, asynchronous DNS step.
+"""
+
+from portkit.endpoint._parse import (
+    Endpoint,
+    EndpointForm,
+    HostType,
+    PortSource,
+    parse_endpoint,
+    parse_host_service,
+)
+from portkit.endpoint._resolve import (
+    DEFAULT_RESOLVE_TIMEOUT,
+    Address,
+    Resolution,
+    SrvRecord,
+    resolve,
+    srv_name,
+)
+from portkit.endpoint._schemes import SCHEME_ALIASES, SchemeAlias, ServiceDirectory
+
+__all__ = [
+    "DEFAULT_RESOLVE_TIMEOUT",
+    "SCHEME_ALIASES",
+    "Address",
+    "Endpoint",
+    "EndpointForm",
+    "HostType",
+    "PortSource",
+    "Resolution",
+    "SchemeAlias",
+    "ServiceDirectory",
+    "SrvRecord",
+    "parse_endpoint",
+    "parse_host_service",
+    "resolve",
+    "srv_name",
+]
