@@ -18,6 +18,7 @@ zeros are ignored, an empty port means the default, and anything non-digit or ab
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,6 +43,10 @@ HostType = Literal["domain", "ipv4", "ipv6"]
 EndpointForm = Literal["url", "host-port", "host-service", "host"]
 
 MAX_PORT = 65535
+
+# The URL Standard strips leading and trailing "C0 control or space" from a URL; do the
+# same for every form.
+_C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
@@ -84,6 +89,9 @@ class Endpoint:
     #: The input wrote the scheme's default port (``http://h:80``), which the URL
     #: Standard drops: ``explicit_port`` is then ``None``.
     port_dropped: bool = False
+    #: For host:port, what the registry says usually runs on that port
+    #: ("Node/React dev servers (...)"), if anything.
+    note: str = ""
 
     @property
     def host_unicode(self) -> str:
@@ -119,6 +127,7 @@ class Endpoint:
             "path": self.path,
             "url": self.url,
             "username": self.username,
+            "note": self.note,
             "explanation": self.explain(),
         }
 
@@ -130,7 +139,8 @@ class Endpoint:
             where = "explicit in the URL" if self.form == "url" else f"explicit in {self.text!r}"
             if self.default_port is None or name is None:
                 if self.form != "url" and self.service:
-                    return f"port {port}: {where}; registered as {self.service}"
+                    usual = f" ({self.note})" if self.note else ""
+                    return f"port {port}: {where}; registered as {self.service}{usual}"
                 return f"port {port}: {where}"
             if self.default_port == port:
                 return f"port {port}: {where}, the same as {name}'s default"
@@ -167,7 +177,7 @@ def parse_endpoint(
     Raises:
         EndpointError: the text is not an endpoint; the message quotes it.
     """
-    stripped = text.strip()
+    stripped = text.strip(_C0_AND_SPACE)
     if not stripped:
         raise EndpointError(f"empty endpoint {text!r}")
     reg = registry if registry is not None else _default_registry()
@@ -318,7 +328,8 @@ def _from_parts(text: str, host_text: str, port_text: str, reg: ServiceDirectory
     host, host_type = _normalise_host(host_text, text)
     if _ASCII_DIGITS.fullmatch(port_text):
         port = _check_port(port_text, text)
-        service = reg.service_name(port, "tcp")
+        entries = [e for e in reg.by_port(port, "tcp") if e.name]
+        service = entries[0].name if entries else None
         info = _lookup(service, reg) if service else None
         return Endpoint(
             text=text,
@@ -333,6 +344,7 @@ def _from_parts(text: str, host_text: str, port_text: str, reg: ServiceDirectory
             transport="tcp",
             service=service,
             tls=info.tls if info is not None and info.port == port else False,
+            note=entries[0].note if entries else "",
         )
     if not any(c.isalpha() for c in port_text):
         raise EndpointError(f"port must be a number 0-{MAX_PORT}, not {port_text!r} in {text!r}")
@@ -429,8 +441,10 @@ def _diagnose_url(text: str, url: str) -> str:
 
     The verdict is the URL parser's; this only finds words for it.
     """
-    after_scheme = url.split(":", 1)[1].lstrip("/\\")
-    authority = re.split(r"[/\\?#]", after_scheme, maxsplit=1)[0]
+    scheme, _, after_scheme = url.partition(":")
+    special = _is_special_scheme(scheme)
+    after_scheme = after_scheme.lstrip("/\\" if special else "/")
+    authority = re.split(r"[/\\?#]" if special else r"[/?#]", after_scheme, maxsplit=1)[0]
     hostport = authority.rpartition("@")[2]
     if hostport.startswith("["):
         close = hostport.find("]")
@@ -440,7 +454,7 @@ def _diagnose_url(text: str, url: str) -> str:
         host_text = hostport[: close + 1]
     elif ":" in hostport:
         host_text, _, port_text = hostport.partition(":")
-        if ":" in port_text:
+        if ":" in port_text and all(c in string.hexdigits for c in host_text):
             return f"invalid host in {text!r} (an IPv6 address needs brackets: [::1]:8080)"
     else:
         host_text, port_text = hostport, None

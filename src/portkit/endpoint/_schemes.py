@@ -32,17 +32,21 @@ class _ServiceEntry(Protocol):
     def name(self) -> str: ...
 
     @property
+    def port(self) -> int | None: ...
+
+    @property
     def description(self) -> str: ...
+
+    @property
+    def note(self) -> str: ...
 
 
 class ServiceDirectory(Protocol):
     """What endpoint parsing needs from the registry (``portkit.registry.default_registry()``)."""
 
-    def port_for(self, name: str, transport: str, /) -> int: ...
-
     def by_name(self, name: str, transport: str | None = None) -> Sequence[_ServiceEntry]: ...
 
-    def service_name(self, port: int, transport: str, /) -> str | None: ...
+    def by_port(self, port: int, transport: str | None = None) -> Sequence[_ServiceEntry]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,16 +59,14 @@ class SchemeAlias:
     why: str
 
 
-# The one alias map. Keys are lower-case scheme / service names as people type them;
-# values name the IANA service whose registered port and transport apply.
+# The one alias map: URL schemes whose name is not (or not only) the IANA service name.
+# Keys are lower-case scheme names; values name the IANA service whose registered port
+# and transport apply. Nicknames the registry itself knows as aliases (postgres ->
+# postgresql, smtps -> submissions, dns -> domain, vnc -> rfb) need no entry here.
 SCHEME_ALIASES: Mapping[str, SchemeAlias] = MappingProxyType(
     {
         "ws": SchemeAlias(service="http", why="RFC 6455 section 3: ws uses HTTP's port"),
         "wss": SchemeAlias(service="https", why="RFC 6455 section 3: wss uses HTTPS's port"),
-        "postgres": SchemeAlias(service="postgresql", why="libpq URIs accept postgres://"),
-        "smtps": SchemeAlias(
-            service="submissions", why="RFC 8314 section 7.3: mail submission over TLS, 465"
-        ),
         "mqtts": SchemeAlias(
             service="secure-mqtt", tls=True, why="IANA names MQTT over TLS secure-mqtt"
         ),
@@ -73,12 +75,10 @@ SCHEME_ALIASES: Mapping[str, SchemeAlias] = MappingProxyType(
             why="SFTP runs over SSH; IANA's 'sftp' (115) is an older, unrelated protocol",
         ),
         "scp": SchemeAlias(service="ssh", why="scp runs over SSH"),
-        "vnc": SchemeAlias(service="rfb", why="RFC 7869: vnc URIs speak RFB"),
         "rediss": SchemeAlias(
             service="redis", tls=True, why="redis over TLS on redis's port (redis-py, Jedis)"
         ),
         "xmpp": SchemeAlias(service="xmpp-client", why="RFC 6120: clients connect to xmpp-client"),
-        "dns": SchemeAlias(service="domain", why="IANA names DNS 'domain'"),
         "ircs": SchemeAlias(service="ircs-u", why="RFC 7194: IRC over TLS"),
     }
 )
@@ -110,24 +110,31 @@ def describes_tls(description: str) -> bool:
 def service_info(name: str, registry: ServiceDirectory) -> ServiceInfo:
     """Resolve a scheme or service name to its registered port, transport and TLS convention.
 
-    TCP wins when the service is registered for both TCP and UDP.
+    Names are matched as the registry matches them (case-insensitive, aliases too), after
+    :data:`SCHEME_ALIASES`. TCP wins when the service is registered for both TCP and UDP.
 
     Raises:
         LookupNotFound: the registry knows no port for ``name``.
     """
     key = name.lower()
     alias = SCHEME_ALIASES.get(key)
-    service = alias.service if alias else key
+    wanted = alias.service if alias else key
     for transport in _TRANSPORTS:
-        try:
-            port = registry.port_for(service, transport)
-        except LookupNotFound:
+        entries = [e for e in registry.by_name(wanted, transport) if e.port is not None]
+        if not entries:
             continue
+        primary = entries[0]
+        assert primary.port is not None  # filtered above; narrows the type
         if alias is not None and alias.tls is not None:
             tls = alias.tls
         else:
-            tls = any(describes_tls(s.description) for s in registry.by_name(service, transport))
+            tls = any(describes_tls(e.description) for e in entries)
         return ServiceInfo(
-            name=key, service=service, port=port, transport=transport, tls=tls, alias=alias
+            name=key,
+            service=primary.name,
+            port=primary.port,
+            transport=transport,
+            tls=tls,
+            alias=alias,
         )
     raise LookupNotFound(f"no registered port for service {name!r}")
