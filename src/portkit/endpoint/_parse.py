@@ -22,8 +22,6 @@ import string
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import ada_url
-
 from portkit._errors import EndpointError, LookupNotFound
 from portkit.endpoint._schemes import ServiceDirectory, ServiceInfo, service_info
 
@@ -98,6 +96,8 @@ class Endpoint:
         """The host for display: punycode labels decoded (``bücher.de``)."""
         if self.host_type != "domain" or "xn--" not in self.host:
             return self.host
+        import ada_url
+
         decoded = ada_url.idna_to_unicode(self.host)
         return decoded if isinstance(decoded, str) and decoded else self.host
 
@@ -227,6 +227,8 @@ def _is_url(text: str) -> bool:
 
 
 def _is_special_scheme(scheme: str) -> bool:
+    import ada_url
+
     try:
         parsed = ada_url.parse_url(f"{scheme}://h")
     except ValueError:
@@ -235,6 +237,8 @@ def _is_special_scheme(scheme: str) -> bool:
 
 
 def _from_url(text: str, url: str, reg: ServiceDirectory, *, form: EndpointForm) -> Endpoint:
+    import ada_url  # imported on first use: `import portkit` stays fast
+
     try:
         parts = ada_url.parse_url(url)
     except ValueError:
@@ -399,6 +403,8 @@ def _split_host_port(text: str, stripped: str) -> tuple[str, str | None]:
 
 def _normalise_host(host_text: str, text: str) -> tuple[str, HostType]:
     """Normalise a host the way the URL Standard's host parser does for special schemes."""
+    import ada_url
+
     if any(c in _NOT_IN_HOST or c == ":" for c in host_text) and not host_text.startswith("["):
         raise EndpointError(f"invalid host {host_text!r} in {text!r}")
     try:
