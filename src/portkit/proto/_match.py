@@ -180,4 +180,4 @@ def printable(raw: bytes) -> str:
     return raw.decode("ascii", "backslashreplace").translate(_CONTROL)
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c not in (9,)}
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {13: "\\r", 10: "\\n", 9: "\\t"}

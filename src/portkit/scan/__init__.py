@@ -1,1 +1,15 @@
 """Discovery: which applications a computer runs, on which ports, and what answers."""
+
+from portkit.scan._identify import DEFAULT_BUDGET, identify, probe_port, same_protocol
+from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+
+__all__ = [
+    "DEFAULT_BUDGET",
+    "Identification",
+    "PortResult",
+    "PortState",
+    "TlsInfo",
+    "identify",
+    "probe_port",
+    "same_protocol",
+]

@@ -48,7 +48,7 @@ from portkit.proto import (
 from portkit.proto import wants_tls_first as _wants_tls_first
 from portkit.proto.http import HTTP_GET
 from portkit.proto.mail import SMTP_EHLO
-from portkit.scan._model import Identification, TlsInfo
+from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
 
 __all__ = [
     "BANNER_WAIT",
@@ -60,6 +60,8 @@ __all__ = [
     "TLS_TIMEOUT",
     "UDP_WAIT",
     "identify",
+    "probe_port",
+    "same_protocol",
 ]
 
 DEFAULT_BUDGET = 6.0
@@ -700,3 +702,84 @@ async def _identify_udp(
         extra="no probe matched" if evidence else "no answer to any probe",
         evidence=evidence,
     )
+
+
+# Registry names that are another port's name for the same protocol.
+_PROTOCOL_OF = {
+    "http-alt": "http",
+    "http-proxy": "http",
+    "www": "http",
+    "www-http": "http",
+    "webcache": "http",
+    "https-alt": "https",
+    "submission": "smtp",
+    "smtps": "submissions",
+    "dns": "domain",
+    "memcached": "memcache",
+    "vnc": "rfb",
+    "rdp": "ms-wbt-server",
+    "smb": "microsoft-ds",
+    "postgres": "postgresql",
+    "mariadb": "mysql",
+    "mqtts": "secure-mqtt",
+}
+
+
+def same_protocol(expected: str | None, found: str | None) -> bool | None:
+    """Whether the registry's ``expected`` service is the protocol that ``found`` names.
+
+    ``None`` when there is nothing to compare (no registry entry, or nothing identified).
+    ``submission`` (587) and ``smtp`` are the same protocol; ``https`` and ``http`` are not
+    (one is inside TLS).
+    """
+    if expected is None or found is None:
+        return None
+    a, b = expected.lower(), found.lower()
+    return _PROTOCOL_OF.get(a, a) == _PROTOCOL_OF.get(b, b)
+
+
+async def probe_port(
+    host: str,
+    port: int,
+    *,
+    transport: str = "tcp",
+    expected: str | None = None,
+    budget: float = DEFAULT_BUDGET,
+) -> PortResult:
+    """Identify what answers on ``host``:``port`` and report it as a :class:`PortResult`.
+
+    Unlike :func:`identify`, a refused or silent port is a result (closed, filtered), not
+    an error; ``rtt`` is the TCP connect time of the first connection.
+    """
+    started = time.perf_counter()
+    try:
+        if transport == "udp":
+            found = await identify(host, port, transport="udp", expected=expected, budget=budget)
+            state = PortState.OPEN if found.service or found.evidence else PortState.OPEN_FILTERED
+            reason = "udp-response" if found.evidence else "no-response"
+            return PortResult(
+                host=host, port=port, transport="udp", state=state, reason=reason,
+                expected=expected, identified=found,
+            )  # fmt: skip
+        ladder = _Ladder(
+            host=host,
+            port=port,
+            expected=expected,
+            deadline=asyncio.get_running_loop().time() + budget,
+        )
+        found = await _identify_tcp(ladder)
+    except ConnectionRefused:
+        closed = "port-unreach" if transport == "udp" else "conn-refused"
+        return PortResult(
+            host=host, port=port, transport=transport, state=PortState.CLOSED, reason=closed,
+            expected=expected, rtt=time.perf_counter() - started,
+        )  # fmt: skip
+    except ConnectTimeout:
+        return PortResult(
+            host=host, port=port, transport=transport, state=PortState.FILTERED,
+            reason="no-response", expected=expected,
+        )  # fmt: skip
+    return PortResult(
+        host=host, port=port, transport="tcp", state=PortState.OPEN, reason="syn-ack",
+        expected=expected, rtt=ladder.rtt, identified=found,
+    )  # fmt: skip
