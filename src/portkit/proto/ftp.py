@@ -23,7 +23,6 @@ _PRODUCTS = [
     (re.compile(r"FileZilla Server(?: version)? ?([\w.]+)?"), "FileZilla ftpd", 1),
     (re.compile(r"Microsoft FTP Service"), "Microsoft ftpd", None),
     (re.compile(r"pyftpdlib ([\w.]+)"), "pyftpdlib", 1),
-    (re.compile(r"\bportkit\b"), "portkit", None),
 ]
 
 _FTP_WORDS = re.compile(r"\bftp|FTP\b|ftpd", re.IGNORECASE)

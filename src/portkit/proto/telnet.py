@@ -15,7 +15,6 @@ __all__ = ["TELNET", "negotiations"]
 IAC = 255
 DONT, DO, WONT, WILL, SB = 254, 253, 252, 251, 250
 SE = 240
-MIN_NEGOTIATIONS = 1
 MAX_BYTES = 512
 
 # Opening sequences of known daemons (after which they wait for our answers).
@@ -63,15 +62,14 @@ def _judge(data: bytes, final: bool) -> Verdict:
     if parsed is None:
         return NoMatch(reason="malformed negotiation")
     found, end = parsed
-    complete = end == len(data) and not final
-    if complete and len(data) < 12:
-        # A daemon usually sends its whole opening run in one write; allow the rest to
-        # arrive before naming it.
+    rest = data[end:]
+    # Name the daemon from its first four negotiations; with fewer, wait for more unless
+    # the stream ended or text (a banner, a login prompt) follows them.
+    if len(found) < 4 and not final and (not rest or rest[0] == IAC):
         return NEED_MORE
-    if len(found) < MIN_NEGOTIATIONS:
-        return NEED_MORE if not final else NoMatch(reason="no negotiation")
-    opening = tuple(found[:4])
-    product = _DAEMONS.get(opening)
+    if not found:
+        return NoMatch(reason="no negotiation")
+    product = _DAEMONS.get(tuple(found[:4]))
     # The product comes from the shape of the opening, not from words: a little less sure.
     return Match(service="telnet", product=product, confidence=10 if product is None else 9)
 
