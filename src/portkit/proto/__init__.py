@@ -61,6 +61,7 @@ __all__ = [
     "printable",
     "probes_for",
     "tls_name",
+    "wants_tls_first",
 ]
 
 MATCHERS: dict[str, Matcher] = {

@@ -44,8 +44,8 @@ from portkit.proto import (
     matchers_for,
     probes_for,
     tls_name,
+    wants_tls_first,
 )
-from portkit.proto import wants_tls_first as _wants_tls_first
 from portkit.proto.http import HTTP_GET
 from portkit.proto.mail import SMTP_EHLO
 from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
@@ -453,7 +453,7 @@ async def _identify_tcp(ladder: _Ladder) -> Identification:
 async def _climb(ladder: _Ladder) -> Identification | None:
     """Walk the TCP ladder; ``None`` when nothing matched."""
     expected = ladder.expected
-    tls_first = _wants_tls_first(expected)
+    tls_first = wants_tls_first(expected)
     speaks_first = expected is not None and expected.lower() in SPEAKS_FIRST
     first: Probe | None = None  # the probe sent on the first connection
     chan = await ladder.connect()
@@ -529,7 +529,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
 
 async def _maybe_tls(ladder: _Ladder, found: Identification) -> Identification:
     """A plain answer that says "this is a TLS port" (e.g. nginx's 400): confirm with TLS."""
-    if found.service is None or found.tls is not None or not _wants_tls_first(found.service):
+    if found.service is None or found.tls is not None or not wants_tls_first(found.service):
         return found
     if ladder.remaining() <= 0:
         return found
