@@ -109,13 +109,13 @@ def lab_targets() -> list[Target]:
     return targets
 
 
-def run_ns(cmd: list[str], **kw: object) -> subprocess.Popen[bytes]:
+def run_ns(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["ip", "netns", "exec", NAMESPACE, *cmd],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        **kw,  # type: ignore[arg-type]
+        env=env,
     )
 
 
