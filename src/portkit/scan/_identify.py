@@ -84,6 +84,8 @@ RTT_FACTOR = 4
 """Waits grow by this many measured connect round trips, for distant servers."""
 EVIDENCE_BYTES = 256
 """How many of the first bytes a server sent are kept as evidence."""
+PARALLEL_PROBES = 4
+"""Probes sent at once (each on its own connection) once the likely ones have failed."""
 INNER_PROBES = 4
 """Probes tried inside TLS after the greeting and HTTP, each needing a new handshake."""
 READ_CHUNK = 4096
@@ -505,26 +507,40 @@ async def _climb(ladder: _Ladder) -> Identification | None:
         found = await _try_tls(ladder, await ladder.connect())
         if found is not None:
             return found
-    # 4. Every remaining probe, on a connection of its own.
-    for probe in probes_for(expected):
-        if (tls_first is False and probe is first) or ladder.remaining() <= 0:
-            continue
-        chan = await ladder.connect()
-        try:
-            got = await _exchange(
-                chan,
-                probe.build(ladder.host),
-                matchers_for(probe),
-                ladder.wait(PROBE_WAIT),
-                ladder.deadline,
-                own=len(probe.matchers),
-            )
-        finally:
-            await chan.close()
-        ladder.note(got.data)
-        if got.match is not None:
-            return ladder.result(got.match, probe.name, got.data)
+    # 4. The remaining probes, each on a connection of its own, a few at a time: a server
+    #    that ignores what it does not understand costs one wait per batch, not per probe.
+    remaining = [p for p in probes_for(expected) if p is not first]
+    for start in range(0, len(remaining), PARALLEL_PROBES):
+        if ladder.remaining() <= 0:
+            break
+        batch = remaining[start : start + PARALLEL_PROBES]
+        outcomes = await asyncio.gather(*(_probe_once(ladder, p) for p in batch))
+        for outcome in outcomes:
+            if outcome is not None:
+                ladder.note(outcome.data)
+        for probe, outcome in zip(batch, outcomes, strict=True):
+            if outcome is not None and outcome.match is not None:
+                return ladder.result(outcome.match, probe.name, outcome.data)
     return None
+
+
+async def _probe_once(ladder: _Ladder, probe: Probe) -> _Outcome | None:
+    """Send ``probe`` on a new connection and judge the answer; ``None`` if none was made."""
+    try:
+        chan = await ladder.connect()
+    except _Closed:
+        return None
+    try:
+        return await _exchange(
+            chan,
+            probe.build(ladder.host),
+            matchers_for(probe),
+            ladder.wait(PROBE_WAIT),
+            ladder.deadline,
+            own=len(probe.matchers),
+        )
+    finally:
+        await chan.close()
 
 
 async def _maybe_tls(ladder: _Ladder, found: Identification) -> Identification:
