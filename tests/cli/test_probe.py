@@ -115,3 +115,22 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["probe", "--help"]) == 0
     out = capsys.readouterr().out
     assert "portkit probe 127.0.0.1:22" in out
+
+
+def test_closed_udp_port_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    # A closed UDP port answers with ICMP port unreachable: exit 3, as for TCP.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+    assert main(["probe", f"{HOST}:{port}", "--udp"]) == 3
+    err = capsys.readouterr().err
+    assert f"{HOST}:{port}/udp" in err
+    assert "port unreachable" in err
+
+
+def test_refused_tcp_suggests_udp(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+    assert main(["probe", HOST, str(port)]) == 3
+    assert "--udp" in capsys.readouterr().err

@@ -180,3 +180,15 @@ def test_same_protocol_knows_registry_spellings() -> None:
     assert same_protocol("http-alt", "http") is True
     assert same_protocol("https", "http") is False
     assert same_protocol(None, "http") is None
+
+
+def test_nmap_service_attributes_name_the_tunnel() -> None:
+    from portkit.scan import TlsInfo, nmap_service
+
+    imaps = Identification(service="imaps", product="Dovecot imapd", tls=TlsInfo(), confidence=10)
+    assert nmap_service(imaps) == {"name": "imap", "tunnel": "ssl", "product": "Dovecot imapd",
+                                   "method": "probed", "conf": "10"}  # fmt: skip
+    smtps = Identification(service="submissions", tls=TlsInfo(), confidence=10)
+    assert nmap_service(smtps)["name"] == "smtp"
+    unknown = Identification(service=None, evidence=b"\x00\x01")
+    assert nmap_service(unknown) == {"name": "unknown", "method": "probed", "conf": "0"}

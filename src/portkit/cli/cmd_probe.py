@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if endpoint.port == 0:
         raise UsageError(f"port must be 1-65535, not 0 (in {endpoint.text!r})")
     transport = "udp" if args.udp or endpoint.transport == "udp" else "tcp"
+    if endpoint.service in _UDP_IN_PRACTICE and endpoint.form != "host-port":
+        transport = "udp"  # "host ntp": NTP and SNMP servers listen on UDP
     expected = endpoint.scheme if endpoint.form == "url" else endpoint.service
     if expected is not None and endpoint.form == "url":
         # A URL's scheme names the protocol (https); the registry may spell it otherwise.
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     where = _where(endpoint.host, endpoint.port, transport)
     if result.state == PortState.CLOSED:
         what = "port unreachable" if transport == "udp" else "connection refused"
-        raise ConnectionRefused(f"{what}: nothing listens on {where}")
+        hint = " (add --udp for a UDP service)" if transport == "tcp" and not args.udp else ""
+        raise ConnectionRefused(f"{what}: nothing listens on {where}{hint}")
     if result.state == PortState.FILTERED:
         raise ConnectTimeout(f"no answer from {where}: the connection timed out")
     if args.json:
@@ -86,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_human(endpoint, result)
     return 0
+
+
+# Services named by a bare host + service that are UDP however the registry lists them.
+_UDP_IN_PRACTICE = frozenset({"ntp", "snmp", "snmptrap", "tftp", "syslog"})
 
 
 def _where(host: str, port: int, transport: str) -> str:

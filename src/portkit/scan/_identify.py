@@ -60,6 +60,7 @@ __all__ = [
     "TLS_TIMEOUT",
     "UDP_WAIT",
     "identify",
+    "nmap_service",
     "probe_port",
     "same_protocol",
 ]
@@ -799,3 +800,27 @@ async def probe_port(
         host=host, port=port, transport="tcp", state=PortState.OPEN, reason="syn-ack",
         expected=expected, rtt=ladder.rtt, identified=found,
     )  # fmt: skip
+
+
+def nmap_service(found: Identification) -> dict[str, str]:
+    """The attributes of an nmap XML ``<service>`` element describing ``found``.
+
+    nmap names the protocol inside TLS and marks the wrapping with ``tunnel="ssl"``
+    (``imaps`` is ``name="imap" tunnel="ssl"``); an unrecognised answer is ``unknown``.
+    """
+    name = found.service or "unknown"
+    attrs: dict[str, str] = {}
+    if found.tls is not None:
+        plain = {tls: plain for plain, tls in TLS_SERVICES.items()}
+        name = "unknown" if name == "tls" else plain.get(name, _TLS_ALIASES.get(name, name))
+        attrs["tunnel"] = "ssl"
+    attrs = {"name": name, **attrs}
+    if found.product:
+        attrs["product"] = found.product
+    if found.version:
+        attrs["version"] = found.version
+    if found.extra:
+        attrs["extrainfo"] = found.extra
+    attrs["method"] = found.method if found.service else "probed"
+    attrs["conf"] = str(found.confidence if found.service else 0)
+    return attrs
