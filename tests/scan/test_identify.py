@@ -87,6 +87,7 @@ async def test_reset_at_once_is_unknown() -> None:
         found = await bounded_identify(port)
     assert found.service is None
     assert found.evidence == b""
+    assert found.extra == "the server closes every connection without a word"
 
 
 async def test_garbage_answer_to_client_hello_is_not_tls() -> None:

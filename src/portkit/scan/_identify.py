@@ -55,7 +55,10 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_BUDGET",
     "EVIDENCE_BYTES",
+    "LIKELY_PROBE_WAIT",
+    "PARALLEL_PROBES",
     "PROBE_WAIT",
+    "QUIET_WAIT",
     "SPEAKS_FIRST_WAIT",
     "TLS_TIMEOUT",
     "UDP_WAIT",
@@ -75,6 +78,8 @@ SPEAKS_FIRST_WAIT = 1.5
 """Seconds to listen when the registry expects a server that greets first."""
 PROBE_WAIT = 0.6
 """Seconds to wait for the answer to one probe (plus a few round trips)."""
+LIKELY_PROBE_WAIT = 1.5
+"""Seconds to wait for the answer to the most likely probe (a slow web app, a late greeting)."""
 QUIET_WAIT = 0.1
 """Once a probe's own matchers have all said no, seconds of silence that end its answer."""
 TLS_TIMEOUT = 2.0
@@ -121,6 +126,7 @@ class _Channel:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self.raw = bytearray()  # bounded copy of raw bytes received during the handshake
+        self.saw_eof = False  # the peer closed its side
 
     @classmethod
     async def open(cls, host: str, port: int, limit: float) -> tuple[_Channel, float]:
@@ -180,9 +186,11 @@ class _Channel:
             raise TimeoutError
         try:
             async with asyncio.timeout(remaining):
-                return await self._reader.read(READ_CHUNK)
+                data = await self._reader.read(READ_CHUNK)
         except (ConnectionResetError, BrokenPipeError):
-            return b""
+            data = b""
+        self.saw_eof = self.saw_eof or not data
+        return data
 
     async def _flush(self) -> None:
         pending = self._outgoing.read()
@@ -357,6 +365,8 @@ class _Ladder:
     rtt: float = 0.0
     evidence: bytes = b""
     connections: int = 0
+    hangups: int = 0  # answers that were a close and nothing else
+    silences: int = 0  # answers that were nothing until the wait ran out
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
@@ -367,9 +377,22 @@ class _Ladder:
     def phase_deadline(self, base: float) -> float:
         return asyncio.get_running_loop().time() + self.wait(base)
 
-    def note(self, data: bytes) -> None:
+    def note(self, data: bytes, *, eof: bool = False) -> None:
+        """Keep the first bytes seen as evidence; count answers that were only a close."""
         if data and not self.evidence:
             self.evidence = data[:EVIDENCE_BYTES]
+        if eof and not data:
+            self.hangups += 1
+        elif not data:
+            self.silences += 1
+
+    def unknown(self) -> str:
+        """Say honestly what an unrecognised server did."""
+        if self.evidence:
+            return "no probe matched"
+        if self.hangups and not self.silences:
+            return "the server closes every connection without a word"
+        return "no answer to any probe"
 
     async def connect(self) -> _Channel:
         if self.remaining() <= 0:
@@ -447,7 +470,7 @@ async def _identify_tcp(ladder: _Ladder) -> Identification:
         return found
     return Identification(
         service=None,
-        extra="no probe matched" if ladder.evidence else "no answer to any probe",
+        extra=ladder.unknown(),
         evidence=ladder.evidence,
         confidence=0,
     )
@@ -479,7 +502,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
                 got = await _exchange(
                     chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline
                 )
-                ladder.note(got.data)
+                ladder.note(got.data, eof=got.eof)
                 if got.match is not None:
                     return await _maybe_tls(ladder, ladder.result(got.match, "banner", got.data))
                 if got.eof:
@@ -494,14 +517,14 @@ async def _climb(ladder: _Ladder) -> Identification | None:
                 chan,
                 first.build(ladder.host),
                 matchers_for(first),
-                ladder.wait(PROBE_WAIT),
+                ladder.wait(LIKELY_PROBE_WAIT),
                 ladder.deadline,
                 own=len(first.matchers),
                 carry=ladder.evidence,
             )
         finally:
             await chan.close()
-        ladder.note(got.data)
+        ladder.note(got.data, eof=got.eof)
         if got.match is not None:
             return await _maybe_tls(ladder, ladder.result(got.match, first.name, got.data))
         # 3. TLS.
@@ -518,7 +541,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
         outcomes = await asyncio.gather(*(_probe_once(ladder, p) for p in batch))
         for outcome in outcomes:
             if outcome is not None:
-                ladder.note(outcome.data)
+                ladder.note(outcome.data, eof=outcome.eof)
         for probe, outcome in zip(batch, outcomes, strict=True):
             if outcome is not None and outcome.match is not None:
                 return ladder.result(outcome.match, probe.name, outcome.data)
@@ -570,7 +593,7 @@ async def _try_tls(ladder: _Ladder, chan: _Channel) -> Identification | None:
         )
         if info is None:
             raw = bytes(chan.raw)
-            ladder.note(raw)
+            ladder.note(raw, eof=chan.saw_eof)
             reader = Reader((MATCHERS["tls"], MATCHERS["http"], *BANNER_MATCHERS))
             reader.feed(raw)
             match = reader.finish()
@@ -598,7 +621,7 @@ async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identif
     got = _Outcome(match=None, data=b"", eof=False)
     if listen:
         got = await _exchange(chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline)
-        ladder.note(got.data)
+        ladder.note(got.data, eof=got.eof)
         if got.match is not None:
             return ladder.result(got.match, "tls+banner", got.data, info)
     if not got.eof:
@@ -606,11 +629,11 @@ async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identif
             chan,
             HTTP_GET.build(ladder.host),
             matchers_for(HTTP_GET),
-            ladder.wait(PROBE_WAIT),
+            ladder.wait(LIKELY_PROBE_WAIT),
             ladder.deadline,
             own=len(HTTP_GET.matchers),
         )
-        ladder.note(got.data)
+        ladder.note(got.data, eof=got.eof)
         if got.match is not None:
             return ladder.result(got.match, "tls+http-get", got.data, info)
     others = [p for p in probes_for(plain_expected) if p is not HTTP_GET][:INNER_PROBES]
