@@ -368,3 +368,21 @@ def test_dns_refused_is_still_dns() -> None:
     wire = reply.to_wire()
     verdict = judge("dns-tcp", len(wire).to_bytes(2, "big") + wire)
     assert verdict == Match(service="domain", extra="rcode REFUSED")
+
+
+def test_portkits_own_mail_servers_are_named() -> None:
+    assert judge("smtp", b"220 mail.example portkit ESMTP\r\n") == Match(
+        service="smtp", product="portkit smtpd"
+    )
+    assert judge("pop3", b"+OK portkit POP3 server ready\r\n") == Match(
+        service="pop3", product="portkit pop3d"
+    )
+    greeting = b"* OK [CAPABILITY IMAP4rev1 IDLE] portkit IMAP4rev1 server ready\r\n"
+    assert judge("imap", greeting) == Match(service="imap", product="portkit imapd")
+
+
+def test_a_host_name_is_not_a_product() -> None:
+    # The lab's host name contains "portkit": only a server's own words name a product.
+    verdict = judge("smtp", b"220 lab.portkit.test ESMTP Postfix (Debian/GNU)\r\n")
+    assert verdict == Match(service="smtp", product="Postfix smtpd")
+    assert isinstance(judge("ftp", b"220 lab.portkit.test ESMTP Postfix (Debian/GNU)\r\n"), NoMatch)

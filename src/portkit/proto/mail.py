@@ -58,6 +58,7 @@ _SMTP_PRODUCTS = [
     (re.compile(r"\bOpenSMTPD\b"), "OpenSMTPD", None),
     (re.compile(r"Microsoft ESMTP MAIL Service"), "Microsoft ESMTP", None),
     (re.compile(r"\bPython SMTP ([\d.]+)"), "aiosmtpd", 1),
+    (re.compile(r"\bportkit ESMTP\b"), "portkit smtpd", None),
     (re.compile(r"\bMailEnable\b"), "MailEnable smtpd", None),
     (re.compile(r"\bhMailServer\b"), "hMailServer smtpd", None),
     (re.compile(r"\bHaraka\b"), "Haraka", None),
@@ -130,6 +131,7 @@ _POP3_PRODUCTS = [
     (re.compile(r"Cyrus"), "Cyrus pop3d"),
     (re.compile(r"Qpopper|QPOP", re.IGNORECASE), "Qpopper"),
     (re.compile(r"Microsoft Exchange"), "Microsoft Exchange pop3d"),
+    (re.compile(r"^\+OK portkit POP3 server"), "portkit pop3d"),
 ]
 
 
@@ -157,6 +159,7 @@ _IMAP_PRODUCTS = [
     (re.compile(r"Courier-IMAP"), "Courier imapd", None),
     (re.compile(r"Microsoft Exchange"), "Microsoft Exchange imapd", None),
     (re.compile(r"UW IMAP|IMAP4rev1 (\d{4}\S*)"), "UW imapd", None),
+    (re.compile(r"\] portkit IMAP4rev1 server"), "portkit imapd", None),
 ]
 
 
