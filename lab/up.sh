@@ -26,9 +26,19 @@ usage() {
   exit 2
 }
 
+# die MESSAGE [EXIT_CODE]
 die() {
-  echo "$prog: $*" >&2
+  echo "$prog: $1" >&2
   exit "${2:-1}"
+}
+
+# descendants PID: the pids of every process below PID.
+descendants() {
+  local child
+  for child in $(pgrep -P "$1" || true); do
+    echo "$child"
+    descendants "$child"
+  done
 }
 
 extra=0
@@ -121,11 +131,25 @@ echo "$state" >"$here/state/$name"
 : >"$state/pids"
 
 ok=0
+postfix_setup=""
 on_exit() {
-  if [ "$ok" -ne 1 ]; then
-    echo "$prog: tearing down the partly started lab '$name'" >&2
-    if [ -n "${LAB_KEEP_FAILED:-}" ]; then echo "$prog: LAB_KEEP_FAILED set: left $state and namespace $name for inspection" >&2; else "$here/down.sh" "$name" >&2 || true; fi
+  [ "$ok" -ne 1 ] || return 0
+  if [ -n "${LAB_KEEP_FAILED:-}" ]; then
+    echo "$prog: LAB_KEEP_FAILED is set: left namespace $name and $state for inspection" >&2
+    return 0
   fi
+  echo "$prog: tearing down the partly started lab '$name'" >&2
+  if [ -n "${postfix_setup:-}" ] && kill -0 "$postfix_setup" 2>/dev/null; then
+    kill -TERM "$postfix_setup" $(descendants "$postfix_setup") 2>/dev/null || true
+  fi
+  # Only this script has started anything in a namespace it created seconds ago, so every
+  # process in it is the lab's, including a daemon interrupted before its pid was recorded.
+  if [ -e "/run/netns/$name" ]; then
+    for pid in $(ip netns pids "$name" 2>/dev/null); do
+      grep -q "	$pid\$" "$state/pids" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    done
+  fi
+  "$here/down.sh" "$name" >&2 || true
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
@@ -141,9 +165,15 @@ chmod 644 "$state/resolv.conf"
 
 # start DAEMON CMD...: run CMD in the namespace, in the foreground, and record its pid.
 # `ip netns exec` and `sh -c 'exec ...'` both exec, so $! is the daemon's own pid.
+# PORTKIT_LAB_BREAK=DAEMON (or DAEMON:silent) replaces that daemon by one that exits at once
+# (or runs but never listens): the lab's own tests use it to check the failure path.
 start() {
   local daemon=$1
   shift
+  case "${PORTKIT_LAB_BREAK:-}" in
+    "$daemon") set -- /bin/sh -c 'echo "broken on purpose by PORTKIT_LAB_BREAK" >&2; exit 1' ;;
+    "$daemon:silent") set -- /bin/sleep 600 ;;
+  esac
   mkdir -p "$state/run/$daemon"
   chmod 755 "$state/run/$daemon"
   # shellcheck disable=SC2016 # expanded by the inner shell
@@ -463,8 +493,12 @@ while :; do
   done <"$state/pids"
   if [ "$(date +%s)" -ge "$deadline" ]; then
     names=""
+    logs=""
     for p in $pending; do names="$names ${port_daemon[$p]}:$p"; done
-    die "not answering after ${timeout} s:$names (logs in $state/log)"
+    for daemon in $(for p in $pending; do echo "${port_daemon[$p]}"; done | sort -u); do
+      logs="$logs; $daemon says: $(tail -2 "$state/log/$daemon.out" | tr '\n' ' ')"
+    done
+    die "not answering after ${timeout} s:$names$logs"
   fi
   sleep 0.1
 done
