@@ -131,7 +131,7 @@ echo "$state" >"$here/state/$name"
 : >"$state/pids"
 
 ok=0
-postfix_setup=""
+tls_pid=""
 on_exit() {
   [ "$ok" -ne 1 ] || return 0
   if [ -n "${LAB_KEEP_FAILED:-}" ]; then
@@ -139,8 +139,9 @@ on_exit() {
     return 0
   fi
   echo "$prog: tearing down the partly started lab '$name'" >&2
-  if [ -n "${postfix_setup:-}" ] && kill -0 "$postfix_setup" 2>/dev/null; then
-    kill -TERM "$postfix_setup" $(descendants "$postfix_setup") 2>/dev/null || true
+  if [ -n "$tls_pid" ]; then
+    kill -TERM "$tls_pid" 2>/dev/null || true
+    wait "$tls_pid" 2>/dev/null || true
   fi
   # Only this script has started anything in a namespace it created seconds ago, so every
   # process in it is the lab's, including a daemon interrupted before its pid was recorded.
@@ -186,18 +187,17 @@ start() {
   printf '%s\t%s\n' "$daemon" "$!" >>"$state/pids"
 }
 
-# ---- TLS: one self-signed certificate for nginx (443) and dovecot (993, 995)
+# ---- TLS: one self-signed certificate for nginx (443) and dovecot (993, 995). RSA key
+# generation is the slowest step (0.1-1 s), so it runs while the other daemons start.
 mkdir -p "$state/tls"
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=lab.portkit.test" \
   -addext "subjectAltName=DNS:lab.portkit.test,IP:127.0.0.1" \
-  -keyout "$state/tls/key.pem" -out "$state/tls/cert.pem" >"$state/log/openssl.out" 2>&1 \
-  || die "openssl could not make the lab certificate: $(tail -1 "$state/log/openssl.out")"
-chmod 600 "$state/tls/key.pem"
-chmod 644 "$state/tls/cert.pem"
+  -keyout "$state/tls/key.pem" -out "$state/tls/cert.pem" >"$state/log/openssl.out" 2>&1 &
+tls_pid=$!
 
-# ---- postfix: its queue tree takes ~2 s to build, so start that first and overlap it.
+# ---- postfix: SMTP on 25, with a private configuration directory and queue
 pf=$state/postfix
-mkdir -p "$pf/conf" "$pf/queue" # post-install makes the rest, owned by postfix
+mkdir -p "$pf/conf"
 cat >"$pf/conf/main.cf" <<EOF
 # portkit lab: postfix with a private configuration directory
 compatibility_level = 3.6
@@ -251,8 +251,30 @@ anvil      unix       -       -      n      -      1       anvil
 scache     unix       -       -      n      -      1       scache
 postlog    unix-dgram n       -      n      -      1       postlogd
 EOF
-/usr/sbin/postfix -c "$pf/conf" post-install create-missing >"$state/log/postfix-setup.out" 2>&1 &
-postfix_setup=$!
+# Postfix will not read a configuration file modified within the last second or so (it
+# waits, re-reading, in case an editor is still writing): date them a minute back.
+touch -d "@$(($(date +%s) - 60))" "$pf/conf/main.cf" "$pf/conf/master.cf"
+
+# The queue and data directories, with the owners and modes postfix's own manifest
+# (postfix-files) gives them. `postfix post-install create-missing` does the same in ~2 s;
+# reading the manifest takes milliseconds.
+manifest=/etc/postfix/postfix-files
+[ -r "$manifest" ] || die "postfix's manifest $manifest is missing; is postfix installed?" 3
+while IFS=: read -r path type owner group mode _; do
+  [ "$type" = "d" ] || continue
+  case "$path" in
+    '$queue_directory'*) dir=$pf/queue${path#\$queue_directory} ;;
+    '$data_directory') dir=$pf/data ;;
+    *) continue ;;
+  esac
+  owner=${owner//\$mail_owner/postfix}
+  group=${group//\$setgid_group/postdrop}
+  [ "$group" = "-" ] && group=""  # chown OWNER: means the owner's login group
+  mkdir -m "$mode" "$dir"
+  chown "$owner:$group" "$dir"
+done <"$manifest"
+[ -d "$pf/queue/public" ] && [ -d "$pf/data" ] \
+  || die "postfix's manifest $manifest did not list the queue directories this lab expects"
 
 # ---- nginx: HTTP on 80, 8080, 3000, 8888 and HTTPS on 443
 ng=$state/nginx
@@ -294,7 +316,6 @@ http {
     }
 }
 EOF
-start nginx /usr/sbin/nginx -e "$state/log/nginx-error.log" -c "$ng/nginx.conf" -g "daemon off;"
 
 # ---- openssh: one sshd on 22 and 2222 with its own host keys
 ss=$state/ssh
@@ -380,7 +401,6 @@ service pop3-login {
   }
 }
 EOF
-start dovecot /usr/sbin/dovecot -F -c "$dv/dovecot.conf"
 
 # ---- vsftpd: anonymous, read-only FTP on 21
 vs=$state/vsftpd
@@ -455,11 +475,15 @@ if [ "$extra" -eq 1 ]; then
   start memcached /usr/bin/memcached -u memcache -l 127.0.0.1 -p 9000 -U 0 -m 16
 fi
 
-# ---- postfix master, once its queue tree exists
-if ! wait "$postfix_setup"; then
-  die "postfix did not set up its queue: $(tail -3 "$state/log/postfix.log" | tr "\n" " ")"
-fi
+# ---- postfix master
 start postfix /usr/lib/postfix/sbin/master -c "$pf/conf" -d
+
+# ---- the daemons that need the certificate
+wait "$tls_pid" || die "openssl could not make the lab certificate: $(tail -1 "$state/log/openssl.out")"
+chmod 600 "$state/tls/key.pem"
+chmod 644 "$state/tls/cert.pem"
+start nginx /usr/sbin/nginx -e "$state/log/nginx-error.log" -c "$ng/nginx.conf" -g "daemon off;"
+start dovecot /usr/sbin/dovecot -F -c "$dv/dovecot.conf"
 
 # ---- wait until every port answers (bounded), naming the daemon that did not
 declare -A port_daemon=(

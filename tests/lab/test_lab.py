@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from portkit.registry import default_registry
 from tests._lab import Lab, load_ground_truth
 
 pytestmark = [pytest.mark.lab, pytest.mark.root]
@@ -58,6 +59,12 @@ def test_ground_truth_is_consistent() -> None:
         assert r.product
         if r.version:
             assert r.announced, f"{r.port}: a version is only known when announced"
+
+
+@pytest.mark.parametrize("service", sorted({r.service for r in TRUTH}))
+def test_ground_truth_services_are_spelled_as_the_registry_does(service: str) -> None:
+    names = {s.name for s in default_registry().by_name(service)}
+    assert names == {service}
 
 
 @pytest.mark.parametrize("row", rows("http", "https"))
