@@ -74,6 +74,8 @@ class Lab:
     name: str
     state_dir: Path
     ground_truth: tuple[GroundTruthRow, ...]
+    extra: bool
+    """True when redis and memcached run too (lab/up.sh --extra)."""
     host: str = LAB_HOST
 
     def run_in(
@@ -136,7 +138,7 @@ def lab_up(name: str, *, extra: bool = True) -> Lab:
         raise RuntimeError(f"lab/up.sh {name} failed: {proc.stderr.strip()}")
     state_dir = Path((LAB_DIR / "state" / name).read_text(encoding="utf-8").strip())
     rows = tuple(r for r in load_ground_truth() if extra or not r.extra)
-    return Lab(name=name, state_dir=state_dir, ground_truth=rows)
+    return Lab(name=name, state_dir=state_dir, ground_truth=rows, extra=extra)
 
 
 def lab_down(name: str) -> subprocess.CompletedProcess[str]:
@@ -150,12 +152,32 @@ def lab_down(name: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def lab_attach(name: str) -> Lab:
+    """A Lab for one already running (brought up by hand with lab/up.sh NAME)."""
+    pointer = LAB_DIR / "state" / name
+    if not pointer.is_file() or not Path("/run/netns", name).exists():
+        raise RuntimeError(f"no running lab named {name!r} (start it with lab/up.sh {name})")
+    state_dir = Path(pointer.read_text(encoding="utf-8").strip())
+    daemons = (state_dir / "pids").read_text(encoding="utf-8")
+    extra = "\nredis\t" in f"\n{daemons}"
+    rows = tuple(r for r in load_ground_truth() if extra or not r.extra)
+    return Lab(name=name, state_dir=state_dir, ground_truth=rows, extra=extra)
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    """The lab, brought up once per test session as `pk-lab-<pid>` and always torn down."""
+    """The lab, brought up once per test session as `pk-lab-<pid>` and always torn down.
+
+    With PORTKIT_LAB=NAME in the environment, the tests use that running lab instead (brought
+    up by hand with `lab/up.sh --extra NAME`) and leave it running: quicker while developing.
+    """
     reason = lab_unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
+    existing = os.environ.get("PORTKIT_LAB")
+    if existing:
+        yield lab_attach(existing)
+        return
     name = f"pk-lab-{os.getpid()}"
     try:
         running = lab_up(name)
