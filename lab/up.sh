@@ -251,6 +251,22 @@ anvil      unix       -       -      n      -      1       anvil
 scache     unix       -       -      n      -      1       scache
 postlog    unix-dgram n       -      n      -      1       postlogd
 EOF
+if [ "$extra" -eq 1 ]; then
+  # Mail submission with STARTTLS required (587, RFC 6409) and over implicit TLS (465, RFC 8314).
+  cat >>"$pf/conf/master.cf" <<EOF
+587        inet       n       -      n      -      -       smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_cert_file=$state/tls/cert.pem
+  -o smtpd_tls_key_file=$state/tls/key.pem
+465        inet       n       -      n      -      -       smtpd
+  -o syslog_name=postfix/submissions
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_cert_file=$state/tls/cert.pem
+  -o smtpd_tls_key_file=$state/tls/key.pem
+EOF
+fi
 # Postfix will not read a configuration file modified within the last second or so (it
 # waits, re-reading, in case an editor is still writing): date them a minute back.
 touch -d "@$(($(date +%s) - 60))" "$pf/conf/main.cf" "$pf/conf/master.cf"
@@ -307,6 +323,7 @@ http {
         listen 127.0.0.1:3000;
         listen 127.0.0.1:8888;
         listen 127.0.0.1:443 ssl;
+$([ "$extra" -eq 1 ] && echo "        listen 127.0.0.1:8443 ssl;")
         server_name lab.portkit.test;
         ssl_certificate $state/tls/cert.pem;
         ssl_certificate_key $state/tls/key.pem;
@@ -475,13 +492,11 @@ if [ "$extra" -eq 1 ]; then
   start memcached /usr/bin/memcached -u memcache -l 127.0.0.1 -p 9000 -U 0 -m 16
 fi
 
-# ---- postfix master
-start postfix /usr/lib/postfix/sbin/master -c "$pf/conf" -d
-
 # ---- the daemons that need the certificate
 wait "$tls_pid" || die "openssl could not make the lab certificate: $(tail -1 "$state/log/openssl.out")"
 chmod 600 "$state/tls/key.pem"
 chmod 644 "$state/tls/cert.pem"
+start postfix /usr/lib/postfix/sbin/master -c "$pf/conf" -d
 start nginx /usr/sbin/nginx -e "$state/log/nginx-error.log" -c "$ng/nginx.conf" -g "daemon off;"
 start dovecot /usr/sbin/dovecot -F -c "$dv/dovecot.conf"
 
@@ -494,6 +509,9 @@ declare -A port_daemon=(
 if [ "$extra" -eq 1 ]; then
   port_daemon[7000]=redis
   port_daemon[9000]=memcached
+  port_daemon[465]=postfix
+  port_daemon[587]=postfix
+  port_daemon[8443]=nginx
 fi
 pending=$(printf '%s\n' "${!port_daemon[@]}" | sort -n | tr '\n' ' ')
 deadline=$(($(date +%s) + timeout))

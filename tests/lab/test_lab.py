@@ -27,6 +27,12 @@ def rows(*services: str) -> list[Any]:
     return [pytest.param(r, id=f"{r.port}/{r.transport}") for r in TRUTH if r.service in services]
 
 
+def need(lab: Lab, row: Any) -> None:
+    """Skip when ROW is served only by `lab/up.sh --extra` and this lab was started without."""
+    if row.extra and not lab.extra:
+        pytest.skip("this lab was started without --extra")
+
+
 def inside(lab: Lab, *args: str) -> dict[str, Any]:
     """Run one of the clients in _inside.py in the lab's namespace and return its JSON."""
     proc = lab.run_in([sys.executable, str(INSIDE), *args])
@@ -68,6 +74,7 @@ def test_ground_truth_services_are_spelled_as_the_registry_does(service: str) ->
 
 @pytest.mark.parametrize("row", rows("http", "https"))
 def test_nginx_serves_http_and_https(lab: Lab, row: Any) -> None:
+    need(lab, row)
     scheme = "https" if row.tls else "http"
     code, out, err = curl(
         lab, "-k", "-D", "-", "-o", "/dev/null", f"{scheme}://127.0.0.1:{row.port}/"
@@ -91,15 +98,23 @@ def test_openssh_banner_and_host_key(lab: Lab, row: Any) -> None:
     assert scanned[1:3] == key, "the key served is not the lab's own host key"
 
 
-def test_postfix_speaks_smtp(lab: Lab) -> None:
-    result = inside(lab, "smtp", "25")
+@pytest.mark.parametrize("row", rows("smtp", "submission", "submissions"))
+def test_postfix_speaks_smtp(lab: Lab, row: Any) -> None:
+    need(lab, row)
+    mode = "tls" if row.tls else "starttls" if row.service == "submission" else "plain"
+    result = inside(lab, "smtp", str(row.port), mode)
     code, greeting = result["greeting"]
     assert code == 220
     assert greeting.startswith("mail.lab.portkit.test ESMTP Postfix")
+    if mode == "starttls":
+        assert "STARTTLS" in result["ehlo_before_tls"][1].splitlines()
+        assert result["mail_before_tls"] == [530, "5.7.0 Must issue a STARTTLS command first"]
+        assert result["starttls"] == 220
     ehlo_code, ehlo = result["ehlo"]
     assert ehlo_code == 250
     assert "PIPELINING" in ehlo.splitlines()
     assert result["noop"] == 250
+    assert (result["tls_version"] is not None) == (mode != "plain")
 
 
 @pytest.mark.parametrize("row", rows("pop3", "pop3s"))
@@ -164,20 +179,18 @@ def test_telnetd_negotiates_then_prompts_for_login(lab: Lab) -> None:
     assert result["text"].rstrip().endswith("login:")
 
 
-def test_redis_on_a_non_standard_port(lab: Lab) -> None:
-    if not lab.extra:
-        pytest.skip("this lab was started without --extra")
-    row = lab.row(7000)
-    reply = inside(lab, "command", "7000", r"INFO server\r\n", "tcp_port:")["reply"]
+@pytest.mark.parametrize("row", rows("redis"))
+def test_redis_on_a_non_standard_port(lab: Lab, row: Any) -> None:
+    need(lab, row)
+    reply = inside(lab, "command", str(row.port), r"INFO server\r\n", "tcp_port:")["reply"]
     assert f"redis_version:{row.version}\r\n" in reply
-    assert "tcp_port:7000" in reply
+    assert f"tcp_port:{row.port}" in reply
 
 
-def test_memcached_on_a_non_standard_port(lab: Lab) -> None:
-    if not lab.extra:
-        pytest.skip("this lab was started without --extra")
-    row = lab.row(9000)
-    reply = inside(lab, "command", "9000", r"version\r\n", "\r\n")["reply"]
+@pytest.mark.parametrize("row", rows("memcache"))
+def test_memcached_on_a_non_standard_port(lab: Lab, row: Any) -> None:
+    need(lab, row)
+    reply = inside(lab, "command", str(row.port), r"version\r\n", "\r\n")["reply"]
     assert reply == f"VERSION {row.version}\r\n"
 
 
