@@ -278,6 +278,8 @@ manifest=/etc/postfix/postfix-files
 [ -r "$manifest" ] || die "postfix's manifest $manifest is missing; is postfix installed?" 3
 while IFS=: read -r path type owner group mode _; do
   [ "$type" = "d" ] || continue
+  # The manifest names directories by postfix parameter, literally: '$queue_directory/...'.
+  # shellcheck disable=SC2016
   case "$path" in
     '$queue_directory'*) dir=$pf/queue${path#\$queue_directory} ;;
     '$data_directory') dir=$pf/data ;;
@@ -289,8 +291,9 @@ while IFS=: read -r path type owner group mode _; do
   mkdir -m "$mode" "$dir"
   chown "$owner:$group" "$dir"
 done <"$manifest"
-[ -d "$pf/queue/public" ] && [ -d "$pf/data" ] \
-  || die "postfix's manifest $manifest did not list the queue directories this lab expects"
+if [ ! -d "$pf/queue/public" ] || [ ! -d "$pf/data" ]; then
+  die "postfix's manifest $manifest did not list the queue directories this lab expects"
+fi
 
 # ---- nginx: HTTP on 80, 8080, 3000, 8888 and HTTPS on 443
 ng=$state/nginx
