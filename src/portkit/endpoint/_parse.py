@@ -139,7 +139,7 @@ class Endpoint:
             where = "explicit in the URL" if self.form == "url" else f"explicit in {self.text!r}"
             if self.default_port is None or name is None:
                 if self.form != "url" and self.service:
-                    usual = f" ({self.note})" if self.note else ""
+                    usual = f"; in practice: {self.note}" if self.note else ""
                     return f"port {port}: {where}; registered as {self.service}{usual}"
                 return f"port {port}: {where}"
             if self.default_port == port:
