@@ -57,6 +57,20 @@ _HOST_SERVICE = re.compile(r"(?:[^:\[\]]*|\[[^\]]*\]):(?=[A-Za-z0-9-]*[A-Za-z])[
 # is really a URL missing its scheme, or garbage.
 _NOT_IN_HOST = frozenset("/\\?#@ \t\r\n")
 
+# Only the URL components used here: the parser's "origin" and friends cost time.
+_URL_PARTS = (
+    "href",
+    "username",
+    "password",
+    "protocol",
+    "port",
+    "hostname",
+    "pathname",
+    "host_type",
+    "scheme_type",
+)
+_HOST_PARTS = ("username", "port", "hostname", "pathname", "search", "host_type")
+
 _ADA_HOST_TYPES: dict[int, HostType] = {0: "domain", 1: "ipv4", 2: "ipv6"}
 
 
@@ -230,7 +244,7 @@ def _is_special_scheme(scheme: str) -> bool:
     import ada_url
 
     try:
-        parsed = ada_url.parse_url(f"{scheme}://h")
+        parsed = ada_url.parse_url(f"{scheme}://h", attributes=("scheme_type",))
     except ValueError:
         return False
     return bool(parsed["scheme_type"] != ada_url.SchemeType.NOT_SPECIAL)
@@ -240,7 +254,7 @@ def _from_url(text: str, url: str, reg: ServiceDirectory, *, form: EndpointForm)
     import ada_url  # imported on first use: `import portkit` stays fast
 
     try:
-        parts = ada_url.parse_url(url)
+        parts = ada_url.parse_url(url, attributes=_URL_PARTS)
     except ValueError:
         raise EndpointError(_diagnose_url(text, url)) from None
     scheme = str(parts["protocol"]).removesuffix(":")
@@ -408,7 +422,7 @@ def _normalise_host(host_text: str, text: str) -> tuple[str, HostType]:
     if any(c in _NOT_IN_HOST or c == ":" for c in host_text) and not host_text.startswith("["):
         raise EndpointError(f"invalid host {host_text!r} in {text!r}")
     try:
-        parts = ada_url.parse_url(f"http://{host_text}/")
+        parts = ada_url.parse_url(f"http://{host_text}/", attributes=_HOST_PARTS)
     except ValueError:
         hint = ""
         if host_text.startswith("[") and host_text.count(":") >= 2:
