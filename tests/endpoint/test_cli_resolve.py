@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from portkit.cli import main
-from tests.endpoint.conftest import DnsServer
+from tests.endpoint.dnsmasq import DnsServer
 
 
 def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:

@@ -10,7 +10,7 @@ import pytest
 from portkit import EndpointError, ResolveError
 from portkit.endpoint import Address, SrvRecord, parse_endpoint, resolve, srv_name
 from portkit.registry import default_registry
-from tests.endpoint.conftest import DnsServer
+from tests.endpoint.dnsmasq import DnsServer
 
 
 async def test_ipv4_literal() -> None:
