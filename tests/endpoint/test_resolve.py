@@ -122,3 +122,9 @@ async def test_a_silent_nameserver_is_a_resolve_error() -> None:
                 nameserver_port=port,
                 lookup_timeout=0.5,
             )
+
+
+async def test_scoped_link_local_literal() -> None:
+    r = await resolve(parse_endpoint("[fe80::1%lo]:22"))
+    assert [(a.family, a.port) for a in r.addresses] == [("ipv6", 22)]
+    assert r.addresses[0].address.startswith("fe80::1")

@@ -421,6 +421,8 @@ def _normalise_host(host_text: str, text: str) -> tuple[str, HostType]:
 
     if any(c in _NOT_IN_HOST or c == ":" for c in host_text) and not host_text.startswith("["):
         raise EndpointError(f"invalid host {host_text!r} in {text!r}")
+    if host_text.startswith("[") and "%" in host_text:
+        return _scoped_ipv6(host_text, text), "ipv6"
     try:
         parts = ada_url.parse_url(f"http://{host_text}/", attributes=_HOST_PARTS)
     except ValueError:
@@ -434,6 +436,25 @@ def _normalise_host(host_text: str, text: str) -> tuple[str, HostType]:
     if not hostname:
         raise EndpointError(f"empty host in {text!r}")
     return _unbracket(hostname), _ADA_HOST_TYPES[int(parts["host_type"])]
+
+
+def _scoped_ipv6(host_text: str, text: str) -> str:
+    """Accept ``[fe80::1%eth0]``: a link-local address with its zone (RFC 4007 section 11).
+
+    URLs cannot carry a zone (the URL Standard rejects it), but ``host:port`` text can,
+    and ``getaddrinfo`` understands it.
+    """
+    import ipaddress
+
+    inner = _unbracket(host_text)
+    address, _, zone = inner.partition("%")
+    try:
+        parsed = ipaddress.IPv6Address(address)
+    except ValueError:
+        raise EndpointError(f"invalid IPv6 address {host_text!r} in {text!r}") from None
+    if not zone or not zone.isprintable() or any(c in zone for c in "%[]/ "):
+        raise EndpointError(f"invalid IPv6 zone {zone!r} in {text!r}")
+    return f"{parsed.compressed}%{zone}"
 
 
 def _unbracket(host: str) -> str:
