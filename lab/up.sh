@@ -165,7 +165,8 @@ echo "nameserver 127.0.0.1" >"$state/resolv.conf"
 chmod 644 "$state/resolv.conf"
 
 # start DAEMON CMD...: run CMD in the namespace, in the foreground, and record its pid.
-# `ip netns exec` and `sh -c 'exec ...'` both exec, so $! is the daemon's own pid.
+# `env -i`, `ip netns exec` and `sh -c 'exec ...'` all exec, so $! is the daemon's own pid;
+# the daemon gets a clean environment (nothing of the caller's leaks into its behaviour).
 # PORTKIT_LAB_BREAK=DAEMON (or DAEMON:silent) replaces that daemon by one that exits at once
 # (or runs but never listens): the lab's own tests use it to check the failure path.
 start() {
@@ -178,7 +179,7 @@ start() {
   mkdir -p "$state/run/$daemon"
   chmod 755 "$state/run/$daemon"
   # shellcheck disable=SC2016 # expanded by the inner shell
-  ip netns exec "$name" /bin/sh -c '
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 ip netns exec "$name" /bin/sh -c '
     if [ -e /etc/resolv.conf ]; then mount --bind "$2" /etc/resolv.conf; fi
     mount --bind "$1" /run
     shift 2
