@@ -15,6 +15,7 @@ import csv
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,20 @@ class Lab:
             timeout=timeout,
             input=input,
             check=check,
+        )
+
+    def portkit(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run this checkout's `python -m portkit ARGS` inside the lab's namespace."""
+        src = str(REPO / "src")
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{path}" if path else src}
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, sys.executable, "-m", "portkit", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
         )
 
     def ports(self, transport: str = "tcp") -> list[int]:

@@ -215,3 +215,11 @@ def test_nmap_sees_dns_on_udp(lab: Lab) -> None:
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"\b53/open/udp//domain", proc.stdout), proc.stdout
     assert lab.ports("udp") == [53]
+
+
+def test_portkit_runs_inside_the_lab(lab: Lab) -> None:
+    proc = lab.portkit("lookup", "2222")
+    assert proc.returncode == 0, proc.stderr
+    name = default_registry().service_name(2222, "tcp")
+    assert name is not None
+    assert any(line.split()[:3] == ["2222", "tcp", name] for line in proc.stdout.splitlines())
