@@ -160,6 +160,15 @@ ip netns exec "$name" ip link set lo up
 mkdir -p "$state/log" "$state/run"
 echo "$name" >"$state/name"
 
+# Every daemon listens on 127.0.0.1, and on ::1 too when the kernel gives loopback IPv6.
+ipv6=0
+if ip netns exec "$name" ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
+  ipv6=1
+fi
+# v6 TEXT: TEXT when the lab has IPv6, else nothing (for optional lines of configuration).
+v6() { if [ "$ipv6" -eq 1 ]; then printf '%s' "$1"; fi; }
+{ echo "127.0.0.1"; v6 $'::1\n'; } >"$state/addresses"
+
 # The lab's own DNS server is the only resolver a daemon inside can reach.
 echo "nameserver 127.0.0.1" >"$state/resolv.conf"
 chmod 644 "$state/resolv.conf"
@@ -210,9 +219,9 @@ myhostname = mail.lab.portkit.test
 mydomain = lab.portkit.test
 myorigin = \$myhostname
 mydestination = \$myhostname, localhost
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+inet_interfaces = 127.0.0.1$(v6 ", [::1]")
+inet_protocols = ipv4$(v6 ", ipv6")
+mynetworks = 127.0.0.0/8$(v6 " [::1]/128")
 smtpd_banner = \$myhostname ESMTP \$mail_name (Debian/GNU)
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_peername_lookup = no
@@ -322,12 +331,14 @@ http {
     uwsgi_temp_path $ng/tmp/uwsgi;
     scgi_temp_path $ng/tmp/scgi;
     server {
-        listen 127.0.0.1:80;
-        listen 127.0.0.1:8080;
-        listen 127.0.0.1:3000;
-        listen 127.0.0.1:8888;
-        listen 127.0.0.1:443 ssl;
-$([ "$extra" -eq 1 ] && echo "        listen 127.0.0.1:8443 ssl;")
+$(ports="80 8080 3000 8888 443"
+  [ "$extra" -eq 1 ] && ports="$ports 8443"
+  for port in $ports; do
+    ssl=""
+    case "$port" in 443 | 8443) ssl=" ssl" ;; esac
+    echo "        listen 127.0.0.1:$port$ssl;"
+    v6 "        listen [::1]:$port$ssl;"$'\n'
+  done)
         server_name lab.portkit.test;
         ssl_certificate $state/tls/cert.pem;
         ssl_certificate_key $state/tls/key.pem;
@@ -349,6 +360,7 @@ cat >"$ss/sshd_config" <<EOF
 Port 22
 Port 2222
 ListenAddress 127.0.0.1
+$(v6 "ListenAddress ::1")
 HostKey $ss/ssh_host_ed25519_key
 HostKey $ss/ssh_host_ecdsa_key
 PidFile $ss/sshd.pid
@@ -382,7 +394,7 @@ chgrp dovecot "$dv/users"
 cat >"$dv/dovecot.conf" <<EOF
 # portkit lab: dovecot
 protocols = imap pop3
-listen = 127.0.0.1
+listen = 127.0.0.1$(v6 ", ::1")
 base_dir = $dv/run
 state_dir = $dv/state
 instance_name = portkit-lab-$name
@@ -452,6 +464,12 @@ xferlog_enable=YES
 vsftpd_log_file=$state/log/vsftpd.log
 EOF
 start vsftpd /usr/sbin/vsftpd "$vs/vsftpd.conf"
+if [ "$ipv6" -eq 1 ]; then
+  # One vsftpd listens on one address; a second one serves ::1.
+  sed -e 's/^listen=YES$/listen=NO/' -e 's/^listen_ipv6=NO$/listen_ipv6=YES/' \
+    -e 's/^listen_address=127.0.0.1$/listen_address6=::1/' "$vs/vsftpd.conf" >"$vs/vsftpd6.conf"
+  start vsftpd6 /usr/sbin/vsftpd "$vs/vsftpd6.conf"
+fi
 
 # ---- dnsmasq: DNS on 53 tcp+udp, authoritative for lab.portkit.test, no upstream
 dn=$state/dnsmasq
@@ -459,7 +477,7 @@ mkdir -p "$dn"
 cat >"$dn/dnsmasq.conf" <<EOF
 # portkit lab: dnsmasq
 port=53
-listen-address=127.0.0.1
+listen-address=127.0.0.1$(v6 ",::1")
 bind-interfaces
 no-resolv
 no-hosts
@@ -482,18 +500,22 @@ start dnsmasq /usr/sbin/dnsmasq -k --conf-file="$dn/dnsmasq.conf"
 
 # ---- telnet: openbsd-inetd runs inetutils-telnetd on 23 (inetd's /run is private)
 mkdir -p "$state/inetd"
-printf '127.0.0.1:telnet\tstream\ttcp\tnowait\troot\t/usr/sbin/telnetd\ttelnetd\n' \
-  >"$state/inetd/inetd.conf"
+{
+  printf '127.0.0.1:telnet\tstream\ttcp\tnowait\troot\t/usr/sbin/telnetd\ttelnetd\n'
+  v6 $'[::1]:telnet\tstream\ttcp6\tnowait\troot\t/usr/sbin/telnetd\ttelnetd\n'
+} >"$state/inetd/inetd.conf"
 start inetd /usr/sbin/inetd -i "$state/inetd/inetd.conf"
 
 # ---- extra real servers on non-standard ports (--extra)
 if [ "$extra" -eq 1 ]; then
   mkdir -p "$state/redis"
   chown redis:redis "$state/redis"
+  redis_bind=(127.0.0.1)
+  [ "$ipv6" -eq 0 ] || redis_bind+=(::1)
   start redis /usr/bin/setpriv --reuid=redis --regid=redis --init-groups \
-    /usr/bin/redis-server --bind 127.0.0.1 --port 7000 --daemonize no --protected-mode yes \
+    /usr/bin/redis-server --bind "${redis_bind[@]}" --port 7000 --daemonize no --protected-mode yes \
     --dir "$state/redis" --save '' --appendonly no --logfile "$state/redis/redis.log"
-  start memcached /usr/bin/memcached -u memcache -l 127.0.0.1 -p 9000 -U 0 -m 16
+  start memcached /usr/bin/memcached -u memcache -l "127.0.0.1$(v6 ',[::1]')" -p 9000 -U 0 -m 16
 fi
 
 # ---- the daemons that need the certificate
@@ -505,29 +527,46 @@ start nginx /usr/sbin/nginx -e "$state/log/nginx-error.log" -c "$ng/nginx.conf" 
 start dovecot /usr/sbin/dovecot -F -c "$dv/dovecot.conf"
 
 # ---- wait until every port answers (bounded), naming the daemon that did not
-declare -A port_daemon=(
-  [80]=nginx [443]=nginx [3000]=nginx [8080]=nginx [8888]=nginx
-  [22]=sshd [2222]=sshd [25]=postfix [110]=dovecot [143]=dovecot [993]=dovecot [995]=dovecot
-  [21]=vsftpd [53]=dnsmasq [23]=inetd
-)
+# Targets are ADDRESS/PORT (bash's /dev/tcp form); each maps to the daemon that serves it.
+declare -A target_daemon=()
+expect() {
+  local daemon=$1 port
+  shift
+  for port in "$@"; do
+    target_daemon["127.0.0.1/$port"]=$daemon
+    if [ "$ipv6" -eq 1 ]; then
+      target_daemon["::1/$port"]=$daemon
+      [ "$daemon" = vsftpd ] && target_daemon["::1/$port"]=vsftpd6
+    fi
+  done
+  return 0
+}
+expect nginx 80 443 3000 8080 8888
+expect sshd 22 2222
+expect postfix 25
+expect dovecot 110 143 993 995
+expect vsftpd 21
+expect dnsmasq 53
+expect inetd 23
 if [ "$extra" -eq 1 ]; then
-  port_daemon[7000]=redis
-  port_daemon[9000]=memcached
-  port_daemon[465]=postfix
-  port_daemon[587]=postfix
-  port_daemon[8443]=nginx
+  expect redis 7000
+  expect memcached 9000
+  expect postfix 465 587
+  expect nginx 8443
 fi
-pending=$(printf '%s\n' "${!port_daemon[@]}" | sort -n | tr '\n' ' ')
+# show TARGET: how a message names it (21 for 127.0.0.1/21, [::1]:21 for ::1/21).
+show() { case "$1" in 127.0.0.1/*) echo "${1#*/}" ;; *) echo "[${1%/*}]:${1##*/}" ;; esac; }
+pending=$(printf '%s\n' "${!target_daemon[@]}" | sort -t/ -k2n | tr '\n' ' ')
 deadline=$(($(date +%s) + timeout))
 while :; do
-  # One process inside the namespace tries every pending port; it prints those that accept.
+  # One process inside the namespace tries every pending target; it prints those that accept.
   # shellcheck disable=SC2016
   ready=$(ip netns exec "$name" /bin/bash -c '
-    for p in $1; do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && echo "$p"; done
+    for t in $1; do (exec 3<>"/dev/tcp/$t") 2>/dev/null && echo "$t"; done
     exit 0' lab-wait "$pending")
   still=""
-  for p in $pending; do
-    grep -qx "$p" <<<"$ready" || still="$still $p"
+  for t in $pending; do
+    grep -qxF "$t" <<<"$ready" || still="$still $t"
   done
   pending=${still# }
   [ -n "$pending" ] || break
@@ -540,8 +579,8 @@ while :; do
   if [ "$(date +%s)" -ge "$deadline" ]; then
     names=""
     logs=""
-    for p in $pending; do names="$names ${port_daemon[$p]}:$p"; done
-    for daemon in $(for p in $pending; do echo "${port_daemon[$p]}"; done | sort -u); do
+    for t in $pending; do names="$names ${target_daemon[$t]}:$(show "$t")"; done
+    for daemon in $(for t in $pending; do echo "${target_daemon[$t]}"; done | sort -u); do
       logs="$logs; $daemon says: $(tail -2 "$state/log/$daemon.out" | tr '\n' ' ')"
     done
     die "not answering after ${timeout} s:$names$logs"

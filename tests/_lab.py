@@ -76,7 +76,9 @@ class Lab:
     state_dir: Path
     ground_truth: tuple[GroundTruthRow, ...]
     extra: bool
-    """True when redis and memcached run too (lab/up.sh --extra)."""
+    """True when the --extra servers run too (redis, memcached, submission, https on 8443)."""
+    hosts: tuple[str, ...] = (LAB_HOST,)
+    """Every address the daemons listen on: 127.0.0.1, and ::1 when the kernel has IPv6."""
     host: str = LAB_HOST
 
     def run_in(
@@ -145,6 +147,11 @@ def lab_unavailable_reason() -> str | None:
     return None
 
 
+def _hosts(state_dir: Path) -> tuple[str, ...]:
+    """The addresses up.sh made the daemons listen on (its state file `addresses`)."""
+    return tuple((state_dir / "addresses").read_text(encoding="utf-8").split())
+
+
 def lab_up(name: str, *, extra: bool = True) -> Lab:
     """Bring a lab up in namespace NAME; raise RuntimeError with up.sh's message if it fails."""
     cmd = [str(LAB_DIR / "up.sh"), *(["--extra"] if extra else []), name]
@@ -153,7 +160,13 @@ def lab_up(name: str, *, extra: bool = True) -> Lab:
         raise RuntimeError(f"lab/up.sh {name} failed: {proc.stderr.strip()}")
     state_dir = Path((LAB_DIR / "state" / name).read_text(encoding="utf-8").strip())
     rows = tuple(r for r in load_ground_truth() if extra or not r.extra)
-    return Lab(name=name, state_dir=state_dir, ground_truth=rows, extra=extra)
+    return Lab(
+        name=name,
+        state_dir=state_dir,
+        ground_truth=rows,
+        extra=extra,
+        hosts=_hosts(state_dir),
+    )
 
 
 def lab_down(name: str) -> subprocess.CompletedProcess[str]:
@@ -176,7 +189,13 @@ def lab_attach(name: str) -> Lab:
     daemons = (state_dir / "pids").read_text(encoding="utf-8")
     extra = "\nredis\t" in f"\n{daemons}"
     rows = tuple(r for r in load_ground_truth() if extra or not r.extra)
-    return Lab(name=name, state_dir=state_dir, ground_truth=rows, extra=extra)
+    return Lab(
+        name=name,
+        state_dir=state_dir,
+        ground_truth=rows,
+        extra=extra,
+        hosts=_hosts(state_dir),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ reads, then prints one JSON object on stdout for the test to check.
 from __future__ import annotations
 
 import json
+import os
 import smtplib
 import socket
 import ssl
@@ -15,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-HOST = "127.0.0.1"
+HOST = os.environ.get("PORTKIT_LAB_HOST", "127.0.0.1")
 TIMEOUT = 10.0
 MAX_READ = 64 * 1024
 

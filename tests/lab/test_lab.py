@@ -33,9 +33,9 @@ def need(lab: Lab, row: Any) -> None:
         pytest.skip("this lab was started without --extra")
 
 
-def inside(lab: Lab, *args: str) -> dict[str, Any]:
+def inside(lab: Lab, *args: str, host: str = "127.0.0.1") -> dict[str, Any]:
     """Run one of the clients in _inside.py in the lab's namespace and return its JSON."""
-    proc = lab.run_in([sys.executable, str(INSIDE), *args])
+    proc = lab.run_in(["env", f"PORTKIT_LAB_HOST={host}", sys.executable, str(INSIDE), *args])
     assert proc.returncode == 0, proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout)
     return result
@@ -50,7 +50,9 @@ def curl(lab: Lab, *args: str) -> tuple[int, str, str]:
 def test_every_daemon_runs_inside_the_namespace(lab: Lab) -> None:
     pids = lab.pids()
     expected = {"nginx", "sshd", "postfix", "dovecot", "vsftpd", "dnsmasq", "inetd"}
-    assert set(pids) == expected | ({"redis", "memcached"} if lab.extra else set())
+    expected |= {"redis", "memcached"} if lab.extra else set()
+    expected |= {"vsftpd6"} if "::1" in lab.hosts else set()
+    assert set(pids) == expected
     for daemon, pid in pids.items():
         proc = lab.run_in(["ip", "netns", "identify", str(pid)])
         assert proc.stdout.strip() == lab.name, f"{daemon} (pid {pid}) is not in {lab.name}"
@@ -194,9 +196,13 @@ def test_memcached_on_a_non_standard_port(lab: Lab, row: Any) -> None:
     assert reply == f"VERSION {row.version}\r\n"
 
 
-def test_nmap_sees_exactly_the_ground_truth_ports(lab: Lab) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_nmap_sees_exactly_the_ground_truth_ports(lab: Lab, host: str) -> None:
+    if host not in lab.hosts:
+        pytest.skip(f"the lab does not listen on {host} (no loopback IPv6 in this kernel)")
+    family = ["-6"] if ":" in host else []
     proc = lab.run_in(
-        ["nmap", "-n", "-Pn", "-sT", "-p-", "--max-retries", "1", "-oX", "-", lab.host],
+        ["nmap", *family, "-n", "-Pn", "-sT", "-p-", "--max-retries", "1", "-oX", "-", host],
         timeout=100,
     )
     assert proc.returncode == 0, proc.stderr
@@ -208,6 +214,26 @@ def test_nmap_sees_exactly_the_ground_truth_ports(lab: Lab) -> None:
         and any(state.attrib["state"] == "open" for state in port.iter("state"))
     )
     assert open_tcp == lab.ports("tcp")
+
+
+def test_the_same_servers_answer_on_ipv6(lab: Lab) -> None:
+    if "::1" not in lab.hosts:
+        pytest.skip("the lab does not listen on ::1 (no loopback IPv6 in this kernel)")
+    code, out, err = curl(lab, "-k", "-D", "-", "-o", "/dev/null", "https://[::1]:443/")
+    assert code == 0, err
+    assert "Server: nginx/" in out
+    code, out, err = curl(lab, "ftp://[::1]:21/pub/README.txt")
+    assert (code, out) == (0, "portkit lab: a file for anonymous FTP\n"), err
+    code, out, err = curl(lab, "-u", f"{USER}:{PASSWORD}", "imap://[::1]:143/INBOX;UID=1")
+    assert code == 0, err
+    assert WELCOME_SUBJECT in out
+    keyscan = lab.run_in(["ssh-keyscan", "-T", "10", "-p", "2222", "::1"])
+    assert "SSH-2.0-OpenSSH_" in keyscan.stderr
+    assert inside(lab, "smtp", "25", "plain", host="::1")["greeting"][0] == 220
+    for transport in ("udp", "tcp"):
+        a = inside(lab, "dns", "53", transport, "www.lab.portkit.test", "A", "IN", host="::1")
+        assert a["answers"] == ["127.0.0.1"]
+    assert inside(lab, "telnet", "23", host="::1")["text"].rstrip().endswith("login:")
 
 
 def test_nmap_sees_dns_on_udp(lab: Lab) -> None:
