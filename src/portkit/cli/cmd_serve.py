@@ -85,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     host_log.propagate = False
     if host_log.level == logging.NOTSET:
         host_log.setLevel(logging.INFO)
+    if not getattr(args, "debug", False):
+        # aiohttp logs a traceback per malformed request; the access log already records
+        # each one (status 400, with the peer), so keep stderr for the host's own news.
+        logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
     try:
         return _serve(args)
     finally:

@@ -102,7 +102,7 @@ class Where:
     def error(self, key: str | None, message: str) -> ConfigError:
         """Return a ConfigError ``FILE:LINE: [TABLE] KEY: MESSAGE`` for ``key``."""
         line = self.line_of(key)
-        prefix = f"{self.file}:{line}: [{self.table}]"
+        prefix = f"{self.file}:{line}:" + (f" [{self.table}]" if self.table else "")
         return ConfigError(f"{prefix} {key}: {message}" if key else f"{prefix} {message}")
 
 

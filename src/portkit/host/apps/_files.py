@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email.utils
 import html
 import mimetypes
 import os
@@ -26,6 +27,7 @@ from urllib.parse import quote
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
 
 from portkit.host.apps._ranges import IGNORE, UNSATISFIABLE, ByteRange, parse_range
 
@@ -137,6 +139,15 @@ async def serve_file(request: web.Request, path: Path, st: os.stat_result) -> we
     """Answer GET/HEAD for the regular file ``path``, with ranges per RFC 9110."""
     media = content_type(path)
     header = request.headers.get(hdrs.RANGE)
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range is not None:
+        # RFC 9110 section 13.1.5, evaluated here (aiohttp only understands dates): a
+        # validator that does not match means the Range is ignored.
+        headers = _without(request, hdrs.IF_RANGE)
+        if header is not None and not _if_range_matches(if_range, st):
+            headers.popall(hdrs.RANGE, None)
+            header = None
+        request = request.clone(headers=headers)
     if header is not None:
         verdict = parse_range(header, st.st_size)
         conditional = any(
@@ -146,7 +157,6 @@ async def serve_file(request: web.Request, path: Path, st: os.stat_result) -> we
                 hdrs.IF_NONE_MATCH,
                 hdrs.IF_MODIFIED_SINCE,
                 hdrs.IF_UNMODIFIED_SINCE,
-                hdrs.IF_RANGE,
             )
         )
         if verdict is IGNORE or (conditional and not _single(verdict)):
@@ -196,12 +206,26 @@ def _single(verdict: object) -> bool:
     return isinstance(verdict, tuple) and len(verdict) == 1
 
 
-def _without_range(request: web.Request) -> dict[str, str]:
-    from multidict import CIMultiDict
-
+def _without(request: web.Request, name: str) -> CIMultiDict[str]:
     headers = CIMultiDict(request.headers)
-    headers.popall(hdrs.RANGE, None)
-    return headers  # type: ignore[return-value]
+    headers.popall(name, None)
+    return headers
+
+
+def _without_range(request: web.Request) -> CIMultiDict[str]:
+    return _without(request, hdrs.RANGE)
+
+
+def _if_range_matches(value: str, st: os.stat_result) -> bool:
+    """Whether an If-Range validator matches the file (section 13.1.5)."""
+    value = value.strip()
+    if value.startswith(('"', "W/")):
+        return value == _etag(st)  # weak tags never match (strong comparison)
+    try:
+        date = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return False
+    return int(date.timestamp()) == int(st.st_mtime)
 
 
 def _etag(st: os.stat_result) -> str:
