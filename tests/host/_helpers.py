@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +161,17 @@ def addresses(doc: dict[str, Any], app: str) -> list[tuple[str, int]]:
                 result.append((hostpart.strip("[]"), int(port)))
             return result
     raise KeyError(app)
+
+
+EVENTUALLY = 10.0
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Wait until ``condition()`` holds (checked every few ms), failing after EVENTUALLY s."""
+    try:
+        async with asyncio.timeout(EVENTUALLY):
+            # Counters are plain integers with no event to wait on: poll them.
+            while not condition():  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise AssertionError(f"not reached in {EVENTUALLY}s: {what}") from None
