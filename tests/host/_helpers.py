@@ -70,7 +70,14 @@ def parse_head(raw: bytes) -> tuple[int, dict[str, str], bytes]:
 class ServeProcess:
     """`python -m portkit serve CONFIG` in a child process, ready via NOTIFY_SOCKET."""
 
-    def __init__(self, config: Path, tmp: Path, *extra: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        config: Path,
+        tmp: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        world_writable: bool = False,
+    ) -> None:
         self.config = config
         self.tmp = tmp
         self.ready_file = tmp / "ready.json"
@@ -80,11 +87,14 @@ class ServeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.notify: socket.socket | None = None
         self.stderr_path = tmp / "serve.stderr"
+        self.world_writable = world_writable
 
     def start(self) -> dict[str, Any]:
         """Start and wait for READY=1; return the ready file (the status document)."""
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(self.notify_path))
+        if self.world_writable:  # for a child that drops privileges
+            self.notify_path.chmod(0o777)
         self.notify.settimeout(READY_TIMEOUT)
         env = dict(os.environ)
         env.update(PYTHONPATH=str(SRC), NOTIFY_SOCKET=str(self.notify_path), **self.env)

@@ -248,11 +248,13 @@ class Host:
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
-        await self.start()
+        # Handlers first: a signal that arrives while starting waits for the start to
+        # finish (both take the lock) instead of killing the process half-started.
         loop.add_signal_handler(signal.SIGTERM, on_term, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, on_term, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         try:
+            await self.start()
             await self._stopped.wait()
             if stopping:
                 await stopping[0]
