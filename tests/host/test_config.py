@@ -165,3 +165,24 @@ async def test_nothing_starts_when_one_listener_cannot_bind(site: Path) -> None:
         assert not (site / "status.json").exists()
     finally:
         busy.close()
+
+
+def test_reference_documents_every_option() -> None:
+    import dataclasses
+
+    from portkit.host._config import HostOptions
+    from portkit.host.apps import KIND_MODULES, load_kind
+
+    doc = (Path(__file__).parents[2] / "docs" / "serve.md").read_text()
+    kinds = {name for name, module in KIND_MODULES.items() if not module.endswith(".mail")}
+    classes = [HostOptions, *(load_kind(k).options for k in sorted(kinds))]
+    for cls in classes:
+        for field in dataclasses.fields(cls):
+            assert f"`{field.name}`" in doc, f"docs/serve.md does not describe {field.name}"
+    for kind in kinds:
+        assert f"**{kind}**" in doc
+
+
+def test_access_log_key_accepts_both_spellings(site: Path) -> None:
+    text = GOOD.replace('root = "public"', 'root = "public"\naccess-log = "a.log"')
+    assert parse_config(text, base_dir=site).app("site").access_log == site / "a.log"

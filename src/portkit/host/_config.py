@@ -273,14 +273,14 @@ def _parse_app(name: str, table: Mapping[str, Any], where: Where) -> AppConfig:
             if address.overlaps(seen):
                 raise where.error("listen", f"{address} is listed twice (overlaps {seen})")
         listen.append(address)
-    access_raw = table.get("access_log")
+    access_raw = table.get("access_log", table.get("access-log"))
     access_log: Path | None = None
     if access_raw is not None:
         if not isinstance(access_raw, str) or not access_raw or "\x00" in access_raw:
             raise where.error("access_log", f"must be a file path, not {access_raw!r}")
         access_log = where.base_dir / Path(access_raw).expanduser()
-    kind_table = {k: v for k, v in table.items() if k not in COMMON_KEYS}
-    options = parse_options(kind.options, kind_table, where)
+    kind_table = {k: v for k, v in table.items() if k.replace("-", "_") not in COMMON_KEYS}
+    options = parse_options(kind.options, kind_table, where, also_known=COMMON_KEYS)
     kind.check(options, where)
     return AppConfig(
         name=name, kind=kind_name, listen=tuple(listen), options=options, access_log=access_log
