@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,7 +176,7 @@ def test_reference_documents_every_option() -> None:
 
     doc = (Path(__file__).parents[2] / "docs" / "serve.md").read_text()
     kinds = {name for name, module in KIND_MODULES.items() if not module.endswith(".mail")}
-    classes = [HostOptions, *(load_kind(k).options for k in sorted(kinds))]
+    classes: list[Any] = [HostOptions, *(load_kind(k).options for k in sorted(kinds))]
     for cls in classes:
         for field in dataclasses.fields(cls):
             assert f"`{field.name}`" in doc, f"docs/serve.md does not describe {field.name}"
