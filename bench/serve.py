@@ -8,7 +8,7 @@
 Every server binds 127.0.0.1; every load is bounded in time or count. Run from the
 repository root:
 
-    PYTHONPATH=src python bench/serve.py [--duration 10] [--connections 64]
+    PYTHONPATH=src python bench/serve.py [--duration 10] [--connections 64] [--rounds 3]
 
 Figures go in docs/benchmarks.md ("## Serve").
 """
@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,7 +124,9 @@ NGINX = textwrap.dedent(
 )
 
 
-def bench_static(tmp: Path, duration: int, connections: int) -> list[tuple[str, str, float, float]]:
+def bench_static(
+    tmp: Path, duration: int, connections: int, rounds: int
+) -> list[tuple[str, str, float, float]]:
     root = tmp / "files"
     root.mkdir()
     for name, size in FILES.items():
@@ -144,12 +147,23 @@ def bench_static(tmp: Path, duration: int, connections: int) -> list[tuple[str, 
     if shutil.which("nginx"):
         (tmp / "nginx.conf").write_text(NGINX.format(tmp=tmp, port=p3, root=root))
         servers["nginx"] = (["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], p3)
-    for label, (args, port) in servers.items():
-        with running(args, port, env=ENV):
-            for name in FILES:
-                url = f"http://127.0.0.1:{port}/{name}"
-                wrk(url, 1, connections)  # warm-up
-                rps, p99 = wrk(url, duration, connections)
+    with contextlib.ExitStack() as stack:
+        for args, port in servers.values():
+            stack.enter_context(running(args, port, env=ENV))
+        # All servers run at once; wrk visits them in turn, `rounds` times, so a change in
+        # the machine's load hits every server alike. The median of the rounds is reported.
+        for name in FILES:
+            samples: dict[str, list[tuple[float, float]]] = {label: [] for label in servers}
+            for _args, port in servers.values():
+                wrk(f"http://127.0.0.1:{port}/{name}", 1, connections)  # warm-up
+            for _ in range(rounds):
+                for label, (_args, port) in servers.items():
+                    samples[label].append(
+                        wrk(f"http://127.0.0.1:{port}/{name}", duration, connections)
+                    )
+            for label, runs in samples.items():
+                rps = statistics.median(r for r, _ in runs)
+                p99 = statistics.median(p for _, p in runs)
                 rows.append((label, name, rps, p99))
                 print(f"  {label:14} {name:9} {rps:10.0f} req/s  p99 {p99:7.2f} ms", flush=True)
     return rows
@@ -282,6 +296,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server (median)")
     args = parser.parse_args()
     for tool in ("wrk", "socat"):
         if not shutil.which(tool):
@@ -290,8 +305,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pk-bench-serve-") as tmp_text:
         tmp = Path(tmp_text)
         os.chmod(tmp, 0o755)
-        print(f"static files, wrk -t1 -c{args.connections} -d{args.duration}s, loopback:")
-        static = bench_static(tmp, args.duration, args.connections)
+        print(
+            f"static files, wrk -t1 -c{args.connections} -d{args.duration}s, "
+            f"median of {args.rounds} interleaved rounds, loopback:"
+        )
+        static = bench_static(tmp, args.duration, args.connections, args.rounds)
         print("forwarding, loopback:")
         forward = bench_forward(tmp)
     print("\nratios (portkit / peer):")

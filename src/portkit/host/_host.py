@@ -228,10 +228,14 @@ class Host:
             await self._stop_apps(changed, new.host.grace)
             try:
                 await self._start_apps(to_start, new)
-            except BaseException:
-                for key in fresh:
-                    self._sockets.pop(key).close()
-                raise
+            except Exception as exc:
+                # Stopped applications cannot come back half-way through; report loudly and
+                # keep serving what did start (the next SIGHUP retries the rest).
+                log.error("reload failed while starting applications: %r", exc)
+                self.config = new  # what is not running now starts on the next reload
+                _systemd.notify("READY=1", "STATUS=reload failed")
+                self._write_status()
+                return False
             self.config = new
             needed = {_socket_key(a.name, addr) for a in new.apps for addr in a.listen}
             for key in list(self._sockets):
