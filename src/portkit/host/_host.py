@@ -208,7 +208,7 @@ class Host:
                     if self.config_path is None:
                         raise PortkitError("no configuration file to reload")
                     new = load_config(self.config_path)
-                fresh = self._bind_all(new)
+                self._bind_all(new)
             except PortkitError as exc:
                 log.error("reload rejected, keeping the running configuration: %s", exc)
                 _systemd.notify("READY=1", "STATUS=reload rejected")
