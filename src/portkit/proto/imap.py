@@ -510,12 +510,17 @@ def bodystructure(part: email.message.Message, *, extensible: bool = True) -> by
         inner = part.get_payload(0)
         assert isinstance(inner, email.message.Message)
         fields += [envelope(inner), bodystructure(inner, extensible=extensible)]
-        fields.append(b"%d" % body.count(b"\n"))
+        fields.append(b"%d" % _lines(body))
     elif maintype == "text":
-        fields.append(b"%d" % body.count(b"\n"))
+        fields.append(b"%d" % _lines(body))
     if extensible:
         fields += [_nstring_header(part, "Content-MD5"), _disposition(part), b"NIL", b"NIL"]
     return b"(" + b" ".join(fields) + b")"
+
+
+def _lines(body: bytes) -> int:
+    """Lines in a body part: a last line without its line break still counts."""
+    return body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
 
 
 def _disposition(part: email.message.Message) -> bytes:
