@@ -35,7 +35,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 
 from portkit.scan._model import PortResult, PortState
@@ -204,7 +204,7 @@ async def run_socket_engine(
     kind: ProbeKind,
     options: EngineOptions,
     namer: Callable[[int, str], str | None] | None = None,
-) -> AsyncIterator[list[PortResult]]:
+) -> AsyncGenerator[list[PortResult], None]:
     """Probe every (target, port) of ``probes``; yield results in batches as they come.
 
     Only as many probes are taken from ``probes`` as fit the window, so memory stays
@@ -454,9 +454,9 @@ async def run_socket_engine(
                 waits.append(max(0.0, deadlines[0][0] - time.monotonic()))
             if not waits and not inflight and again:
                 waits.append(0.01)  # resources were short: give the kernel a moment
+            # The epoll descriptor is level-triggered in the loop's selector: if answers
+            # are already waiting, the event is set again at once.
             ready_event.clear()
-            if ep.poll(0, 1):
-                continue
             try:
                 async with asyncio.timeout(min(waits) if waits else None):
                     await ready_event.wait()

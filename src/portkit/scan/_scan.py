@@ -6,8 +6,16 @@ import asyncio
 import dataclasses
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from dataclasses import dataclass, field
+from typing import cast
 
 from portkit._errors import PortSpecError, TargetError
 from portkit.scan._engine import (
@@ -48,7 +56,7 @@ class ScanPlan:
     exclude: tuple[TargetSpec, ...] = ()
     ports: PortSet
     syn: bool = False
-    options: EngineOptions = EngineOptions()
+    options: EngineOptions = field(default_factory=EngineOptions)
 
     def iter_targets(self) -> Iterator[Target]:
         """Yield each address to scan once, exclusions applied."""
@@ -85,7 +93,7 @@ async def plan_scan(
     tcp: bool = True,
     syn: bool = False,
     exclude: Iterable[str] = (),
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (per probe, not for the call)
     retries: int = DEFAULT_RETRIES,
     rate: float | None = None,
     concurrency: int | None = None,
@@ -146,7 +154,7 @@ def _expected_namer() -> Callable[[int, str], str | None]:
     return name
 
 
-async def _engine_batches(plan: ScanPlan) -> AsyncIterator[list[PortResult]]:
+async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
     namer = _expected_namer()
     if plan.ports.tcp:
         if plan.syn:
@@ -167,9 +175,11 @@ async def _engine_batches(plan: ScanPlan) -> AsyncIterator[list[PortResult]]:
 
 
 def _load_identify() -> Identify:
-    from portkit.scan import _identify
+    # Identification is its own module (and its own engineer's); imported only on demand.
+    import importlib
 
-    return _identify.identify
+    module = importlib.import_module("portkit.scan._identify")
+    return cast(Identify, module.identify)
 
 
 async def scan_batches(
@@ -177,7 +187,7 @@ async def scan_batches(
     *,
     detect: bool | Identify = False,
     detect_concurrency: int = DETECT_CONCURRENCY,
-) -> AsyncIterator[list[PortResult]]:
+) -> AsyncGenerator[list[PortResult], None]:
     """Run ``plan``, yielding lists of :class:`PortResult` as soon as they are known.
 
     With ``detect``, open TCP ports are handed to identification (at most
@@ -241,12 +251,12 @@ async def scan(
     tcp: bool = True,
     syn: bool = False,
     exclude: Sequence[str] = (),
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (per probe, not for the call)
     retries: int = DEFAULT_RETRIES,
     rate: float | None = None,
     concurrency: int | None = None,
     detect: bool = False,
-) -> AsyncIterator[PortResult]:
+) -> AsyncGenerator[PortResult, None]:
     """Scan ``targets`` and yield a :class:`PortResult` for every port, as found.
 
     Example::
