@@ -18,7 +18,7 @@ from portkit.scan._model import PortResult, PortState
 from portkit.scan._scan import scan
 from portkit.scan._syn import CookieJar, _base_sum, fast_syn_packet, syn_packet
 
-from .conftest import Listener, needs_root
+from .conftest import Listener, drop_tcp_port, needs_root
 
 addresses = st.binary(min_size=4, max_size=4)
 ports = st.integers(0, 65535)
