@@ -17,7 +17,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import cast
 
-from portkit._errors import PortSpecError, TargetError
+from portkit._errors import PortkitError, PortSpecError, TargetError
 from portkit.scan._engine import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -178,7 +178,14 @@ def _load_identify() -> Identify:
     # Identification is its own module (and its own engineer's); imported only on demand.
     import importlib
 
-    module = importlib.import_module("portkit.scan._identify")
+    try:
+        module = importlib.import_module("portkit.scan._identify")
+    except ModuleNotFoundError as exc:
+        if exc.name != "portkit.scan._identify":
+            raise
+        raise PortkitError(
+            "--detect is not available: this portkit has no identification"
+        ) from None
     return cast(Identify, module.identify)
 
 
