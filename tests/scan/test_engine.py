@@ -222,3 +222,16 @@ def test_dropped_port_is_filtered_in_bounded_time(netns: str) -> None:
     )
     lines = sorted(proc.stdout.split("\n")[:-1])
     assert lines == ["10 closed conn-refused", "7 open syn-ack", "9 filtered no-response"]
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_expected_names_table_matches_the_registry(transport: str) -> None:
+    from portkit.registry import default_registry
+    from portkit.scan._scan import expected_names
+
+    registry = default_registry()
+    names = expected_names(transport)
+    assert len(names) == 65536
+    # Every 7th port, plus the well-known range in full: same answer as the registry.
+    for port in [*range(0, 1024), *range(1024, 65536, 7)]:
+        assert names[port] == registry.service_name(port, transport), port

@@ -28,7 +28,7 @@ import struct
 import time
 from array import array
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 
 from portkit._errors import PrivilegeError, TargetError
 from portkit.scan._engine import EngineOptions, RateLimiter, _Congestion
@@ -198,7 +198,7 @@ def _raw_socket(sport: int) -> socket.socket:
 async def run_syn_engine(
     probes: Iterator[tuple[Target, int]],
     options: EngineOptions,
-    namer: Callable[[int, str], str | None] | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Send a SYN to every (target, port) of ``probes``; yield results in batches."""
     jar = CookieJar()
@@ -235,7 +235,7 @@ async def run_syn_engine(
                 state=state,
                 reason=reason,
                 hostname=target.hostname,
-                expected=None if namer is None else namer(port, "tcp"),
+                expected=None if names is None else names[port],
                 rtt=rtt,
             )
         )
