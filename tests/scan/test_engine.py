@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -235,3 +236,30 @@ def test_expected_names_table_matches_the_registry(transport: str) -> None:
     # Every 7th port, plus the well-known range in full: same answer as the registry.
     for port in [*range(0, 1024), *range(1024, 65536, 7)]:
         assert names[port] == registry.service_name(port, transport), port
+
+
+async def test_sharded_scan_equals_single_process(listeners: list[Listener]) -> None:
+    v4 = sorted({ls.port for ls in listeners if ":" not in ls.host})
+    spec = f"1-9000,{','.join(map(str, v4))}"
+    one = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=1))
+    two = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=2))
+    three = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=3, syn=False))
+    key = sorted((r.host, r.port, r.state, r.expected) for r in one)
+    assert len(key) == 2 * len(set(range(1, 9001)) | set(v4))
+    assert sorted((r.host, r.port, r.state, r.expected) for r in two) == key
+    assert sorted((r.host, r.port, r.state, r.expected) for r in three) == key
+
+
+async def test_closing_a_sharded_scan_early_stops_the_workers() -> None:
+    gen = scan("127.0.0.2", "1-65535", workers=2, rate=5000)
+    async for _ in gen:
+        break
+    await gen.aclose()  # workers killed and reaped; no ResourceWarning, no zombie
+
+
+def test_worker_count() -> None:
+    from portkit.scan._shard import MIN_PROBES_PER_WORKER, worker_count
+
+    assert worker_count(10) == 1
+    assert worker_count(10, 3) == 3
+    assert 1 <= worker_count(100 * MIN_PROBES_PER_WORKER) <= len(os.sched_getaffinity(0))

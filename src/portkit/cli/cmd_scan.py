@@ -61,6 +61,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, metavar="PPS", help="at most PPS probes per second")
     parser.add_argument("--concurrency", type=int, metavar="N", help="at most N probes in flight")
     parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes for large TCP scans (default: one per core for 16,384+ probes)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=1000.0,
@@ -97,6 +103,7 @@ def _command_line(args: argparse.Namespace) -> str:
         ("-iL", args.target_file),
         ("--rate", args.rate),
         ("--concurrency", args.concurrency),
+        ("--workers", args.workers),
         ("-o", args.format if args.format != "table" else None),
         ("--output", args.output),
     ):
@@ -135,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
             retries=args.retries,
             rate=args.rate,
             concurrency=args.concurrency,
+            workers=args.workers,
             detect=args.detect,
             fmt=args.format,
             output=args.output,

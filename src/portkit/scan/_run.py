@@ -53,6 +53,7 @@ async def run_scan_command(
     retries: int,
     rate: float | None,
     concurrency: int | None,
+    workers: int | None = None,
     detect: bool,
     fmt: str,
     output: str | None,
@@ -71,6 +72,7 @@ async def run_scan_command(
         retries=retries,
         rate=rate,
         concurrency=concurrency,
+        workers=workers,
     )
     if syn:
         from portkit.scan._syn import check_privilege
