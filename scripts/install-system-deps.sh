@@ -14,6 +14,7 @@ packages=(
   nginx openssh-server openssh-client postfix dovecot-imapd dovecot-pop3d vsftpd
   dnsmasq-base openbsd-inetd inetutils-telnetd fetchmail
   redis-server memcached
+  nftables
   chromium
 )
 
