@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from portkit._errors import NetworkError, UsageError
+from portkit.scan._engine import EngineOptions
 from portkit.scan._model import PortResult
 from portkit.scan._scan import ScanPlan, scan_batches
 from portkit.scan._shards import (
@@ -71,6 +72,7 @@ class ClusterOptions:
     workers: int | None = None  # a local cluster of this many worker processes
     resume: str | None = None  # the state file
     shard_probes: int = DEFAULT_SHARD_PROBES
+    connect_timeout: float = CONNECT_TIMEOUT  # seconds to reach the scheduler
 
     def __post_init__(self) -> None:
         if self.address is not None and self.workers is not None:
@@ -140,9 +142,10 @@ class _Executor(Protocol):
 
 
 class _InProcess:
-    """Shards one at a time in this process (``--resume`` without a cluster)."""
+    """Shards in this process (``--resume`` without a cluster: one at a time)."""
 
-    slots = 1
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = slots
 
     async def start(self) -> None:
         return None
@@ -160,9 +163,10 @@ class _InProcess:
 class _Dask:
     """Shards on Dask workers: a local cluster we start, or a scheduler we are given."""
 
-    def __init__(self, *, address: str | None, workers: int | None) -> None:
+    def __init__(self, *, address: str | None, workers: int | None, timeout: float) -> None:
         self._address = address
         self._workers = workers
+        self._timeout = timeout
         self._cluster: Any = None
         self._client: Any = None
         self._token = ""
@@ -196,7 +200,7 @@ class _Dask:
             address = self._address
         try:
             self._client = await distributed.Client(
-                address, asynchronous=True, timeout=CONNECT_TIMEOUT, set_as_default=False
+                address, asynchronous=True, timeout=self._timeout, set_as_default=False
             )
         except (OSError, TimeoutError) as exc:
             await self.close()
@@ -208,7 +212,8 @@ class _Dask:
             raise NetworkError(
                 f"no worker joined the dask scheduler at {address!r} within {WORKER_WAIT:g} s"
             ) from None
-        info = self._client.scheduler_info()
+        # An asynchronous client's scheduler_info() is a cache without the workers.
+        info = await self._client.scheduler.identity(n_workers=-1)
         self.slots = max(1, sum(int(w.get("nthreads", 1)) for w in info["workers"].values()))
 
     def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
@@ -233,7 +238,7 @@ class _Dask:
 def _executor(options: ClusterOptions) -> _Executor:
     if options.address is None and options.workers is None:
         return _InProcess()
-    return _Dask(address=options.address, workers=options.workers)
+    return _Dask(address=options.address, workers=options.workers, timeout=options.connect_timeout)
 
 
 def _share(total: float | None, slots: int) -> float | None:
@@ -366,12 +371,18 @@ class ClusterScan:
     """
 
     def __init__(
-        self, executor: _Executor, scheduler: _Scheduler, journal: ShardJournal | None
+        self,
+        executor: _Executor,
+        scheduler: _Scheduler,
+        journal: ShardJournal | None,
+        engine_options: EngineOptions,
     ) -> None:
+        self.engine_options = engine_options  # what each shard runs with: shares of the ceilings
         self._executor = executor
         self._scheduler = scheduler
         self._journal = journal
         self.shard_count = len(scheduler.shards)
+        self.slots = executor.slots
 
     @classmethod
     async def open(cls, plan: ScanPlan, options: ClusterOptions, *, detect: bool) -> ClusterScan:
@@ -429,7 +440,7 @@ class ClusterScan:
             layout.port_block,
             executor.slots,
         )
-        return cls(executor, _Scheduler(shards, make_task, executor, journal), journal)
+        return cls(executor, _Scheduler(shards, make_task, executor, journal), journal, engine)
 
     async def batches(self) -> AsyncGenerator[list[PortResult], None]:
         """Yield result batches as shards finish, in shard order; close when done."""
