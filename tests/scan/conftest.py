@@ -67,3 +67,17 @@ def netns() -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def drop_tcp_port(namespace: str, port: int) -> None:
+    """Drop every TCP segment to ``port`` inside ``namespace`` (nftables), or skip."""
+    if shutil.which("nft") is None:
+        pytest.skip("needs nft (nftables, see scripts/install-system-deps.sh) to drop packets")
+    rules = (
+        "table inet pkscan {\n"
+        f"  chain input {{ type filter hook input priority 0; tcp dport {port} drop; }}\n"
+        "}\n"
+    )
+    subprocess.run(
+        ["ip", "netns", "exec", namespace, "nft", "-f", "-"], input=rules, text=True, check=True
+    )

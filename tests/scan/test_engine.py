@@ -16,7 +16,7 @@ from portkit.scan._engine import RateLimiter, raise_fd_limit, window_size
 from portkit.scan._model import PortResult, PortState
 from portkit.scan._scan import scan
 
-from .conftest import Listener, needs_root
+from .conftest import Listener, drop_tcp_port, needs_root
 
 
 async def collect(results: AsyncIterator[PortResult]) -> list[PortResult]:
@@ -199,18 +199,7 @@ async def test_bad_options_raise_before_sending(kwargs: dict[str, object], error
 @needs_root
 @pytest.mark.root
 def test_dropped_port_is_filtered_in_bounded_time(netns: str) -> None:
-    if subprocess.run(["which", "nft"], capture_output=True, check=False).returncode != 0:
-        pytest.skip("needs nft (nftables) to drop packets in the namespace")
-    rules = textwrap.dedent(
-        """
-        table inet pkscan {
-          chain input { type filter hook input priority 0; tcp dport 9 drop; }
-        }
-        """
-    )
-    subprocess.run(
-        ["ip", "netns", "exec", netns, "nft", "-f", "-"], input=rules, text=True, check=True
-    )
+    drop_tcp_port(netns, 9)
     script = textwrap.dedent(
         """
         import asyncio, socket, sys
@@ -233,3 +222,16 @@ def test_dropped_port_is_filtered_in_bounded_time(netns: str) -> None:
     )
     lines = sorted(proc.stdout.split("\n")[:-1])
     assert lines == ["10 closed conn-refused", "7 open syn-ack", "9 filtered no-response"]
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_expected_names_table_matches_the_registry(transport: str) -> None:
+    from portkit.registry import default_registry
+    from portkit.scan._scan import expected_names
+
+    registry = default_registry()
+    names = expected_names(transport)
+    assert len(names) == 65536
+    # Every 7th port, plus the well-known range in full: same answer as the registry.
+    for port in [*range(0, 1024), *range(1024, 65536, 7)]:
+        assert names[port] == registry.service_name(port, transport), port

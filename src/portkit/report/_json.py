@@ -134,7 +134,12 @@ class JsonLinesReport:
 
     def begin(self, info: ScanInfo) -> None:
         self._line(
-            {"type": "scan", "portkit": info.version, "schema": SCHEMA_VERSION} | _scan_json(info)
+            {
+                "type": "scan",
+                "portkit": info.version,
+                "schema": SCHEMA_VERSION,
+                "scan": _scan_json(info),
+            }
         )
         self.out.flush()
 

@@ -54,9 +54,8 @@ def _service(result: PortResult) -> str:
             )
             + "/>"
         )
-    if result.expected:
-        return "<service" + _attrs(name=result.expected, method="table", conf=3) + "/>"
-    return ""
+    # Like nmap, a port its table does not name is "unknown" (by table, confidence 3).
+    return "<service" + _attrs(name=result.expected or "unknown", method="table", conf=3) + "/>"
 
 
 class NmapXmlReport:

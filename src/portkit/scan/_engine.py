@@ -35,7 +35,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from portkit.scan._model import PortResult, PortState
@@ -61,6 +61,10 @@ MIN_WINDOW = 16
 _FD_RESERVE = 128  # descriptors left for the rest of the process (logs, output, loop)
 _LINGER_ABORT = struct.pack("ii", 1, 0)  # close with RST: no TIME_WAIT left behind
 _READY_CAP = 1024  # events taken from epoll per call
+EINPROGRESS = errno.EINPROGRESS
+ECONNREFUSED = errno.ECONNREFUSED
+CLOSED = PortState.CLOSED
+monotonic = time.monotonic
 
 
 class ProbeKind(enum.Enum):
@@ -203,14 +207,14 @@ async def run_socket_engine(
     probes: Iterator[tuple[Target, int]],
     kind: ProbeKind,
     options: EngineOptions,
-    namer: Callable[[int, str], str | None] | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Probe every (target, port) of ``probes``; yield results in batches as they come.
 
     Only as many probes are taken from ``probes`` as fit the window, so memory stays
     bounded whatever the size of the scan. Closing the generator (``aclose``, a break,
-    Ctrl-C) closes every socket still in flight. ``namer(port, transport)`` gives each
-    result its ``expected`` service name.
+    Ctrl-C) closes every socket still in flight. ``names[port]`` is each result's
+    ``expected`` service name.
 
     TCP sockets are reused: on Linux a second ``connect`` on a non-blocking socket
     whose first attempt has completed returns that attempt's result (``ECONNREFUSED``,
@@ -249,7 +253,7 @@ async def run_socket_engine(
                 state=state,
                 reason=reason,
                 hostname=probe.target.hostname,
-                expected=None if namer is None else namer(probe.port, transport),
+                expected=None if names is None else names[probe.port],
                 rtt=None if state is PortState.FILTERED else now - probe.started,
             )
         )
@@ -343,7 +347,7 @@ async def run_socket_engine(
 
     def start(target: Target, port: int, attempt: int, now: float) -> bool:
         """Start one probe; False when the kernel is out of a resource (retry later)."""
-        family = target.family
+        family = socket.AF_INET6 if ":" in target.address else socket.AF_INET
         pool = spare[family]
         try:
             if is_tcp and pool:
@@ -358,14 +362,39 @@ async def run_socket_engine(
                 return False
             raise
         address = _sockaddr(target, port)
-        probe = _Probe(sock, target, port, attempt, now, now + base_timeout * (2**attempt), answers)
-        err = sock.connect_ex(address)
+        if is_tcp:
+            began = monotonic()
+            err = sock.connect_ex(address)
+            if err == EINPROGRESS:
+                err = sock.connect_ex(address)  # the answer, if it is already here
+            if err == ECONNREFUSED:
+                # The common case, inlined: refused before connect returned (loopback,
+                # or a very near host). The socket is unconnected again: reuse it.
+                nonlocal answers
+                answers += 1
+                if congestion.window < ceiling:
+                    congestion.on_answer()
+                pool.append(sock)
+                append(
+                    PortResult(
+                        host=target.address,
+                        port=port,
+                        transport="tcp",
+                        state=CLOSED,
+                        reason="conn-refused",
+                        hostname=target.hostname,
+                        expected=None if names is None else names[port],
+                        rtt=monotonic() - began,
+                    )
+                )
+                return True
+        else:
+            err = sock.connect_ex(address)
         if err in _RESOURCE_ERRNOS:
             discard(sock)
             return False
+        probe = _Probe(sock, target, port, attempt, now, now + base_timeout * (2**attempt), answers)
         if is_tcp:
-            if err == errno.EINPROGRESS:
-                err = sock.connect_ex(address)  # the answer, if it is already here
             settle_tcp(probe, err, now)
         elif err:
             settle_udp(probe, err, now)

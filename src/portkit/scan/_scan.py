@@ -17,7 +17,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import cast
 
-from portkit._errors import PortSpecError, TargetError
+from portkit._errors import PortkitError, PortSpecError, TargetError
 from portkit.scan._engine import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -139,37 +139,50 @@ async def plan_scan(
     return plan
 
 
-def _expected_namer() -> Callable[[int, str], str | None]:
+def expected_names(transport: str) -> list[str | None]:
+    """The registry's service name of every port 0-65535 for ``transport``, as a list.
+
+    Same answers as ``Registry.service_name`` (a port's own entries first, in registry
+    order, then the ranges that cover it), built in one pass so that naming each
+    result of a 65,535-port sweep is a list index rather than a registry query.
+    """
     from portkit.registry import default_registry
 
     registry = default_registry()
-    cache: dict[tuple[int, str], str | None] = {}
-
-    def name(port: int, transport: str) -> str | None:
-        key = (port, transport)
-        if key not in cache:
-            cache[key] = registry.service_name(port, transport)
-        return cache[key]
-
-    return name
+    names: list[str | None] = [None] * 65536
+    ranges = []
+    for service in registry.in_range(0, 65535, transport):
+        if service.port is None or not service.name:
+            continue
+        if service.port_end is not None and service.port_end != service.port:
+            ranges.append(service)
+        elif names[service.port] is None:
+            names[service.port] = service.name
+    for service in ranges:
+        assert service.port is not None
+        assert service.port_end is not None
+        for port in range(service.port, min(service.port_end, 65535) + 1):
+            if names[port] is None:
+                names[port] = service.name
+    return names
 
 
 async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
-    namer = _expected_namer()
     if plan.ports.tcp:
+        names = expected_names("tcp")
         if plan.syn:
             from portkit.scan._syn import run_syn_engine
 
-            async for batch in run_syn_engine(plan.probes("tcp"), plan.options, namer):
+            async for batch in run_syn_engine(plan.probes("tcp"), plan.options, names):
                 yield batch
         else:
             async for batch in run_socket_engine(
-                plan.probes("tcp"), ProbeKind.TCP_CONNECT, plan.options, namer
+                plan.probes("tcp"), ProbeKind.TCP_CONNECT, plan.options, names
             ):
                 yield batch
     if plan.ports.udp:
         async for batch in run_socket_engine(
-            plan.probes("udp"), ProbeKind.UDP, plan.options, namer
+            plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp")
         ):
             yield batch
 
@@ -178,7 +191,14 @@ def _load_identify() -> Identify:
     # Identification is its own module (and its own engineer's); imported only on demand.
     import importlib
 
-    module = importlib.import_module("portkit.scan._identify")
+    try:
+        module = importlib.import_module("portkit.scan._identify")
+    except ModuleNotFoundError as exc:
+        if exc.name != "portkit.scan._identify":
+            raise
+        raise PortkitError(
+            "--detect is not available: this portkit has no identification"
+        ) from None
     return cast(Identify, module.identify)
 
 
