@@ -7,9 +7,11 @@ server), then measures, inside the namespace, for several rounds (medians):
 
 1. 16 hosts x 1,000 ports with ``--detect``: ``portkit scan`` in one process vs the
    same command with ``--workers 2`` (wall time from process start to exit, so the
-   cluster pays for starting its scheduler and worker processes);
-2. a trivial scan (one host, one port) directly vs ``--workers 2``: the fixed cost of
-   a cluster scan;
+   cluster pays for starting its scheduler and worker processes) and with
+   ``--cluster ADDRESS`` of a scheduler with two workers already running (separate
+   ``dask scheduler`` and ``dask worker`` processes in the namespace);
+2. a trivial scan (one host, one port) the same three ways: the fixed cost of a
+   cluster scan;
 3. the cost of one shard: a started two-worker cluster runs 200 one-probe shards, and
    the same 200 probes run in one local scan; the difference per shard is what a shard
    adds (dispatch, a fresh event loop on the worker, results sent back).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -31,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -169,6 +173,57 @@ async def _shard_cost(shards: int) -> dict[str, float]:
     return {"shards": shards, "direct": direct, "sharded": sharded}
 
 
+@contextmanager
+def running_cluster(ns: str, workers: int = 2) -> Iterator[str]:
+    """``dask scheduler`` and ``dask worker`` processes in the namespace; yields the address."""
+    with tempfile.TemporaryDirectory() as tmp:
+        info = Path(tmp) / "scheduler.json"
+        inside = ["ip", "netns", "exec", ns, sys.executable, "-m", "dask"]
+        quiet = {
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.DEVNULL,
+            "stderr": subprocess.DEVNULL,
+        }
+        procs = [
+            subprocess.Popen(
+                [*inside, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+                env=env(),
+                **quiet,  # type: ignore[arg-type]
+            )
+        ]  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not info.exists() or not info.read_text().strip().endswith("}"):
+                if time.monotonic() > deadline or procs[0].poll() is not None:
+                    raise SystemExit("the dask scheduler did not start")
+                time.sleep(0.05)  # polling the file the scheduler writes once it listens
+            address = str(json.loads(info.read_text())["address"])
+            procs += [
+                subprocess.Popen(
+                    [*inside, "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                    env=env(),
+                    **quiet,  # type: ignore[arg-type]
+                )
+                for _ in range(workers)
+            ]  # fmt: skip
+            wait = [*inside[:-2], "-c", WAIT_WORKERS, address, str(workers)]
+            subprocess.run(wait, env=env(), check=True, timeout=120)
+            yield address
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+
+
+WAIT_WORKERS = """
+import sys
+from distributed import Client
+with Client(sys.argv[1], timeout=60) as client:
+    client.wait_for_workers(int(sys.argv[2]), timeout=60)
+"""
+
+
 def shard_cost(ns: str, shards: int) -> dict[str, float]:
     argv = ["ip", "netns", "exec", ns, sys.executable, __file__, "--inner-shard-cost", str(shards)]
     proc = subprocess.run(argv, env=env(), capture_output=True, text=True, check=False)
@@ -196,41 +251,57 @@ def main() -> int:
     detect = [] if args.no_detect else ["--detect"]
     big = ["127.0.0.1-16", "-p", "1-1000", *detect]
     trivial = ["127.0.0.1", "-p", "22"]
-    rows: list[tuple[str, float, float]] = []
-    with namespace() as ns, services(ns):
-        times: dict[str, list[float]] = {k: [] for k in ("one", "two", "t-one", "t-two")}
+    rows: list[tuple[str, float, float, float]] = []
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(namespace())
+        stack.enter_context(services(ns))
+        times: dict[str, list[float]] = {
+            k: [] for k in ("one", "two", "running", "t-one", "t-two", "t-running")
+        }
+        address = stack.enter_context(running_cluster(ns))
         for rnd in range(args.rounds):
-            runs = [("one", big), ("two", [*big, "--workers", "2"])]
+            runs = [
+                ("one", big),
+                ("two", [*big, "--workers", "2"]),
+                ("running", [*big, "--cluster", address]),
+            ]
             reports = {}
             for key, argv in runs if rnd % 2 == 0 else runs[::-1]:
                 elapsed, reports[key] = run_scan(ns, argv)
                 times[key].append(elapsed)
-            if findings(reports["one"]) != findings(reports["two"]):
-                raise SystemExit(f"round {rnd}: the cluster found something else")
+            for key in ("two", "running"):
+                if findings(reports["one"]) != findings(reports[key]):
+                    raise SystemExit(f"round {rnd}: the cluster ({key}) found something else")
             if {(h, p) for h, p, _s, _i in findings(reports["one"])} != expected_open():
                 raise SystemExit(f"round {rnd}: open ports differ from the services")
-            for key, argv in (("t-one", trivial), ("t-two", [*trivial, "--workers", "2"])):
+            for key, argv in (
+                ("t-one", trivial),
+                ("t-two", [*trivial, "--workers", "2"]),
+                ("t-running", [*trivial, "--cluster", address]),
+            ):
                 times[key].append(run_scan(ns, argv)[0])
             print(f"round {rnd}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
         label = "with --detect" if detect else "without --detect"
-        one, two = statistics.median(times["one"]), statistics.median(times["two"])
-        rows.append((f"16 hosts x 1,000 ports {label}", one, two))
-        t_one, t_two = statistics.median(times["t-one"]), statistics.median(times["t-two"])
-        rows.append(("1 host x 1 port (fixed cost)", t_one, t_two))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append((f"16 hosts x 1,000 ports {label}", med["one"], med["two"], med["running"]))
+        rows.append(("1 host x 1 port (fixed cost)", med["t-one"], med["t-two"], med["t-running"]))
         cost = shard_cost(ns, 200)
     per_shard = (cost["sharded"] - cost["direct"]) / cost["shards"]
-    for title, a, b in rows:
-        print(f"{title}: one process {a:.2f} s, --workers 2 {b:.2f} s, ratio {b / a:.2f}")
+    for title, a, b, c in rows:
+        print(
+            f"{title}: one process {a:.2f} s, --workers 2 {b:.2f} s (x{b / a:.2f}), "
+            f"--cluster (2 workers already running) {c:.2f} s (x{c / a:.2f})"
+        )
     print(
         f"per shard: {cost['shards']:.0f} one-probe shards on 2 workers took "
         f"{cost['sharded']:.3f} s vs {cost['direct']:.3f} s in one local scan: "
         f"{per_shard * 1000:.1f} ms of overhead per shard"
     )
     if args.markdown:
-        print("\n| scenario | one process (median) | --workers 2 (median) | cluster / one |")
-        print("|---|---:|---:|---:|")
-        for title, a, b in rows:
-            print(f"| {title} | {a:.2f} s | {b:.2f} s | {b / a:.2f} |")
+        print("\n| scenario | one process | --workers 2 | ratio | --cluster (running) | ratio |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for title, a, b, c in rows:
+            print(f"| {title} | {a:.2f} s | {b:.2f} s | {b / a:.2f} | {c:.2f} s | {c / a:.2f} |")
     return 0
 
 

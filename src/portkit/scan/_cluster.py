@@ -33,7 +33,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from portkit._errors import NetworkError, UsageError
+from portkit._errors import NetworkError, PortkitError, UsageError
 from portkit.scan._engine import EngineOptions
 from portkit.scan._model import PortResult
 from portkit.scan._scan import ScanPlan, scan_batches
@@ -221,7 +221,15 @@ class _Dask:
         future = self._client.submit(run_shard, task, key=key, pure=False)
 
         async def result() -> tuple[int, list[PortResult]]:
-            value: tuple[int, list[PortResult]] = await future
+            try:
+                value: tuple[int, list[PortResult]] = await future
+            except asyncio.CancelledError:
+                this = asyncio.current_task()
+                if this is not None and this.cancelling():
+                    raise  # we were cancelled (Ctrl-C, or the scan is being closed)
+                raise NetworkError(
+                    f"the dask scheduler dropped shard {task.shard.index} (scheduler lost?)"
+                ) from None
             return value
 
         return asyncio.ensure_future(result())
@@ -254,6 +262,12 @@ def _is_killed_worker(exc: BaseException) -> bool:
 
 
 # --- the client side ---------------------------------------------------------------
+
+
+def _describe(shard: Shard) -> str:
+    first, last = shard.targets[0].address, shard.targets[-1].address
+    hosts = first if first == last else f"{first}..{last}"
+    return f"{hosts}, {len(shard.ports)} ports"
 
 
 class _Scheduler:
@@ -340,11 +354,22 @@ class _Scheduler:
         assert isinstance(future, asyncio.Future)
         exc = future.exception()
         if exc is not None:
-            if _is_killed_worker(exc) and attempt < RESUBMITS:
-                log.warning("shard %d: its workers kept dying; submitting it again", shard.index)
-                self._start(shard, attempt + 1)
-                return
-            raise exc
+            if _is_killed_worker(exc):
+                if attempt < RESUBMITS:
+                    log.warning(
+                        "shard %d: its workers kept dying; submitting it again", shard.index
+                    )
+                    self._start(shard, attempt + 1)
+                    return
+                raise NetworkError(
+                    f"shard {shard.index} ({_describe(shard)}) failed: every worker that ran it died"
+                ) from exc
+            if isinstance(exc, PortkitError):
+                raise exc  # the engine's own one-line errors, from whichever worker
+            raise NetworkError(
+                f"shard {shard.index} ({_describe(shard)}) failed on a worker: "
+                f"{type(exc).__name__}: {exc} (is portkit[cluster] installed on every worker?)"
+            ) from exc
         index, results = future.result()
         if index != shard.index:  # pragma: no cover (a bug)
             raise RuntimeError(f"shard {shard.index} came back as shard {index}")
