@@ -5,6 +5,14 @@
 - :func:`connect` — a port-aware netcat: bytes between two streams and an endpoint.
 """
 
+from portkit.client._free_port import ephemeral_range, free_ports, is_free
 from portkit.client._listening import ListeningSocket, Listing, listening_sockets
 
-__all__ = ["ListeningSocket", "Listing", "listening_sockets"]
+__all__ = [
+    "ListeningSocket",
+    "Listing",
+    "ephemeral_range",
+    "free_ports",
+    "is_free",
+    "listening_sockets",
+]
