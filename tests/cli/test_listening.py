@@ -82,7 +82,8 @@ def test_without_root_owners_are_hidden_and_said_so() -> None:
     setpriv = shutil.which("setpriv")
     assert setpriv is not None, "setpriv (util-linux) is part of every Debian system"
     as_nobody = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable]
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    # nobody's own home: the registry cache of root's is not readable to it
+    env = {**os.environ, "PYTHONPATH": str(SRC), "HOME": "/nonexistent"}
     readable = subprocess.run(
         [*as_nobody, "-c", "import portkit.client"], env=env, capture_output=True, check=False
     )
