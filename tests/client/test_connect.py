@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from portkit import ConnectionRefused, ConnectTimeout, EndpointError, NetworkError
-from portkit.client import Timeouts, TlsError, converse, tls_context
+from portkit.client import Timeouts, TlsError, converse, read_fd, tls_context
 from tests.client.helpers import (
     echo_server,
     refused_port,
@@ -220,3 +221,26 @@ def test_tls_context_defaults_verify() -> None:
     context = tls_context()
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
+
+
+async def test_read_fd_regular_file_dev_null_and_pipe(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.write_bytes(b"z" * 200_000)
+    with data.open("rb") as f:
+        assert b"".join([c async for c in read_fd(f.fileno())]) == b"z" * 200_000
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        assert [c async for c in read_fd(null)] == []
+    finally:
+        os.close(null)
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"piped")
+        os.close(write_end)
+        write_end = -1
+        assert b"".join([c async for c in read_fd(read_end)]) == b"piped"
+        assert os.get_blocking(read_end)  # restored for whoever shares it next
+    finally:
+        os.close(read_end)
+        if write_end != -1:
+            os.close(write_end)

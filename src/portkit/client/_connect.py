@@ -115,6 +115,14 @@ def _tls_info(writer: asyncio.StreamWriter) -> TlsInfo | None:
     )
 
 
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's reason in words, with a hint where the usual cause is known."""
+    reason = (exc.reason or str(exc)).lower().replace("_", " ")
+    if exc.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+        reason += " (the server does not speak TLS on this port; try --no-tls)"
+    return reason
+
+
 async def _open(
     host: str,
     port: int,
@@ -145,7 +153,7 @@ async def _open(
             "(--insecure skips verification, --cafile names a trusted certificate)"
         ) from exc
     except ssl.SSLError as exc:
-        raise TlsError(f"tls handshake with {where} failed: {exc.reason or exc}") from exc
+        raise TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}") from exc
     except ConnectionResetError as exc:
         raise NetworkError(f"connection to {where} reset by peer during setup") from exc
     except OSError as exc:
@@ -164,9 +172,11 @@ async def read_fd(fd: int) -> AsyncIterator[bytes]:
     """Yield what file descriptor ``fd`` holds until its end (stdin: ``0``).
 
     Pipes, sockets and terminals are read without blocking the event loop; a regular
-    file (``< message.txt``) never blocks, so it is read directly.
+    file (``< message.txt``) or ``/dev/null`` never blocks, so it is read directly.
     """
-    if stat.S_ISREG(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    # Regular files and devices such as /dev/null never block, and epoll refuses them.
+    if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
         while chunk := os.read(fd, READ_SIZE):
             yield chunk
             await asyncio.sleep(0)  # let the replies flow while a large file is sent
@@ -210,6 +220,7 @@ async def converse(
     tls: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
     timeouts: Timeouts = Timeouts(),  # frozen, so one shared default is safe
+    on_connect: Callable[[tuple[str, int], TlsInfo | None], None] | None = None,
 ) -> Conversation:
     """Connect to (``host``, ``port``) and copy ``source`` to it and its replies to ``sink``.
 
@@ -221,6 +232,7 @@ async def converse(
         tls: a client context for implicit TLS (:func:`tls_context`), or ``None``.
         server_hostname: the name to verify the certificate against (default ``host``).
         timeouts: connect and idle limits.
+        on_connect: called once connected with the peer address and the TLS summary.
 
     Returns:
         What happened: bytes each way, who closed, the TLS summary.
@@ -237,6 +249,8 @@ async def converse(
     peername = writer.get_extra_info("peername")
     peer = (str(peername[0]), int(peername[1])) if peername else (host, port)
     tls_info = _tls_info(writer)
+    if on_connect is not None:
+        on_connect(peer, tls_info)
     sent = received = 0
     source_done = False
     last_activity = time.monotonic()
@@ -264,7 +278,7 @@ async def converse(
             except ConnectionResetError as exc:
                 raise NetworkError(f"connection to {where} reset by peer") from exc
             except ssl.SSLError as exc:
-                raise TlsError(f"tls error talking to {where}: {exc.reason or exc}") from exc
+                raise TlsError(f"tls error talking to {where}: {_ssl_reason(exc)}") from exc
             if not chunk:
                 return
             sink(chunk)  # the sink's own errors (a closed stdout) are the caller's
