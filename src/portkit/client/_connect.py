@@ -50,7 +50,10 @@ __all__ = [
 ]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds for TCP connect plus the TLS handshake
-READ_SIZE = 64 * 1024  # bytes read from the peer at a time; the sink gets at most this
+READ_SIZE = 256 * 1024  # bytes read at a time from either side; the sink gets at most this
+# The peer's bytes buffered before reading from the socket pauses: room for a few reads,
+# so a fast sender is not stopped and restarted for every chunk (bounded memory still).
+BUFFER_LIMIT = 4 * READ_SIZE
 CLOSE_TIMEOUT = 5.0  # seconds to wait for the peer's side of a TLS shutdown
 
 logger = logging.getLogger(__name__)
@@ -139,7 +142,7 @@ async def _open(
                 port,
                 ssl=tls,
                 server_hostname=(server_hostname or host) if tls else None,
-                limit=READ_SIZE,
+                limit=BUFFER_LIMIT,
             )
     except TimeoutError as exc:
         raise ConnectTimeout(f"no answer from {where} within {connect_timeout:g} s") from exc
@@ -182,7 +185,7 @@ async def read_fd(fd: int) -> AsyncIterator[bytes]:
             await asyncio.sleep(0)  # let the replies flow while a large file is sent
         return
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=READ_SIZE, loop=loop)
+    reader = asyncio.StreamReader(limit=BUFFER_LIMIT, loop=loop)
     was_blocking = os.get_blocking(fd)
     pipe = _unowned_file(fd)
     transport, _ = await loop.connect_read_pipe(

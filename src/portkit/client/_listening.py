@@ -15,8 +15,6 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import psutil
-
 from portkit._errors import PortSpecError, PrivilegeError
 
 __all__ = ["ListeningSocket", "Listing", "listening_sockets"]
@@ -65,6 +63,8 @@ def _process_details(
     """Return (name, user) of ``pid``; ``None`` for what this user may not read."""
     if pid in cache:
         return cache[pid]
+    import psutil
+
     name: str | None = None
     user: str | None = None
     try:
@@ -116,6 +116,8 @@ def listening_sockets(
     for transport in wanted:
         if transport not in _TRANSPORTS:
             raise PortSpecError(f"transport must be tcp or udp, not {transport!r}")
+
+    import psutil  # imported here: `portkit connect` should not pay for it
 
     found: list[tuple[str, str, str, int, int | None]] = []
     for transport in wanted:
