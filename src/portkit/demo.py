@@ -331,15 +331,27 @@ async def _directory(apps: list[ServedApp]) -> list[tuple[object, ...]]:
     spec = ",".join(str(port) for port in ports)
     rows: list[tuple[object, ...]] = []
     async for result in scan([HOST], spec, detect=True):
+        expected = result.expected or "-"
         if result.state is not PortState.OPEN:
-            rows.append((result.port, result.expected or "-", f"({result.state})", ""))
+            rows.append((result.port, expected, f"({result.state})", "", "nothing answers"))
             continue
         found = result.identified
-        identified = found.service if found and found.service else "unknown"
+        identified = found.service if found is not None and found.service else "unknown"
         product = " ".join(p for p in (found.product, found.version) if p) if found else ""
-        rows.append((result.port, result.expected or "-", identified, product))
+        rows.append((result.port, expected, identified, product, _meaning(expected, identified)))
     rows.sort(key=lambda row: int(str(row[0])))
     return rows
+
+
+def _meaning(expected: str, identified: str) -> str:
+    """What the pair (registry's name, identified service) says about the port."""
+    if identified == "unknown":
+        return "something answers, but no protocol matched"
+    if expected == identified:
+        return "the well-known extension: clients find it without being told"
+    if expected == "-":
+        return "an unregistered port: clients must be told the number"
+    return f"registered to {expected}, but {identified} answers: clients must be told"
 
 
 def _non_standard_url(report: _Report, web: ServedApp) -> None:
@@ -355,7 +367,9 @@ def _non_standard_url(report: _Report, web: ServedApp) -> None:
 # -- the whole story ---------------------------------------------------------------------
 
 
-def _part(report: _Report, name: str, action: Callable[[], list[str]]) -> bool:
+def _part(
+    report: _Report, name: str, action: Callable[[], list[str]], *, labelled: bool = True
+) -> bool:
     try:
         lines = action()
     except DemoError as exc:
@@ -368,7 +382,7 @@ def _part(report: _Report, name: str, action: Callable[[], list[str]]) -> bool:
         report.fail(name, f"{type(exc).__name__}: {exc}")
         return False
     for text in lines:
-        report.line(f"   {name:<6}{text}")
+        report.line(f"   {name:<6}{text}" if labelled else f"   {text}")
     return True
 
 
@@ -417,9 +431,10 @@ def _the_rest(report: _Report, apps: list[ServedApp], status: dict[str, Any]) ->
 
     def directory() -> list[str]:
         rows = asyncio.run(_directory(apps))
-        return format_table(("PORT", "REGISTRY SAYS", "IDENTIFIED", "PRODUCT"), rows).splitlines()
+        headers = ("PORT", "REGISTRY SAYS", "IDENTIFIED", "PRODUCT", "WHAT IT MEANS")
+        return format_table(headers, rows).splitlines()
 
-    _part(report, "scan", directory)
+    _part(report, "scan", directory, labelled=False)
     try:
         _non_standard_url(report, _first(apps, "web"))
     except DemoError as exc:
