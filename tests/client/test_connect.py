@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from portkit import ConnectionRefused, ConnectTimeout, EndpointError, NetworkError
 from portkit.client import Timeouts, TlsError, converse, read_fd, tls_context
@@ -244,3 +246,28 @@ async def test_read_fd_regular_file_dev_null_and_pipe(tmp_path: Path) -> None:
         os.close(read_end)
         if write_end != -1:
             os.close(write_end)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.lists(st.binary(min_size=1, max_size=3000), max_size=20))
+def test_any_chunking_arrives_intact_and_in_order(chunks: list[bytes]) -> None:
+    async def main() -> tuple[bytes, bytes]:
+        received = bytearray()
+
+        async def collect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            received.extend(await reader.read())  # until the client's half-close
+            writer.write(bytes(received[::-1]))  # a reply only possible after all arrived
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_server(collect, "127.0.0.1", 0)
+        async with server:
+            out = bytearray()
+            port = server.sockets[0].getsockname()[1]
+            await converse("127.0.0.1", port, _chunks(*chunks), out.extend)
+        return bytes(received), bytes(out)
+
+    received, out = asyncio.run(main())
+    assert received == b"".join(chunks)
+    assert out == received[::-1]
