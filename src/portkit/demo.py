@@ -32,11 +32,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from portkit.cli._output import format_table
 
-__all__ = ["DEMO_MESSAGE_SUBJECT", "DemoError", "ServedApp", "run_demo"]
+__all__ = ["DEMO_MESSAGE_SUBJECT", "DemoError", "ServedApp", "http_url", "run_demo", "served_apps"]
 
 READY_TIMEOUT = 30.0  # seconds for `portkit serve` to bind everything and say so
 STOP_TIMEOUT = 10.0  # seconds for it to stop after SIGTERM before it is killed
@@ -44,6 +44,8 @@ CLIENT_TIMEOUT = 10.0  # seconds for each client conversation
 SCAN_BUDGET = 5.0  # seconds identification may spend on each port
 POLL_INTERVAL = 0.05  # seconds between looks at the ready file
 DEMO_MESSAGE_SUBJECT = "portkit demo: hello from the mail client"
+DEMO_MAIL_USER = "demo"  # the account `portkit serve` creates with no configuration
+DEMO_MAIL_PASSWORD = "demo"
 HOST = "127.0.0.1"
 
 
@@ -90,14 +92,10 @@ def _serve(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, A
     log_path = workdir / "serve.log"
     started = time.monotonic()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "portkit", "serve", "--ready-file", str(ready_file)],
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        try:
+            proc = _start(ready_file, workdir, log)
+        except OSError as exc:
+            raise DemoError(f"cannot start portkit serve: {exc}") from exc
     try:
         deadline = started + READY_TIMEOUT
         # The ready file is written (atomically) only once every listener is bound.
@@ -111,6 +109,33 @@ def _serve(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, A
         yield proc, status, time.monotonic() - started
     finally:
         _stop(proc)
+
+
+def _start(ready_file: Path, workdir: Path, log: BinaryIO) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "portkit", "serve", "--ready-file", str(ready_file)]
+    # The status file too goes in workdir, so that nothing is left outside it.
+    command += ["--status-file", str(workdir / "status.json")]
+    return subprocess.Popen(
+        command,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_child_env(),
+    )
+
+
+def _child_env() -> dict[str, str]:
+    """The environment for ``portkit serve``: this very portkit first on the path."""
+    import portkit
+
+    package_root = str(Path(portkit.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {
+        **os.environ,
+        "PYTHONPATH": package_root + (os.pathsep + path if path else ""),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _last_line(log_path: Path) -> str:
@@ -160,9 +185,11 @@ def _show_computer(report: _Report, apps: list[ServedApp], pid: int, seconds: fl
         )
     report.block(format_table(("APP", "KIND", "LISTENS ON", "REGISTRY NAME OF THAT PORT"), rows))
     if alternates:
-        shown = ", ".join(f"{app.kind} {port} -> {app.port}" for app, port in alternates)
-        report.line("   Not on the well-known ports (they need root, or are taken): development")
-        report.line(f"   alternates instead ({shown}). A client must now be told the port.")
+        shown = ", ".join(f"{app.name} on {app.port}, not {port}" for app, port in alternates)
+        report.line(f"   Not every application is on its well-known port: {shown}.")
+        report.line("   A client must be told such a port: the non-standard-port case.")
+        if os.geteuid() != 0:
+            report.line("   (The well-known ports below 1024 need root; run as root to see them.)")
     else:
         report.line("   Every application is on its well-known port: clients need no port number.")
 
@@ -197,7 +224,7 @@ def _first(apps: list[ServedApp], kind: str) -> ServedApp:
 async def _web_client(app: ServedApp) -> str:
     import aiohttp
 
-    url = f"http://{app.host}:{app.port}/login"
+    url = http_url(app, "/login")
     timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
         body = await response.read()
@@ -239,7 +266,7 @@ async def _video_client(app: ServedApp) -> str:
     import aiohttp
     from yarl import URL
 
-    base = f"http://{app.host}:{app.port}/"
+    base = http_url(app)
     timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         async with session.get(base) as index:
@@ -258,14 +285,14 @@ async def _video_client(app: ServedApp) -> str:
             )
 
 
-def _mail_clients(apps: list[ServedApp], status: dict[str, Any]) -> list[str]:
+def _mail_clients(apps: list[ServedApp]) -> list[str]:
     import imaplib
     import poplib
     import smtplib
     from email.message import EmailMessage
 
     smtp, pop3, imap = _first(apps, "smtp"), _first(apps, "pop3"), _first(apps, "imap")
-    user, password, address = _demo_account(status)
+    user, password, address = _demo_account()
     message = EmailMessage()
     message["From"] = "client@demo.portkit.test"
     message["To"] = address
@@ -310,12 +337,13 @@ def _mail_clients(apps: list[ServedApp], status: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _demo_account(status: dict[str, Any]) -> tuple[str, str, str]:
-    """The demo computer's mail account: (user, password, address)."""
-    account = status.get("demo", {}).get("mail_account")
-    if not account:
-        raise DemoError("portkit serve did not say which demo mail account it created")
-    return str(account["user"]), str(account["password"]), str(account["address"])
+def _demo_account() -> tuple[str, str, str]:
+    """The mail account of ``portkit serve``'s demo computer: (user, password, address).
+
+    ``portkit serve`` without a configuration creates one account, ``demo`` with password
+    ``demo``, that receives mail for every recipient of its domain (see docs/serve.md).
+    """
+    return DEMO_MAIL_USER, DEMO_MAIL_PASSWORD, f"{DEMO_MAIL_USER}@localhost"
 
 
 # -- 3. the directory ------------------------------------------------------------------
@@ -354,14 +382,24 @@ def _meaning(expected: str, identified: str) -> str:
     return f"registered to {expected}, but {identified} answers: clients must be told"
 
 
-def _non_standard_url(report: _Report, web: ServedApp) -> None:
+def http_url(app: ServedApp, path: str = "/") -> str:
+    """The URL of ``app``'s ``path`` as a browser writes it (no port when it is 80)."""
     from portkit.endpoint import parse_endpoint
 
-    url = f"http://{web.host}:{web.port}/login"
-    endpoint = parse_endpoint(url)
-    report.line(f"   {url}")
-    report.line(f"     means: speak HTTP (the scheme) to {endpoint.authority}")
-    report.line(f"     why that port: {endpoint.explain()}")
+    url = parse_endpoint(f"http://{app.host}:{app.port}{path}").url
+    assert url is not None  # a URL always has its normalised form
+    return url
+
+
+def _what_urls_say(report: _Report, apps: list[ServedApp]) -> None:
+    from portkit.endpoint import parse_endpoint
+
+    report.line("   What a URL tells a client:")
+    for url in (http_url(_first(apps, "web"), "/login"), http_url(_first(apps, "video"))):
+        endpoint = parse_endpoint(url)
+        report.line(f"   {url}")
+        report.line(f"     means: speak HTTP (the scheme) to {endpoint.authority}")
+        report.line(f"     why that port: {endpoint.explain()}")
 
 
 # -- the whole story ---------------------------------------------------------------------
@@ -402,7 +440,7 @@ def run_demo(out: TextIO | None = None) -> int:
             with _serve(Path(tmp)) as (proc, status, seconds):
                 apps = served_apps(status)
                 _show_computer(report, apps, proc.pid, seconds)
-                _the_rest(report, apps, status)
+                _the_rest(report, apps)
         except DemoError as exc:
             report.fail("serve", str(exc))
             report.line(
@@ -420,11 +458,11 @@ def run_demo(out: TextIO | None = None) -> int:
     return 0
 
 
-def _the_rest(report: _Report, apps: list[ServedApp], status: dict[str, Any]) -> None:
+def _the_rest(report: _Report, apps: list[ServedApp]) -> None:
     report.line()
     report.line("2. The clients, each dialling address and port")
     _part(report, "web", lambda: [asyncio.run(_web_client(_first(apps, "web")))])
-    _part(report, "mail", lambda: _mail_clients(apps, status))
+    _part(report, "mail", lambda: _mail_clients(apps))
     _part(report, "video", lambda: [asyncio.run(_video_client(_first(apps, "video")))])
     report.line()
     report.line(f"3. The directory: a scan of {HOST} on the ports it serves")
@@ -436,7 +474,7 @@ def _the_rest(report: _Report, apps: list[ServedApp], status: dict[str, Any]) ->
 
     _part(report, "scan", directory, labelled=False)
     try:
-        _non_standard_url(report, _first(apps, "web"))
+        _what_urls_say(report, apps)
     except DemoError as exc:
         report.fail("url", str(exc))
     report.line()
@@ -447,12 +485,13 @@ def _the_rest(report: _Report, apps: list[ServedApp], status: dict[str, Any]) ->
     hints = [("portkit serve", "the same computer, in the foreground")]
     if web is not None:
         hints += [
-            (f"curl -i http://{web.host}:{web.port}/login", "the web client's request"),
+            (f"curl -i {http_url(web, '/login')}", "the web client's request"),
             (f"portkit listening --port {web.port}", "who holds that port?"),
-            (f"portkit resolve http://{web.host}:{web.port}/login", "which port, and why"),
+            (f"portkit resolve {http_url(web, '/login')}", "which port, and why"),
         ]
     if smtp is not None:
-        hints.append((f"portkit connect {smtp.host} {smtp.port}", "talk SMTP by hand"))
+        dial = "smtp" if smtp.port == _conventional_port("smtp") else str(smtp.port)
+        hints.append((f"portkit connect {smtp.host} {dial}", "talk SMTP by hand (QUIT ends)"))
     hints += [
         (f"portkit scan --detect -p {ports} {HOST}", "the directory again"),
         ("portkit lookup 8080", "what the registry says about a port"),

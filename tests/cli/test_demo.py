@@ -35,14 +35,16 @@ def test_demo_shows_every_part_and_cleans_up(tmp_path: Path) -> None:
     )
     assert set(served) == {"web", "video", "smtp", "pop3", "imap"}, out
 
+    def url(kind: str, path: str = "/") -> str:
+        port = served[kind]
+        return f"http://127.0.0.1{'' if port == '80' else ':' + port}{path}"
+
     # 2. the clients, each on its application's port
-    assert f"GET http://127.0.0.1:{served['web']}/login -> 200 OK" in out
+    assert f"GET {url('web', '/login')} -> 200 OK" in out
     assert f"SMTP 127.0.0.1:{served['smtp']}: sent" in out
     assert f"POP3 127.0.0.1:{served['pop3']}:" in out
     assert f"IMAP 127.0.0.1:{served['imap']}: INBOX has it" in out
-    assert re.search(
-        rf"GET http://127\.0\.0\.1:{served['video']}/\S+ Range: bytes=0-1023 -> 206", out
-    )
+    assert re.search(rf"GET {re.escape(url('video'))}\S+ Range: bytes=0-1023 -> 206", out)
     assert "Content-Range: bytes 0-1023/" in out
 
     # 3. the directory: every served port, what the registry expects, what answered
@@ -52,9 +54,16 @@ def test_demo_shows_every_part_and_cleans_up(tmp_path: Path) -> None:
         assert row is not None, f"{kind} port {port} missing from the directory"
         expected_service = {"web": "http", "video": "http"}.get(kind, kind)
         assert row.group(2) == expected_service, row.group(0)
-    assert f"http://127.0.0.1:{served['web']}/login" in out
-    assert "means: speak HTTP" in out
-    assert "why that port: port" in out
+    # ...and what URLs say, including one with a non-standard port
+    assert (
+        f"   {url('web', '/login')}\n     means: speak HTTP (the scheme) to 127.0.0.1:{served['web']}"
+        in out
+    )
+    assert (
+        f"   {url('video')}\n     means: speak HTTP (the scheme) to 127.0.0.1:{served['video']}"
+        in out
+    )
+    assert "explicit in the URL, overriding http's default 80" in out
 
     # 4. what to try next
     assert "4. Try it by hand" in out
