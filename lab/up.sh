@@ -26,9 +26,19 @@ usage() {
   exit 2
 }
 
+# die MESSAGE [EXIT_CODE]
 die() {
-  echo "$prog: $*" >&2
+  echo "$prog: $1" >&2
   exit "${2:-1}"
+}
+
+# descendants PID: the pids of every process below PID.
+descendants() {
+  local child
+  for child in $(pgrep -P "$1" || true); do
+    echo "$child"
+    descendants "$child"
+  done
 }
 
 extra=0
@@ -121,11 +131,26 @@ echo "$state" >"$here/state/$name"
 : >"$state/pids"
 
 ok=0
+tls_pid=""
 on_exit() {
-  if [ "$ok" -ne 1 ]; then
-    echo "$prog: tearing down the partly started lab '$name'" >&2
-    if [ -n "${LAB_KEEP_FAILED:-}" ]; then echo "$prog: LAB_KEEP_FAILED set: left $state and namespace $name for inspection" >&2; else "$here/down.sh" "$name" >&2 || true; fi
+  [ "$ok" -ne 1 ] || return 0
+  if [ -n "${LAB_KEEP_FAILED:-}" ]; then
+    echo "$prog: LAB_KEEP_FAILED is set: left namespace $name and $state for inspection" >&2
+    return 0
   fi
+  echo "$prog: tearing down the partly started lab '$name'" >&2
+  if [ -n "$tls_pid" ]; then
+    kill -TERM "$tls_pid" 2>/dev/null || true
+    wait "$tls_pid" 2>/dev/null || true
+  fi
+  # Only this script has started anything in a namespace it created seconds ago, so every
+  # process in it is the lab's, including a daemon interrupted before its pid was recorded.
+  if [ -e "/run/netns/$name" ]; then
+    for pid in $(ip netns pids "$name" 2>/dev/null); do
+      grep -q "	$pid\$" "$state/pids" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    done
+  fi
+  "$here/down.sh" "$name" >&2 || true
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
@@ -135,19 +160,35 @@ ip netns exec "$name" ip link set lo up
 mkdir -p "$state/log" "$state/run"
 echo "$name" >"$state/name"
 
+# Every daemon listens on 127.0.0.1, and on ::1 too when the kernel gives loopback IPv6.
+ipv6=0
+if ip netns exec "$name" ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
+  ipv6=1
+fi
+# v6 TEXT: TEXT when the lab has IPv6, else nothing (for optional lines of configuration).
+v6() { if [ "$ipv6" -eq 1 ]; then printf '%s' "$1"; fi; }
+{ echo "127.0.0.1"; v6 $'::1\n'; } >"$state/addresses"
+
 # The lab's own DNS server is the only resolver a daemon inside can reach.
 echo "nameserver 127.0.0.1" >"$state/resolv.conf"
 chmod 644 "$state/resolv.conf"
 
 # start DAEMON CMD...: run CMD in the namespace, in the foreground, and record its pid.
-# `ip netns exec` and `sh -c 'exec ...'` both exec, so $! is the daemon's own pid.
+# `env -i`, `ip netns exec` and `sh -c 'exec ...'` all exec, so $! is the daemon's own pid;
+# the daemon gets a clean environment (nothing of the caller's leaks into its behaviour).
+# PORTKIT_LAB_BREAK=DAEMON (or DAEMON:silent) replaces that daemon by one that exits at once
+# (or runs but never listens): the lab's own tests use it to check the failure path.
 start() {
   local daemon=$1
   shift
+  case "${PORTKIT_LAB_BREAK:-}" in
+    "$daemon") set -- /bin/sh -c 'echo "broken on purpose by PORTKIT_LAB_BREAK" >&2; exit 1' ;;
+    "$daemon:silent") set -- /bin/sleep 600 ;;
+  esac
   mkdir -p "$state/run/$daemon"
   chmod 755 "$state/run/$daemon"
   # shellcheck disable=SC2016 # expanded by the inner shell
-  ip netns exec "$name" /bin/sh -c '
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 ip netns exec "$name" /bin/sh -c '
     if [ -e /etc/resolv.conf ]; then mount --bind "$2" /etc/resolv.conf; fi
     mount --bind "$1" /run
     shift 2
@@ -156,18 +197,17 @@ start() {
   printf '%s\t%s\n' "$daemon" "$!" >>"$state/pids"
 }
 
-# ---- TLS: one self-signed certificate for nginx (443) and dovecot (993, 995)
+# ---- TLS: one self-signed certificate for nginx (443) and dovecot (993, 995). RSA key
+# generation is the slowest step (0.1-1 s), so it runs while the other daemons start.
 mkdir -p "$state/tls"
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=lab.portkit.test" \
   -addext "subjectAltName=DNS:lab.portkit.test,IP:127.0.0.1" \
-  -keyout "$state/tls/key.pem" -out "$state/tls/cert.pem" >"$state/log/openssl.out" 2>&1 \
-  || die "openssl could not make the lab certificate: $(tail -1 "$state/log/openssl.out")"
-chmod 600 "$state/tls/key.pem"
-chmod 644 "$state/tls/cert.pem"
+  -keyout "$state/tls/key.pem" -out "$state/tls/cert.pem" >"$state/log/openssl.out" 2>&1 &
+tls_pid=$!
 
-# ---- postfix: its queue tree takes ~2 s to build, so start that first and overlap it.
+# ---- postfix: SMTP on 25, with a private configuration directory and queue
 pf=$state/postfix
-mkdir -p "$pf/conf" "$pf/queue" # post-install makes the rest, owned by postfix
+mkdir -p "$pf/conf"
 cat >"$pf/conf/main.cf" <<EOF
 # portkit lab: postfix with a private configuration directory
 compatibility_level = 3.6
@@ -179,9 +219,9 @@ myhostname = mail.lab.portkit.test
 mydomain = lab.portkit.test
 myorigin = \$myhostname
 mydestination = \$myhostname, localhost
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+inet_interfaces = 127.0.0.1$(v6 ", [::1]")
+inet_protocols = ipv4$(v6 ", ipv6")
+mynetworks = 127.0.0.0/8$(v6 " [::1]/128")
 smtpd_banner = \$myhostname ESMTP \$mail_name (Debian/GNU)
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_peername_lookup = no
@@ -221,8 +261,49 @@ anvil      unix       -       -      n      -      1       anvil
 scache     unix       -       -      n      -      1       scache
 postlog    unix-dgram n       -      n      -      1       postlogd
 EOF
-/usr/sbin/postfix -c "$pf/conf" post-install create-missing >"$state/log/postfix-setup.out" 2>&1 &
-postfix_setup=$!
+if [ "$extra" -eq 1 ]; then
+  # Mail submission with STARTTLS required (587, RFC 6409) and over implicit TLS (465, RFC 8314).
+  cat >>"$pf/conf/master.cf" <<EOF
+587        inet       n       -      n      -      -       smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_cert_file=$state/tls/cert.pem
+  -o smtpd_tls_key_file=$state/tls/key.pem
+465        inet       n       -      n      -      -       smtpd
+  -o syslog_name=postfix/submissions
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_cert_file=$state/tls/cert.pem
+  -o smtpd_tls_key_file=$state/tls/key.pem
+EOF
+fi
+# Postfix will not read a configuration file modified within the last second or so (it
+# waits, re-reading, in case an editor is still writing): date them a minute back.
+touch -d "@$(($(date +%s) - 60))" "$pf/conf/main.cf" "$pf/conf/master.cf"
+
+# The queue and data directories, with the owners and modes postfix's own manifest
+# (postfix-files) gives them. `postfix post-install create-missing` does the same in ~2 s;
+# reading the manifest takes milliseconds.
+manifest=/etc/postfix/postfix-files
+[ -r "$manifest" ] || die "postfix's manifest $manifest is missing; is postfix installed?" 3
+while IFS=: read -r path type owner group mode _; do
+  [ "$type" = "d" ] || continue
+  # The manifest names directories by postfix parameter, literally: '$queue_directory/...'.
+  # shellcheck disable=SC2016
+  case "$path" in
+    '$queue_directory'*) dir=$pf/queue${path#\$queue_directory} ;;
+    '$data_directory') dir=$pf/data ;;
+    *) continue ;;
+  esac
+  owner=${owner//\$mail_owner/postfix}
+  group=${group//\$setgid_group/postdrop}
+  [ "$group" = "-" ] && group=""  # chown OWNER: means the owner's login group
+  mkdir -m "$mode" "$dir"
+  chown "$owner:$group" "$dir"
+done <"$manifest"
+if [ ! -d "$pf/queue/public" ] || [ ! -d "$pf/data" ]; then
+  die "postfix's manifest $manifest did not list the queue directories this lab expects"
+fi
 
 # ---- nginx: HTTP on 80, 8080, 3000, 8888 and HTTPS on 443
 ng=$state/nginx
@@ -250,11 +331,14 @@ http {
     uwsgi_temp_path $ng/tmp/uwsgi;
     scgi_temp_path $ng/tmp/scgi;
     server {
-        listen 127.0.0.1:80;
-        listen 127.0.0.1:8080;
-        listen 127.0.0.1:3000;
-        listen 127.0.0.1:8888;
-        listen 127.0.0.1:443 ssl;
+$(ports="80 8080 3000 8888 443"
+  [ "$extra" -eq 1 ] && ports="$ports 8443"
+  for port in $ports; do
+    ssl=""
+    case "$port" in 443 | 8443) ssl=" ssl" ;; esac
+    echo "        listen 127.0.0.1:$port$ssl;"
+    v6 "        listen [::1]:$port$ssl;"$'\n'
+  done)
         server_name lab.portkit.test;
         ssl_certificate $state/tls/cert.pem;
         ssl_certificate_key $state/tls/key.pem;
@@ -264,7 +348,6 @@ http {
     }
 }
 EOF
-start nginx /usr/sbin/nginx -e "$state/log/nginx-error.log" -c "$ng/nginx.conf" -g "daemon off;"
 
 # ---- openssh: one sshd on 22 and 2222 with its own host keys
 ss=$state/ssh
@@ -277,6 +360,7 @@ cat >"$ss/sshd_config" <<EOF
 Port 22
 Port 2222
 ListenAddress 127.0.0.1
+$(v6 "ListenAddress ::1")
 HostKey $ss/ssh_host_ed25519_key
 HostKey $ss/ssh_host_ecdsa_key
 PidFile $ss/sshd.pid
@@ -310,7 +394,7 @@ chgrp dovecot "$dv/users"
 cat >"$dv/dovecot.conf" <<EOF
 # portkit lab: dovecot
 protocols = imap pop3
-listen = 127.0.0.1
+listen = 127.0.0.1$(v6 ", ::1")
 base_dir = $dv/run
 state_dir = $dv/state
 instance_name = portkit-lab-$name
@@ -350,7 +434,6 @@ service pop3-login {
   }
 }
 EOF
-start dovecot /usr/sbin/dovecot -F -c "$dv/dovecot.conf"
 
 # ---- vsftpd: anonymous, read-only FTP on 21
 vs=$state/vsftpd
@@ -381,6 +464,12 @@ xferlog_enable=YES
 vsftpd_log_file=$state/log/vsftpd.log
 EOF
 start vsftpd /usr/sbin/vsftpd "$vs/vsftpd.conf"
+if [ "$ipv6" -eq 1 ]; then
+  # One vsftpd listens on one address; a second one serves ::1.
+  sed -e 's/^listen=YES$/listen=NO/' -e 's/^listen_ipv6=NO$/listen_ipv6=YES/' \
+    -e 's/^listen_address=127.0.0.1$/listen_address6=::1/' "$vs/vsftpd.conf" >"$vs/vsftpd6.conf"
+  start vsftpd6 /usr/sbin/vsftpd "$vs/vsftpd6.conf"
+fi
 
 # ---- dnsmasq: DNS on 53 tcp+udp, authoritative for lab.portkit.test, no upstream
 dn=$state/dnsmasq
@@ -388,7 +477,7 @@ mkdir -p "$dn"
 cat >"$dn/dnsmasq.conf" <<EOF
 # portkit lab: dnsmasq
 port=53
-listen-address=127.0.0.1
+listen-address=127.0.0.1$(v6 ",::1")
 bind-interfaces
 no-resolv
 no-hosts
@@ -411,47 +500,73 @@ start dnsmasq /usr/sbin/dnsmasq -k --conf-file="$dn/dnsmasq.conf"
 
 # ---- telnet: openbsd-inetd runs inetutils-telnetd on 23 (inetd's /run is private)
 mkdir -p "$state/inetd"
-printf '127.0.0.1:telnet\tstream\ttcp\tnowait\troot\t/usr/sbin/telnetd\ttelnetd\n' \
-  >"$state/inetd/inetd.conf"
+{
+  printf '127.0.0.1:telnet\tstream\ttcp\tnowait\troot\t/usr/sbin/telnetd\ttelnetd\n'
+  v6 $'[::1]:telnet\tstream\ttcp6\tnowait\troot\t/usr/sbin/telnetd\ttelnetd\n'
+} >"$state/inetd/inetd.conf"
 start inetd /usr/sbin/inetd -i "$state/inetd/inetd.conf"
 
 # ---- extra real servers on non-standard ports (--extra)
 if [ "$extra" -eq 1 ]; then
   mkdir -p "$state/redis"
   chown redis:redis "$state/redis"
+  redis_bind=(127.0.0.1)
+  [ "$ipv6" -eq 0 ] || redis_bind+=(::1)
   start redis /usr/bin/setpriv --reuid=redis --regid=redis --init-groups \
-    /usr/bin/redis-server --bind 127.0.0.1 --port 7000 --daemonize no --protected-mode yes \
+    /usr/bin/redis-server --bind "${redis_bind[@]}" --port 7000 --daemonize no --protected-mode yes \
     --dir "$state/redis" --save '' --appendonly no --logfile "$state/redis/redis.log"
-  start memcached /usr/bin/memcached -u memcache -l 127.0.0.1 -p 9000 -U 0 -m 16
+  start memcached /usr/bin/memcached -u memcache -l "127.0.0.1$(v6 ',[::1]')" -p 9000 -U 0 -m 16
 fi
 
-# ---- postfix master, once its queue tree exists
-if ! wait "$postfix_setup"; then
-  die "postfix did not set up its queue: $(tail -3 "$state/log/postfix.log" | tr "\n" " ")"
-fi
+# ---- the daemons that need the certificate
+wait "$tls_pid" || die "openssl could not make the lab certificate: $(tail -1 "$state/log/openssl.out")"
+chmod 600 "$state/tls/key.pem"
+chmod 644 "$state/tls/cert.pem"
 start postfix /usr/lib/postfix/sbin/master -c "$pf/conf" -d
+start nginx /usr/sbin/nginx -e "$state/log/nginx-error.log" -c "$ng/nginx.conf" -g "daemon off;"
+start dovecot /usr/sbin/dovecot -F -c "$dv/dovecot.conf"
 
 # ---- wait until every port answers (bounded), naming the daemon that did not
-declare -A port_daemon=(
-  [80]=nginx [443]=nginx [3000]=nginx [8080]=nginx [8888]=nginx
-  [22]=sshd [2222]=sshd [25]=postfix [110]=dovecot [143]=dovecot [993]=dovecot [995]=dovecot
-  [21]=vsftpd [53]=dnsmasq [23]=inetd
-)
+# Targets are ADDRESS/PORT (bash's /dev/tcp form); each maps to the daemon that serves it.
+declare -A target_daemon=()
+expect() {
+  local daemon=$1 port
+  shift
+  for port in "$@"; do
+    target_daemon["127.0.0.1/$port"]=$daemon
+    if [ "$ipv6" -eq 1 ]; then
+      target_daemon["::1/$port"]=$daemon
+      [ "$daemon" = vsftpd ] && target_daemon["::1/$port"]=vsftpd6
+    fi
+  done
+  return 0
+}
+expect nginx 80 443 3000 8080 8888
+expect sshd 22 2222
+expect postfix 25
+expect dovecot 110 143 993 995
+expect vsftpd 21
+expect dnsmasq 53
+expect inetd 23
 if [ "$extra" -eq 1 ]; then
-  port_daemon[7000]=redis
-  port_daemon[9000]=memcached
+  expect redis 7000
+  expect memcached 9000
+  expect postfix 465 587
+  expect nginx 8443
 fi
-pending=$(printf '%s\n' "${!port_daemon[@]}" | sort -n | tr '\n' ' ')
+# show TARGET: how a message names it (21 for 127.0.0.1/21, [::1]:21 for ::1/21).
+show() { case "$1" in 127.0.0.1/*) echo "${1#*/}" ;; *) echo "[${1%/*}]:${1##*/}" ;; esac; }
+pending=$(printf '%s\n' "${!target_daemon[@]}" | sort -t/ -k2n | tr '\n' ' ')
 deadline=$(($(date +%s) + timeout))
 while :; do
-  # One process inside the namespace tries every pending port; it prints those that accept.
+  # One process inside the namespace tries every pending target; it prints those that accept.
   # shellcheck disable=SC2016
   ready=$(ip netns exec "$name" /bin/bash -c '
-    for p in $1; do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && echo "$p"; done
+    for t in $1; do (exec 3<>"/dev/tcp/$t") 2>/dev/null && echo "$t"; done
     exit 0' lab-wait "$pending")
   still=""
-  for p in $pending; do
-    grep -qx "$p" <<<"$ready" || still="$still $p"
+  for t in $pending; do
+    grep -qxF "$t" <<<"$ready" || still="$still $t"
   done
   pending=${still# }
   [ -n "$pending" ] || break
@@ -463,8 +578,12 @@ while :; do
   done <"$state/pids"
   if [ "$(date +%s)" -ge "$deadline" ]; then
     names=""
-    for p in $pending; do names="$names ${port_daemon[$p]}:$p"; done
-    die "not answering after ${timeout} s:$names (logs in $state/log)"
+    logs=""
+    for t in $pending; do names="$names ${target_daemon[$t]}:$(show "$t")"; done
+    for daemon in $(for t in $pending; do echo "${target_daemon[$t]}"; done | sort -u); do
+      logs="$logs; $daemon says: $(tail -2 "$state/log/$daemon.out" | tr '\n' ' ')"
+    done
+    die "not answering after ${timeout} s:$names$logs"
   fi
   sleep 0.1
 done

@@ -14,8 +14,8 @@ packages=(
   nginx openssh-server openssh-client postfix dovecot-imapd dovecot-pop3d vsftpd
   dnsmasq-base openbsd-inetd inetutils-telnetd fetchmail
   redis-server memcached
-  postgresql mariadb-server mosquitto slapd snmpd ntpsec
-  chromium
+  nftables postgresql mariadb-server mosquitto slapd snmpd ntpsec
+  chromium ffmpeg
 )
 
 missing=()

@@ -15,6 +15,7 @@ import csv
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,10 @@ class Lab:
     name: str
     state_dir: Path
     ground_truth: tuple[GroundTruthRow, ...]
+    extra: bool
+    """True when the --extra servers run too (redis, memcached, submission, https on 8443)."""
+    hosts: tuple[str, ...] = (LAB_HOST,)
+    """Every address the daemons listen on: 127.0.0.1, and ::1 when the kernel has IPv6."""
     host: str = LAB_HOST
 
     def run_in(
@@ -92,6 +97,20 @@ class Lab:
             timeout=timeout,
             input=input,
             check=check,
+        )
+
+    def portkit(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run this checkout's `python -m portkit ARGS` inside the lab's namespace."""
+        src = str(REPO / "src")
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{path}" if path else src}
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, sys.executable, "-m", "portkit", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
         )
 
     def ports(self, transport: str = "tcp") -> list[int]:
@@ -128,6 +147,11 @@ def lab_unavailable_reason() -> str | None:
     return None
 
 
+def _hosts(state_dir: Path) -> tuple[str, ...]:
+    """The addresses up.sh made the daemons listen on (its state file `addresses`)."""
+    return tuple((state_dir / "addresses").read_text(encoding="utf-8").split())
+
+
 def lab_up(name: str, *, extra: bool = True) -> Lab:
     """Bring a lab up in namespace NAME; raise RuntimeError with up.sh's message if it fails."""
     cmd = [str(LAB_DIR / "up.sh"), *(["--extra"] if extra else []), name]
@@ -136,7 +160,13 @@ def lab_up(name: str, *, extra: bool = True) -> Lab:
         raise RuntimeError(f"lab/up.sh {name} failed: {proc.stderr.strip()}")
     state_dir = Path((LAB_DIR / "state" / name).read_text(encoding="utf-8").strip())
     rows = tuple(r for r in load_ground_truth() if extra or not r.extra)
-    return Lab(name=name, state_dir=state_dir, ground_truth=rows)
+    return Lab(
+        name=name,
+        state_dir=state_dir,
+        ground_truth=rows,
+        extra=extra,
+        hosts=_hosts(state_dir),
+    )
 
 
 def lab_down(name: str) -> subprocess.CompletedProcess[str]:
@@ -150,12 +180,38 @@ def lab_down(name: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def lab_attach(name: str) -> Lab:
+    """A Lab for one already running (brought up by hand with lab/up.sh NAME)."""
+    pointer = LAB_DIR / "state" / name
+    if not pointer.is_file() or not Path("/run/netns", name).exists():
+        raise RuntimeError(f"no running lab named {name!r} (start it with lab/up.sh {name})")
+    state_dir = Path(pointer.read_text(encoding="utf-8").strip())
+    daemons = (state_dir / "pids").read_text(encoding="utf-8")
+    extra = "\nredis\t" in f"\n{daemons}"
+    rows = tuple(r for r in load_ground_truth() if extra or not r.extra)
+    return Lab(
+        name=name,
+        state_dir=state_dir,
+        ground_truth=rows,
+        extra=extra,
+        hosts=_hosts(state_dir),
+    )
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    """The lab, brought up once per test session as `pk-lab-<pid>` and always torn down."""
+    """The lab, brought up once per test session as `pk-lab-<pid>` and always torn down.
+
+    With PORTKIT_LAB=NAME in the environment, the tests use that running lab instead (brought
+    up by hand with `lab/up.sh --extra NAME`) and leave it running: quicker while developing.
+    """
     reason = lab_unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
+    existing = os.environ.get("PORTKIT_LAB")
+    if existing:
+        yield lab_attach(existing)
+        return
     name = f"pk-lab-{os.getpid()}"
     try:
         running = lab_up(name)

@@ -8,13 +8,15 @@ reads, then prints one JSON object on stdout for the test to check.
 from __future__ import annotations
 
 import json
+import os
 import smtplib
 import socket
+import ssl
 import sys
 import time
 from typing import Any
 
-HOST = "127.0.0.1"
+HOST = os.environ.get("PORTKIT_LAB_HOST", "127.0.0.1")
 TIMEOUT = 10.0
 MAX_READ = 64 * 1024
 
@@ -22,21 +24,44 @@ MAX_READ = 64 * 1024
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
 
 
-def smtp(port: int) -> dict[str, Any]:
-    """Greeting, EHLO and NOOP from an SMTP server, through smtplib."""
-    client = smtplib.SMTP(timeout=TIMEOUT)
+def smtp(port: int, mode: str) -> dict[str, Any]:
+    """Greeting, EHLO and NOOP through smtplib; MODE is plain, starttls or tls (implicit TLS).
+
+    With starttls, the EHLO before STARTTLS and the reply to a MAIL sent before it are
+    reported too (RFC 3207 section 4: a server may require TLS first).
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the lab's certificate is self-signed
+    client: smtplib.SMTP
+    if mode == "tls":
+        client = smtplib.SMTP_SSL(timeout=TIMEOUT, context=context)
+    else:
+        client = smtplib.SMTP(timeout=TIMEOUT)
+    # smtplib takes the TLS server name from the constructor's host only; connect() is called
+    # separately here to keep the greeting, so set it the way the constructor would.
+    client._host = HOST  # type: ignore[attr-defined]  # not in the typeshed stub
+    result: dict[str, Any] = {}
     try:
         code, greeting = client.connect(HOST, port)
+        result["greeting"] = [code, greeting.decode()]
+        if mode == "starttls":
+            before_code, before = client.ehlo("client.lab.portkit.test")
+            result["ehlo_before_tls"] = [before_code, before.decode()]
+            mail_code, mail = client.docmd("MAIL", "FROM:<labuser@lab.portkit.test>")
+            result["mail_before_tls"] = [mail_code, mail.decode()]
+            tls_code, _ = client.starttls(context=context)
+            result["starttls"] = tls_code
         ehlo_code, ehlo = client.ehlo("client.lab.portkit.test")
-        noop_code, _ = client.noop()
+        result["ehlo"] = [ehlo_code, ehlo.decode()]
+        result["noop"] = client.noop()[0]
+        result["tls_version"] = (
+            client.sock.version() if isinstance(client.sock, ssl.SSLSocket) else None
+        )
         client.quit()
     finally:
         client.close()
-    return {
-        "greeting": [code, greeting.decode()],
-        "ehlo": [ehlo_code, ehlo.decode()],
-        "noop": noop_code,
-    }
+    return result
 
 
 def dns(port: int, transport: str, qname: str, rdtype: str, rdclass: str) -> dict[str, Any]:
@@ -128,7 +153,7 @@ def main(argv: list[str]) -> int:
     """Run the client named by argv[0] and print its JSON result."""
     client, *args = argv
     if client == "smtp":
-        result = smtp(int(args[0]))
+        result = smtp(int(args[0]), args[1])
     elif client == "dns":
         result = dns(int(args[0]), args[1], args[2], args[3], args[4])
     elif client == "telnet":
