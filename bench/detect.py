@@ -7,8 +7,8 @@ it runs, in the same run and one after the other:
 
 - *lab ports*: ``nmap -sV`` on exactly the ground-truth ports (TCP with -sT, UDP 53 with
   -sU) and portkit identifying the same ports concurrently;
-- *all ports*: ``nmap -sV -p-`` (TCP) and portkit sweeping all 65535 TCP ports with
-  connect() and identifying what is open.
+- *all ports*: ``nmap -sV -p-`` (TCP) and portkit's scan engine over all 65535 TCP
+  ports with detection (``portkit.scan.scan_batches(plan, detect=True)``).
 
 For each port it checks the service name (registry spelling; nmap's ``ssl`` tunnel turns
 ``http``/``imap``/``pop3`` into ``https``/``imaps``/``pop3s``, and nmap's guesses from the
@@ -24,7 +24,6 @@ import asyncio
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -36,8 +35,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "pk-identify-bench"
 HOST = "127.0.0.1"
-SWEEP_CONCURRENCY = 256
-SWEEP_TIMEOUT = 1.0
 NMAP_TIMEOUT = 600
 
 
@@ -65,30 +62,20 @@ def ground_truth() -> list[Truth]:
 # ---- inside the namespace: portkit's side -------------------------------------------
 
 
-async def _sweep(ports: range) -> list[int]:
-    """connect() every port with a fixed pool of workers; return the open ones."""
-    loop = asyncio.get_running_loop()
-    todo = iter(ports)
-    found: list[int] = []
+async def _scan_all() -> list[dict[str, Any]]:
+    """portkit's scan engine over every TCP port, with identification of the open ones."""
+    sys.path.insert(0, str(REPO / "src"))
+    from portkit.scan import PortState, plan_scan, scan_batches
 
-    async def worker() -> None:
-        for port in todo:  # the shared iterator hands each port to one worker
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                async with asyncio.timeout(SWEEP_TIMEOUT):
-                    await loop.sock_connect(sock, (HOST, port))
-                # A connect from ephemeral port P to port P meets itself (TCP simultaneous
-                # open): that is not a server.
-                if sock.getsockname()[1] != port:
-                    found.append(port)
-            except (OSError, TimeoutError):
-                pass  # closed or filtered: not open, which is all a sweep asks
-            finally:
-                sock.close()
-
-    await asyncio.gather(*(worker() for _ in range(SWEEP_CONCURRENCY)))
-    return sorted(found)
+    plan = await plan_scan(HOST, "1-65535")
+    found = []
+    async for batch in scan_batches(plan, detect=True):
+        for r in batch:
+            if r.state is PortState.OPEN and r.identified is not None:
+                i = r.identified
+                found.append({"port": r.port, "transport": r.transport, "state": str(r.state),
+                              "service": i.service, "product": i.product, "version": i.version})  # fmt: skip
+    return found
 
 
 async def _identify_all(specs: list[tuple[int, str]]) -> list[dict[str, Any]]:
@@ -116,9 +103,8 @@ def inside_portkit(args: list[str]) -> int:
 
     async def run() -> list[dict[str, Any]]:
         if args == ["all"]:
-            specs = [(p, "tcp") for p in await _sweep(range(1, 65536))]
-        else:
-            specs = [(int(a.split("/")[0]), a.split("/")[1]) for a in args]
+            return await _scan_all()
+        specs = [(int(a.split("/")[0]), a.split("/")[1]) for a in args]
         return await _identify_all(specs)
 
     with _fast_loop():
