@@ -386,3 +386,9 @@ def test_a_host_name_is_not_a_product() -> None:
     verdict = judge("smtp", b"220 lab.portkit.test ESMTP Postfix (Debian/GNU)\r\n")
     assert verdict == Match(service="smtp", product="Postfix smtpd")
     assert isinstance(judge("ftp", b"220 lab.portkit.test ESMTP Postfix (Debian/GNU)\r\n"), NoMatch)
+
+
+def test_what_follows_a_complete_greeting_cannot_undo_it() -> None:
+    # Found by Hypothesis: a malformed line after a complete greeting once turned a
+    # byte-at-a-time match into a no-match when the same bytes came at once.
+    assert isinstance(judge("ftp", b"120 FTP\n\n"), Match)

@@ -32,21 +32,26 @@ _REPLY = re.compile(rb"^(\d{3})([ -])(.*)$")
 
 
 def smtp_replies(data: bytes, final: bool) -> list[tuple[int, list[str]]] | None:
-    """Split ``data`` into complete SMTP replies ``(code, lines)``; ``None`` if malformed."""
+    """Split ``data`` into complete SMTP-style replies ``(code, lines)``.
+
+    ``None`` if the very first line is not a reply; after that, parsing stops at the first
+    line that is not part of a reply, so what follows a complete greeting can never
+    change how the greeting itself is judged.
+    """
     replies: list[tuple[int, list[str]]] = []
     lines: list[str] = []
     code: int | None = None
     for raw in data.split(b"\n")[:-1]:
         m = _REPLY.match(raw.rstrip(b"\r"))
         if m is None or len(raw) > MAX_LINE:
-            return None
+            return replies if replies else None
         this = int(m.group(1))
         if code is not None and this != code:
-            return None
+            return replies if replies else None
         code = this
         lines.append(m.group(3).decode("latin-1"))
         if m.group(2) == b" ":
-            replies.append((code, lines))
+            replies.append((this, lines))
             lines, code = [], None
     return replies
 
