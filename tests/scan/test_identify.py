@@ -193,3 +193,19 @@ def test_nmap_service_attributes_name_the_tunnel() -> None:
     assert nmap_service(smtps)["name"] == "smtp"
     unknown = Identification(service=None, evidence=b"\x00\x01")
     assert nmap_service(unknown) == {"name": "unknown", "method": "probed", "conf": "0"}
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"port": 0}, "port must be 1-65535, not 0"),
+        ({"port": 70000}, "not 70000"),
+        ({"port": 22, "transport": "sctp"}, "'sctp'"),
+        ({"port": 22, "budget": 0}, "budget must be positive"),
+    ],
+)
+async def test_bad_arguments_are_usage_errors(kw: dict[str, object], needle: str) -> None:
+    from portkit._errors import UsageError
+
+    with pytest.raises(UsageError, match=needle):
+        await identify(HOST, **kw)  # type: ignore[arg-type]

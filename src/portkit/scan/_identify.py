@@ -1,14 +1,15 @@
 """The identification ladder: what actually answers on one port.
 
-For TCP, in order, within one time budget:
+For TCP, in order, within one time budget, stopping at the first match:
 
 1. connect and *listen* (servers that speak first: SSH, SMTP, FTP, POP3, IMAP, Telnet,
-   MySQL, VNC);
-2. if the port stayed silent, send the probe most likely for the registry's service on that
-   same connection (the TLS handshake first where the service is TLS by convention, else an
-   HTTP GET), then a TLS handshake, then the remaining probes, one connection each;
-3. when TLS completes, record the certificate and climb the ladder again *inside* TLS
-   (https, imaps, pop3s, submissions, ftps, ...).
+   MySQL, VNC), unless the registry names a client-first protocol we can probe;
+2. send the probe most likely for the registry's service on that same connection (the
+   HTTP GET when the registry knows nothing better); where the service is TLS by
+   convention, the TLS handshake comes first instead;
+3. a TLS handshake; when it completes, record the certificate and climb the ladder again
+   *inside* TLS (https, imaps, pop3s, submissions, ftps, ...);
+4. the remaining probes, each on a connection of its own, a few at a time.
 
 Every probe's answer is judged by the sans-io matchers of :mod:`portkit.proto` as the bytes
 arrive, so a quick server is identified as soon as its answer is complete. Waits are per
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 import ssl
@@ -29,7 +31,13 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC
 
-from portkit._errors import ConnectionRefused, ConnectTimeout, NetworkError, ResolveError
+from portkit._errors import (
+    ConnectionRefused,
+    ConnectTimeout,
+    NetworkError,
+    ResolveError,
+    UsageError,
+)
 from portkit.proto import (
     BANNER_MATCHERS,
     MATCHERS,
@@ -132,13 +140,12 @@ class _Channel:
     async def open(cls, host: str, port: int, limit: float) -> tuple[_Channel, float]:
         """Connect within ``limit`` seconds; return the channel and the connect time."""
         started = time.perf_counter()
-        timeout = limit
         try:
             async with asyncio.timeout(limit):
                 reader, writer = await asyncio.open_connection(host, port, limit=READ_CHUNK * 4)
         except TimeoutError:
             raise ConnectTimeout(
-                f"no answer from {_where(host, port)} within {timeout:g} s"
+                f"no answer from {_where(host, port)} within {limit:g} s"
             ) from None
         except ConnectionRefusedError:
             raise ConnectionRefused(f"connection refused by {_where(host, port)}") from None
@@ -169,9 +176,8 @@ class _Channel:
                 return self._tls.read(READ_CHUNK)
             except ssl.SSLWantReadError:
                 pass
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                return b""
             except ssl.SSLError:
+                # close_notify, an unclean EOF or a broken record: the stream is over.
                 return b""
             await self._flush()
             raw = await self._recv_raw(deadline)
@@ -249,6 +255,7 @@ def _where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+@functools.cache
 def _client_context() -> ssl.SSLContext:
     """A TLS client context for identification: no verification, old versions allowed.
 
@@ -451,12 +458,17 @@ async def identify(
         ConnectionRefused: nothing listens (TCP), or the port is closed (UDP, ICMP).
         ConnectTimeout: the first TCP connection was not accepted in time.
         NetworkError: another connection failure.
+        UsageError: a port, transport or budget out of range.
     """
+    if transport not in ("tcp", "udp"):
+        raise UsageError(f"transport must be tcp or udp, not {transport!r}")
+    if not 0 < port <= 65535:
+        raise UsageError(f"port must be 1-65535, not {port}")
+    if not budget > 0:
+        raise UsageError(f"budget must be positive, not {budget}")
     deadline = asyncio.get_running_loop().time() + budget
     if transport == "udp":
         return await _identify_udp(host, port, expected, deadline)
-    if transport != "tcp":
-        raise ValueError(f"transport must be tcp or udp, not {transport!r}")
     ladder = _Ladder(host=host, port=port, expected=expected, deadline=deadline)
     return await _identify_tcp(ladder)
 
