@@ -209,3 +209,24 @@ async def test_bad_arguments_are_usage_errors(kw: dict[str, object], needle: str
 
     with pytest.raises(UsageError, match=needle):
         await identify(HOST, **kw)  # type: ignore[arg-type]
+
+
+async def test_bare_220_greeting_is_settled_by_ehlo() -> None:
+    # aiosmtpd with an ident that names no protocol: only the EHLO answer says SMTP.
+    from aiosmtpd.smtp import SMTP
+
+    class Sink:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "250 OK"
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Sink(), hostname="box", ident="ready"), HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        found = await bounded_identify(port)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert found.service == "smtp"
+    assert found.probe == "smtp-ehlo"
+    assert found.evidence.startswith(b"220 box ready")

@@ -503,6 +503,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
             return found
     else:
         first = probes_for(expected)[0] if expected else HTTP_GET
+        said = b""  # what the server said on this connection before our probe
         try:
             # A greeting is sent on accept, so it arrives before the answer to any probe
             # and is recognised then too: where the registry names a client-first
@@ -517,9 +518,11 @@ async def _climb(ladder: _Ladder) -> Identification | None:
                 ladder.note(got.data, eof=got.eof)
                 if got.match is not None:
                     return await _maybe_tls(ladder, ladder.result(got.match, "banner", got.data))
+                said = got.data
                 if got.eof:
                     await chan.close()
                     chan = await ladder.connect()
+                    said = b""
             if ladder.evidence and first is HTTP_GET:
                 # It greeted us with something we do not know; HTTP will not help. A 220
                 # greeting may be SMTP or FTP: EHLO settles it (with the greeting).
@@ -532,7 +535,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
                 ladder.wait(LIKELY_PROBE_WAIT),
                 ladder.deadline,
                 own=len(first.matchers),
-                carry=ladder.evidence,
+                carry=said,
             )
         finally:
             await chan.close()
