@@ -4,7 +4,8 @@
     sudo .venv/bin/python lab/capture-fixtures.py [--out tests/proto/fixtures]
 
 Brings the lab up (``lab/up.sh --extra`` in a namespace of its own), starts the further
-daemons it finds installed (PostgreSQL, MariaDB, Mosquitto, OpenLDAP, net-snmp, NTPsec)
+daemons it finds installed (PostgreSQL, MariaDB, Mosquitto, OpenLDAP, net-snmp, NTPsec,
+TigerVNC, xrdp, Samba, RabbitMQ, lighttpd)
 inside that namespace on 127.0.0.1 with generated configuration, then for each target
 connects (through TLS where the port is TLS), sends the probe the identification ladder
 would send (or nothing, for servers that greet first), and saves the bytes that came back.
@@ -74,6 +75,12 @@ EXTRA_DAEMONS = (
     Daemon("slapd", "/usr/sbin/slapd", 389, "tcp", "ldap-rootdse", "ldap", "OpenLDAP"),
     Daemon("snmpd", "/usr/sbin/snmpd", 161, "udp", "snmp-v3-discovery", "snmp", "net-snmp"),
     Daemon("ntpd", "/usr/sbin/ntpd", 123, "udp", "ntp-client", "ntp", ""),
+    Daemon("tigervnc", "/usr/bin/Xtigervnc", 5900, "tcp", "", "rfb", ""),
+    Daemon("xrdp", "/usr/sbin/xrdp", 3389, "tcp", "rdp-negotiate", "ms-wbt-server", ""),
+    Daemon("samba", "/usr/sbin/smbd", 445, "tcp", "smb-negotiate", "microsoft-ds", ""),
+    Daemon("rabbitmq", "/usr/lib/rabbitmq/bin/rabbitmq-server", 5672, "tcp", "amqp-header",
+           "amqp", "RabbitMQ"),
+    Daemon("lighttpd", "/usr/sbin/lighttpd", 8081, "tcp", "http-get", "http", "lighttpd"),
 )  # fmt: skip
 
 
@@ -117,6 +124,27 @@ def run_ns(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
         start_new_session=True,
         env=env,
     )
+
+
+def stop_strays() -> None:
+    """End what our daemons left running in the namespace (RabbitMQ's epmd daemonizes).
+
+    Everything in the namespace was started by this script or by lab/up.sh. Orphans
+    (parent pid 1) that the lab did not record are ours; the lab's daemons and their
+    children are left to lab/down.sh.
+    """
+    state = Path((HERE / "state" / NAMESPACE).read_text().strip())
+    lab = {int(line.split("\t")[1]) for line in (state / "pids").read_text().splitlines() if line}
+    listed = subprocess.run(["ip", "netns", "pids", NAMESPACE], capture_output=True, text=True)
+    for pid in (int(p) for p in listed.stdout.split()):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # already gone
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == 1 and pid not in lab:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 def start_daemon(d: Daemon, state: Path) -> subprocess.Popen[bytes] | None:
@@ -169,6 +197,46 @@ def start_daemon(d: Daemon, state: Path) -> subprocess.Popen[bytes] | None:
         conf = here / "ntp.conf"
         conf.write_text(f"driftfile {here / 'drift'}\n")
         return run_ns([d.binary, "-n", "-c", str(conf), "-I", "lo"])
+    if d.name == "tigervnc":
+        return run_ns([d.binary, ":57", "-rfbport", str(d.port), "-SecurityTypes", "None",
+                       "-interface", HOST, "-nolisten", "tcp"])  # fmt: skip
+    if d.name == "xrdp":
+        # xrdp insists on /run/xrdp: give it a private /run in its own mount namespace.
+        (here / "run" / "xrdp").mkdir(parents=True)
+        return run_ns(["sh", "-c", f"mount --bind {here / 'run'} /run && "
+                       f"exec {d.binary} --nodaemon --port {d.port}"])  # fmt: skip
+    if d.name == "samba":
+        dirs = {k: here / k for k in ("lock", "state", "cache", "private", "pid", "log")}
+        for path in dirs.values():
+            path.mkdir()
+        conf = here / "smb.conf"
+        conf.write_text(
+            "[global]\n interfaces = lo\n bind interfaces only = yes\n"
+            f" smb ports = {d.port}\n disable netbios = yes\n"
+            " server role = standalone server\n"
+            f" lock directory = {dirs['lock']}\n state directory = {dirs['state']}\n"
+            f" cache directory = {dirs['cache']}\n private dir = {dirs['private']}\n"
+            f" pid directory = {dirs['pid']}\n log file = {dirs['log']}/log.%m\n"
+        )
+        return run_ns([d.binary, "-F", "--no-process-group", "-s", str(conf)])
+    if d.name == "rabbitmq":
+        env = {**os.environ, "HOME": str(here), "RABBITMQ_NODENAME": "rabbit@localhost",
+               "RABBITMQ_NODE_IP_ADDRESS": HOST, "RABBITMQ_NODE_PORT": str(d.port),
+               "RABBITMQ_DIST_PORT": "25672", "RABBITMQ_MNESIA_BASE": str(here / "mnesia"),
+               "RABBITMQ_LOG_BASE": str(here / "log"),
+               "RABBITMQ_CONFIG_FILE": str(here / "none"),
+               "RABBITMQ_ENABLED_PLUGINS_FILE": str(here / "plugins")}  # fmt: skip
+        return run_ns([d.binary], env=env)
+    if d.name == "lighttpd":
+        (here / "www").mkdir()
+        (here / "www" / "index.html").write_text("portkit fixture\n")
+        conf = here / "lighttpd.conf"
+        conf.write_text(
+            f'server.document-root = "{here / "www"}"\nserver.port = {d.port}\n'
+            f'server.bind = "{HOST}"\nserver.pid-file = "{here / "pid"}"\n'
+            f'server.errorlog = "{here / "error.log"}"\n'
+        )
+        return run_ns([d.binary, "-D", "-f", str(conf)])
     return None
 
 
@@ -301,6 +369,7 @@ def main() -> int:
                 os.killpg(proc.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
+        stop_strays()
         subprocess.run([str(HERE / "down.sh"), NAMESPACE], check=False)
         shutil.rmtree(state, ignore_errors=True)
 

@@ -52,7 +52,7 @@ if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/portkit
 fi
 # Packages whose maintainer scripts enable a service must not leave one running here.
 for svc in nginx ssh postfix dovecot vsftpd openbsd-inetd redis-server memcached \
-  postgresql mariadb mosquitto slapd snmpd ntpsec; do
+  postgresql mariadb mosquitto slapd snmpd ntpsec xrdp smbd rabbitmq-server lighttpd; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

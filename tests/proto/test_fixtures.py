@@ -80,5 +80,8 @@ def test_no_other_matcher_claims_the_fixture(name: str) -> None:
 def test_fixtures_cover_the_lab_and_more() -> None:
     services = {e["service"] for e in MANIFEST.values()}
     lab = {"ftp", "ssh", "telnet", "smtp", "domain", "http", "https", "pop3", "imap", "imaps",
-           "pop3s", "redis", "memcache"}  # fmt: skip
+           "pop3s", "redis", "memcache", "submissions"}  # fmt: skip
+    more = {"postgresql", "mysql", "mqtt", "ldap", "snmp", "ntp", "rfb", "ms-wbt-server",
+            "microsoft-ds", "amqp"}  # fmt: skip
     assert lab <= services
+    assert more <= services

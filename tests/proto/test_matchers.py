@@ -1,4 +1,5 @@
-"""Matchers on answers that no lab daemon gives: refusals, variants and non-answers.
+"""Matchers on answers no captured daemon gives: refusals, variants, other products,
+and protocols without a Debian 12 server (MongoDB, RTSP, SIP).
 
 The bytes below are built from the protocol specifications cited in each module (they are
 what such a server sends by the spec); the real-server captures are in test_fixtures.py.

@@ -230,3 +230,25 @@ async def test_bare_220_greeting_is_settled_by_ehlo() -> None:
     assert found.service == "smtp"
     assert found.probe == "smtp-ehlo"
     assert found.evidence.startswith(b"220 box ready")
+
+
+async def test_slow_web_app_on_an_unknown_port() -> None:
+    # GET / takes longer than the probe waits; the server's HTTP parser still answers the
+    # TLS ClientHello at once with a 400, which names it.
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/", slow)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        found = await bounded_identify(port, budget=4.0)
+    finally:
+        await runner.cleanup()
+    assert (found.service, found.product) == ("http", "aiohttp")
+    assert found.probe == "tls-handshake"

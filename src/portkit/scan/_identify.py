@@ -42,6 +42,7 @@ from portkit.proto import (
     BANNER_MATCHERS,
     MATCHERS,
     SPEAKS_FIRST,
+    TCP_PROBES,
     TLS_SERVICES,
     UDP_PROBES,
     Match,
@@ -508,8 +509,9 @@ async def _climb(ladder: _Ladder) -> Identification | None:
             # A greeting is sent on accept, so it arrives before the answer to any probe
             # and is recognised then too: where the registry names a client-first
             # protocol we can probe, the probe goes out at once.
+            likely = expected is not None and expected.lower() in first.services
             listen = SPEAKS_FIRST_WAIT if speaks_first else BANNER_WAIT
-            if expected is not None and not speaks_first and expected.lower() in first.services:
+            if likely and not speaks_first:
                 listen = 0.0
             if listen:
                 got = await _exchange(
@@ -517,7 +519,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
                 )
                 ladder.note(got.data, eof=got.eof)
                 if got.match is not None:
-                    return await _maybe_tls(ladder, ladder.result(got.match, "banner", got.data))
+                    return await _follow_up(ladder, ladder.result(got.match, "banner", got.data))
                 said = got.data
                 if got.eof:
                     await chan.close()
@@ -532,7 +534,10 @@ async def _climb(ladder: _Ladder) -> Identification | None:
                 chan,
                 first.build(ladder.host),
                 matchers_for(first),
-                ladder.wait(LIKELY_PROBE_WAIT),
+                # A slow application behind the expected protocol gets time to answer;
+                # a guess gets the usual wait (an HTTP server answers the next step's
+                # ClientHello with an instant 400, so a slow web app is still found).
+                ladder.wait(LIKELY_PROBE_WAIT if likely or speaks_first else PROBE_WAIT),
                 ladder.deadline,
                 own=len(first.matchers),
                 carry=said,
@@ -541,7 +546,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
             await chan.close()
         ladder.note(got.data, eof=got.eof)
         if got.match is not None:
-            return await _maybe_tls(ladder, ladder.result(got.match, first.name, got.data))
+            return await _follow_up(ladder, ladder.result(got.match, first.name, got.data))
         # 3. TLS.
         found = await _try_tls(ladder, await ladder.connect())
         if found is not None:
@@ -582,17 +587,32 @@ async def _probe_once(ladder: _Ladder, probe: Probe) -> _Outcome | None:
         await chan.close()
 
 
-async def _maybe_tls(ladder: _Ladder, found: Identification) -> Identification:
-    """A plain answer that says "this is a TLS port" (e.g. nginx's 400): confirm with TLS."""
-    if found.service is None or found.tls is not None or not wants_tls_first(found.service):
+async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
+    """Complete a match made by someone else's probe.
+
+    A plain answer that says "this is a TLS port" (nginx's 400 page) is confirmed with a
+    handshake. A server recognised only from its reaction to another protocol's probe
+    (RabbitMQ answering an HTTP request with its AMQP header) is asked once with its own
+    probe, which names the product.
+    """
+    if found.service is None or found.tls is not None or ladder.remaining() <= 0:
         return found
-    if ladder.remaining() <= 0:
+    if wants_tls_first(found.service):
+        try:
+            inner = await _try_tls(ladder, await ladder.connect())
+        except _Closed:
+            return found
+        return inner if inner is not None else found
+    if found.product is not None:
         return found
-    try:
-        inner = await _try_tls(ladder, await ladder.connect())
-    except _Closed:
+    own = next((p for p in TCP_PROBES if found.service in p.services), None)
+    if own is None or own.name == found.probe:
         return found
-    return inner if inner is not None else found
+    got = await _probe_once(ladder, own)
+    if got is None or got.match is None or got.match.service != found.service:
+        return found
+    better = ladder.result(got.match, own.name, got.data)
+    return better if better.product or better.version else found
 
 
 async def _try_tls(ladder: _Ladder, chan: _Channel) -> Identification | None:
