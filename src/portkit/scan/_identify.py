@@ -557,15 +557,32 @@ async def _climb(ladder: _Ladder) -> Identification | None:
     for start in range(0, len(remaining), PARALLEL_PROBES):
         if ladder.remaining() <= 0:
             break
-        batch = remaining[start : start + PARALLEL_PROBES]
-        outcomes = await asyncio.gather(*(_probe_once(ladder, p) for p in batch))
-        for outcome in outcomes:
-            if outcome is not None:
-                ladder.note(outcome.data, eof=outcome.eof)
-        for probe, outcome in zip(batch, outcomes, strict=True):
-            if outcome is not None and outcome.match is not None:
-                return ladder.result(outcome.match, probe.name, outcome.data)
+        found = await _first_match(ladder, remaining[start : start + PARALLEL_PROBES])
+        if found is not None:
+            return found
     return None
+
+
+async def _first_match(ladder: _Ladder, batch: list[Probe]) -> Identification | None:
+    """Run ``batch`` at once; the first probe to match wins and the others are stopped."""
+    tasks = {asyncio.create_task(_probe_once(ladder, p)): p for p in batch}
+    try:
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: batch.index(tasks[t])):
+                outcome = task.result()
+                if outcome is None:
+                    continue
+                ladder.note(outcome.data, eof=outcome.eof)
+                if outcome.match is not None:
+                    return ladder.result(outcome.match, tasks[task].name, outcome.data)
+        return None
+    finally:
+        for task in tasks:
+            task.cancel()
+        # Let the stopped probes close their connections before going on.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _probe_once(ladder: _Ladder, probe: Probe) -> _Outcome | None:
