@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import Any
 
 from portkit.registry import default_registry
@@ -16,8 +17,27 @@ from portkit.scan import identify
 HOST = "127.0.0.1"
 
 
-async def one(port: int, transport: str) -> dict[str, Any]:
-    expected = default_registry().service_name(port, transport)
+START_TIMEOUT = 60.0
+
+
+async def wait_for(port: int) -> None:
+    """Wait until ``port`` accepts a connection (a daemon still starting refuses)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)  # polling a starting daemon, bounded by the deadline
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+
+
+async def one(port: int, transport: str, hint: bool) -> dict[str, Any]:
+    expected = default_registry().service_name(port, transport) if hint else None
     found = await identify(HOST, port, transport=transport, expected=expected)
     return {
         "port": port,
@@ -30,11 +50,12 @@ async def one(port: int, transport: str) -> dict[str, Any]:
     }
 
 
-async def main(specs: list[str]) -> list[dict[str, Any]]:
-    jobs = []
-    for spec in specs:
-        port, _, transport = spec.partition("/")
-        jobs.append(one(int(port), transport or "tcp"))
+async def main(args: list[str]) -> list[dict[str, Any]]:
+    wait = args[:1] == ["--wait"]
+    specs = [s.partition("/") for s in args[wait:]]
+    if wait:
+        await asyncio.gather(*(wait_for(int(p)) for p, _, t in specs if t != "udp"))
+    jobs = [one(int(p), t or "tcp", hint=not wait) for p, _, t in specs]
     return list(await asyncio.gather(*jobs))
 
 
