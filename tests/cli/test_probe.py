@@ -128,9 +128,12 @@ def test_closed_udp_port_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
     assert "port unreachable" in err
 
 
-def test_refused_tcp_suggests_udp(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port = sock.getsockname()[1]
-    assert main(["probe", HOST, str(port)]) == 3
-    assert "--udp" in capsys.readouterr().err
+def test_refused_dns_over_tcp_suggests_udp(capsys: pytest.CaptureFixture[str]) -> None:
+    # Nothing listens on 53/tcp on this machine's loopback (the lab's DNS is in its own
+    # namespace); the registry's "domain" is often UDP, which the message says.
+    code = main(["probe", f"{HOST}:53", "--budget", "2"])
+    err = capsys.readouterr().err
+    if code == 0:
+        pytest.skip("something answers on 127.0.0.1:53/tcp here")
+    assert code == 3
+    assert "domain is often UDP: add --udp" in err

@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     where = _where(endpoint.host, endpoint.port, transport)
     if result.state == PortState.CLOSED:
         what = "port unreachable" if transport == "udp" else "connection refused"
-        hint = " (add --udp for a UDP service)" if transport == "tcp" and not args.udp else ""
+        hint = ""
+        if transport == "tcp" and endpoint.service in _UDP_PROBED:
+            hint = f" ({endpoint.service} is often UDP: add --udp)"
         raise ConnectionRefused(f"{what}: nothing listens on {where}{hint}")
     if result.state == PortState.FILTERED:
         raise ConnectTimeout(f"no answer from {where}: the connection timed out")
@@ -93,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
 # Services named by a bare host + service that are UDP however the registry lists them.
 _UDP_IN_PRACTICE = frozenset({"ntp", "snmp", "snmptrap", "tftp", "syslog"})
+
+
+# Services portkit can identify over UDP.
+_UDP_PROBED = frozenset({"domain", "ntp", "snmp", "sip"})
 
 
 def _where(host: str, port: int, transport: str) -> str:
