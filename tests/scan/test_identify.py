@@ -37,8 +37,9 @@ SLACK = 3.0  # the bound is for hangs, not for speed
 
 async def bounded_identify(port: int, **kw: object) -> Identification:
     budget = float(kw.pop("budget", BUDGET))  # type: ignore[arg-type]
+    host = str(kw.pop("host", HOST))
     async with asyncio.timeout(budget + SLACK):
-        return await identify(HOST, port, budget=budget, **kw)  # type: ignore[arg-type]
+        return await identify(host, port, budget=budget, **kw)  # type: ignore[arg-type]
 
 
 async def aiohttp_site(ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
@@ -252,3 +253,25 @@ async def test_slow_web_app_on_an_unknown_port() -> None:
         await runner.cleanup()
     assert (found.service, found.product) == ("http", "aiohttp")
     assert found.probe == "tls-handshake"
+
+
+async def test_ipv6_loopback() -> None:
+    banner = (FIXTURES / "ssh-22-tcp.bin").read_bytes()
+
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(banner)
+        await writer.drain()
+        await reader.read(4096)
+        writer.close()
+
+    try:
+        server = await asyncio.start_server(greet, "::1", 0)
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    port = server.sockets[0].getsockname()[1]
+    try:
+        found = await bounded_identify(port, host="::1")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (found.service, found.product) == ("ssh", "OpenSSH")
