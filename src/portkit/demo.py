@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -186,7 +187,9 @@ def _show_computer(report: _Report, apps: list[ServedApp], pid: int, seconds: fl
     report.block(format_table(("APP", "KIND", "LISTENS ON", "REGISTRY NAME OF THAT PORT"), rows))
     if alternates:
         shown = ", ".join(f"{app.name} on {app.port}, not {port}" for app, port in alternates)
-        report.line(f"   Not every application is on its well-known port: {shown}.")
+        report.block(
+            textwrap.fill(f"Not every application is on its well-known port: {shown}.", width=86)
+        )
         report.line("   A client must be told such a port: the non-standard-port case.")
         if os.geteuid() != 0:
             report.line("   (The well-known ports below 1024 need root; run as root to see them.)")
@@ -366,19 +369,34 @@ async def _directory(apps: list[ServedApp]) -> list[tuple[object, ...]]:
         found = result.identified
         identified = found.service if found is not None and found.service else "unknown"
         product = " ".join(p for p in (found.product, found.version) if p) if found else ""
-        rows.append((result.port, expected, identified, product, _meaning(expected, identified)))
+        rows.append(
+            (
+                result.port,
+                expected,
+                identified,
+                product,
+                _meaning(result.port, expected, identified),
+            )
+        )
     rows.sort(key=lambda row: int(str(row[0])))
     return rows
 
 
-def _meaning(expected: str, identified: str) -> str:
-    """What the pair (registry's name, identified service) says about the port."""
+def _meaning(port: int, expected: str, identified: str) -> str:
+    """What the pair (registry's name, identified service) says about ``port``."""
+    import re
+
+    from portkit.registry import default_registry
+
     if identified == "unknown":
         return "something answers, but no protocol matched"
     if expected == identified:
         return "the well-known extension: clients find it without being told"
     if expected == "-":
         return "an unregistered port: clients must be told the number"
+    notes = " ".join(s.note for s in default_registry().by_port(port, "tcp"))
+    if re.search(rf"\b{re.escape(identified)}\b", notes, re.IGNORECASE):
+        return f"a usual alternate for {identified}, not its well-known port: clients must be told"
     return f"registered to {expected}, but {identified} answers: clients must be told"
 
 
