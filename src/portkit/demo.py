@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -276,7 +277,12 @@ async def _video_client(app: ServedApp) -> str:
             page = (await index.read()).decode("utf-8", errors="replace")
         sources = re.findall(r'<(?:source|video)[^>]*\ssrc="([^"]+)"', page)
         if not sources:
-            raise DemoError(f"the video index {base} lists no video")
+            why = (
+                ": portkit serve makes its test video with ffmpeg, which is not installed"
+                if shutil.which("ffmpeg") is None
+                else ""
+            )
+            raise DemoError(f"the video index {base} lists no video{why}")
         url = str(index.url.join(URL(sources[0])))
         async with session.get(url, headers={"Range": "bytes=0-1023"}) as response:
             body = await response.read()

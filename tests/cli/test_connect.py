@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -253,3 +254,63 @@ def test_unreachable_exits_1_with_one_line() -> None:
         "portkit: cannot connect to 127.0.0.1:80: network is unreachable "
         "(no route to it from this machine)\n"
     )
+
+
+async def test_terminal_input_and_ctrl_d_half_close() -> None:
+    # A terminal (a pty here) is read like a pipe; ^D at the start of a line is its end
+    # of input, which half-closes the connection like a pipe's end does.
+    master, slave = pty.openpty()
+    try:
+        async with echo_server() as server:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "portkit",
+                "connect",
+                "-q",
+                f"127.0.0.1:{server.port}",
+                stdin=slave,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=ENV,
+            )
+            os.close(slave)
+            slave = -1
+            os.write(master, b"typed\n\x04")  # the terminal holds it until portkit reads
+            out, err = await proc.communicate()
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
+    assert proc.returncode == 0, err
+    assert out == b"HELLO\nTYPED\nBYE 6\n"
+
+
+async def test_servername_verifies_another_name(tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path, name="mail.example")
+    async with echo_server(tls=server_tls_context(cert, key)) as server:
+        target = f"127.0.0.1:{server.port}"
+        ok = await _portkit(
+            "connect",
+            "-q",
+            "--tls",
+            "--cafile",
+            str(cert),
+            "--servername",
+            "mail.example",
+            target,
+            stdin=b"QUIT\n",
+        )
+        wrong = await _portkit(
+            "connect",
+            "-q",
+            "--tls",
+            "--cafile",
+            str(cert),
+            "--servername",
+            "other.example",
+            target,
+        )
+    assert ok == (0, b"HELLO\nBYE 5\n", "")
+    assert wrong[0] == 1
+    assert "other.example" in wrong[2]
