@@ -208,6 +208,8 @@ async def test_idle_timeout_exits_4() -> None:
         (["127.0.0.1", "65536"], "65536"),
         (["http://[::1"], "http://[::1"),
         (["127.0.0.1:80", "--connect-timeout", "0"], "--connect-timeout"),
+        (["https://127.0.0.1:1", "--cafile", "/nonexistent/ca.pem"], "/nonexistent/ca.pem"),
+        (["https://127.0.0.1:1", "--cafile", "/dev/null"], "/dev/null"),
     ],
 )
 async def test_bad_input_exits_2_with_one_line(argv: list[str], quoted: str) -> None:
