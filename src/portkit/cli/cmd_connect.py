@@ -123,7 +123,8 @@ def _context(args: argparse.Namespace) -> ssl.SSLContext:
         reason = (exc.reason or str(exc)).lower().replace("_", " ")
         raise UsageError(f"--cafile {args.cafile!r} holds no usable certificate: {reason}") from exc
     except OSError as exc:
-        raise UsageError(f"cannot read --cafile {args.cafile!r}: {exc.strerror}") from exc
+        reason = (exc.strerror or str(exc)).lower()
+        raise UsageError(f"cannot read --cafile {args.cafile!r}: {reason}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
