@@ -154,7 +154,8 @@ async def _open(
     except ConnectionRefusedError as exc:
         raise ConnectionRefused(f"connection to {where} refused: nothing listens there") from exc
     except socket.gaierror as exc:
-        raise ResolveError(f"cannot resolve {host!r}: {exc.strerror}") from exc
+        reason = (exc.strerror or str(exc)).lower()
+        raise ResolveError(f"cannot resolve {host!r}: {reason}") from exc
     except ssl.SSLCertVerificationError as exc:
         raise TlsError(
             f"tls handshake with {where} failed: {exc.verify_message} "
