@@ -316,3 +316,36 @@ async def test_servername_verifies_another_name(tmp_path: Path) -> None:
     assert ok == (0, b"HELLO\nBYE 5\n", "")
     assert wrong[0] == 1
     assert "other.example" in wrong[2]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace")
+def test_unresolvable_name_exits_1_with_one_line() -> None:
+    # Inside a fresh namespace (loopback down) whose resolv.conf names only 127.0.0.1,
+    # the DNS query cannot leave: the name fails to resolve without any traffic.
+    ip = shutil.which("ip")
+    assert ip is not None, "iproute2 is a system dependency"
+    name = f"pk-client-{uuid.uuid4().hex[:8]}"
+    etc = Path("/etc/netns") / name  # `ip netns exec` bind-mounts files found here
+    etc.mkdir(parents=True)
+    try:
+        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n", encoding="ascii")
+        subprocess.run([ip, "netns", "add", name], check=True)
+        try:
+            command = [ip, "netns", "exec", name, sys.executable, "-m", "portkit"]
+            proc = subprocess.run(
+                [*command, "connect", "-q", "nosuch.portkit.test:80"],
+                capture_output=True,
+                text=True,
+                env=ENV,
+                stdin=subprocess.DEVNULL,
+                check=False,
+                timeout=60,
+            )
+        finally:
+            subprocess.run([ip, "netns", "delete", name], check=True)
+    finally:
+        shutil.rmtree(etc)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("portkit: cannot resolve 'nosuch.portkit.test': ")
+    assert proc.stderr.count("\n") == 1
