@@ -93,6 +93,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output", metavar="FILE", help="write the report to FILE instead of stdout"
     )
+    from portkit.cli._cluster_args import add_cluster_arguments
+
+    add_cluster_arguments(parser)
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -120,6 +123,7 @@ def _command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from portkit.scan._cluster import cluster_options_from_args
     from portkit.scan._run import run_scan_command
 
     targets = list(args.targets)
@@ -147,5 +151,6 @@ def run(args: argparse.Namespace) -> int:
             fmt=args.format,
             output=args.output,
             command_line=_command_line(args),
+            cluster=cluster_options_from_args(args),
         )
     )

@@ -1,27 +1,30 @@
-"""Turn IANA-style rows into registry entries, and the entries into the data file.
+"""Turn IANA-style rows into registry entries (grouped, with portkit's conventions).
 
 Pure functions, no I/O: the same pipeline serves the data shipped with portkit (built by
 ``scripts/build-registry.py``) and a live IANA download (``portkit registry update``).
-
-The data file is UTF-8 text, one entry per line, tab-separated::
-
-    name  port  port_end  transport  aliases(space-separated)  plain  common_use  description
-
-with ``#`` header lines ``# source: ...``, ``# date: ...``. Empty fields are empty strings.
+The file format itself is in :mod:`portkit.registry._datafile`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from portkit._errors import RegistryError
 from portkit.registry._conventional import COMMON_USE, EXTRA_ALIASES, WELL_KNOWN
+from portkit.registry._datafile import dump, row_to_service, split_lines
 from portkit.registry._model import TRANSPORTS, Service
 
-__all__ = ["RawRow", "apply_conventions", "dump", "group_rows", "load_lines", "parse_port_field"]
-
-_FIELDS = 8
+__all__ = [
+    "RawRow",
+    "apply_conventions",
+    "dump",
+    "group_rows",
+    "load_lines",
+    "parse_port_field",
+    "row_to_service",
+    "split_lines",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,60 +175,7 @@ def apply_conventions(services: Iterable[Service]) -> list[Service]:
     return [service for _, service in sorted(enumerate(result), key=sort_key)]
 
 
-def _field(text: str) -> str:
-    return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
-
-
-def dump(services: Iterable[Service], *, source: str, date: str) -> Iterator[str]:
-    """Yield the data file's lines (without newlines) for ``services``."""
-    yield f"# source: {_field(source)}"
-    yield f"# date: {_field(date)}"
-    for s in services:
-        yield "\t".join(
-            (
-                s.name,
-                "" if s.port is None else str(s.port),
-                "" if s.port_end is None else str(s.port_end),
-                s.transport or "",
-                " ".join(s.aliases),
-                _field(s.plain),
-                _field(s.common_use),
-                _field(s.description),
-            )
-        )
-
-
 def load_lines(lines: Iterable[str]) -> tuple[dict[str, str], list[Service]]:
     """Parse the data file's lines into its header and entries."""
-    header: dict[str, str] = {}
-    services: list[Service] = []
-    for number, line in enumerate(lines, start=1):
-        line = line.rstrip("\n")
-        if line.startswith("#"):
-            key, _, value = line[1:].partition(":")
-            header[key.strip()] = value.strip()
-            continue
-        if not line:
-            continue
-        parts = line.split("\t")
-        if len(parts) != _FIELDS:
-            raise RegistryError(
-                f"registry data line {number} has {len(parts)} fields, not {_FIELDS}"
-            )
-        name, port, port_end, transport, aliases, plain, common_use, description = parts
-        try:
-            services.append(
-                Service(
-                    name=name,
-                    port=int(port) if port else None,
-                    port_end=int(port_end) if port_end else None,
-                    transport=transport or None,
-                    description=description,
-                    aliases=tuple(aliases.split()),
-                    plain=plain,
-                    common_use=common_use,
-                )
-            )
-        except ValueError:
-            raise RegistryError(f"registry data line {number} has a bad port: {line!r}") from None
-    return header, services
+    header, rows = split_lines(lines)
+    return header, [row_to_service(parts) for parts in rows]

@@ -11,11 +11,10 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from importlib import resources
 from pathlib import Path
 
 from portkit._errors import LookupNotFound, RegistryError
-from portkit.registry._build import load_lines
+from portkit.registry._datafile import row_to_service, split_lines
 from portkit.registry._model import TRANSPORTS, RegistryInfo, Service
 
 __all__ = ["Registry", "cache_path", "default_registry", "reset_default_registry"]
@@ -43,64 +42,101 @@ def _check_transport(transport: str | None) -> str | None:
 
 
 class Registry:
-    """Every registered service, indexed by port and by name."""
+    """Every registered service, indexed by port and by name.
+
+    Entries are kept as rows of text fields and become :class:`Service` objects when a
+    lookup first returns them, so loading the whole registry costs a few milliseconds.
+    """
 
     def __init__(self, services: Iterable[Service], *, info: RegistryInfo) -> None:
-        self._services = tuple(services)
+        items: list[Service | list[str]] = list(services)
+        self._setup(items, info)
+
+    @classmethod
+    def from_rows(cls, rows: list[list[str]], *, info: RegistryInfo) -> Registry:
+        """Index rows as :func:`~portkit.registry._build.split_lines` returns them."""
+        registry = cls.__new__(cls)
+        registry._setup(list(rows), info)
+        return registry
+
+    def _setup(self, items: list[Service | list[str]], info: RegistryInfo) -> None:
         self.info = info
-        self._by_port: dict[int, list[Service]] = {}
-        self._ranges: list[Service] = []
-        self._by_name: dict[str, list[Service]] = {}
-        for service in self._services:
-            if service.port is not None:
-                if service.is_range:
-                    self._ranges.append(service)
+        self._items = items
+        self._by_port: dict[int, list[int]] = {}
+        self._ranges: list[int] = []
+        self._names: dict[str, list[int]] | None = None  # built on the first name lookup
+        by_port = self._by_port
+        for index, item in enumerate(items):
+            if isinstance(item, Service):
+                port, port_end = item.port, item.port_end
+            else:
+                try:
+                    port = int(item[1]) if item[1] else None
+                    port_end = int(item[2]) if item[2] else None
+                except ValueError:
+                    raise RegistryError(
+                        f"registry entry {index + 1} has a bad port: {item[1]!r}-{item[2]!r}"
+                    ) from None
+            if port is not None:
+                if port_end is not None and port_end != port:
+                    self._ranges.append(index)
                 else:
-                    self._by_port.setdefault(service.port, []).append(service)
-            for name in service.names:
-                if name:
-                    self._by_name.setdefault(name, []).append(service)
+                    by_port.setdefault(port, []).append(index)
+
+    @property
+    def _by_name(self) -> dict[str, list[int]]:
+        if self._names is None:
+            names: dict[str, list[int]] = {}
+            for index, item in enumerate(self._items):
+                if isinstance(item, Service):
+                    all_names: Iterable[str] = item.names
+                else:
+                    all_names = (item[0], *item[4].split())
+                for name in all_names:
+                    if name:
+                        names.setdefault(name, []).append(index)
+            self._names = names
+        return self._names
+
+    def _get(self, index: int) -> Service:
+        item = self._items[index]
+        if isinstance(item, Service):
+            return item
+        service = row_to_service(item)
+        self._items[index] = service
+        return service
 
     def __len__(self) -> int:
-        return len(self._services)
+        return len(self._items)
 
     def __iter__(self) -> Iterator[Service]:
-        return iter(self._services)
+        return (self._get(i) for i in range(len(self._items)))
 
     @property
     def services(self) -> tuple[Service, ...]:
-        return self._services
+        return tuple(self)
+
+    def _select(self, indexes: Iterable[int], transport: str | None) -> list[Service]:
+        found = (self._get(i) for i in indexes)
+        return [s for s in found if transport is None or s.transport == transport]
 
     def by_port(self, port: int, transport: str | None = None) -> list[Service]:
         """Entries for ``port``: its own first (conventional first), then ranges covering it."""
         transport = _check_transport(transport)
-        found = [
-            s for s in self._by_port.get(port, ()) if transport is None or s.transport == transport
-        ]
-        found += [
-            s
-            for s in self._ranges
-            if s.covers(port) and (transport is None or s.transport == transport)
-        ]
-        return found
+        found = self._select(self._by_port.get(port, ()), transport)
+        ranges = self._select(self._ranges, transport)
+        return found + [s for s in ranges if s.covers(port)]
 
     def in_range(self, low: int, high: int, transport: str | None = None) -> list[Service]:
         """Entries on any port from ``low`` to ``high`` inclusive."""
         transport = _check_transport(transport)
-        found = []
+        found: list[Service] = []
         for port in range(low, high + 1):
-            found += [
-                s
-                for s in self._by_port.get(port, ())
-                if transport is None or s.transport == transport
-            ]
+            found += self._select(self._by_port.get(port, ()), transport)
         found += [
             s
-            for s in self._ranges
-            if s.port is not None
-            and s.port <= high
-            and (s.port_end or s.port) >= low
-            and (transport is None or s.transport == transport)
+            for s in self._select(self._ranges, transport)
+            if s.port is not None and s.port <= high and (s.port_end or s.port) >= low
         ]
         return found
 
@@ -114,24 +150,26 @@ class Registry:
     def by_name(self, name: str, transport: str | None = None) -> list[Service]:
         """Entries whose name or alias is ``name`` (case-insensitive)."""
         transport = _check_transport(transport)
-        return [
-            s
-            for s in self._by_name.get(name.strip().lower(), ())
-            if transport is None or s.transport == transport
-        ]
+        return self._select(self._by_name.get(name.strip().lower(), ()), transport)
 
     def related(self, name: str, transport: str | None = None) -> list[Service]:
         """Entries named like ``name`` plus a version digit or TLS ``s`` (imap → imap3, imaps)."""
         transport = _check_transport(transport)
         pattern = re.compile(re.escape(name.strip().lower()) + r"(?:\d+|s|\d+s)")
-        exact = set(map(id, self.by_name(name, transport)))
-        found: dict[int, Service] = {}
-        for key, services in self._by_name.items():
-            if pattern.fullmatch(key):
-                for s in services:
-                    if id(s) not in exact and (transport is None or s.transport == transport):
-                        found.setdefault(id(s), s)
-        return sorted(found.values(), key=lambda s: s.port if s.port is not None else 65536)
+        exact = set(self._by_name.get(name.strip().lower(), ()))
+        indexes = sorted(
+            {
+                i
+                for key, found in self._by_name.items()
+                if pattern.fullmatch(key)
+                for i in found
+                if i not in exact
+            }
+        )
+        return sorted(
+            self._select(indexes, transport),
+            key=lambda s: s.port if s.port is not None else 65536,
+        )
 
     def port_for(self, name: str, transport: str = "tcp") -> int:
         """The port of the service called ``name``; raises LookupNotFound if it has none."""
@@ -149,7 +187,7 @@ class Registry:
         if not words:
             raise LookupNotFound("search text must not be empty")
         found = []
-        for s in self._services:
+        for s in self:
             if transport is not None and s.transport != transport:
                 continue
             haystack = f"{' '.join(s.names)} {s.description} {s.plain} {s.common_use}".lower()
@@ -160,21 +198,20 @@ class Registry:
 
 def _load_file(path: Path, *, default_source: str) -> Registry:
     try:
-        with path.open(encoding="utf-8") as handle:
-            header, services = load_lines(handle)
+        header, rows = split_lines(path.read_text(encoding="utf-8").split("\n"))
+        info = RegistryInfo(
+            source=header.get("source", default_source),
+            date=header.get("date", "unknown"),
+            path=str(path),
+            entries=len(rows),
+        )
+        return Registry.from_rows(rows, info=info)
     except OSError as exc:
         raise RegistryError(f"cannot read registry data {str(path)!r}: {exc.strerror}") from None
-    except RegistryError as exc:
+    except (RegistryError, UnicodeDecodeError) as exc:
         raise RegistryError(
             f"{path}: {exc} (run 'portkit registry reset' to go back to the shipped data)"
         ) from None
-    info = RegistryInfo(
-        source=header.get("source", default_source),
-        date=header.get("date", "unknown"),
-        path=str(path),
-        entries=len(services),
-    )
-    return Registry(services, info=info)
 
 
 def load_registry(*, use_cache: bool = True) -> Registry:
@@ -183,9 +220,8 @@ def load_registry(*, use_cache: bool = True) -> Registry:
         cached = cache_path()
         if cached.is_file():
             return _load_file(cached, default_source="IANA (downloaded)")
-    shipped = resources.files("portkit.registry") / "data" / DATA_FILE
-    with resources.as_file(shipped) as path:
-        return _load_file(path, default_source="shipped with portkit")
+    # A plain path, not importlib.resources: this is on the start-up path of every lookup.
+    return _load_file(Path(__file__).with_name("data") / DATA_FILE, default_source="shipped")
 
 
 _lock = threading.Lock()

@@ -7,11 +7,14 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from portkit._errors import EXIT_INTERRUPTED, EXIT_OK
 from portkit.report import ScanInfo, ScanSummary, make_report
 from portkit.scan._scan import plan_scan, scan_batches
+
+if TYPE_CHECKING:
+    from portkit.scan._cluster import ClusterOptions
 
 __all__ = ["run_scan_command"]
 
@@ -58,6 +61,7 @@ async def run_scan_command(
     fmt: str,
     output: str | None,
     command_line: str,
+    cluster: ClusterOptions | None = None,
 ) -> int:
     """Run one scan for the command line; return the exit status."""
     plan = await plan_scan(
@@ -78,6 +82,11 @@ async def run_scan_command(
         from portkit.scan._syn import check_privilege
 
         check_privilege()
+    sharded = None
+    if cluster is not None:  # a cluster or --resume: checked and started before any output
+        from portkit.scan._cluster import ClusterScan
+
+        sharded = await ClusterScan.open(plan, cluster, detect=detect)
     started = time.time()
     clock = time.monotonic()
     interrupted = False
@@ -98,7 +107,8 @@ async def run_scan_command(
         progress = _progress(plan.probe_count)
         try:
             with progress as bar:
-                async with contextlib.aclosing(scan_batches(plan, detect=detect)) as batches:
+                source = scan_batches(plan, detect=detect) if sharded is None else sharded.batches()
+                async with contextlib.aclosing(source) as batches:
                     async for batch in batches:
                         report.add(batch)
                         bar.advance(len(batch))
