@@ -77,7 +77,7 @@ asyncio.run(main())
 @needs_root
 @pytest.mark.root
 def test_results_are_identical_run_to_run(netns: str) -> None:
-    variants = [{}, {"concurrency": 64}, {"workers": 2}, {"workers": 3, "rate": 50000}]
+    variants = [{}, {"concurrency": 64}, {"processes": 2}, {"processes": 3, "rate": 50000}]
     runs = json.loads(run_in_namespace(netns, RUN_TWICE, json.dumps(variants), "1-9000"))
     assert len(runs[0]) == 2 * 9000
     opened = [(h, p) for h, p, state, _name in runs[0] if state == "open"]
@@ -280,13 +280,13 @@ async def test_sharded_scan_finds_the_listeners(listeners: list[Listener]) -> No
     # the sharded engine on the machine's loopback, on ports known to be ours.
     v4 = sorted({ls.port for ls in listeners if ":" not in ls.host})
     spec = ",".join(str(p) for p in v4)
-    two = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=2))
+    two = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, processes=2))
     assert len(two) == 2 * len(v4)
     assert opened(two) == {(ls.host, ls.port) for ls in listeners if ":" not in ls.host}
 
 
 async def test_closing_a_sharded_scan_early_stops_the_workers() -> None:
-    gen = scan("127.0.0.2", "1-65535", workers=2, rate=5000)
+    gen = scan("127.0.0.2", "1-65535", processes=2, rate=5000)
     async for _ in gen:
         break
     await gen.aclose()  # workers killed and reaped; no ResourceWarning, no zombie

@@ -395,7 +395,8 @@ async def run_socket_engine(
             return False
         probe = _Probe(sock, target, port, attempt, now, now + base_timeout * (2**attempt), answers)
         if is_tcp:
-            settle_tcp(probe, err, now)
+            probe.started = began
+            settle_tcp(probe, err, monotonic())
         elif err:
             settle_udp(probe, err, now)
         else:

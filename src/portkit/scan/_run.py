@@ -56,7 +56,7 @@ async def run_scan_command(
     retries: int,
     rate: float | None,
     concurrency: int | None,
-    workers: int | None = None,
+    processes: int | None = None,
     detect: bool,
     fmt: str,
     output: str | None,
@@ -76,7 +76,7 @@ async def run_scan_command(
         retries=retries,
         rate=rate,
         concurrency=concurrency,
-        workers=workers,
+        processes=processes,
     )
     if syn:
         from portkit.scan._syn import check_privilege

@@ -59,7 +59,7 @@ class ScanPlan:
     ports: PortSet
     syn: bool = False
     options: EngineOptions = field(default_factory=EngineOptions)
-    workers: int | None = None  # processes for large TCP scans; None: one per core
+    processes: int | None = None  # processes for large TCP scans; None: idle cores
 
     def iter_targets(self) -> Iterator[Target]:
         """Yield each address to scan once, exclusions applied."""
@@ -100,7 +100,7 @@ async def plan_scan(
     retries: int = DEFAULT_RETRIES,
     rate: float | None = None,
     concurrency: int | None = None,
-    workers: int | None = None,
+    processes: int | None = None,
 ) -> ScanPlan:
     """Parse and resolve a scan's inputs; raise before anything is sent.
 
@@ -126,8 +126,8 @@ async def plan_scan(
         raise PortSpecError(f"timeout must be positive, not {timeout:g}")
     if retries < 0:
         raise PortSpecError(f"retries must be 0 or more, not {retries}")
-    if workers is not None and workers < 1:
-        raise PortSpecError(f"workers must be at least 1, not {workers}")
+    if processes is not None and processes < 1:
+        raise PortSpecError(f"processes must be at least 1, not {processes}")
     if concurrency is not None and concurrency < 1:
         raise PortSpecError(f"concurrency must be at least 1, not {concurrency}")
     texts = [targets] if isinstance(targets, str) else list(targets)
@@ -139,7 +139,7 @@ async def plan_scan(
         ports=port_set,
         syn=syn,
         options=EngineOptions(timeout=timeout, retries=retries, rate=rate, concurrency=concurrency),
-        workers=workers,
+        processes=processes,
     )
     if not any(True for _ in itertools.islice(plan.iter_targets(), 1)):
         raise TargetError("every target is excluded; nothing to scan")
@@ -177,7 +177,7 @@ def expected_names(transport: str) -> list[str | None]:
 async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
     if plan.ports.tcp:
         names = expected_names("tcp")
-        workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.workers)
+        workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
         options = plan.options
         if workers > 1:
             # The ceilings are for the whole scan: each process gets its share.
@@ -308,7 +308,7 @@ async def scan(
     retries: int = DEFAULT_RETRIES,
     rate: float | None = None,
     concurrency: int | None = None,
-    workers: int | None = None,
+    processes: int | None = None,
     detect: bool = False,
 ) -> AsyncGenerator[PortResult, None]:
     """Scan ``targets`` and yield a :class:`PortResult` for every port, as found.
@@ -335,7 +335,7 @@ async def scan(
         retries=retries,
         rate=rate,
         concurrency=concurrency,
-        workers=workers,
+        processes=processes,
     )
     async for batch in scan_batches(plan, detect=detect):
         for result in batch:

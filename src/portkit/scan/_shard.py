@@ -19,7 +19,6 @@ import contextlib
 import itertools
 import math
 import os
-import pickle
 import signal
 import struct
 import sys
@@ -60,6 +59,8 @@ def _every(
 
 def _child(engine: Engine, probes: Iterator[tuple[Target, int]], write_fd: int) -> None:
     """The worker's whole life; never returns (``os._exit``)."""
+    import pickle
+
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
@@ -102,6 +103,8 @@ async def sharded(
     names: Sequence[str | None] | None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Run ``engine`` over ``probes`` in ``workers`` processes (this one included)."""
+    import pickle
+
     children: list[tuple[int, int]] = []  # (pid, read fd)
     try:
         for index in range(1, workers):
