@@ -97,7 +97,7 @@ def run_in_namespace(namespace: str, code: str, *args: str) -> str:
         text=True,
         timeout=100,
         check=False,
-        env={"PYTHONPATH": ":".join(sys.path)},
+        env={"PYTHONPATH": ":".join(sys.path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

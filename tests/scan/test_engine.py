@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -298,3 +299,56 @@ def test_worker_count() -> None:
     assert worker_count(10) == 1
     assert worker_count(10, 3) == 3
     assert 1 <= worker_count(100 * MIN_PROBES_PER_WORKER) <= len(os.sched_getaffinity(0))
+
+
+def test_back_off_halves_on_loss_among_answers_only() -> None:
+    from portkit.scan._engine import MIN_WINDOW, _Congestion
+
+    c = _Congestion(1024)
+    c.on_loss(now=10.0, period=1.0, answered_since=False)  # silence: filtered, not congestion
+    assert c.size == 1024
+    c.on_loss(now=10.0, period=1.0, answered_since=True)
+    assert c.size == 512
+    c.on_loss(now=10.5, period=1.0, answered_since=True)  # same period: one cut only
+    assert c.size == 512
+    c.on_loss(now=11.0, period=1.0, answered_since=True)
+    assert c.size == 256
+    for _ in range(10):
+        c.on_answer()
+    assert c.size == 266  # additive increase
+    for step in range(20):
+        c.on_loss(now=12.0 + step, period=1.0, answered_since=True)
+    assert c.size == MIN_WINDOW
+
+
+DNS_IN_NAMESPACE = """
+import asyncio, shutil, subprocess, sys
+from portkit.scan import scan
+async def main():
+    server = subprocess.Popen(
+        ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--port=53",
+         "--listen-address=127.0.0.1", "--bind-interfaces", "--address=/pk.test/127.0.0.9",
+         "--pid-file=", "--user=root"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        # Ready signal: dnsmasq logs "started" once its sockets are bound.
+        for line in server.stderr:
+            if "started" in line:
+                break
+        async for r in scan("127.0.0.1", "U:53,54,123", timeout=0.5, retries=1):
+            print(r.port, r.state.value, r.reason)
+    finally:
+        server.terminate()
+        server.wait()
+asyncio.run(main())
+"""
+
+
+@needs_root
+@pytest.mark.root
+def test_udp_dns_probe_gets_an_answer_from_dnsmasq(netns: str) -> None:
+    if shutil.which("dnsmasq") is None:
+        pytest.skip("needs dnsmasq (dnsmasq-base) as a real DNS server")
+    lines = sorted(run_in_namespace(netns, DNS_IN_NAMESPACE).splitlines())
+    # dnsmasq answers our DNS query: open; nothing on 54 and 123: ICMP, closed.
+    assert lines == ["123 closed port-unreach", "53 open udp-response", "54 closed port-unreach"]
