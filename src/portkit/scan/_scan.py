@@ -158,8 +158,8 @@ def expected_names(transport: str) -> list[str | None]:
     registry = default_registry()
     names: list[str | None] = [None] * 65536
     ranges = []
-    for service in registry.in_range(0, 65535, transport):
-        if service.port is None or not service.name:
+    for service in registry.services:  # registry order: a port's primary entry first
+        if service.port is None or not service.name or service.transport != transport:
             continue
         if service.port_end is not None and service.port_end != service.port:
             ranges.append(service)
