@@ -208,3 +208,14 @@ def test_interrupted_reports_say_so(fmt: str) -> None:
         assert json.loads(text.splitlines()[-1])["interrupted"] is True
     else:
         assert "interrupted" in text
+
+
+def test_unidentified_open_port_shows_a_guess() -> None:
+    ident = Identification(service=None, extra="no answer to any probe")
+    results = [result(22, PortState.OPEN, expected="ssh", identified=ident)]
+    info = ScanInfo(args="x", start=INFO.start, scan_type="connect", tcp_ports=(22,), detect=True)
+    row = next(line for line in render("table", results, info).splitlines() if "22" in line)
+    assert row.split()[:4] == ["22", "tcp", "open", "ssh?"]
+    service = ET.fromstring(render("xml", results, info)).find("host/ports/port/service")
+    assert service is not None
+    assert service.attrib == {"name": "ssh", "method": "table", "conf": "3"}
