@@ -154,12 +154,15 @@ def test_xml_is_nmap_shaped() -> None:
 
 
 def test_xml_escapes_hostile_text() -> None:
-    ident = Identification(service="http", product='evil"<&>', version="1'2", confidence=10)
+    ident = Identification(
+        service="http", product='evil"<&>', version="1'2", extra="a\tb\nc\x00\x1b", confidence=10
+    )
     text = render("xml", [result(80, PortState.OPEN, identified=ident)])
     service = ET.fromstring(text).find("host/ports/port/service")
     assert service is not None
     assert service.get("product") == 'evil"<&>'
     assert service.get("version") == "1'2"
+    assert service.get("extrainfo") == "a\tb\nc"  # whitespace kept, control bytes dropped
 
 
 def test_identified_service_in_every_format() -> None:
