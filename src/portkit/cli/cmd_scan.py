@@ -65,7 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="processes on this machine for large TCP scans (default: one per idle core for "
-        "16,384+ probes, 8,192 per process); --workers runs shards on a Dask cluster instead",
+        "6,000 probes per process); --workers runs shards on a Dask cluster instead",
     )
     parser.add_argument(
         "--timeout",

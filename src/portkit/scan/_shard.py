@@ -29,7 +29,7 @@ from portkit.scan._targets import Target
 
 __all__ = ["MIN_PROBES_PER_WORKER", "sharded", "worker_count"]
 
-MIN_PROBES_PER_WORKER = 8192  # below this the fork costs more than it saves
+MIN_PROBES_PER_WORKER = 6000  # below this the fork costs more than it saves
 _HEADER = struct.Struct("!I")
 _STATES = {s.value: s for s in PortState}
 
