@@ -61,10 +61,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, metavar="PPS", help="at most PPS probes per second")
     parser.add_argument("--concurrency", type=int, metavar="N", help="at most N probes in flight")
     parser.add_argument(
-        "--workers",
+        "--processes",
         type=int,
         metavar="N",
-        help="processes for large TCP scans (default: one per core for 16,384+ probes)",
+        help="processes on this machine for large TCP scans (default: one per idle core, at "
+        "most one per 6,000 probes); --workers runs shards on a Dask cluster instead",
     )
     parser.add_argument(
         "--timeout",
@@ -106,7 +107,9 @@ def _command_line(args: argparse.Namespace) -> str:
         ("-iL", args.target_file),
         ("--rate", args.rate),
         ("--concurrency", args.concurrency),
+        ("--processes", args.processes),
         ("--workers", args.workers),
+        ("--cluster", args.cluster),
         ("-o", args.format if args.format != "table" else None),
         ("--output", args.output),
     ):
@@ -146,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             retries=args.retries,
             rate=args.rate,
             concurrency=args.concurrency,
-            workers=args.workers,
+            processes=args.processes,
             detect=args.detect,
             fmt=args.format,
             output=args.output,
