@@ -393,3 +393,26 @@ def test_what_follows_a_complete_greeting_cannot_undo_it() -> None:
     # Found by Hypothesis: a malformed line after a complete greeting once turned a
     # byte-at-a-time match into a no-match when the same bytes came at once.
     assert isinstance(judge("ftp", b"120 FTP\n\n"), Match)
+
+
+def test_http_without_server_header_names_the_framework_and_title() -> None:
+    body = b"<!doctype html><html><head><title>\n  Grafana </title></head></html>"
+    data = (b"HTTP/1.1 200 OK\r\nX-Powered-By: Express\r\nContent-Type: text/html\r\n"
+            b"Content-Length: %d\r\n\r\n%b") % (len(body), body)  # fmt: skip
+    verdict = judge("http", data)
+    assert verdict == Match(service="http", product="Express", extra='status 200; title "Grafana"')
+
+
+def test_http_title_only_from_a_body_of_known_length() -> None:
+    # Without Content-Length the body's end is unknown when the head completes, so the
+    # verdict (and its extra) cannot depend on how much of it had arrived.
+    data = b"HTTP/1.1 200 OK\r\nServer: nginx\r\n\r\n<title>partial</title>"
+    verdict = judge("http", data)
+    assert isinstance(verdict, Match)
+    assert verdict.extra == "status 200"
+
+
+def test_a_bad_command_after_negotiations_cannot_undo_them() -> None:
+    # Found by Hypothesis: all at once this was "malformed", a byte at a time a match.
+    verdict = judge("telnet", b"\xff\xfd\x18\xff\xfd\x18\xff\xfd\x18\xff\xfd\x18\xff\r\n")
+    assert isinstance(verdict, Match)

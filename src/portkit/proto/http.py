@@ -99,6 +99,9 @@ def _judge(data: bytes, final: bool) -> Verdict:
     if head is None:
         return NoMatch(reason="header too long") if final or len(data) > 8192 else NEED_MORE
     product, version, extra = _server_product(head.headers.get("server", ""))
+    if product is None and head.headers.get("x-powered-by"):
+        # No Server header (Express, Next.js, PHP apps): the framework may say who it is.
+        product, version, _ = split_product(head.headers["x-powered-by"])
     body = data[head.body_offset :]
     length = head.headers.get("content-length", "")
     wanted = min(int(length), MAX_BODY_BYTES) if length.isdigit() else None
@@ -117,6 +120,13 @@ def _judge(data: bytes, final: bool) -> Verdict:
             extra = None
     code = status.group(3)
     extra = f"status {code}" + (f"; {extra}" if extra else "")
+    if wanted is not None:
+        # Only from a body we waited for: a title must not depend on how bytes arrived.
+        title = _TITLE.search(body)
+        if title:
+            text = " ".join(title.group(1).decode("utf-8", "replace").split())[:80]
+            extra += f'; title "{text}"'
+
     if _MONGODB_OVER_HTTP in body:
         return Match(service="mongodb", product="MongoDB", extra="answered an HTTP request")
     if _PLAIN_TO_TLS.search(body):
@@ -126,6 +136,8 @@ def _judge(data: bytes, final: bool) -> Verdict:
         )
     return Match(service="http", product=product, version=version, extra=extra)
 
+
+_TITLE = re.compile(rb"<title[^>]*>([^<]{1,300})</title>", re.IGNORECASE)
 
 # What mongod sends back to an HTTP request on its native port.
 _MONGODB_OVER_HTTP = b"trying to access MongoDB over HTTP"

@@ -27,7 +27,11 @@ _DAEMONS: dict[tuple[tuple[int, int], ...], str] = {
 
 
 def negotiations(data: bytes) -> tuple[list[tuple[int, int]], int] | None:
-    """Parse leading negotiations; return them and the offset after, ``None`` if bad."""
+    """Parse leading negotiations; return them and the offset after them.
+
+    ``None`` if the data opens with a malformed command; a malformed command after some
+    negotiations only ends the run.
+    """
     found: list[tuple[int, int]] = []
     i = 0
     while i < len(data) and data[i] == IAC:
@@ -46,6 +50,8 @@ def negotiations(data: bytes) -> tuple[list[tuple[int, int]], int] | None:
             i = end + 2
         elif SE <= command < SB:
             i += 2
+        elif found:
+            break  # what follows a run of negotiations cannot undo it
         else:
             return None
     return found, i
