@@ -35,7 +35,7 @@ tokens = st.lists(st.sampled_from(TOKENS), max_size=25).map(b"".join)
 anything = st.one_of(st.binary(max_size=2048), mutated, tokens)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(anything, st.booleans())
 def test_every_matcher_returns_a_verdict(data: bytes, final: bool) -> None:
     for matcher in MATCHERS.values():
@@ -45,7 +45,7 @@ def test_every_matcher_returns_a_verdict(data: bytes, final: bool) -> None:
             assert not isinstance(verdict, NeedMore)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(anything)
 def test_byte_by_byte_agrees_with_all_at_once(data: bytes) -> None:
     data = data[:700]  # byte-at-a-time judging is quadratic; this keeps it quick
