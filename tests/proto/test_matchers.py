@@ -296,7 +296,8 @@ def test_rdp_connection_confirm() -> None:
 
 
 def test_smb2_negotiate_response() -> None:
-    header = b"\xfeSMB" + struct.pack("<HHIHH", 64, 0, 0, 0, 1) + bytes(48)
+    # StructureSize 64, status 0, command NEGOTIATE, flags SERVER_TO_REDIR (a response).
+    header = b"\xfeSMB" + struct.pack("<HHIHHI", 64, 0, 0, 0, 1, 1) + bytes(44)
     body = struct.pack("<HHH", 65, 1, 0x0302) + bytes(58)
     message = header + body
     data = b"\x00" + len(message).to_bytes(3, "big") + message
@@ -416,3 +417,15 @@ def test_a_bad_command_after_negotiations_cannot_undo_them() -> None:
     # Found by Hypothesis: all at once this was "malformed", a byte at a time a match.
     verdict = judge("telnet", b"\xff\xfd\x18\xff\xfd\x18\xff\xfd\x18\xff\xfd\x18\xff\r\n")
     assert isinstance(verdict, Match)
+
+
+def test_our_own_requests_echoed_back_are_not_answers() -> None:
+    assert isinstance(judge("smb", smb.negotiate_request()), NoMatch)
+    assert isinstance(judge("snmp", snmp.v3_discovery()), NoMatch)
+    assert isinstance(judge("snmp", snmp.v2c_sysdescr()), NoMatch)
+    assert isinstance(judge("ntp", ntp.client_request()), NoMatch)
+    assert isinstance(judge("mqtt", mqtt.connect_packet()), NoMatch)
+    assert isinstance(judge("ldap", ldap.rootdse_search()), NoMatch)
+    assert isinstance(judge("rdp", rdp.connection_request()), NoMatch)
+    assert isinstance(judge("mongodb", mongodb.hello_messages()), NoMatch)
+    assert isinstance(judge("postgresql", postgresql.startup_message()), NoMatch)

@@ -275,3 +275,39 @@ async def test_ipv6_loopback() -> None:
         server.close()
         await server.wait_closed()
     assert (found.service, found.product) == ("ssh", "OpenSSH")
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Send back whatever arrives (bounded reads), like `socat ... EXEC:cat`."""
+    while data := await reader.read(4096):
+        writer.write(data)
+        await writer.drain()
+
+
+async def test_echo_server_is_unknown_and_said_so() -> None:
+    # Our own probes coming back must not be taken for answers (the AMQP header and an
+    # SMB NEGOTIATE would otherwise look like a server's).
+    async with serve(echo) as port:
+        found = await bounded_identify(port, budget=4.0)
+    assert found.service is None
+    assert found.extra == "the server echoes what it is sent"
+
+
+async def test_udp_echo_server_is_unknown() -> None:
+    loop = asyncio.get_running_loop()
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+
+    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(HOST, 0))
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        found = await bounded_identify(port, transport="udp")
+    finally:
+        transport.close()
+    assert found.service is None
+    assert found.extra == "the server echoes what it is sent"

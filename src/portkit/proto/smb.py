@@ -17,6 +17,7 @@ __all__ = ["SMB", "SMB_NEGOTIATE"]
 DIALECTS = (0x0202, 0x0210, 0x0300, 0x0302)
 CLIENT_GUID = b"portkit-smb-prob"
 MAX_MESSAGE = 65536
+SERVER_TO_REDIR = 0x00000001
 
 
 def negotiate_request() -> bytes:
@@ -44,7 +45,10 @@ def _judge(data: bytes, final: bool) -> Verdict:
     if len(data) < 4 + 64 + 6:
         return NEED_MORE
     command = int.from_bytes(data[4 + 12 : 4 + 14], "little")
-    if command != 0:
+    flags = int.from_bytes(data[4 + 16 : 4 + 20], "little")
+    if command != 0 or not flags & SERVER_TO_REDIR:
+        # [MS-SMB2] 2.2.1.2: responses set SMB2_FLAGS_SERVER_TO_REDIR; our own request
+        # echoed back does not.
         return NoMatch(reason="not a NEGOTIATE response")
     dialect = int.from_bytes(data[4 + 64 + 4 : 4 + 64 + 6], "little")
     extra = f"SMB {dialect >> 8}.{(dialect >> 4) & 0xF}.{dialect & 0xF}" if dialect else None

@@ -78,6 +78,9 @@ def _v3(data: bytes, parts: list[tuple[int, int, int]]) -> Verdict:
     usm = children(data, usm_outer[1], usm_outer[2]) if isinstance(usm_outer, tuple) else None
     if not usm:
         return NoMatch(reason="malformed security parameters")
+    scoped = children(data, parts[3][1], parts[3][2])
+    if not scoped or len(scoped) != 3 or scoped[2][0] not in (RESPONSE, REPORT):
+        return NoMatch(reason="not a Report or Response PDU")  # e.g. our request echoed
     engine = data[usm[0][1] : usm[0][2]]
     product = None
     if len(engine) >= 5 and engine[0] & 0x80:

@@ -119,6 +119,15 @@ class _Outcome:
     match: Match | None
     data: bytes
     eof: bool
+    echo: bool = False  # the server sent our own bytes back
+
+
+def _is_echo(payload: bytes | None, data: bytes) -> bool:
+    """Whether ``data`` is (the start of) ``payload`` sent back: an echo server's answer."""
+    if not payload or len(data) < 4:
+        return False
+    n = min(len(data), len(payload))
+    return data[:n] == payload[:n]
 
 
 class _Channel:
@@ -136,6 +145,7 @@ class _Channel:
         self._outgoing = ssl.MemoryBIO()
         self.raw = bytearray()  # bounded copy of raw bytes received during the handshake
         self.saw_eof = False  # the peer closed its side
+        self.hello = b""  # our ClientHello, to tell an echo from an answer
 
     @classmethod
     async def open(cls, host: str, port: int, limit: float) -> tuple[_Channel, float]:
@@ -202,11 +212,14 @@ class _Channel:
     async def _flush(self) -> None:
         pending = self._outgoing.read()
         if pending:
-            try:
-                self._writer.write(pending)
-                await self._writer.drain()
-            except OSError as exc:
-                raise _Closed(str(exc)) from None
+            await self._send_raw(pending)
+
+    async def _send_raw(self, data: bytes) -> None:
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except OSError as exc:
+            raise _Closed(str(exc)) from None
 
     async def start_tls(
         self, server_hostname: str | None, first_byte: float, deadline: float
@@ -229,6 +242,9 @@ class _Channel:
             except ssl.SSLError:
                 return None
             try:
+                if not self.hello:
+                    self.hello = self._outgoing.read()
+                    await self._send_raw(self.hello)
                 await self._flush()
                 raw = await self._recv_raw(first_byte if not self.raw else deadline)
             except (TimeoutError, _Closed):
@@ -359,7 +375,13 @@ async def _exchange(
             isinstance(reader.verdicts.get(m.name), NoMatch) for m in matchers[:own]
         ):
             end = min(end, loop.time() + QUIET_WAIT)
-    return _Outcome(match=match, data=bytes(reader.data), eof=eof)
+    data = bytes(reader.data)
+    answer = data[len(carry) :]
+    if _is_echo(payload, answer):
+        # Whatever a matcher saw in our own bytes (RabbitMQ does answer garbage with the
+        # AMQP header we also send), an echo is not an answer.
+        return _Outcome(match=None, data=data, eof=eof, echo=True)
+    return _Outcome(match=match, data=data, eof=eof)
 
 
 @dataclass(slots=True)
@@ -375,6 +397,11 @@ class _Ladder:
     connections: int = 0
     hangups: int = 0  # answers that were a close and nothing else
     silences: int = 0  # answers that were nothing until the wait ran out
+    echoes: int = 0  # answers that were our own bytes sent back
+    noted: int = 0  # answers seen with some bytes in them
+
+    def answers(self) -> int:
+        return self.noted
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
@@ -385,17 +412,22 @@ class _Ladder:
     def phase_deadline(self, base: float) -> float:
         return asyncio.get_running_loop().time() + self.wait(base)
 
-    def note(self, data: bytes, *, eof: bool = False) -> None:
-        """Keep the first bytes seen as evidence; count answers that were only a close."""
+    def note(self, data: bytes, *, eof: bool = False, echo: bool = False) -> None:
+        """Keep the first bytes seen as evidence; count closes, silences and echoes."""
+        self.echoes += echo
         if data and not self.evidence:
             self.evidence = data[:EVIDENCE_BYTES]
-        if eof and not data:
+        if data:
+            self.noted += 1
+        elif eof:
             self.hangups += 1
-        elif not data:
+        else:
             self.silences += 1
 
     def unknown(self) -> str:
         """Say honestly what an unrecognised server did."""
+        if self.echoes and self.echoes == self.answers():
+            return "the server echoes what it is sent"
         if self.evidence:
             return "no probe matched"
         if self.hangups and not self.silences:
@@ -517,7 +549,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
                 got = await _exchange(
                     chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline
                 )
-                ladder.note(got.data, eof=got.eof)
+                ladder.note(got.data, eof=got.eof, echo=got.echo)
                 if got.match is not None:
                     return await _follow_up(ladder, ladder.result(got.match, "banner", got.data))
                 said = got.data
@@ -544,7 +576,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
             )
         finally:
             await chan.close()
-        ladder.note(got.data, eof=got.eof)
+        ladder.note(got.data, eof=got.eof, echo=got.echo)
         if got.match is not None:
             return await _follow_up(ladder, ladder.result(got.match, first.name, got.data))
         # 3. TLS.
@@ -574,7 +606,7 @@ async def _first_match(ladder: _Ladder, batch: list[Probe]) -> Identification | 
                 outcome = task.result()
                 if outcome is None:
                     continue
-                ladder.note(outcome.data, eof=outcome.eof)
+                ladder.note(outcome.data, eof=outcome.eof, echo=outcome.echo)
                 if outcome.match is not None:
                     return ladder.result(outcome.match, tasks[task].name, outcome.data)
         return None
@@ -645,7 +677,10 @@ async def _try_tls(ladder: _Ladder, chan: _Channel) -> Identification | None:
         )
         if info is None:
             raw = bytes(chan.raw)
-            ladder.note(raw, eof=chan.saw_eof)
+            echo = _is_echo(chan.hello, raw)
+            ladder.note(raw, eof=chan.saw_eof, echo=echo)
+            if echo:
+                return None
             reader = Reader((MATCHERS["tls"], MATCHERS["http"], *BANNER_MATCHERS))
             reader.feed(raw)
             match = reader.finish()
@@ -673,7 +708,7 @@ async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identif
     got = _Outcome(match=None, data=b"", eof=False)
     if listen:
         got = await _exchange(chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline)
-        ladder.note(got.data, eof=got.eof)
+        ladder.note(got.data, eof=got.eof, echo=got.echo)
         if got.match is not None:
             return ladder.result(got.match, "tls+banner", got.data, info)
     if not got.eof:
@@ -685,7 +720,7 @@ async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identif
             ladder.deadline,
             own=len(HTTP_GET.matchers),
         )
-        ladder.note(got.data, eof=got.eof)
+        ladder.note(got.data, eof=got.eof, echo=got.echo)
         if got.match is not None:
             return ladder.result(got.match, "tls+http-get", got.data, info)
     others = [p for p in probes_for(plain_expected) if p is not HTTP_GET][:INNER_PROBES]
@@ -755,6 +790,7 @@ async def _identify_udp(
             f"cannot reach {_where(host, port)}/udp: {exc.strerror or exc}"
         ) from None
     evidence = b""
+    echoes = 0
     try:
         for probe in probes_for(expected, "udp"):
             if loop.time() >= deadline:
@@ -774,6 +810,9 @@ async def _identify_udp(
                 if isinstance(item, Exception):
                     continue
                 evidence = evidence or item[:EVIDENCE_BYTES]
+                if _is_echo(probe.build(host), item):
+                    echoes += 1
+                    continue
                 # A late answer to an earlier probe counts too: judge with every matcher.
                 for matcher in _UDP_MATCHERS:
                     verdict = matcher(item, True)
@@ -791,7 +830,11 @@ async def _identify_udp(
         transport.close()
     return Identification(
         service=None,
-        extra="no probe matched" if evidence else "no answer to any probe",
+        extra=(
+            "the server echoes what it is sent"
+            if echoes
+            else ("no probe matched" if evidence else "no answer to any probe")
+        ),
         evidence=evidence,
     )
 
