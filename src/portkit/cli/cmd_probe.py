@@ -67,10 +67,8 @@ def run(args: argparse.Namespace) -> int:
     transport = "udp" if args.udp or endpoint.transport == "udp" else "tcp"
     if endpoint.service in _UDP_IN_PRACTICE and endpoint.form != "host-port":
         transport = "udp"  # "host ntp": NTP and SNMP servers listen on UDP
-    expected = endpoint.scheme if endpoint.form == "url" else endpoint.service
-    if expected is not None and endpoint.form == "url":
-        # A URL's scheme names the protocol (https); the registry may spell it otherwise.
-        expected = endpoint.service or expected
+    # The registry's name for what the URL's scheme (or the port) promises.
+    expected = endpoint.service or endpoint.scheme
     result = asyncio.run(
         probe_port(endpoint.host, endpoint.port, transport=transport, expected=expected,
                    budget=budget)
