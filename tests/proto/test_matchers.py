@@ -429,3 +429,10 @@ def test_our_own_requests_echoed_back_are_not_answers() -> None:
     assert isinstance(judge("rdp", rdp.connection_request()), NoMatch)
     assert isinstance(judge("mongodb", mongodb.hello_messages()), NoMatch)
     assert isinstance(judge("postgresql", postgresql.startup_message()), NoMatch)
+
+
+def test_only_the_reply_after_the_greeting_settles_a_bare_220() -> None:
+    later_ehlo = b"220 ready\r\n500 what\r\n250-x\r\n250 PIPELINING\r\n"
+    assert isinstance(judge("smtp", later_ehlo), NoMatch)
+    later_syst = b"220 ready\r\n500 what\r\n215 UNIX Type: L8\r\n"
+    assert isinstance(judge("ftp", later_syst), NoMatch)

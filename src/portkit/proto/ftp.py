@@ -38,7 +38,8 @@ def _judge(data: bytes, final: bool) -> Verdict:
     if not replies:
         return NoMatch(reason="incomplete greeting") if len(data) > MAX_LINE * 4 else NEED_MORE
     text = " ".join(replies[0][1])
-    syst = next((r for r in replies[1:] if r[0] == 215), None)
+    # Only the reply right after the greeting (the answer to SYST) counts.
+    syst = replies[1] if len(replies) > 1 and replies[1][0] == 215 else None
     if not _FTP_WORDS.search(text) and not any(p.search(text) for p, _, _ in _PRODUCTS):
         if syst is not None:
             return Match(service="ftp", extra=f"system {' '.join(syst[1])}", confidence=8)

@@ -99,7 +99,9 @@ def _judge_smtp(data: bytes, final: bool) -> Verdict:
         return NoMatch(reason="incomplete greeting") if len(data) > MAX_LINE * 4 else NEED_MORE
     code, lines = replies[0]
     text = " ".join(lines)
-    ehlo = next((r for r in replies[1:] if r[0] == 250), None)
+    # Only the reply right after the greeting (the answer to our EHLO) is looked at, so
+    # what comes later cannot change the verdict.
+    ehlo = replies[1] if len(replies) > 1 and replies[1][0] == 250 else None
     ehlo_ok = ehlo is not None and any(
         line.split(" ")[0].upper() in _EHLO_KEYWORDS for line in ehlo[1][1:]
     )
