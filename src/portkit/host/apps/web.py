@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,6 @@ from portkit.host._app import AppContext, Application, Kind, Listener, Where
 from portkit.host.apps._files import Found, directory_listing, lookup, serve_file
 
 __all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +112,19 @@ class WebApp(Application):
     # -- requests -------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        # The request head is complete: the header clock stops until this response is done.
+        # (Done here rather than in a middleware: aiohttp rebuilds middleware chains per
+        # request, which costs more than the whole bookkeeping.)
+        protocol = request.protocol
+        self._waiting.pop(protocol, None)
+        try:
+            return await self.respond(request)
+        finally:
+            if protocol in self._transports:
+                self._waiting[protocol] = time.monotonic()
+
+    async def respond(self, request: web.Request) -> web.StreamResponse:
+        """The response to one GET/HEAD request."""
         if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
             raise web.HTTPMethodNotAllowed(request.method, [hdrs.METH_GET, hdrs.METH_HEAD])
         url_path = request.path
@@ -139,17 +150,6 @@ class WebApp(Application):
         return await asyncio.to_thread(
             directory_listing, self.root, found.path, request.path, hidden=self.options.hidden
         )
-
-    @web.middleware
-    async def _track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        protocol = request.protocol
-        if isinstance(protocol, RequestHandler):
-            self._waiting.pop(protocol, None)
-        try:
-            return await handler(request)
-        finally:
-            if isinstance(protocol, RequestHandler) and protocol in self._transports:
-                self._waiting[protocol] = time.monotonic()
 
     # -- connections ----------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ class WebApp(Application):
         return server_context(self.options.cert, self.options.key)
 
     async def start(self, listeners: Sequence[Listener]) -> None:
-        app = web.Application(middlewares=[self._track], client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         runner = web.AppRunner(
             app,
