@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from portkit.cli import main
-from tests.endpoint.conftest import DnsServer
+from tests.endpoint.dnsmasq import DnsServer
 
 
 def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
@@ -132,3 +132,18 @@ def test_help_has_examples() -> None:
     )
     assert proc.returncode == 0
     assert "portkit resolve http://testing.example.com:8080/login" in proc.stdout
+
+
+def test_plain_resolve_does_not_load_the_network_step() -> None:
+    # Without --addresses or --srv, resolve only parses: the module that talks to DNS
+    # is never imported, so nothing can have been sent.
+    code = (
+        "import sys\n"
+        "from portkit.cli import main\n"
+        "assert main(['resolve', 'https://example.com', '--json']) == 0\n"
+        "assert 'portkit.endpoint._resolve' not in sys.modules\n"
+        "assert 'dns.asyncresolver' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["port"] == 443

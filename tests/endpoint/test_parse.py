@@ -1,6 +1,7 @@
 """Endpoint parsing: every accepted form, where the port came from, and the errors."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -282,3 +283,23 @@ def test_as_dict_keys_are_stable() -> None:
         "note",
         "explanation",
     ]
+
+
+def test_link_local_ipv6_with_a_zone_in_host_port_text() -> None:
+    e = parse_endpoint("[FE80:0::1%lo]:22")
+    assert (e.host, e.host_type, e.port) == ("fe80::1%lo", "ipv6", 22)
+    assert e.authority == "[fe80::1%lo]:22"
+    assert parse_host_service("fe80::1%lo", "ssh").host == "fe80::1%lo"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[fe80::1%]:22", "invalid IPv6 zone ''"),
+        ("[nonsense%lo]:22", "invalid IPv6 address"),
+        ("http://[fe80::1%25lo]/", "malformed URL"),  # the URL Standard has no zones
+    ],
+)
+def test_bad_zones(text: str, message: str) -> None:
+    with pytest.raises(EndpointError, match=re.escape(message)):
+        parse_endpoint(text)

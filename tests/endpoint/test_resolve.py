@@ -10,7 +10,7 @@ import pytest
 from portkit import EndpointError, ResolveError
 from portkit.endpoint import Address, SrvRecord, parse_endpoint, resolve, srv_name
 from portkit.registry import default_registry
-from tests.endpoint.conftest import DnsServer
+from tests.endpoint.dnsmasq import DnsServer
 
 
 async def test_ipv4_literal() -> None:
@@ -122,3 +122,9 @@ async def test_a_silent_nameserver_is_a_resolve_error() -> None:
                 nameserver_port=port,
                 lookup_timeout=0.5,
             )
+
+
+async def test_scoped_link_local_literal() -> None:
+    r = await resolve(parse_endpoint("[fe80::1%lo]:22"))
+    assert [(a.family, a.port) for a in r.addresses] == [("ipv6", 22)]
+    assert r.addresses[0].address.startswith("fe80::1")

@@ -3,10 +3,10 @@
 import ada_url
 import pytest
 
-from portkit import LookupNotFound
+from portkit import EndpointError, LookupNotFound
 from portkit.endpoint import SCHEME_ALIASES, parse_endpoint
 from portkit.endpoint._schemes import describes_tls, service_info
-from portkit.registry import default_registry
+from portkit.registry import Registry, RegistryInfo, Service, default_registry
 
 
 @pytest.mark.parametrize("scheme", ["http", "https", "ws", "wss", "ftp"])
@@ -73,3 +73,24 @@ def test_udp_only_service_gets_udp() -> None:
 )
 def test_tls_is_derived_from_registry_descriptions(description: str, tls: bool) -> None:
     assert describes_tls(description) is tls
+
+
+def _tiny_registry() -> Registry:
+    services = [
+        Service(name="ssh", port=2200, port_end=2200, transport="tcp", description="Shell"),
+        Service(name="http", port=80, port_end=80, transport="tcp", description="Web"),
+        Service(
+            name="gadget", port=7000, port_end=7000, transport="tcp", description="Gadget over TLS"
+        ),
+    ]
+    return Registry(services, info=RegistryInfo(source="test", date="", path="", entries=3))
+
+
+def test_default_ports_come_from_the_given_registry_only() -> None:
+    registry = _tiny_registry()
+    assert parse_endpoint("ssh://h", registry=registry).port == 2200
+    gadget = parse_endpoint("gadget://h", registry=registry)
+    assert (gadget.port, gadget.port_source, gadget.tls) == (7000, "registry", True)
+    assert parse_endpoint("h:gadget", registry=registry).port == 7000
+    with pytest.raises(EndpointError, match="no registered default port for scheme 'imaps'"):
+        parse_endpoint("imaps://h", registry=registry)

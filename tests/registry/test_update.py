@@ -126,3 +126,23 @@ def test_cli_bad_file_is_one_line_exit_2(
     assert len(err.strip().splitlines()) == 1
     assert "missing column" in err
     assert not cache_path().exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("# source: x\nhttp\t80\n", "has 2 fields"),
+        ("http\tx\t80\ttcp\t\t\t\tWWW\n", "bad port"),
+    ],
+)
+def test_corrupt_cache_names_the_file_and_the_way_out(
+    content: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache_path().parent.mkdir(parents=True)
+    cache_path().write_text(content)
+    assert main(["lookup", "443"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert fragment in err
+    assert str(cache_path()) in err
+    assert "portkit registry reset" in err

@@ -69,14 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from portkit.endpoint import (
-        DEFAULT_RESOLVE_TIMEOUT,
-        parse_endpoint,
-        parse_host_service,
-        resolve,
-    )
+    from portkit.endpoint import parse_endpoint, parse_host_service
 
     if args.service is not None:
         if args.scheme is not None:
@@ -86,12 +79,16 @@ def run(args: argparse.Namespace) -> int:
         endpoint = parse_endpoint(args.target, default_scheme=args.scheme)
     if not 0 < args.nameserver_port <= 65535:
         raise UsageError(f"--nameserver-port must be 1-65535, not {args.nameserver_port}")
-    timeout = DEFAULT_RESOLVE_TIMEOUT if args.timeout is None else args.timeout
-    if not timeout > 0:
+    if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be positive, not {args.timeout}")
 
     resolution: Resolution | None = None
     if args.addresses or args.srv:
+        # Only now: the resolve step imports asyncio and dnspython.
+        import asyncio
+
+        from portkit.endpoint import DEFAULT_RESOLVE_TIMEOUT, resolve
+
         resolution = asyncio.run(
             resolve(
                 endpoint,
@@ -99,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 srv=args.srv,
                 nameserver=args.nameserver,
                 nameserver_port=args.nameserver_port,
-                lookup_timeout=timeout,
+                lookup_timeout=args.timeout or DEFAULT_RESOLVE_TIMEOUT,
             )
         )
     if args.json:

@@ -57,6 +57,20 @@ _HOST_SERVICE = re.compile(r"(?:[^:\[\]]*|\[[^\]]*\]):(?=[A-Za-z0-9-]*[A-Za-z])[
 # is really a URL missing its scheme, or garbage.
 _NOT_IN_HOST = frozenset("/\\?#@ \t\r\n")
 
+# Only the URL components used here: the parser's "origin" and friends cost time.
+_URL_PARTS = (
+    "href",
+    "username",
+    "password",
+    "protocol",
+    "port",
+    "hostname",
+    "pathname",
+    "host_type",
+    "scheme_type",
+)
+_HOST_PARTS = ("username", "port", "hostname", "pathname", "search", "host_type")
+
 _ADA_HOST_TYPES: dict[int, HostType] = {0: "domain", 1: "ipv4", 2: "ipv6"}
 
 
@@ -139,7 +153,7 @@ class Endpoint:
             where = "explicit in the URL" if self.form == "url" else f"explicit in {self.text!r}"
             if self.default_port is None or name is None:
                 if self.form != "url" and self.service:
-                    usual = f" ({self.note})" if self.note else ""
+                    usual = f"; in practice: {self.note}" if self.note else ""
                     return f"port {port}: {where}; registered as {self.service}{usual}"
                 return f"port {port}: {where}"
             if self.default_port == port:
@@ -230,7 +244,7 @@ def _is_special_scheme(scheme: str) -> bool:
     import ada_url
 
     try:
-        parsed = ada_url.parse_url(f"{scheme}://h")
+        parsed = ada_url.parse_url(f"{scheme}://h", attributes=("scheme_type",))
     except ValueError:
         return False
     return bool(parsed["scheme_type"] != ada_url.SchemeType.NOT_SPECIAL)
@@ -240,7 +254,7 @@ def _from_url(text: str, url: str, reg: ServiceDirectory, *, form: EndpointForm)
     import ada_url  # imported on first use: `import portkit` stays fast
 
     try:
-        parts = ada_url.parse_url(url)
+        parts = ada_url.parse_url(url, attributes=_URL_PARTS)
     except ValueError:
         raise EndpointError(_diagnose_url(text, url)) from None
     scheme = str(parts["protocol"]).removesuffix(":")
@@ -407,8 +421,10 @@ def _normalise_host(host_text: str, text: str) -> tuple[str, HostType]:
 
     if any(c in _NOT_IN_HOST or c == ":" for c in host_text) and not host_text.startswith("["):
         raise EndpointError(f"invalid host {host_text!r} in {text!r}")
+    if host_text.startswith("[") and "%" in host_text:
+        return _scoped_ipv6(host_text, text), "ipv6"
     try:
-        parts = ada_url.parse_url(f"http://{host_text}/")
+        parts = ada_url.parse_url(f"http://{host_text}/", attributes=_HOST_PARTS)
     except ValueError:
         hint = ""
         if host_text.startswith("[") and host_text.count(":") >= 2:
@@ -420,6 +436,25 @@ def _normalise_host(host_text: str, text: str) -> tuple[str, HostType]:
     if not hostname:
         raise EndpointError(f"empty host in {text!r}")
     return _unbracket(hostname), _ADA_HOST_TYPES[int(parts["host_type"])]
+
+
+def _scoped_ipv6(host_text: str, text: str) -> str:
+    """Accept ``[fe80::1%eth0]``: a link-local address with its zone (RFC 4007 section 11).
+
+    URLs cannot carry a zone (the URL Standard rejects it), but ``host:port`` text can,
+    and ``getaddrinfo`` understands it.
+    """
+    import ipaddress
+
+    inner = _unbracket(host_text)
+    address, _, zone = inner.partition("%")
+    try:
+        parsed = ipaddress.IPv6Address(address)
+    except ValueError:
+        raise EndpointError(f"invalid IPv6 address {host_text!r} in {text!r}") from None
+    if not zone or not zone.isprintable() or any(c in zone for c in "%[]/ "):
+        raise EndpointError(f"invalid IPv6 zone {zone!r} in {text!r}")
+    return f"{parsed.compressed}%{zone}"
 
 
 def _unbracket(host: str) -> str:

@@ -70,8 +70,13 @@ class Registry:
             if isinstance(item, Service):
                 port, port_end = item.port, item.port_end
             else:
-                port = int(item[1]) if item[1] else None
-                port_end = int(item[2]) if item[2] else None
+                try:
+                    port = int(item[1]) if item[1] else None
+                    port_end = int(item[2]) if item[2] else None
+                except ValueError:
+                    raise RegistryError(
+                        f"registry entry {index + 1} has a bad port: {item[1]!r}-{item[2]!r}"
+                    ) from None
             if port is not None:
                 if port_end is not None and port_end != port:
                     self._ranges.append(index)
@@ -193,21 +198,20 @@ class Registry:
 
 def _load_file(path: Path, *, default_source: str) -> Registry:
     try:
-        with path.open(encoding="utf-8") as handle:
-            header, rows = split_lines(handle)
+        header, rows = split_lines(path.read_text(encoding="utf-8").split("\n"))
+        info = RegistryInfo(
+            source=header.get("source", default_source),
+            date=header.get("date", "unknown"),
+            path=str(path),
+            entries=len(rows),
+        )
+        return Registry.from_rows(rows, info=info)
     except OSError as exc:
         raise RegistryError(f"cannot read registry data {str(path)!r}: {exc.strerror}") from None
-    except RegistryError as exc:
+    except (RegistryError, UnicodeDecodeError) as exc:
         raise RegistryError(
             f"{path}: {exc} (run 'portkit registry reset' to go back to the shipped data)"
         ) from None
-    info = RegistryInfo(
-        source=header.get("source", default_source),
-        date=header.get("date", "unknown"),
-        path=str(path),
-        entries=len(rows),
-    )
-    return Registry.from_rows(rows, info=info)
 
 
 def load_registry(*, use_cache: bool = True) -> Registry:
