@@ -362,6 +362,17 @@ async def test_an_unreachable_scheduler_is_a_one_line_network_error() -> None:
             await collect(cluster_batches(plan, options))
 
 
+async def test_tcp_and_udp_ports_shard_like_any_other(lab: Lab, tmp_path: Path) -> None:
+    # --resume alone runs the shards in this process: the sharding is the same.
+    plan = await plan_scan(lab.hosts[:2], "T:21000-21020,U:21000-21020", timeout=0.5)
+    single = await collect(scan_batches(plan))
+    options = ClusterOptions(resume=str(tmp_path / "state"), shard_probes=8)
+    sharded = await collect(cluster_batches(plan, options))
+    assert_complete(plan, sharded)
+    assert {r.transport for r in sharded} == {"tcp", "udp"}
+    assert comparable(sharded) == comparable(single)
+
+
 # --- politeness ---------------------------------------------------------------------
 
 
