@@ -61,6 +61,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, metavar="PPS", help="at most PPS probes per second")
     parser.add_argument("--concurrency", type=int, metavar="N", help="at most N probes in flight")
     parser.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="processes on this machine for large TCP scans (default: the idle cores)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=1000.0,
@@ -100,6 +106,7 @@ def _command_line(args: argparse.Namespace) -> str:
         ("-iL", args.target_file),
         ("--rate", args.rate),
         ("--concurrency", args.concurrency),
+        ("--processes", args.processes),
         ("-o", args.format if args.format != "table" else None),
         ("--output", args.output),
     ):
@@ -139,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             retries=args.retries,
             rate=args.rate,
             concurrency=args.concurrency,
+            processes=args.processes,
             detect=args.detect,
             fmt=args.format,
             output=args.output,

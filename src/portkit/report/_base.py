@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TextIO
 
 from portkit.scan._model import PortResult, PortState
@@ -41,47 +40,62 @@ class ScanSummary:
     interrupted: bool = False
 
 
-@dataclass(slots=True)
 class HostTable:
     """What one host showed: the listed ports and a count per state of the rest."""
 
-    address: str
-    hostname: str | None = None
-    counts: Counter[tuple[str, PortState]] = field(default_factory=Counter)
-    reasons: Counter[tuple[str, PortState, str]] = field(default_factory=Counter)
-    listed: list[PortResult] = field(default_factory=list)
-    _held: dict[tuple[str, PortState], list[PortResult]] = field(default_factory=dict)
+    __slots__ = ("_held", "_reasons", "address", "hostname", "listed")
+
+    def __init__(self, address: str, hostname: str | None = None) -> None:
+        self.address = address
+        self.hostname = hostname
+        self.listed: list[PortResult] = []
+        # One counter per (transport, state, reason): the per-state counts are its sums.
+        self._reasons: dict[tuple[str, PortState, str], int] = {}
+        self._held: dict[tuple[str, PortState], list[PortResult] | None] = {}
 
     def add(self, result: PortResult) -> None:
-        key = (result.transport, result.state)
-        self.counts[key] += 1
-        self.reasons[(result.transport, result.state, result.reason)] += 1
-        if result.state in _ALWAYS_LISTED:
+        state = result.state
+        key = (result.transport, state, result.reason)
+        self._reasons[key] = self._reasons.get(key, 0) + 1
+        if state is PortState.OPEN or state is PortState.OPEN_FILTERED:
             self.listed.append(result)
-        elif self.counts[key] <= LIST_LIMIT:
-            self._held.setdefault(key, []).append(result)
+            return
+        held_key = (result.transport, state)
+        held = self._held.get(held_key, [])
+        if held is None:
+            return  # too many already: only counted
+        if len(held) < LIST_LIMIT:
+            held.append(result)
+            self._held[held_key] = held
         else:
-            self._held.pop(key, None)  # too many: from now on only counted
+            self._held[held_key] = None
+
+    @property
+    def counts(self) -> dict[tuple[str, PortState], int]:
+        """Ports per (transport, state)."""
+        totals: dict[tuple[str, PortState], int] = {}
+        for (transport, state, _reason), n in self._reasons.items():
+            totals[(transport, state)] = totals.get((transport, state), 0) + n
+        return totals
 
     def ports(self) -> list[PortResult]:
         """The ports to list one by one, sorted by transport and port."""
         shown = list(self.listed)
         for held in self._held.values():
-            shown.extend(held)
+            if held is not None:
+                shown.extend(held)
         return sorted(shown, key=lambda r: (r.transport, r.port))
 
     def extra(self) -> list[tuple[str, PortState, int]]:
         """(transport, state, count) of every state summarised rather than listed."""
         return sorted(
-            (t, s, n)
-            for (t, s), n in self.counts.items()
-            if s not in _ALWAYS_LISTED and n > LIST_LIMIT
+            (t, s, self.counts[(t, s)]) for (t, s), held in self._held.items() if held is None
         )
 
     def extra_reasons(self, transport: str, state: PortState) -> list[tuple[str, int]]:
         return sorted(
             (reason, n)
-            for (t, s, reason), n in self.reasons.items()
+            for (t, s, reason), n in self._reasons.items()
             if (t, s) == (transport, state)
         )
 
@@ -91,7 +105,7 @@ class HostTable:
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return sum(self._reasons.values())
 
 
 class Hosts:

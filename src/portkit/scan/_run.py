@@ -20,10 +20,18 @@ __all__ = ["run_scan_command"]
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    # importlib.metadata costs about 0.1 s to import: use portkit.__version__ when the
+    # package defines it, and ask the metadata only otherwise.
+    import portkit
+
+    version = getattr(portkit, "__version__", None)
+    if isinstance(version, str):
+        return version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as metadata_version
 
     try:
-        return version("portkit")
+        return metadata_version("portkit")
     except PackageNotFoundError:
         return "0+unknown"
 
@@ -56,6 +64,7 @@ async def run_scan_command(
     retries: int,
     rate: float | None,
     concurrency: int | None,
+    processes: int | None = None,
     detect: bool,
     fmt: str,
     output: str | None,
@@ -75,6 +84,7 @@ async def run_scan_command(
         retries=retries,
         rate=rate,
         concurrency=concurrency,
+        processes=processes,
     )
     if syn:
         from portkit.scan._syn import check_privilege

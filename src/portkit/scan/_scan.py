@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -27,6 +28,7 @@ from portkit.scan._engine import (
 )
 from portkit.scan._model import Identification, PortResult, PortState
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
+from portkit.scan._shard import Engine, sharded, worker_count
 from portkit.scan._targets import (
     Target,
     TargetSpec,
@@ -57,6 +59,7 @@ class ScanPlan:
     ports: PortSet
     syn: bool = False
     options: EngineOptions = field(default_factory=EngineOptions)
+    processes: int | None = None  # processes for large TCP scans; None: idle cores
 
     def iter_targets(self) -> Iterator[Target]:
         """Yield each address to scan once, exclusions applied."""
@@ -97,6 +100,7 @@ async def plan_scan(
     retries: int = DEFAULT_RETRIES,
     rate: float | None = None,
     concurrency: int | None = None,
+    processes: int | None = None,
 ) -> ScanPlan:
     """Parse and resolve a scan's inputs; raise before anything is sent.
 
@@ -122,6 +126,8 @@ async def plan_scan(
         raise PortSpecError(f"timeout must be positive, not {timeout:g}")
     if retries < 0:
         raise PortSpecError(f"retries must be 0 or more, not {retries}")
+    if processes is not None and processes < 1:
+        raise PortSpecError(f"processes must be at least 1, not {processes}")
     if concurrency is not None and concurrency < 1:
         raise PortSpecError(f"concurrency must be at least 1, not {concurrency}")
     texts = [targets] if isinstance(targets, str) else list(targets)
@@ -133,6 +139,7 @@ async def plan_scan(
         ports=port_set,
         syn=syn,
         options=EngineOptions(timeout=timeout, retries=retries, rate=rate, concurrency=concurrency),
+        processes=processes,
     )
     if not any(True for _ in itertools.islice(plan.iter_targets(), 1)):
         raise TargetError("every target is excluded; nothing to scan")
@@ -151,8 +158,8 @@ def expected_names(transport: str) -> list[str | None]:
     registry = default_registry()
     names: list[str | None] = [None] * 65536
     ranges = []
-    for service in registry.in_range(0, 65535, transport):
-        if service.port is None or not service.name:
+    for service in registry.services:  # registry order: a port's primary entry first
+        if service.port is None or not service.name or service.transport != transport:
             continue
         if service.port_end is not None and service.port_end != service.port:
             ranges.append(service)
@@ -170,21 +177,47 @@ def expected_names(transport: str) -> list[str | None]:
 async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
     if plan.ports.tcp:
         names = expected_names("tcp")
+        workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
+        options = plan.options
+        if workers > 1:
+            # The ceilings are for the whole scan: each process gets its share.
+            options = dataclasses.replace(
+                options,
+                rate=None if options.rate is None else options.rate / workers,
+                concurrency=None
+                if options.concurrency is None
+                else max(1, options.concurrency // workers),
+            )
+        engine: Engine
         if plan.syn:
             from portkit.scan._syn import run_syn_engine
 
-            async for batch in run_syn_engine(plan.probes("tcp"), plan.options, names):
-                yield batch
+            def engine(
+                probes: Iterator[tuple[Target, int]],
+            ) -> AsyncGenerator[list[PortResult], None]:
+                return run_syn_engine(probes, options, names)
+
         else:
-            async for batch in run_socket_engine(
-                plan.probes("tcp"), ProbeKind.TCP_CONNECT, plan.options, names
-            ):
+
+            def engine(
+                probes: Iterator[tuple[Target, int]],
+            ) -> AsyncGenerator[list[PortResult], None]:
+                return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, names)
+
+        if workers > 1:
+            batches = sharded(engine, plan.probes("tcp"), workers, transport="tcp", names=names)
+        else:
+            batches = engine(plan.probes("tcp"))
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
                 yield batch
     if plan.ports.udp:
-        async for batch in run_socket_engine(
+        udp = run_socket_engine(
             plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp")
-        ):
-            yield batch
+        )
+        async with contextlib.aclosing(udp):
+            async for batch in udp:
+                yield batch
 
 
 def _load_identify() -> Identify:
@@ -275,6 +308,7 @@ async def scan(
     retries: int = DEFAULT_RETRIES,
     rate: float | None = None,
     concurrency: int | None = None,
+    processes: int | None = None,
     detect: bool = False,
 ) -> AsyncGenerator[PortResult, None]:
     """Scan ``targets`` and yield a :class:`PortResult` for every port, as found.
@@ -301,6 +335,7 @@ async def scan(
         retries=retries,
         rate=rate,
         concurrency=concurrency,
+        processes=processes,
     )
     async for batch in scan_batches(plan, detect=detect):
         for result in batch:

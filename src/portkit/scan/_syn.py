@@ -55,6 +55,10 @@ _SO_ATTACH_FILTER = 26
 _SO_RCVBUFFORCE = 33
 _RECV_BUFFER = 32 << 20
 _READ_CAP = 4096  # packets read per wake-up before yielding results
+# An IPv4 header without options (20 bytes) then TCP: addresses, ports, seq, ack, flags.
+_REPLY = struct.Struct("!12x4s4sHHIIxB")
+CLOSED = PortState.CLOSED
+OPEN = PortState.OPEN
 
 
 def check_privilege() -> None:
@@ -212,22 +216,30 @@ async def run_syn_engine(
     limiter = RateLimiter(options.rate)
     retries = max(0, options.retries)
     base_timeout = max(0.001, options.timeout)
-    # (target address packed, port) -> [target, attempt, sent, deadline, answers_at_send]
-    outstanding: dict[tuple[bytes, int], list[object]] = {}
+    # (target address packed, port) -> (target, attempt, sent at, answers when sent)
+    outstanding: dict[tuple[bytes, int], tuple[Target, int, float, int]] = {}
     deadlines: deque[tuple[float, tuple[bytes, int], int]] = deque()
     again: deque[tuple[Target, int, int]] = deque()
-    sources: dict[str, tuple[bytes, int, int]] = {}  # address -> (source, pair, base sum)
+    sources: dict[str, tuple[bytes, int, int]] = {}  # address -> (packed, pair, base sum)
+    # A reply's (source + destination address) bytes -> the pair half of its cookie.
+    reply_pairs: dict[bytes, int] = {}
     results: list[PortResult] = []
+    append = results.append
     answers = 0
     exhausted = False
     buffer = bytearray(256)
-    view = memoryview(buffer)
     loop = asyncio.get_running_loop()
     readable = asyncio.Event()
     fd = sock.fileno()
+    sendto = sock.sendto
+    recv_into = sock.recv_into
+    unpack_reply = _REPLY.unpack_from
+    # The previous target and its addressing: probes come host by host, mostly.
+    last_target: Target | None = None
+    last_known: tuple[bytes, int, int] = (b"", 0, 0)
 
     def finish(target: Target, port: int, state: PortState, reason: str, rtt: float | None) -> None:
-        results.append(
+        append(
             PortResult(
                 host=target.address,
                 port=port,
@@ -240,19 +252,27 @@ async def run_syn_engine(
             )
         )
 
-    def send(target: Target, port: int, attempt: int, now: float) -> bool:
-        if target.family != socket.AF_INET:
-            raise TargetError(f"--syn scans IPv4 only; {target.address!r} is IPv6 (drop --syn)")
-        dst = socket.inet_aton(target.address)
+    def addressing(target: Target) -> tuple[bytes, int, int]:
         known = sources.get(target.address)
         if known is None:
+            if target.family != socket.AF_INET:
+                raise TargetError(f"--syn scans IPv4 only; {target.address!r} is IPv6 (drop --syn)")
+            dst = socket.inet_aton(target.address)
             src = socket.inet_aton(_source_for(target.address))
-            known = (src, jar.pair(src, dst, sport), _base_sum(src, dst, sport))
+            pair = jar.pair(src, dst, sport)
+            known = (dst, pair, _base_sum(src, dst, sport))
             sources[target.address] = known
-        _src, pair, base = known
-        packet = fast_syn_packet(base, sport, port, pair ^ table[port])
+            reply_pairs[dst + src] = pair
+        return known
+
+    def send(target: Target, port: int, attempt: int, now: float) -> bool:
+        nonlocal last_target, last_known
+        if target is not last_target:
+            last_known = addressing(target)
+            last_target = target
+        dst, pair, base = last_known
         try:
-            sock.sendto(packet, (target.address, 0))
+            sendto(fast_syn_packet(base, sport, port, pair ^ table[port]), (target.address, 0))
         except OSError as exc:
             if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
                 return False  # the queue is full: try again after reading
@@ -260,44 +280,45 @@ async def run_syn_engine(
                 finish(target, port, PortState.FILTERED, "host-unreach", None)
                 return True
             raise
-        deadline = now + base_timeout * (2**attempt)
-        outstanding[(dst, port)] = [target, attempt, now, deadline, answers]
-        deadlines.append((deadline, (dst, port), attempt))
+        key = (dst, port)
+        outstanding[key] = (target, attempt, now, answers)
+        deadlines.append((now + base_timeout * (2**attempt), key, attempt))
         return True
 
     def receive(now: float) -> None:
         nonlocal answers
         for _ in range(_READ_CAP):
             try:
-                size = sock.recv_into(buffer)
+                size = recv_into(buffer)
             except BlockingIOError:
                 return
-            ihl = (buffer[0] & 0x0F) * 4
-            if size < ihl + 20:
-                continue
-            src_ip = bytes(view[12:16])
-            dst_ip = bytes(view[16:20])
-            their_port, our_port, _seq, ack, _off, flags = struct.unpack_from(
-                "!HHIIBB", buffer, ihl
-            )
+            if buffer[0] != 0x45 or size < 40:  # IPv4 with options: rare, take the long way
+                if size < 20 or size < (buffer[0] & 0x0F) * 4 + 20:
+                    continue
+                ihl = (buffer[0] & 0x0F) * 4
+                src_ip, dst_ip = bytes(buffer[12:16]), bytes(buffer[16:20])
+                their_port, our_port, _seq, ack, _off, flags = struct.unpack_from(
+                    "!HHIIBB", buffer, ihl
+                )
+            else:
+                src_ip, dst_ip, their_port, our_port, _seq, ack, flags = unpack_reply(buffer)
             if our_port != sport:
                 continue
-            entry = outstanding.get((src_ip, their_port))
+            key = (src_ip, their_port)
+            entry = outstanding.get(key)
             if entry is None:
                 continue  # late, duplicate, or not ours
-            if (ack - 1) & 0xFFFFFFFF != jar.pair(dst_ip, src_ip, sport) ^ table[their_port]:
+            pair = reply_pairs.get(src_ip + dst_ip)
+            if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
                 continue  # not an answer to our SYN
-            del outstanding[(src_ip, their_port)]
+            del outstanding[key]
             answers += 1
-            congestion.on_answer()
-            target = entry[0]
-            assert isinstance(target, Target)
-            sent = entry[2]
-            assert isinstance(sent, float)
+            if congestion.window < ceiling:
+                congestion.on_answer()
             if flags & _RST:
-                finish(target, their_port, PortState.CLOSED, "reset", now - sent)
+                finish(entry[0], their_port, CLOSED, "reset", now - entry[2])
             elif flags & (_SYN | _ACK) == _SYN | _ACK:
-                finish(target, their_port, PortState.OPEN, "syn-ack", now - sent)
+                finish(entry[0], their_port, OPEN, "syn-ack", now - entry[2])
 
     def expire(now: float) -> None:
         while deadlines and deadlines[0][0] <= now:
@@ -306,10 +327,7 @@ async def run_syn_engine(
             if entry is None or entry[1] != attempt:
                 continue
             del outstanding[probe_key]
-            target = entry[0]
-            assert isinstance(target, Target)
-            answers_then = entry[4]
-            assert isinstance(answers_then, int)
+            target, _attempt, _sent, answers_then = entry
             congestion.on_loss(now, base_timeout, answers > answers_then)
             if attempt < retries:
                 again.append((target, probe_key[1], attempt + 1))
@@ -349,6 +367,7 @@ async def run_syn_engine(
             receive(time.monotonic())
             if results:
                 batch, results = results, []
+                append = results.append
                 yield batch
                 await asyncio.sleep(0)
                 continue

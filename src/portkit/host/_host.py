@@ -1,0 +1,504 @@
+"""The host process: bind, drop privileges, start applications, announce ready, reload, stop.
+
+The order of :meth:`Host.start` is the order trusted daemons use:
+
+1. every listener is bound (or taken from socket activation) before anything starts; one
+   failure closes what was bound and nothing runs half-configured;
+2. privileges are dropped to ``[host] user`` when running as root;
+3. applications start on duplicates of the listening sockets (the host keeps the
+   originals, so a reload can hand an unchanged address to a new application without ever
+   closing the port);
+4. readiness is announced: a log line, the ``--ready-file``, ``READY=1`` to ``NOTIFY_SOCKET``.
+
+SIGTERM/SIGINT stop gracefully (stop accepting, ``grace`` seconds for in-flight
+connections, exit 0). SIGHUP reloads: a new configuration that does not validate or cannot
+bind is rejected and the old one keeps running; otherwise added applications start, removed
+and changed ones stop (gracefully), unchanged ones are not touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from portkit._errors import NetworkError, PortkitError, PrivilegeError
+from portkit.host import _systemd
+from portkit.host._app import AppContext, Application, Counters, Listener
+from portkit.host._config import AppConfig, HostConfig, ListenAddress, load_config
+from portkit.host.apps import load_kind
+
+__all__ = [
+    "BindError",
+    "Host",
+    "bind_listener",
+    "default_status_path",
+    "raise_fd_limit",
+    "read_status",
+]
+
+log = logging.getLogger("portkit.host")
+
+BACKLOG = 1024
+STATUS_INTERVAL = 1.0
+
+
+class BindError(NetworkError):
+    """A listening socket could not be bound."""
+
+
+def bind_listener(address: ListenAddress, owner: str) -> socket.socket:
+    """Bind and listen on ``address`` (non-blocking, SO_REUSEADDR, IPv6-only for v6)."""
+    sock = socket.socket(address.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if address.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address.host, address.port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        what = f"cannot listen on {address} for [apps.{owner}]"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise PrivilegeError(
+                f"{what}: permission denied (ports below 1024 need root)"
+            ) from None
+        raise BindError(f"{what}: {exc.strerror or exc}") from None
+    return sock
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (a host holds many sockets)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
+            return soft
+        return hard
+    return soft
+
+
+def default_status_path() -> Path:
+    """Where the status file goes when the configuration does not say."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "portkit" / "serve.json"
+    return Path(tempfile.gettempdir()) / f"portkit-{os.getuid()}" / "serve.json"
+
+
+def _socket_key(app: str, address: ListenAddress) -> str:
+    # Port 0 means "any free port": each such listener is its own, owned by its app.
+    return f"{app}/{address}" if address.port == 0 else str(address)
+
+
+@dataclasses.dataclass(slots=True)
+class _Running:
+    config: AppConfig
+    app: Application
+    ctx: AppContext
+    listeners: list[Listener]
+    handler: logging.Handler | None
+
+
+class Host:
+    """Hosts the applications of one configuration; reloadable, gracefully stoppable."""
+
+    def __init__(
+        self,
+        config: HostConfig,
+        *,
+        config_path: str | None = None,
+        ready_file: Path | None = None,
+        status_file: Path | None = None,
+        inherited: Iterable[tuple[str, socket.socket]] = (),
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.ready_file = ready_file
+        self.status_file = status_file or config.host.status_file or default_status_path()
+        self._inherited = list(inherited)
+        self._sockets: dict[str, socket.socket] = {}
+        self._running: dict[str, _Running] = {}
+        self._stopped = asyncio.Event()
+        self.ready = asyncio.Event()  # set once every application serves
+        self._lock = asyncio.Lock()
+        self._status_task: asyncio.Task[None] | None = None
+        self._started = time.time()
+        self._privileges_dropped = False
+        self.reloads = 0
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def apps(self) -> dict[str, Application]:
+        return {name: run.app for name, run in self._running.items()}
+
+    def bound(self, name: str) -> list[tuple[str, int]]:
+        """The addresses application ``name`` listens on (ports resolved)."""
+        return [
+            _sockname(self._sockets[_socket_key(name, a)])
+            for a in self._running[name].config.listen
+        ]
+
+    async def start(self) -> None:
+        """Bind everything, drop privileges, start every application, announce ready."""
+        async with self._lock:
+            fresh = self._bind_all(self.config)
+            self._drop_privileges()
+            try:
+                await self._start_apps(self.config.apps, self.config)
+            except BaseException:
+                await self._stop_apps(list(self._running), 0.0)
+                for key in fresh:
+                    self._sockets.pop(key).close()
+                raise
+            for name, sock in self._inherited:
+                if sock.fileno() >= 0 and sock not in self._sockets.values():
+                    log.warning(
+                        "inherited socket %r (%s) matches no application", name, _sockname(sock)
+                    )
+            self._write_status()
+            self._status_task = asyncio.create_task(self._status_loop())
+            self._announce_ready()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop every application (``grace`` seconds for in-flight work), close listeners."""
+        _systemd.notify("STOPPING=1")
+        grace = self.config.host.grace if grace is None else grace
+        async with self._lock:
+            log.info("stopping: %d applications, %.1fs grace", len(self._running), grace)
+            await self._stop_apps(list(self._running), grace)
+            for sock in self._sockets.values():
+                sock.close()
+            self._sockets.clear()
+            if self._status_task is not None:
+                self._status_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._status_task
+            with contextlib.suppress(FileNotFoundError):
+                self.status_file.unlink()
+        self._stopped.set()
+
+    async def reload(self, new: HostConfig | None = None) -> bool:
+        """Apply a new configuration (re-read from ``config_path`` by default).
+
+        Returns False, keeping the running configuration, when it is invalid or its
+        listeners cannot be bound.
+        """
+        async with self._lock:
+            _systemd.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            try:
+                if new is None:
+                    if self.config_path is None:
+                        raise PortkitError("no configuration file to reload")
+                    new = load_config(self.config_path)
+                self._bind_all(new)
+            except PortkitError as exc:
+                log.error("reload rejected, keeping the running configuration: %s", exc)
+                _systemd.notify("READY=1", "STATUS=reload rejected")
+                return False
+            old = self.config
+            new_names = {app.name for app in new.apps}
+            changed = [
+                name
+                for name, run in self._running.items()
+                if name not in new_names or new.app(name) != run.config
+            ]
+            to_start = [
+                app for app in new.apps if app.name not in self._running or app.name in changed
+            ]
+            # Changed applications drain first; their listening sockets stay open in the host
+            # meanwhile, so new connections wait in the backlog rather than being refused.
+            await self._stop_apps(changed, new.host.grace)
+            try:
+                await self._start_apps(to_start, new)
+            except Exception as exc:
+                # Stopped applications cannot come back half-way through; report loudly and
+                # keep serving what did start (the next SIGHUP retries the rest).
+                log.error("reload failed while starting applications: %r", exc)
+                self.config = new  # what is not running now starts on the next reload
+                _systemd.notify("READY=1", "STATUS=reload failed")
+                self._write_status()
+                return False
+            self.config = new
+            needed = {_socket_key(a.name, addr) for a in new.apps for addr in a.listen}
+            for key in list(self._sockets):
+                if key not in needed:
+                    self._sockets.pop(key).close()
+            if new.host.user != old.host.user and self._privileges_dropped:
+                log.warning("[host] user changes take effect on restart, not reload")
+            self.reloads += 1
+            added = sorted(a.name for a in to_start if a.name not in changed)
+            log.info(
+                "reloaded: %d started %s, %d stopped %s, %d unchanged",
+                len(added),
+                added,
+                len(changed),
+                sorted(changed),
+                len(self._running) - len(to_start),
+            )
+            self._write_status()
+            _systemd.notify("READY=1", f"STATUS={len(self._running)} applications")
+            return True
+
+    async def run(self) -> None:
+        """Start, then serve until SIGTERM/SIGINT (graceful stop); SIGHUP reloads."""
+        loop = asyncio.get_running_loop()
+        stopping: list[asyncio.Task[None]] = []
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_term(signame: str) -> None:
+            if not stopping:
+                log.info("%s: stopping gracefully", signame)
+                stopping.append(asyncio.create_task(self.stop()))
+
+        def on_hup() -> None:
+            log.info("SIGHUP: reloading %s", self.config_path)
+            task = asyncio.create_task(self.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        # Handlers first: a signal that arrives while starting waits for the start to
+        # finish (both take the lock) instead of killing the process half-started.
+        loop.add_signal_handler(signal.SIGTERM, on_term, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, on_term, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        try:
+            await self.start()
+            await self._stopped.wait()
+            if stopping:
+                await stopping[0]
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    def status(self) -> dict[str, Any]:
+        """The status document (``--status``, ``--ready-file``): apps, endpoints, counters."""
+        apps = []
+        for name, run in self._running.items():
+            snap = run.ctx.counters.snapshot()
+            apps.append(
+                {
+                    "name": name,
+                    "kind": run.config.kind,
+                    "listen": [_format(a) for a in self.bound(name)],
+                    "counters": dataclasses.asdict(snap),
+                }
+            )
+        return {
+            "pid": os.getpid(),
+            "config": self.config.source,
+            "started": self._started,
+            "reloads": self.reloads,
+            "apps": apps,
+        }
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _bind_all(self, config: HostConfig) -> list[str]:
+        """Bind every listener ``config`` needs that is not bound yet; all or nothing."""
+        fresh: list[str] = []
+        try:
+            for app in config.apps:
+                for address in app.listen:
+                    key = _socket_key(app.name, address)
+                    if key in self._sockets:
+                        continue
+                    self._sockets[key] = self._take_inherited(app.name, address) or bind_listener(
+                        address, app.name
+                    )
+                    fresh.append(key)
+        except BaseException:
+            for key in fresh:
+                self._sockets.pop(key).close()
+            raise
+        return fresh
+
+    def _take_inherited(self, name: str, address: ListenAddress) -> socket.socket | None:
+        """An activation socket named after the app, else one bound to ``address``."""
+        for index, (fd_name, sock) in enumerate(self._inherited):
+            same_name = fd_name == name
+            same_address = sock.family == address.family and _sockname(sock) == (
+                address.host,
+                address.port,
+            )
+            if same_name or same_address:
+                del self._inherited[index]
+                log.info(
+                    "[apps.%s] uses inherited socket %s (%s)",
+                    name,
+                    _format(_sockname(sock)),
+                    fd_name or "unnamed",
+                )
+                return sock
+        return None
+
+    def _drop_privileges(self) -> None:
+        user = self.config.host.user
+        if os.geteuid() != 0 or self._privileges_dropped:
+            return
+        if user is None:
+            log.warning("running as root: set [host] user to drop privileges after binding")
+            return
+        import grp
+        import pwd
+
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            raise PrivilegeError(f"[host] user {user!r} does not exist") from None
+        gid = entry.pw_gid
+        if self.config.host.group is not None:
+            try:
+                gid = grp.getgrnam(self.config.host.group).gr_gid
+            except KeyError:
+                raise PrivilegeError(
+                    f"[host] group {self.config.host.group!r} does not exist"
+                ) from None
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(entry.pw_uid)
+        self._privileges_dropped = True
+        log.info("dropped privileges to user %s (uid %d, gid %d)", user, entry.pw_uid, gid)
+
+    async def _start_apps(self, apps: Iterable[AppConfig], whole: HostConfig) -> None:
+        for config in apps:
+            kind = load_kind(config.kind)
+            ctx = AppContext.for_app(config.name, config.kind, Counters())
+            handler = _access_handler(config, whole)
+            ctx.access_logger.handlers.clear()
+            ctx.access_logger.propagate = False
+            ctx.access_logger.setLevel(logging.INFO)
+            if handler is not None:
+                ctx.access_logger.addHandler(handler)
+            app = kind.create(config.options, ctx)
+            listeners = []
+            for address in config.listen:
+                original = self._sockets[_socket_key(config.name, address)]
+                dup = original.dup()
+                dup.setblocking(False)
+                listeners.append(Listener(sock=dup, endpoint=address.text))
+            run = _Running(config=config, app=app, ctx=ctx, listeners=listeners, handler=handler)
+            try:
+                await app.start(listeners)
+            except BaseException:
+                for listener in listeners:
+                    listener.sock.close()
+                if handler is not None:
+                    handler.close()
+                raise
+            self._running[config.name] = run
+            log.debug("[apps.%s] started (%s)", config.name, config.kind)
+
+    async def _stop_apps(self, names: list[str], grace: float) -> None:
+        runs = [self._running.pop(name) for name in names if name in self._running]
+        results = await asyncio.gather(
+            *(run.app.stop(grace) for run in runs), return_exceptions=True
+        )
+        for run, result in zip(runs, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("[apps.%s] did not stop cleanly: %r", run.config.name, result)
+            for listener in run.listeners:
+                listener.sock.close()
+            if run.handler is not None:
+                run.ctx.access_logger.removeHandler(run.handler)
+                run.handler.close()
+
+    def _announce_ready(self) -> None:
+        self.ready.set()
+        count = sum(len(run.listeners) for run in self._running.values())
+        log.info(
+            "ready: %d applications on %d listeners (pid %d)",
+            len(self._running),
+            count,
+            os.getpid(),
+        )
+        if self.ready_file is not None:
+            _write_json_atomic(self.ready_file, self.status())
+        _systemd.notify(
+            "READY=1", f"STATUS={len(self._running)} applications", f"MAINPID={os.getpid()}"
+        )
+
+    def _write_status(self) -> None:
+        try:
+            _write_json_atomic(self.status_file, self.status())
+        except OSError as exc:
+            log.warning("cannot write status file %s: %s", self.status_file, exc)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_INTERVAL)
+            self._write_status()
+
+
+def _access_handler(config: AppConfig, whole: HostConfig) -> logging.Handler | None:
+    path = config.access_log
+    if path is None and whole.host.access_log_dir is not None:
+        path = whole.host.access_log_dir / f"{config.name}.log"
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    return handler
+
+
+def _sockname(sock: socket.socket) -> tuple[str, int]:
+    name = sock.getsockname()
+    return (str(name[0]), int(name[1]))
+
+
+def _format(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _write_json_atomic(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_status(path: Path, *, alive: Callable[[int], bool] | None = None) -> dict[str, Any]:
+    """Read a status file written by a running host (raises PortkitError if none runs)."""
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PortkitError(f"no status file at {str(path)!r}: is portkit serve running?") from None
+    except (OSError, ValueError) as exc:
+        raise PortkitError(f"cannot read status file {str(path)!r}: {exc}") from None
+    check = alive or _pid_alive
+    if not check(int(doc.get("pid", 0))):
+        raise PortkitError(
+            f"status file {str(path)!r} is stale: pid {doc.get('pid')} is not running"
+        )
+    return doc
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

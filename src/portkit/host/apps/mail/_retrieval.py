@@ -1,0 +1,186 @@
+"""The pop3 and imap kinds: thin asyncio adapters around the sans-io sessions in proto/.
+
+Each connection gets a session object (:class:`~portkit.proto.pop3.Pop3Session` or
+:class:`~portkit.proto.imap.ImapSession`); this module only moves bytes between the socket
+and the session and acts on its events: write, start TLS, delay a failed login, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from typing import Protocol
+
+import portkit.proto.imap as imap
+import portkit.proto.pop3 as pop3
+from portkit.host._app import AppContext, StreamApplication
+from portkit.host.apps.mail._auth import LoginGuard
+from portkit.host.apps.mail._backend import MailBackend
+from portkit.host.apps.mail._options import (
+    ImapOptions,
+    MailOptions,
+    Pop3Options,
+    accounts_of,
+    guard_of,
+)
+from portkit.host.apps.mail._store import MaildirStore
+from portkit.host.apps.mail._tls import server_context
+
+__all__ = ["ImapApp", "Pop3App"]
+
+CHUNK = 64 * 1024
+#: How long a TLS handshake may take before the connection is dropped.
+TLS_HANDSHAKE_TIMEOUT = 30.0
+
+_Event = pop3.Event | imap.Event
+
+
+class _Session(Protocol):
+    def greeting(self) -> Sequence[_Event]: ...
+    def receive(self, data: bytes) -> Sequence[_Event]: ...
+    def tls_started(self) -> None: ...
+    def connection_lost(self) -> None: ...
+
+
+class _MailApp(StreamApplication[MailOptions]):
+    """What the pop3 and imap applications share: store, accounts, guard, TLS, the loop."""
+
+    def __init__(self, options: MailOptions, ctx: AppContext) -> None:
+        super().__init__(options, ctx)
+        self.store = MaildirStore(options.maildir)
+        self.accounts = accounts_of(options)
+        self.guard: LoginGuard = guard_of(options)
+        self.tls: ssl.SSLContext | None = None
+        if options.tls != "none" and options.tls_cert and options.tls_key:
+            self.tls = server_context(options.tls_cert, options.tls_key)
+
+    def admit(self, peer: tuple[str, int]) -> bool:
+        return self.counters.connections_open < self.options.max_connections
+
+    def backend(self, peer: str) -> MailBackend:
+        source = peer.rpartition(":")[0].strip("[]")
+        return MailBackend(self.store, self.accounts, self.guard, source)
+
+    def new_session(self, backend: MailBackend) -> _Session:
+        raise NotImplementedError
+
+    async def poll(self, session: _Session) -> list[_Event]:
+        """Events to push while the client is quiet (IMAP IDLE); none by default."""
+        return []
+
+    def poll_interval(self, session: _Session) -> float | None:
+        return None
+
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> None:
+        implicit = self.options.tls == "implicit"
+        if implicit:
+            assert self.tls is not None
+            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        backend = self.backend(peer)
+        session = self.new_session(backend)
+        if implicit:
+            session.tls_started()
+        user = "-"
+        try:
+            if await self._act(session, session.greeting(), writer, backend) is False:
+                return
+            while True:
+                interval = self.poll_interval(session)
+                try:
+                    async with asyncio.timeout(interval or self.options.idle_timeout):
+                        data = await reader.read(CHUNK)
+                except TimeoutError:
+                    if interval is None:
+                        self.ctx.access(peer, f"{user} idle timeout")
+                        return
+                    if await self._act(session, await self.poll(session), writer, backend) is False:
+                        return
+                    continue
+                if not data:
+                    return
+                self.counters.bytes_in += len(data)
+                events = session.receive(data)
+                for event in events:
+                    if isinstance(event, pop3.LoginSucceeded | imap.LoginSucceeded):
+                        user = event.user
+                if await self._act(session, events, writer, backend) is False:
+                    return
+        finally:
+            session.connection_lost()
+            self.ctx.access(peer, f"{user} {self.ctx.kind} session ended")
+
+    async def _act(
+        self,
+        session: _Session,
+        events: Sequence[_Event],
+        writer: asyncio.StreamWriter,
+        backend: MailBackend,
+    ) -> bool:
+        """Carry out the session's events; False when the connection should end."""
+        for event in events:
+            if isinstance(event, pop3.Send | imap.Send):
+                writer.write(event.data)
+                self.counters.bytes_out += len(event.data)
+                await writer.drain()
+            elif isinstance(event, pop3.LoginFailed | imap.LoginFailed):
+                delay = self.guard.failed(backend.source)
+                self.ctx.logger.info("%s: failed login for %r", backend.source, event.user)
+                if delay:
+                    await asyncio.sleep(delay)  # slows a guesser; the lockout stops it
+            elif isinstance(event, pop3.LoginSucceeded | imap.LoginSucceeded):
+                self.guard.succeeded(backend.source)
+            elif isinstance(event, pop3.StartTls | imap.StartTls):
+                assert self.tls is not None
+                await writer.drain()
+                await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+                session.tls_started()
+            elif isinstance(event, pop3.Close | imap.Close):
+                await writer.drain()
+                return False
+        return True
+
+
+class Pop3App(_MailApp):
+    """POP3 (RFC 1939) on 110, STLS (RFC 2595), implicit TLS on 995."""
+
+    def new_session(self, backend: MailBackend) -> _Session:
+        return pop3.Pop3Session(
+            backend,
+            tls_available=self.tls is not None and self.options.tls == "starttls",
+            plaintext_login=self.options.plaintext_login,
+        )
+
+
+class ImapApp(_MailApp):
+    """IMAP4rev1 (RFC 3501) on 143, STARTTLS, implicit TLS on 993, IDLE (RFC 2177)."""
+
+    options: ImapOptions
+
+    def new_session(self, backend: MailBackend) -> _Session:
+        return imap.ImapSession(
+            backend,
+            tls_available=self.tls is not None and self.options.tls == "starttls",
+            plaintext_login=self.options.plaintext_login,
+            max_literal=self.options.max_literal,
+        )
+
+    def poll_interval(self, session: _Session) -> float | None:
+        assert isinstance(session, imap.ImapSession)
+        return self.options.idle_poll if session.state is imap.ImapState.IDLE else None
+
+    async def poll(self, session: _Session) -> list[_Event]:
+        assert isinstance(session, imap.ImapSession)
+        return list(session.poll())
+
+
+def pop3_app(options: Pop3Options, ctx: AppContext) -> Pop3App:
+    """Build a pop3 application."""
+    return Pop3App(options, ctx)
+
+
+def imap_app(options: ImapOptions, ctx: AppContext) -> ImapApp:
+    """Build an imap application."""
+    return ImapApp(options, ctx)

@@ -1,0 +1,243 @@
+"""The smtp kind: aiosmtpd speaks SMTP; this module decides what is accepted and stores it.
+
+Policy (RFC 5321 and RFC 6409 for submission):
+
+- Recipients are routed by :class:`~portkit.host.apps.mail.MailAccounts`: a local domain's
+  users, or everything to the catch-all user in development. Any other domain is relaying
+  and refused with ``550 5.7.1``; more than ``max_recipients`` gets ``452 4.5.3``.
+- SIZE is announced and enforced by aiosmtpd (``552``, nothing stored); lines longer than
+  ``max_line_length`` are refused with ``500`` (RFC 5321 4.5.3.1.6).
+- ``250`` is sent only after every copy is fsynced and renamed into ``new/``
+  (:meth:`MaildirStore.deliver`); a failed store answers ``451`` and keeps nothing.
+- ``submission = true`` (port 587): MAIL needs AUTH, and AUTH is only offered over TLS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import secrets
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from portkit.host._app import AppContext, Application, Listener, format_peer
+from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
+from portkit.host.apps.mail._options import SmtpOptions, accounts_of, guard_of
+from portkit.host.apps.mail._store import MaildirStore
+from portkit.host.apps.mail._tls import server_context
+
+__all__ = ["SmtpApp", "SmtpHandler"]
+
+# Named replies with enhanced status codes (RFC 3463).
+R_OK_RCPT = "250 2.1.5 recipient ok"
+R_ACCEPTED = "250 2.0.0 message accepted for delivery as %s"
+R_RELAY_DENIED = "550 5.7.1 relaying denied: %s is not a domain served here"
+R_NO_USER = "550 5.1.1 no such user here: %s"
+R_TOO_MANY_RCPT = "452 4.5.3 too many recipients"
+R_STORE_FAILED = "451 4.3.0 local error storing the message, try again later"
+R_NO_RCPT = "554 5.5.1 no valid recipients"
+
+
+def _source(peer: Any) -> str:
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return "unknown"
+
+
+class SmtpHandler:
+    """aiosmtpd handler hooks: recipient policy and durable delivery."""
+
+    def __init__(
+        self, store: MaildirStore, accounts: MailAccounts, options: SmtpOptions, ctx: AppContext
+    ) -> None:
+        self.store = store
+        self.accounts = accounts
+        self.options = options
+        self.ctx = ctx
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.options.max_recipients:
+            return R_TOO_MANY_RCPT
+        if self.accounts.route(address) is None:
+            domain = address.rpartition("@")[2]
+            if not self.accounts.is_local_domain(domain):
+                return R_RELAY_DENIED % domain
+            return R_NO_USER % address
+        envelope.rcpt_tos.append(address)
+        return R_OK_RCPT
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        users = [u for u in (self.accounts.route(r) for r in envelope.rcpt_tos) if u]
+        if not users:
+            return R_NO_RCPT
+        queue_id = secrets.token_hex(6)
+        content = envelope.original_content or b""
+        data = self._trace(server, session, envelope, queue_id) + content
+        peer = format_peer((_source(session.peer), int(session.peer[1]) if session.peer else 0))
+        try:
+            # fsync is slow and blocking: off the event loop, so other sessions go on.
+            await asyncio.to_thread(self.store.deliver, users, data)
+        except OSError as exc:
+            self.ctx.logger.error("%s: storing message failed: %s", peer, exc)
+            self.ctx.counters.errors += 1
+            return R_STORE_FAILED
+        self.ctx.access(
+            peer,
+            f"{queue_id} from=<{envelope.mail_from}> to={','.join(users)}",
+            nbytes=len(content),
+        )
+        return R_ACCEPTED % queue_id
+
+    def _trace(self, server: SMTP, session: Session, envelope: Envelope, queue_id: str) -> bytes:
+        # RFC 5321 4.4: the delivering server adds Return-Path; every server adds Received.
+        protocol = "ESMTP" if session.extended_smtp else "SMTP"
+        if server._tls_protocol is not None:
+            protocol += "S"
+        if session.authenticated:
+            protocol += "A"
+        rcpt = envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None
+        received = (
+            f"Received: from {session.host_name or 'unknown'} ([{_source(session.peer)}])\r\n"
+            f"\tby {self.options.hostname} (portkit) with {protocol} id {queue_id}"
+            + (f"\r\n\tfor <{rcpt}>" if rcpt else "")
+            + f"; {email.utils.formatdate(localtime=False)}\r\n"
+        )
+        return f"Return-Path: <{envelope.mail_from or ''}>\r\n{received}".encode(
+            "utf-8", "surrogateescape"
+        )
+
+
+class _Authenticator:
+    """aiosmtpd authenticator with the per-source guard; remembers the delay it owes."""
+
+    def __init__(self, accounts: MailAccounts, guard: LoginGuard, logger: Any) -> None:
+        self.accounts = accounts
+        self.guard = guard
+        self.logger = logger
+        self.delay = 0.0
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        source = _source(session.peer)
+        user = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        if not self.guard.locked(source) and self.accounts.check(user, password):
+            self.guard.succeeded(source)
+            return AuthResult(success=True, auth_data=user)
+        self.delay = self.guard.failed(source)
+        self.logger.info("%s: failed smtp login for %r", source, user)
+        return AuthResult(success=False, handled=False)
+
+
+class _SMTP(SMTP):
+    """aiosmtpd's SMTP with a configurable line limit and a delay after failed AUTH."""
+
+    def __init__(self, app: SmtpApp, *args: Any, line_length_limit: int, **kwargs: Any) -> None:
+        self.line_length_limit = line_length_limit
+        self._app = app
+        super().__init__(*args, **kwargs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._app.opened(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._app.closed(self)
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        await super().smtp_AUTH(arg)
+        authenticator = self._authenticator
+        if isinstance(authenticator, _Authenticator) and authenticator.delay:
+            delay, authenticator.delay = authenticator.delay, 0.0
+            await asyncio.sleep(delay)  # the next command waits: slows a guesser
+
+
+class SmtpApp(Application):
+    """SMTP intake on 25, submission on 587, implicit TLS on 465."""
+
+    def __init__(self, options: SmtpOptions, ctx: AppContext) -> None:
+        super().__init__(ctx)
+        self.options = options
+        self.store = MaildirStore(options.maildir)
+        self.accounts = accounts_of(options)
+        self.guard = guard_of(options)
+        self.handler = SmtpHandler(self.store, self.accounts, options, ctx)
+        self.tls: ssl.SSLContext | None = None
+        if options.tls != "none" and options.tls_cert and options.tls_key:
+            self.tls = server_context(options.tls_cert, options.tls_key)
+        self._servers: list[asyncio.Server] = []
+        self._open: set[_SMTP] = set()
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+
+    def opened(self, session: _SMTP) -> None:
+        """A connection was accepted (counted; refused if over ``max_connections``)."""
+        self._open.add(session)
+        self._all_closed.clear()
+        self.counters.opened()
+
+    def closed(self, session: _SMTP) -> None:
+        """A connection ended."""
+        if session in self._open:
+            self._open.discard(session)
+            self.counters.closed()
+        if not self._open:
+            self._all_closed.set()
+
+    def _protocol(self) -> SMTP:
+        opts = self.options
+        starttls = self.tls if opts.tls == "starttls" else None
+        return _SMTP(
+            self,
+            self.handler,
+            line_length_limit=opts.max_line_length,
+            data_size_limit=opts.max_message_size,
+            enable_SMTPUTF8=True,
+            hostname=opts.hostname,
+            ident="portkit ESMTP",
+            tls_context=starttls,
+            require_starttls=bool(starttls) and opts.submission,
+            auth_required=opts.submission,
+            auth_require_tls=not opts.plaintext_login or opts.submission,
+            authenticator=_Authenticator(self.accounts, self.guard, self.ctx.logger),
+            timeout=opts.idle_timeout,
+        )
+
+    async def start(self, listeners: Sequence[Listener]) -> None:
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        implicit = self.tls if self.options.tls == "implicit" else None
+        for listener in listeners:
+            server = await loop.create_server(self._protocol, sock=listener.sock, ssl=implicit)
+            self._servers.append(server)
+
+    async def stop(self, grace: float) -> None:
+        for server in self._servers:
+            server.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(grace, 0.0)):
+                await self._all_closed.wait()
+        for session in list(self._open):
+            transport = session.transport
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+        for server in self._servers:
+            with contextlib.suppress(asyncio.TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await server.wait_closed()
+        self._servers.clear()

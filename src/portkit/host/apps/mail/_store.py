@@ -1,0 +1,383 @@
+"""The mail store: one Maildir per user, shared by the smtp, pop3 and imap applications.
+
+The on-disk format is plain Maildir (``tmp/``, ``new/``, ``cur/``) so that other mail tools
+(mutt, dovecot, fetchmail's MDAs) read the same folders. Three rules make it safe:
+
+- Delivery is atomic and durable: the message is written to ``tmp/`` with ``O_EXCL``,
+  fsynced, renamed into ``new/`` and the directory is fsynced. A reader never sees a partial
+  message, and once :meth:`Maildir.deliver` returns the message survives a crash.
+- Flags live in the Maildir "info" suffix (``:2,FRS``), the convention every Maildir tool
+  shares; IMAP system flags map onto its letters.
+- IMAP UIDs are kept in ``portkit-uidlist`` inside the Maildir, updated under a lock, so that
+  every session and process agrees on them (RFC 3501 section 2.3.1.1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import itertools
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from portkit._errors import ConfigError, PortkitError
+
+__all__ = [
+    "FLAG_LETTERS",
+    "Maildir",
+    "MaildirEntry",
+    "MaildirStore",
+    "MaildropLocked",
+    "MessageGone",
+]
+
+# IMAP system flags and their Maildir info letters (cr.yp.to/proto/maildir.html: "D" draft,
+# "F" flagged, "P" passed, "R" replied, "S" seen, "T" trashed).
+FLAG_LETTERS: dict[str, str] = {
+    "\\Draft": "D",
+    "\\Flagged": "F",
+    "\\Answered": "R",
+    "\\Seen": "S",
+    "\\Deleted": "T",
+}
+_LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
+
+_INFO_SEP = ":2,"
+_UIDLIST = "portkit-uidlist"
+_UIDLIST_LOCK = ".portkit-uidlist.lock"
+_POP3_LOCK = ".portkit-pop3.lock"
+# Maildir says to clean tmp/ files untouched for 36 hours: a writer that old has died.
+_STALE_TMP_SECONDS = 36 * 3600
+_USER_RE = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
+_counter = itertools.count()
+
+
+class MaildropLocked(PortkitError):
+    """Another session holds the POP3 maildrop lock (RFC 1939 section 8)."""
+
+
+class MessageGone(PortkitError):
+    """A message was removed (expunged, deleted) by another session."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaildirEntry:
+    """One message as a directory scan sees it.
+
+    ``key`` is the unique name without the info suffix: stable across flag changes and the
+    move from ``new/`` to ``cur/``, so it is what UIDs and POP3 UIDL are tied to.
+    """
+
+    key: str
+    path: Path
+    size: int
+    mtime: float
+    flags: frozenset[str]
+    recent: bool  # still in new/: no session has seen it yet
+
+
+def _safe_hostname() -> str:
+    # Maildir: "/" and ":" in the host name are written as octal escapes.
+    return socket.gethostname().replace("/", r"\057").replace(":", r"\072") or "localhost"
+
+
+def _unique_name() -> str:
+    now = time.time()
+    sec = int(now)
+    usec = int((now - sec) * 1_000_000)
+    return f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}R{secrets.token_hex(4)}.{_safe_hostname()}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _info_flags(name: str) -> frozenset[str]:
+    _, sep, info = name.partition(_INFO_SEP)
+    if not sep:
+        return frozenset()
+    return frozenset(_LETTER_FLAGS[c] for c in info if c in _LETTER_FLAGS)
+
+
+def _info_suffix(flags: Iterable[str], keep_letters: str = "") -> str:
+    # Letters must be in ASCII order; unknown letters other tools set (e.g. "P") are kept.
+    letters = {FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS}
+    letters.update(c for c in keep_letters if c not in _LETTER_FLAGS)
+    return _INFO_SEP + "".join(sorted(letters))
+
+
+class Maildir:
+    """One user's Maildir: deliver, scan, read, flag, delete, lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path / "tmp"
+        self.new = path / "new"
+        self.cur = path / "cur"
+
+    def ensure(self) -> None:
+        """Create the three directories (and the Maildir itself) when missing."""
+        for sub in (self.tmp, self.new, self.cur):
+            sub.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def write_tmp(self, data: bytes) -> Path:
+        """Write ``data`` to a fresh file in ``tmp/`` and fsync it; return its path."""
+        self.ensure()
+        while True:
+            name = _unique_name()
+            path = self.tmp / name
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            break
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return path
+
+    def publish(self, tmp_path: Path) -> str:
+        """Move a written ``tmp/`` file into ``new/`` (atomic rename); return its key."""
+        key = tmp_path.name
+        os.rename(tmp_path, self.new / key)
+        return key
+
+    def deliver(self, data: bytes, *, flags: Iterable[str] | None = None) -> str:
+        """Store one message atomically and durably; return its key.
+
+        With ``flags`` (IMAP APPEND) the message goes straight to ``cur/`` with its info
+        suffix, as a message someone has already seen the arrival of.
+        """
+        tmp_path = self.write_tmp(data)
+        if flags is None:
+            key = self.publish(tmp_path)
+            _fsync_dir(self.new)
+            return key
+        os.rename(tmp_path, self.cur / (tmp_path.name + _info_suffix(flags)))
+        _fsync_dir(self.cur)
+        return tmp_path.name
+
+    def clean_tmp(self, *, older_than: float = _STALE_TMP_SECONDS) -> int:
+        """Remove ``tmp/`` files left by writers that died; return how many."""
+        removed = 0
+        limit = time.time() - older_than
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.tmp):
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime < limit:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def scan(self) -> list[MaildirEntry]:
+        """List every visible message (``new/`` and ``cur/``), oldest first."""
+        entries: list[MaildirEntry] = []
+        for sub, recent in ((self.new, True), (self.cur, False)):
+            try:
+                listing = list(os.scandir(sub))
+            except FileNotFoundError:
+                continue
+            for item in listing:
+                if item.name.startswith("."):
+                    continue
+                try:
+                    st = item.stat()
+                except FileNotFoundError:  # renamed or deleted while we looked
+                    continue
+                entries.append(
+                    MaildirEntry(
+                        key=item.name.partition(_INFO_SEP)[0].partition(":")[0],
+                        path=Path(item.path),
+                        size=st.st_size,
+                        mtime=st.st_mtime,
+                        flags=_info_flags(item.name) if not recent else frozenset(),
+                        recent=recent,
+                    )
+                )
+        entries.sort(key=lambda e: (e.mtime, e.key))
+        return entries
+
+    def find(self, key: str) -> MaildirEntry:
+        """The current entry for ``key``; raises :class:`MessageGone` if it was removed."""
+        for entry in self.scan():
+            if entry.key == key:
+                return entry
+        raise MessageGone(f"message {key!r} is no longer in the mailbox")
+
+    def read(self, entry: MaildirEntry) -> bytes:
+        """The message's bytes, following a rename by another session if needed."""
+        try:
+            return entry.path.read_bytes()
+        except FileNotFoundError:
+            return self.find(entry.key).path.read_bytes()
+
+    # -- changes ----------------------------------------------------------------------------
+
+    def set_flags(self, entry: MaildirEntry, flags: Iterable[str]) -> MaildirEntry:
+        """Rename the message into ``cur/`` with the info suffix for ``flags``."""
+        current = entry
+        for _ in range(3):
+            old_info = current.path.name.partition(_INFO_SEP)[2]
+            target = self.cur / (current.key + _info_suffix(flags, old_info))
+            try:
+                if current.path != target:
+                    os.rename(current.path, target)
+            except FileNotFoundError:
+                current = self.find(entry.key)
+                continue
+            st = target.stat()
+            return MaildirEntry(
+                key=entry.key,
+                path=target,
+                size=st.st_size,
+                mtime=st.st_mtime,
+                flags=frozenset(f for f in flags if f in FLAG_LETTERS),
+                recent=False,
+            )
+        raise MessageGone(f"message {entry.key!r} is no longer in the mailbox")
+
+    def mark_seen_by_session(self, entries: Sequence[MaildirEntry]) -> list[MaildirEntry]:
+        """Move messages from ``new/`` to ``cur/`` (they are no longer recent)."""
+        moved: list[MaildirEntry] = []
+        for entry in entries:
+            if entry.recent:
+                with contextlib.suppress(MessageGone):
+                    moved.append(self.set_flags(entry, entry.flags))
+                    continue
+            moved.append(entry)
+        return moved
+
+    def delete(self, entry: MaildirEntry) -> None:
+        """Remove a message; a message already removed by someone else is fine."""
+        try:
+            entry.path.unlink()
+        except FileNotFoundError:
+            with contextlib.suppress(MessageGone):
+                self.find(entry.key).path.unlink(missing_ok=True)
+
+    # -- locks and UIDs ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _flock(self, name: str, *, blocking: bool) -> Iterator[None]:
+        self.ensure()
+        fd = os.open(self.path / name, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise MaildropLocked(f"maildrop {self.path.name!r} is locked") from None
+                raise
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def pop3_lock(self) -> contextlib.AbstractContextManager[None]:
+        """The exclusive maildrop lock of RFC 1939 section 8; raises :class:`MaildropLocked`."""
+        return self._flock(_POP3_LOCK, blocking=False)
+
+    def uids(self, entries: Sequence[MaildirEntry]) -> tuple[int, int, dict[str, int]]:
+        """Assign UIDs to new keys; return ``(uidvalidity, uidnext, {key: uid})``.
+
+        UIDs are strictly ascending in arrival order and never reused (RFC 3501 2.3.1.1).
+        Keys no longer present are dropped from the list.
+        """
+        with self._flock(_UIDLIST_LOCK, blocking=True):
+            validity, uidnext, known = self._read_uidlist()
+            present = {e.key for e in entries}
+            changed = False
+            for entry in entries:
+                if entry.key not in known:
+                    known[entry.key] = uidnext
+                    uidnext += 1
+                    changed = True
+            for key in [k for k in known if k not in present]:
+                del known[key]
+                changed = True
+            if changed or not (self.path / _UIDLIST).exists():
+                self._write_uidlist(validity, uidnext, known)
+            return validity, uidnext, known
+
+    def _read_uidlist(self) -> tuple[int, int, dict[str, int]]:
+        try:
+            lines = (self.path / _UIDLIST).read_text("ascii").splitlines()
+        except FileNotFoundError:
+            return int(time.time()), 1, {}
+        try:
+            head = lines[0].split()
+            validity, uidnext = int(head[0]), int(head[1])
+            known: dict[str, int] = {}
+            for line in lines[1:]:
+                uid, key = line.split(" ", 1)
+                known[key] = int(uid)
+        except (IndexError, ValueError):
+            # A damaged list: start a new UID epoch, as RFC 3501 allows by a new UIDVALIDITY.
+            return int(time.time()), 1, {}
+        return validity, uidnext, known
+
+    def _write_uidlist(self, validity: int, uidnext: int, known: dict[str, int]) -> None:
+        body = [f"{validity} {uidnext}"]
+        body.extend(f"{uid} {key}" for key, uid in sorted(known.items(), key=lambda kv: kv[1]))
+        tmp = self.path / f".{_UIDLIST}.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp.write_text("\n".join(body) + "\n", "ascii")
+        os.replace(tmp, self.path / _UIDLIST)
+
+
+class MaildirStore:
+    """The root directory holding one Maildir per user (``<root>/<user>/``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def maildir(self, user: str) -> Maildir:
+        """The Maildir of ``user`` (created on first use)."""
+        if not _USER_RE.fullmatch(user):
+            raise ConfigError(
+                f"mail user names are lower-case letters, digits, '._+-', not {user!r}"
+            )
+        box = Maildir(self.root / user)
+        box.ensure()
+        return box
+
+    def deliver(self, users: Sequence[str], data: bytes) -> dict[str, str]:
+        """Store ``data`` once per user, all or nothing as far as a crash allows.
+
+        Every copy is written and fsynced in ``tmp/`` first; only then are they renamed into
+        ``new/`` and the directories fsynced. If writing any copy fails, none is published.
+        Returns ``{user: key}``.
+        """
+        boxes = [self.maildir(u) for u in dict.fromkeys(users)]
+        written: list[tuple[Maildir, Path]] = []
+        try:
+            written.extend((box, box.write_tmp(data)) for box in boxes)
+        except BaseException:
+            for _, path in written:
+                path.unlink(missing_ok=True)
+            raise
+        keys = {box.path.name: box.publish(path) for box, path in written}
+        for box in boxes:
+            _fsync_dir(box.new)
+        return keys
