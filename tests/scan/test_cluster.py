@@ -58,6 +58,7 @@ class Lab:
     hosts: list[str]
     open: set[tuple[str, int]]
     ports: list[int]
+    banner: tuple[str, int]  # the listener that greets with an SSH banner
     _socks: list[socket.socket] = field(default_factory=list)
 
     @property
@@ -116,7 +117,8 @@ def lab() -> Iterator[Lab]:
     thread = threading.Thread(target=_serve, args=(socks, stop), daemon=True)
     thread.start()
     try:
-        yield Lab(hosts=hosts, open=opened, ports=ports, _socks=socks)
+        banner = (socks[0].getsockname()[0], socks[0].getsockname()[1])
+        yield Lab(hosts=hosts, open=opened, ports=ports, banner=banner, _socks=socks)
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -201,7 +203,7 @@ async def test_detection_runs_on_the_workers(lab: Lab) -> None:
     clustered = await collect(cluster_batches(plan, ClusterOptions(workers=2), detect=True))
     assert comparable(clustered) == comparable(single)
     ssh = [r for r in clustered if r.identified is not None and r.identified.service == "ssh"]
-    assert [(r.host, r.port) for r in ssh] == [sorted(lab.open)[0]]
+    assert [(r.host, r.port) for r in ssh] == [lab.banner]
 
 
 # --- a separate scheduler and workers -----------------------------------------------

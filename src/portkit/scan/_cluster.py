@@ -455,8 +455,12 @@ class ClusterScan:
             else max(1, plan.options.concurrency // executor.slots),
         )
 
+        processes = plan.processes if isinstance(executor, _InProcess) else 1
+
         def make_task(shard: Shard) -> ShardTask:
-            return ShardTask(shard=shard, syn=plan.syn, options=engine, detect=detect)
+            return ShardTask(
+                shard=shard, syn=plan.syn, options=engine, detect=detect, processes=processes
+            )
 
         log.debug(
             "%d shards of %d hosts x %d ports on %d slots",

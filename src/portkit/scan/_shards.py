@@ -99,6 +99,9 @@ class ShardTask:
     syn: bool
     options: EngineOptions
     detect: bool
+    # A cluster worker is a process already: its shard runs in it, without forking more
+    # (``None``: the engine's own choice, as a local scan; used when shards run here).
+    processes: int | None = 1
 
     def plan(self) -> ScanPlan:
         """The shard as an ordinary :class:`ScanPlan` (each host its own resolved spec)."""
@@ -106,7 +109,13 @@ class ShardTask:
             TargetSpec(text=t.address, hostname=t.hostname, addresses=(t.address,))
             for t in self.shard.targets
         )
-        return ScanPlan(targets=specs, ports=self.shard.ports, syn=self.syn, options=self.options)
+        return ScanPlan(
+            targets=specs,
+            ports=self.shard.ports,
+            syn=self.syn,
+            options=self.options,
+            processes=self.processes,
+        )
 
 
 def _port_items(ports: PortSet) -> list[tuple[str, int]]:
