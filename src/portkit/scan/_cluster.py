@@ -29,7 +29,7 @@ import contextlib
 import importlib
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -314,23 +314,23 @@ class _Scheduler:
         self._running[future] = (shard, attempt)
         self._busy_hosts.add(shard.host_block)
 
-    def _release(self) -> list[PortResult]:
-        out: list[PortResult] = []
+    def _release(self) -> Iterator[list[PortResult]]:
+        """Yield each shard's results that are next in order (one list per shard)."""
         while self._next < len(self.shards):
             index = self._next
             if index in self._finished:
-                out.extend(self._finished.pop(index))
+                results = self._finished.pop(index)
             elif index in self._from_journal:
                 assert self._journal is not None
-                out.extend(self._journal.results(index))
+                results = self._journal.results(index)  # read when its turn comes
             else:
-                break
+                return
             self._next += 1
-        return out
+            yield results
 
     async def batches(self) -> AsyncGenerator[list[PortResult], None]:
         try:
-            if released := self._release():
+            for released in self._release():
                 yield released
             while self._next < len(self.shards):
                 self._fill()
@@ -343,7 +343,7 @@ class _Scheduler:
                     shard, attempt = self._running.pop(future)
                     self._busy_hosts.discard(shard.host_block)
                     self._collect(future, shard, attempt)
-                if released := self._release():
+                for released in self._release():
                     yield released
         finally:
             await self._cancel()
