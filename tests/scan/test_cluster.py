@@ -178,10 +178,26 @@ async def test_local_cluster_equals_a_single_machine_scan_and_splits_the_rate(la
     plan = await lab.plan(rate=50_000.0, concurrency=512)
     single = await collect(scan_batches(plan))
     run = await ClusterScan.open(plan, ClusterOptions(workers=2, shard_probes=700), detect=False)
-    assert run.slots == 2
-    assert run.engine_options.rate == 25_000.0  # the global ceiling, split per worker
-    assert run.engine_options.concurrency == 256
-    clustered = await collect(run.batches())
+    batches = run.batches()  # closes the cluster when done, or when closed early
+    try:
+        assert run.slots == 2
+        # The scheduler and both workers listen on 127.0.0.1 only; no dashboard runs.
+        me = psutil.Process()
+        listening = [
+            c.laddr
+            for proc in (me, *me.children(recursive=True))
+            for c in proc.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.ip not in lab.hosts
+        ]
+        assert len(listening) >= 3
+        assert {addr.ip for addr in listening} == {"127.0.0.1"}
+        assert 8787 not in {addr.port for addr in listening}
+        assert run.engine_options.rate == 25_000.0  # the global ceiling, split per worker
+        assert run.engine_options.concurrency == 256
+    except BaseException:
+        await run.close()
+        raise
+    clustered = await collect(batches)
     assert_complete(plan, clustered)
     assert comparable(clustered) == comparable(single)
     assert {(r.host, r.port) for r in clustered if r.state.value == "open"} == lab.open

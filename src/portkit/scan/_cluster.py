@@ -192,6 +192,9 @@ class _Dask:
                 scheduler_port=0,
                 dashboard_address=None,
                 worker_dashboard_address=None,
+                # The scheduler serves a few HTTP routes even without the dashboard, by
+                # default on port 8787: a free port of 127.0.0.1 instead, no dashboard.
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.ERROR,
                 asynchronous=True,
             )
