@@ -274,6 +274,9 @@ def test_expected_names_table_matches_the_registry(transport: str) -> None:
     # Every 7th port, plus the well-known range in full: same answer as the registry.
     for port in [*range(0, 1024), *range(1024, 65536, 7)]:
         assert names[port] == registry.service_name(port, transport), port
+    few = expected_names(transport, (22, 53, 443, 40000))
+    assert [few[p] for p in (22, 53, 443, 40000)] == [names[p] for p in (22, 53, 443, 40000)]
+    assert few[80] is None  # not asked for
 
 
 async def test_sharded_scan_finds_the_listeners(listeners: list[Listener]) -> None:

@@ -101,17 +101,19 @@ def _build_parser(wanted: str | None) -> tuple[_Parser, dict[str, CommandModule]
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     loaded: dict[str, CommandModule] = {}
     for name in names:
-        # Only the command being run is imported; `portkit --help` imports them all
-        # for their summaries.
-        if wanted is None or name == wanted:
-            module = _load(name)
+        # Only the command being run is imported and configured; `portkit --help` imports
+        # the others for their one-line summaries only.
+        if wanted is not None and name != wanted:
+            continue
+        module = _load(name)
+        cmd_parser = sub.add_parser(
+            name,
+            help=module.SUMMARY,
+            description=module.SUMMARY,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if name == wanted:
             loaded[name] = module
-            cmd_parser = sub.add_parser(
-                name,
-                help=module.SUMMARY,
-                description=module.SUMMARY,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-            )
             cmd_parser.add_argument(
                 "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
             )

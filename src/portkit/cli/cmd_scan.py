@@ -64,7 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--processes",
         type=int,
         metavar="N",
-        help="processes on this machine for large TCP scans (default: the idle cores)",
+        help="processes on this machine for large TCP scans (default: one per idle core for "
+        "16,384+ probes); --workers runs shards on a Dask cluster instead",
     )
     parser.add_argument(
         "--timeout",
@@ -107,6 +108,8 @@ def _command_line(args: argparse.Namespace) -> str:
         ("--rate", args.rate),
         ("--concurrency", args.concurrency),
         ("--processes", args.processes),
+        ("--workers", args.workers),
+        ("--cluster", args.cluster),
         ("-o", args.format if args.format != "table" else None),
         ("--output", args.output),
     ):

@@ -146,17 +146,27 @@ async def plan_scan(
     return plan
 
 
-def expected_names(transport: str) -> list[str | None]:
+# Below this many ports, naming each through the registry is cheaper than building the
+# whole table (which reads every registry entry once).
+_TABLE_THRESHOLD = 4096
+
+
+def expected_names(transport: str, ports: Sequence[int] | None = None) -> list[str | None]:
     """The registry's service name of every port 0-65535 for ``transport``, as a list.
 
     Same answers as ``Registry.service_name`` (a port's own entries first, in registry
-    order, then the ranges that cover it), built in one pass so that naming each
-    result of a 65,535-port sweep is a list index rather than a registry query.
+    order, then the ranges that cover it), so that naming each result of a sweep is a
+    list index rather than a registry query. With ``ports`` (fewer than a few thousand),
+    only those are named: small scans then do not read the whole registry.
     """
     from portkit.registry import default_registry
 
     registry = default_registry()
     names: list[str | None] = [None] * 65536
+    if ports is not None and len(ports) < _TABLE_THRESHOLD:
+        for port in ports:
+            names[port] = registry.service_name(port, transport)
+        return names
     ranges = []
     for service in registry.services:  # registry order: a port's primary entry first
         if service.port is None or not service.name or service.transport != transport:
@@ -176,7 +186,7 @@ def expected_names(transport: str) -> list[str | None]:
 
 async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
     if plan.ports.tcp:
-        names = expected_names("tcp")
+        names = expected_names("tcp", plan.ports.tcp)
         workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
         options = plan.options
         if workers > 1:
@@ -213,7 +223,7 @@ async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], No
                 yield batch
     if plan.ports.udp:
         udp = run_socket_engine(
-            plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp")
+            plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp", plan.ports.udp)
         )
         async with contextlib.aclosing(udp):
             async for batch in udp:
