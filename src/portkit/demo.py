@@ -24,10 +24,12 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -186,7 +188,9 @@ def _show_computer(report: _Report, apps: list[ServedApp], pid: int, seconds: fl
     report.block(format_table(("APP", "KIND", "LISTENS ON", "REGISTRY NAME OF THAT PORT"), rows))
     if alternates:
         shown = ", ".join(f"{app.name} on {app.port}, not {port}" for app, port in alternates)
-        report.line(f"   Not every application is on its well-known port: {shown}.")
+        report.block(
+            textwrap.fill(f"Not every application is on its well-known port: {shown}.", width=86)
+        )
         report.line("   A client must be told such a port: the non-standard-port case.")
         if os.geteuid() != 0:
             report.line("   (The well-known ports below 1024 need root; run as root to see them.)")
@@ -273,7 +277,12 @@ async def _video_client(app: ServedApp) -> str:
             page = (await index.read()).decode("utf-8", errors="replace")
         sources = re.findall(r'<(?:source|video)[^>]*\ssrc="([^"]+)"', page)
         if not sources:
-            raise DemoError(f"the video index {base} lists no video")
+            why = (
+                ": portkit serve makes its test video with ffmpeg, which is not installed"
+                if shutil.which("ffmpeg") is None
+                else ""
+            )
+            raise DemoError(f"the video index {base} lists no video{why}")
         url = str(index.url.join(URL(sources[0])))
         async with session.get(url, headers={"Range": "bytes=0-1023"}) as response:
             body = await response.read()
@@ -366,19 +375,34 @@ async def _directory(apps: list[ServedApp]) -> list[tuple[object, ...]]:
         found = result.identified
         identified = found.service if found is not None and found.service else "unknown"
         product = " ".join(p for p in (found.product, found.version) if p) if found else ""
-        rows.append((result.port, expected, identified, product, _meaning(expected, identified)))
+        rows.append(
+            (
+                result.port,
+                expected,
+                identified,
+                product,
+                _meaning(result.port, expected, identified),
+            )
+        )
     rows.sort(key=lambda row: int(str(row[0])))
     return rows
 
 
-def _meaning(expected: str, identified: str) -> str:
-    """What the pair (registry's name, identified service) says about the port."""
+def _meaning(port: int, expected: str, identified: str) -> str:
+    """What the pair (registry's name, identified service) says about ``port``."""
+    import re
+
+    from portkit.registry import default_registry
+
     if identified == "unknown":
         return "something answers, but no protocol matched"
     if expected == identified:
         return "the well-known extension: clients find it without being told"
     if expected == "-":
         return "an unregistered port: clients must be told the number"
+    notes = " ".join(s.note for s in default_registry().by_port(port, "tcp"))
+    if re.search(rf"\b{re.escape(identified)}\b", notes, re.IGNORECASE):
+        return f"a usual alternate for {identified}, not its well-known port: clients must be told"
     return f"registered to {expected}, but {identified} answers: clients must be told"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -207,6 +208,8 @@ async def test_idle_timeout_exits_4() -> None:
         (["127.0.0.1", "65536"], "65536"),
         (["http://[::1"], "http://[::1"),
         (["127.0.0.1:80", "--connect-timeout", "0"], "--connect-timeout"),
+        (["https://127.0.0.1:1", "--cafile", "/nonexistent/ca.pem"], "/nonexistent/ca.pem"),
+        (["https://127.0.0.1:1", "--cafile", "/dev/null"], "/dev/null"),
     ],
 )
 async def test_bad_input_exits_2_with_one_line(argv: list[str], quoted: str) -> None:
@@ -253,3 +256,96 @@ def test_unreachable_exits_1_with_one_line() -> None:
         "portkit: cannot connect to 127.0.0.1:80: network is unreachable "
         "(no route to it from this machine)\n"
     )
+
+
+async def test_terminal_input_and_ctrl_d_half_close() -> None:
+    # A terminal (a pty here) is read like a pipe; ^D at the start of a line is its end
+    # of input, which half-closes the connection like a pipe's end does.
+    master, slave = pty.openpty()
+    try:
+        async with echo_server() as server:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "portkit",
+                "connect",
+                "-q",
+                f"127.0.0.1:{server.port}",
+                stdin=slave,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=ENV,
+            )
+            os.close(slave)
+            slave = -1
+            os.write(master, b"typed\n\x04")  # the terminal holds it until portkit reads
+            out, err = await proc.communicate()
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
+    assert proc.returncode == 0, err
+    assert out == b"HELLO\nTYPED\nBYE 6\n"
+
+
+async def test_servername_verifies_another_name(tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path, name="mail.example")
+    async with echo_server(tls=server_tls_context(cert, key)) as server:
+        target = f"127.0.0.1:{server.port}"
+        ok = await _portkit(
+            "connect",
+            "-q",
+            "--tls",
+            "--cafile",
+            str(cert),
+            "--servername",
+            "mail.example",
+            target,
+            stdin=b"QUIT\n",
+        )
+        wrong = await _portkit(
+            "connect",
+            "-q",
+            "--tls",
+            "--cafile",
+            str(cert),
+            "--servername",
+            "other.example",
+            target,
+        )
+    assert ok == (0, b"HELLO\nBYE 5\n", "")
+    assert wrong[0] == 1
+    assert "other.example" in wrong[2]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace")
+def test_unresolvable_name_exits_1_with_one_line() -> None:
+    # Inside a fresh namespace (loopback down) whose resolv.conf names only 127.0.0.1,
+    # the DNS query cannot leave: the name fails to resolve without any traffic.
+    ip = shutil.which("ip")
+    assert ip is not None, "iproute2 is a system dependency"
+    name = f"pk-client-{uuid.uuid4().hex[:8]}"
+    etc = Path("/etc/netns") / name  # `ip netns exec` bind-mounts files found here
+    etc.mkdir(parents=True)
+    try:
+        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n", encoding="ascii")
+        subprocess.run([ip, "netns", "add", name], check=True)
+        try:
+            command = [ip, "netns", "exec", name, sys.executable, "-m", "portkit"]
+            proc = subprocess.run(
+                [*command, "connect", "-q", "nosuch.portkit.test:80"],
+                capture_output=True,
+                text=True,
+                env=ENV,
+                stdin=subprocess.DEVNULL,
+                check=False,
+                timeout=60,
+            )
+        finally:
+            subprocess.run([ip, "netns", "delete", name], check=True)
+    finally:
+        shutil.rmtree(etc)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("portkit: cannot resolve 'nosuch.portkit.test': ")
+    assert proc.stderr.count("\n") == 1

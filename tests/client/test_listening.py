@@ -98,3 +98,12 @@ def test_bad_port(port: int) -> None:
 def test_bad_transport() -> None:
     with pytest.raises(PortSpecError, match="sctp"):
         listening_sockets(transports=("sctp",))
+
+
+def test_every_exported_name_resolves() -> None:
+    import portkit.client
+
+    for name in portkit.client.__all__:
+        assert getattr(portkit.client, name) is not None, name
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = portkit.client.no_such_name

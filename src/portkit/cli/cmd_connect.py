@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from portkit._errors import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE
 
 if TYPE_CHECKING:
+    import ssl
+
     from portkit.endpoint import Endpoint
     from portkit.scan._model import TlsInfo
 
@@ -109,17 +111,33 @@ def _positive(value: float | None, option: str) -> None:
         raise UsageError(f"{option} must be more than 0 seconds, not {value:g}")
 
 
+def _context(args: argparse.Namespace) -> ssl.SSLContext:
+    import ssl
+
+    from portkit._errors import UsageError
+    from portkit.client import tls_context
+
+    try:
+        return tls_context(verify=not args.insecure, cafile=args.cafile)
+    except ssl.SSLError as exc:  # an OSError too: test it first
+        reason = (exc.reason or str(exc)).lower().replace("_", " ")
+        raise UsageError(f"--cafile {args.cafile!r} holds no usable certificate: {reason}") from exc
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise UsageError(f"cannot read --cafile {args.cafile!r}: {reason}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import sys
 
-    from portkit.client import DEFAULT_CONNECT_TIMEOUT, Timeouts, converse, read_fd, tls_context
+    from portkit.client import DEFAULT_CONNECT_TIMEOUT, Timeouts, converse, read_fd
 
     endpoint = _endpoint(args)
     _positive(args.connect_timeout, "--connect-timeout")
     _positive(args.idle_timeout, "--idle-timeout")
     use_tls = endpoint.tls if args.tls is None else args.tls
-    context = tls_context(verify=not args.insecure, cafile=args.cafile) if use_tls else None
+    context = _context(args) if use_tls else None
 
     def status(line: str) -> None:
         if not args.quiet:

@@ -27,7 +27,7 @@ import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from portkit._errors import (
     ConnectionRefused,
@@ -36,7 +36,9 @@ from portkit._errors import (
     NetworkError,
     ResolveError,
 )
-from portkit.scan._model import TlsInfo
+
+if TYPE_CHECKING:
+    from portkit.scan import TlsInfo
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -99,6 +101,9 @@ def _tls_info(writer: asyncio.StreamWriter) -> TlsInfo | None:
     ssl_object = writer.get_extra_info("ssl_object")
     if not isinstance(ssl_object, ssl.SSLObject):
         return None
+    # Imported here: the discovery package is heavy and plain connections never need it.
+    from portkit.scan import TlsInfo
+
     cipher = ssl_object.cipher()
     subject = issuer = None
     der = ssl_object.getpeercert(binary_form=True)
@@ -149,7 +154,8 @@ async def _open(
     except ConnectionRefusedError as exc:
         raise ConnectionRefused(f"connection to {where} refused: nothing listens there") from exc
     except socket.gaierror as exc:
-        raise ResolveError(f"cannot resolve {host!r}: {exc.strerror}") from exc
+        reason = (exc.strerror or str(exc)).lower()
+        raise ResolveError(f"cannot resolve {host!r}: {reason}") from exc
     except ssl.SSLCertVerificationError as exc:
         raise TlsError(
             f"tls handshake with {where} failed: {exc.verify_message} "

@@ -20,8 +20,6 @@ from portkit._errors import PortSpecError, PrivilegeError
 __all__ = ["ListeningSocket", "Listing", "listening_sockets"]
 
 _TRANSPORTS = ("tcp", "udp")
-# psutil's connection kinds for each transport, both address families.
-_KIND = {"tcp": "tcp", "udp": "udp"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,24 +118,25 @@ def listening_sockets(
     import psutil  # imported here: `portkit connect` should not pay for it
 
     found: list[tuple[str, str, str, int, int | None]] = []
-    for transport in wanted:
-        try:
-            connections = psutil.net_connections(kind=_KIND[transport])
-        except psutil.AccessDenied as exc:  # some platforms (macOS) need root for this
-            raise PrivilegeError(
-                f"reading the {transport} socket table needs root on this system: {exc}"
-            ) from exc
-        for conn in connections:
-            if not conn.laddr:
-                continue
-            if transport == "tcp" and conn.status != psutil.CONN_LISTEN:
-                continue
-            if transport == "udp" and conn.raddr:
-                continue  # a connected UDP socket is a client, not a server
-            if port is not None and conn.laddr.port != port:
-                continue
-            family = "ipv6" if conn.family == socket.AF_INET6 else "ipv4"
-            found.append((transport, family, conn.laddr.ip, conn.laddr.port, conn.pid))
+    # One pass over the kernel's tables (and over /proc for the owners) for both
+    # transports: the owner lookup is the expensive part.
+    kind = "inet" if len(set(wanted)) == 2 else wanted[0]
+    try:
+        connections = psutil.net_connections(kind=kind)
+    except psutil.AccessDenied as exc:  # some platforms (macOS) need root for this
+        raise PrivilegeError(f"reading the socket table needs root on this system: {exc}") from exc
+    for conn in connections:
+        transport = "tcp" if conn.type == socket.SOCK_STREAM else "udp"
+        if transport not in wanted or not conn.laddr:
+            continue
+        if transport == "tcp" and conn.status != psutil.CONN_LISTEN:
+            continue
+        if transport == "udp" and conn.raddr:
+            continue  # a connected UDP socket is a client, not a server
+        if port is not None and conn.laddr.port != port:
+            continue
+        family = "ipv6" if conn.family == socket.AF_INET6 else "ipv4"
+        found.append((transport, family, conn.laddr.ip, conn.laddr.port, conn.pid))
 
     names = _service_names((t, p) for t, _, _, p, _ in found)
     details: dict[int, tuple[str | None, str | None]] = {}
