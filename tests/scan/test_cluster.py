@@ -327,6 +327,13 @@ async def test_scheduler_and_worker_processes_give_the_single_machine_results(
         assert_complete(plan, clustered)
         assert comparable(clustered) == comparable(single)
         assert len((await watcher.scheduler.identity(n_workers=-1))["workers"]) == 2
+        # The command line too: --cluster gives the report a local scan gives.
+        args = [lab.host_spec, "-p", lab.port_spec, "-o", "xml"]
+        remote = await asyncio.to_thread(run_portkit, *args, "--cluster", dask_processes.address)
+        local = await asyncio.to_thread(run_portkit, *args)
+        assert remote.returncode == local.returncode == 0, remote.stderr + local.stderr
+        assert remote.stderr == ""
+        assert normalise("xml", remote.stdout) == normalise("xml", local.stdout)
     finally:
         await watcher.close()
 
