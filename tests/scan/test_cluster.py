@@ -543,6 +543,7 @@ def _table_rows(text: str) -> list[str]:
         (["--workers", "0"], "workers must be at least 1, not 0"),
         (["--cluster", "tcp://127.0.0.1:1", "--workers", "2"], "not allowed with argument"),
         (["--resume", "x", "--shard-size", "0"], "at least 1 probe, not 0"),
+        (["--shard-size", "100"], "--shard-size needs --workers, --cluster or --resume"),
     ],
 )
 def test_bad_cluster_options_exit_2_with_one_line(

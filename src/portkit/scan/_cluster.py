@@ -18,7 +18,8 @@ How it behaves:
   at most one slot's share at any moment;
 - a worker that dies mid-shard loses nothing: the scheduler runs the shard again
   elsewhere (and after ``distributed.scheduler.allowed-failures`` deaths the client
-  submits it once more), and a shard counts once, by its index, however often it ran.
+  submits it again, twice at most), and a shard counts once, by its index, however
+  often it ran.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def cluster_options_from_args(args: argparse.Namespace) -> ClusterOptions | None
     resume = getattr(args, "resume", None)
     shard_size = getattr(args, "shard_size", None)
     if address is None and workers is None and resume is None:
+        if shard_size is not None:
+            raise UsageError("--shard-size needs --workers, --cluster or --resume")
         return None
     return ClusterOptions(
         address=address,
