@@ -375,6 +375,42 @@ async def test_a_worker_killed_mid_shard_loses_nothing_and_counts_nothing_twice(
         await watcher.close()
 
 
+def test_a_lost_scheduler_is_one_line_and_the_finished_shards_resume(
+    lab: Lab, dask_processes: DaskProcesses, tmp_path: Path
+) -> None:
+    state = tmp_path / "scan.state"
+    common = [lab.host_spec, "-p", lab.port_spec, "-o", "json"]
+    shards = ["--shard-size", "400"]
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    scan = subprocess.Popen(
+        [
+            *portkit_cmd(*common, *shards, "--cluster", dask_processes.address, "--rate", "800"),
+            "--resume",
+            str(state),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not state.exists() or len(state.read_bytes().splitlines()) < 2:
+        assert scan.poll() is None, scan.communicate()
+        assert time.monotonic() < deadline, "no shard was recorded within 60 s"
+        time.sleep(0.02)  # polling the state file the scan appends to
+    dask_processes.scheduler.kill()
+    _, err = scan.communicate(timeout=90)
+    assert scan.returncode == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "dask scheduler" in err
+    header, *records = state.read_text().splitlines()
+    assert 1 <= len(records) < json.loads(header)["shards"]
+    resumed = run_portkit(*common, "--resume", str(state))  # the state's own block sizes
+    reference = run_portkit(*common)
+    assert resumed.returncode == reference.returncode == 0, resumed.stderr + reference.stderr
+    assert normalise("json", resumed.stdout) == normalise("json", reference.stdout)
+
+
 async def test_an_unreachable_scheduler_is_a_one_line_network_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -479,11 +515,12 @@ def test_resume_after_an_interrupt_gives_the_full_scan_in_every_format(
     lab: Lab, tmp_path: Path
 ) -> None:
     state = tmp_path / "scan.state"
-    common = [lab.host_spec, "-p", lab.port_spec, "--shard-size", "400"]
+    common = [lab.host_spec, "-p", lab.port_spec]
+    shards = ["--shard-size", "400"]
     env = dict(os.environ, PYTHONPATH=str(SRC))
     # A slow first run (a low rate ceiling), interrupted once two shards are recorded.
     first = subprocess.Popen(
-        portkit_cmd(*common, "--rate", "600", "--resume", str(state), "-o", "jsonl"),
+        portkit_cmd(*common, *shards, "--rate", "600", "--resume", str(state), "-o", "jsonl"),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -522,7 +559,7 @@ def test_resume_after_an_interrupt_gives_the_full_scan_in_every_format(
             # shard order (the same on every run, resumed or not).
             lines = normalise(fmt, resumed.stdout).splitlines()
             assert sorted(lines) == sorted(normalise(fmt, reference.stdout).splitlines())
-            fresh = run_portkit(*common, "--resume", str(tmp_path / "fresh"), "-o", fmt)
+            fresh = run_portkit(*common, *shards, "--resume", str(tmp_path / "fresh"), "-o", fmt)
             assert lines == normalise(fmt, fresh.stdout).splitlines()
         else:
             assert normalise(fmt, resumed.stdout) == normalise(fmt, reference.stdout)

@@ -74,6 +74,7 @@ class ClusterOptions:
     resume: str | None = None  # the state file
     shard_probes: int = DEFAULT_SHARD_PROBES
     connect_timeout: float = CONNECT_TIMEOUT  # seconds to reach the scheduler
+    quiet: bool = False  # silence Dask's own log lines (the command line reports one line)
 
     def __post_init__(self) -> None:
         if self.address is not None and self.workers is not None:
@@ -106,6 +107,7 @@ def cluster_options_from_args(args: argparse.Namespace) -> ClusterOptions | None
         workers=workers,
         resume=resume,
         shard_probes=DEFAULT_SHARD_PROBES if shard_size is None else shard_size,
+        quiet=not getattr(args, "debug", False),
     )
 
 
@@ -166,10 +168,13 @@ class _InProcess:
 class _Dask:
     """Shards on Dask workers: a local cluster we start, or a scheduler we are given."""
 
-    def __init__(self, *, address: str | None, workers: int | None, timeout: float) -> None:
+    def __init__(
+        self, *, address: str | None, workers: int | None, timeout: float, quiet: bool
+    ) -> None:
         self._address = address
         self._workers = workers
         self._timeout = timeout
+        self._quiet = quiet
         self._cluster: Any = None
         self._client: Any = None
         self._token = ""
@@ -185,6 +190,8 @@ class _Dask:
             ) from None
         import secrets
 
+        if self._quiet:
+            _silence_dask()
         self._token = secrets.token_hex(4)
         if self._address is None:
             self._cluster = await distributed.LocalCluster(
@@ -249,22 +256,43 @@ class _Dask:
             await cluster.close()
 
 
+def _silence_dask() -> None:
+    # Dask logs its own tracebacks when a connection drops, on loggers configured one
+    # by one; the scan reports what that means in one line instead.
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    for name in ["distributed", *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _executor(options: ClusterOptions) -> _Executor:
     if options.address is None and options.workers is None:
         return _InProcess()
-    return _Dask(address=options.address, workers=options.workers, timeout=options.connect_timeout)
+    return _Dask(
+        address=options.address,
+        workers=options.workers,
+        timeout=options.connect_timeout,
+        quiet=options.quiet,
+    )
 
 
 def _share(total: float | None, slots: int) -> float | None:
     return None if total is None else total / slots
 
 
-def _is_killed_worker(exc: BaseException) -> bool:
-    try:
-        from distributed import KilledWorker
-    except ImportError:  # pragma: no cover (only with an executor that is not Dask)
-        return False
-    return isinstance(exc, KilledWorker)
+def _dask_error(name: str, exc: BaseException) -> bool:
+    """Whether ``exc`` is Dask's exception class ``name`` (False when Dask is absent)."""
+    import sys
+
+    module = sys.modules.get("distributed")
+    cls = getattr(module, name, None) if module is not None else None
+    if cls is None and module is not None:
+        cls = getattr(sys.modules.get("distributed.client"), name, None)
+    return isinstance(cls, type) and isinstance(exc, cls)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 # --- the client side ---------------------------------------------------------------
@@ -360,7 +388,7 @@ class _Scheduler:
         assert isinstance(future, asyncio.Future)
         exc = future.exception()
         if exc is not None:
-            if _is_killed_worker(exc):
+            if _dask_error("KilledWorker", exc):
                 if attempt < RESUBMITS:
                     log.warning(
                         "shard %d: its workers kept dying; submitting it again", shard.index
@@ -372,9 +400,18 @@ class _Scheduler:
                 ) from exc
             if isinstance(exc, PortkitError):
                 raise exc  # the engine's own one-line errors, from whichever worker
+            if _dask_error("FutureCancelledError", exc):
+                reason = getattr(exc, "reason", None) or "cancelled"
+                raise NetworkError(
+                    f"the dask scheduler gave up shard {shard.index} ({_describe(shard)}): {reason}"
+                ) from exc
+            if isinstance(exc, (ImportError, AttributeError)):
+                hint = " (is the same portkit installed on every worker?)"
+            else:
+                hint = ""
             raise NetworkError(
                 f"shard {shard.index} ({_describe(shard)}) failed on a worker: "
-                f"{type(exc).__name__}: {exc} (is portkit[cluster] installed on every worker?)"
+                f"{type(exc).__name__}: {_first_line(exc)}{hint}"
             ) from exc
         index, results = future.result()
         if index != shard.index:  # pragma: no cover (a bug)
