@@ -17,6 +17,7 @@ with everyone else's load; the CPU times much less.
 Needs root (namespaces, raw sockets) and nmap. Traffic stays inside the namespace.
 
     sudo python bench/scan.py [--rounds 5] [--markdown]
+    sudo python bench/scan.py --engines    # asyncio per connection vs the epoll engine
 """
 
 from __future__ import annotations
@@ -127,6 +128,52 @@ def scenarios() -> list[tuple[str, list[str], list[str], set[tuple[str, int]]]]:
     ]  # fmt: skip
 
 
+ENGINES_SCRIPT = """
+import asyncio, socket, sys, time
+from portkit.scan import scan
+
+async def with_asyncio(host, width=2000):
+    # The straightforward design: one asyncio connection attempt per port.
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(width)
+    found = []
+    async def one(port):
+        async with gate:
+            sock = socket.socket()
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, (host, port))
+                found.append(port)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+    await asyncio.gather(*(one(p) for p in range(1, 65536)))
+    return found
+
+async def with_portkit(host):
+    return [r.port async for r in scan(host, "-", processes=1) if r.state.value == "open"]
+
+async def main():
+    for name, run in [("asyncio sock_connect", with_asyncio), ("portkit epoll engine", with_portkit)] * 2:
+        wall, cpu = time.perf_counter(), time.process_time()
+        found = await run("127.0.0.1")
+        print(f"{name}: {time.perf_counter() - wall:.3f} s wall, "
+              f"{time.process_time() - cpu:.3f} s CPU, open {sorted(found)}", flush=True)
+asyncio.run(main())
+"""
+
+
+def compare_engines() -> int:
+    """The engine design question: asyncio per connection, or one epoll set? (in-process)."""
+    with namespace() as ns, listeners(ns):
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", ENGINES_SCRIPT], env=env, check=True
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -135,10 +182,17 @@ def main() -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="print a table for docs/benchmarks.md"
     )
+    parser.add_argument(
+        "--engines",
+        action="store_true",
+        help="instead: a full sweep with asyncio connections vs portkit's epoll engine",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("nmap") is None:
         print("bench/scan.py needs root (namespaces, raw sockets) and nmap", file=sys.stderr)
         return 2
+    if args.engines:
+        return compare_engines()
     rows = []
     with namespace() as ns, listeners(ns), tempfile.TemporaryDirectory() as tmp:
         ours_xml, theirs_xml = Path(tmp) / "portkit.xml", Path(tmp) / "nmap.xml"

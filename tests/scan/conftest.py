@@ -1,4 +1,4 @@
-"""Real listeners on loopback for the scan tests, and namespace helpers (root only)."""
+"""Real listeners on loopback for the scan tests, and network namespaces (root only)."""
 
 from __future__ import annotations
 

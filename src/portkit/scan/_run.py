@@ -20,20 +20,9 @@ __all__ = ["run_scan_command"]
 
 
 def _version() -> str:
-    # importlib.metadata costs about 0.1 s to import: use portkit.__version__ when the
-    # package defines it, and ask the metadata only otherwise.
     import portkit
 
-    version = getattr(portkit, "__version__", None)
-    if isinstance(version, str):
-        return version
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as metadata_version
-
-    try:
-        return metadata_version("portkit")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return portkit.__version__
 
 
 @contextlib.contextmanager
