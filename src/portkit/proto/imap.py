@@ -206,9 +206,6 @@ Token = Union[str, bytes, "list[Token]"]
 # str: an atom (including NIL, numbers, sequence sets, BODY[...] fetch attributes);
 # bytes: a quoted string or literal; list: a parenthesized list.
 
-_ATOM_SPECIALS = set(b'(){ %*"\\]') | set(range(0x20)) | {0x7F}
-_ATOM_EXTRA_OK = set(b"%*]\\")  # allowed inside atoms we accept: list-wildcards, flags, ']'
-
 
 class _Tokenizer:
     """Turns the segments of one command (line text and literals) into tokens."""
@@ -259,14 +256,14 @@ class _Tokenizer:
                 depth = 0
                 while i < n:
                     ch = text[i]
+                    if ch < 0x20 or ch == 0x7F:
+                        raise RemoteProtocolError("control character in command")
                     if ch == 0x5B:  # [ opens a section: spaces and parens allowed inside
                         depth += 1
                     elif ch == 0x5D and depth:
                         depth -= 1
-                    elif depth == 0 and (ch in (0x20, 0x28, 0x29, 0x22, 0x7B) or ch < 0x20):
+                    elif depth == 0 and ch in (0x20, 0x28, 0x29, 0x22, 0x7B):
                         break
-                    elif ch < 0x20 or ch == 0x7F:
-                        raise RemoteProtocolError("control character in command")
                     i += 1
                 if depth:
                     raise RemoteProtocolError("unbalanced '[' in command")
