@@ -30,6 +30,8 @@ from portkit.host.apps.mail._tls import server_context
 __all__ = ["ImapApp", "Pop3App"]
 
 CHUNK = 64 * 1024
+#: Bytes written before waiting for the peer to read (bounded memory per connection).
+DRAIN_EVERY = 256 * 1024
 #: How long a TLS handshake may take before the connection is dropped.
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
@@ -120,12 +122,22 @@ class _MailApp(StreamApplication[MailOptions]):
         backend: MailBackend,
     ) -> bool:
         """Carry out the session's events; False when the connection should end."""
+        pending = 0
         for event in events:
             if isinstance(event, pop3.Send | imap.Send):
+                # Consecutive replies go out as one burst (a FETCH of many messages is
+                # hundreds of events); flow control is checked once the buffer is large.
                 writer.write(event.data)
                 self.counters.bytes_out += len(event.data)
+                pending += len(event.data)
+                if pending >= DRAIN_EVERY:
+                    await writer.drain()
+                    pending = 0
+                continue
+            if pending:
                 await writer.drain()
-            elif isinstance(event, pop3.LoginFailed | imap.LoginFailed):
+                pending = 0
+            if isinstance(event, pop3.LoginFailed | imap.LoginFailed):
                 delay = self.guard.failed(backend.source)
                 self.ctx.logger.info("%s: failed login for %r", backend.source, event.user)
                 if delay:
@@ -134,12 +146,12 @@ class _MailApp(StreamApplication[MailOptions]):
                 self.guard.succeeded(backend.source)
             elif isinstance(event, pop3.StartTls | imap.StartTls):
                 assert self.tls is not None
-                await writer.drain()
                 await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
                 session.tls_started()
             elif isinstance(event, pop3.Close | imap.Close):
-                await writer.drain()
                 return False
+        if pending:
+            await writer.drain()
         return True
 
 
