@@ -86,6 +86,8 @@ class _MailApp(StreamApplication[MailOptions]):
         if implicit:
             session.tls_started()
         user = "-"
+        loop = asyncio.get_running_loop()
+        last_input = loop.time()
         try:
             if await self._act(session, session.greeting(), writer, backend) is False:
                 return
@@ -95,7 +97,8 @@ class _MailApp(StreamApplication[MailOptions]):
                     async with asyncio.timeout(interval or self.options.idle_timeout):
                         data = await reader.read(CHUNK)
                 except TimeoutError:
-                    if interval is None:
+                    if interval is None or loop.time() - last_input > self.options.idle_timeout:
+                        # RFC 1939 section 3 / RFC 2177: an inactive client may be logged out.
                         self.ctx.access(peer, f"{user} idle timeout")
                         return
                     if await self._act(session, await self.poll(session), writer, backend) is False:
@@ -103,6 +106,7 @@ class _MailApp(StreamApplication[MailOptions]):
                     continue
                 if not data:
                     return
+                last_input = loop.time()
                 self.counters.bytes_in += len(data)
                 events = session.receive(data)
                 for event in events:
@@ -122,21 +126,29 @@ class _MailApp(StreamApplication[MailOptions]):
         backend: MailBackend,
     ) -> bool:
         """Carry out the session's events; False when the connection should end."""
+        chunks: list[bytes] = []
         pending = 0
+
+        async def flush() -> None:
+            nonlocal pending
+            if chunks:
+                # One write per burst: many small writes would each be a TCP segment.
+                writer.write(b"".join(chunks))
+                chunks.clear()
+                pending = 0
+                await writer.drain()
+
         for event in events:
             if isinstance(event, pop3.Send | imap.Send):
-                # Consecutive replies go out as one burst (a FETCH of many messages is
-                # hundreds of events); flow control is checked once the buffer is large.
-                writer.write(event.data)
+                # Consecutive replies go out together (a FETCH of many messages is hundreds
+                # of events); flow control is checked every DRAIN_EVERY bytes.
+                chunks.append(event.data)
                 self.counters.bytes_out += len(event.data)
                 pending += len(event.data)
                 if pending >= DRAIN_EVERY:
-                    await writer.drain()
-                    pending = 0
+                    await flush()
                 continue
-            if pending:
-                await writer.drain()
-                pending = 0
+            await flush()
             if isinstance(event, pop3.LoginFailed | imap.LoginFailed):
                 delay = self.guard.failed(backend.source)
                 self.ctx.logger.info("%s: failed login for %r", backend.source, event.user)
@@ -150,8 +162,7 @@ class _MailApp(StreamApplication[MailOptions]):
                 session.tls_started()
             elif isinstance(event, pop3.Close | imap.Close):
                 return False
-        if pending:
-            await writer.drain()
+        await flush()
         return True
 
 

@@ -40,6 +40,7 @@ R_NO_USER = "550 5.1.1 no such user here: %s"
 R_TOO_MANY_RCPT = "452 4.5.3 too many recipients"
 R_STORE_FAILED = "451 4.3.0 local error storing the message, try again later"
 R_NO_RCPT = "554 5.5.1 no valid recipients"
+R_TOO_BUSY = "421 4.3.2 too many connections, try again later"
 
 
 def _source(peer: Any) -> str:
@@ -149,14 +150,21 @@ class _SMTP(SMTP):
     def __init__(self, app: SmtpApp, *args: Any, line_length_limit: int, **kwargs: Any) -> None:
         self.line_length_limit = line_length_limit
         self._app = app
+        self._refused = False
         super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._app.opened(self)
+        self._refused = not self._app.opened(self)
+        if self._refused and isinstance(transport, asyncio.WriteTransport):
+            # RFC 5321 3.8: a server that cannot serve now may greet with 421 and close.
+            transport.write(R_TOO_BUSY.encode("ascii") + b"\r\n")
+            transport.close()
+            return
         super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
+        if not self._refused:
+            super().connection_lost(exc)
         self._app.closed(self)
 
     async def smtp_AUTH(self, arg: str) -> None:
@@ -185,11 +193,15 @@ class SmtpApp(Application):
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
-    def opened(self, session: _SMTP) -> None:
-        """A connection was accepted (counted; refused if over ``max_connections``)."""
+    def opened(self, session: _SMTP) -> bool:
+        """Count a new connection; False if it is over ``max_connections`` (refused)."""
+        if len(self._open) >= self.options.max_connections:
+            self.counters.rejected += 1
+            return False
         self._open.add(session)
         self._all_closed.clear()
         self.counters.opened()
+        return True
 
     def closed(self, session: _SMTP) -> None:
         """A connection ended."""
