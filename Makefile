@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-LINT_PATHS := src tests bench lab
+LINT_PATHS := $(wildcard src tests bench lab scripts)
 
 .PHONY: demo test lint typecheck pytest system-deps venv clean
 

@@ -14,7 +14,8 @@ packages=(
   nginx openssh-server openssh-client postfix dovecot-imapd dovecot-pop3d vsftpd
   dnsmasq-base openbsd-inetd inetutils-telnetd fetchmail
   redis-server memcached
-  chromium
+  nftables postgresql mariadb-server mosquitto slapd snmpd ntpsec
+  chromium ffmpeg
 )
 
 missing=()
@@ -50,7 +51,8 @@ if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/portkit
   }
 fi
 # Packages whose maintainer scripts enable a service must not leave one running here.
-for svc in nginx ssh postfix dovecot vsftpd openbsd-inetd redis-server memcached; do
+for svc in nginx ssh postfix dovecot vsftpd openbsd-inetd redis-server memcached \
+  postgresql mariadb mosquitto slapd snmpd ntpsec; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

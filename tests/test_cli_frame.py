@@ -31,3 +31,28 @@ def test_python_dash_m_runs() -> None:
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("portkit ")
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from portkit.cli import _command_names
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in _command_names():
+        assert name in out
+
+
+def _names() -> list[str]:
+    from portkit.cli import _command_names
+
+    return _command_names()
+
+
+@pytest.mark.parametrize("name", _names())
+def test_every_command_has_help_with_examples(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"portkit {name}" in out
+    assert "example" in out.lower()

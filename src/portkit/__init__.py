@@ -6,6 +6,8 @@ system real: a registry of well-known ports, endpoint resolution, a host for ser
 applications, clients, and discovery of what answers where.
 """
 
+import typing as _typing
+
 from portkit._errors import (
     ConfigError,
     ConnectionRefused,
@@ -19,27 +21,87 @@ from portkit._errors import (
     PrivilegeError,
     ProtocolError,
     RegistryError,
+    RegistryFileError,
     RemoteProtocolError,
     ResolveError,
     TargetError,
     UsageError,
 )
 
+if _typing.TYPE_CHECKING:
+    from portkit.client import free_ports, listening_sockets
+    from portkit.endpoint import Endpoint, parse_endpoint, parse_host_service, resolve
+    from portkit.host import Host, load_config
+    from portkit.registry import Registry, Service, default_registry
+    from portkit.scan import Identification, PortResult, PortState, TlsInfo, identify, scan
+
+# The rest of the public API is imported on first use, so that `import portkit` (and so
+# every `portkit` command) does not pay for asyncio, aiohttp or ada-url up front.
+_LAZY = {
+    "Endpoint": "portkit.endpoint",
+    "Host": "portkit.host",
+    "Identification": "portkit.scan",
+    "PortResult": "portkit.scan",
+    "PortState": "portkit.scan",
+    "Registry": "portkit.registry",
+    "Service": "portkit.registry",
+    "TlsInfo": "portkit.scan",
+    "default_registry": "portkit.registry",
+    "free_ports": "portkit.client",
+    "identify": "portkit.scan",
+    "listening_sockets": "portkit.client",
+    "load_config": "portkit.host",
+    "parse_endpoint": "portkit.endpoint",
+    "parse_host_service": "portkit.endpoint",
+    "resolve": "portkit.endpoint",
+    "scan": "portkit.scan",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'portkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "ConnectionRefused",
+    "Endpoint",
     "EndpointError",
+    "Host",
+    "Identification",
     "LocalProtocolError",
     "LookupNotFound",
     "NetworkError",
+    "PortResult",
     "PortSpecError",
+    "PortState",
     "PortkitError",
     "PrivilegeError",
     "ProtocolError",
+    "Registry",
     "RegistryError",
+    "RegistryFileError",
     "RemoteProtocolError",
     "ResolveError",
+    "Service",
     "TargetError",
+    "TlsInfo",
     "UsageError",
+    "default_registry",
+    "free_ports",
+    "identify",
+    "listening_sockets",
+    "load_config",
+    "parse_endpoint",
+    "parse_host_service",
+    "resolve",
+    "scan",
 ]

@@ -11,6 +11,8 @@ what they mean and the CLI can map each branch to one exit code::
     │   ├── ConfigError         a serve configuration that does not validate
     │   └── LookupNotFound      a registry query that matched nothing
     ├── RegistryError           registry data missing, corrupt or not importable
+    │   └── RegistryFileError   a CSV the user gave us is not the IANA registry (also a
+    │                           UsageError: exit 2)
     ├── PrivilegeError          needs root / CAP_NET_RAW / a low port (exit 5)
     ├── NetworkError            the network said no (exit 1, or the subclass's code)
     │   ├── ConnectionRefused   nothing listens there (exit 3)
@@ -46,6 +48,7 @@ __all__ = [
     "PrivilegeError",
     "ProtocolError",
     "RegistryError",
+    "RegistryFileError",
     "RemoteProtocolError",
     "ResolveError",
     "TargetError",
@@ -95,6 +98,10 @@ class LookupNotFound(UsageError):
 
 class RegistryError(PortkitError):
     """Registry data is missing, corrupt, or could not be imported."""
+
+
+class RegistryFileError(RegistryError, UsageError):
+    """A registry file the user supplied (``--from``, a download) is not importable."""
 
 
 class PrivilegeError(PortkitError):

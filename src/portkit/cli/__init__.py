@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import NoReturn, Protocol, cast
+from typing import Any, NoReturn, Protocol, cast
 
 from portkit._errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, PortkitError
 
@@ -46,12 +46,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _command_names() -> list[str]:
-    package_dir = __path__
-    names = [
-        info.name.removeprefix("cmd_").replace("_", "-")
-        for info in pkgutil.iter_modules(package_dir)
-        if info.name.startswith("cmd_")
-    ]
+    # A directory listing rather than pkgutil: this runs on every start-up.
+    names = {
+        entry.removeprefix("cmd_").removesuffix(".py").replace("_", "-")
+        for directory in __path__
+        for entry in os.listdir(directory)
+        if entry.startswith("cmd_") and entry.endswith(".py")
+    }
     return sorted(names)
 
 
@@ -69,6 +70,17 @@ def _version() -> str:
         return "0+unknown"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked (importlib.metadata is slow to import)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"{PROG} {_version()}")
+        parser.exit()
+
+
 def _build_parser(wanted: str | None) -> tuple[_Parser, dict[str, CommandModule]]:
     names = _command_names()
     parser = _Parser(
@@ -82,24 +94,26 @@ def _build_parser(wanted: str | None) -> tuple[_Parser, dict[str, CommandModule]
         "  portkit demo\n\nrun 'portkit COMMAND --help' for a command's options and examples",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks and debug logging on errors"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     loaded: dict[str, CommandModule] = {}
     for name in names:
-        # Only the command being run is imported; `portkit --help` imports them all
-        # for their summaries.
-        if wanted is None or name == wanted:
-            module = _load(name)
+        # Only the command being run is imported and configured; `portkit --help` imports
+        # the others for their one-line summaries only.
+        if wanted is not None and name != wanted:
+            continue
+        module = _load(name)
+        cmd_parser = sub.add_parser(
+            name,
+            help=module.SUMMARY,
+            description=module.SUMMARY,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if name == wanted:
             loaded[name] = module
-            cmd_parser = sub.add_parser(
-                name,
-                help=module.SUMMARY,
-                description=module.SUMMARY,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-            )
             cmd_parser.add_argument(
                 "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
             )

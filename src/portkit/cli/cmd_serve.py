@@ -85,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     host_log.propagate = False
     if host_log.level == logging.NOTSET:
         host_log.setLevel(logging.INFO)
+    if not getattr(args, "debug", False):
+        # aiohttp logs a traceback per malformed request; the access log already records
+        # each one (status 400, with the peer), so keep stderr for the host's own news.
+        logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
     try:
         return _serve(args)
     finally:
@@ -95,15 +99,18 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from portkit.host._config import load_config
-    from portkit.host._host import Host
+    from portkit.host._host import Host, raise_fd_limit
     from portkit.host._systemd import inherited_sockets
 
+    cleanup: Path | None = None
     if args.config:
         config, path = load_config(args.config), args.config
     else:
-        from portkit._errors import UsageError
+        from portkit.host._demo import demo_config
 
-        raise UsageError("a configuration file is needed: portkit serve CONFIG")
+        config, path = demo_config(), None
+        cleanup = Path(config.source).parent  # the generated demo content
+    raise_fd_limit()
     inherited = inherited_sockets()
 
     async def main() -> None:
@@ -122,12 +129,18 @@ def _serve(args: argparse.Namespace) -> int:
             started.cancel()
 
     try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main())
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(main())
+        else:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(main())
+    finally:
+        if cleanup is not None:
+            import shutil
+
+            shutil.rmtree(cleanup, ignore_errors=True)
     return 0
 
 

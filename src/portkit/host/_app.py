@@ -102,7 +102,7 @@ class Where:
     def error(self, key: str | None, message: str) -> ConfigError:
         """Return a ConfigError ``FILE:LINE: [TABLE] KEY: MESSAGE`` for ``key``."""
         line = self.line_of(key)
-        prefix = f"{self.file}:{line}: [{self.table}]"
+        prefix = f"{self.file}:{line}:" + (f" [{self.table}]" if self.table else "")
         return ConfigError(f"{prefix} {key}: {message}" if key else f"{prefix} {message}")
 
 
@@ -328,11 +328,18 @@ def format_peer(addr: tuple[str, int]) -> str:
 # Options: TOML table -> frozen dataclass, with errors naming file, line and key.
 
 
-def parse_options(cls: type[OptionsT], table: Mapping[str, Any], where: Where) -> OptionsT:
+def parse_options(
+    cls: type[OptionsT],
+    table: Mapping[str, Any],
+    where: Where,
+    *,
+    also_known: tuple[str, ...] = (),
+) -> OptionsT:
     """Build the options dataclass ``cls`` from an application's TOML table.
 
     Keys are matched to fields with ``-`` read as ``_``. Raises ConfigError (via ``where``)
-    for unknown keys, missing required keys, wrong types and out-of-range numbers.
+    for unknown keys, missing required keys, wrong types and out-of-range numbers;
+    ``also_known`` names keys handled elsewhere, listed in the unknown-key message.
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
@@ -342,7 +349,8 @@ def parse_options(cls: type[OptionsT], table: Mapping[str, Any], where: Where) -
     for key, raw in table.items():
         name = key.replace("-", "_")
         if name not in fields:
-            known = ", ".join(sorted(k.replace("_", "-") for k in fields)) or "none"
+            names = {k.replace("_", "-") for k in (*fields, *also_known)}
+            known = ", ".join(sorted(names)) or "none"
             raise where.error(key, f"unknown key (known: {known})")
         f = fields[name]
         value = _convert(raw, hints[name], key, where)

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from portkit._errors import ConfigError, LookupNotFound
+from portkit._errors import ConfigError, EndpointError
 from portkit.host._app import Kind, Where, parse_options
 from portkit.host.apps import load_kind
 
@@ -171,62 +171,32 @@ def _unquote(text: str) -> str:
 def parse_listen(text: str, where: Where, key: str = "listen") -> ListenAddress:
     """Parse one listen endpoint: ``PORT``, ``SERVICE``, ``HOST:PORT``, ``[V6]:PORT``.
 
-    HOST is an IP address or ``localhost``; PORT a number 0-65535 or a service name looked
-    up in the registry (``127.0.0.1:http``). No host means 127.0.0.1: listening on every
-    interface is something the configuration must say (``0.0.0.0:80``, ``[::]:80``).
+    The text goes through :func:`portkit.endpoint.parse_endpoint` (service names come from
+    the registry: ``127.0.0.1:http``). HOST must be an IP address or ``localhost``; no host
+    means 127.0.0.1: listening on every interface is something the configuration must say
+    (``0.0.0.0:80``, ``[::]:80``).
     """
+    from portkit.endpoint import parse_endpoint
+
     raw = text.strip()
     if not raw:
         raise where.error(key, "empty listen address")
-    if raw.startswith("["):
-        close = raw.find("]")
-        if close < 0 or raw[close + 1 : close + 2] != ":":
-            raise where.error(key, f"listen address must look like [::1]:8080, not {text!r}")
-        host, port_text = raw[1:close], raw[close + 2 :]
-        try:
-            if not isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address):
-                raise ValueError(host)
-        except ValueError:
-            raise where.error(key, f"not an IPv6 address in {text!r}") from None
-    elif raw.count(":") == 1:
-        host, port_text = raw.split(":")
-        if host == "localhost":
-            host = "127.0.0.1"
-        try:
-            if not isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address):
-                raise ValueError(host)
-        except ValueError:
-            raise where.error(
-                key, f"listen host must be an IP address or localhost, not {host!r} in {text!r}"
-            ) from None
-    elif ":" in raw:
-        raise where.error(key, f"IPv6 listen addresses need brackets: [::1]:8080, not {text!r}")
-    else:
-        host, port_text = "127.0.0.1", raw
-    return ListenAddress(
-        host=str(ipaddress.ip_address(host)), port=_port(port_text, text, where, key), text=text
-    )
-
-
-def _port(port_text: str, text: str, where: Where, key: str) -> int:
-    if port_text.isdigit():
-        port = int(port_text)
-        if port > 65535:
-            raise where.error(key, f"port must be 0-65535, not {port} in {text!r}")
-        return port
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.+-]*", port_text):
-        raise where.error(key, f"port must be a number or a service name, not {port_text!r}")
+    if raw.isdigit() or (raw[:1].isalpha() and ":" not in raw):
+        raw = f"127.0.0.1:{raw}"  # a bare port or service name: loopback by default
     try:
-        from portkit.registry import (  # type: ignore[import-not-found, unused-ignore]
-            default_registry,
+        endpoint = parse_endpoint(raw)
+    except EndpointError as exc:
+        raise where.error(key, str(exc)) from None
+    if endpoint.form == "url":
+        raise where.error(key, f"a listen address is HOST:PORT, not a URL: {text!r}")
+    host = endpoint.host
+    if host == "localhost":
+        host = "127.0.0.1"
+    elif endpoint.host_type not in ("ipv4", "ipv6"):
+        raise where.error(
+            key, f"listen host must be an IP address or localhost, not {host!r} in {text!r}"
         )
-    except ImportError:  # pragma: no cover - the registry ships with portkit
-        raise where.error(key, f"cannot look up service {port_text!r}: no registry") from None
-    try:
-        port_found: int = default_registry().port_for(port_text, "tcp")
-    except LookupNotFound:
-        raise where.error(key, f"unknown service {port_text!r} in {text!r}") from None
-    return port_found
+    return ListenAddress(host=host, port=endpoint.port, text=text)
 
 
 def load_config(path: str | os.PathLike[str]) -> HostConfig:
@@ -303,14 +273,14 @@ def _parse_app(name: str, table: Mapping[str, Any], where: Where) -> AppConfig:
             if address.overlaps(seen):
                 raise where.error("listen", f"{address} is listed twice (overlaps {seen})")
         listen.append(address)
-    access_raw = table.get("access_log")
+    access_raw = table.get("access_log", table.get("access-log"))
     access_log: Path | None = None
     if access_raw is not None:
         if not isinstance(access_raw, str) or not access_raw or "\x00" in access_raw:
             raise where.error("access_log", f"must be a file path, not {access_raw!r}")
         access_log = where.base_dir / Path(access_raw).expanduser()
-    kind_table = {k: v for k, v in table.items() if k not in COMMON_KEYS}
-    options = parse_options(kind.options, kind_table, where)
+    kind_table = {k: v for k, v in table.items() if k.replace("-", "_") not in COMMON_KEYS}
+    options = parse_options(kind.options, kind_table, where, also_known=COMMON_KEYS)
     kind.check(options, where)
     return AppConfig(
         name=name, kind=kind_name, listen=tuple(listen), options=options, access_log=access_log

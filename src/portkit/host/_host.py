@@ -39,7 +39,14 @@ from portkit.host._app import AppContext, Application, Counters, Listener
 from portkit.host._config import AppConfig, HostConfig, ListenAddress, load_config
 from portkit.host.apps import load_kind
 
-__all__ = ["BindError", "Host", "bind_listener", "default_status_path"]
+__all__ = [
+    "BindError",
+    "Host",
+    "bind_listener",
+    "default_status_path",
+    "raise_fd_limit",
+    "read_status",
+]
 
 log = logging.getLogger("portkit.host")
 
@@ -70,6 +77,21 @@ def bind_listener(address: ListenAddress, owner: str) -> socket.socket:
             ) from None
         raise BindError(f"{what}: {exc.strerror or exc}") from None
     return sock
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (a host holds many sockets)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
+            return soft
+        return hard
+    return soft
 
 
 def default_status_path() -> Path:
@@ -186,7 +208,7 @@ class Host:
                     if self.config_path is None:
                         raise PortkitError("no configuration file to reload")
                     new = load_config(self.config_path)
-                fresh = self._bind_all(new)
+                self._bind_all(new)
             except PortkitError as exc:
                 log.error("reload rejected, keeping the running configuration: %s", exc)
                 _systemd.notify("READY=1", "STATUS=reload rejected")
@@ -206,10 +228,14 @@ class Host:
             await self._stop_apps(changed, new.host.grace)
             try:
                 await self._start_apps(to_start, new)
-            except BaseException:
-                for key in fresh:
-                    self._sockets.pop(key).close()
-                raise
+            except Exception as exc:
+                # Stopped applications cannot come back half-way through; report loudly and
+                # keep serving what did start (the next SIGHUP retries the rest).
+                log.error("reload failed while starting applications: %r", exc)
+                self.config = new  # what is not running now starts on the next reload
+                _systemd.notify("READY=1", "STATUS=reload failed")
+                self._write_status()
+                return False
             self.config = new
             needed = {_socket_key(a.name, addr) for a in new.apps for addr in a.listen}
             for key in list(self._sockets):
@@ -248,11 +274,13 @@ class Host:
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
-        await self.start()
+        # Handlers first: a signal that arrives while starting waits for the start to
+        # finish (both take the lock) instead of killing the process half-started.
         loop.add_signal_handler(signal.SIGTERM, on_term, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, on_term, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         try:
+            await self.start()
             await self._stopped.wait()
             if stopping:
                 await stopping[0]

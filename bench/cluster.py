@@ -1,0 +1,309 @@
+"""Benchmark: a scan on one process against the same scan on a local Dask cluster.
+
+Creates a network namespace ``pk-cluster-bench-*`` (always deleted afterwards) holding
+16 loopback hosts, 127.0.0.1-16, each with four services that speak first or answer a
+request (an SSH banner, an SMTP greeting, a POP3 greeting and Python's own HTTP
+server), then measures, inside the namespace, for several rounds (medians):
+
+1. 16 hosts x 1,000 ports with ``--detect``: ``portkit scan`` in one process vs the
+   same command with ``--workers 2`` (wall time from process start to exit, so the
+   cluster pays for starting its scheduler and worker processes) and with
+   ``--cluster ADDRESS`` of a scheduler with two workers already running (separate
+   ``dask scheduler`` and ``dask worker`` processes in the namespace);
+2. a trivial scan (one host, one port) the same three ways: the fixed cost of a
+   cluster scan;
+3. the cost of one shard: a started two-worker cluster runs 200 one-probe shards, and
+   the same 200 probes run in one local scan; the difference per shard is what a shard
+   adds (dispatch, a fresh event loop on the worker, results sent back).
+
+Every cluster run's open ports and identified services must equal the single-process
+run's (the benchmark stops otherwise). Needs root (a namespace). Traffic stays in it.
+
+    sudo python bench/cluster.py [--rounds 3] [--no-detect] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
+SERVICES = {22: "ssh", 25: "smtp", 110: "pop3", 80: "http"}
+
+# Runs inside the namespace: banner services on 22/25/110 and http.server on 80, on
+# every host; prints "ready" once every socket listens, stops when stdin closes.
+SERVE = """
+import socket, sys, threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+BANNERS = {22: b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\\r\\n",
+           25: b"220 mail.example ESMTP Postfix (Debian/GNU)\\r\\n",
+           110: b"+OK Dovecot (Debian) ready.\\r\\n"}
+def banner(sock, data):
+    while True:
+        conn, _ = sock.accept()
+        try:
+            conn.sendall(data)
+        except OSError:
+            pass
+        conn.close()
+class Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a scan resets connections; that is no error here
+for host in sys.argv[1:]:
+    for port, data in BANNERS.items():
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port)); s.listen(256)
+        threading.Thread(target=banner, args=(s, data), daemon=True).start()
+    httpd = Server((host, 80), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def namespace() -> Iterator[str]:
+    """A fresh namespace with loopback up; deleted on the way out, whatever happened."""
+    name = f"pk-cluster-bench-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@contextmanager
+def services(ns: str) -> Iterator[None]:
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", SERVE, *HOSTS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise SystemExit("the bench services did not start")
+        yield
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+def run_scan(ns: str, args: list[str]) -> tuple[float, dict[str, Any]]:
+    """Run ``portkit scan ARGS -o json`` in the namespace; return wall time and report."""
+    argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "portkit", "scan", *args, "-o", "json"]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env(), capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"portkit scan {' '.join(args)} failed: {proc.stderr.strip()[-400:]}")
+    return elapsed, json.loads(proc.stdout)
+
+
+def findings(report: dict[str, Any]) -> set[tuple[str, int, str, str | None]]:
+    found = set()
+    for host in report["hosts"]:
+        for port in host["ports"]:
+            if port["state"] == "open":
+                ident = port.get("identified") or {}
+                found.add((host["address"], port["port"], port["state"], ident.get("service")))
+    return found
+
+
+def expected_open() -> set[tuple[str, int]]:
+    return {(h, p) for h in HOSTS for p in SERVICES}
+
+
+# --- the per-shard cost, measured inside the namespace --------------------------------
+
+
+async def _shard_cost(shards: int) -> dict[str, float]:
+    from portkit.scan import plan_scan, scan_batches
+    from portkit.scan._cluster import ClusterOptions, ClusterScan
+
+    ports = f"1000-{1000 + shards - 1}"
+    plan = await plan_scan(["127.0.0.1"], ports)
+    start = time.perf_counter()
+    local = [r async for batch in scan_batches(plan) for r in batch]
+    direct = time.perf_counter() - start
+
+    import distributed
+
+    async with distributed.LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=2,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+        asynchronous=True,
+        silence_logs=40,
+    ) as cluster:
+        options = ClusterOptions(address=cluster.scheduler_address, shard_probes=1)
+        for _warm in range(2):  # the first shards also import portkit on the workers
+            run = await ClusterScan.open(plan, options, detect=False)
+            start = time.perf_counter()
+            remote = [r async for batch in run.batches() for r in batch]
+            sharded = time.perf_counter() - start
+    if not len(remote) == len(local) == shards:
+        raise SystemExit("the shard-cost scan lost results")
+    return {"shards": shards, "direct": direct, "sharded": sharded}
+
+
+@contextmanager
+def running_cluster(ns: str, workers: int = 2) -> Iterator[str]:
+    """``dask scheduler`` and ``dask worker`` processes in the namespace; yields the address."""
+    with tempfile.TemporaryDirectory() as tmp:
+        info = Path(tmp) / "scheduler.json"
+        inside = ["ip", "netns", "exec", ns, sys.executable, "-m", "dask"]
+        quiet = {
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.DEVNULL,
+            "stderr": subprocess.DEVNULL,
+        }
+        procs = [
+            subprocess.Popen(
+                [*inside, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+                env=env(),
+                **quiet,  # type: ignore[arg-type]
+            )
+        ]  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not info.exists() or not info.read_text().strip().endswith("}"):
+                if time.monotonic() > deadline or procs[0].poll() is not None:
+                    raise SystemExit("the dask scheduler did not start")
+                time.sleep(0.05)  # polling the file the scheduler writes once it listens
+            address = str(json.loads(info.read_text())["address"])
+            procs += [
+                subprocess.Popen(
+                    [*inside, "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                    env=env(),
+                    **quiet,  # type: ignore[arg-type]
+                )
+                for _ in range(workers)
+            ]  # fmt: skip
+            wait = [*inside[:-2], "-c", WAIT_WORKERS, address, str(workers)]
+            subprocess.run(wait, env=env(), check=True, timeout=120)
+            yield address
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+
+
+WAIT_WORKERS = """
+import sys
+from distributed import Client
+with Client(sys.argv[1], timeout=60) as client:
+    client.wait_for_workers(int(sys.argv[2]), timeout=60)
+"""
+
+
+def shard_cost(ns: str, shards: int) -> dict[str, float]:
+    argv = ["ip", "netns", "exec", ns, sys.executable, __file__, "--inner-shard-cost", str(shards)]
+    proc = subprocess.run(argv, env=env(), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"shard cost run failed: {proc.stderr.strip()[-400:]}")
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-detect", action="store_true", help="scan without --detect")
+    parser.add_argument("--markdown", action="store_true", help="print rows for docs")
+    parser.add_argument("--inner-shard-cost", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner_shard_cost:
+        print(json.dumps(asyncio.run(_shard_cost(args.inner_shard_cost))))
+        return 0
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        print("bench/cluster.py needs root and iproute2 (a network namespace)", file=sys.stderr)
+        return 2
+    detect = [] if args.no_detect else ["--detect"]
+    big = ["127.0.0.1-16", "-p", "1-1000", *detect]
+    trivial = ["127.0.0.1", "-p", "22"]
+    rows: list[tuple[str, float, float, float]] = []
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(namespace())
+        stack.enter_context(services(ns))
+        times: dict[str, list[float]] = {
+            k: [] for k in ("one", "two", "running", "t-one", "t-two", "t-running")
+        }
+        address = stack.enter_context(running_cluster(ns))
+        for rnd in range(args.rounds):
+            runs = [
+                ("one", big),
+                ("two", [*big, "--workers", "2"]),
+                ("running", [*big, "--cluster", address]),
+            ]
+            reports = {}
+            for key, argv in runs if rnd % 2 == 0 else runs[::-1]:
+                elapsed, reports[key] = run_scan(ns, argv)
+                times[key].append(elapsed)
+            for key in ("two", "running"):
+                if findings(reports["one"]) != findings(reports[key]):
+                    raise SystemExit(f"round {rnd}: the cluster ({key}) found something else")
+            if {(h, p) for h, p, _s, _i in findings(reports["one"])} != expected_open():
+                raise SystemExit(f"round {rnd}: open ports differ from the services")
+            for key, argv in (
+                ("t-one", trivial),
+                ("t-two", [*trivial, "--workers", "2"]),
+                ("t-running", [*trivial, "--cluster", address]),
+            ):
+                times[key].append(run_scan(ns, argv)[0])
+            print(f"round {rnd}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+        label = "with --detect" if detect else "without --detect"
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append((f"16 hosts x 1,000 ports {label}", med["one"], med["two"], med["running"]))
+        rows.append(("1 host x 1 port (fixed cost)", med["t-one"], med["t-two"], med["t-running"]))
+        cost = shard_cost(ns, 200)
+    per_shard = (cost["sharded"] - cost["direct"]) / cost["shards"]
+    for title, a, b, c in rows:
+        print(
+            f"{title}: one process {a:.2f} s, --workers 2 {b:.2f} s (x{b / a:.2f}), "
+            f"--cluster (2 workers already running) {c:.2f} s (x{c / a:.2f})"
+        )
+    print(
+        f"per shard: {cost['shards']:.0f} one-probe shards on 2 workers took "
+        f"{cost['sharded']:.3f} s vs {cost['direct']:.3f} s in one local scan: "
+        f"{per_shard * 1000:.1f} ms of overhead per shard"
+    )
+    if args.markdown:
+        print("\n| scenario | one process | --workers 2 | ratio | --cluster (running) | ratio |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for title, a, b, c in rows:
+            print(f"| {title} | {a:.2f} s | {b:.2f} s | {b / a:.2f} | {c:.2f} s | {c / a:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

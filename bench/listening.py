@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""`portkit listening` side by side with `ss -ltnup` and `lsof -i`, in one run.
+
+The machine gets --sockets extra loopback listeners (TCP and UDP, held by this process)
+so that every tool has a real table to read; each command is run --rounds times and
+the table shows the median wall time and the ratio of portkit to each peer. Every
+tool runs with the same privileges (this user's), and prints to /dev/null.
+
+Usage: python bench/listening.py [--sockets N] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def portkit_command() -> list[str]:
+    script = Path(sys.executable).with_name("portkit")
+    if script.exists():
+        return [str(script), "listening"]
+    return [sys.executable, "-m", "portkit", "listening"]
+
+
+def measure(command: list[str], rounds: int) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system) of ``command``, in seconds.
+
+    CPU time is the steadier figure on a shared machine, where wall time includes the
+    wait for a core.
+    """
+    walls, cpus = [], []
+    for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sockets", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    count = max(0, min(args.sockets, 2000))  # bounded
+    rounds = max(1, min(args.rounds, 100))
+    held = []
+    try:
+        for i in range(count):
+            kind = socket.SOCK_STREAM if i % 2 == 0 else socket.SOCK_DGRAM
+            sock = socket.socket(socket.AF_INET, kind)
+            sock.bind(("127.0.0.1", 0))
+            if kind == socket.SOCK_STREAM:
+                sock.listen()
+            held.append(sock)
+        import os
+
+        env_path = str(ROOT / "src")
+        os.environ["PYTHONPATH"] = env_path + os.pathsep + os.environ.get("PYTHONPATH", "")
+        commands = {
+            "portkit listening": portkit_command(),
+            "python -c pass": [sys.executable, "-c", "pass"],  # the floor for a Python CLI
+        }
+        ss = shutil.which("ss")
+        if ss:
+            commands["ss -ltnup"] = [ss, "-ltnup"]
+        lsof = shutil.which("lsof")
+        if lsof:
+            commands["lsof -i -nP"] = [lsof, "-i", "-nP"]
+        results = {name: measure(command, rounds) for name, command in commands.items()}
+        sys.path.insert(0, env_path)
+        from portkit.client import listening_sockets
+
+        listening_sockets()  # warm: the registry loaded once, as in a long-lived process
+        in_process = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            listing = listening_sockets()
+            in_process.append(time.perf_counter() - start)
+        assert len(listing.sockets) >= count
+    finally:
+        for sock in held:
+            sock.close()
+    ours_cpu = results["portkit listening"][1]
+    print(f"{count} extra listeners, median of {rounds} runs (ms, lower is better)")
+    print(f"{'command':<24}{'wall':>8}{'cpu':>8}{'portkit/peer (cpu)':>20}")
+    for name, (wall_s, cpu_s) in results.items():
+        ratio = "" if name == "portkit listening" else f"{ours_cpu / cpu_s:.2f}"
+        label = f"{name} (floor)" if name.startswith("python") else name
+        print(f"{label:<24}{wall_s * 1000:>8.1f}{cpu_s * 1000:>8.1f}{ratio:>20}")
+    in_ms = statistics.median(in_process) * 1000
+    print(f"{'listening_sockets()':<24}{in_ms:>8.1f}{'':>8}   (in process, registry loaded)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

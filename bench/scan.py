@@ -1,0 +1,169 @@
+"""Benchmark: ``portkit scan`` against nmap, side by side, in a namespace of its own.
+
+Creates a network namespace ``pk-scan-bench-*`` (deleted afterwards, even on failure)
+with about 20 listeners on assorted ports across 16 loopback addresses, then runs
+each scenario for both tools, alternating which goes first, for several rounds:
+
+1. every TCP port of one host, connect scan:  portkit scan -p-        vs nmap -sT -p- -n -Pn
+2. the same with raw SYN packets:             portkit scan -p- --syn  vs nmap -sS -p- -n -Pn
+3. 16 hosts x 1,000 ports, connect scan:      portkit scan -p 1-1000  vs nmap -sT -p 1-1000
+
+Every run's open set must equal the listeners (and so nmap's); any difference stops
+the benchmark. Reports the median wall time of each command (process start to exit,
+so both pay their start-up) and portkit's time as a fraction of nmap's.
+
+Needs root (namespaces, raw sockets) and nmap. Traffic stays inside the namespace.
+
+    sudo python bench/scan.py [--rounds 5] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
+# ~20 listeners: the first host gets well-known and high ports (for the -p- sweeps),
+# the others a few ports under 1000 each (for the 16 x 1000 scenario).
+LISTENERS = [("127.0.0.1", p) for p in (21, 22, 25, 80, 443, 993, 3306, 8080, 27017, 40001, 65000)]
+LISTENERS += [
+    (h, p) for h, p in zip(HOSTS[1:10], (22, 53, 80, 110, 143, 389, 443, 636, 995), strict=True)
+]
+
+LISTEN_SCRIPT = """
+import socket, sys
+socks = []
+for spec in sys.argv[1:]:
+    host, port = spec.rsplit(":", 1)
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port))); s.listen(128); socks.append(s)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def namespace() -> Iterator[str]:
+    name = f"pk-scan-bench-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@contextmanager
+def listeners(ns: str) -> Iterator[None]:
+    specs = [f"{h}:{p}" for h, p in LISTENERS]
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", LISTEN_SCRIPT, *specs],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise SystemExit("listeners did not start")
+        yield
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def open_set(xml_path: Path) -> set[tuple[str, int]]:
+    found = set()
+    for host in ET.parse(xml_path).getroot().iter("host"):
+        address = host.find("address")
+        assert address is not None
+        for port in host.iter("port"):
+            state = port.find("state")
+            if state is not None and state.get("state") == "open":
+                found.add((address.get("addr", ""), int(port.get("portid", "0"))))
+    return found
+
+
+def timed(ns: str, argv: list[str]) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["ip", "netns", "exec", ns, *argv], env=env, capture_output=True, check=False
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def scenarios() -> list[tuple[str, list[str], list[str], set[tuple[str, int]]]]:
+    one = {(h, p) for h, p in LISTENERS if h == "127.0.0.1"}
+    under_1000 = {(h, p) for h, p in LISTENERS if p <= 1000}
+    pk = [sys.executable, "-m", "portkit", "scan"]
+    return [
+        ("connect, 1 host x 65,535 ports", [*pk, "127.0.0.1", "-p-"], ["nmap", "-sT", "-p-", "-n", "-Pn", "127.0.0.1"], one),
+        ("syn, 1 host x 65,535 ports", [*pk, "127.0.0.1", "-p-", "--syn"], ["nmap", "-sS", "-p-", "-n", "-Pn", "127.0.0.1"], one),
+        ("connect, 16 hosts x 1,000 ports", [*pk, "127.0.0.1-16", "-p", "1-1000"], ["nmap", "-sT", "-p", "1-1000", "-n", "-Pn", "127.0.0.1-16"], under_1000),
+    ]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--markdown", action="store_true", help="print a table for docs/benchmarks.md"
+    )
+    args = parser.parse_args()
+    if os.geteuid() != 0 or shutil.which("nmap") is None:
+        print("bench/scan.py needs root (namespaces, raw sockets) and nmap", file=sys.stderr)
+        return 2
+    rows = []
+    with namespace() as ns, listeners(ns), tempfile.TemporaryDirectory() as tmp:
+        ours_xml, theirs_xml = Path(tmp) / "portkit.xml", Path(tmp) / "nmap.xml"
+        for title, ours, theirs, expected in scenarios():
+            ours_cmd = [*ours, "-o", "xml", "--output", str(ours_xml)]
+            theirs_cmd = [*theirs, "-oX", str(theirs_xml)]
+            times: dict[str, list[float]] = {"portkit": [], "nmap": []}
+            for rnd in range(args.rounds):
+                order = [("portkit", ours_cmd, ours_xml), ("nmap", theirs_cmd, theirs_xml)]
+                for tool, cmd, out in order if rnd % 2 == 0 else order[::-1]:
+                    times[tool].append(timed(ns, cmd))
+                    got = open_set(out)
+                    if got != expected:
+                        missing, extra = sorted(expected - got), sorted(got - expected)
+                        raise SystemExit(
+                            f"{title}: {tool} round {rnd}: missing {missing}, extra {extra}"
+                        )
+            ours_median = statistics.median(times["portkit"])
+            theirs_median = statistics.median(times["nmap"])
+            rows.append((title, ours_median, theirs_median, ours_median / theirs_median))
+            print(
+                f"{title}: portkit {ours_median:.3f} s, nmap {theirs_median:.3f} s, "
+                f"ratio {ours_median / theirs_median:.2f} (open sets equal in all {args.rounds} rounds)",
+                flush=True,
+            )
+    if args.markdown:
+        print("\n| scenario | portkit (median) | nmap (median) | portkit / nmap |")
+        print("|---|---|---|---|")
+        for title, ours_median, theirs_median, ratio in rows:
+            print(f"| {title} | {ours_median:.3f} s | {theirs_median:.3f} s | {ratio:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""Capture what real servers answer to portkit's probes, as test fixtures.
+
+    sudo .venv/bin/python lab/capture-fixtures.py [--out tests/proto/fixtures]
+
+Brings the lab up (``lab/up.sh --extra`` in a namespace of its own), starts the further
+daemons it finds installed (PostgreSQL, MariaDB, Mosquitto, OpenLDAP, net-snmp, NTPsec)
+inside that namespace on 127.0.0.1 with generated configuration, then for each target
+connects (through TLS where the port is TLS), sends the probe the identification ladder
+would send (or nothing, for servers that greet first), and saves the bytes that came back.
+``manifest.json`` beside them records, per fixture, the probe, whether it was inside TLS,
+and what the server is known to be (from lab/ground-truth.tsv, or from the daemon table
+below): the tests check the matchers against that truth, not against themselves.
+
+Everything runs inside the namespace and is torn down at the end, even on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+NAMESPACE = "pk-identify-capture"
+HOST = "127.0.0.1"
+READ_CAP = 16 * 1024
+IDLE = 0.5  # seconds of silence that end an answer
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # fixture file stem
+    port: int
+    transport: str
+    probe: str | None  # a probe name from portkit.proto, or None to only listen
+    tls: bool
+    service: str
+    product: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """A further server started inside the namespace for fixtures."""
+
+    name: str
+    binary: str
+    port: int
+    transport: str
+    probe: str
+    service: str
+    product: str
+
+
+EXTRA_DAEMONS = (
+    Daemon("postgresql", "/usr/lib/postgresql/15/bin/postgres", 5432, "tcp",
+           "postgresql-startup", "postgresql", "PostgreSQL"),
+    Daemon("mariadb", "/usr/sbin/mariadbd", 3306, "tcp", "", "mysql", "MariaDB"),
+    Daemon("mosquitto", "/usr/sbin/mosquitto", 1883, "tcp", "mqtt-connect", "mqtt", ""),
+    Daemon("slapd", "/usr/sbin/slapd", 389, "tcp", "ldap-rootdse", "ldap", "OpenLDAP"),
+    Daemon("snmpd", "/usr/sbin/snmpd", 161, "udp", "snmp-v3-discovery", "snmp", "net-snmp"),
+    Daemon("ntpd", "/usr/sbin/ntpd", 123, "udp", "ntp-client", "ntp", ""),
+)  # fmt: skip
+
+
+def lab_targets() -> list[Target]:
+    lines = [
+        line
+        for line in (HERE / "ground-truth.tsv").read_text(encoding="utf-8").splitlines()
+        if not line.startswith("#")
+    ]
+    targets = []
+    for row in csv.DictReader(lines, delimiter="\t"):
+        port, transport, service = int(row["port"]), row["transport"], row["service"]
+        probe = {
+            ("http", "tcp"): "http-get",
+            ("https", "tcp"): "http-get",
+            ("domain", "tcp"): "dns-version-tcp",
+            ("domain", "udp"): "dns-version-udp",
+            ("redis", "tcp"): "redis-ping",
+            ("memcache", "tcp"): "memcached-version",
+        }.get((service, transport))
+        targets.append(
+            Target(
+                name=f"{service}-{port}-{transport}",
+                port=port,
+                transport=transport,
+                probe=probe,
+                tls=row["tls"] == "yes",
+                service=service,
+                product=row["product"] if row["announced"] == "yes" else "",
+                version=row["version"],
+            )
+        )
+    return targets
+
+
+def run_ns(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["ip", "netns", "exec", NAMESPACE, *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+
+
+def start_daemon(d: Daemon, state: Path) -> subprocess.Popen[bytes] | None:
+    """Start daemon ``d`` inside the namespace with configuration under ``state``."""
+    here = state / d.name
+    here.mkdir(mode=0o755)
+    if d.name == "postgresql":
+        shutil.chown(here, "postgres")
+        (here / "pw").write_text("portkit-capture\n")
+        shutil.chown(here / "pw", "postgres")
+        initdb = ["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/initdb",
+                  "-D", str(here / "data"), "--auth=scram-sha-256", "-U", "postgres",
+                  f"--pwfile={here / 'pw'}"]  # fmt: skip
+        subprocess.run(initdb, check=True, capture_output=True)
+        return run_ns(["runuser", "-u", "postgres", "--", d.binary, "-D", str(here / "data"),
+                       "-k", str(here), "-c", f"listen_addresses={HOST}", "-p", str(d.port)])  # fmt: skip
+    if d.name == "mariadb":
+        shutil.chown(here, "mysql")
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", f"--datadir={here / 'data'}", "--user=mysql",
+             "--skip-test-db", "--auth-root-authentication-method=socket"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return run_ns([d.binary, "--no-defaults", f"--datadir={here / 'data'}",
+                       f"--socket={here / 'sock'}", f"--pid-file={here / 'pid'}",
+                       f"--port={d.port}", f"--bind-address={HOST}", "--user=mysql",
+                       "--skip-log-error"])  # fmt: skip
+    if d.name == "mosquitto":
+        conf = here / "mosquitto.conf"
+        conf.write_text(f"listener {d.port} {HOST}\nallow_anonymous true\nuser root\n")
+        return run_ns([d.binary, "-c", str(conf)])
+    if d.name == "slapd":
+        (here / "db").mkdir()
+        conf = here / "slapd.conf"
+        conf.write_text(
+            "include /etc/ldap/schema/core.schema\n"
+            f"pidfile {here / 'slapd.pid'}\n"
+            "modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
+            'database mdb\nsuffix "dc=lab,dc=portkit,dc=test"\n'
+            f"directory {here / 'db'}\n"
+        )
+        return run_ns([d.binary, "-d", "0", "-h", f"ldap://{HOST}:{d.port}/", "-f", str(conf)])
+    if d.name == "snmpd":
+        conf = here / "snmpd.conf"
+        conf.write_text(f"agentAddress udp:{HOST}:{d.port}\nrocommunity public {HOST}\n")
+        env = {**os.environ, "SNMP_PERSISTENT_DIR": str(here)}
+        return run_ns([d.binary, "-f", "-Lo", "-C", "-c", str(conf), "-p", str(here / "pid")],
+                      env=env)  # fmt: skip
+    if d.name == "ntpd":
+        conf = here / "ntp.conf"
+        conf.write_text(f"driftfile {here / 'drift'}\n")
+        return run_ns([d.binary, "-n", "-c", str(conf), "-I", "lo"])
+    return None
+
+
+async def capture(target: Target) -> bytes:
+    """Connect to ``target`` and return what it answers to its probe (bounded)."""
+    sys.path.insert(0, str(REPO / "src"))
+    from portkit import proto
+
+    probes = {p.name: p for p in (*proto.TCP_PROBES, *proto.UDP_PROBES)}
+    payload = probes[target.probe].build(HOST) if target.probe else b""
+    if target.transport == "udp":
+        return await _capture_udp(target.port, payload)
+    ctx = None
+    if target.tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, target.port, ssl=ctx), 5)
+    data = bytearray()
+    try:
+        if payload:
+            writer.write(payload)
+            await writer.drain()
+        while len(data) < READ_CAP:
+            try:
+                chunk = await asyncio.wait_for(reader.read(4096), IDLE)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+    return bytes(data[:READ_CAP])
+
+
+async def _capture_udp(port: int, payload: bytes) -> bytes:
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[bytes] = loop.create_future()
+
+    class Proto(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            if not got.done():
+                got.set_result(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Proto, remote_addr=(HOST, port))
+    try:
+        for _ in range(3):  # a daemon may still be starting
+            transport.sendto(payload)
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(got), 2)
+        return b""
+    finally:
+        transport.close()
+
+
+def inside(out: Path, targets: list[Target]) -> int:
+    """Run in the namespace: capture every target and write the fixtures."""
+    manifest = {}
+    for target in targets:
+        data = b""
+        for _ in range(20):  # wait for slow starters (MariaDB, PostgreSQL)
+            try:
+                data = asyncio.run(capture(target))
+            except OSError:
+                time.sleep(0.5)
+                continue
+            if data:
+                break
+            time.sleep(0.5)
+        if not data:
+            print(f"capture: {target.name}: no answer, skipped", file=sys.stderr)
+            continue
+        (out / f"{target.name}.bin").write_bytes(data)
+        manifest[target.name] = {
+            "port": target.port,
+            "transport": target.transport,
+            "probe": target.probe,
+            "tls": target.tls,
+            "service": target.service,
+            "product": target.product,
+            "version": target.version,
+        }
+        print(f"capture: {target.name}: {len(data)} bytes")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "tests" / "proto" / "fixtures")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--targets", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inside:
+        targets = [Target(**t) for t in json.loads(args.targets)]
+        return inside(args.out, targets)
+    if os.geteuid() != 0:
+        print("capture-fixtures: needs root (network namespace)", file=sys.stderr)
+        return 3
+    args.out.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(HERE / "up.sh"), "--extra", NAMESPACE], check=True)
+    state = Path(tempfile.mkdtemp(prefix="portkit-capture-"))
+    state.chmod(0o755)
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        targets = lab_targets()
+        for d in EXTRA_DAEMONS:
+            if not Path(d.binary).exists():
+                print(f"capture: {d.name} not installed, skipped", file=sys.stderr)
+                continue
+            proc = start_daemon(d, state)
+            if proc is None:
+                continue
+            started.append(proc)
+            targets.append(
+                Target(name=f"{d.service}-{d.port}-{d.transport}", port=d.port,
+                       transport=d.transport, probe=d.probe or None, tls=False,
+                       service=d.service, product=d.product, version="")
+            )  # fmt: skip
+        spec = json.dumps([t.__dict__ for t in targets])
+        cmd = ["ip", "netns", "exec", NAMESPACE, sys.executable, __file__, "--inside",
+               "--out", str(args.out), "--targets", spec]  # fmt: skip
+        return subprocess.run(cmd, check=False).returncode
+    finally:
+        for proc in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        subprocess.run([str(HERE / "down.sh"), NAMESPACE], check=False)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

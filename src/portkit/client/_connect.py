@@ -1,0 +1,327 @@
+"""A port-aware netcat: move bytes between a local source and sink and an application.
+
+:func:`converse` connects to (host, port), optionally with implicit TLS, then copies
+bytes both ways until the conversation ends:
+
+- when the local source ends (stdin's end of file), a plain TCP connection is
+  half-closed (``shutdown(SHUT_WR)``, the peer reads end of file) and the replies are
+  still read until the peer closes; TLS has no half-close here, so after the source
+  ends the replies are read until the peer closes or the idle timeout expires;
+- when the peer closes, the conversation is over, whatever the source still holds.
+
+Errors are portkit's: :class:`~portkit.ConnectionRefused` (nothing listens),
+:class:`~portkit.ConnectTimeout` (no answer in time, or idle too long),
+:class:`TlsError` (the handshake failed), :class:`~portkit.ResolveError`, and
+:class:`~portkit.NetworkError` for the rest (unreachable, reset by peer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+import ssl
+import stat
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from portkit._errors import (
+    ConnectionRefused,
+    ConnectTimeout,
+    EndpointError,
+    NetworkError,
+    ResolveError,
+)
+
+if TYPE_CHECKING:
+    from portkit.scan import TlsInfo
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "READ_SIZE",
+    "Conversation",
+    "Timeouts",
+    "TlsError",
+    "converse",
+    "read_fd",
+    "tls_context",
+]
+
+DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds for TCP connect plus the TLS handshake
+READ_SIZE = 256 * 1024  # bytes read at a time from either side; the sink gets at most this
+# The peer's bytes buffered before reading from the socket pauses: room for a few reads,
+# so a fast sender is not stopped and restarted for every chunk (bounded memory still).
+BUFFER_LIMIT = 4 * READ_SIZE
+CLOSE_TIMEOUT = 5.0  # seconds to wait for the peer's side of a TLS shutdown
+
+logger = logging.getLogger(__name__)
+
+
+class TlsError(NetworkError):
+    """The TLS handshake failed (certificate not trusted, wrong name, not TLS at all)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    """Time limits per phase, in seconds."""
+
+    connect: float = DEFAULT_CONNECT_TIMEOUT  # TCP connect plus TLS handshake
+    idle: float | None = None  # no byte either way for this long ends it; None: never
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Conversation:
+    """How a conversation went."""
+
+    peer: tuple[str, int]  # the address and port actually connected to
+    sent: int  # bytes sent to the peer
+    received: int  # bytes received from the peer
+    closed_by_peer: bool  # the peer closed while our source was still open
+    tls: TlsInfo | None = None  # what the handshake showed, when TLS was used
+
+
+def tls_context(*, verify: bool = True, cafile: str | None = None) -> ssl.SSLContext:
+    """Return a client TLS context: the system's trust store, or ``cafile``'s, or none."""
+    context = ssl.create_default_context(cafile=cafile)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _tls_info(writer: asyncio.StreamWriter) -> TlsInfo | None:
+    ssl_object = writer.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    # Imported here: the discovery package is heavy and plain connections never need it.
+    from portkit.scan import TlsInfo
+
+    cipher = ssl_object.cipher()
+    subject = issuer = None
+    der = ssl_object.getpeercert(binary_form=True)
+    if der is not None:
+        from cryptography import x509
+
+        cert = x509.load_der_x509_certificate(der)
+        subject = cert.subject.rfc4514_string()
+        issuer = cert.issuer.rfc4514_string()
+    return TlsInfo(
+        version=ssl_object.version(),
+        cipher=cipher[0] if cipher else None,
+        alpn=ssl_object.selected_alpn_protocol(),
+        subject=subject,
+        issuer=issuer,
+        self_signed=None if der is None else subject == issuer,
+    )
+
+
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's reason in words, with a hint where the usual cause is known."""
+    reason = (exc.reason or str(exc)).lower().replace("_", " ")
+    if exc.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+        reason += " (the server does not speak TLS on this port; try --no-tls)"
+    return reason
+
+
+async def _open(
+    host: str,
+    port: int,
+    *,
+    tls: ssl.SSLContext | None,
+    server_hostname: str | None,
+    connect_timeout: float,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    where = _where(host, port)
+    try:
+        async with asyncio.timeout(connect_timeout):
+            return await asyncio.open_connection(
+                host,
+                port,
+                ssl=tls,
+                server_hostname=(server_hostname or host) if tls else None,
+                limit=BUFFER_LIMIT,
+            )
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"no answer from {where} within {connect_timeout:g} s") from exc
+    except ConnectionRefusedError as exc:
+        raise ConnectionRefused(f"connection to {where} refused: nothing listens there") from exc
+    except socket.gaierror as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise ResolveError(f"cannot resolve {host!r}: {reason}") from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise TlsError(
+            f"tls handshake with {where} failed: {exc.verify_message} "
+            "(--insecure skips verification, --cafile names a trusted certificate)"
+        ) from exc
+    except ssl.SSLError as exc:
+        raise TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}") from exc
+    except ConnectionResetError as exc:
+        raise NetworkError(f"connection to {where} reset by peer during setup") from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            reason = f"{reason.lower()} (no route to it from this machine)"
+        raise NetworkError(f"cannot connect to {where}: {reason.lower()}") from exc
+
+
+def _unowned_file(fd: int) -> BinaryIO:
+    """Wrap ``fd`` in a file object that does not close it (the caller owns stdin)."""
+    return open(fd, "rb", buffering=0, closefd=False)
+
+
+async def read_fd(fd: int) -> AsyncIterator[bytes]:
+    """Yield what file descriptor ``fd`` holds until its end (stdin: ``0``).
+
+    Pipes, sockets and terminals are read without blocking the event loop; a regular
+    file (``< message.txt``) or ``/dev/null`` never blocks, so it is read directly.
+    """
+    mode = os.fstat(fd).st_mode
+    # Regular files and devices such as /dev/null never block, and epoll refuses them.
+    if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
+        while chunk := os.read(fd, READ_SIZE):
+            yield chunk
+            await asyncio.sleep(0)  # let the replies flow while a large file is sent
+        return
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=BUFFER_LIMIT, loop=loop)
+    was_blocking = os.get_blocking(fd)
+    pipe = _unowned_file(fd)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe
+    )
+    try:
+        while chunk := await reader.read(READ_SIZE):
+            yield chunk
+    finally:
+        transport.close()
+        # connect_read_pipe made the descriptor non-blocking; a shell sharing the
+        # terminal after we exit expects it blocking again.
+        os.set_blocking(fd, was_blocking)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close the connection; a TLS close_notify gets a bounded wait for the peer's."""
+    writer.close()
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await writer.wait_closed()
+    except TimeoutError:
+        writer.transport.abort()
+    except (ConnectionError, ssl.SSLError) as exc:
+        # The peer went first (reset, or no close_notify): the socket is closed either way.
+        logger.debug("closing %s: %s", writer.get_extra_info("peername"), exc)
+
+
+async def converse(
+    host: str,
+    port: int,
+    source: AsyncIterator[bytes],
+    sink: Callable[[bytes], None],
+    *,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    timeouts: Timeouts = Timeouts(),  # frozen, so one shared default is safe
+    on_connect: Callable[[tuple[str, int], TlsInfo | None], None] | None = None,
+) -> Conversation:
+    """Connect to (``host``, ``port``) and copy ``source`` to it and its replies to ``sink``.
+
+    Args:
+        host: a name or address; every address it resolves to is tried in turn.
+        port: 1-65535.
+        source: the bytes to send; its end half-closes the connection (plain TCP).
+        sink: called with each chunk the peer sends, in order.
+        tls: a client context for implicit TLS (:func:`tls_context`), or ``None``.
+        server_hostname: the name to verify the certificate against (default ``host``).
+        timeouts: connect and idle limits.
+        on_connect: called once connected with the peer address and the TLS summary.
+
+    Returns:
+        What happened: bytes each way, who closed, the TLS summary.
+
+    Raises:
+        EndpointError: ``port`` is not 1-65535.
+        ConnectionRefused, ConnectTimeout, ResolveError, TlsError, NetworkError.
+    """
+    if not 1 <= port <= 65535:
+        raise EndpointError(f"cannot connect to port {port}: ports are 1-65535")
+    reader, writer = await _open(
+        host, port, tls=tls, server_hostname=server_hostname, connect_timeout=timeouts.connect
+    )
+    peername = writer.get_extra_info("peername")
+    peer = (str(peername[0]), int(peername[1])) if peername else (host, port)
+    tls_info = _tls_info(writer)
+    if on_connect is not None:
+        on_connect(peer, tls_info)
+    sent = received = 0
+    source_done = False
+    last_activity = time.monotonic()
+    where = _where(*peer)
+
+    async def upstream() -> None:
+        nonlocal sent, source_done, last_activity
+        async for chunk in source:
+            try:
+                writer.write(chunk)
+                await writer.drain()
+            except ConnectionError as exc:  # reset, or the peer closed its reading side
+                raise NetworkError(f"{where} closed the connection while we were sending") from exc
+            sent += len(chunk)
+            last_activity = time.monotonic()
+        source_done = True
+        if writer.can_write_eof():
+            writer.write_eof()  # half-close: the peer reads end of file, replies still flow
+
+    async def downstream() -> None:
+        nonlocal received, last_activity
+        while True:
+            try:
+                chunk = await reader.read(READ_SIZE)
+            except ConnectionResetError as exc:
+                raise NetworkError(f"connection to {where} reset by peer") from exc
+            except ssl.SSLError as exc:
+                raise TlsError(f"tls error talking to {where}: {_ssl_reason(exc)}") from exc
+            if not chunk:
+                return
+            sink(chunk)  # the sink's own errors (a closed stdout) are the caller's
+            received += len(chunk)
+            last_activity = time.monotonic()
+
+    async def watchdog(idle: float) -> None:
+        while True:
+            remaining = last_activity + idle - time.monotonic()
+            if remaining <= 0:
+                raise ConnectTimeout(f"no data to or from {where} for {idle:g} s")
+            await asyncio.sleep(remaining)
+
+    down = asyncio.ensure_future(downstream())
+    guards = [down, asyncio.ensure_future(upstream())]
+    if timeouts.idle is not None:
+        guards.append(asyncio.ensure_future(watchdog(timeouts.idle)))
+    try:
+        # The conversation ends when the peer closes (down finishes) or something
+        # fails; the source ending alone only half-closes.
+        while not down.done():
+            done, _ = await asyncio.wait(guards, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raise what failed
+                guards.remove(task)
+    finally:
+        for task in guards:
+            task.cancel()
+        await asyncio.gather(*guards, return_exceptions=True)
+        await _close(writer)
+    return Conversation(
+        peer=peer,
+        sent=sent,
+        received=received,
+        closed_by_peer=not source_done,
+        tls=tls_info,
+    )

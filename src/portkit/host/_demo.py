@@ -1,0 +1,158 @@
+"""The computer of the ports description: what ``portkit serve`` hosts with no configuration.
+
+One address, several server applications, each on its port: a web site (with the
+``/login`` page of ``http://testing.example.com:8080/login``), a video site, and mail
+(SMTP in, POP3 and IMAP out) when the mail kinds are installed. On the well-known ports
+when the process may bind them (root), else on the development alternates:
+
+=========  ==========  ==========
+app        root        otherwise
+=========  ==========  ==========
+web        80          8080
+video      8081        8081
+smtp       25          2525
+pop3       110         1110
+imap       143         1143
+=========  ==========  ==========
+
+(A video site has no well-known port of its own; it is HTTP, on 8081 either way.)
+Everything listens on 127.0.0.1. The content is generated into a fresh directory: a small
+site, a 4-second test video when ffmpeg is installed, an empty Maildir with one account
+(``demo``/``demo``) that receives every recipient.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from portkit.host._config import HostConfig, parse_config
+
+__all__ = ["DEMO_PORTS", "demo_config", "demo_ports", "make_demo_content"]
+
+log = logging.getLogger("portkit.host")
+
+#: app -> (port as root, port otherwise)
+DEMO_PORTS: dict[str, tuple[int, int]] = {
+    "web": (80, 8080),
+    "video": (8081, 8081),
+    "smtp": (25, 2525),
+    "pop3": (110, 1110),
+    "imap": (143, 1143),
+}
+
+_INDEX = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>portkit: one computer, many ports</title></head>
+<body>
+<h1>One address, many applications</h1>
+<p>This page comes from the <b>web</b> application on port {web}. The same computer runs
+a video site on port {video}{mail}.
+A client picks the application by port: <code>http://127.0.0.1:{web}/login</code> speaks
+HTTP to port {web}.</p>
+<ul>
+<li><a href="/login/">/login</a>: the login page</li>
+<li><a href="http://127.0.0.1:{video}/">the video site</a> (port {video})</li>
+</ul>
+</body></html>
+"""
+
+_LOGIN = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Log in</title></head>
+<body>
+<h1>Log in</h1>
+<form method="post" action="/login/">
+<label>User <input name="user" autocomplete="username"></label>
+<label>Password <input name="password" type="password" autocomplete="current-password"></label>
+<button type="submit">Log in</button>
+</form>
+<p>A static page: the web application serves files; it does not check passwords.</p>
+</body></html>
+"""
+
+
+def _mail_available() -> bool:
+    return importlib.util.find_spec("portkit.host.apps.mail") is not None
+
+
+def make_demo_content(base: Path, ports: dict[str, int], *, mail: bool) -> None:
+    """Write the demo site, the test video (if ffmpeg exists) and the mail store under base."""
+    site = base / "site"
+    (site / "login").mkdir(parents=True)
+    mail_text = (
+        f", and mail: SMTP on {ports['smtp']}, POP3 on {ports['pop3']}, IMAP on {ports['imap']}"
+        if mail
+        else ""
+    )
+    (site / "index.html").write_text(
+        _INDEX.format(web=ports["web"], video=ports["video"], mail=mail_text), encoding="utf-8"
+    )
+    (site / "login" / "index.html").write_text(_LOGIN, encoding="utf-8")
+    videos = base / "videos"
+    videos.mkdir()
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        log.warning("ffmpeg not installed: the video site has no video to play")
+    else:
+        subprocess.run(
+            [
+                ffmpeg,
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=4:size=320x240:rate=25",
+                "-c:v",
+                "libvpx",
+                "-b:v",
+                "300k",
+                "-g",
+                "25",
+                str(videos / "testcard.webm"),
+            ],
+            check=True,
+        )
+    if mail:
+        (base / "mail").mkdir()
+
+
+def demo_ports() -> dict[str, int]:
+    """The demo's ports: well-known ones as root, development alternates otherwise."""
+    root_user = os.geteuid() == 0
+    return {app: pair[0] if root_user else pair[1] for app, pair in DEMO_PORTS.items()}
+
+
+def demo_config(base: Path | None = None, ports: dict[str, int] | None = None) -> HostConfig:
+    """Generate the demo content in ``base`` (a new temporary directory by default).
+
+    ``ports`` overrides :func:`demo_ports` (tests use port 0 everywhere).
+    """
+    ports = ports or demo_ports()
+    mail = _mail_available()
+    base = base or Path(tempfile.mkdtemp(prefix="portkit-demo-"))
+    make_demo_content(base, ports, mail=mail)
+    lines = [
+        "[host]\ngrace = 5\n",
+        f'[apps.web]\nkind = "web"\nlisten = "127.0.0.1:{ports["web"]}"\nroot = "site"\n',
+        f'[apps.video]\nkind = "video"\nlisten = "127.0.0.1:{ports["video"]}"\nroot = "videos"\n',
+    ]
+    if mail:
+        mail_kinds = importlib.import_module("portkit.host.apps.mail")
+        users = json.dumps([f"demo:{mail_kinds.hash_password('demo')}"])
+        lines.extend(
+            f'[apps.{kind}]\nkind = "{kind}"\nlisten = "127.0.0.1:{ports[kind]}"\n'
+            f'maildir = "mail"\nusers = {users}\ncatch_all = "demo"\n'
+            for kind in ("smtp", "pop3", "imap")
+        )
+    text = "\n".join(lines)
+    (base / "serve.toml").write_text(text, encoding="utf-8")
+    log.info("demo content and configuration in %s", base)
+    return parse_config(text, file=str(base / "serve.toml"), base_dir=base)

@@ -1,0 +1,311 @@
+"""Static files over HTTP on aiohttp: the shared core of the ``web`` and ``video`` kinds.
+
+aiohttp's :class:`~aiohttp.web.FileResponse` does the heavy lifting (sendfile, ETag and
+Last-Modified, conditional requests, If-Range, a single byte range). This module adds what
+it lacks:
+
+- a document root no request can leave (:func:`resolve_path`);
+- content types from one deterministic table (not the machine's ``/etc/mime.types``),
+  including video and HLS types;
+- multiple byte ranges as ``multipart/byteranges`` and RFC 9110 handling of invalid ranges
+  (:mod:`portkit.host.apps._ranges` decides, this module answers);
+- a directory listing (off unless configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import html
+import mimetypes
+import os
+import secrets
+import stat
+from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
+
+from portkit.host.apps._ranges import IGNORE, UNSATISFIABLE, ByteRange, parse_range
+
+__all__ = [
+    "Found",
+    "content_type",
+    "directory_listing",
+    "lookup",
+    "resolve_path",
+    "serve_file",
+    "visible_entries",
+]
+
+_TYPES = mimetypes.MimeTypes()  # the built-in table only: same answers on every machine
+for _ext, _type in {
+    ".ts": "video/mp2t",  # HLS segments (RFC 8216 section 3)
+    ".m3u8": "application/vnd.apple.mpegurl",  # HLS playlists (RFC 8216 section 4)
+    ".m4s": "video/iso.segment",
+    ".mpd": "application/dash+xml",
+    ".mkv": "video/x-matroska",
+    ".m4v": "video/mp4",
+    ".ogv": "video/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".js": "text/javascript",  # RFC 9239
+    ".mjs": "text/javascript",
+    ".md": "text/markdown",
+}.items():
+    _TYPES.add_type(_type, _ext)
+
+FALLBACK_TYPE = "application/octet-stream"
+CHUNK = 256 * 1024
+
+
+def content_type(path: Path) -> str:
+    """The media type to send for ``path`` (text types with ``charset=utf-8``)."""
+    guessed, _encoding = _TYPES.guess_type(path.name, strict=False)
+    media = guessed or FALLBACK_TYPE
+    if media.startswith("text/") or media in ("application/javascript", "image/svg+xml"):
+        return f"{media}; charset=utf-8"
+    return media
+
+
+def resolve_path(root: Path, url_path: str, *, hidden: bool = False) -> Path | None:
+    """The file under ``root`` (already resolved) that ``url_path`` names, or None.
+
+    ``url_path`` is the percent-decoded request path. Refused: NUL bytes and backslashes,
+    ``.``/``..`` segments (encoded or not: the path is decoded already), dot-files unless
+    ``hidden``, and anything whose real path (symlinks followed) is outside ``root``.
+    """
+    if "\x00" in url_path or "\\" in url_path:
+        return None
+    parts = [part for part in url_path.split("/") if part]
+    for part in parts:
+        if part in (".", "..") or (part.startswith(".") and not hidden):
+            return None
+    try:
+        real = root.joinpath(*parts).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
+        return None
+    if real != root and not real.is_relative_to(root):
+        return None
+    return real
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Found:
+    """What a request path names under the root: a file, or a directory (with its index)."""
+
+    path: Path
+    st: os.stat_result
+    is_dir: bool
+    index: Path | None = None  # the directory's index file, if it has one
+    index_st: os.stat_result | None = None
+
+
+def lookup(
+    root: Path, url_path: str, *, hidden: bool, index_names: tuple[str, ...]
+) -> Found | None:
+    """Resolve ``url_path`` under ``root`` and stat it (blocking: run it in a thread)."""
+    path = resolve_path(root, url_path, hidden=hidden)
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return Found(path=path, st=st, is_dir=False)
+    if not stat.S_ISDIR(st.st_mode):
+        return None  # devices, sockets, fifos are never served
+    for name in index_names:
+        candidate = resolve_path(root, f"{url_path}/{name}", hidden=hidden)
+        if candidate is not None:
+            try:
+                index_st = candidate.stat()
+            except OSError:
+                continue
+            if stat.S_ISREG(index_st.st_mode):
+                return Found(path=path, st=st, is_dir=True, index=candidate, index_st=index_st)
+    return Found(path=path, st=st, is_dir=True)
+
+
+async def serve_file(request: web.Request, path: Path, st: os.stat_result) -> web.StreamResponse:
+    """Answer GET/HEAD for the regular file ``path``, with ranges per RFC 9110."""
+    media = content_type(path)
+    header = request.headers.get(hdrs.RANGE)
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range is not None:
+        # RFC 9110 section 13.1.5, evaluated here (aiohttp only understands dates): a
+        # validator that does not match means the Range is ignored.
+        headers = _without(request, hdrs.IF_RANGE)
+        if header is not None and not _if_range_matches(if_range, st):
+            headers.popall(hdrs.RANGE, None)
+            header = None
+        request = request.clone(headers=headers)
+    if header is not None:
+        verdict = parse_range(header, st.st_size)
+        conditional = any(
+            h in request.headers
+            for h in (
+                hdrs.IF_MATCH,
+                hdrs.IF_NONE_MATCH,
+                hdrs.IF_MODIFIED_SINCE,
+                hdrs.IF_UNMODIFIED_SINCE,
+            )
+        )
+        if verdict is IGNORE or (conditional and not _single(verdict)):
+            # A 200 with the whole file is always a correct answer (RFC 9110 section 14.2);
+            # aiohttp then evaluates the preconditions (section 13.2.2).
+            request = request.clone(headers=_without_range(request))
+        elif verdict is UNSATISFIABLE:
+            if conditional:  # preconditions come first (section 13.2.2): let aiohttp decide
+                request = request.clone(headers=_without_range(request))
+            else:
+                raise web.HTTPRequestRangeNotSatisfiable(
+                    headers={
+                        hdrs.CONTENT_RANGE: f"bytes */{st.st_size}",
+                        hdrs.ACCEPT_RANGES: "bytes",
+                    }
+                )
+        elif isinstance(verdict, tuple) and len(verdict) == 1:
+            one = verdict[0]
+            headers = _without_range(request)
+            headers[hdrs.RANGE] = f"bytes={one.first}-{one.last}"
+            request = request.clone(headers=headers)
+        elif isinstance(verdict, tuple) and request.method == hdrs.METH_GET:
+            return await _multipart(request, path, st, media, verdict)
+        else:  # HEAD with several ranges: describe the whole
+            request = request.clone(headers=_without_range(request))
+    return _FileResponse(path, request, headers={hdrs.CONTENT_TYPE: media})
+
+
+class _FileResponse(web.FileResponse):
+    """A FileResponse prepared against ``effective`` (the request with its Range rewritten).
+
+    aiohttp prepares the returned response with the original request; the rewritten clone
+    must be used instead, and only once.
+    """
+
+    def __init__(self, path: Path, effective: web.BaseRequest, *, headers: dict[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._effective = effective
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(self._effective)
+
+
+def _single(verdict: object) -> bool:
+    return isinstance(verdict, tuple) and len(verdict) == 1
+
+
+def _without(request: web.Request, name: str) -> CIMultiDict[str]:
+    headers = CIMultiDict(request.headers)
+    headers.popall(name, None)
+    return headers
+
+
+def _without_range(request: web.Request) -> CIMultiDict[str]:
+    return _without(request, hdrs.RANGE)
+
+
+def _if_range_matches(value: str, st: os.stat_result) -> bool:
+    """Whether an If-Range validator matches the file (section 13.1.5)."""
+    value = value.strip()
+    if value.startswith(('"', "W/")):
+        return value == _etag(st)  # weak tags never match (strong comparison)
+    try:
+        date = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return False
+    return int(date.timestamp()) == int(st.st_mtime)
+
+
+def _etag(st: os.stat_result) -> str:
+    # The same validator aiohttp's FileResponse sends, so a client sees one ETag per file.
+    return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
+async def _multipart(
+    request: web.Request,
+    path: Path,
+    st: os.stat_result,
+    media: str,
+    ranges: tuple[ByteRange, ...],
+) -> web.StreamResponse:
+    """206 with ``multipart/byteranges`` (RFC 9110 section 14.6)."""
+    boundary = secrets.token_hex(16)
+    heads = [
+        (
+            f"--{boundary}\r\n{hdrs.CONTENT_TYPE}: {media}\r\n"
+            f"{hdrs.CONTENT_RANGE}: {r.content_range()}\r\n\r\n"
+        ).encode("ascii")
+        for r in ranges
+    ]
+    tail = f"--{boundary}--\r\n".encode("ascii")
+    # Each part: head, data, CRLF (the CRLF before the next delimiter belongs to it).
+    length = sum(len(h) + r.size + 2 for h, r in zip(heads, ranges, strict=True)) + len(tail)
+    response = web.StreamResponse(status=206)
+    response.content_type = "multipart/byteranges"
+    response.headers[hdrs.CONTENT_TYPE] = f"multipart/byteranges; boundary={boundary}"
+    response.headers[hdrs.ACCEPT_RANGES] = "bytes"
+    response.headers[hdrs.ETAG] = _etag(st)
+    response.last_modified = st.st_mtime
+    response.content_length = length
+    await response.prepare(request)
+    with path.open("rb") as fh:
+        for head, r in zip(heads, ranges, strict=True):
+            await response.write(head)
+            remaining = r.size
+            fh.seek(r.first)
+            while remaining:
+                data = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
+                if not data:  # the file shrank under us: the length promise cannot be kept
+                    raise ConnectionResetError(f"{path.name} changed while being sent")
+                remaining -= len(data)
+                await response.write(data)
+            await response.write(b"\r\n")
+    await response.write(tail)
+    await response.write_eof()
+    return response
+
+
+def visible_entries(root: Path, directory: Path, *, hidden: bool) -> list[Path]:
+    """The entries of ``directory`` a request may reach (dirs first, then by name).
+
+    Blocking: run it in a thread. Symlinks leading out of ``root`` are left out.
+    """
+    entries = []
+    for entry in directory.iterdir():
+        if entry.name.startswith(".") and not hidden:
+            continue
+        real = resolve_path(root, str(entry.relative_to(root)), hidden=hidden)
+        if real is not None:
+            entries.append(entry)
+    return sorted(entries, key=lambda p: (not p.is_dir(), p.name))
+
+
+def directory_listing(
+    root: Path, directory: Path, url_path: str, *, hidden: bool = False
+) -> web.Response:
+    """A plain HTML index of ``directory`` (names escaped, links percent-encoded)."""
+    base = url_path if url_path.endswith("/") else url_path + "/"
+    rows = []
+    if base != "/":
+        rows.append('<li><a href="../">../</a></li>')
+    for entry in visible_entries(root, directory, hidden=hidden):
+        name = entry.name + ("/" if entry.is_dir() else "")
+        rows.append(f'<li><a href="{quote(name)}">{html.escape(name)}</a></li>')
+    title = html.escape(f"Index of {base}")
+    body = (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'
+        f"<body><h1>{title}</h1>\n<ul>\n" + "\n".join(rows) + "\n</ul></body></html>\n"
+    )
+    return web.Response(text=body, content_type="text/html", charset="utf-8")

@@ -1,0 +1,139 @@
+"""Applications that need the connected socket itself (forward: splice; exec: a child's stdio).
+
+:class:`SocketApplication` runs an accept loop per listener and hands each admitted
+connection, a non-blocking :class:`socket.socket`, to :meth:`SocketApplication.serve`;
+it keeps the counters and does the graceful stop, like
+:class:`~portkit.host._app.StreamApplication` does for stream pairs.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import Sequence
+
+from portkit.host._app import ABORT_WAIT, AppContext, Application, Listener, format_peer
+
+__all__ = ["SocketApplication", "wait_readable", "wait_writable"]
+
+#: After running out of file descriptors, wait this long before accepting again.
+EMFILE_BACKOFF = 0.1
+
+
+class SocketApplication(Application):
+    """Accept loop + connection tracking; subclasses implement :meth:`serve`."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__(ctx)
+        self._acceptors: list[asyncio.Task[None]] = []
+        self._listen_socks: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def admit(self, peer: tuple[str, int]) -> bool:
+        """Whether to serve a new connection from ``peer``; default: always."""
+        return True
+
+    def release(self, peer: tuple[str, int]) -> None:
+        """Called when an admitted connection ends."""
+
+    @abc.abstractmethod
+    async def serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        """Serve one connection; the caller closes ``conn`` afterwards."""
+
+    async def start(self, listeners: Sequence[Listener]) -> None:
+        for listener in listeners:
+            self._listen_socks.append(listener.sock)
+            self._acceptors.append(asyncio.create_task(self._accept_loop(listener.sock)))
+
+    async def _accept_loop(self, lsock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, addr = await loop.sock_accept(lsock)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.counters.errors += 1
+                    self.ctx.logger.warning("accept: %s; pausing", exc.strerror)
+                    await asyncio.sleep(EMFILE_BACKOFF)
+                    continue
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+                    continue
+                raise
+            conn.setblocking(False)
+            peer = (str(addr[0]), int(addr[1]))
+            if not self.admit(peer):
+                self.counters.rejected += 1
+                self.ctx.access(format_peer(peer), "rejected (limit)")
+                conn.close()
+                continue
+            task = asyncio.create_task(self._run(conn, peer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        self.counters.opened()
+        try:
+            await self.serve(conn, peer)
+        except asyncio.CancelledError:
+            raise
+        except OSError as exc:
+            self.ctx.logger.info("%s: %s", format_peer(peer), exc.strerror or exc)
+        except Exception:
+            self.counters.errors += 1
+            self.ctx.logger.exception("%s: connection failed", format_peer(peer))
+        finally:
+            self.counters.closed()
+            self.release(peer)
+            conn.close()
+
+    async def stop(self, grace: float) -> None:
+        for task in self._acceptors:
+            task.cancel()
+        for task in self._acceptors:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._acceptors.clear()
+        for sock in self._listen_socks:
+            sock.close()
+        self._listen_socks.clear()
+        tasks = set(self._tasks)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=max(grace, 0.0))
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=ABORT_WAIT)
+
+
+async def wait_readable(fd: int) -> None:
+    """Wait until ``fd`` is readable (or has hung up)."""
+    await _wait(fd, reading=True)
+
+
+async def wait_writable(fd: int) -> None:
+    """Wait until ``fd`` can take more bytes."""
+    await _wait(fd, reading=False)
+
+
+async def _wait(fd: int, *, reading: bool) -> None:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    if reading:
+        loop.add_reader(fd, ready)
+    else:
+        loop.add_writer(fd, ready)
+    try:
+        await future
+    finally:
+        if reading:
+            loop.remove_reader(fd)
+        else:
+            loop.remove_writer(fd)

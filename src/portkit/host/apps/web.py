@@ -1,0 +1,298 @@
+"""web: static files over HTTP/1.1 (and HTTPS) on aiohttp.
+
+Content types from a fixed table, ETag/Last-Modified with conditional requests and byte
+ranges (aiohttp's FileResponse plus :mod:`._files` for multiple ranges), an optional
+directory listing (off by default), HTTPS with a configured certificate or a self-signed
+one made at start. Requests never leave the document root (see
+:func:`portkit.host.apps._files.resolve_path`).
+
+Slow clients: a connection gets ``header_timeout`` seconds to send each complete request
+head (counted from connect, or from the end of the previous response), so a client
+trickling header bytes (slowloris) is cut off; ``max_connections`` bounds the connections
+served at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import RequestHandler
+
+from portkit.host._app import AppContext, Application, Kind, Listener, Where
+from portkit.host.apps._files import Found, directory_listing, lookup, serve_file
+
+__all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WebOptions:
+    """Options of a ``web`` application."""
+
+    root: Path = dataclasses.field(metadata={"help": "document root directory"})
+    listing: bool = dataclasses.field(
+        default=False, metadata={"help": "list directories that have no index file"}
+    )
+    index: tuple[str, ...] = dataclasses.field(
+        default=("index.html",), metadata={"help": "index files of a directory, in order"}
+    )
+    hidden: bool = dataclasses.field(
+        default=False, metadata={"help": "serve dot-files (names starting with '.')"}
+    )
+    tls: bool = dataclasses.field(
+        default=False, metadata={"help": "serve HTTPS; self-signed certificate unless cert is set"}
+    )
+    cert: Path | None = dataclasses.field(
+        default=None, metadata={"help": "PEM certificate chain (with tls = true)"}
+    )
+    key: Path | None = dataclasses.field(
+        default=None, metadata={"help": "PEM private key (default: inside cert)"}
+    )
+    header_timeout: float = dataclasses.field(
+        default=10.0, metadata={"help": "seconds to send a complete request head", "min": 0.01}
+    )
+    keepalive_timeout: float = dataclasses.field(
+        default=15.0, metadata={"help": "seconds an idle keep-alive connection stays", "min": 0}
+    )
+    max_connections: int = dataclasses.field(
+        default=4096, metadata={"help": "connections served at once; more are refused", "min": 1}
+    )
+
+
+class _AccessLogger(AbstractAccessLogger):
+    """aiohttp's access-log hook, feeding the application's counters and access log."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, logger: Any, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self.ctx: AppContext | None = None
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        nbytes = response.body_length
+        ctx.counters.bytes_out += nbytes
+        ctx.counters.bytes_in += request.content_length or 0
+        if response.status >= 500:
+            ctx.counters.errors += 1
+        if ctx.access_logger.handlers:
+            peer = request.remote or "?"
+            line = (
+                f'"{request.method} {request.path_qs} HTTP/{request.version.major}.'
+                f'{request.version.minor}" {response.status} {time:.4f}s '
+                f'"{request.headers.get(hdrs.USER_AGENT, "")}"'
+            )
+            ctx.access(peer, line, nbytes=nbytes)
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+
+class WebApp(Application):
+    """Serves ``options.root`` on every listener."""
+
+    def __init__(self, options: WebOptions, ctx: AppContext) -> None:
+        super().__init__(ctx)
+        self.options = options
+        self.root = options.root.resolve()
+        self._runner: web.AppRunner | None = None
+        self._transports: dict[RequestHandler, asyncio.Transport] = {}
+        self._waiting: dict[RequestHandler, float] = {}  # handler -> since when, no request head
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
+            raise web.HTTPMethodNotAllowed(request.method, [hdrs.METH_GET, hdrs.METH_HEAD])
+        url_path = request.path
+        found = await asyncio.to_thread(
+            lookup, self.root, url_path, hidden=self.options.hidden, index_names=self.options.index
+        )
+        if found is None:
+            raise web.HTTPNotFound()
+        if not found.is_dir:
+            return await serve_file(request, found.path, found.st)
+        if not url_path.endswith("/"):
+            raise web.HTTPMovedPermanently(
+                location=request.rel_url.with_path(url_path + "/").raw_path_qs
+            )
+        if found.index is not None and found.index_st is not None:
+            return await serve_file(request, found.index, found.index_st)
+        return await self.directory(request, found)
+
+    async def directory(self, request: web.Request, found: Found) -> web.StreamResponse:
+        """A directory without an index file: listed if configured, else 403."""
+        if not self.options.listing:
+            raise web.HTTPForbidden(text="403: directory listing is off\n")
+        return await asyncio.to_thread(
+            directory_listing, self.root, found.path, request.path, hidden=self.options.hidden
+        )
+
+    @web.middleware
+    async def _track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        protocol = request.protocol
+        if isinstance(protocol, RequestHandler):
+            self._waiting.pop(protocol, None)
+        try:
+            return await handler(request)
+        finally:
+            if isinstance(protocol, RequestHandler) and protocol in self._transports:
+                self._waiting[protocol] = time.monotonic()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _on_connect(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        if len(self._transports) >= self.options.max_connections:
+            self.counters.rejected += 1
+            transport.abort()
+            return
+        self._transports[handler] = transport
+        self._waiting[handler] = time.monotonic()
+        self.counters.opened()
+
+    def _on_disconnect(self, handler: RequestHandler) -> None:
+        if self._transports.pop(handler, None) is not None:
+            self._waiting.pop(handler, None)
+            self.counters.closed()
+
+    async def _sweep(self) -> None:
+        """Close connections that have not sent a complete request head in time."""
+        timeout = self.options.header_timeout
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 2))
+            deadline = time.monotonic() - timeout
+            for handler, since in list(self._waiting.items()):
+                if since < deadline:
+                    transport = self._transports.get(handler)
+                    if transport is not None:
+                        peer = transport.get_extra_info("peername")
+                        self.ctx.logger.info("%s: no request head in %.1fs, closing", peer, timeout)
+                        self._waiting.pop(handler, None)
+                        transport.abort()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def ssl_context(self) -> Any:
+        if not self.options.tls:
+            return None
+        from portkit.host._tls import server_context
+
+        return server_context(self.options.cert, self.options.key)
+
+    async def start(self, listeners: Sequence[Listener]) -> None:
+        app = web.Application(middlewares=[self._track], client_max_size=1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        runner = web.AppRunner(
+            app,
+            access_log_class=_BoundAccessLogger.bind(self.ctx),
+            keepalive_timeout=self.options.keepalive_timeout,
+            handle_signals=False,
+        )
+        await runner.setup()
+        server = runner.server
+        assert server is not None
+        # Count connections and watch request heads: wrap the server's own hooks.
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: RequestHandler, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            self._on_connect(handler, transport)
+
+        def connection_lost(handler: RequestHandler, exc: BaseException | None = None) -> None:
+            lost(handler, exc)
+            self._on_disconnect(handler)
+
+        setattr(server, "connection_made", connection_made)  # noqa: B010
+        setattr(server, "connection_lost", connection_lost)  # noqa: B010
+        ssl_context = self.ssl_context()
+        for listener in listeners:
+            site = web.SockSite(runner, listener.sock, ssl_context=ssl_context)
+            await site.start()
+        self._runner = runner
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def stop(self, grace: float) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        # aiohttp's cleanup: stop the sites (no more accepts), close idle keep-alive
+        # connections, give in-flight requests `grace` seconds, then cancel them.
+        runner._shutdown_timeout = grace
+        try:
+            await runner.cleanup()
+        finally:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+            for transport in list(self._transports.values()):
+                transport.abort()
+
+
+class _BoundAccessLogger(_AccessLogger):
+    """:class:`_AccessLogger` bound to one application (aiohttp instantiates the class)."""
+
+    bound: AppContext | None = None
+
+    @classmethod
+    def bind(cls, ctx: AppContext) -> type[_AccessLogger]:
+        return type("AccessLogger", (cls,), {"bound": ctx})
+
+    def __init__(self, logger: Any, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self.ctx = type(self).bound
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebKind:
+    """The ``web`` kind."""
+
+    name: str = "web"
+    options: type[WebOptions] = WebOptions
+
+    def check(self, options: WebOptions, where: Where) -> None:
+        check_root(options.root, where)
+        check_tls(options, where)
+
+    def create(self, options: WebOptions, ctx: AppContext) -> Application:
+        return WebApp(options, ctx)
+
+
+def check_root(root: Path, where: Where) -> None:
+    """The document root must be an existing directory."""
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a directory"
+        raise where.error("root", f"directory {str(root)!r} {what}")
+
+
+def check_tls(options: WebOptions, where: Where) -> None:
+    """Certificate options need ``tls = true`` and existing, loadable files."""
+    if (options.cert or options.key) and not options.tls:
+        raise where.error("cert" if options.cert else "key", "needs tls = true")
+    if options.key is not None and options.cert is None:
+        raise where.error("key", "needs cert as well")
+    for key, path in (("cert", options.cert), ("key", options.key)):
+        if path is not None and not path.is_file():
+            raise where.error(key, f"file {str(path)!r} does not exist")
+    if options.cert is not None:
+        import ssl
+
+        from portkit.host._tls import server_context
+
+        try:
+            server_context(options.cert, options.key)
+        except (ssl.SSLError, OSError) as exc:
+            raise where.error("cert", f"cannot load certificate and key: {exc}") from None
+
+
+KINDS: Mapping[str, Kind[Any]] = {"web": WebKind()}

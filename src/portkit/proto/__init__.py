@@ -1,0 +1,160 @@
+"""Protocol knowledge without I/O: matchers that recognise servers, and the probes that
+make client-first servers talk.
+
+Each family has its own module (``ssh``, ``http``, ``mail``, ...). This package joins
+them into the catalogue the identification ladder walks: which matchers judge a banner,
+which probe to try first for a registry service, and the generic probe order.
+"""
+
+from __future__ import annotations
+
+from portkit.proto._match import (
+    MAX_RESPONSE_BYTES,
+    Match,
+    Matcher,
+    NeedMore,
+    NoMatch,
+    Probe,
+    Reader,
+    Verdict,
+    printable,
+)
+from portkit.proto.amqp import AMQP, AMQP_HEADER
+from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
+from portkit.proto.ftp import FTP, FTP_SYST
+from portkit.proto.http import HTTP, HTTP_GET
+from portkit.proto.ldap import LDAP, LDAP_ROOTDSE
+from portkit.proto.mail import IMAP, POP3, SMTP, SMTP_EHLO
+from portkit.proto.memcached import MEMCACHED, MEMCACHED_VERSION
+from portkit.proto.mongodb import MONGODB, MONGODB_HELLO
+from portkit.proto.mqtt import MQTT, MQTT_CONNECT
+from portkit.proto.mysql import MYSQL
+from portkit.proto.ntp import NTP, NTP_CLIENT
+from portkit.proto.postgresql import POSTGRESQL, POSTGRESQL_STARTUP
+from portkit.proto.rdp import RDP, RDP_NEGOTIATE
+from portkit.proto.redis import REDIS, REDIS_PING
+from portkit.proto.rtsp import RTSP, RTSP_OPTIONS
+from portkit.proto.sip import SIP, SIP_OPTIONS_TCP, SIP_OPTIONS_UDP
+from portkit.proto.smb import SMB, SMB_NEGOTIATE
+from portkit.proto.snmp import SNMP, SNMP_V2C_SYSDESCR, SNMP_V3_DISCOVERY
+from portkit.proto.ssh import SSH
+from portkit.proto.telnet import TELNET
+from portkit.proto.tls import TLS_RECORDS
+from portkit.proto.vnc import VNC
+
+__all__ = [
+    "BANNER_MATCHERS",
+    "MATCHERS",
+    "MAX_RESPONSE_BYTES",
+    "SPEAKS_FIRST",
+    "TCP_PROBES",
+    "TLS_SERVICES",
+    "UDP_PROBES",
+    "Match",
+    "Matcher",
+    "NeedMore",
+    "NoMatch",
+    "Probe",
+    "Reader",
+    "Verdict",
+    "matchers_for",
+    "printable",
+    "probes_for",
+    "tls_name",
+    "wants_tls_first",
+]
+
+MATCHERS: dict[str, Matcher] = {
+    m.name: m
+    for m in (
+        SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, HTTP, TLS_RECORDS, DNS_TCP, DNS_UDP,
+        REDIS, MEMCACHED, POSTGRESQL, MONGODB, MQTT, AMQP, LDAP, RTSP, SIP, RDP, SMB, NTP, SNMP,
+    )
+}  # fmt: skip
+
+# Servers that speak first; their greetings are judged by these, whatever was sent.
+BANNER_MATCHERS: tuple[Matcher, ...] = (SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC)
+
+# Registry names of services whose servers greet first: worth listening longer for.
+SPEAKS_FIRST = frozenset(
+    {"ssh", "smtp", "submission", "ftp", "pop3", "imap", "telnet", "mysql", "rfb", "lmtp",
+     "pop2"}
+)  # fmt: skip
+
+# The generic ladder for a TCP port that stays silent, most common first. TLS is tried
+# by the ladder itself (a handshake with :mod:`ssl`) right after the first of these.
+TCP_PROBES: tuple[Probe, ...] = (
+    HTTP_GET,
+    REDIS_PING,
+    MEMCACHED_VERSION,
+    DNS_VERSION_TCP,
+    POSTGRESQL_STARTUP,
+    MONGODB_HELLO,
+    MQTT_CONNECT,
+    AMQP_HEADER,
+    LDAP_ROOTDSE,
+    RDP_NEGOTIATE,
+    SMB_NEGOTIATE,
+    RTSP_OPTIONS,
+    SIP_OPTIONS_TCP,
+    SMTP_EHLO,
+    FTP_SYST,
+)
+UDP_PROBES: tuple[Probe, ...] = (
+    DNS_VERSION_UDP,
+    NTP_CLIENT,
+    SNMP_V3_DISCOVERY,
+    SNMP_V2C_SYSDESCR,
+    SIP_OPTIONS_UDP,
+)
+
+# The plain protocol's name -> its name over implicit TLS (RFC 8314 and the registry).
+TLS_SERVICES = {
+    "http": "https",
+    "imap": "imaps",
+    "pop3": "pop3s",
+    "smtp": "submissions",
+    "ftp": "ftps",
+    "ldap": "ldaps",
+    "telnet": "telnets",
+    "sip": "sips",
+    "mqtt": "secure-mqtt",
+    "amqp": "amqps",
+    "rtsp": "rtsps",
+    "domain": "domain-s",
+}
+
+# Services whose well-known ports are TLS from the first byte: try TLS first there.
+_TLS_FIRST = frozenset(
+    {*TLS_SERVICES.values(), "ircs", "nntps", "https-alt", "ftps-data", "imap4-ssl",
+     "pop3-ssl", "ssl", "tls", "smtps", "mqtts", "pcsync-https"}
+)  # fmt: skip
+
+
+def tls_name(service: str) -> str:
+    """Return the name of ``service`` when it runs inside implicit TLS."""
+    return TLS_SERVICES.get(service, service)
+
+
+def wants_tls_first(service: str | None) -> bool:
+    """Whether the registry's ``service`` is conventionally TLS from the first byte."""
+    return service is not None and service.lower() in _TLS_FIRST
+
+
+def probes_for(service: str | None, transport: str = "tcp") -> tuple[Probe, ...]:
+    """Return every probe for ``transport``, those for ``service`` first."""
+    pool = TCP_PROBES if transport == "tcp" else UDP_PROBES
+    if service is None:
+        return pool
+    wanted = service.lower()
+    plain = next((p for p, s in TLS_SERVICES.items() if s == wanted), wanted)
+    first = tuple(p for p in pool if wanted in p.services or plain in p.services)
+    return first + tuple(p for p in pool if p not in first)
+
+
+def matchers_for(probe: Probe) -> tuple[Matcher, ...]:
+    """Return the matchers that judge ``probe``'s answer: its own, then the greetings."""
+    own = tuple(MATCHERS[name] for name in probe.matchers)
+    if probe.transport != "tcp":
+        return own
+    return own + tuple(m for m in BANNER_MATCHERS if m not in own)

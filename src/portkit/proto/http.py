@@ -1,0 +1,145 @@
+"""HTTP/1.x servers, and the JSON APIs (Elasticsearch, OpenSearch, CouchDB) served over it.
+
+The probe is a minimal HTTP/1.0 GET (RFC 9112 §3): HTTP/1.0 makes the server close the
+connection after the response, so the end of the stream marks the end of the body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict, expect_prefix
+from portkit.proto._text import parse_head, split_product
+
+__all__ = ["HTTP", "HTTP_GET", "http_get_request"]
+
+USER_AGENT = "portkit"
+MAX_BODY_BYTES = 8192
+
+_STATUS_LINE = re.compile(r"^HTTP/(\d)\.(\d) (\d{3})(?: |$)")
+
+# Server header product names, as people know them.
+_PRODUCTS = {
+    "apache": "Apache httpd",
+    "nginx": "nginx",
+    "openresty": "OpenResty",
+    "lighttpd": "lighttpd",
+    "microsoft-iis": "Microsoft IIS httpd",
+    "caddy": "Caddy",
+    "gunicorn": "gunicorn",
+    "uvicorn": "uvicorn",
+    "werkzeug": "Werkzeug httpd",
+    "jetty": "Jetty",
+    "envoy": "envoy",
+    "tornadoserver": "TornadoServer",
+    "twistedweb": "TwistedWeb httpd",
+    "cherrypy": "CherryPy httpd",
+    "simplehttp": "SimpleHTTPServer",
+    "basehttp": "BaseHTTPServer",
+    "hypercorn": "hypercorn",
+    "mini_httpd": "mini_httpd",
+    "thttpd": "thttpd",
+    "boa": "Boa httpd",
+}
+
+
+def http_get_request(host: str, path: str = "/") -> bytes:
+    """Return the bytes of the GET probe for ``host``."""
+    host_field = f"[{host}]" if ":" in host else host
+    return (
+        f"GET {path} HTTP/1.0\r\nHost: {host_field}\r\nUser-Agent: {USER_AGENT}\r\n"
+        "Accept: */*\r\n\r\n"
+    ).encode("ascii", "replace")
+
+
+def _server_product(server: str) -> tuple[str | None, str | None, str | None]:
+    if not server:
+        return None, None, None
+    # "Python/3.11 aiohttp/3.9.1": the framework, not the language, is the product.
+    for token in server.split():
+        framework, _, number = token.partition("/")
+        if framework.lower() == "aiohttp":
+            return "aiohttp", number or None, None
+    name, version, rest = split_product(server)
+    return _PRODUCTS.get(name.lower(), name), version, rest
+
+
+def _json_api(body: bytes) -> tuple[str, str | None] | None:
+    """Recognise the JSON banners of search and document stores at ``/``."""
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    version = doc.get("version")
+    if isinstance(version, dict) and "cluster_name" in doc:
+        found = version.get("number")
+        number = found if isinstance(found, str) else None
+        if version.get("distribution") == "opensearch":
+            return "OpenSearch", number
+        return "Elasticsearch", number
+    if doc.get("couchdb") == "Welcome":
+        return "CouchDB", version if isinstance(version, str) else None
+    return None
+
+
+def _judge(data: bytes, final: bool) -> Verdict:
+    early = expect_prefix(data, [b"HTTP/"])
+    if early is not None:
+        return early
+    line_end = data.find(b"\n")
+    if line_end < 0:
+        return NoMatch(reason="status line too long") if len(data) > 256 else NEED_MORE
+    status = _STATUS_LINE.match(data[:line_end].decode("latin-1").rstrip("\r"))
+    if status is None:
+        return NoMatch(reason="not an HTTP status line")
+    head = parse_head(data)
+    if head is None:
+        return NoMatch(reason="header too long") if final or len(data) > 8192 else NEED_MORE
+    product, version, extra = _server_product(head.headers.get("server", ""))
+    body = data[head.body_offset :]
+    length = head.headers.get("content-length", "")
+    wanted = min(int(length), MAX_BODY_BYTES) if length.isdigit() else None
+    content_type = head.headers.get("content-type", "")
+    if wanted is None and "json" in content_type:
+        wanted = MAX_BODY_BYTES  # no length: the end of the stream ends the body
+    if wanted is not None and len(body) < wanted and not final:
+        return NEED_MORE  # the whole (bounded) body may name the product
+    body = body[:MAX_BODY_BYTES]
+    if head.headers.get("x-elastic-product") == "Elasticsearch":
+        product = "Elasticsearch"
+    if "json" in content_type:
+        api = _json_api(body)
+        if api is not None:
+            product, version = api
+            extra = None
+    code = status.group(3)
+    extra = f"status {code}" + (f"; {extra}" if extra else "")
+    if _MONGODB_OVER_HTTP in body:
+        return Match(service="mongodb", product="MongoDB", extra="answered an HTTP request")
+    if _PLAIN_TO_TLS.search(body):
+        # nginx, Apache and others say so when plain HTTP reaches their TLS port.
+        return Match(
+            service="https", product=product, version=version, extra=f"{extra}; plain HTTP refused"
+        )
+    return Match(service="http", product=product, version=version, extra=extra)
+
+
+# What mongod sends back to an HTTP request on its native port.
+_MONGODB_OVER_HTTP = b"trying to access MongoDB over HTTP"
+_PLAIN_TO_TLS = re.compile(
+    rb"plain HTTP request was sent to HTTPS port|speaking plain HTTP to an SSL-enabled"
+    rb"|Client sent an HTTP request to an HTTPS server"
+)
+
+
+HTTP = Matcher(name="http", judge=_judge, max_bytes=8192 + MAX_BODY_BYTES)
+
+HTTP_GET = Probe(
+    name="http-get",
+    build=http_get_request,
+    matchers=("http", "rtsp", "sip", "amqp"),
+    services=("http", "http-alt", "http-proxy", "www", "www-http", "webcache", "elasticsearch"),
+)

@@ -1,0 +1,53 @@
+"""The registry: every IANA-registered port and service, plus what people call them.
+
+>>> from portkit.registry import default_registry
+>>> default_registry().service_name(443)
+'https'
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from portkit.registry._index import (
+    Registry,
+    cache_path,
+    default_registry,
+    load_registry,
+    reset_default_registry,
+)
+from portkit.registry._model import RegistryInfo, Service
+
+if TYPE_CHECKING:
+    from portkit.registry._iana import IANA_CSV_URL
+    from portkit.registry._update import import_file, reset_cache, update_from_url
+
+# Updating pulls in urllib and csv; lookups should not pay for that at start-up.
+_LAZY = {
+    "IANA_CSV_URL": "portkit.registry._iana",
+    "import_file": "portkit.registry._update",
+    "reset_cache": "portkit.registry._update",
+    "update_from_url": "portkit.registry._update",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'portkit.registry' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "IANA_CSV_URL",
+    "Registry",
+    "RegistryInfo",
+    "Service",
+    "cache_path",
+    "default_registry",
+    "import_file",
+    "load_registry",
+    "reset_cache",
+    "reset_default_registry",
+    "update_from_url",
+]

@@ -1,0 +1,195 @@
+"""The report protocol, the per-host accumulator, and the format registry."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+from portkit.scan._model import PortResult, PortState
+
+__all__ = ["FORMATS", "LIST_LIMIT", "HostTable", "Report", "ScanInfo", "ScanSummary", "make_report"]
+
+# A state with more ports than this on one host is summarised as a count (nmap does
+# the same with its "Not shown: N closed ports"); open ports are always listed.
+LIST_LIMIT = 25
+_ALWAYS_LISTED = (PortState.OPEN, PortState.OPEN_FILTERED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanInfo:
+    """What was asked for, known before the first probe."""
+
+    args: str  # the command line, as typed
+    start: float  # epoch seconds
+    scan_type: str  # "connect", "syn" or "udp" (per transport below)
+    tcp_ports: Sequence[int] = ()
+    udp_ports: Sequence[int] = ()
+    host_count: int = 0
+    version: str = "0"
+    detect: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanSummary:
+    """How it ended."""
+
+    end: float  # epoch seconds
+    elapsed: float  # seconds
+    interrupted: bool = False
+
+
+class HostTable:
+    """What one host showed: the listed ports and a count per state of the rest."""
+
+    __slots__ = ("_held", "_reasons", "address", "hostname", "listed")
+
+    def __init__(self, address: str, hostname: str | None = None) -> None:
+        self.address = address
+        self.hostname = hostname
+        self.listed: list[PortResult] = []
+        # One counter per (transport, state, reason): the per-state counts are its sums.
+        self._reasons: dict[tuple[str, PortState, str], int] = {}
+        self._held: dict[tuple[str, PortState], list[PortResult] | None] = {}
+
+    def add(self, result: PortResult) -> None:
+        state = result.state
+        key = (result.transport, state, result.reason)
+        self._reasons[key] = self._reasons.get(key, 0) + 1
+        if state is PortState.OPEN or state is PortState.OPEN_FILTERED:
+            self.listed.append(result)
+            return
+        held_key = (result.transport, state)
+        held = self._held.get(held_key, [])
+        if held is None:
+            return  # too many already: only counted
+        if len(held) < LIST_LIMIT:
+            held.append(result)
+            self._held[held_key] = held
+        else:
+            self._held[held_key] = None
+
+    @property
+    def counts(self) -> dict[tuple[str, PortState], int]:
+        """Ports per (transport, state)."""
+        totals: dict[tuple[str, PortState], int] = {}
+        for (transport, state, _reason), n in self._reasons.items():
+            totals[(transport, state)] = totals.get((transport, state), 0) + n
+        return totals
+
+    def ports(self) -> list[PortResult]:
+        """The ports to list one by one, sorted by transport and port."""
+        shown = list(self.listed)
+        for held in self._held.values():
+            if held is not None:
+                shown.extend(held)
+        return sorted(shown, key=lambda r: (r.transport, r.port))
+
+    def extra(self) -> list[tuple[str, PortState, int]]:
+        """(transport, state, count) of every state summarised rather than listed."""
+        return sorted(
+            (t, s, self.counts[(t, s)]) for (t, s), held in self._held.items() if held is None
+        )
+
+    def extra_reasons(self, transport: str, state: PortState) -> list[tuple[str, int]]:
+        return sorted(
+            (reason, n)
+            for (t, s, reason), n in self._reasons.items()
+            if (t, s) == (transport, state)
+        )
+
+    @property
+    def open_count(self) -> int:
+        return sum(n for (_t, s), n in self.counts.items() if s is PortState.OPEN)
+
+    @property
+    def total(self) -> int:
+        return sum(self._reasons.values())
+
+
+class Hosts:
+    """Every host seen so far, in address order on output."""
+
+    def __init__(self) -> None:
+        self._by_address: dict[str, HostTable] = {}
+
+    def add(self, results: Iterable[PortResult]) -> None:
+        for result in results:
+            table = self._by_address.get(result.host)
+            if table is None:
+                table = HostTable(result.host, result.hostname)
+                self._by_address[result.host] = table
+            table.add(result)
+
+    def tables(self) -> list[HostTable]:
+        def key(table: HostTable) -> tuple[int, int]:
+            ip = ipaddress.ip_address(table.address)
+            return (ip.version, int(ip))
+
+        return sorted(self._by_address.values(), key=key)
+
+    def __len__(self) -> int:
+        return len(self._by_address)
+
+
+class Report(Protocol):
+    """A scan report: told the plan, fed results as they come, told how it ended."""
+
+    def begin(self, info: ScanInfo) -> None: ...
+
+    def add(self, results: Sequence[PortResult]) -> None: ...
+
+    def end(self, summary: ScanSummary) -> None: ...
+
+
+def make_report(name: str, out: TextIO) -> Report:
+    """Return the report called ``name`` (one of :data:`FORMATS`) writing to ``out``."""
+    from portkit.report._grep import GrepReport
+    from portkit.report._json import JsonLinesReport, JsonReport
+    from portkit.report._table import TableReport
+    from portkit.report._xml import NmapXmlReport
+
+    reports: dict[str, type[Report]] = {
+        "table": TableReport,
+        "json": JsonReport,
+        "jsonl": JsonLinesReport,
+        "grep": GrepReport,
+        "xml": NmapXmlReport,
+    }
+    return reports[name](out)  # type: ignore[call-arg]
+
+
+FORMATS = ("table", "json", "jsonl", "grep", "xml")
+
+
+def port_ranges(ports: Sequence[int]) -> str:
+    """``1-3,80,443`` for (1, 2, 3, 80, 443): sorted ports as compact ranges."""
+    parts: list[str] = []
+    run_start = prev = -2
+    for port in sorted(ports):
+        if port == prev + 1:
+            prev = port
+            continue
+        if run_start >= 0:
+            parts.append(str(run_start) if run_start == prev else f"{run_start}-{prev}")
+        run_start = prev = port
+    if run_start >= 0:
+        parts.append(str(run_start) if run_start == prev else f"{run_start}-{prev}")
+    return ",".join(parts)
+
+
+def service_of(result: PortResult) -> str:
+    """The service name to show: the identified one, else the registry's, else ``unknown``."""
+    if result.identified is not None and result.identified.service:
+        return result.identified.service
+    return result.expected or "unknown"
+
+
+def product_of(result: PortResult) -> str:
+    ident = result.identified
+    if ident is None:
+        return ""
+    return " ".join(
+        x for x in (ident.product, ident.version, ident.extra and f"({ident.extra})") if x
+    )

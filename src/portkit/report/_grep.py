@@ -1,0 +1,57 @@
+"""The grepable report, one line per host, in the layout of nmap's ``-oG``.
+
+``Host: ADDR (NAME)<TAB>Ports: PORT/STATE/PROTO//SERVICE//PRODUCT/, ...<TAB>Ignored State: closed (N)``
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from portkit.report._base import Hosts, ScanInfo, ScanSummary, product_of, service_of
+from portkit.scan._model import PortResult
+
+__all__ = ["GrepReport"]
+
+
+def _field(text: str) -> str:
+    # The format separates fields with "/" and ports with ","; keep them out of values.
+    return text.replace("/", "|").replace(",", " ")
+
+
+class GrepReport:
+    """Comment header, one ``Host:`` line per host, comment trailer."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.hosts = Hosts()
+
+    def begin(self, info: ScanInfo) -> None:
+        started = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(info.start))
+        print(f"# portkit {info.version} scan initiated {started} as: {info.args}", file=self.out)
+        self.out.flush()
+
+    def add(self, results: Sequence[PortResult]) -> None:
+        self.hosts.add(results)
+
+    def end(self, summary: ScanSummary) -> None:
+        for table in self.hosts.tables():
+            ports = ", ".join(
+                f"{r.port}/{r.state.value}/{r.transport}//{_field(service_of(r))}//"
+                f"{_field(product_of(r))}/"
+                for r in table.ports()
+            )
+            line = f"Host: {table.address} ({table.hostname or ''})\tPorts: {ports}"
+            extra = table.extra()
+            if extra:
+                _t, state, count = max(extra, key=lambda e: e[2])
+                line += f"\tIgnored State: {state.value} ({count})"
+            print(line, file=self.out)
+        ended = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(summary.end))
+        word = "interrupted" if summary.interrupted else "done"
+        print(
+            f"# portkit {word} at {ended} -- {len(self.hosts)} IP address"
+            f"{'es' if len(self.hosts) != 1 else ''} scanned in {summary.elapsed:.2f} seconds",
+            file=self.out,
+        )

@@ -1,0 +1,66 @@
+"""The human report: one aligned table per host, then a one-line summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TextIO
+
+from portkit.cli._output import format_table
+from portkit.report._base import Hosts, ScanInfo, ScanSummary, product_of, service_of
+from portkit.scan._model import PortResult, PortState
+
+__all__ = ["TableReport"]
+
+
+class TableReport:
+    """Collects results and prints them at the end (or at Ctrl-C), sorted."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.hosts = Hosts()
+        self.info: ScanInfo | None = None
+
+    def begin(self, info: ScanInfo) -> None:
+        self.info = info
+
+    def add(self, results: Sequence[PortResult]) -> None:
+        self.hosts.add(results)
+
+    def end(self, summary: ScanSummary) -> None:
+        detect = self.info is not None and self.info.detect
+        opened = 0
+        for table in self.hosts.tables():
+            name = f"{table.address} ({table.hostname})" if table.hostname else table.address
+            print(name, file=self.out)
+            headers = ["PORT", "TRANSPORT", "STATE", "SERVICE"]
+            if detect:
+                headers += ["PRODUCT", "TLS"]
+            rows = []
+            for r in table.ports():
+                row: list[object] = [r.port, r.transport, r.state.value, service_of(r)]
+                if detect:
+                    tls = r.identified.tls if r.identified is not None else None
+                    row += [product_of(r), (tls.version or "yes") if tls is not None else ""]
+                rows.append(row)
+            if rows:
+                for line in format_table(headers, rows).splitlines():
+                    print(f"  {line}", file=self.out)
+            for transport, state, count in table.extra():
+                print(f"  not shown: {count} {state.value} {transport} ports", file=self.out)
+            opened += table.open_count
+            print(file=self.out)
+        probes = sum(t.total for t in self.hosts.tables())
+        open_filtered = sum(
+            n
+            for t in self.hosts.tables()
+            for (_tr, s), n in t.counts.items()
+            if s is PortState.OPEN_FILTERED
+        )
+        extra = f", {open_filtered} open|filtered" if open_filtered else ""
+        status = "interrupted after" if summary.interrupted else "scanned"
+        print(
+            f"{status} {len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''}, "
+            f"{probes} port{'s' if probes != 1 else ''} in {summary.elapsed:.2f} s: "
+            f"{opened} open{extra}",
+            file=self.out,
+        )

@@ -1,0 +1,160 @@
+"""nmap's XML output format (``-oX``), so tools that read nmap XML read portkit's.
+
+Elements and attributes follow nmap's DTD (nmap.dtd, xmloutputversion 1.05): nmaprun,
+scaninfo, verbose, debugging, host, status, address, hostnames, ports, extraports,
+extrareasons, port, state, service, runstats, finished, hosts. portkit does no host
+discovery, so every host is "up" with reason "user-set", as with nmap's ``-Pn``.
+
+The head is written at ``begin`` and hosts plus runstats at ``end``, which also runs
+on Ctrl-C (then with ``exit="error"``), so the document is always well-formed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TextIO
+from xml.sax.saxutils import quoteattr
+
+from portkit.report._base import Hosts, HostTable, ScanInfo, ScanSummary, port_ranges
+from portkit.scan._model import PortResult
+
+__all__ = ["STYLESHEET", "NmapXmlReport"]
+
+# Where Debian's nmap package (and nmap's own installer) puts the stylesheet.
+STYLESHEET = "file:///usr/share/nmap/nmap.xsl"
+XML_OUTPUT_VERSION = "1.05"
+
+
+def _attrs(**values: object) -> str:
+    return "".join(
+        f" {key.rstrip('_')}={quoteattr(str(value))}"
+        for key, value in values.items()
+        if value is not None
+    )
+
+
+def _timestr(epoch: float) -> str:
+    return time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(epoch))
+
+
+def _service(result: PortResult) -> str:
+    ident = result.identified
+    if ident is not None and ident.service:
+        return (
+            "<service"
+            + _attrs(
+                name=ident.service,
+                product=ident.product,
+                version=ident.version,
+                extrainfo=ident.extra,
+                tunnel="ssl" if ident.tls is not None else None,
+                method="probed" if ident.method == "probed" else "table",
+                conf=ident.confidence,
+            )
+            + "/>"
+        )
+    # Like nmap, a port its table does not name is "unknown" (by table, confidence 3).
+    return "<service" + _attrs(name=result.expected or "unknown", method="table", conf=3) + "/>"
+
+
+class NmapXmlReport:
+    """Writes an nmap-compatible XML document."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.hosts = Hosts()
+        self.info: ScanInfo | None = None
+
+    def _w(self, text: str) -> None:
+        self.out.write(text)
+
+    def begin(self, info: ScanInfo) -> None:
+        self.info = info
+        self._w('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE nmaprun>\n')
+        self._w(f'<?xml-stylesheet href="{STYLESHEET}" type="text/xsl"?>\n')
+        self._w(f"<!-- portkit {info.version} scan initiated {_timestr(info.start)} -->\n")
+        self._w(
+            "<nmaprun"
+            + _attrs(
+                scanner="portkit",
+                args=info.args,
+                start=int(info.start),
+                startstr=_timestr(info.start),
+                version=info.version,
+                xmloutputversion=XML_OUTPUT_VERSION,
+            )
+            + ">\n"
+        )
+        for protocol, ports in (("tcp", info.tcp_ports), ("udp", info.udp_ports)):
+            if ports:
+                kind = "udp" if protocol == "udp" else info.scan_type
+                self._w(
+                    "<scaninfo"
+                    + _attrs(
+                        type=kind,
+                        protocol=protocol,
+                        numservices=len(ports),
+                        services=port_ranges(ports),
+                    )
+                    + "/>\n"
+                )
+        self._w('<verbose level="0"/>\n<debugging level="0"/>\n')
+        self.out.flush()
+
+    def add(self, results: Sequence[PortResult]) -> None:
+        self.hosts.add(results)
+
+    def _host(self, table: HostTable, start: int, end: int) -> None:
+        family = "ipv6" if ":" in table.address else "ipv4"
+        self._w(f'<host starttime="{start}" endtime="{end}">')
+        self._w('<status state="up" reason="user-set" reason_ttl="0"/>\n')
+        self._w("<address" + _attrs(addr=table.address, addrtype=family) + "/>\n<hostnames>\n")
+        if table.hostname:
+            self._w("<hostname" + _attrs(name=table.hostname, type="user") + "/>\n")
+        self._w("</hostnames>\n<ports>")
+        for transport, state, count in table.extra():
+            self._w("<extraports" + _attrs(state=state.value, count=count) + ">\n")
+            for reason, n in table.extra_reasons(transport, state):
+                self._w("<extrareasons" + _attrs(reason=reason, count=n, proto=transport) + "/>\n")
+            self._w("</extraports>\n")
+        for r in table.ports():
+            self._w(
+                "<port"
+                + _attrs(protocol=r.transport, portid=r.port)
+                + "><state"
+                + _attrs(state=r.state.value, reason=r.reason, reason_ttl=0)
+                + "/>"
+                + _service(r)
+                + "</port>\n"
+            )
+        self._w("</ports>\n</host>\n")
+
+    def end(self, summary: ScanSummary) -> None:
+        assert self.info is not None
+        start, end = int(self.info.start), int(summary.end)
+        tables = self.hosts.tables()
+        for table in tables:
+            self._host(table, start, end)
+        count = len(tables)
+        noun = "IP address" if count == 1 else "IP addresses"
+        text = (
+            f"portkit done at {_timestr(summary.end)}; {count} {noun} ({count} host"
+            f"{'s' if count != 1 else ''} up) scanned in {summary.elapsed:.2f} seconds"
+        )
+        self._w(
+            "<runstats><finished"
+            + _attrs(
+                time=end,
+                timestr=_timestr(summary.end),
+                summary=text,
+                elapsed=f"{summary.elapsed:.2f}",
+                exit="error" if summary.interrupted else "success",
+                errormsg="interrupted" if summary.interrupted else None,
+            )
+            + "/>"
+            + "<hosts"
+            + _attrs(up=count, down=0, total=count)
+            + "/>\n</runstats>\n</nmaprun>\n"
+        )
+        self.out.flush()

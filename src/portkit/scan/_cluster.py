@@ -1,0 +1,501 @@
+"""Cluster scans: shards run on Dask distributed workers, results streamed back in order.
+
+``portkit scan ... --workers N`` starts a local Dask cluster of N worker processes
+(scheduler on 127.0.0.1, no dashboard); ``--cluster tcp://HOST:PORT`` uses a running
+scheduler whose workers have portkit installed (``pip install 'portkit[cluster]'``).
+``--resume STATE`` records each finished shard in STATE and, when STATE already holds
+records of the same scan, runs only the shards still missing; without a cluster it
+runs the shards in this process.
+
+How it behaves:
+
+- each shard runs the ordinary engine (:func:`portkit.scan.scan_batches`, with
+  detection when asked) on one worker and comes back whole; the client hands shards
+  to the report in shard order with results sorted within each, so the output is the
+  same run to run, resumed or not, and equal to a single-machine scan's;
+- ``--rate`` and ``--concurrency`` are global ceilings, split evenly among the
+  worker slots; a host block is never in two running shards at once, so a host gets
+  at most one slot's share at any moment;
+- a worker that dies mid-shard loses nothing: the scheduler runs the shard again
+  elsewhere (and after ``distributed.scheduler.allowed-failures`` deaths the client
+  submits it once more), and a shard counts once, by its index, however often it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import re
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from portkit._errors import NetworkError, PortkitError, UsageError
+from portkit.scan._engine import EngineOptions
+from portkit.scan._model import PortResult
+from portkit.scan._scan import ScanPlan, scan_batches
+from portkit.scan._shards import (
+    DEFAULT_SHARD_PROBES,
+    Shard,
+    ShardJournal,
+    ShardTask,
+    choose_layout,
+    make_shards,
+    result_key,
+    scan_fingerprint,
+)
+
+__all__ = [
+    "ClusterOptions",
+    "ClusterScan",
+    "cluster_batches",
+    "cluster_options_from_args",
+    "run_shard",
+]
+
+log = logging.getLogger("portkit.scan.cluster")
+
+CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler
+WORKER_WAIT = 30.0  # seconds to wait for a first worker on an existing cluster
+RESUBMITS = 2  # extra submissions of a shard whose workers kept dying
+_ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://\S+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterOptions:
+    """Where shards run and where finished ones are recorded."""
+
+    address: str | None = None  # a running scheduler, e.g. "tcp://127.0.0.1:8786"
+    workers: int | None = None  # a local cluster of this many worker processes
+    resume: str | None = None  # the state file
+    shard_probes: int = DEFAULT_SHARD_PROBES
+    connect_timeout: float = CONNECT_TIMEOUT  # seconds to reach the scheduler
+
+    def __post_init__(self) -> None:
+        if self.address is not None and self.workers is not None:
+            raise UsageError("give either --cluster or --workers, not both")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"workers must be at least 1, not {self.workers}")
+        if self.address is not None and not _ADDRESS.fullmatch(self.address):
+            raise UsageError(
+                f"cluster address must look like tcp://HOST:PORT, not {self.address!r}"
+            )
+        if self.shard_probes < 1:
+            raise UsageError(f"shard size must be at least 1 probe, not {self.shard_probes}")
+
+
+def cluster_options_from_args(args: argparse.Namespace) -> ClusterOptions | None:
+    """The :class:`ClusterOptions` the command line asked for, or ``None`` (a local scan).
+
+    The options themselves are added by :mod:`portkit.cli._cluster_args`.
+    """
+    address = getattr(args, "cluster", None)
+    workers = getattr(args, "workers", None)
+    resume = getattr(args, "resume", None)
+    shard_size = getattr(args, "shard_size", None)
+    if address is None and workers is None and resume is None:
+        return None
+    return ClusterOptions(
+        address=address,
+        workers=workers,
+        resume=resume,
+        shard_probes=DEFAULT_SHARD_PROBES if shard_size is None else shard_size,
+    )
+
+
+# --- the worker side ---------------------------------------------------------------
+
+
+async def _run_shard_async(task: ShardTask) -> list[PortResult]:
+    results: list[PortResult] = []
+    async with contextlib.aclosing(scan_batches(task.plan(), detect=task.detect)) as batches:
+        async for batch in batches:
+            results.extend(batch)
+    results.sort(key=result_key)
+    return results
+
+
+def run_shard(task: ShardTask) -> tuple[int, list[PortResult]]:
+    """Run one shard to completion on this machine; return its index and sorted results.
+
+    This is the function Dask workers call (in a worker thread, with its own loop).
+    """
+    return task.shard.index, asyncio.run(_run_shard_async(task))
+
+
+# --- executors: where shards run ---------------------------------------------------
+
+
+class _Executor(Protocol):
+    slots: int
+
+    async def start(self) -> None: ...
+
+    def submit(
+        self, task: ShardTask, attempt: int
+    ) -> asyncio.Future[tuple[int, list[PortResult]]]: ...
+
+    async def close(self) -> None: ...
+
+
+class _InProcess:
+    """Shards in this process (``--resume`` without a cluster: one at a time)."""
+
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = slots
+
+    async def start(self) -> None:
+        return None
+
+    def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
+        async def run() -> tuple[int, list[PortResult]]:
+            return task.shard.index, await _run_shard_async(task)
+
+        return asyncio.ensure_future(run())
+
+    async def close(self) -> None:
+        return None
+
+
+class _Dask:
+    """Shards on Dask workers: a local cluster we start, or a scheduler we are given."""
+
+    def __init__(self, *, address: str | None, workers: int | None, timeout: float) -> None:
+        self._address = address
+        self._workers = workers
+        self._timeout = timeout
+        self._cluster: Any = None
+        self._client: Any = None
+        self._token = ""
+        self.slots = 1
+
+    async def start(self) -> None:
+        try:
+            # Typed loosely on purpose: distributed's own annotations are partial.
+            distributed: Any = importlib.import_module("distributed")
+        except ImportError:
+            raise UsageError(
+                "cluster scans need Dask distributed: pip install 'portkit[cluster]'"
+            ) from None
+        import secrets
+
+        self._token = secrets.token_hex(4)
+        if self._address is None:
+            self._cluster = await distributed.LocalCluster(
+                n_workers=self._workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                scheduler_port=0,
+                dashboard_address=None,
+                worker_dashboard_address=None,
+                silence_logs=logging.ERROR,
+                asynchronous=True,
+            )
+            address = self._cluster.scheduler_address
+        else:
+            address = self._address
+        try:
+            self._client = await distributed.Client(
+                address, asynchronous=True, timeout=self._timeout, set_as_default=False
+            )
+        except (OSError, TimeoutError) as exc:
+            await self.close()
+            raise NetworkError(f"cannot reach the dask scheduler at {address!r}: {exc}") from None
+        try:
+            await self._client.wait_for_workers(1, timeout=WORKER_WAIT)
+        except TimeoutError:
+            await self.close()
+            raise NetworkError(
+                f"no worker joined the dask scheduler at {address!r} within {WORKER_WAIT:g} s"
+            ) from None
+        # An asynchronous client's scheduler_info() is a cache without the workers.
+        info = await self._client.scheduler.identity(n_workers=-1)
+        self.slots = max(1, sum(int(w.get("nthreads", 1)) for w in info["workers"].values()))
+
+    def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
+        key = f"portkit-shard-{self._token}-{task.shard.index}-{attempt}"
+        future = self._client.submit(run_shard, task, key=key, pure=False)
+
+        async def result() -> tuple[int, list[PortResult]]:
+            try:
+                value: tuple[int, list[PortResult]] = await future
+            except asyncio.CancelledError:
+                this = asyncio.current_task()
+                if this is not None and this.cancelling():
+                    raise  # we were cancelled (Ctrl-C, or the scan is being closed)
+                raise NetworkError(
+                    f"the dask scheduler dropped shard {task.shard.index} (scheduler lost?)"
+                ) from None
+            return value
+
+        return asyncio.ensure_future(result())
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        cluster, self._cluster = self._cluster, None
+        if client is not None:
+            await client.close()
+        if cluster is not None:
+            await cluster.close()
+
+
+def _executor(options: ClusterOptions) -> _Executor:
+    if options.address is None and options.workers is None:
+        return _InProcess()
+    return _Dask(address=options.address, workers=options.workers, timeout=options.connect_timeout)
+
+
+def _share(total: float | None, slots: int) -> float | None:
+    return None if total is None else total / slots
+
+
+def _is_killed_worker(exc: BaseException) -> bool:
+    try:
+        from distributed import KilledWorker
+    except ImportError:  # pragma: no cover (only with an executor that is not Dask)
+        return False
+    return isinstance(exc, KilledWorker)
+
+
+# --- the client side ---------------------------------------------------------------
+
+
+def _describe(shard: Shard) -> str:
+    first, last = shard.targets[0].address, shard.targets[-1].address
+    hosts = first if first == last else f"{first}..{last}"
+    return f"{hosts}, {len(shard.ports)} ports"
+
+
+class _Scheduler:
+    """Hands out shards politely and gives results back in shard order, once each."""
+
+    def __init__(
+        self,
+        shards: list[Shard],
+        make_task: Callable[[Shard], ShardTask],
+        executor: _Executor,
+        journal: ShardJournal | None,
+    ) -> None:
+        self.shards = shards
+        self._make_task = make_task
+        self._executor = executor
+        self._journal = journal
+        done = journal.finished if journal is not None else frozenset()
+        self._pending = [s for s in shards if s.index not in done]
+        self._from_journal = set(done)
+        self._running: dict[asyncio.Future[tuple[int, list[PortResult]]], tuple[Shard, int]] = {}
+        self._busy_hosts: set[int] = set()
+        self._finished: dict[int, list[PortResult]] = {}
+        self._next = 0  # the next shard index to hand out
+        # Shards submitted or finished but not yet handed out: bounds the memory held
+        # for results that wait on a slower shard before them.
+        self._window = max(4, 2 * executor.slots)
+
+    def _outstanding(self) -> int:
+        return len(self._running) + len(self._finished)
+
+    def _fill(self) -> None:
+        while len(self._running) < self._executor.slots and self._pending:
+            # With the window full only the lowest pending shard may start: the others
+            # would wait on it anyway, and it must not wait on them.
+            eligible = self._pending if self._outstanding() < self._window else self._pending[:1]
+            shard = next((s for s in eligible if s.host_block not in self._busy_hosts), None)
+            if shard is None:
+                return
+            self._pending.remove(shard)
+            self._start(shard, 0)
+
+    def _start(self, shard: Shard, attempt: int) -> None:
+        future = self._executor.submit(self._make_task(shard), attempt)
+        self._running[future] = (shard, attempt)
+        self._busy_hosts.add(shard.host_block)
+
+    def _release(self) -> list[PortResult]:
+        out: list[PortResult] = []
+        while self._next < len(self.shards):
+            index = self._next
+            if index in self._finished:
+                out.extend(self._finished.pop(index))
+            elif index in self._from_journal:
+                assert self._journal is not None
+                out.extend(self._journal.results(index))
+            else:
+                break
+            self._next += 1
+        return out
+
+    async def batches(self) -> AsyncGenerator[list[PortResult], None]:
+        try:
+            if released := self._release():
+                yield released
+            while self._next < len(self.shards):
+                self._fill()
+                if not self._running:  # pragma: no cover (a bug, not a user error)
+                    raise RuntimeError("cluster scan stalled with nothing running")
+                done, _ = await asyncio.wait(
+                    list(self._running), return_when=asyncio.FIRST_COMPLETED
+                )
+                for future in done:
+                    shard, attempt = self._running.pop(future)
+                    self._busy_hosts.discard(shard.host_block)
+                    self._collect(future, shard, attempt)
+                if released := self._release():
+                    yield released
+        finally:
+            await self._cancel()
+
+    def _collect(
+        self, future: asyncio.Future[tuple[int, list[PortResult]]], shard: Shard, attempt: int
+    ) -> None:
+        assert isinstance(future, asyncio.Future)
+        exc = future.exception()
+        if exc is not None:
+            if _is_killed_worker(exc):
+                if attempt < RESUBMITS:
+                    log.warning(
+                        "shard %d: its workers kept dying; submitting it again", shard.index
+                    )
+                    self._start(shard, attempt + 1)
+                    return
+                raise NetworkError(
+                    f"shard {shard.index} ({_describe(shard)}) failed: every worker that ran it died"
+                ) from exc
+            if isinstance(exc, PortkitError):
+                raise exc  # the engine's own one-line errors, from whichever worker
+            raise NetworkError(
+                f"shard {shard.index} ({_describe(shard)}) failed on a worker: "
+                f"{type(exc).__name__}: {exc} (is portkit[cluster] installed on every worker?)"
+            ) from exc
+        index, results = future.result()
+        if index != shard.index:  # pragma: no cover (a bug)
+            raise RuntimeError(f"shard {shard.index} came back as shard {index}")
+        if index < self._next or index in self._finished:
+            return  # ran twice (a retry raced its first run): it counts once
+        if self._journal is not None:
+            self._journal.record(index, results)
+        self._finished[index] = results
+
+    async def _cancel(self) -> None:
+        running = [f for f in self._running if isinstance(f, asyncio.Future)]
+        self._running.clear()
+        for future in running:
+            future.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+
+class ClusterScan:
+    """One scan run as shards: :meth:`open` it, iterate :meth:`batches`, :meth:`close` it.
+
+    Opening checks the state file and starts (or reaches) the cluster, so every input
+    error is raised before any output is written.
+    """
+
+    def __init__(
+        self,
+        executor: _Executor,
+        scheduler: _Scheduler,
+        journal: ShardJournal | None,
+        engine_options: EngineOptions,
+    ) -> None:
+        self.engine_options = engine_options  # what each shard runs with: shares of the ceilings
+        self._executor = executor
+        self._scheduler = scheduler
+        self._journal = journal
+        self.shard_count = len(scheduler.shards)
+        self.slots = executor.slots
+
+    @classmethod
+    async def open(cls, plan: ScanPlan, options: ClusterOptions, *, detect: bool) -> ClusterScan:
+        """Check the state file, start the executor, cut the scan into shards.
+
+        Raises:
+            UsageError: bad options, or a state file of another scan.
+            NetworkError: the scheduler cannot be reached or has no workers.
+        """
+        targets = list(plan.iter_targets())
+        fingerprint = scan_fingerprint(plan, targets, detect=detect)
+        journal: ShardJournal | None = None
+        if options.resume is not None:
+            journal = ShardJournal.open_existing(options.resume, fingerprint=fingerprint)
+        executor = _executor(options)
+        try:
+            await executor.start()
+            if journal is not None:
+                layout = journal.layout
+            else:
+                layout = choose_layout(
+                    len(targets),
+                    plan.ports,
+                    slots=executor.slots,
+                    shard_probes=options.shard_probes,
+                )
+            shards = make_shards(targets, plan.ports, layout)
+            if journal is None and options.resume is not None:
+                journal = ShardJournal.create(
+                    options.resume,
+                    fingerprint=fingerprint,
+                    layout=layout,
+                    shard_count=len(shards),
+                )
+        except BaseException:
+            if journal is not None:
+                journal.close()
+            await executor.close()
+            raise
+        engine = replace(
+            plan.options,
+            rate=_share(plan.options.rate, executor.slots),
+            concurrency=None
+            if plan.options.concurrency is None
+            else max(1, plan.options.concurrency // executor.slots),
+        )
+
+        def make_task(shard: Shard) -> ShardTask:
+            return ShardTask(shard=shard, syn=plan.syn, options=engine, detect=detect)
+
+        log.debug(
+            "%d shards of %d hosts x %d ports on %d slots",
+            len(shards),
+            layout.host_block,
+            layout.port_block,
+            executor.slots,
+        )
+        return cls(executor, _Scheduler(shards, make_task, executor, journal), journal, engine)
+
+    async def batches(self) -> AsyncGenerator[list[PortResult], None]:
+        """Yield result batches as shards finish, in shard order; close when done."""
+        try:
+            async with contextlib.aclosing(self._scheduler.batches()) as batches:
+                async for batch in batches:
+                    yield batch
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop whatever runs, close the state file and the cluster (idempotent)."""
+        if self._journal is not None:
+            self._journal.close()
+        await self._executor.close()
+
+
+async def cluster_batches(
+    plan: ScanPlan, options: ClusterOptions, *, detect: bool = False
+) -> AsyncGenerator[list[PortResult], None]:
+    """Run ``plan`` as shards on a cluster; yield result batches as shards finish.
+
+    The batches are those of a local :func:`~portkit.scan.scan_batches` run, regrouped:
+    one per finished shard (several when shards finish together), in shard order.
+
+    Raises:
+        UsageError: bad options, or a state file of another scan.
+        NetworkError: the scheduler cannot be reached or has no workers.
+    """
+    run = await ClusterScan.open(plan, options, detect=detect)
+    async with contextlib.aclosing(run.batches()) as batches:
+        async for batch in batches:
+            yield batch

@@ -1,0 +1,826 @@
+"""The identification ladder: what actually answers on one port.
+
+For TCP, in order, within one time budget:
+
+1. connect and *listen* (servers that speak first: SSH, SMTP, FTP, POP3, IMAP, Telnet,
+   MySQL, VNC);
+2. if the port stayed silent, send the probe most likely for the registry's service on that
+   same connection (the TLS handshake first where the service is TLS by convention, else an
+   HTTP GET), then a TLS handshake, then the remaining probes, one connection each;
+3. when TLS completes, record the certificate and climb the ladder again *inside* TLS
+   (https, imaps, pop3s, submissions, ftps, ...).
+
+Every probe's answer is judged by the sans-io matchers of :mod:`portkit.proto` as the bytes
+arrive, so a quick server is identified as soon as its answer is complete. Waits are per
+phase and short; reads stop at :data:`portkit.proto.MAX_RESPONSE_BYTES`. Nothing matched
+means an honest "unknown" that keeps the first bytes the server sent.
+
+UDP (DNS, NTP, SNMP, SIP) sends each UDP probe from one socket and judges the datagrams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC
+
+from portkit._errors import ConnectionRefused, ConnectTimeout, NetworkError, ResolveError
+from portkit.proto import (
+    BANNER_MATCHERS,
+    MATCHERS,
+    SPEAKS_FIRST,
+    TLS_SERVICES,
+    UDP_PROBES,
+    Match,
+    Matcher,
+    NoMatch,
+    Probe,
+    Reader,
+    matchers_for,
+    probes_for,
+    tls_name,
+    wants_tls_first,
+)
+from portkit.proto.http import HTTP_GET
+from portkit.proto.mail import SMTP_EHLO
+from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+
+__all__ = [
+    "BANNER_WAIT",
+    "CONNECT_TIMEOUT",
+    "DEFAULT_BUDGET",
+    "EVIDENCE_BYTES",
+    "PROBE_WAIT",
+    "SPEAKS_FIRST_WAIT",
+    "TLS_TIMEOUT",
+    "UDP_WAIT",
+    "identify",
+    "nmap_service",
+    "probe_port",
+    "same_protocol",
+]
+
+DEFAULT_BUDGET = 6.0
+"""Seconds one port's whole identification may take."""
+CONNECT_TIMEOUT = 2.0
+"""Seconds to wait for a TCP connection to be accepted."""
+BANNER_WAIT = 0.3
+"""Seconds to listen for a greeting when the registry names no protocol we can probe."""
+SPEAKS_FIRST_WAIT = 1.5
+"""Seconds to listen when the registry expects a server that greets first."""
+PROBE_WAIT = 0.6
+"""Seconds to wait for the answer to one probe (plus a few round trips)."""
+QUIET_WAIT = 0.1
+"""Once a probe's own matchers have all said no, seconds of silence that end its answer."""
+TLS_TIMEOUT = 2.0
+"""Seconds a TLS handshake may take."""
+UDP_WAIT = 0.6
+"""Seconds to wait for the answer to one UDP probe."""
+RTT_FACTOR = 4
+"""Waits grow by this many measured connect round trips, for distant servers."""
+EVIDENCE_BYTES = 256
+"""How many of the first bytes a server sent are kept as evidence."""
+PARALLEL_PROBES = 4
+"""Probes sent at once (each on its own connection) once the likely ones have failed."""
+INNER_PROBES = 4
+"""Probes tried inside TLS after the greeting and HTTP, each needing a new handshake."""
+READ_CHUNK = 4096
+
+
+# Registry names of TLS services that are not "<plain>s" -> the protocol inside.
+_TLS_ALIASES = {"submissions": "smtp", "smtps": "smtp", "secure-mqtt": "mqtt", "https-alt": "http"}
+
+
+class _Closed(Exception):
+    """The connection could not be (re)opened for the next probe."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Outcome:
+    match: Match | None
+    data: bytes
+    eof: bool
+
+
+class _Channel:
+    """One TCP connection, optionally with TLS run through :class:`ssl.SSLObject`.
+
+    Running TLS over memory BIOs (instead of asyncio's own TLS) keeps the raw bytes a
+    server answers a ClientHello with, so a failed handshake can still be judged.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._tls: ssl.SSLObject | None = None
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self.raw = bytearray()  # bounded copy of raw bytes received during the handshake
+
+    @classmethod
+    async def open(cls, host: str, port: int, limit: float) -> tuple[_Channel, float]:
+        """Connect within ``limit`` seconds; return the channel and the connect time."""
+        started = time.perf_counter()
+        timeout = limit
+        try:
+            async with asyncio.timeout(limit):
+                reader, writer = await asyncio.open_connection(host, port, limit=READ_CHUNK * 4)
+        except TimeoutError:
+            raise ConnectTimeout(
+                f"no answer from {_where(host, port)} within {timeout:g} s"
+            ) from None
+        except ConnectionRefusedError:
+            raise ConnectionRefused(f"connection refused by {_where(host, port)}") from None
+        except socket.gaierror as exc:
+            raise ResolveError(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise NetworkError(
+                f"cannot connect to {_where(host, port)}: {exc.strerror or exc}"
+            ) from None
+        return cls(reader, writer), time.perf_counter() - started
+
+    async def send(self, data: bytes) -> None:
+        if self._tls is not None:
+            self._tls.write(data)
+            data = self._outgoing.read()
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except OSError as exc:
+            raise _Closed(str(exc)) from None
+
+    async def recv(self, deadline: float) -> bytes:
+        """Return the next bytes (b"" at end of stream); TimeoutError at ``deadline``."""
+        if self._tls is None:
+            return await self._recv_raw(deadline)
+        while True:
+            try:
+                return self._tls.read(READ_CHUNK)
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+            except ssl.SSLError:
+                return b""
+            await self._flush()
+            raw = await self._recv_raw(deadline)
+            if not raw:
+                self._incoming.write_eof()
+            else:
+                self._incoming.write(raw)
+
+    async def _recv_raw(self, deadline: float) -> bytes:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise TimeoutError
+        try:
+            async with asyncio.timeout(remaining):
+                return await self._reader.read(READ_CHUNK)
+        except (ConnectionResetError, BrokenPipeError):
+            return b""
+
+    async def _flush(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            try:
+                self._writer.write(pending)
+                await self._writer.drain()
+            except OSError as exc:
+                raise _Closed(str(exc)) from None
+
+    async def start_tls(
+        self, server_hostname: str | None, first_byte: float, deadline: float
+    ) -> TlsInfo | None:
+        """Run a TLS handshake; return what it showed, or ``None`` if it failed.
+
+        A server that has not answered the ClientHello by ``first_byte`` is not going to;
+        the whole handshake must end by ``deadline``. On failure ``self.raw`` holds what
+        the server answered instead (maybe nothing).
+        """
+        tls = _client_context().wrap_bio(
+            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
+        )
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError:
+                return None
+            try:
+                await self._flush()
+                raw = await self._recv_raw(first_byte if not self.raw else deadline)
+            except (TimeoutError, _Closed):
+                return None
+            if not raw:
+                self._incoming.write_eof()
+                continue  # the handshake call reports the failure
+            if len(self.raw) < EVIDENCE_BYTES * 4:
+                self.raw += raw[: EVIDENCE_BYTES * 4 - len(self.raw)]
+            self._incoming.write(raw)
+        await self._flush()
+        self._tls = tls
+        return _tls_info(tls)
+
+    async def close(self) -> None:
+        self._writer.close()
+        # Closing a probe connection the peer may already have reset: there is nothing
+        # to report about that, the verdict is made.
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(0.5):
+                await self._writer.wait_closed()
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _client_context() -> ssl.SSLContext:
+    """A TLS client context for identification: no verification, old versions allowed.
+
+    We want to see every TLS server, including self-signed and outdated ones; nothing
+    secret is ever sent over these connections.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    with contextlib.suppress(ssl.SSLError):
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def _tls_info(tls: ssl.SSLObject) -> TlsInfo:
+    from cryptography import x509
+
+    cipher = tls.cipher()
+    info = TlsInfo(
+        version=tls.version(),
+        cipher=cipher[0] if cipher else None,
+        alpn=tls.selected_alpn_protocol(),
+    )
+    der = tls.getpeercert(binary_form=True)
+    if not der:
+        return info
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return info
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = tuple(str(v) for v in san.get_values_for_type(x509.DNSName)) + tuple(
+            str(v) for v in san.get_values_for_type(x509.IPAddress)
+        )
+    except (x509.ExtensionNotFound, ValueError):
+        sans = ()
+    return replace(
+        info,
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        not_before=cert.not_valid_before_utc.astimezone(UTC).isoformat(),
+        not_after=cert.not_valid_after_utc.astimezone(UTC).isoformat(),
+        self_signed=cert.subject == cert.issuer,
+        subject_alt_names=sans,
+    )
+
+
+def _server_hostname(host: str) -> str | None:
+    """The name for SNI: the host when it is a name, nothing for an address."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    return None
+
+
+async def _exchange(
+    chan: _Channel,
+    payload: bytes | None,
+    matchers: tuple[Matcher, ...],
+    wait: float,
+    deadline: float,
+    carry: bytes = b"",
+    own: int | None = None,
+) -> _Outcome:
+    """Send ``payload`` (if any) and judge the answer until a verdict, EOF or ``wait``.
+
+    ``carry`` is what the server already said on this connection (its greeting), judged
+    together with the answer. Once the first ``own`` matchers (the probe's) have all said
+    no, only :data:`QUIET_WAIT` more silence is awaited for a late greeting.
+    """
+    reader = Reader(matchers)
+    if carry:
+        reader.feed(carry)
+    loop = asyncio.get_running_loop()
+    if payload:
+        try:
+            await chan.send(payload)
+        except _Closed:
+            return _Outcome(match=reader.finish(), data=b"", eof=True)
+    end = min(loop.time() + wait, deadline)
+    eof = False
+    while True:
+        try:
+            chunk = await chan.recv(end)
+        except (TimeoutError, _Closed):
+            match = reader.finish()
+            break
+        if not chunk:
+            eof = True
+            match = reader.finish()
+            break
+        match = reader.feed(chunk)
+        if match is not None or reader.done or reader.full:
+            break
+        if own is not None and all(
+            isinstance(reader.verdicts.get(m.name), NoMatch) for m in matchers[:own]
+        ):
+            end = min(end, loop.time() + QUIET_WAIT)
+    return _Outcome(match=match, data=bytes(reader.data), eof=eof)
+
+
+@dataclass(slots=True)
+class _Ladder:
+    """One port's identification: the budget, what was seen, the connections made."""
+
+    host: str
+    port: int
+    expected: str | None
+    deadline: float
+    rtt: float = 0.0
+    evidence: bytes = b""
+    connections: int = 0
+
+    def remaining(self) -> float:
+        return self.deadline - asyncio.get_running_loop().time()
+
+    def wait(self, base: float) -> float:
+        return min(base + RTT_FACTOR * self.rtt, max(self.remaining(), 0.0))
+
+    def phase_deadline(self, base: float) -> float:
+        return asyncio.get_running_loop().time() + self.wait(base)
+
+    def note(self, data: bytes) -> None:
+        if data and not self.evidence:
+            self.evidence = data[:EVIDENCE_BYTES]
+
+    async def connect(self) -> _Channel:
+        if self.remaining() <= 0:
+            raise _Closed("budget spent")
+        timeout = min(CONNECT_TIMEOUT, self.remaining())
+        try:
+            chan, rtt = await _Channel.open(self.host, self.port, timeout)
+        except (ConnectionRefused, ConnectTimeout) as exc:
+            if self.connections == 0:
+                raise
+            raise _Closed(str(exc)) from None
+        if self.connections == 0:
+            self.rtt = rtt
+        self.connections += 1
+        return chan
+
+    def result(
+        self, match: Match, probe: str, data: bytes, tls: TlsInfo | None = None
+    ) -> Identification:
+        service = tls_name(match.service) if tls is not None else match.service
+        return Identification(
+            service=service,
+            product=match.product,
+            version=match.version,
+            extra=match.extra,
+            tls=tls,
+            confidence=match.confidence,
+            method="probed",
+            probe=probe,
+            evidence=data[:EVIDENCE_BYTES],
+        )
+
+
+async def identify(
+    host: str,
+    port: int,
+    *,
+    transport: str = "tcp",
+    expected: str | None = None,
+    budget: float = DEFAULT_BUDGET,
+) -> Identification:
+    """Find out what answers on ``host``:``port``.
+
+    Args:
+        host: an address or name (names are resolved by the connection itself).
+        port: the port, 1-65535.
+        transport: ``"tcp"`` or ``"udp"``.
+        expected: the registry's service name for the port, to try its probes first.
+        budget: seconds the whole identification may take.
+
+    Returns:
+        The :class:`Identification`; ``service`` is ``None`` when nothing matched, with
+        the first bytes the server sent as ``evidence``.
+
+    Raises:
+        ConnectionRefused: nothing listens (TCP), or the port is closed (UDP, ICMP).
+        ConnectTimeout: the first TCP connection was not accepted in time.
+        NetworkError: another connection failure.
+    """
+    deadline = asyncio.get_running_loop().time() + budget
+    if transport == "udp":
+        return await _identify_udp(host, port, expected, deadline)
+    if transport != "tcp":
+        raise ValueError(f"transport must be tcp or udp, not {transport!r}")
+    ladder = _Ladder(host=host, port=port, expected=expected, deadline=deadline)
+    return await _identify_tcp(ladder)
+
+
+async def _identify_tcp(ladder: _Ladder) -> Identification:
+    try:
+        found = await _climb(ladder)
+    except _Closed:
+        found = None  # the budget ran out or the server stopped accepting
+    if found is not None:
+        return found
+    return Identification(
+        service=None,
+        extra="no probe matched" if ladder.evidence else "no answer to any probe",
+        evidence=ladder.evidence,
+        confidence=0,
+    )
+
+
+async def _climb(ladder: _Ladder) -> Identification | None:
+    """Walk the TCP ladder; ``None`` when nothing matched."""
+    expected = ladder.expected
+    tls_first = wants_tls_first(expected)
+    speaks_first = expected is not None and expected.lower() in SPEAKS_FIRST
+    first: Probe | None = None  # the probe sent on the first connection
+    chan = await ladder.connect()
+    # 1. Listen: a server that speaks first identifies itself. On a TLS port the first
+    #    bytes are ours (the ClientHello), so the handshake is the first step there.
+    if tls_first:
+        found = await _try_tls(ladder, chan)
+        if found is not None:
+            return found
+    else:
+        first = probes_for(expected)[0] if expected else HTTP_GET
+        try:
+            # A greeting is sent on accept, so it arrives before the answer to any probe
+            # and is recognised then too: where the registry names a client-first
+            # protocol we can probe, the probe goes out at once.
+            listen = SPEAKS_FIRST_WAIT if speaks_first else BANNER_WAIT
+            if expected is not None and not speaks_first and expected.lower() in first.services:
+                listen = 0.0
+            if listen:
+                got = await _exchange(
+                    chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline
+                )
+                ladder.note(got.data)
+                if got.match is not None:
+                    return await _maybe_tls(ladder, ladder.result(got.match, "banner", got.data))
+                if got.eof:
+                    await chan.close()
+                    chan = await ladder.connect()
+            if ladder.evidence and first is HTTP_GET:
+                # It greeted us with something we do not know; HTTP will not help. A 220
+                # greeting may be SMTP or FTP: EHLO settles it (with the greeting).
+                first = SMTP_EHLO
+            # 2. The first probe goes on the same connection.
+            got = await _exchange(
+                chan,
+                first.build(ladder.host),
+                matchers_for(first),
+                ladder.wait(PROBE_WAIT),
+                ladder.deadline,
+                own=len(first.matchers),
+                carry=ladder.evidence,
+            )
+        finally:
+            await chan.close()
+        ladder.note(got.data)
+        if got.match is not None:
+            return await _maybe_tls(ladder, ladder.result(got.match, first.name, got.data))
+        # 3. TLS.
+        found = await _try_tls(ladder, await ladder.connect())
+        if found is not None:
+            return found
+    # 4. The remaining probes, each on a connection of its own, a few at a time: a server
+    #    that ignores what it does not understand costs one wait per batch, not per probe.
+    remaining = [p for p in probes_for(expected) if p is not first]
+    for start in range(0, len(remaining), PARALLEL_PROBES):
+        if ladder.remaining() <= 0:
+            break
+        batch = remaining[start : start + PARALLEL_PROBES]
+        outcomes = await asyncio.gather(*(_probe_once(ladder, p) for p in batch))
+        for outcome in outcomes:
+            if outcome is not None:
+                ladder.note(outcome.data)
+        for probe, outcome in zip(batch, outcomes, strict=True):
+            if outcome is not None and outcome.match is not None:
+                return ladder.result(outcome.match, probe.name, outcome.data)
+    return None
+
+
+async def _probe_once(ladder: _Ladder, probe: Probe) -> _Outcome | None:
+    """Send ``probe`` on a new connection and judge the answer; ``None`` if none was made."""
+    try:
+        chan = await ladder.connect()
+    except _Closed:
+        return None
+    try:
+        return await _exchange(
+            chan,
+            probe.build(ladder.host),
+            matchers_for(probe),
+            ladder.wait(PROBE_WAIT),
+            ladder.deadline,
+            own=len(probe.matchers),
+        )
+    finally:
+        await chan.close()
+
+
+async def _maybe_tls(ladder: _Ladder, found: Identification) -> Identification:
+    """A plain answer that says "this is a TLS port" (e.g. nginx's 400): confirm with TLS."""
+    if found.service is None or found.tls is not None or not wants_tls_first(found.service):
+        return found
+    if ladder.remaining() <= 0:
+        return found
+    try:
+        inner = await _try_tls(ladder, await ladder.connect())
+    except _Closed:
+        return found
+    return inner if inner is not None else found
+
+
+async def _try_tls(ladder: _Ladder, chan: _Channel) -> Identification | None:
+    """Handshake on ``chan`` (and close it); on success, climb the ladder inside TLS.
+
+    Returns ``None`` when the server is not TLS and its answer matched nothing.
+    """
+    try:
+        info = await chan.start_tls(
+            _server_hostname(ladder.host),
+            ladder.phase_deadline(PROBE_WAIT),
+            ladder.phase_deadline(TLS_TIMEOUT),
+        )
+        if info is None:
+            raw = bytes(chan.raw)
+            ladder.note(raw)
+            reader = Reader((MATCHERS["tls"], MATCHERS["http"], *BANNER_MATCHERS))
+            reader.feed(raw)
+            match = reader.finish()
+            if match is None:
+                return None
+            return ladder.result(match, "tls-handshake", raw)
+        return await _inside_tls(ladder, chan, info)
+    finally:
+        await chan.close()
+
+
+async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identification:
+    """The ladder again, inside a completed TLS handshake."""
+    plain_expected = ladder.expected
+    if plain_expected:
+        plain_expected = next(
+            (p for p, s in TLS_SERVICES.items() if s == plain_expected.lower()),
+            _TLS_ALIASES.get(plain_expected.lower(), plain_expected.lower()),
+        )
+    # Inside TLS the same holds: greetings arrive first. Listen only where the registry
+    # expects a greeting (imaps, pop3s, submissions, ftps), else ask HTTP at once.
+    listen = SPEAKS_FIRST_WAIT if plain_expected in SPEAKS_FIRST else BANNER_WAIT
+    if plain_expected is not None and plain_expected in HTTP_GET.services:
+        listen = 0.0
+    got = _Outcome(match=None, data=b"", eof=False)
+    if listen:
+        got = await _exchange(chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline)
+        ladder.note(got.data)
+        if got.match is not None:
+            return ladder.result(got.match, "tls+banner", got.data, info)
+    if not got.eof:
+        got = await _exchange(
+            chan,
+            HTTP_GET.build(ladder.host),
+            matchers_for(HTTP_GET),
+            ladder.wait(PROBE_WAIT),
+            ladder.deadline,
+            own=len(HTTP_GET.matchers),
+        )
+        ladder.note(got.data)
+        if got.match is not None:
+            return ladder.result(got.match, "tls+http-get", got.data, info)
+    others = [p for p in probes_for(plain_expected) if p is not HTTP_GET][:INNER_PROBES]
+    for probe in others:
+        if ladder.remaining() <= 0:
+            break
+        try:
+            inner = await ladder.connect()
+        except _Closed:
+            break
+        try:
+            again = await inner.start_tls(
+                _server_hostname(ladder.host),
+                ladder.phase_deadline(PROBE_WAIT),
+                ladder.phase_deadline(TLS_TIMEOUT),
+            )
+            if again is None:
+                break
+            got = await _exchange(
+                inner,
+                probe.build(ladder.host),
+                matchers_for(probe),
+                ladder.wait(PROBE_WAIT),
+                ladder.deadline,
+                own=len(probe.matchers),
+            )
+        finally:
+            await inner.close()
+        if got.match is not None:
+            return ladder.result(got.match, f"tls+{probe.name}", got.data, info)
+    return Identification(
+        service="tls",
+        tls=info,
+        extra="the protocol inside TLS was not recognised",
+        confidence=5,
+        probe="tls-handshake",
+        evidence=ladder.evidence,
+    )
+
+
+_UDP_MATCHERS = tuple(dict.fromkeys(m for p in UDP_PROBES for m in matchers_for(p)))
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue(maxsize=64)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a flood: keep the first ones
+            self.queue.put_nowait(data[: 16 * 1024])
+
+    def error_received(self, exc: Exception) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(exc)
+
+
+async def _identify_udp(
+    host: str, port: int, expected: str | None, deadline: float
+) -> Identification:
+    loop = asyncio.get_running_loop()
+    try:
+        transport, proto = await loop.create_datagram_endpoint(
+            _UdpProtocol, remote_addr=(host, port)
+        )
+    except OSError as exc:
+        raise NetworkError(
+            f"cannot reach {_where(host, port)}/udp: {exc.strerror or exc}"
+        ) from None
+    evidence = b""
+    try:
+        for probe in probes_for(expected, "udp"):
+            if loop.time() >= deadline:
+                break
+            transport.sendto(probe.build(host))
+            end = min(loop.time() + UDP_WAIT, deadline)
+            while True:
+                try:
+                    async with asyncio.timeout(max(end - loop.time(), 0.0)):
+                        item = await proto.queue.get()
+                except TimeoutError:
+                    break
+                if isinstance(item, ConnectionRefusedError):
+                    raise ConnectionRefused(
+                        f"{_where(host, port)}/udp is closed (port unreachable)"
+                    )
+                if isinstance(item, Exception):
+                    continue
+                evidence = evidence or item[:EVIDENCE_BYTES]
+                # A late answer to an earlier probe counts too: judge with every matcher.
+                for matcher in _UDP_MATCHERS:
+                    verdict = matcher(item, True)
+                    if isinstance(verdict, Match):
+                        return Identification(
+                            service=verdict.service,
+                            product=verdict.product,
+                            version=verdict.version,
+                            extra=verdict.extra,
+                            confidence=verdict.confidence,
+                            probe=probe.name,
+                            evidence=item[:EVIDENCE_BYTES],
+                        )
+    finally:
+        transport.close()
+    return Identification(
+        service=None,
+        extra="no probe matched" if evidence else "no answer to any probe",
+        evidence=evidence,
+    )
+
+
+# Registry names that are another port's name for the same protocol.
+_PROTOCOL_OF = {
+    "http-alt": "http",
+    "http-proxy": "http",
+    "www": "http",
+    "www-http": "http",
+    "webcache": "http",
+    "https-alt": "https",
+    "submission": "smtp",
+    "smtps": "submissions",
+    "dns": "domain",
+    "memcached": "memcache",
+    "vnc": "rfb",
+    "rdp": "ms-wbt-server",
+    "smb": "microsoft-ds",
+    "postgres": "postgresql",
+    "mariadb": "mysql",
+    "mqtts": "secure-mqtt",
+}
+
+
+def same_protocol(expected: str | None, found: str | None) -> bool | None:
+    """Whether the registry's ``expected`` service is the protocol that ``found`` names.
+
+    ``None`` when there is nothing to compare (no registry entry, or nothing identified).
+    ``submission`` (587) and ``smtp`` are the same protocol; ``https`` and ``http`` are not
+    (one is inside TLS).
+    """
+    if expected is None or found is None:
+        return None
+    a, b = expected.lower(), found.lower()
+    return _PROTOCOL_OF.get(a, a) == _PROTOCOL_OF.get(b, b)
+
+
+async def probe_port(
+    host: str,
+    port: int,
+    *,
+    transport: str = "tcp",
+    expected: str | None = None,
+    budget: float = DEFAULT_BUDGET,
+) -> PortResult:
+    """Identify what answers on ``host``:``port`` and report it as a :class:`PortResult`.
+
+    Unlike :func:`identify`, a refused or silent port is a result (closed, filtered), not
+    an error; ``rtt`` is the TCP connect time of the first connection.
+    """
+    started = time.perf_counter()
+    try:
+        if transport == "udp":
+            found = await identify(host, port, transport="udp", expected=expected, budget=budget)
+            state = PortState.OPEN if found.service or found.evidence else PortState.OPEN_FILTERED
+            reason = "udp-response" if found.evidence else "no-response"
+            return PortResult(
+                host=host, port=port, transport="udp", state=state, reason=reason,
+                expected=expected, identified=found,
+            )  # fmt: skip
+        ladder = _Ladder(
+            host=host,
+            port=port,
+            expected=expected,
+            deadline=asyncio.get_running_loop().time() + budget,
+        )
+        found = await _identify_tcp(ladder)
+    except ConnectionRefused:
+        closed = "port-unreach" if transport == "udp" else "conn-refused"
+        return PortResult(
+            host=host, port=port, transport=transport, state=PortState.CLOSED, reason=closed,
+            expected=expected, rtt=time.perf_counter() - started,
+        )  # fmt: skip
+    except ConnectTimeout:
+        return PortResult(
+            host=host, port=port, transport=transport, state=PortState.FILTERED,
+            reason="no-response", expected=expected,
+        )  # fmt: skip
+    return PortResult(
+        host=host, port=port, transport="tcp", state=PortState.OPEN, reason="syn-ack",
+        expected=expected, rtt=ladder.rtt, identified=found,
+    )  # fmt: skip
+
+
+def nmap_service(found: Identification) -> dict[str, str]:
+    """The attributes of an nmap XML ``<service>`` element describing ``found``.
+
+    nmap names the protocol inside TLS and marks the wrapping with ``tunnel="ssl"``
+    (``imaps`` is ``name="imap" tunnel="ssl"``); an unrecognised answer is ``unknown``.
+    """
+    name = found.service or "unknown"
+    attrs: dict[str, str] = {}
+    if found.tls is not None:
+        plain = {tls: plain for plain, tls in TLS_SERVICES.items()}
+        name = "unknown" if name == "tls" else plain.get(name, _TLS_ALIASES.get(name, name))
+        attrs["tunnel"] = "ssl"
+    attrs = {"name": name, **attrs}
+    if found.product:
+        attrs["product"] = found.product
+    if found.version:
+        attrs["version"] = found.version
+    if found.extra:
+        attrs["extrainfo"] = found.extra
+    attrs["method"] = found.method if found.service else "probed"
+    attrs["conf"] = str(found.confidence if found.service else 0)
+    return attrs

@@ -1,0 +1,342 @@
+"""The library entry point: ``async for result in portkit.scan.scan(...)``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from dataclasses import dataclass, field
+from typing import cast
+
+from portkit._errors import PortkitError, PortSpecError, TargetError
+from portkit.scan._engine import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    EngineOptions,
+    ProbeKind,
+    run_socket_engine,
+)
+from portkit.scan._model import Identification, PortResult, PortState
+from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
+from portkit.scan._shard import Engine, sharded, worker_count
+from portkit.scan._targets import (
+    Target,
+    TargetSpec,
+    iter_targets,
+    parse_target,
+    parse_targets,
+    resolve_targets,
+)
+
+__all__ = ["HOST_GROUP", "ScanPlan", "plan_scan", "scan", "scan_batches"]
+
+log = logging.getLogger("portkit.scan")
+
+# Hosts are probed in groups of this many, ports interleaved across the group, so a
+# multi-host scan spreads its load instead of hammering one host at a time.
+HOST_GROUP = 256
+DETECT_CONCURRENCY = 32
+
+Identify = Callable[..., Awaitable[Identification]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanPlan:
+    """Everything a scan will do, parsed and resolved, before any probe is sent."""
+
+    targets: tuple[TargetSpec, ...]
+    exclude: tuple[TargetSpec, ...] = ()
+    ports: PortSet
+    syn: bool = False
+    options: EngineOptions = field(default_factory=EngineOptions)
+    workers: int | None = None  # processes for large TCP scans; None: one per core
+
+    def iter_targets(self) -> Iterator[Target]:
+        """Yield each address to scan once, exclusions applied."""
+        return iter_targets(self.targets, exclude=self.exclude)
+
+    @property
+    def host_count(self) -> int:
+        """How many addresses the scan covers (exclusions not subtracted)."""
+        return sum(s.size for s in self.targets)
+
+    @property
+    def probe_count(self) -> int:
+        """How many (address, port, transport) triples the scan covers, at most."""
+        return self.host_count * len(self.ports)
+
+    def probes(self, transport: str) -> Iterator[tuple[Target, int]]:
+        """Yield (target, port) for ``transport``: host groups, ports interleaved."""
+        ports = self.ports.for_transport(transport)
+        if not ports:
+            return
+        hosts = self.iter_targets()
+        while group := list(itertools.islice(hosts, HOST_GROUP)):
+            for port in ports:
+                for target in group:
+                    yield target, port
+
+
+async def plan_scan(
+    targets: Iterable[str] | str,
+    ports: str | PortSet | None = None,
+    *,
+    top: int | None = None,
+    udp: bool = False,
+    tcp: bool = True,
+    syn: bool = False,
+    exclude: Iterable[str] = (),
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (per probe, not for the call)
+    retries: int = DEFAULT_RETRIES,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    workers: int | None = None,
+) -> ScanPlan:
+    """Parse and resolve a scan's inputs; raise before anything is sent.
+
+    ``ports`` is a port specification (``"22,80,1000-2000"``, ``"T:80,U:53"``) or a
+    :class:`PortSet`; without it and without ``top`` the 1,000 first ports of the
+    ``--top`` ordering are scanned. ``udp`` adds UDP to the transports that unprefixed
+    ports go to (``tcp=False`` with it: UDP only).
+    """
+    transports = tuple(t for t, on in (("tcp", tcp), ("udp", udp)) if on)
+    if not transports:
+        raise PortSpecError("no transport selected (tcp and udp are both off)")
+    if isinstance(ports, PortSet):
+        port_set = ports
+    elif ports is not None:
+        if top is not None:
+            raise PortSpecError("give either a port specification or --top, not both")
+        port_set = parse_ports(ports, transports=transports)
+    else:
+        port_set = port_set_from_top(top if top is not None else 1000, transports=transports)
+    if rate is not None and rate <= 0:
+        raise PortSpecError(f"rate must be positive, not {rate:g}")
+    if timeout <= 0:
+        raise PortSpecError(f"timeout must be positive, not {timeout:g}")
+    if retries < 0:
+        raise PortSpecError(f"retries must be 0 or more, not {retries}")
+    if workers is not None and workers < 1:
+        raise PortSpecError(f"workers must be at least 1, not {workers}")
+    if concurrency is not None and concurrency < 1:
+        raise PortSpecError(f"concurrency must be at least 1, not {concurrency}")
+    texts = [targets] if isinstance(targets, str) else list(targets)
+    specs = await resolve_targets(parse_targets(texts))
+    excluded = await resolve_targets([parse_target(t) for t in exclude])
+    plan = ScanPlan(
+        targets=specs,
+        exclude=excluded,
+        ports=port_set,
+        syn=syn,
+        options=EngineOptions(timeout=timeout, retries=retries, rate=rate, concurrency=concurrency),
+        workers=workers,
+    )
+    if not any(True for _ in itertools.islice(plan.iter_targets(), 1)):
+        raise TargetError("every target is excluded; nothing to scan")
+    return plan
+
+
+def expected_names(transport: str) -> list[str | None]:
+    """The registry's service name of every port 0-65535 for ``transport``, as a list.
+
+    Same answers as ``Registry.service_name`` (a port's own entries first, in registry
+    order, then the ranges that cover it), built in one pass so that naming each
+    result of a 65,535-port sweep is a list index rather than a registry query.
+    """
+    from portkit.registry import default_registry
+
+    registry = default_registry()
+    names: list[str | None] = [None] * 65536
+    ranges = []
+    for service in registry.in_range(0, 65535, transport):
+        if service.port is None or not service.name:
+            continue
+        if service.port_end is not None and service.port_end != service.port:
+            ranges.append(service)
+        elif names[service.port] is None:
+            names[service.port] = service.name
+    for service in ranges:
+        assert service.port is not None
+        assert service.port_end is not None
+        for port in range(service.port, min(service.port_end, 65535) + 1):
+            if names[port] is None:
+                names[port] = service.name
+    return names
+
+
+async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
+    if plan.ports.tcp:
+        names = expected_names("tcp")
+        workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.workers)
+        options = plan.options
+        if workers > 1:
+            # The ceilings are for the whole scan: each process gets its share.
+            options = dataclasses.replace(
+                options,
+                rate=None if options.rate is None else options.rate / workers,
+                concurrency=None
+                if options.concurrency is None
+                else max(1, options.concurrency // workers),
+            )
+        engine: Engine
+        if plan.syn:
+            from portkit.scan._syn import run_syn_engine
+
+            def engine(
+                probes: Iterator[tuple[Target, int]],
+            ) -> AsyncGenerator[list[PortResult], None]:
+                return run_syn_engine(probes, options, names)
+
+        else:
+
+            def engine(
+                probes: Iterator[tuple[Target, int]],
+            ) -> AsyncGenerator[list[PortResult], None]:
+                return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, names)
+
+        if workers > 1:
+            batches = sharded(engine, plan.probes("tcp"), workers, transport="tcp", names=names)
+        else:
+            batches = engine(plan.probes("tcp"))
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                yield batch
+    if plan.ports.udp:
+        udp = run_socket_engine(
+            plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp")
+        )
+        async with contextlib.aclosing(udp):
+            async for batch in udp:
+                yield batch
+
+
+def _load_identify() -> Identify:
+    # Identification is its own module (and its own engineer's); imported only on demand.
+    import importlib
+
+    try:
+        module = importlib.import_module("portkit.scan._identify")
+    except ModuleNotFoundError as exc:
+        if exc.name != "portkit.scan._identify":
+            raise
+        raise PortkitError(
+            "--detect is not available: this portkit has no identification"
+        ) from None
+    return cast(Identify, module.identify)
+
+
+async def scan_batches(
+    plan: ScanPlan,
+    *,
+    detect: bool | Identify = False,
+    detect_concurrency: int = DETECT_CONCURRENCY,
+) -> AsyncGenerator[list[PortResult], None]:
+    """Run ``plan``, yielding lists of :class:`PortResult` as soon as they are known.
+
+    With ``detect``, open TCP ports are handed to identification (at most
+    ``detect_concurrency`` at a time) and come out once identified; ``detect`` may be
+    the identify function itself (tests pass a stand-in).
+    """
+    identify: Identify | None = None
+    if detect is True:
+        identify = _load_identify()
+    elif detect is not False:
+        identify = detect
+    pending: set[asyncio.Task[PortResult]] = set()
+    gate = asyncio.Semaphore(max(1, detect_concurrency))
+
+    async def identified(result: PortResult) -> PortResult:
+        assert identify is not None
+        async with gate:
+            ident = await identify(result.host, result.port, expected=result.expected)
+        return dataclasses.replace(result, identified=ident)
+
+    async def finished(block: bool) -> list[PortResult]:
+        done, _ = await asyncio.wait(
+            pending, timeout=None if block else 0, return_when=asyncio.FIRST_COMPLETED
+        )
+        pending.difference_update(done)
+        return [task.result() for task in done]
+
+    batches = _engine_batches(plan)
+    try:
+        async for batch in batches:
+            if identify is None:
+                yield batch
+                continue
+            ready: list[PortResult] = []
+            for result in batch:
+                if result.state is PortState.OPEN and result.transport == "tcp":
+                    pending.add(asyncio.ensure_future(identified(result)))
+                else:
+                    ready.append(result)
+            if pending:
+                # Hand over what is done; wait when too much is queued (bounded memory).
+                ready.extend(await finished(len(pending) > 4 * detect_concurrency))
+            if ready:
+                yield ready
+        while pending:
+            yield await finished(True)
+    finally:
+        await batches.aclose()
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def scan(
+    targets: Iterable[str] | str,
+    ports: str | PortSet | None = None,
+    *,
+    top: int | None = None,
+    udp: bool = False,
+    tcp: bool = True,
+    syn: bool = False,
+    exclude: Sequence[str] = (),
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (per probe, not for the call)
+    retries: int = DEFAULT_RETRIES,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    workers: int | None = None,
+    detect: bool = False,
+) -> AsyncGenerator[PortResult, None]:
+    """Scan ``targets`` and yield a :class:`PortResult` for every port, as found.
+
+    Example::
+
+        async for result in scan(["127.0.0.1"], "1-1024"):
+            if result.state is PortState.OPEN:
+                print(result.port, result.expected)
+
+    Raises:
+        TargetError, PortSpecError: bad input, before anything is sent.
+        PrivilegeError: ``syn=True`` without root or CAP_NET_RAW.
+    """
+    plan = await plan_scan(
+        targets,
+        ports,
+        top=top,
+        udp=udp,
+        tcp=tcp,
+        syn=syn,
+        exclude=exclude,
+        timeout=timeout,
+        retries=retries,
+        rate=rate,
+        concurrency=concurrency,
+        workers=workers,
+    )
+    async for batch in scan_batches(plan, detect=detect):
+        for result in batch:
+            yield result

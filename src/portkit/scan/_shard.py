@@ -1,0 +1,183 @@
+"""Split one large scan across processes, so the kernel's work runs on every core.
+
+A TCP probe on a near host is mostly kernel time (socket, SYN, RST, wake-up), spent in
+the process that sends it. One Python process keeps one core busy; a sweep of 65,535
+ports on a 2-core machine leaves the other idle. For large scans the engine forks
+worker processes (Linux ``fork``: no new interpreter to start), gives each every n-th
+probe, and merges what they find into the caller's stream. Each worker runs its own
+engine, window, retries and back-off; results come back over a pipe as compact
+tuples and become :class:`PortResult` objects in the caller.
+
+Ctrl-C and early closing kill the workers; a worker that fails reports its error,
+which is raised in the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import os
+import pickle
+import signal
+import struct
+import sys
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+
+from portkit._errors import PortkitError
+from portkit.scan._model import PortResult, PortState
+from portkit.scan._targets import Target
+
+__all__ = ["MIN_PROBES_PER_WORKER", "sharded", "worker_count"]
+
+MIN_PROBES_PER_WORKER = 16384  # below this the fork costs more than it saves
+_HEADER = struct.Struct("!I")
+_STATES = {s.value: s for s in PortState}
+
+Engine = Callable[[Iterator[tuple[Target, int]]], AsyncGenerator[list[PortResult], None]]
+Row = tuple[str, str | None, int, str, str, float | None]
+
+
+def worker_count(probes: int, wanted: int | None = None) -> int:
+    """How many processes to use for ``probes`` probes (``wanted`` caps it; 1: no fork)."""
+    if wanted is not None:
+        return max(1, wanted)
+    if sys.platform != "linux":
+        return 1
+    # Only cores that are idle help: on a busy machine the extra process just competes
+    # with this one (measured: slower under a load above the core count).
+    cores = len(os.sched_getaffinity(0))
+    idle = cores - math.ceil(os.getloadavg()[0])
+    return max(1, min(idle, probes // MIN_PROBES_PER_WORKER))
+
+
+def _every(
+    probes: Iterator[tuple[Target, int]], index: int, count: int
+) -> Iterator[tuple[Target, int]]:
+    return itertools.islice(probes, index, None, count)
+
+
+def _child(engine: Engine, probes: Iterator[tuple[Target, int]], write_fd: int) -> None:
+    """The worker's whole life; never returns (``os._exit``)."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+        signal.set_wakeup_fd(-1)
+        asyncio.events._set_running_loop(None)  # the parent's loop is not ours
+        loop = asyncio.new_event_loop()
+
+        async def run() -> None:
+            async for batch in engine(probes):
+                rows: list[Row] = [
+                    (r.host, r.hostname, r.port, r.state.value, r.reason, r.rtt) for r in batch
+                ]
+                data = pickle.dumps(("rows", rows), protocol=pickle.HIGHEST_PROTOCOL)
+                _write_all(write_fd, _HEADER.pack(len(data)) + data)
+
+        loop.run_until_complete(run())
+    except BaseException as exc:  # report it to the parent, whatever it is
+        message = str(exc) if isinstance(exc, PortkitError) else f"{type(exc).__name__}: {exc}"
+        data = pickle.dumps(("error", message))
+        with contextlib.suppress(OSError):
+            _write_all(write_fd, _HEADER.pack(len(data)) + data)
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+async def sharded(
+    engine: Engine,
+    probes: Iterator[tuple[Target, int]],
+    workers: int,
+    *,
+    transport: str,
+    names: Sequence[str | None] | None,
+) -> AsyncGenerator[list[PortResult], None]:
+    """Run ``engine`` over ``probes`` in ``workers`` processes (this one included)."""
+    children: list[tuple[int, int]] = []  # (pid, read fd)
+    try:
+        for index in range(1, workers):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the worker process
+                os.close(read_fd)
+                _child(engine, _every(probes, index, workers), write_fd)
+            os.close(write_fd)
+            os.set_blocking(read_fd, False)
+            children.append((pid, read_fd))
+        own = engine(_every(probes, 0, workers))
+        queue: asyncio.Queue[list[PortResult] | BaseException | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        buffers = {fd: bytearray() for _pid, fd in children}
+        open_fds = set(buffers)
+
+        def readable(fd: int) -> None:
+            buffer = buffers[fd]
+            while True:
+                try:
+                    chunk = os.read(fd, 1 << 20)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    loop.remove_reader(fd)
+                    open_fds.discard(fd)
+                    queue.put_nowait(None)
+                    break
+                buffer += chunk
+            while len(buffer) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(buffer)
+                if len(buffer) < _HEADER.size + size:
+                    break
+                kind, payload = pickle.loads(buffer[_HEADER.size : _HEADER.size + size])
+                del buffer[: _HEADER.size + size]
+                if kind == "error":
+                    queue.put_nowait(PortkitError(f"scan worker failed: {payload}"))
+                    continue
+                queue.put_nowait(
+                    [
+                        PortResult(
+                            host=host,
+                            port=port,
+                            transport=transport,
+                            state=_STATES[state],
+                            reason=reason,
+                            hostname=hostname,
+                            expected=None if names is None else names[port],
+                            rtt=rtt,
+                        )
+                        for host, hostname, port, state, reason, rtt in payload
+                    ]
+                )
+
+        for _pid, fd in children:
+            loop.add_reader(fd, readable, fd)
+        async for batch in own:
+            yield batch
+            while not queue.empty():
+                item = queue.get_nowait()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is not None:
+                    yield item
+        while open_fds or not queue.empty():
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item is not None:
+                yield item
+    finally:
+        for pid, fd in children:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # done already, or told to stop now
+            os.waitpid(pid, 0)  # noqa: ASYNC222 (killed just above: returns at once)

@@ -1,0 +1,393 @@
+"""The TCP SYN engine (``--syn``): raw IPv4 packets, stateless sending, keyed cookies.
+
+Each probe is one SYN (RFC 9293 section 3.5) from a fixed source port outside the
+kernel's ephemeral range. Its sequence number is a keyed MAC of the four-tuple
+(BLAKE2b in keyed mode, RFC 7693, truncated to 32 bits), so a reply proves itself: a
+SYN-ACK or RST whose acknowledgment number is that cookie plus one answers our probe
+and nothing else (the scheme masscan and ZMap use). Nothing is remembered per probe
+beyond the window of probes in flight.
+
+A SYN-ACK means open, a RST closed, silence (after the retries) filtered. The kernel
+has no socket for our source port, so it answers each SYN-ACK with a RST itself, which
+closes the half-open connection on the target for us.
+
+A classic BPF filter on the receiving socket keeps everything but SYN-ACKs and RSTs to
+our source port in the kernel, so a busy host's traffic does not reach Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import hashlib
+import os
+import secrets
+import socket
+import struct
+import time
+from array import array
+from collections import deque
+from collections.abc import AsyncGenerator, Iterator, Sequence
+
+from portkit._errors import PrivilegeError, TargetError
+from portkit.scan._engine import EngineOptions, RateLimiter, _Congestion
+from portkit.scan._model import PortResult, PortState
+from portkit.scan._targets import Target
+
+__all__ = [
+    "SOURCE_PORT_RANGE",
+    "CookieJar",
+    "check_privilege",
+    "fast_syn_packet",
+    "run_syn_engine",
+    "syn_packet",
+]
+
+# Above Linux's default ephemeral range (32768-60999), so the kernel never hands our
+# source port to a connection of its own while we scan.
+SOURCE_PORT_RANGE = (61000, 65535)
+_SYN = 0x02
+_RST = 0x04
+_ACK = 0x10
+_WINDOW = 1024
+_SO_ATTACH_FILTER = 26
+_SO_RCVBUFFORCE = 33
+_RECV_BUFFER = 32 << 20
+_READ_CAP = 4096  # packets read per wake-up before yielding results
+# An IPv4 header without options (20 bytes) then TCP: addresses, ports, seq, ack, flags.
+_REPLY = struct.Struct("!12x4s4sHHIIxB")
+CLOSED = PortState.CLOSED
+OPEN = PortState.OPEN
+
+
+def check_privilege() -> None:
+    """Raise :class:`PrivilegeError` unless raw sockets can be opened here."""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP).close()
+    except PermissionError:
+        raise PrivilegeError(
+            "--syn needs root or CAP_NET_RAW to send raw packets "
+            "(run it with sudo, or drop --syn for the connect scan)"
+        ) from None
+
+
+class CookieJar:
+    """Keyed 32-bit cookies for the four-tuples of one scan.
+
+    cookie = MAC(key, source address, destination address, source port) XOR T[dport],
+    where MAC is keyed BLAKE2b (RFC 7693) computed once per address pair and T a table
+    of 65,536 random words drawn for this scan. Both halves are secret, so a reply that
+    carries cookie + 1 in its acknowledgment field answers our SYN; the per-port part
+    is a table look-up, which keeps the cost per packet low.
+    """
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key if key is not None else secrets.token_bytes(16)
+        table_seed = hashlib.blake2b(b"ports", key=self._key, digest_size=64).digest()
+        # 65,536 words from a keyed stream: SHAKE-256 seeded by the scan key.
+        stream = hashlib.shake_256(table_seed).digest(4 * 65536)
+        self._table = array("I", stream) if array("I").itemsize == 4 else array("L", stream)
+        self._pairs: dict[tuple[bytes, bytes, int], int] = {}
+
+    def pair(self, src: bytes, dst: bytes, sport: int) -> int:
+        """The per-address-pair half of the cookie."""
+        value = self._pairs.get((src, dst, sport))
+        if value is None:
+            mac = hashlib.blake2b(
+                src + dst + struct.pack("!H", sport), key=self._key, digest_size=4
+            )
+            value = int.from_bytes(mac.digest(), "big")
+            self._pairs[(src, dst, sport)] = value
+        return value
+
+    def cookie(self, src: bytes, dst: bytes, sport: int, dport: int) -> int:
+        """The sequence number of our SYN from (src, sport) to (dst, dport)."""
+        return self.pair(src, dst, sport) ^ self._table[dport]
+
+    @property
+    def table(self) -> array[int]:
+        return self._table
+
+
+def _fold(total: int) -> int:
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def syn_packet(src: bytes, dst: bytes, sport: int, dport: int, seq: int) -> bytes:
+    """A 20-byte TCP SYN header with its checksum (RFC 9293 section 3.1, pseudo-header)."""
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, _SYN, _WINDOW, 0, 0)
+    pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(header))
+    words = struct.unpack("!16H", pseudo + header)
+    checksum = ~_fold(sum(words)) & 0xFFFF
+    return header[:16] + struct.pack("!H", checksum) + header[18:]
+
+
+def _base_sum(src: bytes, dst: bytes, sport: int) -> int:
+    """The checksum sum of everything in a SYN except the destination port and sequence."""
+    return sum(struct.unpack("!16H", syn_packet_fields(src, dst, sport)))
+
+
+def syn_packet_fields(src: bytes, dst: bytes, sport: int) -> bytes:
+    header = struct.pack("!HHIIBBHHH", sport, 0, 0, 0, 5 << 4, _SYN, _WINDOW, 0, 0)
+    return src + dst + struct.pack("!BBH", 0, socket.IPPROTO_TCP, 20) + header
+
+
+_PACK_SYN = struct.Struct("!HHIIBBHHH").pack
+
+
+def fast_syn_packet(base: int, sport: int, dport: int, seq: int) -> bytes:
+    """:func:`syn_packet` from a precomputed :func:`_base_sum` (same bytes, less work)."""
+    total = base + dport + (seq >> 16) + (seq & 0xFFFF)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return _PACK_SYN(sport, dport, seq, 0, 5 << 4, _SYN, _WINDOW, ~total & 0xFFFF, 0)
+
+
+def _bpf_program(sport: int) -> list[tuple[int, int, int, int]]:
+    """Classic BPF: accept TCP segments to ``sport`` with RST, or with SYN and ACK."""
+    ldh_ind, ldb_ind, ldxb_msh = 0x48, 0x50, 0xB1
+    jeq_k, jset_k, and_k, ret_k = 0x15, 0x45, 0x54, 0x06
+    return [
+        (ldxb_msh, 0, 0, 0),  # X = 4 * (IP header length)
+        (ldh_ind, 0, 0, 2),  # A = TCP destination port
+        (jeq_k, 0, 6, sport),  # not ours: drop
+        (ldb_ind, 0, 0, 13),  # A = TCP flags
+        (jset_k, 3, 0, _RST),  # RST: accept
+        (and_k, 0, 0, _SYN | _ACK),
+        (jeq_k, 1, 0, _SYN | _ACK),  # SYN-ACK: accept
+        (ret_k, 0, 0, 0),
+        (ret_k, 0, 0, 0xFFFF),
+        (ret_k, 0, 0, 0),
+    ]
+
+
+def _attach_filter(sock: socket.socket, sport: int) -> None:
+    program = _bpf_program(sport)
+    # The kernel copies the program during setsockopt; buf only has to live until then.
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
+def _source_for(dst: str) -> str:
+    """The address the kernel's routing would send from to reach ``dst``."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect((dst, 9))  # no packet is sent: connect only picks a route
+        return str(probe.getsockname()[0])
+    finally:
+        probe.close()
+
+
+def _raw_socket(sport: int) -> socket.socket:
+    check_privilege()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RECV_BUFFER)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
+    _attach_filter(sock, sport)
+    sock.setblocking(False)
+    while True:  # drop what arrived before the filter was in place
+        try:
+            sock.recv(65535)
+        except BlockingIOError:
+            break
+    return sock
+
+
+async def run_syn_engine(
+    probes: Iterator[tuple[Target, int]],
+    options: EngineOptions,
+    names: Sequence[str | None] | None = None,
+) -> AsyncGenerator[list[PortResult], None]:
+    """Send a SYN to every (target, port) of ``probes``; yield results in batches."""
+    jar = CookieJar()
+    table = jar.table
+    sport = SOURCE_PORT_RANGE[0] + secrets.randbelow(
+        SOURCE_PORT_RANGE[1] - SOURCE_PORT_RANGE[0] + 1
+    )
+    sock = _raw_socket(sport)
+    ceiling = max(16, options.concurrency or 65536)
+    congestion = _Congestion(ceiling)
+    limiter = RateLimiter(options.rate)
+    retries = max(0, options.retries)
+    base_timeout = max(0.001, options.timeout)
+    # (target address packed, port) -> (target, attempt, sent at, answers when sent)
+    outstanding: dict[tuple[bytes, int], tuple[Target, int, float, int]] = {}
+    deadlines: deque[tuple[float, tuple[bytes, int], int]] = deque()
+    again: deque[tuple[Target, int, int]] = deque()
+    sources: dict[str, tuple[bytes, int, int]] = {}  # address -> (packed, pair, base sum)
+    # A reply's (source + destination address) bytes -> the pair half of its cookie.
+    reply_pairs: dict[bytes, int] = {}
+    results: list[PortResult] = []
+    append = results.append
+    answers = 0
+    exhausted = False
+    buffer = bytearray(256)
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    fd = sock.fileno()
+    sendto = sock.sendto
+    recv_into = sock.recv_into
+    unpack_reply = _REPLY.unpack_from
+    # The previous target and its addressing: probes come host by host, mostly.
+    last_target: Target | None = None
+    last_known: tuple[bytes, int, int] = (b"", 0, 0)
+
+    def finish(target: Target, port: int, state: PortState, reason: str, rtt: float | None) -> None:
+        append(
+            PortResult(
+                host=target.address,
+                port=port,
+                transport="tcp",
+                state=state,
+                reason=reason,
+                hostname=target.hostname,
+                expected=None if names is None else names[port],
+                rtt=rtt,
+            )
+        )
+
+    def addressing(target: Target) -> tuple[bytes, int, int]:
+        known = sources.get(target.address)
+        if known is None:
+            if target.family != socket.AF_INET:
+                raise TargetError(f"--syn scans IPv4 only; {target.address!r} is IPv6 (drop --syn)")
+            dst = socket.inet_aton(target.address)
+            src = socket.inet_aton(_source_for(target.address))
+            pair = jar.pair(src, dst, sport)
+            known = (dst, pair, _base_sum(src, dst, sport))
+            sources[target.address] = known
+            reply_pairs[dst + src] = pair
+        return known
+
+    def send(target: Target, port: int, attempt: int, now: float) -> bool:
+        nonlocal last_target, last_known
+        if target is not last_target:
+            last_known = addressing(target)
+            last_target = target
+        dst, pair, base = last_known
+        try:
+            sendto(fast_syn_packet(base, sport, port, pair ^ table[port]), (target.address, 0))
+        except OSError as exc:
+            if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
+                return False  # the queue is full: try again after reading
+            if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                finish(target, port, PortState.FILTERED, "host-unreach", None)
+                return True
+            raise
+        key = (dst, port)
+        outstanding[key] = (target, attempt, now, answers)
+        deadlines.append((now + base_timeout * (2**attempt), key, attempt))
+        return True
+
+    def receive(now: float) -> None:
+        nonlocal answers
+        for _ in range(_READ_CAP):
+            try:
+                size = recv_into(buffer)
+            except BlockingIOError:
+                return
+            if buffer[0] != 0x45 or size < 40:  # IPv4 with options: rare, take the long way
+                if size < 20 or size < (buffer[0] & 0x0F) * 4 + 20:
+                    continue
+                ihl = (buffer[0] & 0x0F) * 4
+                src_ip, dst_ip = bytes(buffer[12:16]), bytes(buffer[16:20])
+                their_port, our_port, _seq, ack, _off, flags = struct.unpack_from(
+                    "!HHIIBB", buffer, ihl
+                )
+            else:
+                src_ip, dst_ip, their_port, our_port, _seq, ack, flags = unpack_reply(buffer)
+            if our_port != sport:
+                continue
+            key = (src_ip, their_port)
+            entry = outstanding.get(key)
+            if entry is None:
+                continue  # late, duplicate, or not ours
+            pair = reply_pairs.get(src_ip + dst_ip)
+            if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
+                continue  # not an answer to our SYN
+            del outstanding[key]
+            answers += 1
+            if congestion.window < ceiling:
+                congestion.on_answer()
+            if flags & _RST:
+                finish(entry[0], their_port, CLOSED, "reset", now - entry[2])
+            elif flags & (_SYN | _ACK) == _SYN | _ACK:
+                finish(entry[0], their_port, OPEN, "syn-ack", now - entry[2])
+
+    def expire(now: float) -> None:
+        while deadlines and deadlines[0][0] <= now:
+            _deadline, probe_key, attempt = deadlines.popleft()
+            entry = outstanding.get(probe_key)
+            if entry is None or entry[1] != attempt:
+                continue
+            del outstanding[probe_key]
+            target, _attempt, _sent, answers_then = entry
+            congestion.on_loss(now, base_timeout, answers > answers_then)
+            if attempt < retries:
+                again.append((target, probe_key[1], attempt + 1))
+            else:
+                finish(target, probe_key[1], PortState.FILTERED, "no-response", None)
+
+    def launch(now: float) -> float | None:
+        nonlocal exhausted
+        room = congestion.size - len(outstanding)
+        if room <= 0:
+            return None
+        for _ in range(limiter.take(min(room, _READ_CAP))):
+            if again:
+                target, port, attempt = again.popleft()
+            elif not exhausted:
+                try:
+                    target, port = next(probes)
+                except StopIteration:
+                    exhausted = True
+                    break
+                attempt = 0
+            else:
+                break
+            if not send(target, port, attempt, now):
+                again.appendleft((target, port, attempt))
+                break
+        wait = limiter.wait_time()
+        return wait if wait > 0 else None
+
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            now = time.monotonic()
+            receive(now)
+            expire(now)
+            rate_wait = launch(now)
+            receive(time.monotonic())
+            if results:
+                batch, results = results, []
+                append = results.append
+                yield batch
+                await asyncio.sleep(0)
+                continue
+            if exhausted and not again and not outstanding:
+                return
+            waits = [rate_wait] if rate_wait is not None else []
+            if deadlines:
+                waits.append(max(0.0, deadlines[0][0] - time.monotonic()))
+            if not waits and again:
+                waits.append(0.001)
+            readable.clear()
+            try:
+                async with asyncio.timeout(min(waits) if waits else None):
+                    await readable.wait()
+            except TimeoutError:
+                pass
+    finally:
+        loop.remove_reader(fd)
+        sock.close()
+
+
+if os.name != "posix":  # pragma: no cover - raw sockets as used here are Linux's
+    raise ImportError("the SYN engine needs Linux raw sockets")

@@ -1,0 +1,112 @@
+"""``portkit listening``: the table, the one-line answer, JSON, and without root."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from portkit.cli import main
+from tests.client.helpers import held_port
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_table_lists_the_listener_and_its_pid(capsys: pytest.CaptureFixture[str]) -> None:
+    with held_port("tcp,udp6") as (port, pid):
+        assert main(["listening"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["PROTO", "ADDRESS", "PORT", "SERVICE", "PID", "PROCESS", "USER"]
+    rows = [line.split() for line in out[1:] if line.split()[2:3] == [str(port)]]
+    assert sorted((r[0], r[1], r[4]) for r in rows) == [
+        ("tcp", "127.0.0.1", str(pid)),
+        ("udp", "::1", str(pid)),
+    ]
+
+
+def test_who_holds_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with held_port("tcp,tcp6") as (port, pid):
+        assert main(["listening", "--port", str(port)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"port {port}")
+    assert f"pid {pid}" in lines[0]
+    assert "tcp 127.0.0.1" in lines[0]
+    assert "tcp [::1]" in lines[0]
+
+
+def test_nothing_listens_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with held_port() as (port, _):
+        pass
+    assert main(["listening", "--port", str(port)]) == 1
+    assert capsys.readouterr().out.strip() == f"nothing listens on port {port}"
+
+
+def test_json(capsys: pytest.CaptureFixture[str]) -> None:
+    with held_port("udp") as (port, pid):
+        assert main(["listening", "--udp", "--port", str(port), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"sockets", "hidden_owners", "privileged"}
+    [sock] = doc["sockets"]
+    assert sock["transport"] == "udp"
+    assert sock["port"] == port
+    assert sock["pid"] == pid
+    assert set(sock) == {
+        "transport",
+        "family",
+        "address",
+        "port",
+        "service",
+        "pid",
+        "process",
+        "user",
+    }
+
+
+@pytest.mark.parametrize("port", ["0", "65536"])
+def test_bad_port_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], port: str) -> None:
+    assert main(["listening", "--port", port]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert port in err[0]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a command as another user")
+def test_without_root_owners_are_hidden_and_said_so() -> None:
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv (util-linux) is part of every Debian system"
+    as_nobody = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable]
+    # nobody's own home: the registry cache of root's is not readable to it
+    env = {**os.environ, "PYTHONPATH": str(SRC), "HOME": "/nonexistent"}
+    readable = subprocess.run(
+        [*as_nobody, "-c", "import portkit.client"], env=env, capture_output=True, check=False
+    )
+    if readable.returncode != 0:
+        pytest.skip("this checkout is not readable by user nobody (e.g. under /root)")
+    with held_port() as (port, _):
+        proc = subprocess.run(
+            [*as_nobody, "-m", "portkit", "listening", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=60,
+        )
+        table = subprocess.run(
+            [*as_nobody, "-m", "portkit", "listening", "--tcp"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "hidden from this user" in proc.stdout
+    assert table.returncode == 0, table.stderr
+    assert "run as root to see their owners" in table.stdout

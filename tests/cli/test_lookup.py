@@ -1,0 +1,98 @@
+"""``portkit lookup`` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from portkit.cli import main
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_443_names_https(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["lookup", "443"], capsys)
+    assert code == 0
+    assert "https" in out
+    assert "Secure web" in out
+
+
+def test_imap_lists_143_220_993(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["lookup", "imap"], capsys)
+    assert code == 0
+    for port, name in (("143", "imap"), ("220", "imap3"), ("993", "imaps")):
+        assert any(line.split()[:1] == [port] and name in line for line in out.splitlines()), port
+
+
+def test_6010_finds_the_x11_range(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["lookup", "6010"], capsys)
+    assert code == 0
+    assert "6000-6063" in out
+    assert "x11" in out
+
+
+def test_3000_explains_the_development_convention(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["lookup", "3000"], capsys)
+    assert code == 0
+    assert "Node/React dev servers" in out
+
+
+def test_json_is_stable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["lookup", "53/udp", "--json"], capsys)
+    assert code == 0
+    (answer,) = json.loads(out)
+    assert answer["kind"] == "port"
+    (match,) = answer["matches"]
+    assert set(match) == {
+        "name",
+        "port",
+        "port_end",
+        "transport",
+        "aliases",
+        "description",
+        "plain",
+        "common_use",
+    }
+    assert (match["name"], match["port"], match["transport"]) == ("domain", 53, "udp")
+    assert "dns" in match["aliases"]
+
+
+def test_search(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["lookup", "--search", "mail retrieval", "-t", "tcp"], capsys)
+    assert code == 0
+    assert "pop3" in out
+    assert "imap" in out
+
+
+def test_unregistered_port_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["lookup", "4"], capsys)
+    assert code == 1
+    assert "no registered service" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["lookup", "70000"], "port must be 0-65535, not 70000"),
+        (["lookup", "5-1"], "low to high"),
+        (["lookup", "nosuchservice"], "unknown service name 'nosuchservice'"),
+        (["lookup", "80/quic"], "transport must be one of"),
+        (["lookup", "a b"], "not a port"),
+        (["lookup"], "give a port"),
+        (["lookup", "--transport", "quic", "80"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    args: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(args, capsys)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert fragment in err
+    assert "Traceback" not in err

@@ -1,0 +1,141 @@
+"""The forward kind: both directions, half-close, limits, a dead backend; splice and copy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from portkit.host._host import Host
+from tests.host._helpers import eventually, running_host
+
+BIG = 8 * 1024 * 1024
+
+
+async def backend_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Commands: 'upper\\n' echoes upper-cased lines; 'sink\\n' reads to EOF, then answers
+    with the byte count and digest; 'blob N\\n' sends N bytes then closes."""
+    command = (await reader.readline()).decode().split()
+    if command[0] == "upper":
+        while line := await reader.readline():
+            writer.write(line.upper())
+            await writer.drain()
+    elif command[0] == "sink":
+        digest, count = hashlib.sha256(), 0
+        while chunk := await reader.read(65536):
+            digest.update(chunk)
+            count += len(chunk)
+        writer.write(f"{count} {digest.hexdigest()}\n".encode())
+        await writer.drain()
+    elif command[0] == "blob":
+        size = int(command[1])
+        block = bytes(range(256)) * 256
+        while size:
+            piece = block[: min(size, len(block))]
+            writer.write(piece)
+            await writer.drain()
+            size -= len(piece)
+    writer.close()
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[int]:
+    server = await asyncio.start_server(backend_handler, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+def config(port: int, **options: object) -> str:
+    extra = "".join(
+        f"{k} = {str(v).lower() if isinstance(v, bool) else v}\n" for k, v in options.items()
+    )
+    return f'[apps.fwd]\nkind = "forward"\nlisten = "127.0.0.1:0"\nto = "127.0.0.1:{port}"\n{extra}'
+
+
+@pytest.fixture(params=[True, False], ids=["splice", "copy"])
+async def host(request: pytest.FixtureRequest, backend: int, tmp_path: Path) -> AsyncIterator[Host]:
+    async with running_host(config(backend, splice=request.param), tmp_path) as running:
+        yield running
+
+
+async def connect(host: Host) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(*host.bound("fwd")[0])
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_both_directions(host: Host) -> None:
+    reader, writer = await connect(host)
+    writer.write(b"upper\n")
+    for line in (b"hello\n", b"ports and applications\n"):
+        writer.write(line)
+        assert await reader.readline() == line.upper()
+    await close(writer)
+
+
+async def test_half_close_is_passed_on_and_the_other_way_stays_open(host: Host) -> None:
+    reader, writer = await connect(host)
+    writer.write(b"sink\n")
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    writer.write(payload)
+    writer.write_eof()  # our direction ends; the backend sees EOF only if we pass it on
+    answer = await reader.readline()
+    assert answer.decode().split() == [str(len(payload)), hashlib.sha256(payload).hexdigest()]
+    assert await reader.read() == b""
+    await close(writer)
+    counters = host.apps["fwd"].counters.snapshot()
+    assert counters.bytes_in == len(payload) + len(b"sink\n")
+
+
+async def test_large_transfer_toward_the_client(host: Host) -> None:
+    reader, writer = await connect(host)
+    writer.write(f"blob {BIG}\n".encode())
+    digest, count = hashlib.sha256(), 0
+    while chunk := await reader.read(1 << 20):
+        digest.update(chunk)
+        count += len(chunk)
+    expected = hashlib.sha256((bytes(range(256)) * 256) * (BIG // 65536)).hexdigest()
+    assert (count, digest.hexdigest()) == (BIG, expected)
+    await close(writer)
+
+
+async def test_dead_backend_gives_a_clean_close(tmp_path: Path) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    dead_port = probe.getsockname()[1]  # bound, never listening: connections are refused
+    try:
+        async with running_host(config(dead_port), tmp_path) as host:
+            reader, writer = await connect(host)
+            assert await reader.read() == b""  # EOF, not a reset
+            await close(writer)
+            counters = host.apps["fwd"].counters
+            await eventually(lambda: counters.connections_open == 0, "connection closed")
+            assert counters.errors == 1
+    finally:
+        probe.close()
+
+
+async def test_connection_limit(backend: int, tmp_path: Path) -> None:
+    async with running_host(config(backend, max_connections=2), tmp_path) as host:
+        held = []
+        for _ in range(2):
+            reader, writer = await connect(host)
+            writer.write(b"upper\nx\n")
+            assert await reader.readline() == b"X\n"  # admitted and forwarding
+            held.append(writer)
+        reader, writer = await connect(host)
+        # Closed at once (EOF), or reset if it closed before our handshake settled.
+        with contextlib.suppress(ConnectionResetError):
+            assert await reader.read() == b""
+        await close(writer)
+        assert host.apps["fwd"].counters.snapshot().rejected == 1
+        for w in held:
+            await close(w)

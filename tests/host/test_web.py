@@ -1,0 +1,242 @@
+"""The web kind, driven by curl: types, validators, ranges, listing, HTTPS, traversal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator
+from email.parser import BytesParser
+from email.policy import HTTP
+from pathlib import Path
+
+import pytest
+
+from portkit.host._host import Host
+from portkit.host._tls import self_signed_pem
+from tests.host._helpers import curl, parse_head, running_host, url
+
+SECRET = b"TOPSECRET-4f1c outside the document root"
+
+
+def make_site(base: Path) -> Path:
+    root = base / "public"
+    (root / "docs").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "index.html").write_text("<h1>portkit</h1>\n")
+    (root / "style.css").write_text("h1{}\n")
+    (root / "app.js").write_text("console.log(1)\n")
+    (root / "data.json").write_text("{}\n")
+    (root / "blob.bin").write_bytes(bytes(range(256)) * 40)  # 10240 bytes
+    (root / "docs" / "<b>&.txt").write_text("odd name\n")
+    (root / ".hidden").write_text("dot file\n")
+    (base / "secret.txt").write_bytes(SECRET)
+    os.symlink(base / "secret.txt", root / "docs" / "leak.txt")
+    os.symlink("/etc", root / "etc")
+    os.symlink(root / "style.css", root / "docs" / "inside.css")  # inside the root: fine
+    return root
+
+
+CONFIG = """\
+[apps.site]
+kind = "web"
+listen = "127.0.0.1:0"
+root = "public"
+access_log = "logs/site.log"
+
+[apps.listed]
+kind = "web"
+listen = "127.0.0.1:0"
+root = "public"
+listing = true
+"""
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[Host]:
+    make_site(tmp_path)
+    async with running_host(CONFIG, tmp_path) as running:
+        yield running
+
+
+async def get(*args: str) -> tuple[int, dict[str, str], bytes]:
+    rc, out, err = await curl("-i", *args)
+    assert rc == 0, err
+    return parse_head(out)
+
+
+@pytest.mark.parametrize(
+    ("path", "media"),
+    [
+        ("/", "text/html; charset=utf-8"),
+        ("/style.css", "text/css; charset=utf-8"),
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/data.json", "application/json"),
+        ("/blob.bin", "application/octet-stream"),
+    ],
+)
+async def test_content_types(host: Host, path: str, media: str) -> None:
+    status, headers, _ = await get(url(host, "site", path))
+    assert status == 200
+    assert headers["content-type"] == media
+
+
+async def test_validators_and_conditional_requests(host: Host) -> None:
+    status, headers, body = await get(url(host, "site", "/index.html"))
+    assert (status, body) == (200, b"<h1>portkit</h1>\n")
+    etag, modified = headers["etag"], headers["last-modified"]
+    assert headers["accept-ranges"] == "bytes"
+    status, _, body = await get("-H", f"If-None-Match: {etag}", url(host, "site", "/index.html"))
+    assert (status, body) == (304, b"")
+    status, _, body = await get("-H", f"If-Modified-Since: {modified}", url(host, "site", "/"))
+    assert (status, body) == (304, b"")
+    status, _, _ = await get("-H", 'If-Match: "nope"', url(host, "site", "/index.html"))
+    assert status == 412
+
+
+async def test_single_range(host: Host) -> None:
+    status, headers, body = await get("-H", "Range: bytes=256-511", url(host, "site", "/blob.bin"))
+    assert status == 206
+    assert headers["content-range"] == "bytes 256-511/10240"
+    assert body == bytes(range(256))
+
+
+async def test_multiple_ranges_are_multipart_byteranges(host: Host) -> None:
+    status, headers, body = await get(
+        "-H", "Range: bytes=0-9,5000-5009,-4", url(host, "site", "/blob.bin")
+    )
+    assert status == 206
+    assert headers["content-type"].startswith("multipart/byteranges; boundary=")
+    assert int(headers["content-length"]) == len(body)
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {headers['content-type']}\r\n\r\n".encode() + body
+    )
+    parts = [(p["Content-Range"], p.get_payload(decode=True)) for p in message.iter_parts()]
+    blob = bytes(range(256)) * 40
+    assert parts == [
+        ("bytes 0-9/10240", blob[0:10]),
+        ("bytes 5000-5009/10240", blob[5000:5010]),
+        ("bytes 10236-10239/10240", blob[-4:]),
+    ]
+
+
+async def test_invalid_range_is_ignored_and_unsatisfiable_is_416(host: Host) -> None:
+    status, _, body = await get("-H", "Range: bytes=50-10", url(host, "site", "/blob.bin"))
+    assert (status, len(body)) == (200, 10240)
+    status, _, body = await get("-H", "Range: pages=1-2", url(host, "site", "/blob.bin"))
+    assert (status, len(body)) == (200, 10240)
+    status, headers, _ = await get("-H", "Range: bytes=20000-", url(host, "site", "/blob.bin"))
+    assert status == 416
+    assert headers["content-range"] == "bytes */10240"
+
+
+async def test_if_range_with_a_stale_validator_gets_the_whole_file(host: Host) -> None:
+    status, _, body = await get(
+        "-H", "Range: bytes=0-9", "-H", 'If-Range: "stale"', url(host, "site", "/blob.bin")
+    )
+    assert (status, len(body)) == (200, 10240)
+
+
+async def test_listing_off_by_default_on_when_configured(host: Host) -> None:
+    status, _, _ = await get(url(host, "site", "/docs/"))
+    assert status == 403
+    status, _headers, body = await get(url(host, "listed", "/docs/"))
+    assert status == 200
+    page = body.decode()
+    assert "&lt;b&gt;&amp;.txt" in page
+    assert 'href="%3Cb%3E%26.txt"' in page
+    assert "inside.css" in page
+    assert "leak.txt" not in page  # a symlink out of the root is not offered
+    assert ".hidden" not in page
+
+
+async def test_directory_without_slash_redirects(host: Host) -> None:
+    status, headers, _ = await get(url(host, "listed", "/docs"))
+    assert status == 301
+    assert headers["location"] == "/docs/"
+
+
+async def test_head_and_methods(host: Host) -> None:
+    status, headers, body = await get("-I", url(host, "site", "/blob.bin"))
+    assert (status, headers["content-length"], body) == (200, "10240", b"")
+    status, headers, _ = await get("-X", "POST", "-d", "x", url(host, "site", "/"))
+    assert status == 405
+    assert "GET" in headers["allow"]
+
+
+TRAVERSALS = [
+    "/../secret.txt",
+    "/../../../../etc/passwd",
+    "/%2e%2e/secret.txt",
+    "/%2E%2E/%2E%2E/etc/passwd",
+    "/docs/..%2f..%2fsecret.txt",
+    "/docs/%2e%2e%2f%2e%2e%2fsecret.txt",
+    "/..%5c..%5csecret.txt",
+    "/docs/leak.txt",  # symlink to a file outside
+    "/etc/passwd",  # symlink to a directory outside
+    "//etc/passwd",
+    "/index.html%00.txt",
+    "/%00",
+    "/.hidden",
+    "/docs/%2e%2e/%2e%2e/secret.txt",
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+async def test_traversal_attempts_fail(host: Host, path: str) -> None:
+    for app in ("site", "listed"):
+        rc, out, err = await curl("-i", "--path-as-is", url(host, app, path))
+        assert rc == 0, err
+        status, _, body = parse_head(out)
+        assert status in (400, 403, 404), (path, status)
+        assert SECRET not in body
+        assert b"root:" not in body
+
+
+async def test_raw_request_targets_cannot_escape(host: Host) -> None:
+    address, port = host.bound("site")[0]
+    for target in (
+        b"/../secret.txt",
+        b"../secret.txt",
+        b"/..\\secret.txt",
+        b"http://x/../secret.txt",
+    ):
+        reader, writer = await asyncio.open_connection(address, port)
+        writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        assert re.match(rb"HTTP/1.[01] (400|403|404) ", response), (target, response[:80])
+        assert SECRET not in response
+
+
+async def test_access_log_and_counters(host: Host, tmp_path: Path) -> None:
+    await get(url(host, "site", "/index.html"))
+    await get(url(host, "site", "/nope"))
+    lines = (tmp_path / "logs" / "site.log").read_text().splitlines()
+    assert any('"GET /index.html HTTP/1.1" 200' in line for line in lines)
+    assert any('"GET /nope HTTP/1.1" 404' in line for line in lines)
+    snap = host.apps["site"].counters.snapshot()
+    assert snap.connections_total >= 2
+    assert snap.bytes_out >= len("<h1>portkit</h1>\n")
+
+
+async def test_https_self_signed_and_configured(tmp_path: Path) -> None:
+    make_site(tmp_path)
+    cert, key = self_signed_pem(("127.0.0.1",))
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    text = (
+        '[apps.auto]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\ntls = true\n'
+        '[apps.mine]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\ntls = true\n'
+        'cert = "cert.pem"\nkey = "key.pem"\n'
+    )
+    async with running_host(text, tmp_path) as host:
+        rc, _, err = await curl(url(host, "auto", "/", "https"))
+        assert rc == 60, err  # self-signed: not trusted without -k
+        rc, out, err = await curl("-k", url(host, "auto", "/", "https"))
+        assert (rc, out) == (0, b"<h1>portkit</h1>\n"), err
+        rc, out, err = await curl(
+            "--cacert", str(tmp_path / "cert.pem"), url(host, "mine", "/", "https")
+        )
+        assert (rc, out) == (0, b"<h1>portkit</h1>\n"), err

@@ -1,0 +1,83 @@
+"""Real listeners on loopback for the scan tests, and namespace helpers (root only)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Listener:
+    host: str
+    port: int
+
+
+def _listen(host: str, backlog: int = 16) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen(backlog)  # listening now: the kernel completes handshakes from here on
+    return sock
+
+
+@pytest.fixture
+def listeners() -> Iterator[list[Listener]]:
+    """Two listeners on 127.0.0.2, one on 127.0.0.3, one on ::1."""
+    socks = [_listen(h) for h in ("127.0.0.2", "127.0.0.2", "127.0.0.3", "::1")]
+    try:
+        yield [Listener(s.getsockname()[0], s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.fixture
+def free_ports() -> list[int]:
+    """Ports that were free on 127.0.0.2 a moment ago (bound, then closed)."""
+    socks = []
+    for _ in range(5):
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 (ip netns)"
+)
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A fresh network namespace ``pk-scan-*`` with loopback up, always deleted."""
+    name = f"pk-scan-t{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def drop_tcp_port(namespace: str, port: int) -> None:
+    """Drop every TCP segment to ``port`` inside ``namespace`` (nftables), or skip."""
+    if shutil.which("nft") is None:
+        pytest.skip("needs nft (nftables, see scripts/install-system-deps.sh) to drop packets")
+    rules = (
+        "table inet pkscan {\n"
+        f"  chain input {{ type filter hook input priority 0; tcp dport {port} drop; }}\n"
+        "}\n"
+    )
+    subprocess.run(
+        ["ip", "netns", "exec", namespace, "nft", "-f", "-"], input=rules, text=True, check=True
+    )

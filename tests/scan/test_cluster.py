@@ -1,0 +1,550 @@
+"""Cluster scans against real loopback listeners: a local cluster, a separate scheduler and
+worker processes, a worker killed mid-scan, and --resume after an interrupt.
+
+Every address is on loopback (127.201.N.x, N chosen per run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import random
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import portkit
+from portkit._errors import NetworkError
+from portkit.cli import main
+from portkit.scan._cluster import (
+    ClusterOptions,
+    ClusterScan,
+    _InProcess,
+    _Scheduler,
+    cluster_batches,
+)
+from portkit.scan._engine import EngineOptions
+from portkit.scan._model import PortResult
+from portkit.scan._ports import PortSet
+from portkit.scan._scan import ScanPlan, plan_scan, scan_batches
+from portkit.scan._shards import Layout, Shard, ShardTask, make_shards, result_key
+
+SRC = Path(portkit.__file__).resolve().parents[1]
+BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"
+
+
+# --- the listeners ------------------------------------------------------------------
+
+
+@dataclass
+class Lab:
+    """Listeners on four loopback hosts, and a port list without other programs' ports."""
+
+    hosts: list[str]
+    open: set[tuple[str, int]]
+    ports: list[int]
+    _socks: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def host_spec(self) -> str:
+        first, last = self.hosts[0], self.hosts[-1]
+        return f"{first}-{last.rsplit('.', 1)[1]}"
+
+    @property
+    def port_spec(self) -> str:
+        return ",".join(map(str, self.ports))
+
+    async def plan(self, **kwargs: Any) -> ScanPlan:
+        return await plan_scan([self.host_spec], self.port_spec, **kwargs)
+
+
+def _serve(socks: list[socket.socket], stop: threading.Event) -> None:
+    # Accept and answer every connection so backlogs never fill, scan after scan.
+    with selectors.DefaultSelector() as sel:
+        for sock in socks:
+            sel.register(sock, selectors.EVENT_READ)
+        while not stop.is_set():
+            for key, _ in sel.select(timeout=0.1):
+                listener = key.fileobj
+                assert isinstance(listener, socket.socket)
+                with contextlib.suppress(BlockingIOError, ConnectionError):
+                    conn, _ = listener.accept()
+                    with conn:
+                        if listener is socks[0]:
+                            with contextlib.suppress(OSError):
+                                conn.sendall(BANNER)
+
+
+def _busy_ports() -> set[int]:
+    return {
+        c.laddr.port
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr
+    }
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    net = random.randrange(1, 250)
+    hosts = [f"127.201.{net}.{i}" for i in range(1, 5)]
+    socks: list[socket.socket] = []
+    for host in (hosts[0], hosts[0], hosts[1], hosts[3]):
+        sock = socket.socket()
+        sock.bind((host, 0))
+        sock.listen(64)
+        sock.setblocking(False)
+        socks.append(sock)
+    opened = {(s.getsockname()[0], s.getsockname()[1]) for s in socks}
+    busy = _busy_ports()
+    ports = sorted({p for p in range(21000, 22000) if p not in busy} | {port for _, port in opened})
+    stop = threading.Event()
+    thread = threading.Thread(target=_serve, args=(socks, stop), daemon=True)
+    thread.start()
+    try:
+        yield Lab(hosts=hosts, open=opened, ports=ports, _socks=socks)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        for sock in socks:
+            sock.close()
+
+
+async def collect(batches: AsyncIterator[list[PortResult]]) -> list[PortResult]:
+    out: list[PortResult] = []
+    async with contextlib.aclosing(batches) as stream:  # type: ignore[type-var]
+        async for batch in stream:
+            out.extend(batch)
+    return out
+
+
+def comparable(results: list[PortResult]) -> list[tuple[object, ...]]:
+    """Everything but the round-trip time, in a canonical order."""
+    return sorted(
+        (
+            r.host,
+            r.transport,
+            r.port,
+            r.state.value,
+            r.reason,
+            r.hostname,
+            r.expected,
+            None if r.identified is None else (r.identified.service, r.identified.product),
+        )
+        for r in results
+    )
+
+
+def shard_order(plan: ScanPlan, layout: Layout, results: list[PortResult]) -> list[PortResult]:
+    """``results`` rearranged in the order a cluster scan must hand them out."""
+    by_probe = {(r.host, r.transport, r.port): r for r in results}
+    ordered: list[PortResult] = []
+    for shard in make_shards(list(plan.iter_targets()), plan.ports, layout):
+        chunk = [
+            by_probe[(t.address, transport, port)]
+            for t in shard.targets
+            for transport in ("tcp", "udp")
+            for port in shard.ports.for_transport(transport)
+        ]
+        ordered += sorted(chunk, key=result_key)
+    return ordered
+
+
+def assert_complete(plan: ScanPlan, results: list[PortResult]) -> None:
+    probes = [(r.host, r.transport, r.port) for r in results]
+    assert len(probes) == len(set(probes)) == plan.probe_count  # nothing twice, nothing missing
+
+
+# --- a local cluster ----------------------------------------------------------------
+
+
+async def test_local_cluster_equals_a_single_machine_scan_and_splits_the_rate(lab: Lab) -> None:
+    plan = await lab.plan(rate=50_000.0, concurrency=512)
+    single = await collect(scan_batches(plan))
+    run = await ClusterScan.open(plan, ClusterOptions(workers=2, shard_probes=700), detect=False)
+    assert run.slots == 2
+    assert run.engine_options.rate == 25_000.0  # the global ceiling, split per worker
+    assert run.engine_options.concurrency == 256
+    clustered = await collect(run.batches())
+    assert_complete(plan, clustered)
+    assert comparable(clustered) == comparable(single)
+    assert {(r.host, r.port) for r in clustered if r.state.value == "open"} == lab.open
+    # Deterministic order: shard by shard, sorted within each (RTTs aside).
+    layout = Layout(host_block=1, port_block=700)
+    assert run.shard_count == len(make_shards(list(plan.iter_targets()), plan.ports, layout))
+    assert [result_key(r) for r in clustered] == [
+        result_key(r) for r in shard_order(plan, layout, clustered)
+    ]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("portkit.scan._identify") is None,
+    reason="identification (portkit.scan._identify) is not in this tree yet",
+)
+async def test_detection_runs_on_the_workers(lab: Lab) -> None:
+    plan = await lab.plan()
+    single = await collect(scan_batches(plan, detect=True))
+    clustered = await collect(cluster_batches(plan, ClusterOptions(workers=2), detect=True))
+    assert comparable(clustered) == comparable(single)
+    ssh = [r for r in clustered if r.identified is not None and r.identified.service == "ssh"]
+    assert [(r.host, r.port) for r in ssh] == [sorted(lab.open)[0]]
+
+
+# --- a separate scheduler and workers -----------------------------------------------
+
+
+@dataclass
+class DaskProcesses:
+    address: str
+    scheduler: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
+
+
+def _dask(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    with open(log, "wb") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_for_scheduler_file(path: Path, proc: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the dask scheduler exited"
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+            return str(json.loads(path.read_text())["address"])
+        time.sleep(0.05)  # polling the file the scheduler writes once it listens
+    raise AssertionError("the dask scheduler did not start within 60 s")
+
+
+@pytest.fixture
+def dask_processes(tmp_path: Path) -> Iterator[DaskProcesses]:
+    """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1, no dashboards."""
+    info = tmp_path / "scheduler.json"
+    scheduler = _dask(
+        [
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(info),
+        ],
+        tmp_path / "scheduler.log",
+    )
+    procs = [scheduler]
+    try:
+        address = _wait_for_scheduler_file(info, scheduler)
+        workers = [
+            _dask(
+                [
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--name",
+                    f"pk-cluster-w{i}",
+                ],
+                tmp_path / f"worker{i}.log",
+            )
+            for i in range(2)
+        ]
+        procs += workers
+        yield DaskProcesses(address=address, scheduler=scheduler, workers=workers)
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def _watcher(address: str) -> Any:
+    import distributed
+
+    client = await distributed.Client(address, asynchronous=True, set_as_default=False)  # type: ignore[no-untyped-call]
+    await client.wait_for_workers(2, timeout=60)
+    return client
+
+
+async def test_scheduler_and_worker_processes_give_the_single_machine_results(
+    lab: Lab, dask_processes: DaskProcesses
+) -> None:
+    watcher = await _watcher(dask_processes.address)
+    try:
+        plan = await lab.plan()
+        single = await collect(scan_batches(plan))
+        options = ClusterOptions(address=dask_processes.address, shard_probes=500)
+        clustered = await collect(cluster_batches(plan, options))
+        assert_complete(plan, clustered)
+        assert comparable(clustered) == comparable(single)
+        assert len((await watcher.scheduler.identity(n_workers=-1))["workers"]) == 2
+    finally:
+        await watcher.close()
+
+
+async def test_a_worker_killed_mid_shard_loses_nothing_and_counts_nothing_twice(
+    lab: Lab, dask_processes: DaskProcesses
+) -> None:
+    watcher = await _watcher(dask_processes.address)
+    try:
+        pids: dict[str, int] = await watcher.run(os.getpid)
+        # A rate ceiling makes each 500-probe shard last about a second.
+        plan = await lab.plan(rate=1000.0)
+        single = await collect(scan_batches(await lab.plan()))
+        options = ClusterOptions(address=dask_processes.address, shard_probes=500)
+        scan_task = asyncio.ensure_future(collect(cluster_batches(plan, options)))
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None:
+            assert not scan_task.done(), "the scan ended before a worker held a shard"
+            assert time.monotonic() < deadline, "no worker took a shard within 60 s"
+            processing: dict[str, list[str]] = await watcher.processing()
+            victim = next(
+                (
+                    w
+                    for w, keys in processing.items()
+                    if any("portkit-shard" in str(k) for k in keys)
+                ),
+                None,
+            )
+            if victim is None:
+                await asyncio.sleep(0.02)  # polling the scheduler's own state
+        os.kill(pids[victim], signal.SIGKILL)
+        clustered = await asyncio.wait_for(scan_task, timeout=90)
+        killed = next(p for p in dask_processes.workers if p.pid == pids[victim])
+        assert killed.wait(timeout=10) == -signal.SIGKILL
+        assert_complete(plan, clustered)
+        assert comparable(clustered) == comparable(single)
+    finally:
+        await watcher.close()
+
+
+async def test_an_unreachable_scheduler_is_a_one_line_network_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: connections are refused
+        plan = ScanPlan(targets=(), ports=PortSet(tcp=(1,)))
+        options = ClusterOptions(address=f"tcp://127.0.0.1:{port}", connect_timeout=1.0)
+        with pytest.raises(
+            NetworkError, match=f"cannot reach the dask scheduler at 'tcp://127.0.0.1:{port}'"
+        ):
+            await collect(cluster_batches(plan, options))
+
+
+# --- politeness ---------------------------------------------------------------------
+
+
+class _Recording(_InProcess):
+    """Runs shards in this process, three at a time, and records which run together."""
+
+    def __init__(self) -> None:
+        super().__init__(slots=3)
+        self.running: list[int] = []
+        self.overlaps: list[list[int]] = []
+
+    def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
+        self.running.append(task.shard.host_block)
+        self.overlaps.append(list(self.running))
+        future = super().submit(task, attempt)
+        future.add_done_callback(lambda _: self.running.remove(task.shard.host_block))
+        return future
+
+
+async def test_a_host_block_is_never_in_two_running_shards(lab: Lab) -> None:
+    plan = await lab.plan()
+    targets = list(plan.iter_targets())
+    # Two host blocks and many port blocks: three slots, but only two can be busy.
+    shards: list[Shard] = make_shards(targets, plan.ports, Layout(host_block=2, port_block=100))
+    executor = _Recording()
+
+    def make_task(shard: Shard) -> ShardTask:
+        return ShardTask(shard=shard, syn=False, options=EngineOptions(), detect=False)
+
+    scheduler = _Scheduler(shards, make_task, executor, None)
+    results = await collect(scheduler.batches())
+    assert_complete(plan, results)
+    assert max(len(o) for o in executor.overlaps) == 2
+    assert all(len(o) == len(set(o)) for o in executor.overlaps)
+
+
+# --- resume after an interrupt, every output format --------------------------------
+
+_XML_VOLATILE = re.compile(
+    r'\b(args|start|startstr|starttime|endtime|time|timestr|elapsed|summary)="[^"]*"'
+)
+
+
+def normalise(fmt: str, text: str) -> str:
+    if fmt == "xml":
+        text = re.sub(r"<!-- portkit .*? -->", "", text)
+        return _XML_VOLATILE.sub(r'\1=""', text)
+    if fmt == "grep":
+        return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: clean(v)
+                for k, v in value.items()
+                if k not in ("args", "start", "end", "elapsed", "rtt_ms")
+            }
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    if fmt == "json":
+        return json.dumps(clean(json.loads(text)), sort_keys=True)
+    return "\n".join(
+        json.dumps(clean(json.loads(line)), sort_keys=True) for line in text.splitlines()
+    )
+
+
+def portkit_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "portkit", "scan", *args]
+
+
+def run_portkit(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    return subprocess.run(portkit_cmd(*args), env=env, capture_output=True, text=True, timeout=100)
+
+
+def test_resume_after_an_interrupt_gives_the_full_scan_in_every_format(
+    lab: Lab, tmp_path: Path
+) -> None:
+    state = tmp_path / "scan.state"
+    common = [lab.host_spec, "-p", lab.port_spec, "--shard-size", "400"]
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    # A slow first run (a low rate ceiling), interrupted once two shards are recorded.
+    first = subprocess.Popen(
+        portkit_cmd(*common, "--rate", "600", "--resume", str(state), "-o", "jsonl"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not state.exists() or len(state.read_bytes().splitlines()) < 3:
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "no shard was recorded within 60 s"
+        time.sleep(0.02)  # polling the state file the scan appends to
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err
+    assert "interrupted" in err
+    header, *records = state.read_text().splitlines()
+    total = json.loads(header)["shards"]
+    assert 2 <= len(records) < total  # interrupted mid-scan
+
+    # Resume on a local cluster first (it runs the missing shards), then replay the
+    # state in every format; each must equal an uninterrupted single-machine scan.
+    for fmt, extra in (
+        ("xml", ["--workers", "2"]),
+        ("json", []),
+        ("jsonl", []),
+        ("grep", []),
+        ("table", []),
+    ):
+        resumed = run_portkit(*common, "--resume", str(state), "-o", fmt, *extra)
+        assert resumed.returncode == 0, resumed.stderr
+        reference = run_portkit(*common, "-o", fmt)
+        assert reference.returncode == 0, reference.stderr
+        if fmt == "table":
+            assert _table_rows(resumed.stdout) == _table_rows(reference.stdout)
+        elif fmt == "jsonl":
+            # Lines stream as found: a local scan in engine order, a sharded one in
+            # shard order (the same on every run, resumed or not).
+            lines = normalise(fmt, resumed.stdout).splitlines()
+            assert sorted(lines) == sorted(normalise(fmt, reference.stdout).splitlines())
+            fresh = run_portkit(*common, "--resume", str(tmp_path / "fresh"), "-o", fmt)
+            assert lines == normalise(fmt, fresh.stdout).splitlines()
+        else:
+            assert normalise(fmt, resumed.stdout) == normalise(fmt, reference.stdout)
+    assert len(state.read_text().splitlines()) == total + 1  # each shard recorded once
+
+
+def _table_rows(text: str) -> list[str]:
+    return [re.sub(r" in [\d.]+ s", " in - s", line) for line in text.splitlines()]
+
+
+# --- command-line errors ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cluster", "127.0.0.1:8786"], "cluster address must look like tcp://HOST:PORT"),
+        (["--workers", "0"], "workers must be at least 1, not 0"),
+        (["--cluster", "tcp://127.0.0.1:1", "--workers", "2"], "not allowed with argument"),
+        (["--resume", "x", "--shard-size", "0"], "at least 1 probe, not 0"),
+    ],
+)
+def test_bad_cluster_options_exit_2_with_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with contextlib.suppress(SystemExit):
+        code = main(["scan", "127.0.0.1", "-p", "1", *args])
+        assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_state_file_of_another_scan_writes_no_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    assert main(["scan", "127.0.0.1", "-p", "1-3", "--resume", str(state), "-o", "json"]) == 0
+    capsys.readouterr()
+    before = state.read_bytes()
+    out = tmp_path / "out.xml"
+    code = main(
+        [
+            "scan",
+            "127.0.0.1",
+            "-p",
+            "1-4",
+            "--resume",
+            str(state),
+            "-o",
+            "xml",
+            "--output",
+            str(out),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "belongs to a different scan" in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()
+    assert state.read_bytes() == before

@@ -1,0 +1,265 @@
+"""The connect and UDP engines against real listeners on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from portkit._errors import PortSpecError, TargetError
+from portkit.scan._engine import RateLimiter, raise_fd_limit, window_size
+from portkit.scan._model import PortResult, PortState
+from portkit.scan._scan import scan
+
+from .conftest import Listener, drop_tcp_port, needs_root
+
+
+async def collect(results: AsyncIterator[PortResult]) -> list[PortResult]:
+    return [r async for r in results]
+
+
+def opened(results: list[PortResult]) -> set[tuple[str, int]]:
+    return {(r.host, r.port) for r in results if r.state is PortState.OPEN}
+
+
+async def test_open_and_closed_on_several_loopback_hosts(
+    listeners: list[Listener], free_ports: list[int]
+) -> None:
+    v4 = [ls for ls in listeners if ":" not in ls.host]
+    ports = sorted({ls.port for ls in v4} | set(free_ports))
+    spec = ",".join(map(str, ports))
+    results = await collect(scan(["127.0.0.2-3"], spec, timeout=2.0))
+    assert len(results) == 2 * len(ports)  # every (host, port) exactly once
+    assert opened(results) == {(ls.host, ls.port) for ls in v4}
+    for r in results:
+        if (r.host, r.port) not in opened(results):
+            assert r.state is PortState.CLOSED
+            assert r.reason in ("conn-refused", "self-connect")
+        assert r.transport == "tcp"
+
+
+async def test_ipv6_loopback(listeners: list[Listener]) -> None:
+    v6 = next(ls for ls in listeners if ls.host == "::1")
+    results = await collect(scan("::1", f"{v6.port},{v6.port + 1}"))
+    by_port = {r.port: r.state for r in results}
+    assert by_port == {v6.port: PortState.OPEN, v6.port + 1: PortState.CLOSED}
+
+
+async def test_expected_name_comes_from_the_registry() -> None:
+    results = await collect(scan("127.0.0.1", "T:443"))
+    assert results[0].expected == "https"
+
+
+async def test_results_are_identical_run_to_run(listeners: list[Listener]) -> None:
+    v4 = {ls.port for ls in listeners if ":" not in ls.host}
+    spec = f"1-2000,{','.join(map(str, v4))}"
+    first = await collect(scan(["127.0.0.2", "127.0.0.3"], spec))
+    second = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, concurrency=64))
+    key = sorted((r.host, r.port, r.state) for r in first)
+    assert key == sorted((r.host, r.port, r.state) for r in second)
+
+
+async def test_hostname_is_carried_on_results(listeners: list[Listener]) -> None:
+    results = await collect(scan("localhost", "1", tcp=True))
+    assert {r.hostname for r in results} == {"localhost"}
+
+
+def ephemeral_range() -> tuple[int, int]:
+    text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+    low, high = map(int, text.split())
+    return low, high
+
+
+async def test_no_false_open_from_self_connect() -> None:
+    # Scan the whole ephemeral range of one address where nothing listens: a
+    # self-connect (source port == destination port) would show up as open.
+    low, high = ephemeral_range()
+    results = await collect(scan("127.0.0.4", f"{low}-{high}", timeout=2.0))
+    assert opened(results) == set()
+    assert len(results) == high - low + 1
+
+
+async def test_full_backlog_is_not_reported_closed() -> None:
+    # listen(0) holds one connection in the accept queue; once it is full the kernel
+    # drops further SYNs, so the port stays silent: filtered, after the retries.
+    server = socket.socket()
+    server.bind(("127.0.0.5", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(2):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.5", port))
+            fillers.append(c)
+        results = await collect(scan("127.0.0.5", f"{port},{port + 1}", timeout=0.2, retries=1))
+        by_port = {r.port: r for r in results}
+        assert by_port[port].state in (PortState.FILTERED, PortState.OPEN)
+        assert by_port[port].state is not PortState.CLOSED
+        if by_port[port].state is PortState.FILTERED:
+            assert by_port[port].reason == "no-response"
+    finally:
+        for c in fillers:
+            c.close()
+        server.close()
+
+
+async def test_closing_the_generator_early_closes_sockets(listeners: list[Listener]) -> None:
+    gen = scan("127.0.0.2", "1-20000")
+    async for _ in gen:
+        break
+    await gen.aclose()  # no ResourceWarning (filterwarnings=error) means all closed
+
+
+async def test_udp_closed_and_open(free_ports: list[int]) -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.2", 0))
+    port = server.getsockname()[1]
+    import threading
+
+    def echo() -> None:
+        data, peer = server.recvfrom(2048)
+        server.sendto(b"pong" + data[:4], peer)
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    try:
+        results = await collect(
+            scan("127.0.0.2", f"U:{port},{free_ports[0]}", timeout=0.5, retries=1)
+        )
+    finally:
+        thread.join(timeout=10)
+        server.close()
+    by_port = {r.port: r for r in results}
+    assert by_port[port].state is PortState.OPEN
+    assert by_port[port].reason == "udp-response"
+    assert by_port[free_ports[0]].state is PortState.CLOSED
+    assert by_port[free_ports[0]].reason == "port-unreach"
+
+
+async def test_udp_silence_is_open_filtered() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.2", 0))  # bound but never answers
+    try:
+        port = server.getsockname()[1]
+        results = await collect(scan("127.0.0.2", f"U:{port}", timeout=0.2, retries=1))
+    finally:
+        server.close()
+    assert results[0].state is PortState.OPEN_FILTERED
+    assert results[0].reason == "no-response"
+
+
+async def test_rate_ceiling_spaces_out_probes() -> None:
+    clock = [0.0]
+    limiter = RateLimiter(100.0, clock=lambda: clock[0])
+    assert limiter.take(50) == 1  # the bucket holds one probe at 100/s
+    assert limiter.take(50) == 0
+    clock[0] += 0.5
+    assert limiter.take(500) == 1  # refills, but never beyond the burst
+    assert RateLimiter(None).take(500) == 500
+
+
+async def test_rate_limited_scan_still_complete() -> None:
+    results = await collect(scan("127.0.0.2", "1-50", rate=2000))
+    assert sorted(r.port for r in results) == list(range(1, 51))
+
+
+def test_fd_limit_is_raised_and_window_fits() -> None:
+    import resource
+
+    limit = raise_fd_limit()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert soft == limit
+    assert soft == hard or hard == resource.RLIM_INFINITY
+    assert 1 <= window_size(10**9) < limit
+    assert window_size(5) == 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"rate": 0}, PortSpecError),
+        ({"timeout": -1}, PortSpecError),
+        ({"concurrency": 0}, PortSpecError),
+        ({"retries": -1}, PortSpecError),
+        ({"exclude": ["127.0.0.0/8"]}, TargetError),
+    ],
+)
+async def test_bad_options_raise_before_sending(kwargs: dict[str, object], error: type) -> None:
+    with pytest.raises(error):
+        await collect(scan("127.0.0.2", "80", **kwargs))  # type: ignore[arg-type]
+
+
+@needs_root
+@pytest.mark.root
+def test_dropped_port_is_filtered_in_bounded_time(netns: str) -> None:
+    drop_tcp_port(netns, 9)
+    script = textwrap.dedent(
+        """
+        import asyncio, socket, sys
+        from portkit.scan import scan
+        async def main():
+            server = socket.socket(); server.bind(("127.0.0.1", 7)); server.listen(8)
+            async for r in scan("127.0.0.1", "7,9,10", timeout=0.3, retries=1):
+                print(r.port, r.state.value, r.reason)
+            server.close()
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env={"PYTHONPATH": ":".join(sys.path)},
+    )
+    lines = sorted(proc.stdout.split("\n")[:-1])
+    assert lines == ["10 closed conn-refused", "7 open syn-ack", "9 filtered no-response"]
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_expected_names_table_matches_the_registry(transport: str) -> None:
+    from portkit.registry import default_registry
+    from portkit.scan._scan import expected_names
+
+    registry = default_registry()
+    names = expected_names(transport)
+    assert len(names) == 65536
+    # Every 7th port, plus the well-known range in full: same answer as the registry.
+    for port in [*range(0, 1024), *range(1024, 65536, 7)]:
+        assert names[port] == registry.service_name(port, transport), port
+
+
+async def test_sharded_scan_equals_single_process(listeners: list[Listener]) -> None:
+    v4 = sorted({ls.port for ls in listeners if ":" not in ls.host})
+    spec = f"1-9000,{','.join(map(str, v4))}"
+    one = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=1))
+    two = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=2))
+    three = await collect(scan(["127.0.0.2", "127.0.0.3"], spec, workers=3, syn=False))
+    key = sorted((r.host, r.port, r.state, r.expected) for r in one)
+    assert len(key) == 2 * len(set(range(1, 9001)) | set(v4))
+    assert sorted((r.host, r.port, r.state, r.expected) for r in two) == key
+    assert sorted((r.host, r.port, r.state, r.expected) for r in three) == key
+
+
+async def test_closing_a_sharded_scan_early_stops_the_workers() -> None:
+    gen = scan("127.0.0.2", "1-65535", workers=2, rate=5000)
+    async for _ in gen:
+        break
+    await gen.aclose()  # workers killed and reaped; no ResourceWarning, no zombie
+
+
+def test_worker_count() -> None:
+    from portkit.scan._shard import MIN_PROBES_PER_WORKER, worker_count
+
+    assert worker_count(10) == 1
+    assert worker_count(10, 3) == 3
+    assert 1 <= worker_count(100 * MIN_PROBES_PER_WORKER) <= len(os.sched_getaffinity(0))

@@ -1,0 +1,194 @@
+"""The identification ladder against real and hostile servers on loopback.
+
+Each call runs under a hard bound (``budget`` plus slack): finishing is part of the
+contract, so an identification that hangs fails the test instead of the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from portkit._errors import ConnectionRefused
+from portkit.proto import MAX_RESPONSE_BYTES
+from portkit.scan import Identification, PortState, identify, probe_port, same_protocol
+from portkit.scan._identify import EVIDENCE_BYTES
+from tests.scan._servers import (
+    FIXTURES,
+    HOST,
+    drip,
+    flood,
+    greeter,
+    reset,
+    self_signed_context,
+    serve,
+    tarpit,
+    tls_garbage,
+)
+
+BUDGET = 2.5
+SLACK = 3.0  # the bound is for hangs, not for speed
+
+
+async def bounded_identify(port: int, **kw: object) -> Identification:
+    budget = float(kw.pop("budget", BUDGET))  # type: ignore[arg-type]
+    async with asyncio.timeout(budget + SLACK):
+        return await identify(HOST, port, budget=budget, **kw)  # type: ignore[arg-type]
+
+
+async def aiohttp_site(ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello from aiohttp")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, 0, ssl_context=ssl_context)
+    await site.start()
+    addresses = runner.addresses
+    port: int = addresses[0][1]
+    return runner, port
+
+
+async def test_tarpit_is_unknown_within_budget() -> None:
+    async with serve(tarpit) as port:
+        found = await bounded_identify(port)
+    assert found.service is None
+    assert found.evidence == b""
+    assert found.extra == "no answer to any probe"
+
+
+async def test_flood_is_unknown_and_reads_are_bounded() -> None:
+    async with serve(flood) as port:
+        found = await bounded_identify(port)
+    assert found.service is None
+    assert found.evidence.startswith(b"AAAA")
+    assert len(found.evidence) <= EVIDENCE_BYTES < MAX_RESPONSE_BYTES
+
+
+async def test_drip_of_a_partial_ssh_banner_is_not_called_ssh() -> None:
+    # A byte a second: within the budget only "SSH-2.0-..." begins to arrive; a prefix is
+    # not a banner, so the honest verdict is unknown, with the bytes as evidence.
+    async with serve(drip) as port:
+        found = await bounded_identify(port, budget=2.0)
+    assert found.service is None
+    assert found.evidence.startswith(b"S")
+    assert b"\n" not in found.evidence
+
+
+async def test_reset_at_once_is_unknown() -> None:
+    async with serve(reset) as port:
+        found = await bounded_identify(port)
+    assert found.service is None
+    assert found.evidence == b""
+
+
+async def test_garbage_answer_to_client_hello_is_not_tls() -> None:
+    async with serve(tls_garbage) as port:
+        found = await bounded_identify(port, expected="https")
+    assert found.service is None
+    assert found.tls is None
+    assert found.evidence.startswith(b"\x17\x99")
+
+
+async def test_http_server_on_the_ssh_port() -> None:
+    runner, port = await aiohttp_site()
+    try:
+        found = await bounded_identify(port, expected="ssh", budget=4.0)
+    finally:
+        await runner.cleanup()
+    assert found.service == "http"
+    assert found.product == "aiohttp"
+    assert same_protocol("ssh", found.service) is False
+
+
+async def test_ssh_on_the_http_port() -> None:
+    banner = (FIXTURES / "ssh-22-tcp.bin").read_bytes()
+    async with serve(greeter(banner)) as port:
+        found = await bounded_identify(port, expected="http")
+    assert (found.service, found.product, found.version) == ("ssh", "OpenSSH", "9.2p1")
+    assert found.probe in ("banner", "http-get")
+
+
+async def test_greeting_server_on_an_unknown_port_is_named_from_its_banner() -> None:
+    banner = (FIXTURES / "imap-143-tcp.bin").read_bytes()
+    async with serve(greeter(banner)) as port:
+        found = await bounded_identify(port)
+    assert (found.service, found.product, found.probe) == ("imap", "Dovecot imapd", "banner")
+    assert found.evidence == banner[:EVIDENCE_BYTES]
+
+
+async def test_imap_inside_tls_on_an_unknown_port_is_imaps(tmp_path: Path) -> None:
+    banner = (FIXTURES / "imaps-993-tcp.bin").read_bytes()
+    async with serve(greeter(banner), tls=self_signed_context(tmp_path)) as port:
+        found = await bounded_identify(port, budget=4.0)
+    assert (found.service, found.product) == ("imaps", "Dovecot imapd")
+    assert found.tls is not None
+    assert found.tls.subject == "CN=identify.portkit.test"
+    assert found.tls.self_signed is True
+    assert "127.0.0.1" in found.tls.subject_alt_names
+    assert found.tls.version in ("TLSv1.2", "TLSv1.3")
+
+
+async def test_https_from_aiohttp(tmp_path: Path) -> None:
+    runner, port = await aiohttp_site(self_signed_context(tmp_path))
+    try:
+        found = await bounded_identify(port, expected="https")
+    finally:
+        await runner.cleanup()
+    assert (found.service, found.product, found.probe) == ("https", "aiohttp", "tls+http-get")
+    assert found.tls is not None
+    assert found.tls.not_after is not None
+
+
+async def test_refused_port_raises() -> None:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionRefused):
+        await bounded_identify(port)
+    result = await probe_port(HOST, port, budget=1.0)
+    assert (result.state, result.reason) == (PortState.CLOSED, "conn-refused")
+
+
+async def test_closed_udp_port_is_reported_closed() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionRefused):
+        await bounded_identify(port, transport="udp")
+
+
+async def test_silent_udp_port_is_open_filtered() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))  # bound, never answers
+        port = sock.getsockname()[1]
+        result = await probe_port(HOST, port, transport="udp", budget=1.5)
+    assert result.state == PortState.OPEN_FILTERED
+    assert result.identified is not None
+    assert result.identified.service is None
+
+
+def test_same_protocol_knows_registry_spellings() -> None:
+    assert same_protocol("submission", "smtp") is True
+    assert same_protocol("http-alt", "http") is True
+    assert same_protocol("https", "http") is False
+    assert same_protocol(None, "http") is None
+
+
+def test_nmap_service_attributes_name_the_tunnel() -> None:
+    from portkit.scan import TlsInfo, nmap_service
+
+    imaps = Identification(service="imaps", product="Dovecot imapd", tls=TlsInfo(), confidence=10)
+    assert nmap_service(imaps) == {"name": "imap", "tunnel": "ssl", "product": "Dovecot imapd",
+                                   "method": "probed", "conf": "10"}  # fmt: skip
+    smtps = Identification(service="submissions", tls=TlsInfo(), confidence=10)
+    assert nmap_service(smtps)["name"] == "smtp"
+    unknown = Identification(service=None, evidence=b"\x00\x01")
+    assert nmap_service(unknown) == {"name": "unknown", "method": "probed", "conf": "0"}

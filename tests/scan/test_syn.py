@@ -1,0 +1,148 @@
+"""The SYN engine: packets, cookies, privileges, and real scans as root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from portkit.scan._model import PortResult, PortState
+from portkit.scan._scan import scan
+from portkit.scan._syn import CookieJar, _base_sum, fast_syn_packet, syn_packet
+
+from .conftest import Listener, drop_tcp_port, needs_root
+
+addresses = st.binary(min_size=4, max_size=4)
+ports = st.integers(0, 65535)
+
+
+def checksum_ok(src: bytes, dst: bytes, segment: bytes) -> bool:
+    # RFC 1071: the one's complement sum over pseudo-header and segment is 0xFFFF.
+    data = src + dst + bytes([0, socket.IPPROTO_TCP]) + len(segment).to_bytes(2, "big") + segment
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total == 0xFFFF
+
+
+@given(addresses, addresses, ports, ports, st.integers(0, 2**32 - 1))
+def test_packet_fields_and_checksum(
+    src: bytes, dst: bytes, sport: int, dport: int, seq: int
+) -> None:
+    packet = syn_packet(src, dst, sport, dport, seq)
+    assert len(packet) == 20
+    assert int.from_bytes(packet[0:2], "big") == sport
+    assert int.from_bytes(packet[2:4], "big") == dport
+    assert int.from_bytes(packet[4:8], "big") == seq
+    assert packet[13] == 0x02  # SYN only
+    assert checksum_ok(src, dst, packet)
+    assert fast_syn_packet(_base_sum(src, dst, sport), sport, dport, seq) == packet
+
+
+@given(addresses, addresses, ports, ports)
+def test_cookies_are_keyed_and_stable(src: bytes, dst: bytes, sport: int, dport: int) -> None:
+    jar = CookieJar(b"k" * 16)
+    assert jar.cookie(src, dst, sport, dport) == CookieJar(b"k" * 16).cookie(src, dst, sport, dport)
+    assert 0 <= jar.cookie(src, dst, sport, dport) < 2**32
+
+
+def test_cookies_differ_between_keys_and_ports() -> None:
+    a, b = CookieJar(b"a" * 16), CookieJar(b"b" * 16)
+    src, dst = socket.inet_aton("127.0.0.1"), socket.inet_aton("127.0.0.2")
+    values = {a.cookie(src, dst, 61000, p) for p in range(1000)}
+    assert len(values) > 990  # a table of random words: collisions are rare
+    assert (
+        sum(a.cookie(src, dst, 61000, p) == b.cookie(src, dst, 61000, p) for p in range(1000)) < 5
+    )
+
+
+def test_without_privilege_one_line_exit_5(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the command as an unprivileged user")
+    src = Path(__file__).resolve().parents[2] / "src"
+    proc = subprocess.run(
+        [
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all",
+            sys.executable, "-m", "portkit", "scan", "127.0.0.1", "-p", "80", "--syn",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PYTHONPATH": str(src), "HOME": str(tmp_path)},
+        cwd=tmp_path,
+    )  # fmt: skip
+    if "Permission denied" in proc.stderr and "portkit" not in proc.stderr:
+        pytest.skip(f"the source tree is not readable by an unprivileged user: {proc.stderr}")
+    assert proc.returncode == 5, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "--syn needs root or CAP_NET_RAW" in lines[0]
+
+
+async def collect(**kwargs: object) -> list[PortResult]:
+    return [r async for r in scan(**kwargs)]  # type: ignore[arg-type]
+
+
+@needs_root
+@pytest.mark.root
+async def test_syn_scan_finds_listeners(listeners: list[Listener], free_ports: list[int]) -> None:
+    v4 = [ls for ls in listeners if ":" not in ls.host]
+    spec = ",".join(map(str, sorted({ls.port for ls in v4} | set(free_ports))))
+    results = await collect(targets=["127.0.0.2", "127.0.0.3"], ports=spec, syn=True)
+    assert {(r.host, r.port) for r in results if r.state is PortState.OPEN} == {
+        (ls.host, ls.port) for ls in v4
+    }
+    closed = [r for r in results if r.state is PortState.CLOSED]
+    assert closed
+    assert {r.reason for r in closed} == {"reset"}
+    assert len(results) == 2 * len(spec.split(","))
+
+
+@needs_root
+@pytest.mark.root
+async def test_syn_rejects_ipv6() -> None:
+    from portkit._errors import TargetError
+
+    with pytest.raises(TargetError, match="IPv4 only"):
+        await collect(targets=["::1"], ports="80", syn=True)
+
+
+@needs_root
+@pytest.mark.root
+def test_syn_dropped_port_is_filtered(netns: str) -> None:
+    drop_tcp_port(netns, 9)
+    script = textwrap.dedent(
+        """
+        import asyncio, socket
+        from portkit.scan import scan
+        async def main():
+            server = socket.socket(); server.bind(("127.0.0.1", 7)); server.listen(8)
+            async for r in scan("127.0.0.1", "7,9,10", syn=True, timeout=0.3, retries=1):
+                print(r.port, r.state.value, r.reason)
+            server.close()
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env={"PYTHONPATH": ":".join(sys.path)},
+    )
+    assert sorted(proc.stdout.splitlines()) == [
+        "10 closed reset",
+        "7 open syn-ack",
+        "9 filtered no-response",
+    ]
