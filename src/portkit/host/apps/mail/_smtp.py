@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import email.utils
 import secrets
 import ssl
@@ -112,7 +113,7 @@ class SmtpHandler:
             f"Received: from {session.host_name or 'unknown'} ([{_source(session.peer)}])\r\n"
             f"\tby {self.options.hostname} (portkit) with {protocol} id {queue_id}"
             + (f"\r\n\tfor <{rcpt}>" if rcpt else "")
-            + f"; {email.utils.formatdate(localtime=False)}\r\n"
+            + f"; {email.utils.format_datetime(datetime.datetime.now(datetime.UTC))}\r\n"
         )
         return f"Return-Path: <{envelope.mail_from or ''}>\r\n{received}".encode(
             "utf-8", "surrogateescape"
