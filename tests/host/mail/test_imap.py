@@ -266,3 +266,16 @@ def test_malformed_commands_get_bad(mail_host: MailHost) -> None:
         [b"*", b"BAD"],
         [b"g", b"OK"],
     ]
+
+
+def test_plaintext_client_on_implicit_tls_port_is_dropped(mail_host: MailHost) -> None:
+    with socket.create_connection(("127.0.0.1", mail_host.ports["imaps"]), timeout=30) as sock:
+        sock.sendall(b"a LOGIN alice secret\r\n")
+        try:
+            leftover = sock.recv(4096)
+        except ConnectionResetError:
+            leftover = b""
+        assert not leftover.startswith(b"* OK")  # never an IMAP greeting in the clear
+    client = login(mail_host, "imaps")  # and the server goes on serving
+    client.logout()
+    assert mail_host.call(lambda: mail_host.apps["imaps"].counters.errors) == 0

@@ -78,9 +78,8 @@ class _MailApp(StreamApplication[MailOptions]):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> None:
         implicit = self.options.tls == "implicit"
-        if implicit:
-            assert self.tls is not None
-            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        if implicit and not await self._start_tls(writer, peer):
+            return
         backend = self.backend(peer)
         session = self.new_session(backend)
         if implicit:
@@ -118,6 +117,17 @@ class _MailApp(StreamApplication[MailOptions]):
             session.connection_lost()
             self.ctx.access(peer, f"{user} {self.ctx.kind} session ended")
 
+    async def _start_tls(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """Handshake as the server; a client that fails it is logged and dropped."""
+        assert self.tls is not None
+        try:
+            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            self.ctx.logger.info("%s: tls handshake failed: %s", peer, exc)
+            self.ctx.access(peer, "tls handshake failed")
+            return False
+        return True
+
     async def _act(
         self,
         session: _Session,
@@ -136,7 +146,8 @@ class _MailApp(StreamApplication[MailOptions]):
                 writer.write(b"".join(chunks))
                 chunks.clear()
                 pending = 0
-                await writer.drain()
+                async with asyncio.timeout(self.options.idle_timeout):
+                    await writer.drain()  # a peer that stops reading is dropped, not buffered
 
         for event in events:
             if isinstance(event, pop3.Send | imap.Send):
@@ -157,8 +168,8 @@ class _MailApp(StreamApplication[MailOptions]):
             elif isinstance(event, pop3.LoginSucceeded | imap.LoginSucceeded):
                 self.guard.succeeded(backend.source)
             elif isinstance(event, pop3.StartTls | imap.StartTls):
-                assert self.tls is not None
-                await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+                if not await self._start_tls(writer, backend.source):
+                    return False
                 session.tls_started()
             elif isinstance(event, pop3.Close | imap.Close):
                 return False
