@@ -245,3 +245,13 @@ def test_whole_vs_byte_at_a_time(commands: list[bytes]) -> None:
     whole, _ = run(script, one_byte=False)
     single, _ = run(script, one_byte=True)
     assert sent(whole) == sent(single)
+
+
+def test_password_keeps_its_spaces() -> None:
+    class SpaceBackend(MemoryBackend):
+        def authenticate(self, user: str, password: str) -> bool:
+            return password == " two  spaces "
+
+    session = Pop3Session(SpaceBackend())
+    out = sent(session.receive(b"USER alice\r\nPASS  two  spaces \r\n"))
+    assert out.endswith(b"(2 messages, %d octets)\r\n" % sum(map(len, MESSAGES)))

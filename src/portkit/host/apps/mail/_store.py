@@ -127,9 +127,19 @@ class Maildir:
         self.cur = path / "cur"
 
     def ensure(self) -> None:
-        """Create the three directories (and the Maildir itself) when missing."""
+        """Create the three directories (and the Maildir itself) when missing.
+
+        New directories are made durable too (their parents fsynced), or the first message
+        for a new user could vanish with its directory in a crash.
+        """
+        if self.tmp.is_dir() and self.new.is_dir() and self.cur.is_dir():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path.mkdir(exist_ok=True, mode=0o700)
         for sub in (self.tmp, self.new, self.cur):
-            sub.mkdir(parents=True, exist_ok=True, mode=0o700)
+            sub.mkdir(exist_ok=True, mode=0o700)
+        _fsync_dir(self.path)
+        _fsync_dir(self.path.parent)
 
     # -- delivery ---------------------------------------------------------------------------
 
