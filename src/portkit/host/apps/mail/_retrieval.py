@@ -107,7 +107,9 @@ class _MailApp(StreamApplication[MailOptions]):
                     return
                 last_input = loop.time()
                 self.counters.bytes_in += len(data)
-                events = session.receive(data)
+                # The session reads mail files and verifies scrypt hashes (tens of ms): in a
+                # worker thread, so one client's login or RETR never stalls the others.
+                events = await asyncio.to_thread(session.receive, data)
                 for event in events:
                     if isinstance(event, pop3.LoginSucceeded | imap.LoginSucceeded):
                         user = event.user
@@ -207,7 +209,7 @@ class ImapApp(_MailApp):
 
     async def poll(self, session: _Session) -> list[_Event]:
         assert isinstance(session, imap.ImapSession)
-        return list(session.poll())
+        return list(await asyncio.to_thread(session.poll))
 
 
 def pop3_app(options: Pop3Options, ctx: AppContext) -> Pop3App:
