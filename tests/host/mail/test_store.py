@@ -12,6 +12,7 @@ import pytest
 
 from portkit._errors import ConfigError
 from portkit.host.apps.mail import Maildir, MaildirStore, MaildropLocked
+from portkit.host.apps.mail._backend import ImapStoreMailbox
 from portkit.host.apps.mail._store import MessageGone
 
 
@@ -109,3 +110,17 @@ def test_read_follows_a_rename_and_reports_gone(tmp_path: Path) -> None:
 def test_bad_user_names_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'\.\./etc'"):
         MaildirStore(tmp_path).maildir("../etc")
+
+
+def test_imap_snapshot_reuses_a_scan_only_while_the_maildir_is_unchanged(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    box.deliver(b"one")
+    inbox = ImapStoreMailbox(box)
+    assert len(inbox.snapshot(claim_recent=True).messages) == 1
+    old = time.time() - 10
+    for directory in (box.new, box.cur):
+        os.utime(directory, (old, old))
+    settled = inbox.snapshot(claim_recent=True)
+    assert inbox.snapshot(claim_recent=True) is settled  # nothing changed: no rescan
+    box.deliver(b"two")
+    assert len(inbox.snapshot(claim_recent=True).messages) == 2
