@@ -82,6 +82,9 @@ def test_bad_mail_config_is_one_line_exit_2(
     assert "\n" not in err
     assert "users" in err
     assert "password hash" in err
-    config.write_text('[apps.mail]\nkind = "imap"\nlisten = ["127.0.0.1:0"]\ntls = "implicit"\n')
+    config.write_text('[apps.mail]\nkind = "imap"\nlisten = ["127.0.0.1:0"]\ncert = "nope.pem"\n')
     assert main(["serve", "--check", str(config)]) == 2
-    assert "needs tls-cert and tls-key" in capsys.readouterr().err
+    assert "cert: needs tls = starttls or implicit" in capsys.readouterr().err
+    config.write_text('[apps.mail]\nkind = "imap"\nlisten = ["127.0.0.1:0"]\ntls = "sometimes"\n')
+    assert main(["serve", "--check", str(config)]) == 2
+    assert "tls: must be one of none, starttls, implicit" in capsys.readouterr().err

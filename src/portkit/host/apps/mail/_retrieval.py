@@ -15,6 +15,7 @@ from typing import Protocol
 import portkit.proto.imap as imap
 import portkit.proto.pop3 as pop3
 from portkit.host._app import AppContext, StreamApplication
+from portkit.host._tls import server_context
 from portkit.host.apps.mail._auth import LoginGuard
 from portkit.host.apps.mail._backend import MailBackend
 from portkit.host.apps.mail._options import (
@@ -25,7 +26,6 @@ from portkit.host.apps.mail._options import (
     guard_of,
 )
 from portkit.host.apps.mail._store import MaildirStore
-from portkit.host.apps.mail._tls import server_context
 
 __all__ = ["ImapApp", "Pop3App"]
 
@@ -54,8 +54,8 @@ class _MailApp(StreamApplication[MailOptions]):
         self.accounts = accounts_of(options)
         self.guard: LoginGuard = guard_of(options)
         self.tls: ssl.SSLContext | None = None
-        if options.tls != "none" and options.tls_cert and options.tls_key:
-            self.tls = server_context(options.tls_cert, options.tls_key)
+        if options.tls != "none":
+            self.tls = server_context(options.cert, options.key)
 
     def admit(self, peer: tuple[str, int]) -> bool:
         return self.counters.connections_open < self.options.max_connections

@@ -26,10 +26,10 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from portkit.host._app import AppContext, Application, Listener, format_peer
+from portkit.host._tls import server_context
 from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
 from portkit.host.apps.mail._options import SmtpOptions, accounts_of, guard_of
 from portkit.host.apps.mail._store import MaildirStore
-from portkit.host.apps.mail._tls import server_context
 
 __all__ = ["SmtpApp", "SmtpHandler"]
 
@@ -187,8 +187,8 @@ class SmtpApp(Application):
         self.guard = guard_of(options)
         self.handler = SmtpHandler(self.store, self.accounts, options, ctx)
         self.tls: ssl.SSLContext | None = None
-        if options.tls != "none" and options.tls_cert and options.tls_key:
-            self.tls = server_context(options.tls_cert, options.tls_key)
+        if options.tls != "none":
+            self.tls = server_context(options.cert, options.key)
         self._servers: list[asyncio.Server] = []
         self._open: set[_SMTP] = set()
         self._all_closed = asyncio.Event()
