@@ -41,6 +41,7 @@ from typing import Protocol, Union
 from portkit._errors import LocalProtocolError, PortkitError, RemoteProtocolError
 
 __all__ = [
+    "COMMANDS",
     "MAX_LINE",
     "MAX_LITERAL",
     "SYSTEM_FLAGS",
@@ -193,13 +194,6 @@ class ImapBackend(Protocol):
 
 # ---------------------------------------------------------------------------------------
 # Command syntax (RFC 3501 section 9): atoms, strings (quoted or literal), lists.
-
-
-@dataclass(frozen=True, slots=True)
-class Literal:
-    """The octets of a ``{n}`` literal, as one token."""
-
-    data: bytes
 
 
 Token = Union[str, bytes, "list[Token]"]

@@ -26,6 +26,7 @@ from typing import Protocol
 from portkit._errors import LocalProtocolError, PortkitError
 
 __all__ = [
+    "COMMANDS",
     "MAX_LINE",
     "TRANSITIONS",
     "Close",
