@@ -10,17 +10,21 @@ each scenario for both tools, alternating which goes first, for several rounds:
 
 Every run's open set must equal the listeners (and so nmap's); any difference stops
 the benchmark. Reports the median wall time of each command (process start to exit,
-so both pay their start-up) and portkit's time as a fraction of nmap's.
+so both pay their start-up) and its CPU time (user + system, children included), each
+with portkit's figure as a fraction of nmap's. On a shared machine the wall times move
+with everyone else's load; the CPU times much less.
 
 Needs root (namespaces, raw sockets) and nmap. Traffic stays inside the namespace.
 
     sudo python bench/scan.py [--rounds 5] [--markdown]
+    sudo python bench/scan.py --engines    # asyncio per connection vs the epoll engine
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import shutil
 import statistics
@@ -97,16 +101,20 @@ def open_set(xml_path: Path) -> set[tuple[str, int]]:
     return found
 
 
-def timed(ns: str, argv: list[str]) -> float:
+def timed(ns: str, argv: list[str]) -> tuple[float, float]:
+    """Run ``argv`` in the namespace; return (wall seconds, CPU seconds: user + system)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         ["ip", "netns", "exec", ns, *argv], env=env, capture_output=True, check=False
     )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def scenarios() -> list[tuple[str, list[str], list[str], set[tuple[str, int]]]]:
@@ -120,6 +128,52 @@ def scenarios() -> list[tuple[str, list[str], list[str], set[tuple[str, int]]]]:
     ]  # fmt: skip
 
 
+ENGINES_SCRIPT = """
+import asyncio, socket, sys, time
+from portkit.scan import scan
+
+async def with_asyncio(host, width=2000):
+    # The straightforward design: one asyncio connection attempt per port.
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(width)
+    found = []
+    async def one(port):
+        async with gate:
+            sock = socket.socket()
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, (host, port))
+                found.append(port)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+    await asyncio.gather(*(one(p) for p in range(1, 65536)))
+    return found
+
+async def with_portkit(host):
+    return [r.port async for r in scan(host, "-", processes=1) if r.state.value == "open"]
+
+async def main():
+    for name, run in [("asyncio sock_connect", with_asyncio), ("portkit epoll engine", with_portkit)] * 2:
+        wall, cpu = time.perf_counter(), time.process_time()
+        found = await run("127.0.0.1")
+        print(f"{name}: {time.perf_counter() - wall:.3f} s wall, "
+              f"{time.process_time() - cpu:.3f} s CPU, open {sorted(found)}", flush=True)
+asyncio.run(main())
+"""
+
+
+def compare_engines() -> int:
+    """The engine design question: asyncio per connection, or one epoll set? (in-process)."""
+    with namespace() as ns, listeners(ns):
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", ENGINES_SCRIPT], env=env, check=True
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -128,10 +182,17 @@ def main() -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="print a table for docs/benchmarks.md"
     )
+    parser.add_argument(
+        "--engines",
+        action="store_true",
+        help="instead: a full sweep with asyncio connections vs portkit's epoll engine",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("nmap") is None:
         print("bench/scan.py needs root (namespaces, raw sockets) and nmap", file=sys.stderr)
         return 2
+    if args.engines:
+        return compare_engines()
     rows = []
     with namespace() as ns, listeners(ns), tempfile.TemporaryDirectory() as tmp:
         ours_xml, theirs_xml = Path(tmp) / "portkit.xml", Path(tmp) / "nmap.xml"
@@ -139,10 +200,13 @@ def main() -> int:
             ours_cmd = [*ours, "-o", "xml", "--output", str(ours_xml)]
             theirs_cmd = [*theirs, "-oX", str(theirs_xml)]
             times: dict[str, list[float]] = {"portkit": [], "nmap": []}
+            cpus: dict[str, list[float]] = {"portkit": [], "nmap": []}
             for rnd in range(args.rounds):
                 order = [("portkit", ours_cmd, ours_xml), ("nmap", theirs_cmd, theirs_xml)]
                 for tool, cmd, out in order if rnd % 2 == 0 else order[::-1]:
-                    times[tool].append(timed(ns, cmd))
+                    wall, cpu = timed(ns, cmd)
+                    times[tool].append(wall)
+                    cpus[tool].append(cpu)
                     got = open_set(out)
                     if got != expected:
                         missing, extra = sorted(expected - got), sorted(got - expected)
@@ -151,17 +215,28 @@ def main() -> int:
                         )
             ours_median = statistics.median(times["portkit"])
             theirs_median = statistics.median(times["nmap"])
-            rows.append((title, ours_median, theirs_median, ours_median / theirs_median))
+            ours_cpu = statistics.median(cpus["portkit"])
+            theirs_cpu = statistics.median(cpus["nmap"])
+            rows.append((title, ours_median, theirs_median, ours_cpu, theirs_cpu))
             print(
-                f"{title}: portkit {ours_median:.3f} s, nmap {theirs_median:.3f} s, "
-                f"ratio {ours_median / theirs_median:.2f} (open sets equal in all {args.rounds} rounds)",
+                f"{title}: wall portkit {ours_median:.3f} s, nmap {theirs_median:.3f} s, "
+                f"ratio {ours_median / theirs_median:.2f}; CPU portkit {ours_cpu:.3f} s, "
+                f"nmap {theirs_cpu:.3f} s, ratio {ours_cpu / theirs_cpu:.2f} "
+                f"(open sets equal in all {args.rounds} rounds)",
                 flush=True,
             )
     if args.markdown:
-        print("\n| scenario | portkit (median) | nmap (median) | portkit / nmap |")
-        print("|---|---|---|---|")
-        for title, ours_median, theirs_median, ratio in rows:
-            print(f"| {title} | {ours_median:.3f} s | {theirs_median:.3f} s | {ratio:.2f} |")
+        load = os.getloadavg()[0]
+        print(f"\n{args.rounds} rounds, medians; load average {load:.1f} at the end\n")
+        print(
+            "| scenario | wall portkit | wall nmap | wall ratio | CPU portkit | CPU nmap | CPU ratio |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for title, ours_w, theirs_w, ours_c, theirs_c in rows:
+            print(
+                f"| {title} | {ours_w:.3f} s | {theirs_w:.3f} s | {ours_w / theirs_w:.2f} "
+                f"| {ours_c:.3f} s | {theirs_c:.3f} s | {ours_c / theirs_c:.2f} |"
+            )
     return 0
 
 

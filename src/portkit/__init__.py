@@ -8,6 +8,8 @@ applications, clients, and discovery of what answers where.
 
 import typing as _typing
 
+__version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
+
 from portkit._errors import (
     ConfigError,
     ConnectionRefused,

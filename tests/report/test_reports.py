@@ -154,12 +154,15 @@ def test_xml_is_nmap_shaped() -> None:
 
 
 def test_xml_escapes_hostile_text() -> None:
-    ident = Identification(service="http", product='evil"<&>', version="1'2", confidence=10)
+    ident = Identification(
+        service="http", product='evil"<&>', version="1'2", extra="a\tb\nc\x00\x1b", confidence=10
+    )
     text = render("xml", [result(80, PortState.OPEN, identified=ident)])
     service = ET.fromstring(text).find("host/ports/port/service")
     assert service is not None
     assert service.get("product") == 'evil"<&>'
     assert service.get("version") == "1'2"
+    assert service.get("extrainfo") == "a\tb\nc"  # whitespace kept, control bytes dropped
 
 
 def test_identified_service_in_every_format() -> None:
@@ -208,3 +211,14 @@ def test_interrupted_reports_say_so(fmt: str) -> None:
         assert json.loads(text.splitlines()[-1])["interrupted"] is True
     else:
         assert "interrupted" in text
+
+
+def test_unidentified_open_port_shows_a_guess() -> None:
+    ident = Identification(service=None, extra="no answer to any probe")
+    results = [result(22, PortState.OPEN, expected="ssh", identified=ident)]
+    info = ScanInfo(args="x", start=INFO.start, scan_type="connect", tcp_ports=(22,), detect=True)
+    row = next(line for line in render("table", results, info).splitlines() if "22" in line)
+    assert row.split()[:4] == ["22", "tcp", "open", "ssh?"]
+    service = ET.fromstring(render("xml", results, info)).find("host/ports/port/service")
+    assert service is not None
+    assert service.attrib == {"name": "ssh", "method": "table", "conf": "3"}

@@ -1,4 +1,4 @@
-"""Real listeners on loopback for the scan tests, and namespace helpers (root only)."""
+"""Real listeners on loopback for the scan tests, and network namespaces (root only)."""
 
 from __future__ import annotations
 
@@ -81,3 +81,23 @@ def drop_tcp_port(namespace: str, port: int) -> None:
     subprocess.run(
         ["ip", "netns", "exec", namespace, "nft", "-f", "-"], input=rules, text=True, check=True
     )
+
+
+def run_in_namespace(namespace: str, code: str, *args: str) -> str:
+    """Run Python ``code`` inside ``namespace`` with portkit importable; return stdout.
+
+    Large scans run there: the machine's own loopback is shared with whatever else
+    runs on it, whose listeners would come and go in the middle of the test.
+    """
+    import sys
+
+    proc = subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+        env={"PYTHONPATH": ":".join(sys.path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout

@@ -62,16 +62,13 @@ def _load(name: str) -> CommandModule:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    import portkit
 
-    try:
-        return version("portkit")
-    except PackageNotFoundError:  # running from a source tree without installing
-        return "0+unknown"
+    return portkit.__version__
 
 
 class _VersionAction(argparse.Action):
-    """``--version``, computed only when asked (importlib.metadata is slow to import)."""
+    """``--version``: prints the version and exits."""
 
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)

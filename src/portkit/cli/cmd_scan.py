@@ -64,8 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--processes",
         type=int,
         metavar="N",
-        help="processes on this machine for large TCP scans (default: one per idle core for "
-        "16,384+ probes); --workers runs shards on a Dask cluster instead",
+        help="processes on this machine for large TCP scans (default: one per idle core, at "
+        "most one per 6,000 probes); --workers runs shards on a Dask cluster instead",
     )
     parser.add_argument(
         "--timeout",
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             retries=args.retries,
             rate=args.rate,
             concurrency=args.concurrency,
-            workers=args.processes,
+            processes=args.processes,
             detect=args.detect,
             fmt=args.format,
             output=args.output,

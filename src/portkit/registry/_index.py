@@ -65,6 +65,7 @@ class Registry:
         self._by_port: dict[int, list[int]] = {}
         self._ranges: list[int] = []
         self._names: dict[str, list[int]] | None = None  # built on the first name lookup
+        self._names_of_ports: dict[tuple[int, str], str | None] = {}
         by_port = self._by_port
         for index, item in enumerate(items):
             if isinstance(item, Service):
@@ -142,10 +143,15 @@ class Registry:
 
     def service_name(self, port: int, transport: str = "tcp") -> str | None:
         """The primary name of ``port``: what a port number means to people (443 → https)."""
-        for service in self.by_port(port, transport):
-            if service.name:
-                return service.name
-        return None
+        key = (port, transport)
+        try:
+            return self._names_of_ports[key]
+        except KeyError:
+            pass
+        name = next((s.name for s in self.by_port(port, transport) if s.name), None)
+        # Scans ask this for every port they report: remember the answer.
+        self._names_of_ports[key] = name
+        return name
 
     def by_name(self, name: str, transport: str | None = None) -> list[Service]:
         """Entries whose name or alias is ``name`` (case-insensitive)."""

@@ -181,8 +181,13 @@ def port_ranges(ports: Sequence[int]) -> str:
 
 def service_of(result: PortResult) -> str:
     """The service name to show: the identified one, else the registry's, else ``unknown``."""
-    if result.identified is not None and result.identified.service:
-        return result.identified.service
+    ident = result.identified
+    if ident is not None and ident.service:
+        return ident.service
+    if ident is not None and result.expected:
+        # Identification ran and matched nothing: the registry's name is only a guess
+        # from the port number, marked as nmap marks it.
+        return f"{result.expected}?"
     return result.expected or "unknown"
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from html import escape
 from typing import TextIO
-from xml.sax.saxutils import quoteattr
 
 from portkit.report._base import Hosts, HostTable, ScanInfo, ScanSummary, port_ranges
 from portkit.scan._model import PortResult
@@ -26,11 +26,21 @@ STYLESHEET = "file:///usr/share/nmap/nmap.xsl"
 XML_OUTPUT_VERSION = "1.05"
 
 
+# Characters an XML attribute value must not hold literally (XML 1.0 section 3.3.3:
+# whitespace would be normalised to spaces). html.escape does & < > " and '.
+_ATTR_WHITESPACE = str.maketrans({"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+# Control characters are not allowed in XML 1.0 at all, escaped or not.
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+
+
+def _attr(value: object) -> str:
+    text = str(value).translate(_CONTROL)
+    return '"' + escape(text, quote=True).translate(_ATTR_WHITESPACE) + '"'
+
+
 def _attrs(**values: object) -> str:
     return "".join(
-        f" {key.rstrip('_')}={quoteattr(str(value))}"
-        for key, value in values.items()
-        if value is not None
+        f" {key.rstrip('_')}={_attr(value)}" for key, value in values.items() if value is not None
     )
 
 

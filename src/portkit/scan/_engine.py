@@ -347,7 +347,13 @@ async def run_socket_engine(
 
     def start(target: Target, port: int, attempt: int, now: float) -> bool:
         """Start one probe; False when the kernel is out of a resource (retry later)."""
-        family = socket.AF_INET6 if ":" in target.address else socket.AF_INET
+        host = target.address
+        if ":" in host:
+            family = socket.AF_INET6
+            address: tuple[str, int] | tuple[str, int, int, int] = (host, port, 0, 0)
+        else:
+            family = socket.AF_INET
+            address = (host, port)
         pool = spare[family]
         try:
             if is_tcp and pool:
@@ -361,7 +367,6 @@ async def run_socket_engine(
             if exc.errno in _RESOURCE_ERRNOS:
                 return False
             raise
-        address = _sockaddr(target, port)
         if is_tcp:
             began = monotonic()
             err = sock.connect_ex(address)
@@ -377,7 +382,7 @@ async def run_socket_engine(
                 pool.append(sock)
                 append(
                     PortResult(
-                        host=target.address,
+                        host=host,
                         port=port,
                         transport="tcp",
                         state=CLOSED,
@@ -395,7 +400,8 @@ async def run_socket_engine(
             return False
         probe = _Probe(sock, target, port, attempt, now, now + base_timeout * (2**attempt), answers)
         if is_tcp:
-            settle_tcp(probe, err, now)
+            probe.started = began
+            settle_tcp(probe, err, monotonic())
         elif err:
             settle_udp(probe, err, now)
         else:

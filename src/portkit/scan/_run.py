@@ -20,12 +20,9 @@ __all__ = ["run_scan_command"]
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    import portkit
 
-    try:
-        return version("portkit")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return portkit.__version__
 
 
 @contextlib.contextmanager
@@ -56,7 +53,7 @@ async def run_scan_command(
     retries: int,
     rate: float | None,
     concurrency: int | None,
-    workers: int | None = None,
+    processes: int | None = None,
     detect: bool,
     fmt: str,
     output: str | None,
@@ -76,7 +73,7 @@ async def run_scan_command(
         retries=retries,
         rate=rate,
         concurrency=concurrency,
-        workers=workers,
+        processes=processes,
     )
     if syn:
         from portkit.scan._syn import check_privilege

@@ -59,7 +59,7 @@ class ScanPlan:
     ports: PortSet
     syn: bool = False
     options: EngineOptions = field(default_factory=EngineOptions)
-    workers: int | None = None  # processes for large TCP scans; None: one per core
+    processes: int | None = None  # processes for large TCP scans; None: idle cores
 
     def iter_targets(self) -> Iterator[Target]:
         """Yield each address to scan once, exclusions applied."""
@@ -100,7 +100,7 @@ async def plan_scan(
     retries: int = DEFAULT_RETRIES,
     rate: float | None = None,
     concurrency: int | None = None,
-    workers: int | None = None,
+    processes: int | None = None,
 ) -> ScanPlan:
     """Parse and resolve a scan's inputs; raise before anything is sent.
 
@@ -126,8 +126,8 @@ async def plan_scan(
         raise PortSpecError(f"timeout must be positive, not {timeout:g}")
     if retries < 0:
         raise PortSpecError(f"retries must be 0 or more, not {retries}")
-    if workers is not None and workers < 1:
-        raise PortSpecError(f"workers must be at least 1, not {workers}")
+    if processes is not None and processes < 1:
+        raise PortSpecError(f"processes must be at least 1, not {processes}")
     if concurrency is not None and concurrency < 1:
         raise PortSpecError(f"concurrency must be at least 1, not {concurrency}")
     texts = [targets] if isinstance(targets, str) else list(targets)
@@ -139,27 +139,37 @@ async def plan_scan(
         ports=port_set,
         syn=syn,
         options=EngineOptions(timeout=timeout, retries=retries, rate=rate, concurrency=concurrency),
-        workers=workers,
+        processes=processes,
     )
     if not any(True for _ in itertools.islice(plan.iter_targets(), 1)):
         raise TargetError("every target is excluded; nothing to scan")
     return plan
 
 
-def expected_names(transport: str) -> list[str | None]:
+# Below this many ports, naming each through the registry is cheaper than building the
+# whole table (which reads every registry entry once).
+_TABLE_THRESHOLD = 4096
+
+
+def expected_names(transport: str, ports: Sequence[int] | None = None) -> list[str | None]:
     """The registry's service name of every port 0-65535 for ``transport``, as a list.
 
     Same answers as ``Registry.service_name`` (a port's own entries first, in registry
-    order, then the ranges that cover it), built in one pass so that naming each
-    result of a 65,535-port sweep is a list index rather than a registry query.
+    order, then the ranges that cover it), so that naming each result of a sweep is a
+    list index rather than a registry query. With ``ports`` (fewer than a few thousand),
+    only those are named: small scans then do not read the whole registry.
     """
     from portkit.registry import default_registry
 
     registry = default_registry()
     names: list[str | None] = [None] * 65536
+    if ports is not None and len(ports) < _TABLE_THRESHOLD:
+        for port in ports:
+            names[port] = registry.service_name(port, transport)
+        return names
     ranges = []
-    for service in registry.in_range(0, 65535, transport):
-        if service.port is None or not service.name:
+    for service in registry.services:  # registry order: a port's primary entry first
+        if service.port is None or not service.name or service.transport != transport:
             continue
         if service.port_end is not None and service.port_end != service.port:
             ranges.append(service)
@@ -176,8 +186,8 @@ def expected_names(transport: str) -> list[str | None]:
 
 async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
     if plan.ports.tcp:
-        names = expected_names("tcp")
-        workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.workers)
+        names = expected_names("tcp", plan.ports.tcp)
+        workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
         options = plan.options
         if workers > 1:
             # The ceilings are for the whole scan: each process gets its share.
@@ -213,7 +223,7 @@ async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], No
                 yield batch
     if plan.ports.udp:
         udp = run_socket_engine(
-            plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp")
+            plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp", plan.ports.udp)
         )
         async with contextlib.aclosing(udp):
             async for batch in udp:
@@ -308,7 +318,7 @@ async def scan(
     retries: int = DEFAULT_RETRIES,
     rate: float | None = None,
     concurrency: int | None = None,
-    workers: int | None = None,
+    processes: int | None = None,
     detect: bool = False,
 ) -> AsyncGenerator[PortResult, None]:
     """Scan ``targets`` and yield a :class:`PortResult` for every port, as found.
@@ -335,7 +345,7 @@ async def scan(
         retries=retries,
         rate=rate,
         concurrency=concurrency,
-        workers=workers,
+        processes=processes,
     )
     async for batch in scan_batches(plan, detect=detect):
         for result in batch:

@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import math
 import os
-import pickle
 import signal
 import struct
 import sys
@@ -31,7 +29,7 @@ from portkit.scan._targets import Target
 
 __all__ = ["MIN_PROBES_PER_WORKER", "sharded", "worker_count"]
 
-MIN_PROBES_PER_WORKER = 16384  # below this the fork costs more than it saves
+MIN_PROBES_PER_WORKER = 6000  # below this the fork costs more than it saves
 _HEADER = struct.Struct("!I")
 _STATES = {s.value: s for s in PortState}
 
@@ -48,7 +46,7 @@ def worker_count(probes: int, wanted: int | None = None) -> int:
     # Only cores that are idle help: on a busy machine the extra process just competes
     # with this one (measured: slower under a load above the core count).
     cores = len(os.sched_getaffinity(0))
-    idle = cores - math.ceil(os.getloadavg()[0])
+    idle = cores - round(os.getloadavg()[0])
     return max(1, min(idle, probes // MIN_PROBES_PER_WORKER))
 
 
@@ -60,6 +58,8 @@ def _every(
 
 def _child(engine: Engine, probes: Iterator[tuple[Target, int]], write_fd: int) -> None:
     """The worker's whole life; never returns (``os._exit``)."""
+    import pickle
+
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
@@ -102,6 +102,8 @@ async def sharded(
     names: Sequence[str | None] | None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Run ``engine`` over ``probes`` in ``workers`` processes (this one included)."""
+    import pickle
+
     children: list[tuple[int, int]] = []  # (pid, read fd)
     try:
         for index in range(1, workers):

@@ -39,7 +39,7 @@ __all__ = [
 # One spec may expand to at most this many addresses (a /16, or 16 hosts x a /12 of v6
 # would be absurd on one machine); larger scans are partitioned, see ARCHITECTURE.md.
 MAX_ADDRESSES = 1 << 24
-_DEDUPE_LIMIT = 1 << 20
+_DEDUPE_LIMIT = 1 << 16
 
 _IPV4_RANGE_OCTET = re.compile(r"\*|\d{1,3}(?:-\d{1,3})?")
 _HOSTNAME = re.compile(
@@ -256,7 +256,7 @@ def iter_targets(
 
     Names must be resolved first (:func:`resolve_targets`).
     """
-    # Duplicates are dropped while remembering them stays cheap (a /12 of targets);
+    # Duplicates are dropped while remembering them stays cheap (65,536 addresses);
     # beyond that an address named twice is scanned twice, as with nmap.
     dedupe = sum(s.size for s in specs) <= _DEDUPE_LIMIT
     seen: set[str] = set()
