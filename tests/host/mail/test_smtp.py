@@ -194,3 +194,12 @@ def test_connections_over_the_limit_get_421(tmp_path: Path) -> None:
             assert first.noop()[0] == 250  # the admitted session is unaffected
     finally:
         stop()
+
+
+def test_auth_login_mechanism(mail_host: MailHost) -> None:
+    with smtp(mail_host, "submission") as client:
+        client.starttls(context=mail_host.tls())
+        client.ehlo()
+        client.user, client.password = "bob", PASSWORD
+        code, _ = client.auth("LOGIN", client.auth_login)
+        assert code == 235

@@ -27,7 +27,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from portkit.host._app import AppContext, Application, Listener, format_peer
 from portkit.host._tls import server_context
-from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
+from portkit.host.apps.mail._auth import MailAccounts
 from portkit.host.apps.mail._options import SmtpOptions, accounts_of, guard_of
 from portkit.host.apps.mail._store import MaildirStore
 
@@ -121,32 +121,33 @@ class SmtpHandler:
 
 
 class _Authenticator:
-    """aiosmtpd authenticator with the per-source guard; remembers the delay it owes."""
+    """aiosmtpd authenticator that only takes the credentials down.
 
-    def __init__(self, accounts: MailAccounts, guard: LoginGuard, logger: Any) -> None:
-        self.accounts = accounts
-        self.guard = guard
-        self.logger = logger
-        self.delay = 0.0
+    aiosmtpd calls authenticators synchronously, but checking a scrypt hash takes tens of
+    milliseconds: :class:`_SMTP` verifies the credentials kept here in a worker thread,
+    with the per-source guard, once aiosmtpd's own AUTH parsing is done.
+    """
+
+    def __init__(self) -> None:
+        self.pending: tuple[str, str] | None = None
 
     def __call__(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
-        source = _source(session.peer)
-        user = auth_data.login.decode("utf-8", "replace")
-        password = auth_data.password.decode("utf-8", "replace")
-        if not self.guard.locked(source) and self.accounts.check(user, password):
-            self.guard.succeeded(source)
-            return AuthResult(success=True, auth_data=user)
-        self.delay = self.guard.failed(source)
-        self.logger.info("%s: failed smtp login for %r", source, user)
-        return AuthResult(success=False, handled=False)
+        self.pending = (
+            auth_data.login.decode("utf-8", "replace"),
+            auth_data.password.decode("utf-8", "replace"),
+        )
+        return _DEFERRED
+
+
+_DEFERRED = AuthResult(success=False, handled=False)
 
 
 class _SMTP(SMTP):
-    """aiosmtpd's SMTP with a configurable line limit and a delay after failed AUTH."""
+    """aiosmtpd's SMTP with a line limit, a connection limit and AUTH checked off the loop."""
 
     def __init__(self, app: SmtpApp, *args: Any, line_length_limit: int, **kwargs: Any) -> None:
         self.line_length_limit = line_length_limit
@@ -168,12 +169,33 @@ class _SMTP(SMTP):
             super().connection_lost(exc)
         self._app.closed(self)
 
-    async def smtp_AUTH(self, arg: str) -> None:
-        await super().smtp_AUTH(arg)
+    async def auth_PLAIN(self, server: Any, args: list[str]) -> AuthResult:
+        return await self._verify(await super().auth_PLAIN(server, args))
+
+    async def auth_LOGIN(self, server: Any, args: list[str]) -> AuthResult:
+        return await self._verify(await super().auth_LOGIN(server, args))
+
+    async def _verify(self, result: AuthResult) -> AuthResult:
+        """Check the credentials aiosmtpd parsed (scrypt in a thread); guard per source."""
         authenticator = self._authenticator
-        if isinstance(authenticator, _Authenticator) and authenticator.delay:
-            delay, authenticator.delay = authenticator.delay, 0.0
-            await asyncio.sleep(delay)  # the next command waits: slows a guesser
+        if result is not _DEFERRED or not isinstance(authenticator, _Authenticator):
+            return result
+        assert authenticator.pending is not None
+        (user, password), authenticator.pending = authenticator.pending, None
+        assert self.session is not None
+        source = _source(self.session.peer)
+        app = self._app
+        ok = not app.guard.locked(source) and await asyncio.to_thread(
+            app.accounts.check, user, password
+        )
+        if ok:
+            app.guard.succeeded(source)
+            return AuthResult(success=True, auth_data=user)
+        delay = app.guard.failed(source)
+        app.ctx.logger.info("%s: failed smtp login for %r", source, user)
+        if delay:
+            await asyncio.sleep(delay)  # slows a guesser; the lockout stops it
+        return AuthResult(success=False, handled=False)
 
 
 class SmtpApp(Application):
@@ -227,7 +249,7 @@ class SmtpApp(Application):
             require_starttls=bool(starttls) and opts.submission,
             auth_required=opts.submission,
             auth_require_tls=not opts.plaintext_login or opts.submission,
-            authenticator=_Authenticator(self.accounts, self.guard, self.ctx.logger),
+            authenticator=_Authenticator(),
             timeout=opts.idle_timeout,
         )
 
