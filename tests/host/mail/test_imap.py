@@ -279,3 +279,27 @@ def test_plaintext_client_on_implicit_tls_port_is_dropped(mail_host: MailHost) -
     client = login(mail_host, "imaps")  # and the server goes on serving
     client.logout()
     assert mail_host.call(lambda: mail_host.apps["imaps"].counters.errors) == 0
+
+
+def test_append_copy_and_uid_store(mail_host: MailHost) -> None:
+    client = login(mail_host)
+    try:
+        typ, _ = client.append("INBOX", "(\\Seen \\Draft)", None, MESSAGE)
+        assert typ == "OK"
+        assert client.append("Sent", None, None, MESSAGE)[0] == "NO"  # only INBOX is served
+        assert client.select("INBOX") == ("OK", [b"1"])
+        assert client.copy("1", "INBOX")[0] == "OK"
+        client.noop()
+        assert client.uid("SEARCH", "DRAFT") == ("OK", [b"1 2"])
+        _typ, data = client.uid("STORE", "2", "-FLAGS", "(\\Draft)")
+        assert data == [b"2 (UID 2 FLAGS (\\Seen))"]
+        _typ, data = client.fetch("2", "(BODY.PEEK[TEXT])")
+        assert data[0] == (
+            b"2 (BODY[TEXT] {%d}" % len(MESSAGE.split(b"\r\n\r\n", 1)[1]),
+            MESSAGE.split(b"\r\n\r\n", 1)[1],
+        )
+    finally:
+        client.logout()
+    entries = mail_host.store.maildir("alice").scan()
+    assert sorted(e.path.name.rsplit(":2,", 1)[1] for e in entries) == ["DS", "S"]
+    assert all(e.path.read_bytes() == MESSAGE for e in entries)
