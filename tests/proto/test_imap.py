@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from portkit._errors import LocalProtocolError, PortkitError, RemoteProtocolError
 from portkit.proto.imap import (
     COMMANDS,
+    OUTPUT_BATCH,
     TRANSITIONS,
     Close,
     Event,
@@ -319,3 +320,22 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
         session = session_in(state)
         session.receive(data)
         session.receive(b"\r\n")
+
+
+def test_large_fetch_answers_in_bounded_batches() -> None:
+    backend = MemoryBackend()
+    big = b"Subject: big\r\n\r\n" + b"x" * 400_000 + b"\r\n"
+    backend.box.messages = {uid: (big, frozenset()) for uid in range(1, 7)}
+    backend.box.uidnext = 7
+    session = ImapSession(backend)
+    session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\n')
+    batches = [sent(session.receive(b"c FETCH 1:* BODY.PEEK[]\r\nd NOOP\r\n"))]
+    while session.pending():
+        batches.append(sent(session.receive(b"")))
+    assert len(batches) >= 3
+    assert all(len(b) < OUTPUT_BATCH + 2 * len(big) for b in batches)
+    text = b"".join(batches)
+    assert text.count(b"BODY[] {%d}\r\n" % len(big)) == 6
+    # the pipelined NOOP is answered after the FETCH has finished, not in between
+    assert text.index(b"c OK FETCH completed") < text.index(b"d OK NOOP completed")
+    assert text.endswith(b"d OK NOOP completed\r\n")

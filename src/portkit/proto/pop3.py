@@ -247,6 +247,10 @@ class Pop3Session:
         out, self._out = self._out, []
         return out
 
+    def pending(self) -> bool:
+        """Always false: every POP3 reply is one message at most (bounded by its size)."""
+        return False
+
     def connection_lost(self) -> None:
         """The client went away: no UPDATE state, release the lock (RFC 1939 section 6)."""
         if self._maildrop is not None:

@@ -303,3 +303,19 @@ def test_append_copy_and_uid_store(mail_host: MailHost) -> None:
     entries = mail_host.store.maildir("alice").scan()
     assert sorted(e.path.name.rsplit(":2,", 1)[1] for e in entries) == ["DS", "S"]
     assert all(e.path.read_bytes() == MESSAGE for e in entries)
+
+
+def test_fetch_larger_than_one_batch_over_the_wire(mail_host: MailHost) -> None:
+    box = mail_host.store.maildir("alice")
+    bodies = [b"Subject: big %d\r\n\r\n" % n + b"%d" % n * 300_000 + b"\r\n" for n in range(6)]
+    for body in bodies:
+        box.deliver(body)
+    client = login(mail_host)
+    try:
+        client.select("INBOX")
+        typ, data = client.fetch("1:*", "(BODY.PEEK[])")
+        assert typ == "OK"
+        assert [part[1] for part in data if isinstance(part, tuple)] == bodies
+        assert client.noop()[0] == "OK"  # and the session is in step afterwards
+    finally:
+        client.logout()

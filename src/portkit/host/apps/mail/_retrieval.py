@@ -42,6 +42,7 @@ class _Session(Protocol):
     def greeting(self) -> Sequence[_Event]: ...
     def receive(self, data: bytes) -> Sequence[_Event]: ...
     def tls_started(self) -> None: ...
+    def pending(self) -> bool: ...
     def connection_lost(self) -> None: ...
 
 
@@ -115,6 +116,10 @@ class _MailApp(StreamApplication[MailOptions]):
                         user = event.user
                 if await self._act(session, events, writer, backend) is False:
                     return
+                while session.pending():  # a long answer, batch by batch (bounded memory)
+                    events = await asyncio.to_thread(session.receive, b"")
+                    if await self._act(session, events, writer, backend) is False:
+                        return
         finally:
             session.connection_lost()
             self.ctx.access(peer, f"{user} {self.ctx.kind} session ended")

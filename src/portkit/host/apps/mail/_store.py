@@ -89,10 +89,12 @@ def _safe_hostname() -> str:
 
 
 def _unique_name() -> str:
+    # sec.M<usec>P<pid>Q<counter>R<random>.<host> (the modern Maildir form); the padded
+    # fields make names from one process sort in delivery order.
     now = time.time()
     sec = int(now)
     usec = int((now - sec) * 1_000_000)
-    return f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}R{secrets.token_hex(4)}.{_safe_hostname()}"
+    return f"{sec}.M{usec:06d}P{os.getpid()}Q{next(_counter):06d}R{secrets.token_hex(4)}.{_safe_hostname()}"
 
 
 def _fsync_dir(path: Path) -> None:
