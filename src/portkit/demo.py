@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -277,12 +276,7 @@ async def _video_client(app: ServedApp) -> str:
             page = (await index.read()).decode("utf-8", errors="replace")
         sources = re.findall(r'<(?:source|video)[^>]*\ssrc="([^"]+)"', page)
         if not sources:
-            why = (
-                ": portkit serve makes its test video with ffmpeg, which is not installed"
-                if shutil.which("ffmpeg") is None
-                else ""
-            )
-            raise DemoError(f"the video index {base} lists no video{why}")
+            raise DemoError(f"the video index {base} lists no video")
         url = str(index.url.join(URL(sources[0])))
         async with session.get(url, headers={"Range": "bytes=0-1023"}) as response:
             body = await response.read()

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portkit import ConfigError
 from portkit.cli import main
+from portkit.host import Where
 from portkit.host._config import load_config, parse_config
 from portkit.host._host import Host
 
@@ -126,11 +129,14 @@ def test_errors_name_file_line_and_key(site: Path, text: str, expected: str) -> 
     assert "\n" not in message
 
 
-def test_mail_kinds_fail_cleanly_when_not_installed(site: Path) -> None:
-    import importlib.util
+def test_mail_kinds_fail_cleanly_when_not_installed(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import portkit.host.apps as apps
 
-    if importlib.util.find_spec("portkit.host.apps.mail") is not None:
-        pytest.skip("the mail kinds are installed; this checks the behaviour without them")
+    # An installation without the mail module: the kind is known, its module is missing.
+    modules = {**apps.KIND_MODULES, "smtp": "portkit.host.apps.mail_not_installed"}
+    monkeypatch.setattr(apps, "KIND_MODULES", modules)
     with pytest.raises(ConfigError, match=r"\[apps.mx\] kind: kind 'smtp' is not available"):
         parse_config("[apps.mx]\nkind = 'smtp'\nlisten = '2525'\n")
 
@@ -187,3 +193,28 @@ def test_reference_documents_every_option() -> None:
 def test_access_log_key_accepts_both_spellings(site: Path) -> None:
     text = GOOD.replace('root = "public"', 'root = "public"\naccess-log = "a.log"')
     assert parse_config(text, base_dir=site).app("site").access_log == site / "a.log"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_arbitrary_text_is_a_config_error_or_a_config(text: str) -> None:
+    message = ""
+    try:
+        parse_config(text)
+    except ConfigError as exc:
+        message = str(exc)
+    assert "\n" not in message  # one line, whatever the input
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.from_regex(r"\[?[0-9a-f:.]{0,20}\]?:[0-9a-z]{0,7}")))
+def test_arbitrary_listen_text_is_an_address_or_a_config_error(text: str) -> None:
+    from portkit.host._config import parse_listen
+
+    where = Where(file="f", table="apps.x", line_of=lambda _key: 1)
+    try:
+        address = parse_listen(text, where)
+    except ConfigError:
+        return
+    assert 0 <= address.port <= 65535
+    assert address.host  # an IP literal

@@ -240,3 +240,27 @@ async def test_https_self_signed_and_configured(tmp_path: Path) -> None:
             "--cacert", str(tmp_path / "cert.pem"), url(host, "mine", "/", "https")
         )
         assert (rc, out) == (0, b"<h1>portkit</h1>\n"), err
+
+
+async def test_a_long_download_is_not_taken_for_a_slow_client(tmp_path: Path) -> None:
+    """The request-head clock restarts when a response ends, not when it begins."""
+    root = make_site(tmp_path)
+    big = bytes(range(256)) * (32 * 1024)  # 8 MiB: more than the socket buffers hold
+    (root / "big.bin").write_bytes(big)
+    text = (
+        '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\nheader_timeout = 0.2\n'
+    )
+    async with running_host(text, tmp_path) as host:
+        reader, writer = await asyncio.open_connection(*host.bound("site")[0])
+        writer.write(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        body = await reader.readexactly(65536)
+        # Stall for several header timeouts while the response is still being sent.
+        await asyncio.sleep(1.0)
+        body += await reader.readexactly(len(big) - len(body))
+        assert body == big
+        # Then, idle without a new request head: that is what gets cut.
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()

@@ -58,6 +58,7 @@ class Lab:
     hosts: list[str]
     open: set[tuple[str, int]]
     ports: list[int]
+    banner: tuple[str, int]  # the listener that greets with an SSH banner
     _socks: list[socket.socket] = field(default_factory=list)
 
     @property
@@ -116,7 +117,8 @@ def lab() -> Iterator[Lab]:
     thread = threading.Thread(target=_serve, args=(socks, stop), daemon=True)
     thread.start()
     try:
-        yield Lab(hosts=hosts, open=opened, ports=ports, _socks=socks)
+        banner = (socks[0].getsockname()[0], socks[0].getsockname()[1])
+        yield Lab(hosts=hosts, open=opened, ports=ports, banner=banner, _socks=socks)
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -176,10 +178,26 @@ async def test_local_cluster_equals_a_single_machine_scan_and_splits_the_rate(la
     plan = await lab.plan(rate=50_000.0, concurrency=512)
     single = await collect(scan_batches(plan))
     run = await ClusterScan.open(plan, ClusterOptions(workers=2, shard_probes=700), detect=False)
-    assert run.slots == 2
-    assert run.engine_options.rate == 25_000.0  # the global ceiling, split per worker
-    assert run.engine_options.concurrency == 256
-    clustered = await collect(run.batches())
+    batches = run.batches()  # closes the cluster when done, or when closed early
+    try:
+        assert run.slots == 2
+        # The scheduler and both workers listen on 127.0.0.1 only; no dashboard runs.
+        me = psutil.Process()
+        listening = [
+            c.laddr
+            for proc in (me, *me.children(recursive=True))
+            for c in proc.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.ip not in lab.hosts
+        ]
+        assert len(listening) >= 3
+        assert {addr.ip for addr in listening} == {"127.0.0.1"}
+        assert 8787 not in {addr.port for addr in listening}
+        assert run.engine_options.rate == 25_000.0  # the global ceiling, split per worker
+        assert run.engine_options.concurrency == 256
+    except BaseException:
+        await run.close()
+        raise
+    clustered = await collect(batches)
     assert_complete(plan, clustered)
     assert comparable(clustered) == comparable(single)
     assert {(r.host, r.port) for r in clustered if r.state.value == "open"} == lab.open
@@ -201,7 +219,7 @@ async def test_detection_runs_on_the_workers(lab: Lab) -> None:
     clustered = await collect(cluster_batches(plan, ClusterOptions(workers=2), detect=True))
     assert comparable(clustered) == comparable(single)
     ssh = [r for r in clustered if r.identified is not None and r.identified.service == "ssh"]
-    assert [(r.host, r.port) for r in ssh] == [sorted(lab.open)[0]]
+    assert [(r.host, r.port) for r in ssh] == [lab.banner]
 
 
 # --- a separate scheduler and workers -----------------------------------------------
@@ -309,6 +327,13 @@ async def test_scheduler_and_worker_processes_give_the_single_machine_results(
         assert_complete(plan, clustered)
         assert comparable(clustered) == comparable(single)
         assert len((await watcher.scheduler.identity(n_workers=-1))["workers"]) == 2
+        # The command line too: --cluster gives the report a local scan gives.
+        args = [lab.host_spec, "-p", lab.port_spec, "-o", "xml"]
+        remote = await asyncio.to_thread(run_portkit, *args, "--cluster", dask_processes.address)
+        local = await asyncio.to_thread(run_portkit, *args)
+        assert remote.returncode == local.returncode == 0, remote.stderr + local.stderr
+        assert remote.stderr == ""
+        assert normalise("xml", remote.stdout) == normalise("xml", local.stdout)
     finally:
         await watcher.close()
 
@@ -350,6 +375,42 @@ async def test_a_worker_killed_mid_shard_loses_nothing_and_counts_nothing_twice(
         await watcher.close()
 
 
+def test_a_lost_scheduler_is_one_line_and_the_finished_shards_resume(
+    lab: Lab, dask_processes: DaskProcesses, tmp_path: Path
+) -> None:
+    state = tmp_path / "scan.state"
+    common = [lab.host_spec, "-p", lab.port_spec, "-o", "json"]
+    shards = ["--shard-size", "400"]
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    scan = subprocess.Popen(
+        [
+            *portkit_cmd(*common, *shards, "--cluster", dask_processes.address, "--rate", "800"),
+            "--resume",
+            str(state),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not state.exists() or len(state.read_bytes().splitlines()) < 2:
+        assert scan.poll() is None, scan.communicate()
+        assert time.monotonic() < deadline, "no shard was recorded within 60 s"
+        time.sleep(0.02)  # polling the state file the scan appends to
+    dask_processes.scheduler.kill()
+    _, err = scan.communicate(timeout=90)
+    assert scan.returncode == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "dask scheduler" in err
+    header, *records = state.read_text().splitlines()
+    assert 1 <= len(records) < json.loads(header)["shards"]
+    resumed = run_portkit(*common, "--resume", str(state))  # the state's own block sizes
+    reference = run_portkit(*common)
+    assert resumed.returncode == reference.returncode == 0, resumed.stderr + reference.stderr
+    assert normalise("json", resumed.stdout) == normalise("json", reference.stdout)
+
+
 async def test_an_unreachable_scheduler_is_a_one_line_network_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -360,6 +421,17 @@ async def test_an_unreachable_scheduler_is_a_one_line_network_error() -> None:
             NetworkError, match=f"cannot reach the dask scheduler at 'tcp://127.0.0.1:{port}'"
         ):
             await collect(cluster_batches(plan, options))
+
+
+async def test_tcp_and_udp_ports_shard_like_any_other(lab: Lab, tmp_path: Path) -> None:
+    # --resume alone runs the shards in this process: the sharding is the same.
+    plan = await plan_scan(lab.hosts[:2], "T:21000-21020,U:21000-21020", timeout=0.5)
+    single = await collect(scan_batches(plan))
+    options = ClusterOptions(resume=str(tmp_path / "state"), shard_probes=8)
+    sharded = await collect(cluster_batches(plan, options))
+    assert_complete(plan, sharded)
+    assert {r.transport for r in sharded} == {"tcp", "udp"}
+    assert comparable(sharded) == comparable(single)
 
 
 # --- politeness ---------------------------------------------------------------------
@@ -443,11 +515,12 @@ def test_resume_after_an_interrupt_gives_the_full_scan_in_every_format(
     lab: Lab, tmp_path: Path
 ) -> None:
     state = tmp_path / "scan.state"
-    common = [lab.host_spec, "-p", lab.port_spec, "--shard-size", "400"]
+    common = [lab.host_spec, "-p", lab.port_spec]
+    shards = ["--shard-size", "400"]
     env = dict(os.environ, PYTHONPATH=str(SRC))
     # A slow first run (a low rate ceiling), interrupted once two shards are recorded.
     first = subprocess.Popen(
-        portkit_cmd(*common, "--rate", "600", "--resume", str(state), "-o", "jsonl"),
+        portkit_cmd(*common, *shards, "--rate", "600", "--resume", str(state), "-o", "jsonl"),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -486,7 +559,7 @@ def test_resume_after_an_interrupt_gives_the_full_scan_in_every_format(
             # shard order (the same on every run, resumed or not).
             lines = normalise(fmt, resumed.stdout).splitlines()
             assert sorted(lines) == sorted(normalise(fmt, reference.stdout).splitlines())
-            fresh = run_portkit(*common, "--resume", str(tmp_path / "fresh"), "-o", fmt)
+            fresh = run_portkit(*common, *shards, "--resume", str(tmp_path / "fresh"), "-o", fmt)
             assert lines == normalise(fmt, fresh.stdout).splitlines()
         else:
             assert normalise(fmt, resumed.stdout) == normalise(fmt, reference.stdout)
@@ -507,14 +580,17 @@ def _table_rows(text: str) -> list[str]:
         (["--workers", "0"], "workers must be at least 1, not 0"),
         (["--cluster", "tcp://127.0.0.1:1", "--workers", "2"], "not allowed with argument"),
         (["--resume", "x", "--shard-size", "0"], "at least 1 probe, not 0"),
+        (["--shard-size", "100"], "--shard-size needs --workers, --cluster or --resume"),
     ],
 )
 def test_bad_cluster_options_exit_2_with_one_line(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with contextlib.suppress(SystemExit):
+    try:
         code = main(["scan", "127.0.0.1", "-p", "1", *args])
-        assert code == 2
+    except SystemExit as exc:  # argparse's own errors leave through SystemExit
+        code = exc.code  # type: ignore[assignment]
+    assert code == 2
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1

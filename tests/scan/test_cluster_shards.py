@@ -218,10 +218,73 @@ def test_a_state_file_of_another_scan_is_refused(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("content", [b"", b"hello\n", b'{"portkit-scan-state": 99}\n', b"{"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"hello\n",
+        b'{"portkit-scan-state": 99}\n',
+        b"{",
+        b'{"portkit-scan-state": 1, "fingerprint": "f"}\n',
+        b'{"portkit-scan-state": 1, "fingerprint": "f", "host_block": 0, "port_block": 1}\n',
+    ],
+)
 def test_a_file_that_is_no_state_file_is_refused(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "notes.txt"
     path.write_bytes(content)
     with pytest.raises(UsageError, match="is not a portkit scan state file"):
         ShardJournal.open_existing(path, fingerprint="f")
     assert path.read_bytes() == content
+
+
+def _journal_bytes(path: Path, records: int) -> bytes:
+    with ShardJournal.create(
+        path, fingerprint="f", layout=Layout(host_block=1, port_block=1), shard_count=records
+    ) as journal:
+        for index in range(records):
+            journal.record(index, [sample(index), sample(index + 100, PortState.OPEN)])
+    return path.read_bytes()
+
+
+@given(cut=st.integers(0, 10_000))
+@settings(max_examples=60, deadline=None)
+def test_a_state_file_cut_anywhere_keeps_exactly_its_whole_records(
+    tmp_path_factory: pytest.TempPathFactory, cut: int
+) -> None:
+    path = tmp_path_factory.mktemp("cut") / "state"
+    whole = _journal_bytes(path, 3)
+    lines = whole.splitlines(keepends=True)
+    cut %= len(whole) + 1
+    path.write_bytes(whole[:cut])
+    if cut < len(lines[0]):
+        with pytest.raises(UsageError):
+            ShardJournal.open_existing(path, fingerprint="f")
+        return
+    journal = ShardJournal.open_existing(path, fingerprint="f")
+    assert journal is not None
+    with journal:
+        kept = sum(1 for i in range(1, 4) if len(b"".join(lines[: i + 1])) <= cut)
+        assert journal.finished == set(range(kept))
+        for index in journal:
+            assert journal.results(index) == [sample(index), sample(index + 100, PortState.OPEN)]
+
+
+@given(content=st.binary(max_size=300))
+@settings(max_examples=100, deadline=None)
+def test_arbitrary_bytes_as_a_state_file_are_refused_with_a_usage_error(
+    tmp_path_factory: pytest.TempPathFactory, content: bytes
+) -> None:
+    path = tmp_path_factory.mktemp("junk") / "state"
+    path.write_bytes(content)
+    with pytest.raises(UsageError):
+        ShardJournal.open_existing(path, fingerprint="f")
+
+
+def test_a_record_damaged_by_hand_is_a_usage_error_on_replay(tmp_path: Path) -> None:
+    path = tmp_path / "state"
+    whole = _journal_bytes(path, 1)
+    path.write_bytes(whole.replace(b'"state":"open"', b'"state":"sideways"'))
+    journal = ShardJournal.open_existing(path, fingerprint="f")
+    assert journal is not None
+    with journal, pytest.raises(UsageError, match="is damaged at shard 0"):
+        journal.results(0)

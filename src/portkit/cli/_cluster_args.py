@@ -10,8 +10,21 @@ import argparse
 __all__ = ["add_cluster_arguments"]
 
 
+_EXAMPLES = """
+cluster (pip install 'portkit[cluster]'; docs/cluster.md):
+  portkit scan 10.0.0.0/24 -p 1-1024 --detect --workers 2   shards on 2 local processes
+  portkit scan 10.0.0.0/16 --top 100 --cluster tcp://10.0.0.5:8786
+  portkit scan 10.0.0.0/16 --top 100 --resume scan.state     after Ctrl-C: the same
+                                                             command runs the rest
+"""
+
+
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cluster``, ``--workers``, ``--resume`` and ``--shard-size`` to ``parser``."""
+    """Add ``--cluster``, ``--workers``, ``--resume`` and ``--shard-size`` to ``parser``.
+
+    Their examples are appended to the parser's epilog.
+    """
+    parser.epilog = (parser.epilog or "") + _EXAMPLES
     group = parser.add_argument_group("cluster (needs portkit[cluster]; see docs/cluster.md)")
     where = group.add_mutually_exclusive_group()
     where.add_argument(

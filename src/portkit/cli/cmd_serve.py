@@ -149,12 +149,20 @@ async def _print_when_started(host: Any) -> None:
     from portkit.cli._output import print_table
 
     await host.ready.wait()
-    schemes = {"web": "http", "video": "http", "smtp": "smtp", "pop3": "pop", "imap": "imap"}
+    # URL schemes as curl and portkit connect spell them; the TLS form when the app is TLS.
+    schemes = {
+        "web": ("http", "https"),
+        "video": ("http", "https"),
+        "smtp": ("smtp", "smtps"),
+        "pop3": ("pop3", "pop3s"),
+        "imap": ("imap", "imaps"),
+    }
     rows = []
     for app in host.status()["apps"]:
-        scheme = schemes.get(app["kind"])
-        if scheme == "http" and getattr(host.config.app(app["name"]).options, "tls", False):
-            scheme = "https"
+        plain, secure = schemes.get(app["kind"], (None, None))
+        tls = getattr(host.config.app(app["name"]).options, "tls", False)
+        # web/video: tls is a flag; mail: "none", "starttls" or "implicit".
+        scheme = secure if tls is True or tls == "implicit" else plain
         for address in app["listen"]:
             url = f"{scheme}://{address}/" if scheme else ""
             rows.append((app["name"], app["kind"], address, url))

@@ -16,20 +16,23 @@ imap       143         1143
 =========  ==========  ==========
 
 (A video site has no well-known port of its own; it is HTTP, on 8081 either way.)
-Everything listens on 127.0.0.1. The content is generated into a fresh directory: a small
-site, a 4-second test video when ffmpeg is installed, an empty Maildir with one account
-(``demo``/``demo``) that receives every recipient.
+A port another program already holds is replaced by the development alternate, and that
+by a free port the kernel picks, so the demo computer starts whatever else runs here.
+Everything listens on 127.0.0.1. The content is written into a fresh directory: a small
+site, a 4-second test video (shipped with portkit; ``scripts/make-testcard.sh`` makes
+it), an empty Maildir with one account (``demo``/``demo``) that receives every recipient.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import json
 import logging
 import os
 import shutil
-import subprocess
+import socket
 import tempfile
 from pathlib import Path
 
@@ -38,6 +41,9 @@ from portkit.host._config import HostConfig, parse_config
 __all__ = ["DEMO_PORTS", "demo_config", "demo_ports", "make_demo_content"]
 
 log = logging.getLogger("portkit.host")
+
+#: The test video shipped with portkit (see scripts/make-testcard.sh).
+TESTCARD = Path(__file__).with_name("data") / "testcard.webm"
 
 #: app -> (port as root, port otherwise)
 DEMO_PORTS: dict[str, tuple[int, int]] = {
@@ -82,7 +88,7 @@ def _mail_available() -> bool:
 
 
 def make_demo_content(base: Path, ports: dict[str, int], *, mail: bool) -> None:
-    """Write the demo site, the test video (if ffmpeg exists) and the mail store under base."""
+    """Write the demo site, the test video and the mail store under base."""
     site = base / "site"
     (site / "login").mkdir(parents=True)
     mail_text = (
@@ -96,38 +102,48 @@ def make_demo_content(base: Path, ports: dict[str, int], *, mail: bool) -> None:
     (site / "login" / "index.html").write_text(_LOGIN, encoding="utf-8")
     videos = base / "videos"
     videos.mkdir()
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        log.warning("ffmpeg not installed: the video site has no video to play")
-    else:
-        subprocess.run(
-            [
-                ffmpeg,
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=duration=4:size=320x240:rate=25",
-                "-c:v",
-                "libvpx",
-                "-b:v",
-                "300k",
-                "-g",
-                "25",
-                str(videos / "testcard.webm"),
-            ],
-            check=True,
-        )
+    shutil.copyfile(TESTCARD, videos / "testcard.webm")
     if mail:
         (base / "mail").mkdir()
 
 
+def _can_bind(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def demo_ports() -> dict[str, int]:
-    """The demo's ports: well-known ones as root, development alternates otherwise."""
+    """The demo's ports: well-known ones as root, development alternates otherwise.
+
+    A port that is already taken (nginx on 80, postfix on 25) gives way to the alternate,
+    and a taken alternate to a free port, so the demo starts beside other servers.
+    """
     root_user = os.geteuid() == 0
-    return {app: pair[0] if root_user else pair[1] for app, pair in DEMO_PORTS.items()}
+    chosen: dict[str, int] = {}
+    for app, (well_known, alternate) in DEMO_PORTS.items():
+        candidates = [well_known, alternate] if root_user else [alternate]
+        port = next((p for p in candidates if p not in chosen.values() and _can_bind(p)), None)
+        if port is None:
+            port = _free_port()
+            log.warning("%s: ports %s are taken; using %d", app, candidates, port)
+        elif port != candidates[0]:
+            log.warning("%s: port %d is taken; using %d", app, candidates[0], port)
+        chosen[app] = port
+    return chosen
 
 
 def demo_config(base: Path | None = None, ports: dict[str, int] | None = None) -> HostConfig:

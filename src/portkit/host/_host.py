@@ -183,10 +183,13 @@ class Host:
         grace = self.config.host.grace if grace is None else grace
         async with self._lock:
             log.info("stopping: %d applications, %.1fs grace", len(self._running), grace)
-            await self._stop_apps(list(self._running), grace)
+            # Stop accepting first: with the host's copies closed, a listening socket dies
+            # as soon as its application closes its own, and new clients are refused rather
+            # than left waiting in a backlog that nobody will accept from.
             for sock in self._sockets.values():
                 sock.close()
             self._sockets.clear()
+            await self._stop_apps(list(self._running), grace)
             if self._status_task is not None:
                 self._status_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -223,9 +226,16 @@ class Host:
             to_start = [
                 app for app in new.apps if app.name not in self._running or app.name in changed
             ]
-            # Changed applications drain first; their listening sockets stay open in the host
-            # meanwhile, so new connections wait in the backlog rather than being refused.
-            await self._stop_apps(changed, new.host.grace)
+            # Removed and changed applications stop accepting at once and drain in the
+            # background; addresses no longer configured are closed now (new clients are
+            # refused), addresses kept are handed to the new applications without ever
+            # closing, so their clients see no gap.
+            stopping = asyncio.create_task(self._stop_runs(self._detach(changed), new.host.grace))
+            needed = {_socket_key(a.name, addr) for a in new.apps for addr in a.listen}
+            for key in list(self._sockets):
+                if key not in needed:
+                    self._sockets.pop(key).close()
+            await asyncio.sleep(0)  # let each stop close its servers before others accept
             try:
                 await self._start_apps(to_start, new)
             except Exception as exc:
@@ -236,11 +246,9 @@ class Host:
                 _systemd.notify("READY=1", "STATUS=reload failed")
                 self._write_status()
                 return False
+            finally:
+                await stopping
             self.config = new
-            needed = {_socket_key(a.name, addr) for a in new.apps for addr in a.listen}
-            for key in list(self._sockets):
-                if key not in needed:
-                    self._sockets.pop(key).close()
             if new.host.user != old.host.user and self._privileges_dropped:
                 log.warning("[host] user changes take effect on restart, not reload")
             self.reloads += 1
@@ -407,7 +415,13 @@ class Host:
             log.debug("[apps.%s] started (%s)", config.name, config.kind)
 
     async def _stop_apps(self, names: list[str], grace: float) -> None:
-        runs = [self._running.pop(name) for name in names if name in self._running]
+        await self._stop_runs(self._detach(names), grace)
+
+    def _detach(self, names: list[str]) -> list[_Running]:
+        """Take applications out of the running set (before stopping them)."""
+        return [self._running.pop(name) for name in names if name in self._running]
+
+    async def _stop_runs(self, runs: list[_Running], grace: float) -> None:
         results = await asyncio.gather(
             *(run.app.stop(grace) for run in runs), return_exceptions=True
         )

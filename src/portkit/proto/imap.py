@@ -41,8 +41,10 @@ from typing import Protocol, Union
 from portkit._errors import LocalProtocolError, PortkitError, RemoteProtocolError
 
 __all__ = [
+    "COMMANDS",
     "MAX_LINE",
     "MAX_LITERAL",
+    "OUTPUT_BATCH",
     "SYSTEM_FLAGS",
     "TRANSITIONS",
     "Close",
@@ -64,6 +66,8 @@ __all__ = [
 MAX_LINE = 64 * 1024
 #: Default largest literal accepted; bigger ones are refused before they are sent.
 MAX_LITERAL = 1024 * 1024
+#: FETCH output is produced in batches of about this many octets (bounded memory).
+OUTPUT_BATCH = 1024 * 1024
 
 #: The flags stored permanently (RFC 3501 section 2.3.2); keywords are not kept.
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
@@ -195,19 +199,9 @@ class ImapBackend(Protocol):
 # Command syntax (RFC 3501 section 9): atoms, strings (quoted or literal), lists.
 
 
-@dataclass(frozen=True, slots=True)
-class Literal:
-    """The octets of a ``{n}`` literal, as one token."""
-
-    data: bytes
-
-
 Token = Union[str, bytes, "list[Token]"]
 # str: an atom (including NIL, numbers, sequence sets, BODY[...] fetch attributes);
 # bytes: a quoted string or literal; list: a parenthesized list.
-
-_ATOM_SPECIALS = set(b'(){ %*"\\]') | set(range(0x20)) | {0x7F}
-_ATOM_EXTRA_OK = set(b"%*]\\")  # allowed inside atoms we accept: list-wildcards, flags, ']'
 
 
 class _Tokenizer:
@@ -259,14 +253,14 @@ class _Tokenizer:
                 depth = 0
                 while i < n:
                     ch = text[i]
+                    if ch < 0x20 or ch == 0x7F:
+                        raise RemoteProtocolError("control character in command")
                     if ch == 0x5B:  # [ opens a section: spaces and parens allowed inside
                         depth += 1
                     elif ch == 0x5D and depth:
                         depth -= 1
-                    elif depth == 0 and (ch in (0x20, 0x28, 0x29, 0x22, 0x7B) or ch < 0x20):
+                    elif depth == 0 and ch in (0x20, 0x28, 0x29, 0x22, 0x7B):
                         break
-                    elif ch < 0x20 or ch == 0x7F:
-                        raise RemoteProtocolError("control character in command")
                     i += 1
                 if depth:
                     raise RemoteProtocolError("unbalanced '[' in command")
@@ -723,6 +717,7 @@ class ImapSession:
         self._discarding = False
         self._pending: _Command | None = None  # AUTHENTICATE or IDLE waiting for a line
         self._idle_from = ImapState.AUTHENTICATED
+        self._job: Iterator[None] | None = None  # a FETCH answering in batches
 
     # -- I/O surface -----------------------------------------------------------------------
 
@@ -731,9 +726,16 @@ class ImapSession:
         return [Send(data=R_GREETING % self._capability_text() + b"\r\n")]
 
     def receive(self, data: bytes) -> list[Event]:
-        """Feed bytes from the client; return the events they cause, in order."""
+        """Feed bytes from the client; return the events they cause, in order.
+
+        A FETCH of many messages answers in batches of about :data:`OUTPUT_BATCH` octets:
+        while :meth:`pending` is true, call ``receive(b"")`` (after sending what came out)
+        for the next batch. Input is kept until the command in progress is done.
+        """
         self._buffer += data
-        while self.state is not ImapState.LOGOUT and self._buffer:
+        if self._job is not None:
+            self._run_job()
+        while self._job is None and self.state is not ImapState.LOGOUT and self._buffer:
             if self._skip_left:
                 drop = min(self._skip_left, len(self._buffer))
                 del self._buffer[:drop]
@@ -773,6 +775,22 @@ class ImapSession:
                 break
         out, self._out = self._out, []
         return out
+
+    def pending(self) -> bool:
+        """Whether a command's output is not complete yet (see :meth:`receive`)."""
+        return self._job is not None
+
+    def _run_job(self) -> None:
+        """Advance the command in progress until it ends or a batch of output is ready."""
+        assert self._job is not None
+        start = len(self._out)
+        size = 0
+        for _ in self._job:
+            size += sum(len(e.data) for e in self._out[start:] if isinstance(e, Send))
+            start = len(self._out)
+            if size >= OUTPUT_BATCH:
+                return
+        self._job = None
 
     def poll(self) -> list[Event]:
         """While idling (RFC 2177), report mailbox changes; otherwise nothing."""
@@ -1213,13 +1231,21 @@ class ImapSession:
         if by_uid and not any(a.name == "UID" for a in atts):
             atts.insert(0, _FetchAtt(name="UID", label="UID"))
         indexes = self._select_messages(cmd.args[0], by_uid=by_uid)
-        assert self._inbox is not None
+        self._job = self._fetch_steps(cmd, atts, indexes)
+        self._run_job()
+
+    def _fetch_steps(
+        self, cmd: _Command, atts: Sequence[_FetchAtt], indexes: Sequence[int]
+    ) -> Iterator[None]:
+        """Answer FETCH one message at a time, so output goes out in bounded batches."""
+        by_uid = cmd.name.startswith("UID")
         gone = False
         for i in indexes:
             try:
                 self._fetch_one(i, atts)
             except PortkitError:
                 gone = True
+            yield
         if by_uid:
             self._sync(expunges=True)
         if gone:

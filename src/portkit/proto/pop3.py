@@ -26,6 +26,7 @@ from typing import Protocol
 from portkit._errors import LocalProtocolError, PortkitError
 
 __all__ = [
+    "COMMANDS",
     "MAX_LINE",
     "TRANSITIONS",
     "Close",
@@ -210,6 +211,7 @@ class Pop3Session:
         self._maildrop: Pop3Maildrop | None = None
         self._listing: Sequence[tuple[str, int]] = ()
         self._deleted: set[int] = set()
+        self._rest = ""  # the current command line after the keyword, spaces kept
 
     # -- I/O surface -----------------------------------------------------------------------
 
@@ -244,6 +246,10 @@ class Pop3Session:
                 break
         out, self._out = self._out, []
         return out
+
+    def pending(self) -> bool:
+        """Always false: every POP3 reply is one message at most (bounded by its size)."""
+        return False
 
     def connection_lost(self) -> None:
         """The client went away: no UPDATE state, release the lock (RFC 1939 section 6)."""
@@ -290,6 +296,7 @@ class Pop3Session:
         # RFC 1939 section 3: keywords are case-insensitive, arguments separated by spaces.
         parts = text.split(" ")
         command, args = parts[0].upper(), [a for a in parts[1:] if a]
+        self._rest = text.partition(" ")[2]
         if (self.state, command) not in TRANSITIONS:
             if self.state is Pop3State.AUTHORIZATION_USER and command != "QUIT":
                 self.state = Pop3State.AUTHORIZATION  # PASS must follow USER directly
@@ -326,7 +333,7 @@ class Pop3Session:
     def _pass(self, args: list[str]) -> None:
         # RFC 1939 section 7: the password may contain spaces; it is the rest of the line.
         assert self.user is not None
-        self._login(self.user, " ".join(args))
+        self._login(self.user, self._rest if args else "")
 
     def _auth(self, args: list[str]) -> None:
         if not args:

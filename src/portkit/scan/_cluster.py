@@ -18,7 +18,8 @@ How it behaves:
   at most one slot's share at any moment;
 - a worker that dies mid-shard loses nothing: the scheduler runs the shard again
   elsewhere (and after ``distributed.scheduler.allowed-failures`` deaths the client
-  submits it once more), and a shard counts once, by its index, however often it ran.
+  submits it again, twice at most), and a shard counts once, by its index, however
+  often it ran.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import contextlib
 import importlib
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -73,6 +74,7 @@ class ClusterOptions:
     resume: str | None = None  # the state file
     shard_probes: int = DEFAULT_SHARD_PROBES
     connect_timeout: float = CONNECT_TIMEOUT  # seconds to reach the scheduler
+    quiet: bool = False  # silence Dask's own log lines (the command line reports one line)
 
     def __post_init__(self) -> None:
         if self.address is not None and self.workers is not None:
@@ -97,12 +99,15 @@ def cluster_options_from_args(args: argparse.Namespace) -> ClusterOptions | None
     resume = getattr(args, "resume", None)
     shard_size = getattr(args, "shard_size", None)
     if address is None and workers is None and resume is None:
+        if shard_size is not None:
+            raise UsageError("--shard-size needs --workers, --cluster or --resume")
         return None
     return ClusterOptions(
         address=address,
         workers=workers,
         resume=resume,
         shard_probes=DEFAULT_SHARD_PROBES if shard_size is None else shard_size,
+        quiet=not getattr(args, "debug", False),
     )
 
 
@@ -163,10 +168,13 @@ class _InProcess:
 class _Dask:
     """Shards on Dask workers: a local cluster we start, or a scheduler we are given."""
 
-    def __init__(self, *, address: str | None, workers: int | None, timeout: float) -> None:
+    def __init__(
+        self, *, address: str | None, workers: int | None, timeout: float, quiet: bool
+    ) -> None:
         self._address = address
         self._workers = workers
         self._timeout = timeout
+        self._quiet = quiet
         self._cluster: Any = None
         self._client: Any = None
         self._token = ""
@@ -182,6 +190,8 @@ class _Dask:
             ) from None
         import secrets
 
+        if self._quiet:
+            _silence_dask()
         self._token = secrets.token_hex(4)
         if self._address is None:
             self._cluster = await distributed.LocalCluster(
@@ -192,6 +202,9 @@ class _Dask:
                 scheduler_port=0,
                 dashboard_address=None,
                 worker_dashboard_address=None,
+                # The scheduler serves a few HTTP routes even without the dashboard, by
+                # default on port 8787: a free port of 127.0.0.1 instead, no dashboard.
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.ERROR,
                 asynchronous=True,
             )
@@ -243,22 +256,43 @@ class _Dask:
             await cluster.close()
 
 
+def _silence_dask() -> None:
+    # Dask logs its own tracebacks when a connection drops, on loggers configured one
+    # by one; the scan reports what that means in one line instead.
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    for name in ["distributed", *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _executor(options: ClusterOptions) -> _Executor:
     if options.address is None and options.workers is None:
         return _InProcess()
-    return _Dask(address=options.address, workers=options.workers, timeout=options.connect_timeout)
+    return _Dask(
+        address=options.address,
+        workers=options.workers,
+        timeout=options.connect_timeout,
+        quiet=options.quiet,
+    )
 
 
 def _share(total: float | None, slots: int) -> float | None:
     return None if total is None else total / slots
 
 
-def _is_killed_worker(exc: BaseException) -> bool:
-    try:
-        from distributed import KilledWorker
-    except ImportError:  # pragma: no cover (only with an executor that is not Dask)
-        return False
-    return isinstance(exc, KilledWorker)
+def _dask_error(name: str, exc: BaseException) -> bool:
+    """Whether ``exc`` is Dask's exception class ``name`` (False when Dask is absent)."""
+    import sys
+
+    module = sys.modules.get("distributed")
+    cls = getattr(module, name, None) if module is not None else None
+    if cls is None and module is not None:
+        cls = getattr(sys.modules.get("distributed.client"), name, None)
+    return isinstance(cls, type) and isinstance(exc, cls)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 # --- the client side ---------------------------------------------------------------
@@ -314,23 +348,23 @@ class _Scheduler:
         self._running[future] = (shard, attempt)
         self._busy_hosts.add(shard.host_block)
 
-    def _release(self) -> list[PortResult]:
-        out: list[PortResult] = []
+    def _release(self) -> Iterator[list[PortResult]]:
+        """Yield each shard's results that are next in order (one list per shard)."""
         while self._next < len(self.shards):
             index = self._next
             if index in self._finished:
-                out.extend(self._finished.pop(index))
+                results = self._finished.pop(index)
             elif index in self._from_journal:
                 assert self._journal is not None
-                out.extend(self._journal.results(index))
+                results = self._journal.results(index)  # read when its turn comes
             else:
-                break
+                return
             self._next += 1
-        return out
+            yield results
 
     async def batches(self) -> AsyncGenerator[list[PortResult], None]:
         try:
-            if released := self._release():
+            for released in self._release():
                 yield released
             while self._next < len(self.shards):
                 self._fill()
@@ -343,7 +377,7 @@ class _Scheduler:
                     shard, attempt = self._running.pop(future)
                     self._busy_hosts.discard(shard.host_block)
                     self._collect(future, shard, attempt)
-                if released := self._release():
+                for released in self._release():
                     yield released
         finally:
             await self._cancel()
@@ -354,7 +388,7 @@ class _Scheduler:
         assert isinstance(future, asyncio.Future)
         exc = future.exception()
         if exc is not None:
-            if _is_killed_worker(exc):
+            if _dask_error("KilledWorker", exc):
                 if attempt < RESUBMITS:
                     log.warning(
                         "shard %d: its workers kept dying; submitting it again", shard.index
@@ -366,9 +400,18 @@ class _Scheduler:
                 ) from exc
             if isinstance(exc, PortkitError):
                 raise exc  # the engine's own one-line errors, from whichever worker
+            if _dask_error("FutureCancelledError", exc):
+                reason = getattr(exc, "reason", None) or "cancelled"
+                raise NetworkError(
+                    f"the dask scheduler gave up shard {shard.index} ({_describe(shard)}): {reason}"
+                ) from exc
+            if isinstance(exc, (ImportError, AttributeError)):
+                hint = " (is the same portkit installed on every worker?)"
+            else:
+                hint = ""
             raise NetworkError(
                 f"shard {shard.index} ({_describe(shard)}) failed on a worker: "
-                f"{type(exc).__name__}: {exc} (is portkit[cluster] installed on every worker?)"
+                f"{type(exc).__name__}: {_first_line(exc)}{hint}"
             ) from exc
         index, results = future.result()
         if index != shard.index:  # pragma: no cover (a bug)
@@ -455,8 +498,12 @@ class ClusterScan:
             else max(1, plan.options.concurrency // executor.slots),
         )
 
+        processes = plan.processes if isinstance(executor, _InProcess) else 1
+
         def make_task(shard: Shard) -> ShardTask:
-            return ShardTask(shard=shard, syn=plan.syn, options=engine, detect=detect)
+            return ShardTask(
+                shard=shard, syn=plan.syn, options=engine, detect=detect, processes=processes
+            )
 
         log.debug(
             "%d shards of %d hosts x %d ports on %d slots",

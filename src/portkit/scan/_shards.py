@@ -21,6 +21,7 @@ shard by shard. This module holds the parts that do no I/O on the network:
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import ipaddress
 import json
@@ -99,6 +100,9 @@ class ShardTask:
     syn: bool
     options: EngineOptions
     detect: bool
+    # A cluster worker is a process already: its shard runs in it, without forking more
+    # (``None``: the engine's own choice, as a local scan; used when shards run here).
+    processes: int | None = 1
 
     def plan(self) -> ScanPlan:
         """The shard as an ordinary :class:`ScanPlan` (each host its own resolved spec)."""
@@ -106,7 +110,13 @@ class ShardTask:
             TargetSpec(text=t.address, hostname=t.hostname, addresses=(t.address,))
             for t in self.shard.targets
         )
-        return ScanPlan(targets=specs, ports=self.shard.ports, syn=self.syn, options=self.options)
+        return ScanPlan(
+            targets=specs,
+            ports=self.shard.ports,
+            syn=self.syn,
+            options=self.options,
+            processes=self.processes,
+        )
 
 
 def _port_items(ports: PortSet) -> list[tuple[str, int]]:
@@ -370,15 +380,23 @@ class ShardJournal:
                     f"state file {name!r} belongs to a different scan "
                     "(targets, ports, --detect, --syn, --timeout or --retries differ)"
                 )
-            layout = Layout(host_block=header["host_block"], port_block=header["port_block"])
+            try:
+                layout = Layout(
+                    host_block=int(header["host_block"]), port_block=int(header["port_block"])
+                )
+            except (KeyError, TypeError, ValueError, UsageError):
+                raise UsageError(f"{name!r} is not a portkit scan state file") from None
             good_end = handle.tell()
             while line := handle.readline():
                 if not line.endswith(b"\n"):
                     break  # a record cut short by a crash: the shard runs again
                 try:
-                    index = int(json.loads(line)["shard"])
+                    record = json.loads(line)
+                    index = int(record["shard"])
+                    if not isinstance(record["results"], list) or index < 0:
+                        break
                 except (ValueError, KeyError, TypeError):
-                    break
+                    break  # not a record of ours: it and what follows run again
                 offsets.setdefault(index, good_end)
                 good_end = handle.tell()
         if good_end < target.stat().st_size:
@@ -411,8 +429,14 @@ class ShardJournal:
         offset = self._offsets[index]
         with open(self.path, "rb") as handle:
             handle.seek(offset)
-            record = json.loads(handle.readline())
-        return [result_from_json(r) for r in record["results"]]
+            line = handle.readline()
+        try:
+            return [result_from_json(r) for r in json.loads(line)["results"]]
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+            raise UsageError(
+                f"state file {str(self.path)!r} is damaged at shard {index} "
+                "(edited by hand?); remove it and scan again"
+            ) from None
 
     def __iter__(self) -> Iterator[int]:
         return iter(sorted(self._offsets))

@@ -123,8 +123,8 @@ def base_options(root: Path, cert: Path, key: Path) -> dict[str, Any]:
             f"bob:{hash_password(PASSWORD, **FAST_HASH)}",
         ),
         "domains": ("example.test", "localhost"),
-        "tls_cert": cert,
-        "tls_key": key,
+        "cert": cert,
+        "key": key,
         "login_delay": 0.0,  # the guard's delays are product behaviour; tests check lockout
         "login_lockout_after": 5,
     }

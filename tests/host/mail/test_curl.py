@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.host.mail.conftest import PASSWORD, MailHost
+from tests.host.mail.conftest import PASSWORD, MailHost, start_host
 from tests.host.mail.test_roundtrip import MESSAGE
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl (Debian package)")
@@ -113,3 +113,16 @@ def test_curl_with_insecure_flag_against_self_signed(mail_host: MailHost) -> Non
     )
     assert listing.returncode == 0, listing.stderr.decode()
     assert listing.stdout == b"1 %d\r\n" % len(MESSAGE)  # the LIST of one message
+
+
+def test_without_cert_a_self_signed_one_is_served(tmp_path: Path) -> None:
+    host, stop = start_host(tmp_path, cert=None, key=None)
+    try:
+        url = f"pop3s://localhost:{host.ports['pop3s']}/"
+        base = ["curl", "--silent", "--max-time", "60", url, "--user", f"alice:{PASSWORD}"]
+        strict = subprocess.run(base, capture_output=True, timeout=90, check=False)
+        assert strict.returncode == 60  # curl: peer certificate cannot be authenticated
+        insecure = subprocess.run([*base, "-k"], capture_output=True, timeout=90, check=False)
+        assert insecure.returncode == 0, insecure.stderr.decode()
+    finally:
+        stop()

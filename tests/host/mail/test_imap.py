@@ -266,3 +266,56 @@ def test_malformed_commands_get_bad(mail_host: MailHost) -> None:
         [b"*", b"BAD"],
         [b"g", b"OK"],
     ]
+
+
+def test_plaintext_client_on_implicit_tls_port_is_dropped(mail_host: MailHost) -> None:
+    with socket.create_connection(("127.0.0.1", mail_host.ports["imaps"]), timeout=30) as sock:
+        sock.sendall(b"a LOGIN alice secret\r\n")
+        try:
+            leftover = sock.recv(4096)
+        except ConnectionResetError:
+            leftover = b""
+        assert not leftover.startswith(b"* OK")  # never an IMAP greeting in the clear
+    client = login(mail_host, "imaps")  # and the server goes on serving
+    client.logout()
+    assert mail_host.call(lambda: mail_host.apps["imaps"].counters.errors) == 0
+
+
+def test_append_copy_and_uid_store(mail_host: MailHost) -> None:
+    client = login(mail_host)
+    try:
+        typ, _ = client.append("INBOX", "(\\Seen \\Draft)", None, MESSAGE)
+        assert typ == "OK"
+        assert client.append("Sent", None, None, MESSAGE)[0] == "NO"  # only INBOX is served
+        assert client.select("INBOX") == ("OK", [b"1"])
+        assert client.copy("1", "INBOX")[0] == "OK"
+        client.noop()
+        assert client.uid("SEARCH", "DRAFT") == ("OK", [b"1 2"])
+        _typ, data = client.uid("STORE", "2", "-FLAGS", "(\\Draft)")
+        assert data == [b"2 (UID 2 FLAGS (\\Seen))"]
+        _typ, data = client.fetch("2", "(BODY.PEEK[TEXT])")
+        assert data[0] == (
+            b"2 (BODY[TEXT] {%d}" % len(MESSAGE.split(b"\r\n\r\n", 1)[1]),
+            MESSAGE.split(b"\r\n\r\n", 1)[1],
+        )
+    finally:
+        client.logout()
+    entries = mail_host.store.maildir("alice").scan()
+    assert sorted(e.path.name.rsplit(":2,", 1)[1] for e in entries) == ["DS", "S"]
+    assert all(e.path.read_bytes() == MESSAGE for e in entries)
+
+
+def test_fetch_larger_than_one_batch_over_the_wire(mail_host: MailHost) -> None:
+    box = mail_host.store.maildir("alice")
+    bodies = [b"Subject: big %d\r\n\r\n" % n + b"%d" % n * 300_000 + b"\r\n" for n in range(6)]
+    for body in bodies:
+        box.deliver(body)
+    client = login(mail_host)
+    try:
+        client.select("INBOX")
+        typ, data = client.fetch("1:*", "(BODY.PEEK[])")
+        assert typ == "OK"
+        assert [part[1] for part in data if isinstance(part, tuple)] == bodies
+        assert client.noop()[0] == "OK"  # and the session is in step afterwards
+    finally:
+        client.logout()

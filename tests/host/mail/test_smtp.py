@@ -181,3 +181,25 @@ def test_auth_brute_force_locks_out_source(mail_host: MailHost) -> None:
         # locked out: even the right password fails now
         with pytest.raises(smtplib.SMTPAuthenticationError):
             client.login("alice", PASSWORD)
+
+
+def test_connections_over_the_limit_get_421(tmp_path: Path) -> None:
+    host, stop = start_host(tmp_path, max_connections=1)
+    try:
+        with smtp(host) as first:
+            first.noop()
+            with pytest.raises(smtplib.SMTPConnectError) as info:
+                smtp(host)
+            assert info.value.smtp_code == 421
+            assert first.noop()[0] == 250  # the admitted session is unaffected
+    finally:
+        stop()
+
+
+def test_auth_login_mechanism(mail_host: MailHost) -> None:
+    with smtp(mail_host, "submission") as client:
+        client.starttls(context=mail_host.tls())
+        client.ehlo()
+        client.user, client.password = "bob", PASSWORD
+        code, _ = client.auth("LOGIN", client.auth_login)
+        assert code == 235

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
@@ -29,8 +29,6 @@ from portkit.host._app import AppContext, Application, Kind, Listener, Where
 from portkit.host.apps._files import Found, directory_listing, lookup, serve_file
 
 __all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,31 +66,22 @@ class WebOptions:
 
 
 class _AccessLogger(AbstractAccessLogger):
-    """aiohttp's access-log hook, feeding the application's counters and access log."""
+    """aiohttp's end-of-response hook: counters, the access log, the request-head clock.
 
-    __slots__ = ("ctx",)
+    aiohttp instantiates the class itself, so :meth:`bind` makes a subclass that knows its
+    application.
+    """
 
-    def __init__(self, logger: Any, log_format: str) -> None:
-        super().__init__(logger, log_format)
-        self.ctx: AppContext | None = None
+    app: ClassVar[WebApp | None] = None
+
+    @classmethod
+    def bind(cls, app: WebApp) -> type[_AccessLogger]:
+        return type("AccessLogger", (cls,), {"app": app})
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        ctx = self.ctx
-        if ctx is None:
-            return
-        nbytes = response.body_length
-        ctx.counters.bytes_out += nbytes
-        ctx.counters.bytes_in += request.content_length or 0
-        if response.status >= 500:
-            ctx.counters.errors += 1
-        if ctx.access_logger.handlers:
-            peer = request.remote or "?"
-            line = (
-                f'"{request.method} {request.path_qs} HTTP/{request.version.major}.'
-                f'{request.version.minor}" {response.status} {time:.4f}s '
-                f'"{request.headers.get(hdrs.USER_AGENT, "")}"'
-            )
-            ctx.access(peer, line, nbytes=nbytes)
+        app = type(self).app
+        if app is not None:
+            app.response_done(request, response, time)
 
     @property
     def enabled(self) -> bool:
@@ -114,6 +103,36 @@ class WebApp(Application):
     # -- requests -------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        # The request head is complete: the header clock stops until this response is done.
+        # (Done here rather than in a middleware: aiohttp rebuilds middleware chains per
+        # request, which costs more than the whole bookkeeping.)
+        self._waiting.pop(request.protocol, None)
+        return await self.respond(request)
+
+    def response_done(
+        self, request: web.BaseRequest, response: web.StreamResponse, elapsed: float
+    ) -> None:
+        """A response was sent completely (or its client went away): count and log it."""
+        if request.protocol in self._transports:
+            # The next request head is due within header_timeout from now, not from when
+            # this response began (a long download is not a slow client).
+            self._waiting[request.protocol] = time.monotonic()
+        counters = self.counters
+        nbytes = response.body_length
+        counters.bytes_out += nbytes
+        counters.bytes_in += request.content_length or 0
+        if response.status >= 500:
+            counters.errors += 1
+        if self.ctx.access_logger.handlers:
+            line = (
+                f'"{request.method} {request.path_qs} HTTP/{request.version.major}.'
+                f'{request.version.minor}" {response.status} {elapsed:.4f}s '
+                f'"{request.headers.get(hdrs.USER_AGENT, "")}"'
+            )
+            self.ctx.access(request.remote or "?", line, nbytes=nbytes)
+
+    async def respond(self, request: web.Request) -> web.StreamResponse:
+        """The response to one GET/HEAD request."""
         if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
             raise web.HTTPMethodNotAllowed(request.method, [hdrs.METH_GET, hdrs.METH_HEAD])
         url_path = request.path
@@ -139,17 +158,6 @@ class WebApp(Application):
         return await asyncio.to_thread(
             directory_listing, self.root, found.path, request.path, hidden=self.options.hidden
         )
-
-    @web.middleware
-    async def _track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        protocol = request.protocol
-        if isinstance(protocol, RequestHandler):
-            self._waiting.pop(protocol, None)
-        try:
-            return await handler(request)
-        finally:
-            if isinstance(protocol, RequestHandler) and protocol in self._transports:
-                self._waiting[protocol] = time.monotonic()
 
     # -- connections ----------------------------------------------------------------------
 
@@ -192,11 +200,11 @@ class WebApp(Application):
         return server_context(self.options.cert, self.options.key)
 
     async def start(self, listeners: Sequence[Listener]) -> None:
-        app = web.Application(middlewares=[self._track], client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         runner = web.AppRunner(
             app,
-            access_log_class=_BoundAccessLogger.bind(self.ctx),
+            access_log_class=_AccessLogger.bind(self),
             keepalive_timeout=self.options.keepalive_timeout,
             handle_signals=False,
         )
@@ -227,30 +235,24 @@ class WebApp(Application):
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        # aiohttp's cleanup: stop the sites (no more accepts), close idle keep-alive
-        # connections, give in-flight requests `grace` seconds, then cancel them.
+        # Stop accepting, then close every connection that has no request in progress
+        # (idle keep-alive, or just accepted): aiohttp would otherwise wait the whole grace
+        # period for a connection accepted just before shutdown. Then aiohttp's cleanup
+        # gives in-flight requests `grace` seconds and cancels what is left.
         runner._shutdown_timeout = grace
         try:
+            for site in list(runner.sites):
+                await site.stop()
+            for handler in list(self._waiting):
+                transport = self._transports.get(handler)
+                if transport is not None:
+                    transport.close()
             await runner.cleanup()
         finally:
             if self._sweeper is not None:
                 self._sweeper.cancel()
             for transport in list(self._transports.values()):
                 transport.abort()
-
-
-class _BoundAccessLogger(_AccessLogger):
-    """:class:`_AccessLogger` bound to one application (aiohttp instantiates the class)."""
-
-    bound: AppContext | None = None
-
-    @classmethod
-    def bind(cls, ctx: AppContext) -> type[_AccessLogger]:
-        return type("AccessLogger", (cls,), {"bound": ctx})
-
-    def __init__(self, logger: Any, log_format: str) -> None:
-        super().__init__(logger, log_format)
-        self.ctx = type(self).bound
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

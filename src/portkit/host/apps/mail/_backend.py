@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import time
 from collections.abc import Sequence
 
 from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
@@ -11,6 +13,10 @@ from portkit.host.apps.mail._store import Maildir, MaildirEntry, MaildirStore, M
 from portkit.proto.imap import MessageRecord, Snapshot
 
 __all__ = ["ImapStoreMailbox", "MailBackend", "Pop3StoreMaildrop"]
+
+# Directory mtimes are only as fine as the kernel's clock tick; trust an unchanged mtime
+# only once it is older than this.
+_STABLE_NS = 1_000_000_000
 
 
 def _uidl(key: str) -> str:
@@ -49,8 +55,31 @@ class ImapStoreMailbox:
     def __init__(self, box: Maildir) -> None:
         self._box = box
         self._by_uid: dict[int, MaildirEntry] = {}
+        self._cached: tuple[tuple[int, int], Snapshot] | None = None
+        self._unclaimed = False
+
+    def _stamp(self) -> tuple[int, int]:
+        return (os.stat(self._box.new).st_mtime_ns, os.stat(self._box.cur).st_mtime_ns)
 
     def snapshot(self, *, claim_recent: bool) -> Snapshot:
+        # Every arrival, flag change and removal renames or unlinks a file, which changes the
+        # mtime of new/ or cur/. While both are unchanged (and older than the timestamp
+        # granularity, so a change in the same tick cannot hide) the last scan still holds:
+        # an IDLE client polling every second costs two stat() calls, not one per message.
+        stamp = self._stamp()  # before scanning: a change during the scan moves it on
+        cached = self._cached
+        if (
+            cached is not None
+            and cached[0] == stamp
+            and time.time_ns() - max(stamp) > _STABLE_NS
+            and not (claim_recent and self._unclaimed)
+        ):
+            return cached[1]
+        snap = self._scan(claim_recent=claim_recent)
+        self._cached = (stamp, snap)
+        return snap
+
+    def _scan(self, *, claim_recent: bool) -> Snapshot:
         entries = self._box.scan()
         claimed: set[str] = set()
         if claim_recent:
@@ -61,6 +90,7 @@ class ImapStoreMailbox:
                 moved = {m.key: m for m in self._box.mark_seen_by_session(fresh)}
                 claimed = {k for k, m in moved.items() if not m.recent}
                 entries = [moved.get(e.key, e) for e in entries]
+        self._unclaimed = any(e.recent for e in entries)  # still in new/
         validity, uidnext, uids = self._box.uids(entries)
         self._by_uid = {uids[e.key]: e for e in entries if e.key in uids}
         records = [

@@ -20,10 +20,12 @@ The three kinds share a store (``maildir``) and accounts (``users``, ``domains``
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from pathlib import Path
 
 from portkit._errors import ConfigError
 from portkit.host._app import Where
+from portkit.host._tls import server_context
 from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
 
 __all__ = ["ImapOptions", "MailOptions", "Pop3Options", "SmtpOptions", "accounts_of", "check"]
@@ -52,11 +54,11 @@ class MailOptions:
         default="none",
         metadata={"help": "none, starttls (STARTTLS/STLS offered) or implicit (465/993/995)"},
     )
-    tls_cert: Path | None = dataclasses.field(
-        default=None, metadata={"help": "PEM certificate (chain) for tls"}
+    cert: Path | None = dataclasses.field(
+        default=None, metadata={"help": "PEM certificate chain (default: a fresh self-signed one)"}
     )
-    tls_key: Path | None = dataclasses.field(
-        default=None, metadata={"help": "PEM private key for tls"}
+    key: Path | None = dataclasses.field(
+        default=None, metadata={"help": "PEM private key (default: inside cert)"}
     )
     plaintext_login: bool = dataclasses.field(
         default=True, metadata={"help": "allow passwords over a connection without tls"}
@@ -151,10 +153,17 @@ def check(options: MailOptions, where: Where) -> None:
         raise where.error("users", str(exc)) from None
     if options.tls not in _TLS_MODES:
         raise where.error("tls", f"must be one of {', '.join(_TLS_MODES)}, not {options.tls!r}")
-    if options.tls != "none" and (options.tls_cert is None or options.tls_key is None):
-        raise where.error("tls", f"tls = {options.tls!r} needs tls-cert and tls-key")
-    for key, path in (("tls-cert", options.tls_cert), ("tls-key", options.tls_key)):
+    if (options.cert or options.key) and options.tls == "none":
+        raise where.error("cert" if options.cert else "key", "needs tls = starttls or implicit")
+    if options.key is not None and options.cert is None:
+        raise where.error("key", "needs cert as well")
+    for key, path in (("cert", options.cert), ("key", options.key)):
         if path is not None and not path.is_file():
-            raise where.error(key, f"no such file: {str(path)!r}")
+            raise where.error(key, f"file {str(path)!r} does not exist")
+    if options.cert is not None:
+        try:
+            server_context(options.cert, options.key)
+        except (ssl.SSLError, OSError) as exc:
+            raise where.error("cert", f"cannot load certificate and key: {exc}") from None
     if isinstance(options, SmtpOptions) and options.submission and options.tls == "none":
         raise where.error("submission", "submission needs tls (AUTH is only offered over tls)")

@@ -15,6 +15,7 @@ from typing import Protocol
 import portkit.proto.imap as imap
 import portkit.proto.pop3 as pop3
 from portkit.host._app import AppContext, StreamApplication
+from portkit.host._tls import server_context
 from portkit.host.apps.mail._auth import LoginGuard
 from portkit.host.apps.mail._backend import MailBackend
 from portkit.host.apps.mail._options import (
@@ -25,11 +26,12 @@ from portkit.host.apps.mail._options import (
     guard_of,
 )
 from portkit.host.apps.mail._store import MaildirStore
-from portkit.host.apps.mail._tls import server_context
 
 __all__ = ["ImapApp", "Pop3App"]
 
 CHUNK = 64 * 1024
+#: Bytes written before waiting for the peer to read (bounded memory per connection).
+DRAIN_EVERY = 256 * 1024
 #: How long a TLS handshake may take before the connection is dropped.
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
@@ -40,6 +42,7 @@ class _Session(Protocol):
     def greeting(self) -> Sequence[_Event]: ...
     def receive(self, data: bytes) -> Sequence[_Event]: ...
     def tls_started(self) -> None: ...
+    def pending(self) -> bool: ...
     def connection_lost(self) -> None: ...
 
 
@@ -52,8 +55,8 @@ class _MailApp(StreamApplication[MailOptions]):
         self.accounts = accounts_of(options)
         self.guard: LoginGuard = guard_of(options)
         self.tls: ssl.SSLContext | None = None
-        if options.tls != "none" and options.tls_cert and options.tls_key:
-            self.tls = server_context(options.tls_cert, options.tls_key)
+        if options.tls != "none":
+            self.tls = server_context(options.cert, options.key)
 
     def admit(self, peer: tuple[str, int]) -> bool:
         return self.counters.connections_open < self.options.max_connections
@@ -76,14 +79,15 @@ class _MailApp(StreamApplication[MailOptions]):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> None:
         implicit = self.options.tls == "implicit"
-        if implicit:
-            assert self.tls is not None
-            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        if implicit and not await self._start_tls(writer, peer):
+            return
         backend = self.backend(peer)
         session = self.new_session(backend)
         if implicit:
             session.tls_started()
         user = "-"
+        loop = asyncio.get_running_loop()
+        last_input = loop.time()
         try:
             if await self._act(session, session.greeting(), writer, backend) is False:
                 return
@@ -93,7 +97,8 @@ class _MailApp(StreamApplication[MailOptions]):
                     async with asyncio.timeout(interval or self.options.idle_timeout):
                         data = await reader.read(CHUNK)
                 except TimeoutError:
-                    if interval is None:
+                    if interval is None or loop.time() - last_input > self.options.idle_timeout:
+                        # RFC 1939 section 3 / RFC 2177: an inactive client may be logged out.
                         self.ctx.access(peer, f"{user} idle timeout")
                         return
                     if await self._act(session, await self.poll(session), writer, backend) is False:
@@ -101,16 +106,34 @@ class _MailApp(StreamApplication[MailOptions]):
                     continue
                 if not data:
                     return
+                last_input = loop.time()
                 self.counters.bytes_in += len(data)
-                events = session.receive(data)
+                # The session reads mail files and verifies scrypt hashes (tens of ms): in a
+                # worker thread, so one client's login or RETR never stalls the others.
+                events = await asyncio.to_thread(session.receive, data)
                 for event in events:
                     if isinstance(event, pop3.LoginSucceeded | imap.LoginSucceeded):
                         user = event.user
                 if await self._act(session, events, writer, backend) is False:
                     return
+                while session.pending():  # a long answer, batch by batch (bounded memory)
+                    events = await asyncio.to_thread(session.receive, b"")
+                    if await self._act(session, events, writer, backend) is False:
+                        return
         finally:
             session.connection_lost()
             self.ctx.access(peer, f"{user} {self.ctx.kind} session ended")
+
+    async def _start_tls(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """Handshake as the server; a client that fails it is logged and dropped."""
+        assert self.tls is not None
+        try:
+            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            self.ctx.logger.info("%s: tls handshake failed: %s", peer, exc)
+            self.ctx.access(peer, "tls handshake failed")
+            return False
+        return True
 
     async def _act(
         self,
@@ -120,12 +143,31 @@ class _MailApp(StreamApplication[MailOptions]):
         backend: MailBackend,
     ) -> bool:
         """Carry out the session's events; False when the connection should end."""
+        chunks: list[bytes] = []
+        pending = 0
+
+        async def flush() -> None:
+            nonlocal pending
+            if chunks:
+                # One write per burst: many small writes would each be a TCP segment.
+                writer.write(b"".join(chunks))
+                chunks.clear()
+                pending = 0
+                async with asyncio.timeout(self.options.idle_timeout):
+                    await writer.drain()  # a peer that stops reading is dropped, not buffered
+
         for event in events:
             if isinstance(event, pop3.Send | imap.Send):
-                writer.write(event.data)
+                # Consecutive replies go out together (a FETCH of many messages is hundreds
+                # of events); flow control is checked every DRAIN_EVERY bytes.
+                chunks.append(event.data)
                 self.counters.bytes_out += len(event.data)
-                await writer.drain()
-            elif isinstance(event, pop3.LoginFailed | imap.LoginFailed):
+                pending += len(event.data)
+                if pending >= DRAIN_EVERY:
+                    await flush()
+                continue
+            await flush()
+            if isinstance(event, pop3.LoginFailed | imap.LoginFailed):
                 delay = self.guard.failed(backend.source)
                 self.ctx.logger.info("%s: failed login for %r", backend.source, event.user)
                 if delay:
@@ -133,13 +175,12 @@ class _MailApp(StreamApplication[MailOptions]):
             elif isinstance(event, pop3.LoginSucceeded | imap.LoginSucceeded):
                 self.guard.succeeded(backend.source)
             elif isinstance(event, pop3.StartTls | imap.StartTls):
-                assert self.tls is not None
-                await writer.drain()
-                await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+                if not await self._start_tls(writer, backend.source):
+                    return False
                 session.tls_started()
             elif isinstance(event, pop3.Close | imap.Close):
-                await writer.drain()
                 return False
+        await flush()
         return True
 
 
@@ -173,7 +214,7 @@ class ImapApp(_MailApp):
 
     async def poll(self, session: _Session) -> list[_Event]:
         assert isinstance(session, imap.ImapSession)
-        return list(session.poll())
+        return list(await asyncio.to_thread(session.poll))
 
 
 def pop3_app(options: Pop3Options, ctx: AppContext) -> Pop3App:

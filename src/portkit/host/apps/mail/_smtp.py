@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import email.utils
 import secrets
 import ssl
@@ -25,10 +26,10 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from portkit.host._app import AppContext, Application, Listener, format_peer
-from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
+from portkit.host._tls import server_context
+from portkit.host.apps.mail._auth import MailAccounts
 from portkit.host.apps.mail._options import SmtpOptions, accounts_of, guard_of
 from portkit.host.apps.mail._store import MaildirStore
-from portkit.host.apps.mail._tls import server_context
 
 __all__ = ["SmtpApp", "SmtpHandler"]
 
@@ -40,6 +41,7 @@ R_NO_USER = "550 5.1.1 no such user here: %s"
 R_TOO_MANY_RCPT = "452 4.5.3 too many recipients"
 R_STORE_FAILED = "451 4.3.0 local error storing the message, try again later"
 R_NO_RCPT = "554 5.5.1 no valid recipients"
+R_TOO_BUSY = "421 4.3.2 too many connections, try again later"
 
 
 def _source(peer: Any) -> str:
@@ -111,7 +113,7 @@ class SmtpHandler:
             f"Received: from {session.host_name or 'unknown'} ([{_source(session.peer)}])\r\n"
             f"\tby {self.options.hostname} (portkit) with {protocol} id {queue_id}"
             + (f"\r\n\tfor <{rcpt}>" if rcpt else "")
-            + f"; {email.utils.formatdate(localtime=False)}\r\n"
+            + f"; {email.utils.format_datetime(datetime.datetime.now(datetime.UTC))}\r\n"
         )
         return f"Return-Path: <{envelope.mail_from or ''}>\r\n{received}".encode(
             "utf-8", "surrogateescape"
@@ -119,52 +121,81 @@ class SmtpHandler:
 
 
 class _Authenticator:
-    """aiosmtpd authenticator with the per-source guard; remembers the delay it owes."""
+    """aiosmtpd authenticator that only takes the credentials down.
 
-    def __init__(self, accounts: MailAccounts, guard: LoginGuard, logger: Any) -> None:
-        self.accounts = accounts
-        self.guard = guard
-        self.logger = logger
-        self.delay = 0.0
+    aiosmtpd calls authenticators synchronously, but checking a scrypt hash takes tens of
+    milliseconds: :class:`_SMTP` verifies the credentials kept here in a worker thread,
+    with the per-source guard, once aiosmtpd's own AUTH parsing is done.
+    """
+
+    def __init__(self) -> None:
+        self.pending: tuple[str, str] | None = None
 
     def __call__(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
-        source = _source(session.peer)
-        user = auth_data.login.decode("utf-8", "replace")
-        password = auth_data.password.decode("utf-8", "replace")
-        if not self.guard.locked(source) and self.accounts.check(user, password):
-            self.guard.succeeded(source)
-            return AuthResult(success=True, auth_data=user)
-        self.delay = self.guard.failed(source)
-        self.logger.info("%s: failed smtp login for %r", source, user)
-        return AuthResult(success=False, handled=False)
+        self.pending = (
+            auth_data.login.decode("utf-8", "replace"),
+            auth_data.password.decode("utf-8", "replace"),
+        )
+        return _DEFERRED
+
+
+_DEFERRED = AuthResult(success=False, handled=False)
 
 
 class _SMTP(SMTP):
-    """aiosmtpd's SMTP with a configurable line limit and a delay after failed AUTH."""
+    """aiosmtpd's SMTP with a line limit, a connection limit and AUTH checked off the loop."""
 
     def __init__(self, app: SmtpApp, *args: Any, line_length_limit: int, **kwargs: Any) -> None:
         self.line_length_limit = line_length_limit
         self._app = app
+        self._refused = False
         super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._app.opened(self)
+        self._refused = not self._app.opened(self)
+        if self._refused and isinstance(transport, asyncio.WriteTransport):
+            # RFC 5321 3.8: a server that cannot serve now may greet with 421 and close.
+            transport.write(R_TOO_BUSY.encode("ascii") + b"\r\n")
+            transport.close()
+            return
         super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
+        if not self._refused:
+            super().connection_lost(exc)
         self._app.closed(self)
 
-    async def smtp_AUTH(self, arg: str) -> None:
-        await super().smtp_AUTH(arg)
+    async def auth_PLAIN(self, server: Any, args: list[str]) -> AuthResult:
+        return await self._verify(await super().auth_PLAIN(server, args))
+
+    async def auth_LOGIN(self, server: Any, args: list[str]) -> AuthResult:
+        return await self._verify(await super().auth_LOGIN(server, args))
+
+    async def _verify(self, result: AuthResult) -> AuthResult:
+        """Check the credentials aiosmtpd parsed (scrypt in a thread); guard per source."""
         authenticator = self._authenticator
-        if isinstance(authenticator, _Authenticator) and authenticator.delay:
-            delay, authenticator.delay = authenticator.delay, 0.0
-            await asyncio.sleep(delay)  # the next command waits: slows a guesser
+        if result is not _DEFERRED or not isinstance(authenticator, _Authenticator):
+            return result
+        assert authenticator.pending is not None
+        (user, password), authenticator.pending = authenticator.pending, None
+        assert self.session is not None
+        source = _source(self.session.peer)
+        app = self._app
+        ok = not app.guard.locked(source) and await asyncio.to_thread(
+            app.accounts.check, user, password
+        )
+        if ok:
+            app.guard.succeeded(source)
+            return AuthResult(success=True, auth_data=user)
+        delay = app.guard.failed(source)
+        app.ctx.logger.info("%s: failed smtp login for %r", source, user)
+        if delay:
+            await asyncio.sleep(delay)  # slows a guesser; the lockout stops it
+        return AuthResult(success=False, handled=False)
 
 
 class SmtpApp(Application):
@@ -178,18 +209,22 @@ class SmtpApp(Application):
         self.guard = guard_of(options)
         self.handler = SmtpHandler(self.store, self.accounts, options, ctx)
         self.tls: ssl.SSLContext | None = None
-        if options.tls != "none" and options.tls_cert and options.tls_key:
-            self.tls = server_context(options.tls_cert, options.tls_key)
+        if options.tls != "none":
+            self.tls = server_context(options.cert, options.key)
         self._servers: list[asyncio.Server] = []
         self._open: set[_SMTP] = set()
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
-    def opened(self, session: _SMTP) -> None:
-        """A connection was accepted (counted; refused if over ``max_connections``)."""
+    def opened(self, session: _SMTP) -> bool:
+        """Count a new connection; False if it is over ``max_connections`` (refused)."""
+        if len(self._open) >= self.options.max_connections:
+            self.counters.rejected += 1
+            return False
         self._open.add(session)
         self._all_closed.clear()
         self.counters.opened()
+        return True
 
     def closed(self, session: _SMTP) -> None:
         """A connection ended."""
@@ -214,7 +249,7 @@ class SmtpApp(Application):
             require_starttls=bool(starttls) and opts.submission,
             auth_required=opts.submission,
             auth_require_tls=not opts.plaintext_login or opts.submission,
-            authenticator=_Authenticator(self.accounts, self.guard, self.ctx.logger),
+            authenticator=_Authenticator(),
             timeout=opts.idle_timeout,
         )
 

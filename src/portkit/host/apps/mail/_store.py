@@ -89,10 +89,12 @@ def _safe_hostname() -> str:
 
 
 def _unique_name() -> str:
+    # sec.M<usec>P<pid>Q<counter>R<random>.<host> (the modern Maildir form); the padded
+    # fields make names from one process sort in delivery order.
     now = time.time()
     sec = int(now)
     usec = int((now - sec) * 1_000_000)
-    return f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}R{secrets.token_hex(4)}.{_safe_hostname()}"
+    return f"{sec}.M{usec:06d}P{os.getpid()}Q{next(_counter):06d}R{secrets.token_hex(4)}.{_safe_hostname()}"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -127,9 +129,19 @@ class Maildir:
         self.cur = path / "cur"
 
     def ensure(self) -> None:
-        """Create the three directories (and the Maildir itself) when missing."""
+        """Create the three directories (and the Maildir itself) when missing.
+
+        New directories are made durable too (their parents fsynced), or the first message
+        for a new user could vanish with its directory in a crash.
+        """
+        if self.tmp.is_dir() and self.new.is_dir() and self.cur.is_dir():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path.mkdir(exist_ok=True, mode=0o700)
         for sub in (self.tmp, self.new, self.cur):
-            sub.mkdir(parents=True, exist_ok=True, mode=0o700)
+            sub.mkdir(exist_ok=True, mode=0o700)
+        _fsync_dir(self.path)
+        _fsync_dir(self.path.parent)
 
     # -- delivery ---------------------------------------------------------------------------
 

@@ -1,0 +1,126 @@
+"""The Maildir store: atomic delivery, info-suffix flags, UIDs, the POP3 lock."""
+
+from __future__ import annotations
+
+import errno
+import mailbox
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from portkit._errors import ConfigError
+from portkit.host.apps.mail import Maildir, MaildirStore, MaildropLocked
+from portkit.host.apps.mail._backend import ImapStoreMailbox
+from portkit.host.apps.mail._store import MessageGone
+
+
+def test_delivery_lands_in_new_and_standard_tools_read_it(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    key = box.deliver(b"Subject: a\r\n\r\nbody\r\n")
+    assert (box.new / key).read_bytes() == b"Subject: a\r\n\r\nbody\r\n"
+    assert list(box.tmp.iterdir()) == []
+    # Python's own Maildir reader (a different implementation) sees the same message
+    other = mailbox.Maildir(box.path, create=False)
+    [message] = list(other)
+    assert message["Subject"] == "a"
+
+
+def test_flags_map_to_info_letters_both_ways(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    box.deliver(b"x")
+    [entry] = box.scan()
+    assert entry.recent
+    entry = box.set_flags(entry, {"\\Seen", "\\Flagged", "\\Deleted"})
+    assert entry.path.name.endswith(":2,FST")
+    # a letter another tool set (P = passed) survives our flag changes
+    os.rename(entry.path, entry.path.with_name(entry.key + ":2,FPST"))
+    [entry] = box.scan()
+    assert entry.flags == {"\\Seen", "\\Flagged", "\\Deleted"}
+    entry = box.set_flags(entry, {"\\Answered"})
+    assert entry.path.name.endswith(":2,PR")
+    other = mailbox.Maildir(box.path, create=False)
+    assert [m.get_flags() for m in other] == ["PR"]
+
+
+def test_uids_ascend_and_are_never_reused(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    first = box.deliver(b"1")
+    second = box.deliver(b"2")
+    validity, uidnext, uids = box.uids(box.scan())
+    assert (uids[first], uids[second], uidnext) == (1, 2, 3)
+    box.delete(box.find(second))
+    third = box.deliver(b"3")
+    validity2, uidnext2, uids2 = box.uids(box.scan())
+    assert validity2 == validity
+    assert uids2 == {first: 1, third: 3}
+    assert uidnext2 == 4
+
+
+def test_pop3_lock_is_exclusive(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    with box.pop3_lock(), pytest.raises(MaildropLocked, match="alice"), box.pop3_lock():
+        pass
+    with box.pop3_lock():
+        pass  # released
+
+
+def test_multi_user_delivery_is_all_or_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MaildirStore(tmp_path)
+    real_write = Maildir.write_tmp
+
+    def disk_full_for_bob(self: Maildir, data: bytes) -> Path:
+        if self.path.name == "bob":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Maildir, "write_tmp", disk_full_for_bob)
+    with pytest.raises(OSError, match="No space left"):
+        store.deliver(["alice", "bob"], b"data")
+    alice = store.maildir("alice")
+    assert alice.scan() == []
+    assert list(alice.tmp.iterdir()) == []
+
+
+def test_stale_tmp_files_are_cleaned(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    stale = box.write_tmp(b"half")
+    old = time.time() - 40 * 3600
+    os.utime(stale, (old, old))
+    fresh = box.write_tmp(b"in progress")
+    assert box.clean_tmp() == 1
+    assert not stale.exists()
+    assert fresh.exists()
+
+
+def test_read_follows_a_rename_and_reports_gone(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    box.deliver(b"payload")
+    [entry] = box.scan()
+    box.set_flags(entry, {"\\Seen"})  # another session moved it to cur/
+    assert box.read(entry) == b"payload"
+    box.delete(box.find(entry.key))
+    with pytest.raises(MessageGone):
+        box.read(entry)
+
+
+def test_bad_user_names_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'\.\./etc'"):
+        MaildirStore(tmp_path).maildir("../etc")
+
+
+def test_imap_snapshot_reuses_a_scan_only_while_the_maildir_is_unchanged(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    box.deliver(b"one")
+    inbox = ImapStoreMailbox(box)
+    assert len(inbox.snapshot(claim_recent=True).messages) == 1
+    old = time.time() - 10
+    for directory in (box.new, box.cur):
+        os.utime(directory, (old, old))
+    settled = inbox.snapshot(claim_recent=True)
+    assert inbox.snapshot(claim_recent=True) is settled  # nothing changed: no rescan
+    box.deliver(b"two")
+    assert len(inbox.snapshot(claim_recent=True).messages) == 2

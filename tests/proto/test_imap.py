@@ -1,0 +1,341 @@
+"""The IMAP4rev1 session state machine, sans-io: bytes in, events out."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portkit._errors import LocalProtocolError, PortkitError, RemoteProtocolError
+from portkit.proto.imap import (
+    COMMANDS,
+    OUTPUT_BATCH,
+    TRANSITIONS,
+    Close,
+    Event,
+    ImapSession,
+    ImapState,
+    LoginFailed,
+    LoginSucceeded,
+    MessageRecord,
+    Send,
+    Snapshot,
+    StartTls,
+    _Bad,
+    _Command,
+    parse_sequence_set,
+)
+
+PLAIN = (
+    b"From: Carol <carol@x.test>\r\nTo: alice@example.test\r\nSubject: hello\r\n\r\nbody text\r\n"
+)
+NESTED = (
+    b"From: a@x.test\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+    b"--b1\r\nContent-Type: text/plain\r\n\r\nsee below\r\n"
+    b"--b1\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"From: inner@y.test\r\nSubject: inner\r\n\r\ninner body\r\n"
+    b"--b1--\r\n"
+)
+
+
+class Gone(PortkitError):
+    pass
+
+
+class MemoryMailbox:
+    def __init__(self) -> None:
+        self.messages: dict[int, tuple[bytes, frozenset[str]]] = {
+            1: (PLAIN, frozenset()),
+            2: (NESTED, frozenset({"\\Seen"})),
+        }
+        self.uidnext = 3
+        self.recent = {1, 2}
+
+    def snapshot(self, *, claim_recent: bool) -> Snapshot:
+        records = [
+            MessageRecord(
+                uid=uid,
+                flags=flags,
+                size=len(data),
+                internaldate=86400.0 * 20000,
+                recent=uid in self.recent,
+            )
+            for uid, (data, flags) in sorted(self.messages.items())
+        ]
+        if claim_recent:
+            self.recent.clear()
+        return Snapshot(uidvalidity=42, uidnext=self.uidnext, messages=records)
+
+    def read(self, uid: int) -> bytes:
+        if uid not in self.messages:
+            raise Gone(f"uid {uid} gone")
+        return self.messages[uid][0]
+
+    def set_flags(self, uid: int, flags: frozenset[str]) -> None:
+        if uid not in self.messages:
+            raise Gone(f"uid {uid} gone")
+        self.messages[uid] = (self.messages[uid][0], flags)
+
+    def expunge(self, uids: Sequence[int]) -> None:
+        for uid in uids:
+            self.messages.pop(uid, None)
+
+    def append(self, data: bytes, flags: frozenset[str]) -> None:
+        self.messages[self.uidnext] = (data, flags)
+        self.uidnext += 1
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self.box = MemoryMailbox()
+
+    def authenticate(self, user: str, password: str) -> bool:
+        return (user, password) == ("alice", "p w")
+
+    def inbox(self, user: str) -> MemoryMailbox:
+        return self.box
+
+
+def sent(events: Sequence[Event]) -> bytes:
+    return b"".join(e.data for e in events if isinstance(e, Send))
+
+
+def feed(session: ImapSession, script: bytes, *, one_byte: bool) -> list[Event]:
+    if not one_byte:
+        return session.receive(script)
+    events: list[Event] = []
+    for i in range(len(script)):
+        events += session.receive(script[i : i + 1])
+    return events
+
+
+SCRIPT = (
+    b'a1 LOGIN alice "p w"\r\n'
+    b"a2 SELECT INBOX\r\n"
+    b"a3 FETCH 1:* (UID FLAGS RFC822.SIZE)\r\n"
+    b"a4 FETCH 1 BODY[]\r\n"
+    b"a5 UID FETCH 2 (BODYSTRUCTURE BODY.PEEK[2.HEADER] BODY.PEEK[1]<0.3>)\r\n"
+    b"a6 SEARCH SUBJECT {5}\r\nhello\r\n"
+    b"a7 STORE 2 +FLAGS (\\Deleted)\r\n"
+    b"a8 EXPUNGE\r\n"
+    b"a9 UID SEARCH ALL\r\n"
+    b"b1 LOGOUT\r\n"
+)
+
+
+@pytest.mark.parametrize("one_byte", [False, True])
+def test_conversation(one_byte: bool) -> None:
+    session = ImapSession(MemoryBackend())
+    events = feed(session, SCRIPT, one_byte=one_byte)
+    text = sent(events)
+    assert b"a1 OK [CAPABILITY " in text
+    assert b"* 2 EXISTS\r\n* 2 RECENT\r\n" in text
+    assert b"* OK [UIDVALIDITY 42]" in text
+    assert b"a2 OK [READ-WRITE]" in text
+    assert b"* 1 FETCH (UID 1 RFC822.SIZE %d FLAGS (\\Recent))" % len(PLAIN) in text
+    # BODY[] sets \Seen and reports it (RFC 3501 6.4.5)
+    assert b"* 1 FETCH (BODY[] {%d}\r\n%s FLAGS (\\Seen \\Recent))" % (len(PLAIN), PLAIN) in text
+    assert (
+        b'* 2 FETCH (UID 2 BODYSTRUCTURE (("TEXT" "PLAIN" NIL NIL NIL "7BIT" 9 1 NIL NIL NIL NIL)'
+        b'("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 48 (NIL "inner" ((NIL NIL "inner" "y.test"))'
+    ) in text  # no display name is NIL; the envelope of the encapsulated message follows
+    assert b'("TEXT" "PLAIN" NIL NIL NIL "7BIT" 10 1 NIL NIL NIL NIL) 4 NIL NIL NIL NIL)' in text
+    assert b"BODY[2.HEADER] {38}\r\nFrom: inner@y.test\r\nSubject: inner\r\n\r\n" in text
+    assert b"BODY[1]<0> {3}\r\nsee" in text
+    assert b"+ ready for literal data\r\n" in text
+    assert b"* SEARCH 1\r\na6 OK" in text
+    assert b"* 2 EXPUNGE\r\na8 OK" in text
+    assert b"* SEARCH 1\r\na9 OK" in text
+    assert text.endswith(
+        b"* BYE portkit IMAP4rev1 server logging out\r\nb1 OK LOGOUT completed\r\n"
+    )
+    assert isinstance(events[-1], Close)
+    assert session.state is ImapState.LOGOUT
+
+
+def test_same_output_whole_and_byte_at_a_time() -> None:
+    assert sent(feed(ImapSession(MemoryBackend()), SCRIPT, one_byte=False)) == sent(
+        feed(ImapSession(MemoryBackend()), SCRIPT, one_byte=True)
+    )
+
+
+def test_literal_over_limit_refused_before_reading() -> None:
+    session = ImapSession(MemoryBackend(), max_literal=100)
+    out = sent(session.receive(b"a LOGIN {101}\r\n"))
+    assert out == b"a BAD [TOOBIG] literal of 101 octets is larger than the limit of 100\r\n"
+    assert session.state is ImapState.NOT_AUTHENTICATED
+    # a non-synchronizing one is sent anyway: dropped without buffering, then back in step
+    out = sent(session.receive(b"b LOGIN {500+}\r\n" + b"x" * 500 + b"\r\nc NOOP\r\n"))
+    assert out.startswith(b"b BAD [TOOBIG]")
+    assert out.endswith(b"c OK NOOP completed\r\n")
+    assert len(session._buffer) == 0
+
+
+@pytest.mark.parametrize("one_byte", [False, True])
+def test_authenticate_plain_continuation(one_byte: bool) -> None:
+    session = ImapSession(MemoryBackend())
+    token = base64.b64encode(b"\0alice\0p w")
+    events = feed(session, b"a AUTHENTICATE PLAIN\r\n" + token + b"\r\n", one_byte=one_byte)
+    assert sent(events).startswith(b"+ \r\na OK [CAPABILITY")
+    assert LoginSucceeded(user="alice") in events
+    events = feed(
+        ImapSession(MemoryBackend()), b"a AUTHENTICATE PLAIN AGFsaWNlAHg=\r\n", one_byte=one_byte
+    )
+    assert LoginFailed(user="alice") in events
+    assert b"a NO [AUTHENTICATIONFAILED]" in sent(events)
+
+
+def test_starttls_drops_pipelined_plaintext() -> None:
+    session = ImapSession(MemoryBackend(), tls_available=True)
+    events = session.receive(b'a STARTTLS\r\nb LOGIN alice "p w"\r\n')
+    assert sent(events) == b"a OK begin tls negotiation now\r\n"
+    assert isinstance(events[-1], StartTls)
+    session.tls_started()
+    assert b"STARTTLS" not in sent(session.receive(b"c CAPABILITY\r\n"))
+    assert session.state is ImapState.NOT_AUTHENTICATED
+
+
+def test_logindisabled_without_tls() -> None:
+    session = ImapSession(MemoryBackend(), tls_available=True, plaintext_login=False)
+    text = sent(session.receive(b'a CAPABILITY\r\nb LOGIN alice "p w"\r\n'))
+    assert b"LOGINDISABLED" in text
+    assert b"AUTH=PLAIN" not in text
+    assert b"b NO [PRIVACYREQUIRED]" in text
+
+
+def test_idle_reports_changes_and_done() -> None:
+    backend = MemoryBackend()
+    session = ImapSession(backend)
+    session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\n')
+    assert sent(session.receive(b"c IDLE\r\n")) == b"+ idling\r\n"
+    assert session.poll() == []
+    backend.box.append(b"Subject: new\r\n\r\nx\r\n", frozenset())
+    backend.box.expunge([1])
+    assert sent(session.poll()) == b"* 1 EXPUNGE\r\n* 2 EXISTS\r\n* 1 RECENT\r\n"
+    assert sent(session.receive(b"DONE\r\n")) == b"c OK IDLE terminated\r\n"
+    assert session.state is ImapState.SELECTED
+
+
+def test_fetch_of_message_expunged_elsewhere_is_no() -> None:
+    backend = MemoryBackend()
+    session = ImapSession(backend)
+    session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\n')
+    backend.box.expunge([2])
+    text = sent(session.receive(b"c FETCH 2 BODY.PEEK[]\r\n"))
+    assert text == b"c NO [EXPUNGEISSUED] some messages were expunged by another session\r\n"
+    assert sent(session.receive(b"d NOOP\r\n")) == b"* 2 EXPUNGE\r\nd OK NOOP completed\r\n"
+
+
+@given(st.text(alphabet="0123456789:*,", max_size=30), st.integers(0, 2**32))
+def test_sequence_set_parses_or_raises_ours(text: str, largest: int) -> None:
+    try:
+        ranges = parse_sequence_set(text, largest)
+    except RemoteProtocolError:
+        return
+    assert all(0 <= a <= b for a, b in ranges)
+
+
+SESSION_STATES = [ImapState.NOT_AUTHENTICATED, ImapState.AUTHENTICATED, ImapState.SELECTED]
+
+
+def session_in(state: ImapState) -> ImapSession:
+    session = ImapSession(MemoryBackend(), tls_available=True)
+    if state is not ImapState.NOT_AUTHENTICATED:
+        session.receive(b'a LOGIN alice "p w"\r\n')
+    if state is ImapState.SELECTED:
+        session.receive(b"b SELECT INBOX\r\n")
+    assert session.state is state
+    return session
+
+
+@pytest.mark.parametrize("state", SESSION_STATES, ids=lambda s: s.name)
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_state_command_pair(state: ImapState, command: str) -> None:
+    session = session_in(state)
+    if (state, command) in TRANSITIONS:
+        # Legal: with no arguments it answers (OK, NO or BAD for missing args), never raises.
+        with contextlib.suppress(_Bad):  # a syntax error, answered BAD on the wire
+            session.transition(_Command(tag="t", name=command))
+        out = sent(session_in(state).receive(b"t2 " + command.encode() + b"\r\n"))
+        assert re.search(rb"(^|\n)(t2 (OK|NO|BAD)|\+ )", out), out
+    else:
+        with pytest.raises(
+            LocalProtocolError,
+            match=re.escape(f"{command!r} is not allowed in state {state.value!r}"),
+        ):
+            session.transition(_Command(tag="t", name=command))
+        out = sent(session.receive(b"t2 " + command.encode() + b"\r\n"))
+        assert out.startswith(b"t2 BAD ")
+
+
+ARGS = st.sampled_from(
+    [
+        b"1",
+        b"1:*",
+        b"*",
+        b"(",
+        b")",
+        b"()",
+        b'"x"',
+        b'"\\"',
+        b"{3}",
+        b"{3+}",
+        b"INBOX",
+        b"BODY[",
+        b"BODY[1.2.MIME]<0.5>",
+        b"(FLAGS UID)",
+        b"\\Seen",
+        b"NIL",
+        b"UID",
+        b"OR",
+        b"NOT",
+        b"SUBJECT",
+        b"ALL",
+        b"BODY.PEEK[HEADER.FIELDS (A B)]",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(COMMANDS)), st.lists(ARGS, max_size=6))
+def test_random_arguments_never_raise(command: str, args: list[bytes]) -> None:
+    session = session_in(ImapState.SELECTED)
+    line = b"t " + command.encode() + b" " + b" ".join(args) + b"\r\n"
+    events = session.receive(line)
+    assert all(
+        isinstance(e, Send | StartTls | LoginFailed | LoginSucceeded | Close) for e in events
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_raise(data: bytes) -> None:
+    for state in SESSION_STATES:
+        session = session_in(state)
+        session.receive(data)
+        session.receive(b"\r\n")
+
+
+def test_large_fetch_answers_in_bounded_batches() -> None:
+    backend = MemoryBackend()
+    big = b"Subject: big\r\n\r\n" + b"x" * 400_000 + b"\r\n"
+    backend.box.messages = {uid: (big, frozenset()) for uid in range(1, 7)}
+    backend.box.uidnext = 7
+    session = ImapSession(backend)
+    session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\n')
+    batches = [sent(session.receive(b"c FETCH 1:* BODY.PEEK[]\r\nd NOOP\r\n"))]
+    while session.pending():
+        batches.append(sent(session.receive(b"")))
+    assert len(batches) >= 3
+    assert all(len(b) < OUTPUT_BATCH + 2 * len(big) for b in batches)
+    text = b"".join(batches)
+    assert text.count(b"BODY[] {%d}\r\n" % len(big)) == 6
+    # the pipelined NOOP is answered after the FETCH has finished, not in between
+    assert text.index(b"c OK FETCH completed") < text.index(b"d OK NOOP completed")
+    assert text.endswith(b"d OK NOOP completed\r\n")

@@ -1,0 +1,257 @@
+"""The POP3 session state machine, sans-io: bytes in, events out."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portkit._errors import LocalProtocolError, PortkitError
+from portkit.proto.pop3 import (
+    COMMANDS,
+    TRANSITIONS,
+    Close,
+    Event,
+    LoginFailed,
+    LoginSucceeded,
+    Pop3Session,
+    Pop3State,
+    Send,
+    StartTls,
+    byte_stuff,
+)
+
+MESSAGES = [
+    b"Subject: one\r\n\r\nfirst body\r\n.dot line\r\n",
+    b"Subject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n",
+]
+
+
+class Locked(PortkitError):
+    pass
+
+
+class MemoryMaildrop:
+    def __init__(self, backend: MemoryBackend) -> None:
+        self.backend = backend
+
+    def listing(self) -> Sequence[tuple[str, int]]:
+        return [(f"uid{i}", len(m)) for i, m in enumerate(self.backend.messages)]
+
+    def read(self, index: int) -> bytes:
+        return self.backend.messages[index]
+
+    def commit(self, deleted: Sequence[int]) -> None:
+        for index in sorted(deleted, reverse=True):
+            del self.backend.messages[index]
+
+    def release(self) -> None:
+        self.backend.locked = False
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self.messages = list(MESSAGES)
+        self.locked = False
+
+    def authenticate(self, user: str, password: str) -> bool:
+        return (user, password) == ("alice", "secret pass")
+
+    def open_maildrop(self, user: str) -> MemoryMaildrop:
+        if self.locked:
+            raise Locked("locked")
+        self.locked = True
+        return MemoryMaildrop(self)
+
+
+def sent(events: Sequence[Event]) -> bytes:
+    return b"".join(e.data for e in events if isinstance(e, Send))
+
+
+def run(script: bytes, *, one_byte: bool, **kwargs: bool) -> tuple[list[Event], Pop3Session]:
+    session = Pop3Session(MemoryBackend(), **kwargs)
+    events: list[Event] = []
+    if one_byte:
+        for i in range(len(script)):
+            events += session.receive(script[i : i + 1])
+    else:
+        events += session.receive(script)
+    return events, session
+
+
+SCRIPT = (
+    b"CAPA\r\nUSER alice\r\nPASS secret pass\r\nSTAT\r\nLIST\r\nLIST 2\r\nUIDL\r\n"
+    b"TOP 2 1\r\nRETR 1\r\nDELE 1\r\nRETR 1\r\nSTAT\r\nRSET\r\nDELE 2\r\nNOOP\r\nQUIT\r\n"
+)
+
+
+@pytest.mark.parametrize("one_byte", [False, True])
+def test_full_conversation(one_byte: bool) -> None:
+    events, session = run(SCRIPT, one_byte=one_byte)
+    out = sent(events).split(b"\r\n")
+    assert out[0] == b"+OK capability list follows"
+    assert b"USER" in out
+    assert b"SASL PLAIN" in out
+    assert b"TOP" in out
+    text = sent(events)
+    assert (
+        b"+OK maildrop locked and ready (2 messages, %d octets)" % sum(map(len, MESSAGES)) in text
+    )
+    assert b"+OK 2 %d\r\n" % sum(map(len, MESSAGES)) in text
+    assert b"+OK 2 %d\r\n" % len(MESSAGES[1]) in text
+    assert b"1 uid0\r\n2 uid1\r\n.\r\n" in text
+    assert b"+OK top of message follows\r\nSubject: two\r\nX: y\r\n\r\nl1\r\n.\r\n" in text
+    assert b"first body\r\n..dot line\r\n.\r\n" in text  # byte-stuffed
+    assert b"-ERR message already deleted" in text
+    assert text.endswith(b"+OK bye, changes saved\r\n")
+    assert isinstance(events[-1], Close)
+    assert session.state is Pop3State.CLOSED
+    assert session.backend.messages == [MESSAGES[0]]  # type: ignore[attr-defined]
+    assert not session.backend.locked  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("one_byte", [False, True])
+def test_sasl_plain_with_continuation(one_byte: bool) -> None:
+    token = base64.b64encode(b"\0alice\0secret pass")
+    events, session = run(b"AUTH PLAIN\r\n" + token + b"\r\n", one_byte=one_byte)
+    assert sent(events).startswith(b"+ \r\n+OK maildrop locked")
+    assert LoginSucceeded(user="alice") in events
+    assert session.state is Pop3State.TRANSACTION
+
+
+def test_failed_logins_are_events_and_err() -> None:
+    events, session = run(b"USER alice\r\nPASS nope\r\nAUTH PLAIN Kg==\r\n", one_byte=False)
+    assert LoginFailed(user="alice") in events
+    assert sent(events).count(b"-ERR") == 2
+    assert session.state is Pop3State.AUTHORIZATION
+
+
+def test_second_session_gets_in_use() -> None:
+    backend = MemoryBackend()
+    first, second = Pop3Session(backend), Pop3Session(backend)
+    first.receive(b"USER alice\r\nPASS secret pass\r\n")
+    out = sent(second.receive(b"USER alice\r\nPASS secret pass\r\n"))
+    assert out.endswith(b"-ERR [IN-USE] maildrop already locked by another session\r\n")
+    first.connection_lost()
+    assert not backend.locked
+
+
+def test_stls_discards_pipelined_plaintext() -> None:
+    session = Pop3Session(MemoryBackend(), tls_available=True)
+    events = session.receive(b"STLS\r\nUSER alice\r\nPASS secret pass\r\n")
+    assert sent(events) == b"+OK begin tls negotiation\r\n"
+    assert isinstance(events[-1], StartTls)
+    session.tls_started()
+    assert sent(session.receive(b"STLS\r\n")) == b"-ERR tls already active\r\n"
+    assert session.state is Pop3State.AUTHORIZATION
+
+
+def test_plaintext_login_refused_without_tls_when_configured() -> None:
+    events, _ = run(b"USER alice\r\nCAPA\r\n", one_byte=False, plaintext_login=False)
+    text = sent(events)
+    assert text.startswith(b"-ERR [AUTH] plaintext login needs tls")
+    assert b"USER\r\n" not in text
+
+
+def test_overlong_line_is_one_err_and_recovers() -> None:
+    events, session = run(b"X" * 10_000 + b"\r\nNOOP\r\nUSER alice\r\n", one_byte=False)
+    assert sent(events) == b"-ERR line too long\r\n-ERR unknown command\r\n+OK send PASS\r\n"
+    assert len(session._buffer) == 0
+
+
+def test_byte_stuff_normalises_line_ends() -> None:
+    assert byte_stuff(b".a\nb\n") == b"..a\r\nb\r\n.\r\n"
+    assert byte_stuff(b"no newline") == b"no newline\r\n.\r\n"
+    assert byte_stuff(b"") == b".\r\n"
+
+
+SESSION_STATES = [s for s in Pop3State if s is not Pop3State.AUTHORIZATION_SASL]
+
+
+def session_in(state: Pop3State) -> Pop3Session:
+    session = Pop3Session(MemoryBackend(), tls_available=True)
+    if state is Pop3State.AUTHORIZATION_USER:
+        session.receive(b"USER alice\r\n")
+    elif state is Pop3State.TRANSACTION:
+        session.receive(b"USER alice\r\nPASS secret pass\r\n")
+    elif state is Pop3State.CLOSED:
+        session.receive(b"QUIT\r\n")
+    assert session.state is state
+    return session
+
+
+@pytest.mark.parametrize("state", SESSION_STATES, ids=lambda s: s.name)
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_state_command_pair(state: Pop3State, command: str) -> None:
+    """Each pair either is in the table (and runs) or raises our error naming both."""
+    session = session_in(state)
+    args = {"USER": ["alice"], "PASS": ["secret", "pass"], "RETR": ["1"], "DELE": ["1"]}
+    args |= {"TOP": ["1", "0"], "AUTH": ["PLAIN"]}
+    if (state, command) in TRANSITIONS:
+        session.transition(command, args.get(command, []))
+        assert session._out, "a legal command always answers"
+    else:
+        with pytest.raises(
+            LocalProtocolError,
+            match=re.escape(f"{command!r} is not allowed in state {state.value!r}"),
+        ):
+            session.transition(command, [])
+        # and over the wire it is an -ERR, never an exception
+        if state is not Pop3State.CLOSED:
+            out = sent(session.receive(command.encode() + b"\r\n"))
+            assert out.startswith(b"-ERR")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_never_raise(data: bytes) -> None:
+    for state in SESSION_STATES:
+        session = session_in(state)
+        events = session.receive(data)
+        assert all(
+            isinstance(e, Send | StartTls | LoginFailed | LoginSucceeded | Close) for e in events
+        )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"STAT",
+                b"LIST",
+                b"LIST 1",
+                b"UIDL 2",
+                b"RETR 2",
+                b"TOP 1 0",
+                b"DELE 1",
+                b"RSET",
+                b"NOOP",
+                b"LIST 9",
+                b"TOP x",
+                b"RETR",
+                b"CAPA",
+            ]
+        ),
+        max_size=20,
+    )
+)
+def test_whole_vs_byte_at_a_time(commands: list[bytes]) -> None:
+    script = b"USER alice\r\nPASS secret pass\r\n" + b"".join(c + b"\r\n" for c in commands)
+    whole, _ = run(script, one_byte=False)
+    single, _ = run(script, one_byte=True)
+    assert sent(whole) == sent(single)
+
+
+def test_password_keeps_its_spaces() -> None:
+    class SpaceBackend(MemoryBackend):
+        def authenticate(self, user: str, password: str) -> bool:
+            return password == " two  spaces "
+
+    session = Pop3Session(SpaceBackend())
+    out = sent(session.receive(b"USER alice\r\nPASS  two  spaces \r\n"))
+    assert out.endswith(b"(2 messages, %d octets)\r\n" % sum(map(len, MESSAGES)))
