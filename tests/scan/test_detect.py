@@ -99,3 +99,30 @@ async def test_expected_name_is_passed_to_identification() -> None:
     from portkit.registry import default_registry
 
     assert seen == [(port, default_registry().service_name(port, "tcp"))]
+
+
+async def test_a_port_that_closes_before_identification_is_reported_not_raised() -> None:
+    async def greet(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(greet, "127.0.0.2", 0)
+    port = server.sockets[0].getsockname()[1]
+    plan = await plan_scan("127.0.0.2", str(port))
+
+    async def close_then_identify(
+        host: str, port: int, *, expected: str | None = None
+    ) -> Identification:
+        # The listener goes away after the scan saw it open: identification is refused.
+        server.close()
+        await server.wait_closed()
+        from portkit.scan._identify import identify
+
+        return await identify(host, port, expected=expected, budget=2.0)
+
+    (result,) = [r async for batch in scan_batches(plan, detect=close_then_identify) for r in batch]
+    assert result.state is PortState.OPEN
+    assert result.identified is not None
+    assert result.identified.service is None
+    assert result.identified.extra is not None
+    assert "gone before identification" in result.identified.extra

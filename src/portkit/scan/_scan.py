@@ -18,7 +18,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import cast
 
-from portkit._errors import PortkitError, PortSpecError, TargetError
+from portkit._errors import NetworkError, PortkitError, PortSpecError, TargetError
 from portkit.scan._engine import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -268,7 +268,12 @@ async def scan_batches(
     async def identified(result: PortResult) -> PortResult:
         assert identify is not None
         async with gate:
-            ident = await identify(result.host, result.port, expected=result.expected)
+            try:
+                ident = await identify(result.host, result.port, expected=result.expected)
+            except NetworkError as exc:
+                # The port closed (or stopped answering) between the scan and the probes:
+                # it was open when scanned, and what answered is unknown. Say so.
+                ident = Identification(service=None, extra=f"gone before identification: {exc}")
         return dataclasses.replace(result, identified=ident)
 
     async def finished(block: bool) -> list[PortResult]:
