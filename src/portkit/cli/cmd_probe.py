@@ -10,7 +10,7 @@ from portkit._errors import ConnectionRefused, ConnectTimeout, UsageError
 
 if TYPE_CHECKING:
     from portkit.endpoint import Endpoint
-    from portkit.scan import Identification, PortResult, TlsInfo
+    from portkit.scan import PortResult
 
 SUMMARY = "connect to one endpoint and identify what answers there (protocol, product, TLS)"
 
@@ -104,42 +104,10 @@ def _where(host: str, port: int, transport: str) -> str:
     return f"{shown}:{port}/{transport}"
 
 
-def _tls_json(tls: TlsInfo | None) -> dict[str, Any] | None:
-    if tls is None:
-        return None
-    return {
-        "version": tls.version,
-        "cipher": tls.cipher,
-        "alpn": tls.alpn,
-        "subject": tls.subject,
-        "issuer": tls.issuer,
-        "not_before": tls.not_before,
-        "not_after": tls.not_after,
-        "self_signed": tls.self_signed,
-        "subject_alt_names": list(tls.subject_alt_names),
-    }
-
-
-def _identified_json(found: Identification | None) -> dict[str, Any] | None:
-    if found is None:
-        return None
-    from portkit.proto import printable
-
-    return {
-        "service": found.service,
-        "product": found.product,
-        "version": found.version,
-        "extra": found.extra,
-        "confidence": found.confidence,
-        "method": found.method,
-        "probe": found.probe,
-        "tls": _tls_json(found.tls),
-        "evidence": printable(found.evidence),
-    }
-
-
 def as_json(endpoint: Endpoint, result: PortResult) -> dict[str, Any]:
     """The ``--json`` document (keys documented in docs/identify.md)."""
+    from portkit.proto import printable
+    from portkit.report._json import identification_json
     from portkit.scan import same_protocol
 
     found = result.identified
@@ -153,7 +121,7 @@ def as_json(endpoint: Endpoint, result: PortResult) -> dict[str, Any]:
         "reachable": True,
         "connect_ms": None if result.rtt is None else round(result.rtt * 1000, 3),
         "expected": result.expected,
-        "identified": _identified_json(found),
+        "identified": identification_json(found, evidence=printable),
         "matches_expected": same_protocol(result.expected, found.service if found else None),
     }
 
