@@ -8,8 +8,12 @@ import os
 import ssl
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["self_signed_pem", "server_context", "write_self_signed"]
+if TYPE_CHECKING:
+    from portkit.host._app import Where
+
+__all__ = ["check_cert_key", "self_signed_pem", "server_context", "write_self_signed"]
 
 SELF_SIGNED_DAYS = 30
 
@@ -81,3 +85,21 @@ def write_self_signed(
         fh.write(key_pem)
     cert_file.write_bytes(cert_pem)
     return cert_file, key_file
+
+
+def check_cert_key(cert: Path | None, key: Path | None, where: Where) -> None:
+    """Check an application's ``cert``/``key`` options: key needs cert, files exist and load.
+
+    Raises:
+        ConfigError: naming the key at fault (via ``where``).
+    """
+    if key is not None and cert is None:
+        raise where.error("key", "needs cert as well")
+    for name, path in (("cert", cert), ("key", key)):
+        if path is not None and not path.is_file():
+            raise where.error(name, f"file {str(path)!r} does not exist")
+    if cert is not None:
+        try:
+            server_context(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            raise where.error("cert", f"cannot load certificate and key: {exc}") from None
