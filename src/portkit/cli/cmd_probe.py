@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from portkit._errors import ConnectionRefused, ConnectTimeout, UsageError
+from portkit.cli._args import add_target_arguments, target_endpoint
 
 if TYPE_CHECKING:
     from portkit.endpoint import Endpoint
@@ -31,12 +32,9 @@ UDP port unreachable), 4 no answer in time. The JSON keys are documented in docs
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.add_argument("target", metavar="TARGET", help="URL, host:port, host:service or host")
-    parser.add_argument(
-        "service",
-        metavar="SERVICE",
-        nargs="?",
-        help="a port or service name for TARGET given as a bare host (localhost imaps)",
+    add_target_arguments(
+        parser,
+        service_help="a port or service name for TARGET given as a bare host (localhost imaps)",
     )
     parser.add_argument("--udp", action="store_true", help="probe over UDP (dns, ntp, snmp, sip)")
     parser.add_argument(
@@ -52,13 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from portkit.endpoint import parse_endpoint, parse_host_service
     from portkit.scan import DEFAULT_BUDGET, PortState, probe_port
 
-    if args.service is not None:
-        endpoint = parse_host_service(args.target, args.service)
-    else:
-        endpoint = parse_endpoint(args.target)
+    endpoint = target_endpoint(args)
     budget = DEFAULT_BUDGET if args.budget is None else args.budget
     if not 0 < budget <= 600:
         raise UsageError(f"--budget must be more than 0 and at most 600 seconds, not {budget:g}")
