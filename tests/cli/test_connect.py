@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from bench._netns import namespace
 
 from portkit.client import listening_sockets
 from tests.client.helpers import (
@@ -224,33 +225,17 @@ async def test_bad_input_exits_2_with_one_line(argv: list[str], quoted: str) -> 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace")
 def test_unreachable_exits_1_with_one_line() -> None:
     # A fresh network namespace has its loopback down: 127.0.0.1 is unreachable there.
-    ip = shutil.which("ip")
-    assert ip is not None, "iproute2 is a system dependency"
-    name = f"pk-client-{uuid.uuid4().hex[:8]}"
-    subprocess.run([ip, "netns", "add", name], check=True)
-    try:
+    with namespace("pk-client-", loopback=False) as name:
         proc = subprocess.run(
-            [
-                ip,
-                "netns",
-                "exec",
-                name,
-                sys.executable,
-                "-m",
-                "portkit",
-                "connect",
-                "-q",
-                "127.0.0.1:80",
-            ],
+            ["ip", "netns", "exec", name, sys.executable, "-m", "portkit", "connect", "-q",
+             "127.0.0.1:80"],
             capture_output=True,
             text=True,
             env=ENV,
             stdin=subprocess.DEVNULL,
             check=False,
             timeout=60,
-        )
-    finally:
-        subprocess.run([ip, "netns", "delete", name], check=True)
+        )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr == (
         "portkit: cannot connect to 127.0.0.1:80: network is unreachable "
