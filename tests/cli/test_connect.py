@@ -27,8 +27,12 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC)}
 
 
-async def _portkit(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
-    """Run ``portkit`` with ``stdin`` (then end of file); return (status, stdout, stderr)."""
+async def _spawn(
+    *argv: str,
+) -> tuple[
+    asyncio.subprocess.Process, asyncio.StreamWriter, asyncio.StreamReader, asyncio.StreamReader
+]:
+    """Start ``portkit ARGV``; return it with its stdin, stdout and stderr pipes."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -39,6 +43,15 @@ async def _portkit(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
         stderr=asyncio.subprocess.PIPE,
         env=ENV,
     )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    return proc, proc.stdin, proc.stdout, proc.stderr
+
+
+async def _portkit(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
+    """Run ``portkit`` with ``stdin`` (then end of file); return (status, stdout, stderr)."""
+    proc, *_ = await _spawn(*argv)
     out, err = await proc.communicate(stdin)
     assert proc.returncode is not None
     return proc.returncode, out, err.decode()
@@ -68,26 +81,13 @@ async def test_two_argument_form_and_quiet() -> None:
 
 async def test_server_closing_first_ends_it_while_stdin_is_open() -> None:
     async with echo_server() as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "portkit",
-            "connect",
-            f"127.0.0.1:{server.port}",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=ENV,
-        )
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        proc.stdin.write(b"QUIT\n")
-        await proc.stdin.drain()
-        out = await proc.stdout.read()  # until portkit exits: stdin is still open
-        err = await proc.stderr.read()
+        proc, stdin, stdout, stderr = await _spawn("connect", f"127.0.0.1:{server.port}")
+        stdin.write(b"QUIT\n")
+        await stdin.drain()
+        out = await stdout.read()  # until portkit exits: stdin is still open
+        err = await stderr.read()
         status = await proc.wait()
-        proc.stdin.close()
+        stdin.close()
     assert status == 0
     assert out == b"HELLO\nBYE 5\n"
     assert "closed by the server: sent 5 bytes" in err.decode()
@@ -172,28 +172,14 @@ async def test_timeout_exits_4() -> None:
 
 async def test_idle_timeout_exits_4() -> None:
     async with echo_server() as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "portkit",
-            "connect",
-            "-q",
-            "--idle-timeout",
-            "0.5",
-            f"127.0.0.1:{server.port}",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=ENV,
+        proc, stdin, stdout, stderr = await _spawn(
+            "connect", "-q", "--idle-timeout", "0.5", f"127.0.0.1:{server.port}"
         )
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        assert proc.stderr is not None
         # stdin stays open and the server says nothing after its greeting: idle.
-        out = await proc.stdout.read()
-        err = await proc.stderr.read()
+        out = await stdout.read()
+        err = await stderr.read()
         status = await proc.wait()
-        proc.stdin.close()
+        stdin.close()
     assert status == 4
     assert out == b"HELLO\n"
     assert err == f"portkit: no data to or from 127.0.0.1:{server.port} for 0.5 s\n".encode()
