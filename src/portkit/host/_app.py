@@ -74,6 +74,7 @@ __all__ = [
     "Listener",
     "StreamApplication",
     "Where",
+    "finish_connections",
     "option",
     "parse_options",
 ]
@@ -310,14 +311,23 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         self._stopping = True
         for server in self._servers:
             server.close()  # stop accepting; connections stay
-        tasks = set(self._tasks)
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=max(grace, 0.0))
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=ABORT_WAIT)
+        await finish_connections(self._tasks, grace)
         self._servers.clear()
+
+
+async def finish_connections(tasks: set[asyncio.Task[None]], grace: float) -> None:
+    """Give connection ``tasks`` ``grace`` seconds to end, then cancel what is left.
+
+    Cancelled tasks get :data:`ABORT_WAIT` seconds to unwind (close their transports).
+    """
+    running = set(tasks)
+    if not running:
+        return
+    _done, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=ABORT_WAIT)
 
 
 def format_peer(addr: tuple[str, int]) -> str:
