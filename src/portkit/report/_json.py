@@ -96,6 +96,14 @@ def _scan_json(info: ScanInfo) -> dict[str, Any]:
     }
 
 
+def _summary_json(summary: ScanSummary) -> dict[str, Any]:
+    return {
+        "elapsed": round(summary.elapsed, 3),
+        "end": summary.end,
+        "interrupted": summary.interrupted,
+    }
+
+
 class JsonReport(CollectingReport):
     """One JSON document: scan, hosts (listed ports, counts of the rest), summary."""
 
@@ -119,9 +127,7 @@ class JsonReport(CollectingReport):
             "scan": _scan_json(self.info),
             "hosts": hosts,
             "summary": {
-                "elapsed": round(summary.elapsed, 3),
-                "end": summary.end,
-                "interrupted": summary.interrupted,
+                **_summary_json(summary),
                 "hosts": len(hosts),
                 "open": sum(t.open_count for t in self.hosts.tables()),
             },
@@ -169,9 +175,7 @@ class JsonLinesReport:
         self._line(
             {
                 "type": "summary",
-                "elapsed": round(summary.elapsed, 3),
-                "end": summary.end,
-                "interrupted": summary.interrupted,
+                **_summary_json(summary),
                 "counts": dict(sorted(self.counts.items())),
             }
         )
