@@ -8,7 +8,6 @@ import pty
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -207,21 +206,36 @@ async def test_bad_input_exits_2_with_one_line(argv: list[str], quoted: str) -> 
     assert quoted in err
 
 
+def _connect_inside(namespace: str, target: str) -> subprocess.CompletedProcess[str]:
+    """Run ``portkit connect -q TARGET`` inside ``namespace``, stdin closed."""
+    return subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            sys.executable,
+            "-m",
+            "portkit",
+            "connect",
+            "-q",
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
+    )
+
+
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace")
 def test_unreachable_exits_1_with_one_line() -> None:
     # A fresh network namespace has its loopback down: 127.0.0.1 is unreachable there.
     with namespace("pk-client-", loopback=False) as name:
-        proc = subprocess.run(
-            ["ip", "netns", "exec", name, sys.executable, "-m", "portkit", "connect", "-q",
-             "127.0.0.1:80"],
-            capture_output=True,
-            text=True,
-            env=ENV,
-            stdin=subprocess.DEVNULL,
-            check=False,
-            timeout=60,
-        )  # fmt: skip
+        proc = _connect_inside(name, "127.0.0.1:80")
     assert proc.returncode == 1
     assert proc.stderr == (
         "portkit: cannot connect to 127.0.0.1:80: network is unreachable "
@@ -294,29 +308,14 @@ async def test_servername_verifies_another_name(tmp_path: Path) -> None:
 def test_unresolvable_name_exits_1_with_one_line() -> None:
     # Inside a fresh namespace (loopback down) whose resolv.conf names only 127.0.0.1,
     # the DNS query cannot leave: the name fails to resolve without any traffic.
-    ip = shutil.which("ip")
-    assert ip is not None, "iproute2 is a system dependency"
-    name = f"pk-client-{uuid.uuid4().hex[:8]}"
-    etc = Path("/etc/netns") / name  # `ip netns exec` bind-mounts files found here
-    etc.mkdir(parents=True)
-    try:
-        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n", encoding="ascii")
-        subprocess.run([ip, "netns", "add", name], check=True)
+    with namespace("pk-client-", loopback=False) as name:
+        etc = Path("/etc/netns") / name  # `ip netns exec` bind-mounts files found here
+        etc.mkdir(parents=True)
         try:
-            command = [ip, "netns", "exec", name, sys.executable, "-m", "portkit"]
-            proc = subprocess.run(
-                [*command, "connect", "-q", "nosuch.portkit.test:80"],
-                capture_output=True,
-                text=True,
-                env=ENV,
-                stdin=subprocess.DEVNULL,
-                check=False,
-                timeout=60,
-            )
+            (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n", encoding="ascii")
+            proc = _connect_inside(name, "nosuch.portkit.test:80")
         finally:
-            subprocess.run([ip, "netns", "delete", name], check=True)
-    finally:
-        shutil.rmtree(etc)
+            shutil.rmtree(etc)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("portkit: cannot resolve 'nosuch.portkit.test': ")
     assert proc.stderr.count("\n") == 1
