@@ -107,7 +107,9 @@ class LineBuffer:
         while True:
             end = self._buffer.find(b"\n")
             if end < 0:
-                if len(self._buffer) > self.max_line:
+                # max_line octets and the CR of their CRLF may wait for the LF: judged
+                # with less, a line would be too long or not depending on how it arrived.
+                if len(self._buffer) > self.max_line + 1:
                     self._buffer.clear()
                     if not self._discarding:
                         self._discarding = True
