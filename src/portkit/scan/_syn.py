@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import errno
 import hashlib
+import heapq
+import itertools
 import os
 import secrets
 import socket
@@ -29,10 +30,18 @@ import time
 from array import array
 from collections import deque
 from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import cast
 
 from portkit._errors import PrivilegeError, TargetError
 from portkit.scan._engine import EngineOptions, RateLimiter, _Congestion
 from portkit.scan._model import PortResult, PortState
+from portkit.scan._rawsend import (
+    PACKET_SIZE,
+    Batch,
+    BatchSender,
+    ipv4_header,
+    sockaddr_in,
+)
 from portkit.scan._targets import Target
 
 __all__ = [
@@ -55,6 +64,7 @@ _SO_ATTACH_FILTER = 26
 _SO_RCVBUFFORCE = 33
 _RECV_BUFFER = 32 << 20
 _READ_CAP = 4096  # packets read per wake-up before yielding results
+_BATCH = 256  # SYNs per sendmmsg call
 # An IPv4 header without options (20 bytes) then TCP: addresses, ports, seq, ack, flags.
 _REPLY = struct.Struct("!12x4s4sHHIIxB")
 CLOSED = PortState.CLOSED
@@ -136,6 +146,7 @@ def syn_packet_fields(src: bytes, dst: bytes, sport: int) -> bytes:
 
 
 _PACK_SYN = struct.Struct("!HHIIBBHHH").pack
+_PACK_HEADER_INTO = struct.Struct("!HHIIBBHHH").pack_into
 
 
 def fast_syn_packet(base: int, sport: int, dport: int, seq: int) -> bytes:
@@ -203,14 +214,29 @@ async def run_syn_engine(
     probes: Iterator[tuple[Target, int]],
     options: EngineOptions,
     names: Sequence[str | None] | None = None,
+    *,
+    batch_size: int = _BATCH,
+    use_sendmmsg: bool = True,
 ) -> AsyncGenerator[list[PortResult], None]:
-    """Send a SYN to every (target, port) of ``probes``; yield results in batches."""
+    """Send a SYN to every (target, port) of ``probes``; yield results in batches.
+
+    Packets are built here and sent by a :class:`BatchSender` thread (``sendmmsg``), so
+    the kernel's part of each probe runs beside the Python that reads the replies.
+    A probe's timeout starts when its batch has left, not when it was built.
+    """
     jar = CookieJar()
     table = jar.table
     sport = SOURCE_PORT_RANGE[0] + secrets.randbelow(
         SOURCE_PORT_RANGE[1] - SOURCE_PORT_RANGE[0] + 1
     )
     sock = _raw_socket(sport)
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    try:
+        sender = BatchSender(batch_size=batch_size, use_sendmmsg=use_sendmmsg)
+    except BaseException:
+        sock.close()
+        raise
     ceiling = max(16, options.concurrency or 65536)
     congestion = _Congestion(ceiling)
     limiter = RateLimiter(options.rate)
@@ -218,9 +244,12 @@ async def run_syn_engine(
     base_timeout = max(0.001, options.timeout)
     # (target address packed, port) -> (target, attempt, sent at, answers when sent)
     outstanding: dict[tuple[bytes, int], tuple[Target, int, float, int]] = {}
-    deadlines: deque[tuple[float, tuple[bytes, int], int]] = deque()
+    # (deadline, sequence, attempt, keys of one batch): a heap, earliest first.
+    deadlines: list[tuple[float, int, int, list[tuple[bytes, int]]]] = []
+    sequence = itertools.count()
     again: deque[tuple[Target, int, int]] = deque()
-    sources: dict[str, tuple[bytes, int, int]] = {}  # address -> (packed, pair, base sum)
+    # address -> (packed, pair half of the cookie, checksum base, IPv4 header, sockaddr)
+    sources: dict[str, tuple[bytes, int, int, bytes, bytes]] = {}
     # A reply's (source + destination address) bytes -> the pair half of its cookie.
     reply_pairs: dict[bytes, int] = {}
     results: list[PortResult] = []
@@ -228,15 +257,13 @@ async def run_syn_engine(
     answers = 0
     exhausted = False
     buffer = bytearray(256)
-    loop = asyncio.get_running_loop()
-    readable = asyncio.Event()
     fd = sock.fileno()
-    sendto = sock.sendto
     recv_into = sock.recv_into
     unpack_reply = _REPLY.unpack_from
+    pack_header = _PACK_HEADER_INTO
     # The previous target and its addressing: probes come host by host, mostly.
     last_target: Target | None = None
-    last_known: tuple[bytes, int, int] = (b"", 0, 0)
+    last_known: tuple[bytes, int, int, bytes, bytes] | None = None
 
     def finish(target: Target, port: int, state: PortState, reason: str, rtt: float | None) -> None:
         append(
@@ -252,7 +279,7 @@ async def run_syn_engine(
             )
         )
 
-    def addressing(target: Target) -> tuple[bytes, int, int]:
+    def addressing(target: Target) -> tuple[bytes, int, int, bytes, bytes]:
         known = sources.get(target.address)
         if known is None:
             if target.family != socket.AF_INET:
@@ -260,30 +287,11 @@ async def run_syn_engine(
             dst = socket.inet_aton(target.address)
             src = socket.inet_aton(_source_for(target.address))
             pair = jar.pair(src, dst, sport)
-            known = (dst, pair, _base_sum(src, dst, sport))
+            header = ipv4_header(src, dst)
+            known = (dst, pair, _base_sum(src, dst, sport), header, sockaddr_in(target.address))
             sources[target.address] = known
             reply_pairs[dst + src] = pair
         return known
-
-    def send(target: Target, port: int, attempt: int, now: float) -> bool:
-        nonlocal last_target, last_known
-        if target is not last_target:
-            last_known = addressing(target)
-            last_target = target
-        dst, pair, base = last_known
-        try:
-            sendto(fast_syn_packet(base, sport, port, pair ^ table[port]), (target.address, 0))
-        except OSError as exc:
-            if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
-                return False  # the queue is full: try again after reading
-            if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-                finish(target, port, PortState.FILTERED, "host-unreach", None)
-                return True
-            raise
-        key = (dst, port)
-        outstanding[key] = (target, attempt, now, answers)
-        deadlines.append((now + base_timeout * (2**attempt), key, attempt))
-        return True
 
     def receive(now: float) -> None:
         nonlocal answers
@@ -320,55 +328,113 @@ async def run_syn_engine(
             elif flags & (_SYN | _ACK) == _SYN | _ACK:
                 finish(entry[0], their_port, OPEN, "syn-ack", now - entry[2])
 
+    def collect() -> None:
+        """Start the timeouts of the batches that left; handle what could not be sent."""
+        for report in sender.finished():
+            attempt, keys = cast(tuple[int, list[tuple[bytes, int]]], report.tag)
+            if report.error is not None:
+                raise report.error
+            for slot in report.unreachable:
+                entry = outstanding.pop(keys[slot], None)
+                if entry is not None and entry[1] == attempt:
+                    finish(entry[0], keys[slot][1], PortState.FILTERED, "host-unreach", None)
+            if report.unsent_from is not None:
+                # The kernel's queue stayed full: these never left; send them again first.
+                for key in reversed(keys[report.unsent_from :]):
+                    entry = outstanding.pop(key, None)
+                    if entry is not None:
+                        again.appendleft((entry[0], key[1], attempt))
+                keys = keys[: report.unsent_from]
+            deadline = report.at + base_timeout * (2**attempt)
+            heapq.heappush(deadlines, (deadline, next(sequence), attempt, keys))
+
     def expire(now: float) -> None:
         while deadlines and deadlines[0][0] <= now:
-            _deadline, probe_key, attempt = deadlines.popleft()
-            entry = outstanding.get(probe_key)
-            if entry is None or entry[1] != attempt:
-                continue
-            del outstanding[probe_key]
-            target, _attempt, _sent, answers_then = entry
-            congestion.on_loss(now, base_timeout, answers > answers_then)
-            if attempt < retries:
-                again.append((target, probe_key[1], attempt + 1))
-            else:
-                finish(target, probe_key[1], PortState.FILTERED, "no-response", None)
+            _deadline, _seq, attempt, keys = heapq.heappop(deadlines)
+            for probe_key in keys:
+                entry = outstanding.get(probe_key)
+                if entry is None or entry[1] != attempt:
+                    continue
+                del outstanding[probe_key]
+                target, _attempt, _sent, answers_then = entry
+                congestion.on_loss(now, base_timeout, answers > answers_then)
+                if attempt < retries:
+                    again.append((target, probe_key[1], attempt + 1))
+                else:
+                    finish(target, probe_key[1], PortState.FILTERED, "no-response", None)
 
-    def launch(now: float) -> float | None:
-        nonlocal exhausted
-        room = congestion.size - len(outstanding)
-        if room <= 0:
-            return None
-        for _ in range(limiter.take(min(room, _READ_CAP))):
+    def fill(batch: Batch, wanted: int, now: float) -> tuple[int, list[tuple[bytes, int]]]:
+        """Build up to ``wanted`` SYNs into ``batch``; all of one attempt."""
+        nonlocal exhausted, last_target, last_known
+        keys: list[tuple[bytes, int]] = []
+        attempt = again[0][2] if again else 0
+        destinations = batch.destinations
+        data = batch.view
+        first = batch.packet_offset
+        count = 0
+        while count < wanted:
             if again:
-                target, port, attempt = again.popleft()
-            elif not exhausted:
+                if again[0][2] != attempt:
+                    break
+                target, port, _attempt = again.popleft()
+            elif not exhausted and attempt == 0:
                 try:
                     target, port = next(probes)
                 except StopIteration:
                     exhausted = True
                     break
-                attempt = 0
             else:
                 break
-            if not send(target, port, attempt, now):
-                again.appendleft((target, port, attempt))
+            if target is not last_target or last_known is None:
+                last_known = addressing(target)
+                last_target = target
+            dst, pair, base, header, name = last_known
+            offset = first + count * PACKET_SIZE
+            if destinations[count] != target.address:
+                batch.set_destination(count, target.address, name)
+                data[offset : offset + 20] = header
+            seq = pair ^ table[port]
+            total = base + port + (seq >> 16) + (seq & 0xFFFF)
+            total = (total & 0xFFFF) + (total >> 16)
+            total = (total & 0xFFFF) + (total >> 16)
+            pack_header(data, offset + 20, sport, port, seq, 0, 5 << 4, _SYN, _WINDOW,
+                        ~total & 0xFFFF, 0)  # fmt: skip
+            key = (dst, port)
+            outstanding[key] = (target, attempt, now, answers)
+            keys.append(key)
+            count += 1
+        return attempt, keys
+
+    def launch(now: float) -> float | None:
+        while True:
+            room = congestion.size - len(outstanding)
+            if room <= 0 or (exhausted and not again):
                 break
+            batch = sender.take()
+            if batch is None:
+                break  # every batch is with the sender: its wake-up brings us back
+            allowed = limiter.take(min(room, batch.size))
+            attempt, keys = fill(batch, allowed, now) if allowed else (0, [])
+            if not keys:
+                sender.give_back(batch)
+                break
+            sender.submit(batch, len(keys), (attempt, keys))
         wait = limiter.wait_time()
         return wait if wait > 0 else None
 
     loop.add_reader(fd, readable.set)
+    loop.add_reader(sender.reports, readable.set)
     try:
         while True:
             now = time.monotonic()
             receive(now)
+            collect()
             expire(now)
             rate_wait = launch(now)
-            receive(time.monotonic())
             if results:
-                batch, results = results, []
+                batch_out, results = results, []
                 append = results.append
-                yield batch
+                yield batch_out
                 await asyncio.sleep(0)
                 continue
             if exhausted and not again and not outstanding:
@@ -386,6 +452,8 @@ async def run_syn_engine(
                 pass
     finally:
         loop.remove_reader(fd)
+        loop.remove_reader(sender.reports)
+        sender.close()
         sock.close()
 
 
