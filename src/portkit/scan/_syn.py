@@ -38,6 +38,7 @@ from portkit.scan._model import PortResult, PortState
 from portkit.scan._rawsend import (
     PACKET_SIZE,
     Batch,
+    BatchReceiver,
     BatchSender,
     ipv4_header,
     sockaddr_in,
@@ -67,6 +68,8 @@ _READ_CAP = 4096  # packets read per wake-up before yielding results
 _BATCH = 256  # SYNs per sendmmsg call
 # An IPv4 header without options (20 bytes) then TCP: addresses, ports, seq, ack, flags.
 _REPLY = struct.Struct("!12x4s4sHHIIxB")
+# TCP from its first byte: ports, seq, ack, data offset, flags.
+_TCP_START = struct.Struct("!HHIIBB")
 CLOSED = PortState.CLOSED
 OPEN = PortState.OPEN
 
@@ -216,7 +219,7 @@ async def run_syn_engine(
     names: Sequence[str | None] | None = None,
     *,
     batch_size: int = _BATCH,
-    use_sendmmsg: bool = True,
+    use_mmsg: bool = True,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Send a SYN to every (target, port) of ``probes``; yield results in batches.
 
@@ -233,7 +236,7 @@ async def run_syn_engine(
     loop = asyncio.get_running_loop()
     readable = asyncio.Event()
     try:
-        sender = BatchSender(batch_size=batch_size, use_sendmmsg=use_sendmmsg)
+        sender = BatchSender(batch_size=batch_size, use_sendmmsg=use_mmsg)
     except BaseException:
         sock.close()
         raise
@@ -256,10 +259,12 @@ async def run_syn_engine(
     append = results.append
     answers = 0
     exhausted = False
-    buffer = bytearray(256)
     fd = sock.fileno()
-    recv_into = sock.recv_into
+    receiver = BatchReceiver(sock, use_recvmmsg=use_mmsg)
+    read = receiver.read
+    view, stride = receiver.view, receiver.stride
     unpack_reply = _REPLY.unpack_from
+    unpack_tcp = _TCP_START.unpack_from
     pack_header = _PACK_HEADER_INTO
     # The previous target and its addressing: probes come host by host, mostly.
     last_target: Target | None = None
@@ -295,38 +300,43 @@ async def run_syn_engine(
 
     def receive(now: float) -> None:
         nonlocal answers
-        for _ in range(_READ_CAP):
-            try:
-                size = recv_into(buffer)
-            except BlockingIOError:
-                return
-            if buffer[0] != 0x45 or size < 40:  # IPv4 with options: rare, take the long way
-                if size < 20 or size < (buffer[0] & 0x0F) * 4 + 20:
+        got = 0
+        while got < _READ_CAP and (count := read()):
+            got += count
+            for offset in range(0, count * stride, stride):
+                # The IP header says how much of the slot is this datagram (the rest may
+                # be an older, longer one's): at least up to the TCP flags (RFC 791 3.1).
+                if view[offset] == 0x45:
+                    if view[offset + 2] == 0 and view[offset + 3] < 34:
+                        continue
+                    src_ip, dst_ip, their_port, our_port, _seq, ack, flags = unpack_reply(
+                        view, offset
+                    )
+                else:  # IPv4 options: rare, take the long way
+                    ihl = (view[offset] & 0x0F) * 4
+                    length = min(stride, (view[offset + 2] << 8) | view[offset + 3])
+                    if view[offset] >> 4 != 4 or ihl < 20 or length < ihl + 14:
+                        continue
+                    src_ip = bytes(view[offset + 12 : offset + 16])
+                    dst_ip = bytes(view[offset + 16 : offset + 20])
+                    their_port, our_port, _seq, ack, _off, flags = unpack_tcp(view, offset + ihl)
+                if our_port != sport:
                     continue
-                ihl = (buffer[0] & 0x0F) * 4
-                src_ip, dst_ip = bytes(buffer[12:16]), bytes(buffer[16:20])
-                their_port, our_port, _seq, ack, _off, flags = struct.unpack_from(
-                    "!HHIIBB", buffer, ihl
-                )
-            else:
-                src_ip, dst_ip, their_port, our_port, _seq, ack, flags = unpack_reply(buffer)
-            if our_port != sport:
-                continue
-            key = (src_ip, their_port)
-            entry = outstanding.get(key)
-            if entry is None:
-                continue  # late, duplicate, or not ours
-            pair = reply_pairs.get(src_ip + dst_ip)
-            if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
-                continue  # not an answer to our SYN
-            del outstanding[key]
-            answers += 1
-            if congestion.window < ceiling:
-                congestion.on_answer()
-            if flags & _RST:
-                finish(entry[0], their_port, CLOSED, "reset", now - entry[2])
-            elif flags & (_SYN | _ACK) == _SYN | _ACK:
-                finish(entry[0], their_port, OPEN, "syn-ack", now - entry[2])
+                key = (src_ip, their_port)
+                entry = outstanding.get(key)
+                if entry is None:
+                    continue  # late, duplicate, or not ours
+                pair = reply_pairs.get(src_ip + dst_ip)
+                if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
+                    continue  # not an answer to our SYN
+                del outstanding[key]
+                answers += 1
+                if congestion.window < ceiling:
+                    congestion.on_answer()
+                if flags & _RST:
+                    finish(entry[0], their_port, CLOSED, "reset", now - entry[2])
+                elif flags & (_SYN | _ACK) == _SYN | _ACK:
+                    finish(entry[0], their_port, OPEN, "syn-ack", now - entry[2])
 
     def collect() -> None:
         """Start the timeouts of the batches that left; handle what could not be sent."""
@@ -454,6 +464,7 @@ async def run_syn_engine(
         loop.remove_reader(fd)
         loop.remove_reader(sender.reports)
         sender.close()
+        receiver.close()
         sock.close()
 
 
