@@ -27,6 +27,7 @@ from portkit.scan._engine import (
     run_socket_engine,
 )
 from portkit.scan._model import Identification, PortResult, PortState
+from portkit.scan._names import BackgroundNames
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
 from portkit.scan._shard import Engine, sharded, worker_count
 from portkit.scan._targets import (
@@ -186,41 +187,25 @@ def expected_names(transport: str, ports: Sequence[int] | None = None) -> list[s
 
 async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
     if plan.ports.tcp:
-        names = expected_names("tcp", plan.ports.tcp)
-        workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
-        options = plan.options
-        if workers > 1:
-            # The ceilings are for the whole scan: each process gets its share.
-            options = dataclasses.replace(
-                options,
-                rate=None if options.rate is None else options.rate / workers,
-                concurrency=None
-                if options.concurrency is None
-                else max(1, options.concurrency // workers),
-            )
-        engine: Engine
-        if plan.syn:
+        if plan.syn and plan.processes is None:
+            # One scanning process: the SYN engine's sender process already keeps a
+            # second core busy with the kernel's share of the work.
             from portkit.scan._syn import run_syn_engine
 
-            def engine(
-                probes: Iterator[tuple[Target, int]],
-            ) -> AsyncGenerator[list[PortResult], None]:
-                return run_syn_engine(probes, options, names)
-
+            syn_ports = plan.ports.tcp
+            # Built in a forked process while the packets go out (see _names).
+            background = BackgroundNames(lambda: expected_names("tcp", syn_ports))
+            try:
+                syn = run_syn_engine(plan.probes("tcp"), plan.options, background)
+                async with contextlib.aclosing(syn):
+                    async for batch in syn:
+                        yield batch
+            finally:
+                background.close()
         else:
-
-            def engine(
-                probes: Iterator[tuple[Target, int]],
-            ) -> AsyncGenerator[list[PortResult], None]:
-                return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, names)
-
-        if workers > 1:
-            batches = sharded(engine, plan.probes("tcp"), workers, transport="tcp", names=names)
-        else:
-            batches = engine(plan.probes("tcp"))
-        async with contextlib.aclosing(batches):
-            async for batch in batches:
-                yield batch
+            async with contextlib.aclosing(_tcp_batches(plan)) as tcp:
+                async for batch in tcp:
+                    yield batch
     if plan.ports.udp:
         udp = run_socket_engine(
             plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp", plan.ports.udp)
@@ -228,6 +213,45 @@ async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], No
         async with contextlib.aclosing(udp):
             async for batch in udp:
                 yield batch
+
+
+async def _tcp_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
+    """TCP: connect scans (sharded onto idle cores) and SYN scans with --processes."""
+    names = expected_names("tcp", plan.ports.tcp)
+    workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
+    options = plan.options
+    if workers > 1:
+        # The ceilings are for the whole scan: each process gets its share.
+        options = dataclasses.replace(
+            options,
+            rate=None if options.rate is None else options.rate / workers,
+            concurrency=None
+            if options.concurrency is None
+            else max(1, options.concurrency // workers),
+        )
+    engine: Engine
+    if plan.syn:
+        from portkit.scan._syn import run_syn_engine
+
+        def engine(
+            probes: Iterator[tuple[Target, int]],
+        ) -> AsyncGenerator[list[PortResult], None]:
+            return run_syn_engine(probes, options, names)
+
+    else:
+
+        def engine(
+            probes: Iterator[tuple[Target, int]],
+        ) -> AsyncGenerator[list[PortResult], None]:
+            return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, names)
+
+    if workers > 1:
+        batches = sharded(engine, plan.probes("tcp"), workers, transport="tcp", names=names)
+    else:
+        batches = engine(plan.probes("tcp"))
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            yield batch
 
 
 def _load_identify() -> Identify:

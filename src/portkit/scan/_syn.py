@@ -35,6 +35,7 @@ from typing import cast
 from portkit._errors import PrivilegeError, TargetError
 from portkit.scan._engine import EngineOptions, RateLimiter, _Congestion
 from portkit.scan._model import PortResult, PortState
+from portkit.scan._names import BackgroundNames
 from portkit.scan._rawsend import (
     PACKET_SIZE,
     Batch,
@@ -65,12 +66,13 @@ _SO_ATTACH_FILTER = 26
 _SO_RCVBUFFORCE = 33
 _RECV_BUFFER = 32 << 20
 _READ_CAP = 4096  # packets read per wake-up before yielding results
-_BATCH = 256  # SYNs per sendmmsg call
+_BATCH = 512  # SYNs per sendmmsg call
 # An IPv4 header without options (20 bytes) then TCP: addresses, ports, seq, ack, flags.
 _REPLY = struct.Struct("!12x4s4sHHIIxB")
 # TCP from its first byte: ports, seq, ack, data offset, flags.
 _TCP_START = struct.Struct("!HHIIBB")
 CLOSED = PortState.CLOSED
+_Found = tuple[Target, int, PortState, str, float | None]
 OPEN = PortState.OPEN
 
 
@@ -216,7 +218,7 @@ def _raw_socket(sport: int) -> socket.socket:
 async def run_syn_engine(
     probes: Iterator[tuple[Target, int]],
     options: EngineOptions,
-    names: Sequence[str | None] | None = None,
+    names: Sequence[str | None] | BackgroundNames | None = None,
     *,
     batch_size: int = _BATCH,
     use_mmsg: bool = True,
@@ -255,8 +257,12 @@ async def run_syn_engine(
     sources: dict[str, tuple[bytes, int, int, bytes, bytes]] = {}
     # A reply's (source + destination address) bytes -> the pair half of its cookie.
     reply_pairs: dict[bytes, int] = {}
-    results: list[PortResult] = []
+    # Answers found, until they become PortResults: (target, port, state, reason, rtt).
+    results: list[_Found] = []
     append = results.append
+    # The names of the ports: a table, or one on its way from a forked process.
+    pending = names if isinstance(names, BackgroundNames) else None
+    table_names = None if isinstance(names, BackgroundNames) else names
     answers = 0
     exhausted = False
     fd = sock.fileno()
@@ -271,7 +277,10 @@ async def run_syn_engine(
     last_known: tuple[bytes, int, int, bytes, bytes] | None = None
 
     def finish(target: Target, port: int, state: PortState, reason: str, rtt: float | None) -> None:
-        append(
+        append((target, port, state, reason, rtt))
+
+    def results_of(found: list[_Found], table: Sequence[str | None] | None) -> list[PortResult]:
+        return [
             PortResult(
                 host=target.address,
                 port=port,
@@ -279,10 +288,11 @@ async def run_syn_engine(
                 state=state,
                 reason=reason,
                 hostname=target.hostname,
-                expected=None if names is None else names[port],
+                expected=None if table is None else table[port],
                 rtt=rtt,
             )
-        )
+            for target, port, state, reason, rtt in found
+        ]
 
     def addressing(target: Target) -> tuple[bytes, int, int, bytes, bytes]:
         known = sources.get(target.address)
@@ -434,6 +444,9 @@ async def run_syn_engine(
 
     loop.add_reader(fd, readable.set)
     loop.add_reader(sender.reports, readable.set)
+    names_fd = None if pending is None else pending.fileno()
+    if names_fd is not None:
+        loop.add_reader(names_fd, readable.set)
     try:
         while True:
             now = time.monotonic()
@@ -441,13 +454,21 @@ async def run_syn_engine(
             collect()
             expire(now)
             rate_wait = launch(now)
-            if results:
-                batch_out, results = results, []
+            if pending is not None and table_names is None:
+                table_names = pending.poll()
+                if table_names is not None and names_fd is not None:
+                    loop.remove_reader(names_fd)
+                    names_fd = None
+            done = exhausted and not again and not outstanding
+            if results and (table_names is not None or pending is None or done):
+                if table_names is None and pending is not None:
+                    table_names = pending.wait()  # the last results: wait for the names
+                found, results = results, []
                 append = results.append
-                yield batch_out
+                yield results_of(found, table_names)
                 await asyncio.sleep(0)
                 continue
-            if exhausted and not again and not outstanding:
+            if done:
                 return
             waits = [rate_wait] if rate_wait is not None else []
             if deadlines:
@@ -461,6 +482,8 @@ async def run_syn_engine(
             except TimeoutError:
                 pass
     finally:
+        if names_fd is not None:
+            loop.remove_reader(names_fd)
         loop.remove_reader(fd)
         loop.remove_reader(sender.reports)
         sender.close()
