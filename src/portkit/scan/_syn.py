@@ -53,6 +53,7 @@ __all__ = [
     "fast_syn_packet",
     "run_syn_engine",
     "syn_packet",
+    "write_syn",
 ]
 
 # Above Linux's default ephemeral range (32768-60999), so the kernel never hands our
@@ -160,6 +161,23 @@ def fast_syn_packet(base: int, sport: int, dport: int, seq: int) -> bytes:
     total = (total & 0xFFFF) + (total >> 16)
     total = (total & 0xFFFF) + (total >> 16)
     return _PACK_SYN(sport, dport, seq, 0, 5 << 4, _SYN, _WINDOW, ~total & 0xFFFF, 0)
+
+
+def write_syn(
+    buffer: memoryview | bytearray, offset: int, base: int, sport: int, dport: int, seq: int
+) -> None:
+    """Write :func:`syn_packet`'s bytes into ``buffer`` at ``offset`` (no new object).
+
+    ``base`` is :func:`_base_sum` of the addresses and source port; adding the
+    destination port and the sequence number's two halves completes the one's
+    complement sum (RFC 1071), so each packet costs a few additions, not a full sum.
+    """
+    total = base + dport + (seq >> 16) + (seq & 0xFFFF)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    _PACK_HEADER_INTO(
+        buffer, offset, sport, dport, seq, 0, 5 << 4, _SYN, _WINDOW, ~total & 0xFFFF, 0
+    )
 
 
 def _bpf_program(sport: int) -> list[tuple[int, int, int, int]]:
@@ -271,7 +289,6 @@ async def run_syn_engine(
     view, stride = receiver.view, receiver.stride
     unpack_reply = _REPLY.unpack_from
     unpack_tcp = _TCP_START.unpack_from
-    pack_header = _PACK_HEADER_INTO
     # The previous target and its addressing: probes come host by host, mostly.
     last_target: Target | None = None
     last_known: tuple[bytes, int, int, bytes, bytes] | None = None
@@ -391,6 +408,7 @@ async def run_syn_engine(
         destinations = batch.destinations
         data = batch.view
         first = batch.packet_offset
+        write = write_syn
         count = 0
         while count < wanted:
             if again:
@@ -413,12 +431,7 @@ async def run_syn_engine(
             if destinations[count] != target.address:
                 batch.set_destination(count, target.address, name)
                 data[offset : offset + 20] = header
-            seq = pair ^ table[port]
-            total = base + port + (seq >> 16) + (seq & 0xFFFF)
-            total = (total & 0xFFFF) + (total >> 16)
-            total = (total & 0xFFFF) + (total >> 16)
-            pack_header(data, offset + 20, sport, port, seq, 0, 5 << 4, _SYN, _WINDOW,
-                        ~total & 0xFFFF, 0)  # fmt: skip
+            write(data, offset + 20, base, sport, port, pair ^ table[port])
             key = (dst, port)
             outstanding[key] = (target, attempt, now, answers)
             keys.append(key)
