@@ -201,6 +201,34 @@ def batch_bytes(size: int) -> int:
     return size * (_MMSG_SIZE + _IOV_SIZE + _NAME_SIZE + PACKET_SIZE)
 
 
+def _current_cpu() -> int | None:
+    """The core this thread runs on now (proc(5): field 39 of /proc/thread-self/stat)."""
+    try:
+        with open("/proc/thread-self/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return int(fields[36])  # fields after the command name start at field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _split_cores() -> tuple[set[int], set[int], set[int]] | None:
+    """(cores allowed now, the scanner's core, the sender's cores), or None: no split.
+
+    The two processes talk through pipes, and the scheduler likes to keep a process
+    that wakes another on the same core (it assumes they share data): then the
+    kernel's sending and the scanner's Python take turns on one core instead of
+    running side by side. Measured: a sweep took 0.8 s instead of 0.45 s about every
+    other run. So while the sender runs, each keeps to its own core(s).
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    here = _current_cpu()
+    if len(allowed) < 2 or here is None or here not in allowed:
+        return None
+    return allowed, {here}, allowed - {here}
+
+
 class Batch:
     """Room for ``size`` packets, their destinations and the headers sendmmsg reads.
 
@@ -278,14 +306,19 @@ class BatchSender:
         self._buffer = bytearray()
         jobs_read, self._jobs = os.pipe()
         self.reports, reports_write = os.pipe()
+        self._affinity = _split_cores()
         self._pid = os.fork()
         if self._pid == 0:  # pragma: no cover - runs in the sender process
             os.close(self._jobs)
             os.close(self.reports)
+            if self._affinity is not None:
+                os.sched_setaffinity(0, self._affinity[2])
             self._child(jobs_read, reports_write)
         os.close(jobs_read)
         os.close(reports_write)
         os.set_blocking(self.reports, False)
+        if self._affinity is not None:
+            os.sched_setaffinity(0, self._affinity[1])
 
     @property
     def batched(self) -> bool:
@@ -342,6 +375,10 @@ class BatchSender:
 
     def close(self) -> None:
         """Stop the sender process and free the shared memory."""
+        if self._affinity is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, self._affinity[0])
+            self._affinity = None
         os.close(self._jobs)  # the sender's end of file: it exits
         with contextlib.suppress(ProcessLookupError):
             os.kill(self._pid, signal.SIGKILL)  # and at once, if it was still sending
