@@ -190,3 +190,41 @@ async def test_engine_same_answers_batched_or_not(
             probes, batch_size=batch_size, mmsg=mmsg, concurrency=concurrency
         )
         assert got == expected
+
+
+@given(
+    st.sampled_from(["127.0.0.1", "10.1.2.3"]),
+    ports,
+    st.sampled_from(list(PortState)),
+    st.sampled_from(["reset", "syn-ack", "no-response"]),
+    st.none() | st.just("example.test"),
+    st.none() | st.just("http"),
+    st.none() | st.floats(0, 10),
+)
+def test_fast_results_equal_constructed_ones(
+    host: str,
+    port: int,
+    state: PortState,
+    reason: str,
+    hostname: str | None,
+    expected: str | None,
+    rtt: float | None,
+) -> None:
+    from portkit.scan._syn import _slow_tcp_result, tcp_result
+
+    assert tcp_result is not _slow_tcp_result  # the fast maker is the one in use
+    made = tcp_result(host, port, state, reason, hostname, expected, rtt)
+    plain = PortResult(
+        host=host,
+        port=port,
+        transport="tcp",
+        state=state,
+        reason=reason,
+        hostname=hostname,
+        expected=expected,
+        rtt=rtt,
+    )
+    assert made == plain
+    assert hash(made) == hash(plain)
+    assert repr(made) == repr(plain)
+    assert made.identified is None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import hashlib
 import heapq
 import itertools
@@ -29,7 +30,7 @@ import struct
 import time
 from array import array
 from collections import deque
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from typing import cast
 
 from portkit._errors import PrivilegeError, TargetError
@@ -69,12 +70,89 @@ _RECV_BUFFER = 32 << 20
 _READ_CAP = 4096  # packets read per wake-up before yielding results
 _BATCH = 512  # SYNs per sendmmsg call
 # An IPv4 header without options (20 bytes) then TCP: addresses, ports, seq, ack, flags.
-_REPLY = struct.Struct("!12x4s4sHHIIxB")
+_REPLY = struct.Struct("!12x8sHHIIxB")
 # TCP from its first byte: ports, seq, ack, data offset, flags.
 _TCP_START = struct.Struct("!HHIIBB")
 CLOSED = PortState.CLOSED
 _Found = tuple[Target, int, PortState, str, float | None]
 OPEN = PortState.OPEN
+
+
+def _slow_tcp_result(
+    host: str,
+    port: int,
+    state: PortState,
+    reason: str,
+    hostname: str | None,
+    expected: str | None,
+    rtt: float | None,
+) -> PortResult:
+    return PortResult(
+        host=host,
+        port=port,
+        transport="tcp",
+        state=state,
+        reason=reason,
+        hostname=hostname,
+        expected=expected,
+        rtt=rtt,
+    )
+
+
+def _tcp_result_maker() -> Callable[
+    [str, int, PortState, str, str | None, str | None, float | None], PortResult
+]:
+    """A maker of TCP :class:`PortResult` objects, twice as fast as the constructor.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``;
+    a sweep makes 65,536 results, and that is a tenth of its Python time. Here the
+    slots are filled directly through their descriptors: the same object (equal,
+    same hash; a test checks). Should the fields ever differ from the ones known
+    here, the plain constructor is used.
+    """
+    names = tuple(f.name for f in dataclasses.fields(PortResult))
+    known = (
+        "host",
+        "port",
+        "transport",
+        "state",
+        "reason",
+        "hostname",
+        "expected",
+        "rtt",
+        "identified",
+    )
+    if names != known or not hasattr(PortResult, "__slots__"):
+        return _slow_tcp_result
+    setters = [getattr(PortResult, name).__set__ for name in known]
+    host_, port_, transport_, state_, reason_, hostname_, expected_, rtt_, identified_ = setters
+    new = object.__new__
+
+    def make(
+        host: str,
+        port: int,
+        state: PortState,
+        reason: str,
+        hostname: str | None,
+        expected: str | None,
+        rtt: float | None,
+    ) -> PortResult:
+        result = new(PortResult)
+        host_(result, host)
+        port_(result, port)
+        transport_(result, "tcp")
+        state_(result, state)
+        reason_(result, reason)
+        hostname_(result, hostname)
+        expected_(result, expected)
+        rtt_(result, rtt)
+        identified_(result, None)
+        return result
+
+    return make
+
+
+tcp_result = _tcp_result_maker()
 
 
 def check_privilege() -> None:
@@ -265,7 +343,7 @@ async def run_syn_engine(
     limiter = RateLimiter(options.rate)
     retries = max(0, options.retries)
     base_timeout = max(0.001, options.timeout)
-    # (target address packed, port) -> (target, attempt, sent at, answers when sent)
+    # (reply's addresses: target's then ours, port) -> (target, attempt, sent at, answers)
     outstanding: dict[tuple[bytes, int], tuple[Target, int, float, int]] = {}
     # (deadline, sequence, attempt, keys of one batch): a heap, earliest first.
     deadlines: list[tuple[float, int, int, list[tuple[bytes, int]]]] = []
@@ -273,7 +351,7 @@ async def run_syn_engine(
     again: deque[tuple[Target, int, int]] = deque()
     # address -> (packed, pair half of the cookie, checksum base, IPv4 header, sockaddr)
     sources: dict[str, tuple[bytes, int, int, bytes, bytes]] = {}
-    # A reply's (source + destination address) bytes -> the pair half of its cookie.
+    # A reply's source and destination addresses (8 bytes) -> the pair half of its cookie.
     reply_pairs: dict[bytes, int] = {}
     # Answers found, until they become PortResults: (target, port, state, reason, rtt).
     results: list[_Found] = []
@@ -297,18 +375,15 @@ async def run_syn_engine(
         append((target, port, state, reason, rtt))
 
     def results_of(found: list[_Found], table: Sequence[str | None] | None) -> list[PortResult]:
+        make = tcp_result
+        if table is None:
+            return [
+                make(t.address, port, s, reason, t.hostname, None, rtt)
+                for t, port, s, reason, rtt in found
+            ]
         return [
-            PortResult(
-                host=target.address,
-                port=port,
-                transport="tcp",
-                state=state,
-                reason=reason,
-                hostname=target.hostname,
-                expected=None if table is None else table[port],
-                rtt=rtt,
-            )
-            for target, port, state, reason, rtt in found
+            make(t.address, port, s, reason, t.hostname, table[port], rtt)
+            for t, port, s, reason, rtt in found
         ]
 
     def addressing(target: Target) -> tuple[bytes, int, int, bytes, bytes]:
@@ -320,9 +395,17 @@ async def run_syn_engine(
             src = socket.inet_aton(_source_for(target.address))
             pair = jar.pair(src, dst, sport)
             header = ipv4_header(src, dst)
-            known = (dst, pair, _base_sum(src, dst, sport), header, sockaddr_in(target.address))
+            # A reply comes from dst to src: its address bytes, in order, are dst + src.
+            addresses = dst + src
+            known = (
+                addresses,
+                pair,
+                _base_sum(src, dst, sport),
+                header,
+                sockaddr_in(target.address),
+            )
             sources[target.address] = known
-            reply_pairs[dst + src] = pair
+            reply_pairs[addresses] = pair
         return known
 
     def receive(now: float) -> None:
@@ -336,24 +419,21 @@ async def run_syn_engine(
                 if view[offset] == 0x45:
                     if view[offset + 2] == 0 and view[offset + 3] < 34:
                         continue
-                    src_ip, dst_ip, their_port, our_port, _seq, ack, flags = unpack_reply(
-                        view, offset
-                    )
+                    addresses, their_port, our_port, _seq, ack, flags = unpack_reply(view, offset)
                 else:  # IPv4 options: rare, take the long way
                     ihl = (view[offset] & 0x0F) * 4
                     length = min(stride, (view[offset + 2] << 8) | view[offset + 3])
                     if view[offset] >> 4 != 4 or ihl < 20 or length < ihl + 14:
                         continue
-                    src_ip = bytes(view[offset + 12 : offset + 16])
-                    dst_ip = bytes(view[offset + 16 : offset + 20])
+                    addresses = bytes(view[offset + 12 : offset + 20])
                     their_port, our_port, _seq, ack, _off, flags = unpack_tcp(view, offset + ihl)
                 if our_port != sport:
                     continue
-                key = (src_ip, their_port)
+                key = (addresses, their_port)
                 entry = outstanding.get(key)
                 if entry is None:
                     continue  # late, duplicate, or not ours
-                pair = reply_pairs.get(src_ip + dst_ip)
+                pair = reply_pairs.get(addresses)
                 if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
                     continue  # not an answer to our SYN
                 del outstanding[key]
@@ -426,13 +506,13 @@ async def run_syn_engine(
             if target is not last_target or last_known is None:
                 last_known = addressing(target)
                 last_target = target
-            dst, pair, base, header, name = last_known
+            addresses, pair, base, header, name = last_known
             offset = first + count * PACKET_SIZE
             if destinations[count] != target.address:
                 batch.set_destination(count, target.address, name)
                 data[offset : offset + 20] = header
             write(data, offset + 20, base, sport, port, pair ^ table[port])
-            key = (dst, port)
+            key = (addresses, port)
             outstanding[key] = (target, attempt, now, answers)
             keys.append(key)
             count += 1
