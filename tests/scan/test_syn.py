@@ -193,6 +193,7 @@ async def test_engine_same_answers_batched_or_not(
 
 
 @given(
+    st.sampled_from(["tcp", "udp"]),
     st.sampled_from(["127.0.0.1", "10.1.2.3"]),
     ports,
     st.sampled_from(list(PortState)),
@@ -202,6 +203,7 @@ async def test_engine_same_answers_batched_or_not(
     st.none() | st.floats(0, 10),
 )
 def test_fast_results_equal_constructed_ones(
+    transport: str,
     host: str,
     port: int,
     state: PortState,
@@ -210,14 +212,18 @@ def test_fast_results_equal_constructed_ones(
     expected: str | None,
     rtt: float | None,
 ) -> None:
-    from portkit.scan._syn import _slow_tcp_result, tcp_result
+    from portkit.scan._names import result_maker
 
-    assert tcp_result is not _slow_tcp_result  # the fast maker is the one in use
-    made = tcp_result(host, port, state, reason, hostname, expected, rtt)
+    make = result_maker(transport)
+    assert getattr(make, "fast", False)  # the fast maker is the one in use
+    made = make(host, port, state, reason, hostname, expected, rtt)
+    assert made == result_maker(transport, fast=False)(
+        host, port, state, reason, hostname, expected, rtt
+    )
     plain = PortResult(
         host=host,
         port=port,
-        transport="tcp",
+        transport=transport,
         state=state,
         reason=reason,
         hostname=hostname,
