@@ -225,11 +225,7 @@ async def _tcp_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]
         workers = 1
     else:
         workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
-    names: Sequence[str | None] | BackgroundNames
-    if workers > 1:
-        names = expected_names("tcp", plan.ports.tcp)  # every process needs the table
-    else:
-        names = names_for("tcp", plan.ports.tcp)
+    names = names_for("tcp", plan.ports.tcp)
     try:
         options = plan.options
         if workers > 1:
@@ -241,27 +237,33 @@ async def _tcp_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]
                 if options.concurrency is None
                 else max(1, options.concurrency // workers),
             )
-        engine: Engine
-        if plan.syn:
-            from portkit.scan._syn import run_syn_engine
 
+        def engine_with(
+            table: Sequence[str | None] | BackgroundNames | None,
+        ) -> Engine:
             def engine(
                 probes: Iterator[tuple[Target, int]],
             ) -> AsyncGenerator[list[PortResult], None]:
-                return run_syn_engine(probes, options, names)
+                if plan.syn:
+                    from portkit.scan._syn import run_syn_engine
 
-        else:
+                    return run_syn_engine(probes, options, table)
+                return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, table)
 
-            def engine(
-                probes: Iterator[tuple[Target, int]],
-            ) -> AsyncGenerator[list[PortResult], None]:
-                return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, names)
+            return engine
 
         if workers > 1:
-            assert not isinstance(names, BackgroundNames)
-            batches = sharded(engine, plan.probes("tcp"), workers, transport="tcp", names=names)
+            # Workers send their results unnamed; this process names them.
+            batches = sharded(
+                engine_with(None),
+                plan.probes("tcp"),
+                workers,
+                transport="tcp",
+                names=names,
+                own_engine=engine_with(names),
+            )
         else:
-            batches = engine(plan.probes("tcp"))
+            batches = engine_with(names)(plan.probes("tcp"))
         async with contextlib.aclosing(batches):
             async for batch in batches:
                 yield batch
