@@ -364,9 +364,9 @@ async def run_syn_engine(
                 if congestion.window < ceiling:
                     congestion.on_answer()
                 if flags & _RST:
-                    finish(entry[0], their_port, CLOSED, "reset", now - entry[2])
+                    append((entry[0], their_port, CLOSED, "reset", now - entry[2]))
                 elif flags & (_SYN | _ACK) == _SYN | _ACK:
-                    finish(entry[0], their_port, OPEN, "syn-ack", now - entry[2])
+                    append((entry[0], their_port, OPEN, "syn-ack", now - entry[2]))
 
     def collect() -> None:
         """Start the timeouts of the batches that left; handle what could not be sent."""
