@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import pickle
 import signal
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from portkit.scan._model import PortResult, PortState
 
-__all__ = ["BackgroundNames", "MakeResult", "result_maker"]
+__all__ = ["BackgroundNames", "MakeResult", "load_table", "result_maker", "store_table"]
 
 Names = Sequence[str | None]
 # (host, port, state, reason, hostname, expected, rtt) -> a PortResult of one transport
@@ -185,3 +188,81 @@ class BackgroundNames:
             code = 0
         finally:
             os._exit(code)
+
+
+# --- the table, kept between runs ---------------------------------------------------
+#
+# Building a sweep's table reads the whole registry: ~0.1 s of Python in every run.
+# The table is kept in the registry's cache directory, in a plain text file ("port
+# TAB name" lines: nothing is executed on reading it), under a name derived from
+# everything it depends on: the transport, portkit's version, this format, and the
+# size and modification time of the registry's data files (the shipped one and the
+# one `portkit registry update` writes). Any change there gives a new name, so a
+# stale table is never read; anything odd about a file means "build it again".
+
+_TABLE_FORMAT = 1
+_PREFIX = "scan-names-"
+
+
+def _table_path(transport: str) -> Path | None:
+    try:
+        import importlib.resources
+
+        from portkit import __version__
+        from portkit.registry import cache_path
+
+        live = cache_path()
+        shipped = Path(str(importlib.resources.files("portkit.registry").joinpath("data")))
+        shipped_file = shipped / live.name
+        parts = [transport, __version__, str(_TABLE_FORMAT)]
+        for source in (shipped_file, live):
+            try:
+                info = source.stat()
+                parts += [str(source), str(info.st_size), str(info.st_mtime_ns)]
+            except FileNotFoundError:
+                parts += [str(source), "-"]
+    except Exception:  # no kept table is always a correct answer
+        return None
+    key = hashlib.blake2b("\0".join(parts).encode(), digest_size=10).hexdigest()
+    return live.parent / f"{_PREFIX}{transport}-{key}.txt"
+
+
+def load_table(transport: str) -> list[str | None] | None:
+    """The kept table of names for ``transport``, or None (absent, stale or damaged)."""
+    path = _table_path(transport)
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    names: list[str | None] = [None] * 65536
+    lines = text.split("\n")
+    if lines[0] != f"portkit scan names {_TABLE_FORMAT} {transport}" or lines[-1] != "end":
+        return None  # not ours, or cut short
+    try:
+        for line in lines[1:-1]:
+            port, name = line.split("\t")
+            names[int(port)] = name
+    except (ValueError, IndexError):
+        return None
+    return names
+
+
+def store_table(transport: str, names: Sequence[str | None]) -> None:
+    """Keep ``names`` for the next runs (quietly nothing if the directory is not writable)."""
+    path = _table_path(transport)
+    if path is None or len(names) != 65536:
+        return
+    body = "".join(f"{port}\t{name}\n" for port, name in enumerate(names) if name)
+    text = f"portkit scan names {_TABLE_FORMAT} {transport}\n{body}end"
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=".names-", delete=False
+        ) as handle:
+            handle.write(text)
+        os.replace(handle.name, path)  # whole or not at all
+        for old in path.parent.glob(f"{_PREFIX}{transport}-*.txt"):
+            if old != path:  # tables of an older registry
+                old.unlink(missing_ok=True)

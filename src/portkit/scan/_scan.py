@@ -28,7 +28,7 @@ from portkit.scan._engine import (
     run_socket_engine,
 )
 from portkit.scan._model import Identification, PortResult, PortState
-from portkit.scan._names import BackgroundNames
+from portkit.scan._names import BackgroundNames, load_table, store_table
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
 from portkit.scan._shard import Engine, sharded, worker_count
 from portkit.scan._targets import (
@@ -163,9 +163,14 @@ def expected_names(transport: str, ports: Sequence[int] | None = None) -> list[s
     """
     from portkit.registry import default_registry
 
+    small = ports is not None and len(ports) < _TABLE_THRESHOLD
+    if not small or not _registry_loaded():
+        kept = load_table(transport)  # a previous run's table: no registry to read
+        if kept is not None:
+            return kept
     registry = default_registry()
     names: list[str | None] = [None] * 65536
-    if ports is not None and len(ports) < _TABLE_THRESHOLD:
+    if ports is not None and small:
         for port in ports:
             names[port] = registry.service_name(port, transport)
         return names
@@ -183,6 +188,7 @@ def expected_names(transport: str, ports: Sequence[int] | None = None) -> list[s
         for port in range(service.port, min(service.port_end, 65535) + 1):
             if names[port] is None:
                 names[port] = service.name
+    store_table(transport, names)
     return names
 
 
@@ -196,10 +202,14 @@ def names_for(transport: str, ports: Sequence[int]) -> Sequence[str | None] | Ba
 
     Loading the registry and naming a sweep's ports costs about 0.1 s of Python; in a
     forked process (Linux) it runs beside the scan's start instead of before it. Once
-    this process has the registry, naming a few ports is quicker than a fork.
+    this process has the registry, naming a few ports is quicker than a fork, and a
+    table kept by a previous run (see :func:`load_table`) quicker still.
     """
     if sys.platform != "linux" or (_registry_loaded() and len(ports) < _TABLE_THRESHOLD):
         return expected_names(transport, ports)
+    kept = load_table(transport)  # a previous run's table: quicker than a fork
+    if kept is not None:
+        return kept
     return BackgroundNames(lambda: expected_names(transport, ports))
 
 
