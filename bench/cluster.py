@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -40,6 +39,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from _netns import namespace  # bench/ is sys.path[0] when this runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
@@ -77,18 +78,6 @@ for host in sys.argv[1:]:
 print("ready", flush=True)
 sys.stdin.read()
 """
-
-
-@contextmanager
-def namespace() -> Iterator[str]:
-    """A fresh namespace with loopback up; deleted on the way out, whatever happened."""
-    name = f"pk-cluster-bench-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @contextmanager
@@ -253,7 +242,7 @@ def main() -> int:
     trivial = ["127.0.0.1", "-p", "22"]
     rows: list[tuple[str, float, float, float]] = []
     with contextlib.ExitStack() as stack:
-        ns = stack.enter_context(namespace())
+        ns = stack.enter_context(namespace("pk-cluster-bench-"))
         stack.enter_context(services(ns))
         times: dict[str, list[float]] = {
             k: [] for k in ("one", "two", "running", "t-one", "t-two", "t-running")

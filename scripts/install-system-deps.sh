@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that portkit's tests, lab and benchmarks talk to:
 # real peers (nmap, curl, socat, wrk, chromium) and real daemons for the lab
-# (nginx, openssh, postfix, dovecot, vsftpd, dnsmasq, inetd + telnetd).
+# (nginx, openssh, postfix, dovecot, vsftpd, dnsmasq, inetd + telnetd), and more real servers
+# that identification is tested against (PostgreSQL, MariaDB, Mosquitto, OpenLDAP, net-snmp,
+# NTPsec, TigerVNC, xrdp, Samba, RabbitMQ, lighttpd, Redis, memcached).
 #
 # Nothing is started in the host's namespace: a temporary policy-rc.d refuses every
 # service start during the install, and postfix is preseeded to "No configuration".
@@ -15,6 +17,7 @@ packages=(
   dnsmasq-base openbsd-inetd inetutils-telnetd fetchmail
   redis-server memcached
   nftables postgresql mariadb-server mosquitto slapd snmpd ntpsec
+  tigervnc-standalone-server xrdp samba rabbitmq-server lighttpd
   chromium ffmpeg
 )
 

@@ -152,13 +152,8 @@ def _hosts(state_dir: Path) -> tuple[str, ...]:
     return tuple((state_dir / "addresses").read_text(encoding="utf-8").split())
 
 
-def lab_up(name: str, *, extra: bool = True) -> Lab:
-    """Bring a lab up in namespace NAME; raise RuntimeError with up.sh's message if it fails."""
-    cmd = [str(LAB_DIR / "up.sh"), *(["--extra"] if extra else []), name]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=UP_TIMEOUT, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"lab/up.sh {name} failed: {proc.stderr.strip()}")
-    state_dir = Path((LAB_DIR / "state" / name).read_text(encoding="utf-8").strip())
+def _lab(name: str, state_dir: Path, *, extra: bool) -> Lab:
+    """The Lab whose up.sh state is in STATE_DIR (with the --extra daemons or not)."""
     rows = tuple(r for r in load_ground_truth() if extra or not r.extra)
     return Lab(
         name=name,
@@ -167,6 +162,16 @@ def lab_up(name: str, *, extra: bool = True) -> Lab:
         extra=extra,
         hosts=_hosts(state_dir),
     )
+
+
+def lab_up(name: str, *, extra: bool = True) -> Lab:
+    """Bring a lab up in namespace NAME; raise RuntimeError with up.sh's message if it fails."""
+    cmd = [str(LAB_DIR / "up.sh"), *(["--extra"] if extra else []), name]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=UP_TIMEOUT, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"lab/up.sh {name} failed: {proc.stderr.strip()}")
+    state_dir = Path((LAB_DIR / "state" / name).read_text(encoding="utf-8").strip())
+    return _lab(name, state_dir, extra=extra)
 
 
 def lab_down(name: str) -> subprocess.CompletedProcess[str]:
@@ -187,15 +192,7 @@ def lab_attach(name: str) -> Lab:
         raise RuntimeError(f"no running lab named {name!r} (start it with lab/up.sh {name})")
     state_dir = Path(pointer.read_text(encoding="utf-8").strip())
     daemons = (state_dir / "pids").read_text(encoding="utf-8")
-    extra = "\nredis\t" in f"\n{daemons}"
-    rows = tuple(r for r in load_ground_truth() if extra or not r.extra)
-    return Lab(
-        name=name,
-        state_dir=state_dir,
-        ground_truth=rows,
-        extra=extra,
-        hosts=_hosts(state_dir),
-    )
+    return _lab(name, state_dir, extra="\nredis\t" in f"\n{daemons}")
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ import pty
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
+from bench._netns import namespace
 
 from portkit.client import listening_sockets
 from tests.client.helpers import (
@@ -26,8 +26,12 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC)}
 
 
-async def _portkit(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
-    """Run ``portkit`` with ``stdin`` (then end of file); return (status, stdout, stderr)."""
+async def _spawn(
+    *argv: str,
+) -> tuple[
+    asyncio.subprocess.Process, asyncio.StreamWriter, asyncio.StreamReader, asyncio.StreamReader
+]:
+    """Start ``portkit ARGV``; return it with its stdin, stdout and stderr pipes."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -38,6 +42,15 @@ async def _portkit(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
         stderr=asyncio.subprocess.PIPE,
         env=ENV,
     )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    return proc, proc.stdin, proc.stdout, proc.stderr
+
+
+async def _portkit(*argv: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
+    """Run ``portkit`` with ``stdin`` (then end of file); return (status, stdout, stderr)."""
+    proc, *_ = await _spawn(*argv)
     out, err = await proc.communicate(stdin)
     assert proc.returncode is not None
     return proc.returncode, out, err.decode()
@@ -67,26 +80,13 @@ async def test_two_argument_form_and_quiet() -> None:
 
 async def test_server_closing_first_ends_it_while_stdin_is_open() -> None:
     async with echo_server() as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "portkit",
-            "connect",
-            f"127.0.0.1:{server.port}",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=ENV,
-        )
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        proc.stdin.write(b"QUIT\n")
-        await proc.stdin.drain()
-        out = await proc.stdout.read()  # until portkit exits: stdin is still open
-        err = await proc.stderr.read()
+        proc, stdin, stdout, stderr = await _spawn("connect", f"127.0.0.1:{server.port}")
+        stdin.write(b"QUIT\n")
+        await stdin.drain()
+        out = await stdout.read()  # until portkit exits: stdin is still open
+        err = await stderr.read()
         status = await proc.wait()
-        proc.stdin.close()
+        stdin.close()
     assert status == 0
     assert out == b"HELLO\nBYE 5\n"
     assert "closed by the server: sent 5 bytes" in err.decode()
@@ -171,28 +171,14 @@ async def test_timeout_exits_4() -> None:
 
 async def test_idle_timeout_exits_4() -> None:
     async with echo_server() as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "portkit",
-            "connect",
-            "-q",
-            "--idle-timeout",
-            "0.5",
-            f"127.0.0.1:{server.port}",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=ENV,
+        proc, stdin, stdout, stderr = await _spawn(
+            "connect", "-q", "--idle-timeout", "0.5", f"127.0.0.1:{server.port}"
         )
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        assert proc.stderr is not None
         # stdin stays open and the server says nothing after its greeting: idle.
-        out = await proc.stdout.read()
-        err = await proc.stderr.read()
+        out = await stdout.read()
+        err = await stderr.read()
         status = await proc.wait()
-        proc.stdin.close()
+        stdin.close()
     assert status == 4
     assert out == b"HELLO\n"
     assert err == f"portkit: no data to or from 127.0.0.1:{server.port} for 0.5 s\n".encode()
@@ -220,37 +206,36 @@ async def test_bad_input_exits_2_with_one_line(argv: list[str], quoted: str) -> 
     assert quoted in err
 
 
+def _connect_inside(namespace: str, target: str) -> subprocess.CompletedProcess[str]:
+    """Run ``portkit connect -q TARGET`` inside ``namespace``, stdin closed."""
+    return subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            sys.executable,
+            "-m",
+            "portkit",
+            "connect",
+            "-q",
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
+    )
+
+
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace")
 def test_unreachable_exits_1_with_one_line() -> None:
     # A fresh network namespace has its loopback down: 127.0.0.1 is unreachable there.
-    ip = shutil.which("ip")
-    assert ip is not None, "iproute2 is a system dependency"
-    name = f"pk-client-{uuid.uuid4().hex[:8]}"
-    subprocess.run([ip, "netns", "add", name], check=True)
-    try:
-        proc = subprocess.run(
-            [
-                ip,
-                "netns",
-                "exec",
-                name,
-                sys.executable,
-                "-m",
-                "portkit",
-                "connect",
-                "-q",
-                "127.0.0.1:80",
-            ],
-            capture_output=True,
-            text=True,
-            env=ENV,
-            stdin=subprocess.DEVNULL,
-            check=False,
-            timeout=60,
-        )
-    finally:
-        subprocess.run([ip, "netns", "delete", name], check=True)
+    with namespace("pk-client-", loopback=False) as name:
+        proc = _connect_inside(name, "127.0.0.1:80")
     assert proc.returncode == 1
     assert proc.stderr == (
         "portkit: cannot connect to 127.0.0.1:80: network is unreachable "
@@ -323,29 +308,14 @@ async def test_servername_verifies_another_name(tmp_path: Path) -> None:
 def test_unresolvable_name_exits_1_with_one_line() -> None:
     # Inside a fresh namespace (loopback down) whose resolv.conf names only 127.0.0.1,
     # the DNS query cannot leave: the name fails to resolve without any traffic.
-    ip = shutil.which("ip")
-    assert ip is not None, "iproute2 is a system dependency"
-    name = f"pk-client-{uuid.uuid4().hex[:8]}"
-    etc = Path("/etc/netns") / name  # `ip netns exec` bind-mounts files found here
-    etc.mkdir(parents=True)
-    try:
-        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n", encoding="ascii")
-        subprocess.run([ip, "netns", "add", name], check=True)
+    with namespace("pk-client-", loopback=False) as name:
+        etc = Path("/etc/netns") / name  # `ip netns exec` bind-mounts files found here
+        etc.mkdir(parents=True)
         try:
-            command = [ip, "netns", "exec", name, sys.executable, "-m", "portkit"]
-            proc = subprocess.run(
-                [*command, "connect", "-q", "nosuch.portkit.test:80"],
-                capture_output=True,
-                text=True,
-                env=ENV,
-                stdin=subprocess.DEVNULL,
-                check=False,
-                timeout=60,
-            )
+            (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n", encoding="ascii")
+            proc = _connect_inside(name, "nosuch.portkit.test:80")
         finally:
-            subprocess.run([ip, "netns", "delete", name], check=True)
-    finally:
-        shutil.rmtree(etc)
+            shutil.rmtree(etc)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("portkit: cannot resolve 'nosuch.portkit.test': ")
     assert proc.stderr.count("\n") == 1

@@ -8,9 +8,20 @@ import socket
 import pytest
 
 from portkit import EndpointError, ResolveError
-from portkit.endpoint import Address, SrvRecord, parse_endpoint, resolve, srv_name
+from portkit.endpoint import Address, Resolution, SrvRecord, parse_endpoint, resolve, srv_name
 from portkit.registry import default_registry
 from tests.endpoint.dnsmasq import DnsServer
+
+
+async def resolve_srv(text: str, dns_server: DnsServer) -> Resolution:
+    """Only the SRV step for ``text``, asked of the test's DNS server."""
+    return await resolve(
+        parse_endpoint(text),
+        addresses=False,
+        srv=True,
+        nameserver=dns_server.host,
+        nameserver_port=dns_server.port,
+    )
 
 
 async def test_ipv4_literal() -> None:
@@ -68,13 +79,7 @@ def test_srv_name_of_an_unregistered_scheme_is_the_scheme() -> None:
 
 
 async def test_srv_records_from_a_real_dns_server(dns_server: DnsServer) -> None:
-    r = await resolve(
-        parse_endpoint("imaps://example.test"),
-        addresses=False,
-        srv=True,
-        nameserver=dns_server.host,
-        nameserver_port=dns_server.port,
-    )
+    r = await resolve_srv("imaps://example.test", dns_server)
     assert r.srv_name == "_imaps._tcp.example.test"
     assert r.addresses == ()
     # lowest priority first; among equals the heavier weight first
@@ -86,24 +91,12 @@ async def test_srv_records_from_a_real_dns_server(dns_server: DnsServer) -> None
 
 
 async def test_srv_for_a_scheme_alias(dns_server: DnsServer) -> None:
-    r = await resolve(
-        parse_endpoint("smtps://example.test"),
-        addresses=False,
-        srv=True,
-        nameserver=dns_server.host,
-        nameserver_port=dns_server.port,
-    )
+    r = await resolve_srv("smtps://example.test", dns_server)
     assert r.srv == (SrvRecord(priority=0, weight=0, port=465, target="smtp.example.test"),)
 
 
 async def test_no_srv_records_is_an_empty_answer(dns_server: DnsServer) -> None:
-    r = await resolve(
-        parse_endpoint("pop3s://example.test"),
-        addresses=False,
-        srv=True,
-        nameserver=dns_server.host,
-        nameserver_port=dns_server.port,
-    )
+    r = await resolve_srv("pop3s://example.test", dns_server)
     assert r.srv_name == "_pop3s._tcp.example.test"
     assert r.srv == ()
 

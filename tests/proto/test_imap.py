@@ -174,7 +174,7 @@ def test_literal_over_limit_refused_before_reading() -> None:
     out = sent(session.receive(b"b LOGIN {500+}\r\n" + b"x" * 500 + b"\r\nc NOOP\r\n"))
     assert out.startswith(b"b BAD [TOOBIG]")
     assert out.endswith(b"c OK NOOP completed\r\n")
-    assert len(session._buffer) == 0
+    assert len(session._lines) == 0
 
 
 @pytest.mark.parametrize("one_byte", [False, True])

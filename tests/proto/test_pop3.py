@@ -160,7 +160,7 @@ def test_plaintext_login_refused_without_tls_when_configured() -> None:
 def test_overlong_line_is_one_err_and_recovers() -> None:
     events, session = run(b"X" * 10_000 + b"\r\nNOOP\r\nUSER alice\r\n", one_byte=False)
     assert sent(events) == b"-ERR line too long\r\n-ERR unknown command\r\n+OK send PASS\r\n"
-    assert len(session._buffer) == 0
+    assert len(session._lines) == 0
 
 
 def test_byte_stuff_normalises_line_ends() -> None:

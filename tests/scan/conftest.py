@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -11,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from bench._netns import namespace
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,8 @@ needs_root = pytest.mark.skipif(
 @pytest.fixture
 def netns() -> Iterator[str]:
     """A fresh network namespace ``pk-scan-*`` with loopback up, always deleted."""
-    name = f"pk-scan-t{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    with namespace("pk-scan-t") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def drop_tcp_port(namespace: str, port: int) -> None:

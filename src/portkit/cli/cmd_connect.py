@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from portkit._errors import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE
+from portkit.cli._args import add_target_arguments, target_endpoint
 
 if TYPE_CHECKING:
     import ssl
@@ -17,16 +18,11 @@ SUMMARY = "talk to an application: stdin/stdout to a URL, host:port or 'host ser
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "target",
-        metavar="TARGET",
-        help="a URL (https://example.org), host:port, host:service (mail.example:smtp) or host",
-    )
-    parser.add_argument(
-        "service",
-        metavar="PORT|SERVICE",
-        nargs="?",
-        help="with a bare host: the port or service name ('portkit connect example.org smtp')",
+    add_target_arguments(
+        parser,
+        target_help="a URL (https://example.org), host:port, host:service (mail.example:smtp) or host",
+        service_help="with a bare host: the port or service name ('portkit connect example.org smtp')",
+        service_metavar="PORT|SERVICE",
     )
     parser.add_argument(
         "--tls",
@@ -88,12 +84,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _endpoint(args: argparse.Namespace) -> Endpoint:
     from portkit._errors import EndpointError
-    from portkit.endpoint import parse_endpoint, parse_host_service
 
-    if args.service is not None:
-        endpoint = parse_host_service(args.target, args.service)
-    else:
-        endpoint = parse_endpoint(args.target)
+    endpoint = target_endpoint(args)
     if endpoint.port == 0:
         raise EndpointError(f"cannot connect to port 0 in {endpoint.text!r}: ports are 1-65535")
     if endpoint.transport != "tcp":

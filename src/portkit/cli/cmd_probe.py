@@ -7,10 +7,11 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from portkit._errors import ConnectionRefused, ConnectTimeout, UsageError
+from portkit.cli._args import add_target_arguments, target_endpoint
 
 if TYPE_CHECKING:
     from portkit.endpoint import Endpoint
-    from portkit.scan import Identification, PortResult, TlsInfo
+    from portkit.scan import PortResult
 
 SUMMARY = "connect to one endpoint and identify what answers there (protocol, product, TLS)"
 
@@ -31,12 +32,9 @@ UDP port unreachable), 4 no answer in time. The JSON keys are documented in docs
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.add_argument("target", metavar="TARGET", help="URL, host:port, host:service or host")
-    parser.add_argument(
-        "service",
-        metavar="SERVICE",
-        nargs="?",
-        help="a port or service name for TARGET given as a bare host (localhost imaps)",
+    add_target_arguments(
+        parser,
+        service_help="a port or service name for TARGET given as a bare host (localhost imaps)",
     )
     parser.add_argument("--udp", action="store_true", help="probe over UDP (dns, ntp, snmp, sip)")
     parser.add_argument(
@@ -52,13 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from portkit.endpoint import parse_endpoint, parse_host_service
     from portkit.scan import DEFAULT_BUDGET, PortState, probe_port
 
-    if args.service is not None:
-        endpoint = parse_host_service(args.target, args.service)
-    else:
-        endpoint = parse_endpoint(args.target)
+    endpoint = target_endpoint(args)
     budget = DEFAULT_BUDGET if args.budget is None else args.budget
     if not 0 < budget <= 600:
         raise UsageError(f"--budget must be more than 0 and at most 600 seconds, not {budget:g}")
@@ -104,42 +98,10 @@ def _where(host: str, port: int, transport: str) -> str:
     return f"{shown}:{port}/{transport}"
 
 
-def _tls_json(tls: TlsInfo | None) -> dict[str, Any] | None:
-    if tls is None:
-        return None
-    return {
-        "version": tls.version,
-        "cipher": tls.cipher,
-        "alpn": tls.alpn,
-        "subject": tls.subject,
-        "issuer": tls.issuer,
-        "not_before": tls.not_before,
-        "not_after": tls.not_after,
-        "self_signed": tls.self_signed,
-        "subject_alt_names": list(tls.subject_alt_names),
-    }
-
-
-def _identified_json(found: Identification | None) -> dict[str, Any] | None:
-    if found is None:
-        return None
-    from portkit.proto import printable
-
-    return {
-        "service": found.service,
-        "product": found.product,
-        "version": found.version,
-        "extra": found.extra,
-        "confidence": found.confidence,
-        "method": found.method,
-        "probe": found.probe,
-        "tls": _tls_json(found.tls),
-        "evidence": printable(found.evidence),
-    }
-
-
 def as_json(endpoint: Endpoint, result: PortResult) -> dict[str, Any]:
     """The ``--json`` document (keys documented in docs/identify.md)."""
+    from portkit.proto import printable
+    from portkit.report._json import identification_json
     from portkit.scan import same_protocol
 
     found = result.identified
@@ -153,7 +115,7 @@ def as_json(endpoint: Endpoint, result: PortResult) -> dict[str, Any]:
         "reachable": True,
         "connect_ms": None if result.rtt is None else round(result.rtt * 1000, 3),
         "expected": result.expected,
-        "identified": _identified_json(found),
+        "identified": identification_json(found, evidence=printable),
         "matches_expected": same_protocol(result.expected, found.service if found else None),
     }
 

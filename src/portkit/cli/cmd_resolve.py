@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from portkit._errors import UsageError
+from portkit.cli._args import add_target_arguments, target_endpoint
 
 if TYPE_CHECKING:
     from portkit.endpoint import Endpoint, Resolution
@@ -30,12 +31,9 @@ documented in docs/endpoint.md.
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.add_argument("target", metavar="TARGET", help="URL, host:port, host:service or host")
-    parser.add_argument(
-        "service",
-        metavar="SERVICE",
-        nargs="?",
-        help="a port or service name for TARGET given as a bare host (example.org smtp)",
+    add_target_arguments(
+        parser,
+        service_help="a port or service name for TARGET given as a bare host (example.org smtp)",
     )
     parser.add_argument(
         "--scheme", metavar="SCHEME", help="the scheme for a TARGET without one (http, ssh, ...)"
@@ -69,14 +67,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from portkit.endpoint import parse_endpoint, parse_host_service
-
-    if args.service is not None:
-        if args.scheme is not None:
-            raise UsageError("give either SERVICE or --scheme, not both")
-        endpoint = parse_host_service(args.target, args.service)
-    else:
-        endpoint = parse_endpoint(args.target, default_scheme=args.scheme)
+    if args.service is not None and args.scheme is not None:
+        raise UsageError("give either SERVICE or --scheme, not both")
+    endpoint = target_endpoint(args, default_scheme=args.scheme)
     if not 0 < args.nameserver_port <= 65535:
         raise UsageError(f"--nameserver-port must be 1-65535, not {args.nameserver_port}")
     if args.timeout is not None and not args.timeout > 0:

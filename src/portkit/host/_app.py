@@ -20,8 +20,8 @@ table into an instance, checking types (``str``, ``int``, ``float``, ``bool``,
 :class:`pathlib.Path`, ``tuple[str, ...]``, ``tuple[int, ...]``, and ``X | None``),
 rejecting unknown keys and requiring fields without defaults. Relative paths are taken
 relative to the configuration file's directory. Field metadata may add ``min``/``max``
-bounds (``field(default=10, metadata={"min": 1})``) and a ``help`` text for the reference
-documentation. Every error is a :class:`~portkit.ConfigError` naming the file, the line and
+bounds and a ``help`` text for the reference documentation; :func:`option` declares a
+field with a default that way (``option(10, help="...", min=1)``). Every error is a :class:`~portkit.ConfigError` naming the file, the line and
 the key (see :meth:`Where.error`), raised before anything starts.
 
 Sockets. The host binds (or inherits through socket activation) every listening socket
@@ -74,6 +74,8 @@ __all__ = [
     "Listener",
     "StreamApplication",
     "Where",
+    "finish_connections",
+    "option",
     "parse_options",
 ]
 
@@ -83,6 +85,7 @@ log = logging.getLogger("portkit.host")
 ABORT_WAIT = 2.0
 
 OptionsT = TypeVar("OptionsT")
+_T = TypeVar("_T")
 OptionsT_co = TypeVar("OptionsT_co", covariant=True)
 
 
@@ -308,14 +311,23 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         self._stopping = True
         for server in self._servers:
             server.close()  # stop accepting; connections stay
-        tasks = set(self._tasks)
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=max(grace, 0.0))
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=ABORT_WAIT)
+        await finish_connections(self._tasks, grace)
         self._servers.clear()
+
+
+async def finish_connections(tasks: set[asyncio.Task[None]], grace: float) -> None:
+    """Give connection ``tasks`` ``grace`` seconds to end, then cancel what is left.
+
+    Cancelled tasks get :data:`ABORT_WAIT` seconds to unwind (close their transports).
+    """
+    running = set(tasks)
+    if not running:
+        return
+    _done, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=ABORT_WAIT)
 
 
 def format_peer(addr: tuple[str, int]) -> str:
@@ -326,6 +338,27 @@ def format_peer(addr: tuple[str, int]) -> str:
 
 # ---------------------------------------------------------------------------------------
 # Options: TOML table -> frozen dataclass, with errors naming file, line and key.
+
+
+def option(
+    default: _T,
+    *,
+    help: str,
+    min: float | None = None,
+    max: float | None = None,
+) -> _T:
+    """An options field with a default, its ``help`` text and optional ``min``/``max`` bounds.
+
+    Fields without a default stay ``dataclasses.field(metadata={"help": ...})``, so that
+    type checkers still see them as required.
+    """
+    metadata: dict[str, object] = {"help": help}
+    if min is not None:
+        metadata["min"] = min
+    if max is not None:
+        metadata["max"] = max
+    field: _T = dataclasses.field(default=default, metadata=metadata)
+    return field
 
 
 def parse_options(

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from portkit._errors import ConfigError, EndpointError
-from portkit.host._app import Kind, Where, parse_options
+from portkit.host._app import Kind, Where, option, parse_options
 from portkit.host.apps import load_kind
 
 __all__ = [
@@ -55,21 +55,12 @@ _APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 class HostOptions:
     """Settings of the host process (the ``[host]`` table)."""
 
-    user: str | None = dataclasses.field(
-        default=None, metadata={"help": "user to switch to after binding, when run as root"}
-    )
-    group: str | None = dataclasses.field(
-        default=None, metadata={"help": "group to switch to (default: the user's group)"}
-    )
-    grace: float = dataclasses.field(
-        default=10.0,
-        metadata={"min": 0, "max": 3600, "help": "seconds in-flight connections get to finish"},
-    )
-    status_file: Path | None = dataclasses.field(
-        default=None, metadata={"help": "status file read by `portkit serve --status`"}
-    )
-    access_log_dir: Path | None = dataclasses.field(
-        default=None, metadata={"help": "directory for one <app>.log access log per application"}
+    user: str | None = option(None, help="user to switch to after binding, when run as root")
+    group: str | None = option(None, help="group to switch to (default: the user's group)")
+    grace: float = option(10.0, help="seconds in-flight connections get to finish", min=0, max=3600)
+    status_file: Path | None = option(None, help="status file read by `portkit serve --status`")
+    access_log_dir: Path | None = option(
+        None, help="directory for one <app>.log access log per application"
     )
 
 

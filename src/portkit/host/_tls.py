@@ -8,8 +8,12 @@ import os
 import ssl
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["self_signed_pem", "server_context"]
+if TYPE_CHECKING:
+    from portkit.host._app import Where
+
+__all__ = ["check_cert_key", "self_signed_pem", "server_context", "write_self_signed"]
 
 SELF_SIGNED_DAYS = 30
 
@@ -59,13 +63,43 @@ def server_context(cert: Path | None, key: Path | None) -> ssl.SSLContext:
     if cert is not None:
         context.load_cert_chain(cert, key)
         return context
-    cert_pem, key_pem = self_signed_pem()
     # The ssl module loads chains from files only: a private directory, removed at once.
     with tempfile.TemporaryDirectory(prefix="portkit-tls-") as tmp:
-        cert_file, key_file = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-        cert_file.write_bytes(cert_pem)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key_pem)
-        context.load_cert_chain(cert_file, key_file)
+        context.load_cert_chain(*write_self_signed(Path(tmp)))
     return context
+
+
+def write_self_signed(
+    directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+) -> tuple[Path, Path]:
+    """Write a new self-signed certificate for ``names`` into ``directory``.
+
+    Returns:
+        The paths of ``cert.pem`` and ``key.pem``; the key is created readable by its owner
+        only, and neither file may exist beforehand.
+    """
+    cert_pem, key_pem = self_signed_pem(names)
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_pem)
+    cert_file.write_bytes(cert_pem)
+    return cert_file, key_file
+
+
+def check_cert_key(cert: Path | None, key: Path | None, where: Where) -> None:
+    """Check an application's ``cert``/``key`` options: key needs cert, files exist and load.
+
+    Raises:
+        ConfigError: naming the key at fault (via ``where``).
+    """
+    if key is not None and cert is None:
+        raise where.error("key", "needs cert as well")
+    for name, path in (("cert", cert), ("key", key)):
+        if path is not None and not path.is_file():
+            raise where.error(name, f"file {str(path)!r} does not exist")
+    if cert is not None:
+        try:
+            server_context(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            raise where.error("cert", f"cannot load certificate and key: {exc}") from None

@@ -6,9 +6,12 @@ line, then the body. Servers in the wild also end lines with a bare LF; we accep
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-__all__ = ["Head", "parse_head", "split_product"]
+from portkit.proto._match import NEED_MORE, Match, NeedMore, NoMatch, expect_prefix
+
+__all__ = ["Head", "parse_head", "split_product", "status_head"]
 
 MAX_HEAD_BYTES = 8192
 
@@ -51,3 +54,26 @@ def split_product(token: str) -> tuple[str, str | None, str | None]:
     first, _, rest = token.partition(" ")
     name, _, version = first.partition("/")
     return name, (version or None), (rest.strip() or None)
+
+
+def status_head(
+    data: bytes, final: bool, *, prefix: bytes, status: re.Pattern[str], not_status: str
+) -> tuple[Head, re.Match[str]] | NoMatch | NeedMore:
+    """The head of a response that starts ``prefix`` (RTSP, SIP) and its status-line match.
+
+    Until there is one, the verdict so far: :data:`NEED_MORE`, or :class:`NoMatch` for
+    another protocol, a head longer than :data:`MAX_HEAD_BYTES`, or a start line that
+    ``status`` does not match (``not_status`` is then the reason).
+    """
+    early = expect_prefix(data, [prefix])
+    if early is not None:
+        assert not isinstance(early, Match)  # a prefix alone never matches
+        return early
+    head = parse_head(data)
+    if head is None:
+        too_long = final or len(data) > MAX_HEAD_BYTES
+        return NoMatch(reason="head too long") if too_long else NEED_MORE
+    found = status.match(head.start_line)
+    if found is None:
+        return NoMatch(reason=not_status)
+    return head, found

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict, expect_prefix
-from portkit.proto.mail import smtp_replies
+from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict
+from portkit.proto.mail import greeting_replies
 
 __all__ = ["FTP", "FTP_SYST"]
 
@@ -29,14 +29,11 @@ _FTP_WORDS = re.compile(r"\bftp|FTP\b|ftpd", re.IGNORECASE)
 
 
 def _judge(data: bytes, final: bool) -> Verdict:
-    early = expect_prefix(data, [b"220", b"120", b"421"])
-    if early is not None:
-        return early
-    replies = smtp_replies(data, final)
-    if replies is None:
-        return NoMatch(reason="not an FTP reply")
-    if not replies:
-        return NoMatch(reason="incomplete greeting") if len(data) > MAX_LINE * 4 else NEED_MORE
+    replies = greeting_replies(
+        data, final, codes=[b"220", b"120", b"421"], not_reply="not an FTP reply"
+    )
+    if not isinstance(replies, list):
+        return replies
     text = " ".join(replies[0][1])
     # Only the reply right after the greeting (the answer to SYST) counts.
     syst = replies[1] if len(replies) > 1 and replies[1][0] == 215 else None

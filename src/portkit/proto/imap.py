@@ -22,8 +22,6 @@ One mailbox, ``INBOX``, is served; the data comes from an :class:`ImapBackend`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import calendar
 import email
 import email.generator
@@ -39,6 +37,17 @@ from dataclasses import dataclass, field
 from typing import Protocol, Union
 
 from portkit._errors import LocalProtocolError, PortkitError, RemoteProtocolError
+from portkit.proto._session import (
+    LINE_TOO_LONG,
+    Close,
+    Event,
+    LineBuffer,
+    LoginFailed,
+    LoginSucceeded,
+    Send,
+    StartTls,
+    decode_sasl_plain,
+)
 
 __all__ = [
     "COMMANDS",
@@ -103,40 +112,6 @@ R_EXPUNGEISSUED = b"NO [EXPUNGEISSUED] some messages were expunged by another se
 R_TLS_NA = b"BAD tls not available"
 R_TLS_ACTIVE = b"BAD tls already active"
 R_TLS_GO = b"OK begin tls negotiation now"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Send:
-    """Write these bytes to the client."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartTls:
-    """Upgrade the connection to TLS now (the tagged OK was sent before this event)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoginFailed:
-    """A login attempt failed; the I/O layer may delay the reply that follows."""
-
-    user: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoginSucceeded:
-    """A user logged in."""
-
-    user: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Close:
-    """Close the connection after the bytes already sent."""
-
-
-Event = Send | StartTls | LoginFailed | LoginSucceeded | Close
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -708,13 +683,12 @@ class ImapSession:
         self._uidnext = 1
         self._out: list[Event] = []
         # framing
-        self._buffer = bytearray()
+        self._lines = LineBuffer(MAX_LINE)
         self._tokens = _Tokenizer()
         self._tag: str | None = None
         self._literal_left = 0  # octets of an accepted literal still to come
         self._skip_left = 0  # octets of a refused non-synchronizing literal to drop
         self._literal = bytearray()
-        self._discarding = False
         self._pending: _Command | None = None  # AUTHENTICATE or IDLE waiting for a line
         self._idle_from = ImapState.AUTHENTICATED
         self._job: Iterator[None] | None = None  # a FETCH answering in batches
@@ -732,46 +706,33 @@ class ImapSession:
         while :meth:`pending` is true, call ``receive(b"")`` (after sending what came out)
         for the next batch. Input is kept until the command in progress is done.
         """
-        self._buffer += data
+        self._lines.feed(data)
         if self._job is not None:
             self._run_job()
-        while self._job is None and self.state is not ImapState.LOGOUT and self._buffer:
+        while self._job is None and self.state is not ImapState.LOGOUT and self._lines:
             if self._skip_left:
-                drop = min(self._skip_left, len(self._buffer))
-                del self._buffer[:drop]
-                self._skip_left -= drop
+                self._skip_left -= len(self._lines.take(self._skip_left))
                 continue
             if self._literal_left:
-                take = min(self._literal_left, len(self._buffer))
-                self._literal += self._buffer[:take]
-                del self._buffer[:take]
-                self._literal_left -= take
+                chunk = self._lines.take(self._literal_left)
+                self._literal += chunk
+                self._literal_left -= len(chunk)
                 if not self._literal_left:
                     self._tokens.feed_literal(bytes(self._literal))
                     self._literal.clear()
                 continue
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) > MAX_LINE:
-                    self._buffer.clear()
-                    if not self._discarding:
-                        self._discarding = True
-                        self._reset_command()
-                        self._untagged_raw(R_LINE_TOO_LONG)
+            line = self._lines.next_line()
+            if line is None:
                 break
-            line = bytes(self._buffer[:end]).removesuffix(b"\r")
-            del self._buffer[: end + 1]
-            if self._discarding or len(line) > MAX_LINE:
-                if not self._discarding:
-                    self._reset_command()
-                    self._untagged_raw(R_LINE_TOO_LONG)
-                self._discarding = False
+            if line is LINE_TOO_LONG:
+                self._reset_command()
+                self._untagged_raw(R_LINE_TOO_LONG)
                 continue
             self._line(line)
             if self._out and isinstance(self._out[-1], StartTls):
                 # RFC 3501 section 6.2.1 / CVE-2011-0411: nothing pipelined in the clear
                 # after STARTTLS may be taken as if it came over TLS.
-                self._buffer.clear()
+                self._lines.clear()
                 break
         out, self._out = self._out, []
         return out
@@ -980,13 +941,11 @@ class ImapSession:
         if line.strip() == b"*":  # RFC 3501 6.2.2: the client cancels
             self._tagged_raw(cmd.tag, b"BAD authentication cancelled")
             return
-        try:
-            authzid, authcid, passwd = (
-                base64.b64decode(line, validate=True).decode("utf-8").split("\0")
-            )
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+        fields = decode_sasl_plain(line)
+        if fields is None:
             self._tagged_raw(cmd.tag, b"BAD malformed sasl response")
             return
+        authzid, authcid, passwd = fields
         if authzid and authzid != authcid:
             self._out.append(LoginFailed(user=authcid))
             self._tagged_raw(cmd.tag, R_AUTH_FAILED)

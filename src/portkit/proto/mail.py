@@ -16,6 +16,7 @@ from portkit.proto._match import (
     NEED_MORE,
     Match,
     Matcher,
+    NeedMore,
     NoMatch,
     Probe,
     Verdict,
@@ -56,6 +57,27 @@ def smtp_replies(data: bytes, final: bool) -> list[tuple[int, list[str]]] | None
     return replies
 
 
+def greeting_replies(
+    data: bytes, final: bool, *, codes: list[bytes], not_reply: str
+) -> list[tuple[int, list[str]]] | NoMatch | NeedMore:
+    """The replies of a server that greets with one of ``codes`` (SMTP, FTP), at least one.
+
+    Until the greeting is complete, the verdict so far: :data:`NEED_MORE`, or
+    :class:`NoMatch` for another first line (``not_reply`` is then the reason) or a
+    greeting longer than four lines' worth.
+    """
+    early = expect_prefix(data, codes)
+    if early is not None:
+        assert not isinstance(early, Match)  # a reply code alone never matches
+        return early
+    replies = smtp_replies(data, final)
+    if replies is None:
+        return NoMatch(reason=not_reply)
+    if not replies:
+        return NoMatch(reason="incomplete greeting") if len(data) > MAX_LINE * 4 else NEED_MORE
+    return replies
+
+
 _SMTP_PRODUCTS = [
     (re.compile(r"\bESMTP Postfix\b|\bPostfix\b"), "Postfix smtpd", None),
     (re.compile(r"\bExim ([\d.]+)"), "Exim smtpd", 1),
@@ -89,14 +111,11 @@ _EHLO_KEYWORDS = {
 
 
 def _judge_smtp(data: bytes, final: bool) -> Verdict:
-    early = expect_prefix(data, [b"220", b"421", b"554"])
-    if early is not None:
-        return early
-    replies = smtp_replies(data, final)
-    if replies is None:
-        return NoMatch(reason="not an SMTP reply")
-    if not replies:
-        return NoMatch(reason="incomplete greeting") if len(data) > MAX_LINE * 4 else NEED_MORE
+    replies = greeting_replies(
+        data, final, codes=[b"220", b"421", b"554"], not_reply="not an SMTP reply"
+    )
+    if not isinstance(replies, list):
+        return replies
     code, lines = replies[0]
     text = " ".join(lines)
     # Only the reply right after the greeting (the answer to our EHLO) is looked at, so

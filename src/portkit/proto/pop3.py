@@ -16,14 +16,22 @@ maildrop (taking the exclusive lock of RFC 1939 section 8).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from portkit._errors import LocalProtocolError, PortkitError
+from portkit.proto._session import (
+    LINE_TOO_LONG,
+    Close,
+    Event,
+    LineBuffer,
+    LoginFailed,
+    LoginSucceeded,
+    Send,
+    StartTls,
+    decode_sasl_plain,
+)
 
 __all__ = [
     "COMMANDS",
@@ -85,40 +93,6 @@ R_APOP_NA = b"-ERR APOP not supported: passwords are stored hashed, use AUTH PLA
 R_SYS_TEMP = b"-ERR [SYS/TEMP] maildrop not available"
 R_NOOP = b"+OK"
 R_RSET = b"+OK maildrop reset"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Send:
-    """Write these bytes to the client."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartTls:
-    """Upgrade the connection to TLS now (the ``+OK`` has been sent before this event)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoginFailed:
-    """A login attempt failed; the I/O layer may delay the reply that follows."""
-
-    user: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoginSucceeded:
-    """A user logged in and holds the maildrop."""
-
-    user: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Close:
-    """Close the connection after the bytes already sent."""
-
-
-Event = Send | StartTls | LoginFailed | LoginSucceeded | Close
 
 
 class Pop3Maildrop(Protocol):
@@ -205,8 +179,7 @@ class Pop3Session:
         self.plaintext_login = plaintext_login
         self.state = Pop3State.AUTHORIZATION
         self.user: str | None = None
-        self._buffer = bytearray()
-        self._discarding = False  # dropping the rest of an over-long line
+        self._lines = LineBuffer(MAX_LINE)
         self._out: list[Event] = []
         self._maildrop: Pop3Maildrop | None = None
         self._listing: Sequence[tuple[str, int]] = ()
@@ -221,28 +194,19 @@ class Pop3Session:
 
     def receive(self, data: bytes) -> list[Event]:
         """Feed bytes from the client; return the events they cause, in order."""
-        self._buffer += data
+        self._lines.feed(data)
         while self.state is not Pop3State.CLOSED:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) > MAX_LINE:
-                    self._buffer.clear()
-                    if not self._discarding:
-                        self._discarding = True
-                        self._reply(R_LINE_TOO_LONG)
+            line = self._lines.next_line()
+            if line is None:
                 break
-            line = bytes(self._buffer[:end]).rstrip(b"\r")
-            del self._buffer[: end + 1]
-            if self._discarding or len(line) > MAX_LINE:
-                if not self._discarding:
-                    self._reply(R_LINE_TOO_LONG)
-                self._discarding = False
+            if line is LINE_TOO_LONG:
+                self._reply(R_LINE_TOO_LONG)
                 continue
-            self._line(line)
+            self._line(line.rstrip(b"\r"))
             if self._out and isinstance(self._out[-1], StartTls):
                 # RFC 2595 section 3.1 / CVE-2011-0411: bytes pipelined after STLS were sent
                 # in the clear and must not be read as if they came over TLS.
-                self._buffer.clear()
+                self._lines.clear()
                 break
         out, self._out = self._out, []
         return out
@@ -357,14 +321,11 @@ class Pop3Session:
         if line == b"*":
             self._reply(R_SASL_CANCELLED)
             return
-        try:
-            # RFC 4616: [authzid] NUL authcid NUL passwd
-            authzid, authcid, passwd = (
-                base64.b64decode(line, validate=True).decode("utf-8").split("\0")
-            )
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+        fields = decode_sasl_plain(line)
+        if fields is None:
             self._reply(R_SASL_BAD)
             return
+        authzid, authcid, passwd = fields
         if authzid and authzid != authcid:
             self._out.append(LoginFailed(user=authcid))
             self._reply(R_AUTH_FAILED)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict, expect_prefix
-from portkit.proto._text import parse_head, split_product
+from portkit.proto._match import Match, Matcher, Probe, Verdict
+from portkit.proto._text import split_product, status_head
 
 __all__ = ["RTSP", "RTSP_OPTIONS"]
 
@@ -17,15 +17,12 @@ _STATUS = re.compile(r"^RTSP/(\d)\.(\d) (\d{3})")
 
 
 def _judge(data: bytes, final: bool) -> Verdict:
-    early = expect_prefix(data, [b"RTSP/"])
-    if early is not None:
-        return early
-    head = parse_head(data)
-    if head is None:
-        return NoMatch(reason="head too long") if final or len(data) > 8192 else NEED_MORE
-    status = _STATUS.match(head.start_line)
-    if status is None:
-        return NoMatch(reason="not an RTSP status line")
+    got = status_head(
+        data, final, prefix=b"RTSP/", status=_STATUS, not_status="not an RTSP status line"
+    )
+    if not isinstance(got, tuple):
+        return got
+    head, status = got
     product, version, _ = split_product(head.headers.get("server", ""))
     return Match(
         service="rtsp", product=product or None, version=version, extra=f"status {status.group(3)}"

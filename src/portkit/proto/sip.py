@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict, expect_prefix
-from portkit.proto._text import parse_head, split_product
+from portkit.proto._match import Match, Matcher, Probe, Verdict
+from portkit.proto._text import split_product, status_head
 
 __all__ = ["SIP", "SIP_OPTIONS_TCP", "SIP_OPTIONS_UDP", "options_request"]
 
@@ -34,15 +34,12 @@ def options_request(host: str, transport: str) -> bytes:
 
 
 def _judge(data: bytes, final: bool) -> Verdict:
-    early = expect_prefix(data, [b"SIP/2.0 "])
-    if early is not None:
-        return early
-    head = parse_head(data)
-    if head is None:
-        return NoMatch(reason="head too long") if final or len(data) > 8192 else NEED_MORE
-    status = _STATUS.match(head.start_line)
-    if status is None:
-        return NoMatch(reason="not a SIP status line")
+    got = status_head(
+        data, final, prefix=b"SIP/2.0 ", status=_STATUS, not_status="not a SIP status line"
+    )
+    if not isinstance(got, tuple):
+        return got
+    head, status = got
     agent = head.headers.get("server") or head.headers.get("user-agent") or ""
     product, version, _ = split_product(agent)
     return Match(

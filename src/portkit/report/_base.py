@@ -151,6 +151,25 @@ class Hosts:
         return len(self._by_address)
 
 
+class CollectingReport:
+    """A report that keeps every host's ports until :meth:`end` (the sorted formats).
+
+    Subclasses write their document in ``end``; ``begin`` may be extended to write a
+    header, keeping ``self.info`` set.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.hosts = Hosts()
+        self.info: ScanInfo | None = None
+
+    def begin(self, info: ScanInfo) -> None:
+        self.info = info
+
+    def add(self, results: Sequence[PortResult]) -> None:
+        self.hosts.add(results)
+
+
 class Report(Protocol):
     """A scan report: told the plan, fed results as they come, told how it ended."""
 

@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TextIO
 
-from portkit.report._base import Hosts, ScanInfo, ScanSummary, product_of, service_of
-from portkit.scan._model import PortResult
+from portkit.report._base import (
+    CollectingReport,
+    ScanInfo,
+    ScanSummary,
+    product_of,
+    service_of,
+)
 
 __all__ = ["GrepReport"]
 
@@ -20,20 +23,14 @@ def _field(text: str) -> str:
     return text.replace("/", "|").replace(",", " ")
 
 
-class GrepReport:
+class GrepReport(CollectingReport):
     """Comment header, one ``Host:`` line per host, comment trailer."""
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.hosts = Hosts()
-
     def begin(self, info: ScanInfo) -> None:
+        super().begin(info)
         started = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(info.start))
         print(f"# portkit {info.version} scan initiated {started} as: {info.args}", file=self.out)
         self.out.flush()
-
-    def add(self, results: Sequence[PortResult]) -> None:
-        self.hosts.add(results)
 
     def end(self, summary: ScanSummary) -> None:
         for table in self.hosts.tables():

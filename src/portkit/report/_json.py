@@ -6,19 +6,56 @@ The schema is documented in docs/scan.md ("JSON schema"); keys are stable.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from portkit.report._base import Hosts, ScanInfo, ScanSummary, port_ranges
-from portkit.scan._model import Identification, PortResult, PortState
+from portkit.report._base import CollectingReport, ScanInfo, ScanSummary, port_ranges
+from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
 
-__all__ = ["JsonLinesReport", "JsonReport", "result_json"]
+__all__ = [
+    "JsonLinesReport",
+    "JsonReport",
+    "identification_json",
+    "result_json",
+    "tls_json",
+]
 
 SCHEMA_VERSION = 1
 
 
-def _identification_json(ident: Identification) -> dict[str, Any]:
-    tls = ident.tls
+def tls_json(tls: TlsInfo | None) -> dict[str, Any] | None:
+    """A TLS handshake's facts as a JSON object (``None`` when the port spoke no TLS)."""
+    if tls is None:
+        return None
+    return {
+        "version": tls.version,
+        "cipher": tls.cipher,
+        "alpn": tls.alpn,
+        "subject": tls.subject,
+        "issuer": tls.issuer,
+        "not_before": tls.not_before,
+        "not_after": tls.not_after,
+        "self_signed": tls.self_signed,
+        "subject_alt_names": list(tls.subject_alt_names),
+    }
+
+
+def _latin1(raw: bytes) -> str:
+    return raw.decode("latin-1")
+
+
+def identification_json(
+    ident: Identification | None, *, evidence: Callable[[bytes], str] = _latin1
+) -> dict[str, Any] | None:
+    """What answered on a port as a JSON object (``None`` when nothing was identified).
+
+    Args:
+        ident: the identification, or ``None``.
+        evidence: how the raw evidence bytes become a JSON string (latin-1 by default,
+            so every byte survives the round trip).
+    """
+    if ident is None:
+        return None
     return {
         "service": ident.service,
         "product": ident.product,
@@ -27,20 +64,8 @@ def _identification_json(ident: Identification) -> dict[str, Any]:
         "confidence": ident.confidence,
         "method": ident.method,
         "probe": ident.probe,
-        "evidence": ident.evidence.decode("latin-1"),
-        "tls": None
-        if tls is None
-        else {
-            "version": tls.version,
-            "cipher": tls.cipher,
-            "alpn": tls.alpn,
-            "subject": tls.subject,
-            "issuer": tls.issuer,
-            "not_before": tls.not_before,
-            "not_after": tls.not_after,
-            "self_signed": tls.self_signed,
-            "subject_alt_names": list(tls.subject_alt_names),
-        },
+        "evidence": evidence(ident.evidence),
+        "tls": tls_json(ident.tls),
     }
 
 
@@ -55,9 +80,7 @@ def result_json(result: PortResult) -> dict[str, Any]:
         "reason": result.reason,
         "expected": result.expected,
         "rtt_ms": None if result.rtt is None else round(result.rtt * 1000, 3),
-        "identified": None
-        if result.identified is None
-        else _identification_json(result.identified),
+        "identified": identification_json(result.identified),
     }
 
 
@@ -73,19 +96,16 @@ def _scan_json(info: ScanInfo) -> dict[str, Any]:
     }
 
 
-class JsonReport:
+def _summary_json(summary: ScanSummary) -> dict[str, Any]:
+    return {
+        "elapsed": round(summary.elapsed, 3),
+        "end": summary.end,
+        "interrupted": summary.interrupted,
+    }
+
+
+class JsonReport(CollectingReport):
     """One JSON document: scan, hosts (listed ports, counts of the rest), summary."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.hosts = Hosts()
-        self.info: ScanInfo | None = None
-
-    def begin(self, info: ScanInfo) -> None:
-        self.info = info
-
-    def add(self, results: Sequence[PortResult]) -> None:
-        self.hosts.add(results)
 
     def end(self, summary: ScanSummary) -> None:
         assert self.info is not None
@@ -107,9 +127,7 @@ class JsonReport:
             "scan": _scan_json(self.info),
             "hosts": hosts,
             "summary": {
-                "elapsed": round(summary.elapsed, 3),
-                "end": summary.end,
-                "interrupted": summary.interrupted,
+                **_summary_json(summary),
                 "hosts": len(hosts),
                 "open": sum(t.open_count for t in self.hosts.tables()),
             },
@@ -157,9 +175,7 @@ class JsonLinesReport:
         self._line(
             {
                 "type": "summary",
-                "elapsed": round(summary.elapsed, 3),
-                "end": summary.end,
-                "interrupted": summary.interrupted,
+                **_summary_json(summary),
                 "counts": dict(sorted(self.counts.items())),
             }
         )

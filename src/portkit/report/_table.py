@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TextIO
-
 from portkit.cli._output import format_table
-from portkit.report._base import Hosts, ScanInfo, ScanSummary, product_of, service_of
-from portkit.scan._model import PortResult, PortState
+from portkit.report._base import (
+    CollectingReport,
+    ScanSummary,
+    product_of,
+    service_of,
+)
+from portkit.scan._model import PortState
 
 __all__ = ["TableReport"]
 
 
-class TableReport:
+class TableReport(CollectingReport):
     """Collects results and prints them at the end (or at Ctrl-C), sorted."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.hosts = Hosts()
-        self.info: ScanInfo | None = None
-
-    def begin(self, info: ScanInfo) -> None:
-        self.info = info
-
-    def add(self, results: Sequence[PortResult]) -> None:
-        self.hosts.add(results)
 
     def end(self, summary: ScanSummary) -> None:
         detect = self.info is not None and self.info.detect

@@ -12,11 +12,15 @@ on Ctrl-C (then with ``exit="error"``), so the document is always well-formed.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from html import escape
-from typing import TextIO
 
-from portkit.report._base import Hosts, HostTable, ScanInfo, ScanSummary, port_ranges
+from portkit.report._base import (
+    CollectingReport,
+    HostTable,
+    ScanInfo,
+    ScanSummary,
+    port_ranges,
+)
 from portkit.scan._model import PortResult
 
 __all__ = ["STYLESHEET", "NmapXmlReport"]
@@ -68,19 +72,14 @@ def _service(result: PortResult) -> str:
     return "<service" + _attrs(name=result.expected or "unknown", method="table", conf=3) + "/>"
 
 
-class NmapXmlReport:
+class NmapXmlReport(CollectingReport):
     """Writes an nmap-compatible XML document."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.hosts = Hosts()
-        self.info: ScanInfo | None = None
 
     def _w(self, text: str) -> None:
         self.out.write(text)
 
     def begin(self, info: ScanInfo) -> None:
-        self.info = info
+        super().begin(info)
         self._w('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE nmaprun>\n')
         self._w(f'<?xml-stylesheet href="{STYLESHEET}" type="text/xsl"?>\n')
         self._w(f"<!-- portkit {info.version} scan initiated {_timestr(info.start)} -->\n")
@@ -111,9 +110,6 @@ class NmapXmlReport:
                 )
         self._w('<verbose level="0"/>\n<debugging level="0"/>\n')
         self.out.flush()
-
-    def add(self, results: Sequence[PortResult]) -> None:
-        self.hosts.add(results)
 
     def _host(self, table: HostTable, start: int, end: int) -> None:
         family = "ipv6" if ":" in table.address else "ipv4"

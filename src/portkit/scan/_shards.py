@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from portkit._errors import UsageError
+from portkit.report._json import identification_json
 from portkit.scan._engine import EngineOptions
 from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
 from portkit.scan._ports import PortSet
@@ -204,32 +205,8 @@ def scan_fingerprint(plan: ScanPlan, targets: Sequence[Target], *, detect: bool)
 # --- results to and from JSON (the journal's records) ------------------------------
 
 
-def _tls_to_json(tls: TlsInfo) -> dict[str, Any]:
-    return {
-        "version": tls.version,
-        "cipher": tls.cipher,
-        "alpn": tls.alpn,
-        "subject": tls.subject,
-        "issuer": tls.issuer,
-        "not_before": tls.not_before,
-        "not_after": tls.not_after,
-        "self_signed": tls.self_signed,
-        "subject_alt_names": list(tls.subject_alt_names),
-    }
-
-
-def _ident_to_json(ident: Identification) -> dict[str, Any]:
-    return {
-        "service": ident.service,
-        "product": ident.product,
-        "version": ident.version,
-        "extra": ident.extra,
-        "tls": None if ident.tls is None else _tls_to_json(ident.tls),
-        "confidence": ident.confidence,
-        "method": ident.method,
-        "probe": ident.probe,
-        "evidence": base64.b64encode(ident.evidence).decode("ascii"),
-    }
+def _base64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
 
 
 def result_to_json(result: PortResult) -> dict[str, Any]:
@@ -243,7 +220,7 @@ def result_to_json(result: PortResult) -> dict[str, Any]:
         "hostname": result.hostname,
         "expected": result.expected,
         "rtt": result.rtt,
-        "identified": None if result.identified is None else _ident_to_json(result.identified),
+        "identified": identification_json(result.identified, evidence=_base64),
     }
 
 

@@ -8,8 +8,6 @@ the fixture returns only after every application is accepting.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import socket
 import ssl
 import threading
@@ -19,10 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from portkit.host._app import AppContext, Application, Listener
 from portkit.host.apps.mail import (
@@ -35,48 +29,11 @@ from portkit.host.apps.mail import (
     SmtpOptions,
     hash_password,
 )
+from tests._tls import client_tls, self_signed_cert
 
 PASSWORD = "correct horse"
 # Cheap scrypt parameters keep the many logins of the tests fast; one test uses the defaults.
 FAST_HASH = {"n": 16, "r": 1, "p": 1}
-
-
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost/127.0.0.1 (PEM files)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def client_tls(cert: Path) -> ssl.SSLContext:
-    """A client context trusting exactly the test certificate."""
-    return ssl.create_default_context(cafile=str(cert))
 
 
 def listening_socket() -> socket.socket:
@@ -132,7 +89,7 @@ def base_options(root: Path, cert: Path, key: Path) -> dict[str, Any]:
 
 def start_host(tmp_path: Path, **overrides: Any) -> tuple[MailHost, Callable[[], None]]:
     """Start every mail application variant on loopback; return the host and a stopper."""
-    cert, key = make_cert(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     root = tmp_path / "mail"
     common = base_options(root, cert, key) | overrides
     smtp_only = {k: common.pop(k) for k in ("max_message_size", "max_recipients") if k in common}
@@ -202,4 +159,4 @@ def mail_host(tmp_path: Path) -> Iterator[MailHost]:
         stop()
 
 
-__all__ = ["PASSWORD", "MailHost", "client_tls", "make_cert", "replace", "start_host"]
+__all__ = ["PASSWORD", "MailHost", "client_tls", "replace", "self_signed_cert", "start_host"]

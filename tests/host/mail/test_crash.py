@@ -8,31 +8,18 @@ ones: that is what it is for).
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import signal
 import smtplib
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 from portkit.host.apps.mail import MaildirStore, hash_password
+from tests.host._helpers import ServeProcess, addresses
 
 SENDERS = 4
 KILL_AFTER = 60  # acknowledged messages before the kill
 MAX_PER_SENDER = 2000  # bound on the burst, whatever happens
-
-
-def wait_for_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Wait for the host's explicit ready signal (its --ready-file), bounded."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, "portkit serve exited before it was ready"
-        assert time.monotonic() < deadline, "portkit serve did not become ready"
-        time.sleep(0.02)
 
 
 def message(sender: int, n: int) -> bytes:
@@ -55,28 +42,8 @@ def test_kill_9_during_burst_loses_no_acknowledged_message(tmp_path: Path) -> No
         'domains = ["example.test"]\n'
         f'users = ["alice:{hash_password("x", n=16, r=1, p=1)}"]\n'
     )
-    ready = tmp_path / "ready.json"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "portkit",
-            "serve",
-            str(config),
-            "--ready-file",
-            str(ready),
-            "--status-file",
-            str(tmp_path / "status.json"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_file(ready, proc)
-        [app] = json.loads(ready.read_text())["apps"]
-        port = int(app["listen"][0].rsplit(":", 1)[1])
+    with ServeProcess(config, tmp_path) as serve:
+        [(_, port)] = addresses(serve.start(), "mail-in")
 
         acked: dict[bytes, bytes] = {}
         lock = threading.Condition()
@@ -98,15 +65,11 @@ def test_kill_9_during_burst_loses_no_acknowledged_message(tmp_path: Path) -> No
             thread.start()
         with lock:
             assert lock.wait_for(lambda: len(acked) >= KILL_AFTER, timeout=90)
-        os.kill(proc.pid, signal.SIGKILL)
+        serve.signal(signal.SIGKILL)
         for thread in threads:
             thread.join(60)
         with lock:
             survivors = dict(acked)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(30)
 
     box = MaildirStore(tmp_path / "mail").maildir("alice")
     stored: dict[bytes, bytes] = {}

@@ -26,6 +26,23 @@ def curl(host: MailHost, *args: str) -> bytes:
     return result.stdout
 
 
+def curl_send(host: MailHost, tmp_path: Path, url: str, *args: str) -> None:
+    """Send MESSAGE from carol@elsewhere.test to alice@example.test with curl."""
+    message = tmp_path / "message.eml"
+    message.write_bytes(MESSAGE)
+    curl(
+        host,
+        url,
+        *args,
+        "--mail-from",
+        "carol@elsewhere.test",
+        "--mail-rcpt",
+        "alice@example.test",
+        "--upload-file",
+        str(message),
+    )
+
+
 @pytest.mark.parametrize(
     ("scheme", "port", "tls_args"),
     [
@@ -37,19 +54,7 @@ def curl(host: MailHost, *args: str) -> bytes:
 def test_curl_sends(
     mail_host: MailHost, tmp_path: Path, scheme: str, port: str, tls_args: list[str]
 ) -> None:
-    message = tmp_path / "message.eml"
-    message.write_bytes(MESSAGE)
-    curl(
-        mail_host,
-        f"{scheme}://localhost:{mail_host.ports[port]}",
-        *tls_args,
-        "--mail-from",
-        "carol@elsewhere.test",
-        "--mail-rcpt",
-        "alice@example.test",
-        "--upload-file",
-        str(message),
-    )
+    curl_send(mail_host, tmp_path, f"{scheme}://localhost:{mail_host.ports[port]}", *tls_args)
     [entry] = mail_host.store.maildir("alice").scan()
     assert entry.path.read_bytes().endswith(MESSAGE)
 
@@ -68,18 +73,7 @@ def test_curl_sends(
 def test_curl_retrieves_identical_bytes(
     mail_host: MailHost, tmp_path: Path, scheme: str, port: str, tls_args: list[str]
 ) -> None:
-    message = tmp_path / "message.eml"
-    message.write_bytes(MESSAGE)
-    curl(
-        mail_host,
-        f"smtp://localhost:{mail_host.ports['smtp']}",
-        "--mail-from",
-        "carol@elsewhere.test",
-        "--mail-rcpt",
-        "alice@example.test",
-        "--upload-file",
-        str(message),
-    )
+    curl_send(mail_host, tmp_path, f"smtp://localhost:{mail_host.ports['smtp']}")
     stored = mail_host.store.maildir("alice").scan()[0].path.read_bytes()
     path = "/1" if scheme.startswith("pop3") else "/INBOX;UID=1"
     fetched = curl(

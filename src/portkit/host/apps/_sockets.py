@@ -15,7 +15,13 @@ import errno
 import socket
 from collections.abc import Sequence
 
-from portkit.host._app import ABORT_WAIT, AppContext, Application, Listener, format_peer
+from portkit.host._app import (
+    AppContext,
+    Application,
+    Listener,
+    finish_connections,
+    format_peer,
+)
 
 __all__ = ["SocketApplication", "wait_readable", "wait_writable"]
 
@@ -99,13 +105,7 @@ class SocketApplication(Application):
         for sock in self._listen_socks:
             sock.close()
         self._listen_socks.clear()
-        tasks = set(self._tasks)
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=max(grace, 0.0))
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=ABORT_WAIT)
+        await finish_connections(self._tasks, grace)
 
 
 async def wait_readable(fd: int) -> None:

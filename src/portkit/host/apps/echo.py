@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from portkit.host._app import AppContext, Application, Kind, StreamApplication, Where
+from portkit.host._app import AppContext, Application, Kind, StreamApplication, Where, option
 
 __all__ = ["KINDS", "EchoKind", "EchoOptions"]
 
@@ -24,12 +24,8 @@ CHUNK = 64 * 1024
 class EchoOptions:
     """Options of an ``echo`` application."""
 
-    idle_timeout: float = dataclasses.field(
-        default=300.0, metadata={"min": 0.001, "help": "seconds without data before closing"}
-    )
-    max_connections: int = dataclasses.field(
-        default=1024, metadata={"min": 1, "help": "connections served at once; more are refused"}
-    )
+    idle_timeout: float = option(300.0, help="seconds without data before closing", min=0.001)
+    max_connections: int = option(1024, help="connections served at once; more are refused", min=1)
 
 
 class EchoApp(StreamApplication[EchoOptions]):

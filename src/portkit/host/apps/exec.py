@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from portkit.host._app import AppContext, Application, Kind, Where, format_peer
+from portkit.host._app import AppContext, Application, Kind, Where, format_peer, option
 from portkit.host.apps._sockets import SocketApplication
 
 __all__ = ["KINDS", "ExecApp", "ExecKind", "ExecOptions", "peer_environment"]
@@ -47,29 +47,15 @@ class ExecOptions:
     argv: tuple[str, ...] = dataclasses.field(
         metadata={"help": "program and arguments, e.g. ['/usr/bin/date', '-u']; no shell"}
     )
-    instances: int = dataclasses.field(
-        default=64, metadata={"help": "programs running at once (xinetd instances)", "min": 1}
+    instances: int = option(64, help="programs running at once (xinetd instances)", min=1)
+    per_source: int = option(16, help="programs at once per peer address", min=1)
+    cps: int = option(50, help="connections per second before pausing; 0: no limit", min=0)
+    cps_wait: float = option(
+        10.0, help="seconds to refuse connections after cps is exceeded", min=0
     )
-    per_source: int = dataclasses.field(
-        default=16, metadata={"help": "programs at once per peer address", "min": 1}
-    )
-    cps: int = dataclasses.field(
-        default=50,
-        metadata={"help": "connections per second before pausing; 0: no limit", "min": 0},
-    )
-    cps_wait: float = dataclasses.field(
-        default=10.0,
-        metadata={"help": "seconds to refuse connections after cps is exceeded", "min": 0},
-    )
-    timeout: float = dataclasses.field(
-        default=0.0, metadata={"help": "seconds a program may run; 0: no limit", "min": 0}
-    )
-    env: tuple[str, ...] = dataclasses.field(
-        default=(), metadata={"help": "extra environment, NAME=value entries"}
-    )
-    cwd: Path | None = dataclasses.field(
-        default=None, metadata={"help": "working directory of the program"}
-    )
+    timeout: float = option(0.0, help="seconds a program may run; 0: no limit", min=0)
+    env: tuple[str, ...] = option((), help="extra environment, NAME=value entries")
+    cwd: Path | None = option(None, help="working directory of the program")
 
 
 def peer_environment(

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from portkit.host._app import AppContext, Application, Kind, Where, format_peer
+from portkit.host._app import AppContext, Application, Kind, Where, format_peer, option
 from portkit.host.apps._sockets import SocketApplication, wait_readable, wait_writable
 
 __all__ = ["KINDS", "ForwardApp", "ForwardKind", "ForwardOptions"]
@@ -40,19 +40,14 @@ class ForwardOptions:
     """Options of a ``forward`` application."""
 
     to: str = dataclasses.field(metadata={"help": "where to forward: HOST:PORT or [V6]:PORT"})
-    max_connections: int = dataclasses.field(
-        default=512, metadata={"help": "connections forwarded at once; more are refused", "min": 1}
+    max_connections: int = option(
+        512, help="connections forwarded at once; more are refused", min=1
     )
-    connect_timeout: float = dataclasses.field(
-        default=10.0, metadata={"help": "seconds to reach the backend", "min": 0.001}
+    connect_timeout: float = option(10.0, help="seconds to reach the backend", min=0.001)
+    idle_timeout: float = option(
+        600.0, help="seconds without traffic either way before closing", min=0.001
     )
-    idle_timeout: float = dataclasses.field(
-        default=600.0,
-        metadata={"help": "seconds without traffic either way before closing", "min": 0.001},
-    )
-    splice: bool = dataclasses.field(
-        default=True, metadata={"help": "zero-copy with os.splice where the platform has it"}
-    )
+    splice: bool = option(True, help="zero-copy with os.splice where the platform has it")
 
 
 def parse_target(text: str) -> tuple[str, int] | None:

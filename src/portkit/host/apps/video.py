@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from portkit.host._app import AppContext, Application, Kind, Where
+from portkit.host._app import AppContext, Application, Kind, Where, option
 from portkit.host.apps._files import Found, content_type, visible_entries
 from portkit.host.apps.web import WebApp, WebOptions, check_root, check_tls
 
@@ -33,9 +33,7 @@ PLAYLIST = "application/vnd.apple.mpegurl"
 class VideoOptions(WebOptions):
     """Options of a ``video`` application: those of ``web``, with the player page on."""
 
-    listing: bool = dataclasses.field(
-        default=True, metadata={"help": "a player page for directories without index.html"}
-    )
+    listing: bool = option(True, help="a player page for directories without index.html")
 
 
 def player_page(root: Path, directory: Path, url_path: str, *, hidden: bool) -> web.Response:

@@ -25,7 +25,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
-from portkit.host._app import AppContext, Application, Kind, Listener, Where
+from portkit.host._app import AppContext, Application, Kind, Listener, Where, option
 from portkit.host.apps._files import Found, directory_listing, lookup, serve_file
 
 __all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
@@ -36,33 +36,17 @@ class WebOptions:
     """Options of a ``web`` application."""
 
     root: Path = dataclasses.field(metadata={"help": "document root directory"})
-    listing: bool = dataclasses.field(
-        default=False, metadata={"help": "list directories that have no index file"}
+    listing: bool = option(False, help="list directories that have no index file")
+    index: tuple[str, ...] = option(("index.html",), help="index files of a directory, in order")
+    hidden: bool = option(False, help="serve dot-files (names starting with '.')")
+    tls: bool = option(False, help="serve HTTPS; self-signed certificate unless cert is set")
+    cert: Path | None = option(None, help="PEM certificate chain (with tls = true)")
+    key: Path | None = option(None, help="PEM private key (default: inside cert)")
+    header_timeout: float = option(10.0, help="seconds to send a complete request head", min=0.01)
+    keepalive_timeout: float = option(
+        15.0, help="seconds an idle keep-alive connection stays", min=0
     )
-    index: tuple[str, ...] = dataclasses.field(
-        default=("index.html",), metadata={"help": "index files of a directory, in order"}
-    )
-    hidden: bool = dataclasses.field(
-        default=False, metadata={"help": "serve dot-files (names starting with '.')"}
-    )
-    tls: bool = dataclasses.field(
-        default=False, metadata={"help": "serve HTTPS; self-signed certificate unless cert is set"}
-    )
-    cert: Path | None = dataclasses.field(
-        default=None, metadata={"help": "PEM certificate chain (with tls = true)"}
-    )
-    key: Path | None = dataclasses.field(
-        default=None, metadata={"help": "PEM private key (default: inside cert)"}
-    )
-    header_timeout: float = dataclasses.field(
-        default=10.0, metadata={"help": "seconds to send a complete request head", "min": 0.01}
-    )
-    keepalive_timeout: float = dataclasses.field(
-        default=15.0, metadata={"help": "seconds an idle keep-alive connection stays", "min": 0}
-    )
-    max_connections: int = dataclasses.field(
-        default=4096, metadata={"help": "connections served at once; more are refused", "min": 1}
-    )
+    max_connections: int = option(4096, help="connections served at once; more are refused", min=1)
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -281,20 +265,9 @@ def check_tls(options: WebOptions, where: Where) -> None:
     """Certificate options need ``tls = true`` and existing, loadable files."""
     if (options.cert or options.key) and not options.tls:
         raise where.error("cert" if options.cert else "key", "needs tls = true")
-    if options.key is not None and options.cert is None:
-        raise where.error("key", "needs cert as well")
-    for key, path in (("cert", options.cert), ("key", options.key)):
-        if path is not None and not path.is_file():
-            raise where.error(key, f"file {str(path)!r} does not exist")
-    if options.cert is not None:
-        import ssl
+    from portkit.host._tls import check_cert_key
 
-        from portkit.host._tls import server_context
-
-        try:
-            server_context(options.cert, options.key)
-        except (ssl.SSLError, OSError) as exc:
-            raise where.error("cert", f"cannot load certificate and key: {exc}") from None
+    check_cert_key(options.cert, options.key, where)
 
 
 KINDS: Mapping[str, Kind[Any]] = {"web": WebKind()}

@@ -8,8 +8,8 @@ are hashes made by :func:`hash_password`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 from portkit.host._app import AppContext, Application, Kind, Where
 from portkit.host.apps.mail._auth import LoginGuard, MailAccounts, hash_password, verify_password
@@ -45,46 +45,29 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SmtpKind:
-    """The ``smtp`` kind."""
-
-    name: str = "smtp"
-    options: type[SmtpOptions] = SmtpOptions
-
-    def check(self, options: SmtpOptions, where: Where) -> None:
-        check(options, where)
-
-    def create(self, options: SmtpOptions, ctx: AppContext) -> Application:
-        return SmtpApp(options, ctx)
+_OptionsT = TypeVar("_OptionsT", bound=MailOptions)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Pop3Kind:
-    """The ``pop3`` kind."""
+class MailKind(Generic[_OptionsT]):
+    """A mail kind (``smtp``, ``pop3``, ``imap``): its options, checked alike, and its app."""
 
-    name: str = "pop3"
-    options: type[Pop3Options] = Pop3Options
+    name: str
+    options: type[_OptionsT]
+    app: Callable[[_OptionsT, AppContext], Application]
 
-    def check(self, options: Pop3Options, where: Where) -> None:
+    def check(self, options: _OptionsT, where: Where) -> None:
         check(options, where)
 
-    def create(self, options: Pop3Options, ctx: AppContext) -> Application:
-        return Pop3App(options, ctx)
+    def create(self, options: _OptionsT, ctx: AppContext) -> Application:
+        return self.app(options, ctx)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ImapKind:
-    """The ``imap`` kind."""
-
-    name: str = "imap"
-    options: type[ImapOptions] = ImapOptions
-
-    def check(self, options: ImapOptions, where: Where) -> None:
-        check(options, where)
-
-    def create(self, options: ImapOptions, ctx: AppContext) -> Application:
-        return ImapApp(options, ctx)
-
-
-KINDS: Mapping[str, Kind[Any]] = {"smtp": SmtpKind(), "pop3": Pop3Kind(), "imap": ImapKind()}
+KINDS: Mapping[str, Kind[Any]] = {
+    kind.name: kind
+    for kind in (
+        MailKind("smtp", SmtpOptions, SmtpApp),
+        MailKind("pop3", Pop3Options, Pop3App),
+        MailKind("imap", ImapOptions, ImapApp),
+    )
+}

@@ -26,6 +26,7 @@ from portkit.host.apps.mail._options import (
     guard_of,
 )
 from portkit.host.apps.mail._store import MaildirStore
+from portkit.proto._session import Close, Event, LoginFailed, LoginSucceeded, Send, StartTls
 
 __all__ = ["ImapApp", "Pop3App"]
 
@@ -35,12 +36,10 @@ DRAIN_EVERY = 256 * 1024
 #: How long a TLS handshake may take before the connection is dropped.
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
-_Event = pop3.Event | imap.Event
-
 
 class _Session(Protocol):
-    def greeting(self) -> Sequence[_Event]: ...
-    def receive(self, data: bytes) -> Sequence[_Event]: ...
+    def greeting(self) -> Sequence[Event]: ...
+    def receive(self, data: bytes) -> Sequence[Event]: ...
     def tls_started(self) -> None: ...
     def pending(self) -> bool: ...
     def connection_lost(self) -> None: ...
@@ -68,7 +67,7 @@ class _MailApp(StreamApplication[MailOptions]):
     def new_session(self, backend: MailBackend) -> _Session:
         raise NotImplementedError
 
-    async def poll(self, session: _Session) -> list[_Event]:
+    async def poll(self, session: _Session) -> list[Event]:
         """Events to push while the client is quiet (IMAP IDLE); none by default."""
         return []
 
@@ -112,7 +111,7 @@ class _MailApp(StreamApplication[MailOptions]):
                 # worker thread, so one client's login or RETR never stalls the others.
                 events = await asyncio.to_thread(session.receive, data)
                 for event in events:
-                    if isinstance(event, pop3.LoginSucceeded | imap.LoginSucceeded):
+                    if isinstance(event, LoginSucceeded):
                         user = event.user
                 if await self._act(session, events, writer, backend) is False:
                     return
@@ -138,7 +137,7 @@ class _MailApp(StreamApplication[MailOptions]):
     async def _act(
         self,
         session: _Session,
-        events: Sequence[_Event],
+        events: Sequence[Event],
         writer: asyncio.StreamWriter,
         backend: MailBackend,
     ) -> bool:
@@ -157,7 +156,7 @@ class _MailApp(StreamApplication[MailOptions]):
                     await writer.drain()  # a peer that stops reading is dropped, not buffered
 
         for event in events:
-            if isinstance(event, pop3.Send | imap.Send):
+            if isinstance(event, Send):
                 # Consecutive replies go out together (a FETCH of many messages is hundreds
                 # of events); flow control is checked every DRAIN_EVERY bytes.
                 chunks.append(event.data)
@@ -167,18 +166,18 @@ class _MailApp(StreamApplication[MailOptions]):
                     await flush()
                 continue
             await flush()
-            if isinstance(event, pop3.LoginFailed | imap.LoginFailed):
+            if isinstance(event, LoginFailed):
                 delay = self.guard.failed(backend.source)
                 self.ctx.logger.info("%s: failed login for %r", backend.source, event.user)
                 if delay:
                     await asyncio.sleep(delay)  # slows a guesser; the lockout stops it
-            elif isinstance(event, pop3.LoginSucceeded | imap.LoginSucceeded):
+            elif isinstance(event, LoginSucceeded):
                 self.guard.succeeded(backend.source)
-            elif isinstance(event, pop3.StartTls | imap.StartTls):
+            elif isinstance(event, StartTls):
                 if not await self._start_tls(writer, backend.source):
                     return False
                 session.tls_started()
-            elif isinstance(event, pop3.Close | imap.Close):
+            elif isinstance(event, Close):
                 return False
         await flush()
         return True
@@ -212,7 +211,7 @@ class ImapApp(_MailApp):
         assert isinstance(session, imap.ImapSession)
         return self.options.idle_poll if session.state is imap.ImapState.IDLE else None
 
-    async def poll(self, session: _Session) -> list[_Event]:
+    async def poll(self, session: _Session) -> list[Event]:
         assert isinstance(session, imap.ImapSession)
         return list(await asyncio.to_thread(session.poll))
 
