@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
-import pickle
 import signal
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portkit.scan._model import PortResult, PortState
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# pickle, tempfile, hashlib and pathlib are imported where used: this module is on every
+# scan's start-up path, and they cost ~10 ms of imports together.
 
 __all__ = ["BackgroundNames", "MakeResult", "load_table", "result_maker", "store_table"]
 
@@ -165,6 +168,8 @@ class BackgroundNames:
             self._fd = None
 
     def _finish(self) -> None:
+        import pickle
+
         assert self._fd is not None
         _pid, status = os.waitpid(self._pid, 0)
         os.close(self._fd)
@@ -180,6 +185,8 @@ class BackgroundNames:
     def _child(self, write_fd: int) -> None:  # pragma: no cover - in the forked process
         code = 1
         try:
+            import pickle
+
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan decides when to stop
             signal.set_wakeup_fd(-1)  # the scan's event loop is not ours
             data = memoryview(pickle.dumps(list(self._build()), pickle.HIGHEST_PROTOCOL))
@@ -205,15 +212,17 @@ _PREFIX = "scan-names-"
 
 
 def _table_path(transport: str) -> Path | None:
-    try:
-        import importlib.resources
+    import hashlib
+    from pathlib import Path
 
+    try:
+        import portkit.registry
         from portkit import __version__
         from portkit.registry import cache_path
 
         live = cache_path()
-        shipped = Path(str(importlib.resources.files("portkit.registry").joinpath("data")))
-        shipped_file = shipped / live.name
+        # Where the registry keeps its shipped data (a plain path, as the registry does).
+        shipped_file = Path(portkit.registry.__file__).with_name("data") / live.name
         parts = [transport, __version__, str(_TABLE_FORMAT)]
         for source in (shipped_file, live):
             try:
@@ -256,6 +265,8 @@ def store_table(transport: str, names: Sequence[str | None]) -> None:
         return
     body = "".join(f"{port}\t{name}\n" for port, name in enumerate(names) if name)
     text = f"portkit scan names {_TABLE_FORMAT} {transport}\n{body}end"
+    import tempfile
+
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(
