@@ -412,20 +412,16 @@ async def run_syn_engine(
         data = batch.view
         first = batch.packet_offset
         write = write_syn
-        count = 0
-        while count < wanted:
-            if again:
-                if again[0][2] != attempt:
-                    break
-                target, port, _attempt = again.popleft()
-            elif not exhausted and attempt == 0:
-                try:
-                    target, port = next(probes)
-                except StopIteration:
-                    exhausted = True
-                    break
-            else:
-                break
+        todo: list[tuple[Target, int]] = []
+        while again and len(todo) < wanted and again[0][2] == attempt:
+            target, port, _attempt = again.popleft()
+            todo.append((target, port))
+        if attempt == 0 and not exhausted and len(todo) < wanted:
+            fresh = list(itertools.islice(probes, wanted - len(todo)))
+            if len(fresh) < wanted - len(todo):
+                exhausted = True  # the generator has ended
+            todo += fresh
+        for count, (target, port) in enumerate(todo):
             if target is not last_target or last_known is None:
                 last_known = addressing(target)
                 last_target = target
@@ -438,7 +434,6 @@ async def run_syn_engine(
             key = (addresses, port)
             outstanding[key] = (target, attempt, now, answers)
             keys.append(key)
-            count += 1
         return attempt, keys
 
     def launch(now: float) -> float | None:
