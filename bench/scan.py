@@ -16,7 +16,7 @@ with everyone else's load; the CPU times much less.
 
 Needs root (namespaces, raw sockets) and nmap. Traffic stays inside the namespace.
 
-    sudo python bench/scan.py [--rounds 5] [--markdown]
+    sudo python bench/scan.py [--rounds 5] [--markdown] [--only syn]
     sudo python bench/scan.py --engines    # asyncio per connection vs the epoll engine
 """
 
@@ -183,6 +183,9 @@ def main() -> int:
         "--markdown", action="store_true", help="print a table for docs/benchmarks.md"
     )
     parser.add_argument(
+        "--only", metavar="WORD", help="run only the scenarios whose title contains WORD"
+    )
+    parser.add_argument(
         "--engines",
         action="store_true",
         help="instead: a full sweep with asyncio connections vs portkit's epoll engine",
@@ -197,6 +200,8 @@ def main() -> int:
     with namespace() as ns, listeners(ns), tempfile.TemporaryDirectory() as tmp:
         ours_xml, theirs_xml = Path(tmp) / "portkit.xml", Path(tmp) / "nmap.xml"
         for title, ours, theirs, expected in scenarios():
+            if args.only and args.only not in title:
+                continue
             ours_cmd = [*ours, "-o", "xml", "--output", str(ours_xml)]
             theirs_cmd = [*theirs, "-oX", str(theirs_xml)]
             times: dict[str, list[float]] = {"portkit": [], "nmap": []}

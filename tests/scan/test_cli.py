@@ -108,7 +108,13 @@ def test_ctrl_c_keeps_xml_well_formed(listener: int) -> None:
     head = proc.stdout.readline()  # the ready signal: the report has begun
     assert head.startswith("<?xml")
     proc.send_signal(signal.SIGINT)
-    rest, err = proc.communicate(timeout=60)
+    # Read on through proc.stdout: it may hold more of the header already (communicate
+    # would read the pipe underneath it and lose those lines).
+    with proc:  # closes the pipes
+        rest = proc.stdout.read()
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
     assert proc.returncode == 130, err
     root = ET.fromstring(head + rest)
     finished = root.find("runstats/finished")

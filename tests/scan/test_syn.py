@@ -146,3 +146,91 @@ def test_syn_dropped_port_is_filtered(netns: str) -> None:
         "7 open syn-ack",
         "9 filtered no-response",
     ]
+
+
+async def _engine_results(
+    probes: list[tuple[str, int]], *, batch_size: int, mmsg: bool, concurrency: int | None
+) -> list[tuple[str, int, str, str]]:
+    from portkit.scan._engine import EngineOptions
+    from portkit.scan._syn import run_syn_engine
+    from portkit.scan._targets import Target
+
+    targets = {address: Target(address=address) for address, _port in probes}
+    engine = run_syn_engine(
+        iter([(targets[address], port) for address, port in probes]),
+        EngineOptions(timeout=1.0, retries=2, concurrency=concurrency),
+        batch_size=batch_size,
+        use_mmsg=mmsg,
+    )
+    found = [r async for batch in engine for r in batch]
+    return sorted((r.host, r.port, r.state.value, r.reason) for r in found)
+
+
+@needs_root
+@pytest.mark.root
+@pytest.mark.parametrize(
+    ("batch_size", "concurrency"),
+    [(3, None), (3, 4), (256, None), (16, 16)],
+    ids=["small-batches", "window-below-batch", "one-batch", "window-equals-batch"],
+)
+async def test_engine_same_answers_batched_or_not(
+    listeners: list[Listener], free_ports: list[int], batch_size: int, concurrency: int | None
+) -> None:
+    # Batch and window boundaries, sendmmsg/recvmmsg or one call per packet: the
+    # same answer for every probe, every time, each probe answered exactly once.
+    v4 = [ls for ls in listeners if ":" not in ls.host]
+    probes = [(ls.host, ls.port) for ls in v4]
+    probes += [(h, p) for h in ("127.0.0.2", "127.0.0.3") for p in free_ports]
+    expected = sorted(
+        [(ls.host, ls.port, "open", "syn-ack") for ls in v4]
+        + [(h, p, "closed", "reset") for h in ("127.0.0.2", "127.0.0.3") for p in free_ports]
+    )
+    for mmsg in (True, False, True):
+        got = await _engine_results(
+            probes, batch_size=batch_size, mmsg=mmsg, concurrency=concurrency
+        )
+        assert got == expected
+
+
+@given(
+    st.sampled_from(["tcp", "udp"]),
+    st.sampled_from(["127.0.0.1", "10.1.2.3"]),
+    ports,
+    st.sampled_from(list(PortState)),
+    st.sampled_from(["reset", "syn-ack", "no-response"]),
+    st.none() | st.just("example.test"),
+    st.none() | st.just("http"),
+    st.none() | st.floats(0, 10),
+)
+def test_fast_results_equal_constructed_ones(
+    transport: str,
+    host: str,
+    port: int,
+    state: PortState,
+    reason: str,
+    hostname: str | None,
+    expected: str | None,
+    rtt: float | None,
+) -> None:
+    from portkit.scan._names import result_maker
+
+    make = result_maker(transport)
+    assert getattr(make, "fast", False)  # the fast maker is the one in use
+    made = make(host, port, state, reason, hostname, expected, rtt)
+    assert made == result_maker(transport, fast=False)(
+        host, port, state, reason, hostname, expected, rtt
+    )
+    plain = PortResult(
+        host=host,
+        port=port,
+        transport=transport,
+        state=state,
+        reason=reason,
+        hostname=hostname,
+        expected=expected,
+        rtt=rtt,
+    )
+    assert made == plain
+    assert hash(made) == hash(plain)
+    assert repr(made) == repr(plain)
+    assert made.identified is None

@@ -115,12 +115,30 @@ class Hosts:
         self._by_address: dict[str, HostTable] = {}
 
     def add(self, results: Iterable[PortResult]) -> None:
+        # Results come host by host, mostly: look the table up when the host changes.
+        # A sweep adds 65,535 results, so HostTable.add's body is inlined for closed and
+        # filtered ports past the listing limit, the common case (same effect).
+        by_address = self._by_address
+        host: str | None = None
+        table: HostTable | None = None
         for result in results:
-            table = self._by_address.get(result.host)
-            if table is None:
-                table = HostTable(result.host, result.hostname)
-                self._by_address[result.host] = table
-            table.add(result)
+            if result.host != host or table is None:
+                host = result.host
+                table = by_address.get(host)
+                if table is None:
+                    table = HostTable(host, result.hostname)
+                    by_address[host] = table
+                reasons, held = table._reasons, table._held
+            state = result.state
+            if state is PortState.OPEN or state is PortState.OPEN_FILTERED:
+                table.add(result)
+                continue
+            transport = result.transport
+            if held.get((transport, state), ()) is None:  # only counted from here on
+                key = (transport, state, result.reason)
+                reasons[key] = reasons.get(key, 0) + 1
+            else:
+                table.add(result)
 
     def tables(self) -> list[HostTable]:
         def key(table: HostTable) -> tuple[int, int]:

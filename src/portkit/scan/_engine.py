@@ -39,6 +39,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from portkit.scan._model import PortResult, PortState
+from portkit.scan._names import BackgroundNames, result_maker
 from portkit.scan._targets import Target
 
 __all__ = [
@@ -65,6 +66,7 @@ EINPROGRESS = errno.EINPROGRESS
 ECONNREFUSED = errno.ECONNREFUSED
 CLOSED = PortState.CLOSED
 monotonic = time.monotonic
+_Found = tuple[str, int, PortState, str, str | None, float | None]
 
 
 class ProbeKind(enum.Enum):
@@ -207,14 +209,15 @@ async def run_socket_engine(
     probes: Iterator[tuple[Target, int]],
     kind: ProbeKind,
     options: EngineOptions,
-    names: Sequence[str | None] | None = None,
+    names: Sequence[str | None] | BackgroundNames | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Probe every (target, port) of ``probes``; yield results in batches as they come.
 
     Only as many probes are taken from ``probes`` as fit the window, so memory stays
     bounded whatever the size of the scan. Closing the generator (``aclose``, a break,
     Ctrl-C) closes every socket still in flight. ``names[port]`` is each result's
-    ``expected`` service name.
+    ``expected`` service name; when the names are still being built
+    (:class:`BackgroundNames`), results wait for them.
 
     TCP sockets are reused: on Linux a second ``connect`` on a non-blocking socket
     whose first attempt has completed returns that attempt's result (``ECONNREFUSED``,
@@ -241,22 +244,22 @@ async def run_socket_engine(
     answers = 0
     exhausted = False
     loop = asyncio.get_running_loop()
-    results: list[PortResult] = []
+    # Answers found, until they become PortResults (names known):
+    # (host, port, state, reason, hostname, rtt).
+    results: list[_Found] = []
     append = results.append
+    pending = names if isinstance(names, BackgroundNames) else None
+    table = None if isinstance(names, BackgroundNames) else names
+    make = result_maker(transport)
 
     def finish(probe: _Probe, state: PortState, reason: str, now: float) -> None:
-        append(
-            PortResult(
-                host=probe.target.address,
-                port=probe.port,
-                transport=transport,
-                state=state,
-                reason=reason,
-                hostname=probe.target.hostname,
-                expected=None if names is None else names[probe.port],
-                rtt=None if state is PortState.FILTERED else now - probe.started,
-            )
-        )
+        rtt = None if state is PortState.FILTERED else now - probe.started
+        append((probe.target.address, probe.port, state, reason, probe.target.hostname, rtt))
+
+    def results_of(found: list[_Found]) -> list[PortResult]:
+        if table is None:
+            return [make(h, p, s, r, name, None, rtt) for h, p, s, r, name, rtt in found]
+        return [make(h, p, s, r, name, table[p], rtt) for h, p, s, r, name, rtt in found]
 
     def discard(sock: socket.socket) -> None:
         registered.discard(sock.fileno())
@@ -380,18 +383,7 @@ async def run_socket_engine(
                 if congestion.window < ceiling:
                     congestion.on_answer()
                 pool.append(sock)
-                append(
-                    PortResult(
-                        host=host,
-                        port=port,
-                        transport="tcp",
-                        state=CLOSED,
-                        reason="conn-refused",
-                        hostname=target.hostname,
-                        expected=None if names is None else names[port],
-                        rtt=monotonic() - began,
-                    )
-                )
+                append((host, port, CLOSED, "conn-refused", target.hostname, monotonic() - began))
                 return True
         else:
             err = sock.connect_ex(address)
@@ -437,8 +429,8 @@ async def run_socket_engine(
                 again.appendleft((target, port, attempt))
                 congestion.window = max(MIN_WINDOW, len(inflight) / 2)
                 break
-            if len(results) >= _READY_CAP:
-                break  # hand these over before starting more
+            if len(results) >= _READY_CAP and (table is not None or pending is None):
+                break  # hand these over before starting more (once they can be)
         wait = limiter.wait_time()
         return wait if wait > 0 else None
 
@@ -469,19 +461,30 @@ async def run_socket_engine(
 
     ready_event = asyncio.Event()
     loop.add_reader(epfd, ready_event.set)
+    names_fd = None if pending is None else pending.fileno()
+    if names_fd is not None:
+        loop.add_reader(names_fd, ready_event.set)
     try:
         while True:
             now = time.monotonic()
             drain(now)
             expire(now)
             rate_wait = launch(now)
-            if results:
-                batch, results = results, []
+            if pending is not None and table is None:
+                table = pending.poll()
+                if table is not None and names_fd is not None:
+                    loop.remove_reader(names_fd)
+                    names_fd = None
+            done = exhausted and not again and not inflight
+            if results and (table is not None or pending is None or done):
+                if table is None and pending is not None:
+                    table = pending.wait()  # the last results: wait for the names
+                found, results = results, []
                 append = results.append
-                yield batch
+                yield results_of(found)
                 await asyncio.sleep(0)  # let the loop run signals, progress and the consumer
                 continue
-            if exhausted and not again and not inflight:
+            if done:
                 return
             # Nothing ready: sleep until an answer, the next deadline or the next token.
             waits = [rate_wait] if rate_wait is not None else []
@@ -498,6 +501,8 @@ async def run_socket_engine(
             except TimeoutError:
                 pass
     finally:
+        if names_fd is not None:
+            loop.remove_reader(names_fd)
         loop.remove_reader(epfd)
         for probe in inflight.values():
             probe.sock.close()

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import sys
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -27,6 +28,7 @@ from portkit.scan._engine import (
     run_socket_engine,
 )
 from portkit.scan._model import Identification, PortResult, PortState
+from portkit.scan._names import BackgroundNames, load_table, store_table
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
 from portkit.scan._shard import Engine, sharded, worker_count
 from portkit.scan._targets import (
@@ -161,9 +163,14 @@ def expected_names(transport: str, ports: Sequence[int] | None = None) -> list[s
     """
     from portkit.registry import default_registry
 
+    small = ports is not None and len(ports) < _TABLE_THRESHOLD
+    if not small or not _registry_loaded():
+        kept = load_table(transport)  # a previous run's table: no registry to read
+        if kept is not None:
+            return kept
     registry = default_registry()
     names: list[str | None] = [None] * 65536
-    if ports is not None and len(ports) < _TABLE_THRESHOLD:
+    if ports is not None and small:
         for port in ports:
             names[port] = registry.service_name(port, transport)
         return names
@@ -181,13 +188,55 @@ def expected_names(transport: str, ports: Sequence[int] | None = None) -> list[s
         for port in range(service.port, min(service.port_end, 65535) + 1):
             if names[port] is None:
                 names[port] = service.name
+    store_table(transport, names)
     return names
+
+
+def _registry_loaded() -> bool:
+    index = sys.modules.get("portkit.registry._index")
+    return index is not None and getattr(index, "_default", None) is not None
+
+
+def names_for(transport: str, ports: Sequence[int]) -> Sequence[str | None] | BackgroundNames:
+    """The names of ``ports``: a table, or one being built in a forked process.
+
+    Loading the registry and naming a sweep's ports costs about 0.1 s of Python; in a
+    forked process (Linux) it runs beside the scan's start instead of before it. Once
+    this process has the registry, naming a few ports is quicker than a fork, and a
+    table kept by a previous run (see :func:`load_table`) quicker still.
+    """
+    if sys.platform != "linux" or (_registry_loaded() and len(ports) < _TABLE_THRESHOLD):
+        return expected_names(transport, ports)
+    kept = load_table(transport)  # a previous run's table: quicker than a fork
+    if kept is not None:
+        return kept
+    return BackgroundNames(lambda: expected_names(transport, ports))
 
 
 async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
     if plan.ports.tcp:
-        names = expected_names("tcp", plan.ports.tcp)
+        async with contextlib.aclosing(_tcp_batches(plan)) as tcp:
+            async for batch in tcp:
+                yield batch
+    if plan.ports.udp:
+        udp = run_socket_engine(
+            plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp", plan.ports.udp)
+        )
+        async with contextlib.aclosing(udp):
+            async for batch in udp:
+                yield batch
+
+
+async def _tcp_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
+    """TCP: connect or SYN scans, sharded onto idle cores when large."""
+    if plan.syn and plan.processes is None:
+        # One scanning process: the SYN engine's sender process already keeps a second
+        # core busy with the kernel's share of the work.
+        workers = 1
+    else:
         workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
+    names = names_for("tcp", plan.ports.tcp)
+    try:
         options = plan.options
         if workers > 1:
             # The ceilings are for the whole scan: each process gets its share.
@@ -198,36 +247,39 @@ async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], No
                 if options.concurrency is None
                 else max(1, options.concurrency // workers),
             )
-        engine: Engine
-        if plan.syn:
-            from portkit.scan._syn import run_syn_engine
 
+        def engine_with(
+            table: Sequence[str | None] | BackgroundNames | None,
+        ) -> Engine:
             def engine(
                 probes: Iterator[tuple[Target, int]],
             ) -> AsyncGenerator[list[PortResult], None]:
-                return run_syn_engine(probes, options, names)
+                if plan.syn:
+                    from portkit.scan._syn import run_syn_engine
 
-        else:
+                    return run_syn_engine(probes, options, table)
+                return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, table)
 
-            def engine(
-                probes: Iterator[tuple[Target, int]],
-            ) -> AsyncGenerator[list[PortResult], None]:
-                return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, names)
+            return engine
 
         if workers > 1:
-            batches = sharded(engine, plan.probes("tcp"), workers, transport="tcp", names=names)
+            # Workers send their results unnamed; this process names them.
+            batches = sharded(
+                engine_with(None),
+                plan.probes("tcp"),
+                workers,
+                transport="tcp",
+                names=names,
+                own_engine=engine_with(names),
+            )
         else:
-            batches = engine(plan.probes("tcp"))
+            batches = engine_with(names)(plan.probes("tcp"))
         async with contextlib.aclosing(batches):
             async for batch in batches:
                 yield batch
-    if plan.ports.udp:
-        udp = run_socket_engine(
-            plan.probes("udp"), ProbeKind.UDP, plan.options, expected_names("udp", plan.ports.udp)
-        )
-        async with contextlib.aclosing(udp):
-            async for batch in udp:
-                yield batch
+    finally:
+        if isinstance(names, BackgroundNames):
+            names.close()
 
 
 def _load_identify() -> Identify:

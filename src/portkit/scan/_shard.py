@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 
 from portkit._errors import PortkitError
 from portkit.scan._model import PortResult, PortState
+from portkit.scan._names import BackgroundNames, result_maker
 from portkit.scan._targets import Target
 
 __all__ = ["MIN_PROBES_PER_WORKER", "sharded", "worker_count"]
@@ -46,8 +47,24 @@ def worker_count(probes: int, wanted: int | None = None) -> int:
     # Only cores that are idle help: on a busy machine the extra process just competes
     # with this one (measured: slower under a load above the core count).
     cores = len(os.sched_getaffinity(0))
-    idle = cores - round(os.getloadavg()[0])
+    idle = cores - _busy_elsewhere()
     return max(1, min(idle, probes // MIN_PROBES_PER_WORKER))
+
+
+def _busy_elsewhere() -> int:
+    """How many other tasks want a core right now.
+
+    The kernel's count of runnable tasks at this moment (proc(5): the fourth field of
+    /proc/loadavg), less this one. Not the one-minute load average: that still
+    counts a busy minute that has just ended (a previous scan, say), and then no core
+    ever looks idle to back-to-back scans.
+    """
+    try:
+        with open("/proc/loadavg", encoding="ascii") as stat:
+            runnable = int(stat.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return round(os.getloadavg()[0])
+    return max(0, runnable - 1)
 
 
 def _every(
@@ -99,10 +116,28 @@ async def sharded(
     workers: int,
     *,
     transport: str,
-    names: Sequence[str | None] | None,
+    names: Sequence[str | None] | BackgroundNames | None,
+    own_engine: Engine | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
-    """Run ``engine`` over ``probes`` in ``workers`` processes (this one included)."""
+    """Run ``engine`` over ``probes`` in ``workers`` processes (this one included).
+
+    ``own_engine`` (default: ``engine``) is the one this process runs; the workers'
+    results are named here with ``names`` (a table, or one on its way).
+    """
     import pickle
+
+    make = result_maker(transport)
+    table: Sequence[str | None] | None = None
+
+    def results_of(rows: list[Row]) -> list[PortResult]:
+        nonlocal table
+        if table is None and names is not None:
+            table = names.wait() if isinstance(names, BackgroundNames) else names
+        return [
+            make(host, port, _STATES[state], reason, hostname,
+                 None if table is None else table[port], rtt)
+            for host, hostname, port, state, reason, rtt in rows
+        ]  # fmt: skip
 
     children: list[tuple[int, int]] = []  # (pid, read fd)
     try:
@@ -115,8 +150,8 @@ async def sharded(
             os.close(write_fd)
             os.set_blocking(read_fd, False)
             children.append((pid, read_fd))
-        own = engine(_every(probes, 0, workers))
-        queue: asyncio.Queue[list[PortResult] | BaseException | None] = asyncio.Queue()
+        own = (own_engine or engine)(_every(probes, 0, workers))
+        queue: asyncio.Queue[list[Row] | BaseException | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         buffers = {fd: bytearray() for _pid, fd in children}
         open_fds = set(buffers)
@@ -143,21 +178,7 @@ async def sharded(
                 if kind == "error":
                     queue.put_nowait(PortkitError(f"scan worker failed: {payload}"))
                     continue
-                queue.put_nowait(
-                    [
-                        PortResult(
-                            host=host,
-                            port=port,
-                            transport=transport,
-                            state=_STATES[state],
-                            reason=reason,
-                            hostname=hostname,
-                            expected=None if names is None else names[port],
-                            rtt=rtt,
-                        )
-                        for host, hostname, port, state, reason, rtt in payload
-                    ]
-                )
+                queue.put_nowait(payload)
 
         for _pid, fd in children:
             loop.add_reader(fd, readable, fd)
@@ -168,13 +189,13 @@ async def sharded(
                 if isinstance(item, BaseException):
                     raise item
                 if item is not None:
-                    yield item
+                    yield results_of(item)
         while open_fds or not queue.empty():
             item = await queue.get()
             if isinstance(item, BaseException):
                 raise item
             if item is not None:
-                yield item
+                yield results_of(item)
     finally:
         for pid, fd in children:
             with contextlib.suppress(RuntimeError):

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import errno
 import hashlib
+import heapq
+import itertools
 import os
 import secrets
 import socket
@@ -29,10 +30,20 @@ import time
 from array import array
 from collections import deque
 from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import cast
 
 from portkit._errors import PrivilegeError, TargetError
 from portkit.scan._engine import EngineOptions, RateLimiter, _Congestion
 from portkit.scan._model import PortResult, PortState
+from portkit.scan._names import BackgroundNames, result_maker
+from portkit.scan._rawsend import (
+    PACKET_SIZE,
+    Batch,
+    BatchReceiver,
+    BatchSender,
+    ipv4_header,
+    sockaddr_in,
+)
 from portkit.scan._targets import Target
 
 __all__ = [
@@ -42,6 +53,7 @@ __all__ = [
     "fast_syn_packet",
     "run_syn_engine",
     "syn_packet",
+    "write_syn",
 ]
 
 # Above Linux's default ephemeral range (32768-60999), so the kernel never hands our
@@ -55,9 +67,14 @@ _SO_ATTACH_FILTER = 26
 _SO_RCVBUFFORCE = 33
 _RECV_BUFFER = 32 << 20
 _READ_CAP = 4096  # packets read per wake-up before yielding results
+_BATCH = 512  # SYNs per sendmmsg call
 # An IPv4 header without options (20 bytes) then TCP: addresses, ports, seq, ack, flags.
-_REPLY = struct.Struct("!12x4s4sHHIIxB")
+_REPLY = struct.Struct("!12x8sHHIIxB")
+# TCP from its first byte: ports, seq, ack, data offset, flags.
+_TCP_START = struct.Struct("!HHIIBB")
 CLOSED = PortState.CLOSED
+_Found = tuple[Target, int, PortState, str, float | None]
+tcp_result = result_maker("tcp")
 OPEN = PortState.OPEN
 
 
@@ -136,6 +153,7 @@ def syn_packet_fields(src: bytes, dst: bytes, sport: int) -> bytes:
 
 
 _PACK_SYN = struct.Struct("!HHIIBBHHH").pack
+_PACK_HEADER_INTO = struct.Struct("!HHIIBBHHH").pack_into
 
 
 def fast_syn_packet(base: int, sport: int, dport: int, seq: int) -> bytes:
@@ -144,6 +162,23 @@ def fast_syn_packet(base: int, sport: int, dport: int, seq: int) -> bytes:
     total = (total & 0xFFFF) + (total >> 16)
     total = (total & 0xFFFF) + (total >> 16)
     return _PACK_SYN(sport, dport, seq, 0, 5 << 4, _SYN, _WINDOW, ~total & 0xFFFF, 0)
+
+
+def write_syn(
+    buffer: memoryview | bytearray, offset: int, base: int, sport: int, dport: int, seq: int
+) -> None:
+    """Write :func:`syn_packet`'s bytes into ``buffer`` at ``offset`` (no new object).
+
+    ``base`` is :func:`_base_sum` of the addresses and source port; adding the
+    destination port and the sequence number's two halves completes the one's
+    complement sum (RFC 1071), so each packet costs a few additions, not a full sum.
+    """
+    total = base + dport + (seq >> 16) + (seq & 0xFFFF)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    _PACK_HEADER_INTO(
+        buffer, offset, sport, dport, seq, 0, 5 << 4, _SYN, _WINDOW, ~total & 0xFFFF, 0
+    )
 
 
 def _bpf_program(sport: int) -> list[tuple[int, int, int, int]]:
@@ -202,57 +237,79 @@ def _raw_socket(sport: int) -> socket.socket:
 async def run_syn_engine(
     probes: Iterator[tuple[Target, int]],
     options: EngineOptions,
-    names: Sequence[str | None] | None = None,
+    names: Sequence[str | None] | BackgroundNames | None = None,
+    *,
+    batch_size: int = _BATCH,
+    use_mmsg: bool = True,
 ) -> AsyncGenerator[list[PortResult], None]:
-    """Send a SYN to every (target, port) of ``probes``; yield results in batches."""
+    """Send a SYN to every (target, port) of ``probes``; yield results in batches.
+
+    Packets are built here and sent by a :class:`BatchSender` thread (``sendmmsg``), so
+    the kernel's part of each probe runs beside the Python that reads the replies.
+    A probe's timeout starts when its batch has left, not when it was built.
+    """
     jar = CookieJar()
     table = jar.table
     sport = SOURCE_PORT_RANGE[0] + secrets.randbelow(
         SOURCE_PORT_RANGE[1] - SOURCE_PORT_RANGE[0] + 1
     )
     sock = _raw_socket(sport)
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    try:
+        sender = BatchSender(batch_size=batch_size, use_sendmmsg=use_mmsg)
+    except BaseException:
+        sock.close()
+        raise
     ceiling = max(16, options.concurrency or 65536)
     congestion = _Congestion(ceiling)
     limiter = RateLimiter(options.rate)
     retries = max(0, options.retries)
     base_timeout = max(0.001, options.timeout)
-    # (target address packed, port) -> (target, attempt, sent at, answers when sent)
+    # (reply's addresses: target's then ours, port) -> (target, attempt, sent at, answers)
     outstanding: dict[tuple[bytes, int], tuple[Target, int, float, int]] = {}
-    deadlines: deque[tuple[float, tuple[bytes, int], int]] = deque()
+    # (deadline, sequence, attempt, keys of one batch): a heap, earliest first.
+    deadlines: list[tuple[float, int, int, list[tuple[bytes, int]]]] = []
+    sequence = itertools.count()
     again: deque[tuple[Target, int, int]] = deque()
-    sources: dict[str, tuple[bytes, int, int]] = {}  # address -> (packed, pair, base sum)
-    # A reply's (source + destination address) bytes -> the pair half of its cookie.
+    # address -> (packed, pair half of the cookie, checksum base, IPv4 header, sockaddr)
+    sources: dict[str, tuple[bytes, int, int, bytes, bytes]] = {}
+    # A reply's source and destination addresses (8 bytes) -> the pair half of its cookie.
     reply_pairs: dict[bytes, int] = {}
-    results: list[PortResult] = []
+    # Answers found, until they become PortResults: (target, port, state, reason, rtt).
+    results: list[_Found] = []
     append = results.append
+    # The names of the ports: a table, or one on its way from a forked process.
+    pending = names if isinstance(names, BackgroundNames) else None
+    table_names = None if isinstance(names, BackgroundNames) else names
     answers = 0
     exhausted = False
-    buffer = bytearray(256)
-    loop = asyncio.get_running_loop()
-    readable = asyncio.Event()
     fd = sock.fileno()
-    sendto = sock.sendto
-    recv_into = sock.recv_into
+    receiver = BatchReceiver(sock, use_recvmmsg=use_mmsg)
+    read = receiver.read
+    view, stride = receiver.view, receiver.stride
     unpack_reply = _REPLY.unpack_from
+    unpack_tcp = _TCP_START.unpack_from
     # The previous target and its addressing: probes come host by host, mostly.
     last_target: Target | None = None
-    last_known: tuple[bytes, int, int] = (b"", 0, 0)
+    last_known: tuple[bytes, int, int, bytes, bytes] | None = None
 
     def finish(target: Target, port: int, state: PortState, reason: str, rtt: float | None) -> None:
-        append(
-            PortResult(
-                host=target.address,
-                port=port,
-                transport="tcp",
-                state=state,
-                reason=reason,
-                hostname=target.hostname,
-                expected=None if names is None else names[port],
-                rtt=rtt,
-            )
-        )
+        append((target, port, state, reason, rtt))
 
-    def addressing(target: Target) -> tuple[bytes, int, int]:
+    def results_of(found: list[_Found], table: Sequence[str | None] | None) -> list[PortResult]:
+        make = tcp_result
+        if table is None:
+            return [
+                make(t.address, port, s, reason, t.hostname, None, rtt)
+                for t, port, s, reason, rtt in found
+            ]
+        return [
+            make(t.address, port, s, reason, t.hostname, table[port], rtt)
+            for t, port, s, reason, rtt in found
+        ]
+
+    def addressing(target: Target) -> tuple[bytes, int, int, bytes, bytes]:
         known = sources.get(target.address)
         if known is None:
             if target.family != socket.AF_INET:
@@ -260,118 +317,169 @@ async def run_syn_engine(
             dst = socket.inet_aton(target.address)
             src = socket.inet_aton(_source_for(target.address))
             pair = jar.pair(src, dst, sport)
-            known = (dst, pair, _base_sum(src, dst, sport))
+            header = ipv4_header(src, dst)
+            # A reply comes from dst to src: its address bytes, in order, are dst + src.
+            addresses = dst + src
+            known = (
+                addresses,
+                pair,
+                _base_sum(src, dst, sport),
+                header,
+                sockaddr_in(target.address),
+            )
             sources[target.address] = known
-            reply_pairs[dst + src] = pair
+            reply_pairs[addresses] = pair
         return known
-
-    def send(target: Target, port: int, attempt: int, now: float) -> bool:
-        nonlocal last_target, last_known
-        if target is not last_target:
-            last_known = addressing(target)
-            last_target = target
-        dst, pair, base = last_known
-        try:
-            sendto(fast_syn_packet(base, sport, port, pair ^ table[port]), (target.address, 0))
-        except OSError as exc:
-            if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
-                return False  # the queue is full: try again after reading
-            if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-                finish(target, port, PortState.FILTERED, "host-unreach", None)
-                return True
-            raise
-        key = (dst, port)
-        outstanding[key] = (target, attempt, now, answers)
-        deadlines.append((now + base_timeout * (2**attempt), key, attempt))
-        return True
 
     def receive(now: float) -> None:
         nonlocal answers
-        for _ in range(_READ_CAP):
-            try:
-                size = recv_into(buffer)
-            except BlockingIOError:
-                return
-            if buffer[0] != 0x45 or size < 40:  # IPv4 with options: rare, take the long way
-                if size < 20 or size < (buffer[0] & 0x0F) * 4 + 20:
+        got = 0
+        while got < _READ_CAP and (count := read()):
+            got += count
+            for offset in range(0, count * stride, stride):
+                # The IP header says how much of the slot is this datagram (the rest may
+                # be an older, longer one's): at least up to the TCP flags (RFC 791 3.1).
+                if view[offset] == 0x45:
+                    if view[offset + 2] == 0 and view[offset + 3] < 34:
+                        continue
+                    addresses, their_port, our_port, _seq, ack, flags = unpack_reply(view, offset)
+                else:  # IPv4 options: rare, take the long way
+                    ihl = (view[offset] & 0x0F) * 4
+                    length = min(stride, (view[offset + 2] << 8) | view[offset + 3])
+                    if view[offset] >> 4 != 4 or ihl < 20 or length < ihl + 14:
+                        continue
+                    addresses = bytes(view[offset + 12 : offset + 20])
+                    their_port, our_port, _seq, ack, _off, flags = unpack_tcp(view, offset + ihl)
+                if our_port != sport:
                     continue
-                ihl = (buffer[0] & 0x0F) * 4
-                src_ip, dst_ip = bytes(buffer[12:16]), bytes(buffer[16:20])
-                their_port, our_port, _seq, ack, _off, flags = struct.unpack_from(
-                    "!HHIIBB", buffer, ihl
-                )
-            else:
-                src_ip, dst_ip, their_port, our_port, _seq, ack, flags = unpack_reply(buffer)
-            if our_port != sport:
-                continue
-            key = (src_ip, their_port)
-            entry = outstanding.get(key)
-            if entry is None:
-                continue  # late, duplicate, or not ours
-            pair = reply_pairs.get(src_ip + dst_ip)
-            if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
-                continue  # not an answer to our SYN
-            del outstanding[key]
-            answers += 1
-            if congestion.window < ceiling:
-                congestion.on_answer()
-            if flags & _RST:
-                finish(entry[0], their_port, CLOSED, "reset", now - entry[2])
-            elif flags & (_SYN | _ACK) == _SYN | _ACK:
-                finish(entry[0], their_port, OPEN, "syn-ack", now - entry[2])
+                key = (addresses, their_port)
+                entry = outstanding.get(key)
+                if entry is None:
+                    continue  # late, duplicate, or not ours
+                pair = reply_pairs.get(addresses)
+                if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
+                    continue  # not an answer to our SYN
+                del outstanding[key]
+                answers += 1
+                if congestion.window < ceiling:
+                    congestion.on_answer()
+                if flags & _RST:
+                    append((entry[0], their_port, CLOSED, "reset", now - entry[2]))
+                elif flags & (_SYN | _ACK) == _SYN | _ACK:
+                    append((entry[0], their_port, OPEN, "syn-ack", now - entry[2]))
+
+    def collect() -> None:
+        """Start the timeouts of the batches that left; handle what could not be sent."""
+        for report in sender.finished():
+            attempt, keys = cast(tuple[int, list[tuple[bytes, int]]], report.tag)
+            if report.error is not None:
+                raise report.error
+            for slot in report.unreachable:
+                entry = outstanding.pop(keys[slot], None)
+                if entry is not None and entry[1] == attempt:
+                    finish(entry[0], keys[slot][1], PortState.FILTERED, "host-unreach", None)
+            if report.unsent_from is not None:
+                # The kernel's queue stayed full: these never left; send them again first.
+                for key in reversed(keys[report.unsent_from :]):
+                    entry = outstanding.pop(key, None)
+                    if entry is not None:
+                        again.appendleft((entry[0], key[1], attempt))
+                keys = keys[: report.unsent_from]
+            deadline = report.at + base_timeout * (2**attempt)
+            heapq.heappush(deadlines, (deadline, next(sequence), attempt, keys))
 
     def expire(now: float) -> None:
         while deadlines and deadlines[0][0] <= now:
-            _deadline, probe_key, attempt = deadlines.popleft()
-            entry = outstanding.get(probe_key)
-            if entry is None or entry[1] != attempt:
-                continue
-            del outstanding[probe_key]
-            target, _attempt, _sent, answers_then = entry
-            congestion.on_loss(now, base_timeout, answers > answers_then)
-            if attempt < retries:
-                again.append((target, probe_key[1], attempt + 1))
-            else:
-                finish(target, probe_key[1], PortState.FILTERED, "no-response", None)
+            _deadline, _seq, attempt, keys = heapq.heappop(deadlines)
+            for probe_key in keys:
+                entry = outstanding.get(probe_key)
+                if entry is None or entry[1] != attempt:
+                    continue
+                del outstanding[probe_key]
+                target, _attempt, _sent, answers_then = entry
+                congestion.on_loss(now, base_timeout, answers > answers_then)
+                if attempt < retries:
+                    again.append((target, probe_key[1], attempt + 1))
+                else:
+                    finish(target, probe_key[1], PortState.FILTERED, "no-response", None)
+
+    def fill(batch: Batch, wanted: int, now: float) -> tuple[int, list[tuple[bytes, int]]]:
+        """Build up to ``wanted`` SYNs into ``batch``; all of one attempt."""
+        nonlocal exhausted, last_target, last_known
+        keys: list[tuple[bytes, int]] = []
+        attempt = again[0][2] if again else 0
+        destinations = batch.destinations
+        data = batch.view
+        first = batch.packet_offset
+        write = write_syn
+        todo: list[tuple[Target, int]] = []
+        while again and len(todo) < wanted and again[0][2] == attempt:
+            target, port, _attempt = again.popleft()
+            todo.append((target, port))
+        if attempt == 0 and not exhausted and len(todo) < wanted:
+            fresh = list(itertools.islice(probes, wanted - len(todo)))
+            if len(fresh) < wanted - len(todo):
+                exhausted = True  # the generator has ended
+            todo += fresh
+        for count, (target, port) in enumerate(todo):
+            if target is not last_target or last_known is None:
+                last_known = addressing(target)
+                last_target = target
+            addresses, pair, base, header, name = last_known
+            offset = first + count * PACKET_SIZE
+            if destinations[count] != target.address:
+                batch.set_destination(count, target.address, name)
+                data[offset : offset + 20] = header
+            write(data, offset + 20, base, sport, port, pair ^ table[port])
+            key = (addresses, port)
+            outstanding[key] = (target, attempt, now, answers)
+            keys.append(key)
+        return attempt, keys
 
     def launch(now: float) -> float | None:
-        nonlocal exhausted
-        room = congestion.size - len(outstanding)
-        if room <= 0:
-            return None
-        for _ in range(limiter.take(min(room, _READ_CAP))):
-            if again:
-                target, port, attempt = again.popleft()
-            elif not exhausted:
-                try:
-                    target, port = next(probes)
-                except StopIteration:
-                    exhausted = True
-                    break
-                attempt = 0
-            else:
+        while True:
+            room = congestion.size - len(outstanding)
+            if room <= 0 or (exhausted and not again):
                 break
-            if not send(target, port, attempt, now):
-                again.appendleft((target, port, attempt))
+            batch = sender.take()
+            if batch is None:
+                break  # every batch is with the sender: its wake-up brings us back
+            allowed = limiter.take(min(room, batch.size))
+            attempt, keys = fill(batch, allowed, now) if allowed else (0, [])
+            if not keys:
+                sender.give_back(batch)
                 break
+            sender.submit(batch, len(keys), (attempt, keys))
         wait = limiter.wait_time()
         return wait if wait > 0 else None
 
     loop.add_reader(fd, readable.set)
+    loop.add_reader(sender.reports, readable.set)
+    names_fd = None if pending is None else pending.fileno()
+    if names_fd is not None:
+        loop.add_reader(names_fd, readable.set)
     try:
         while True:
             now = time.monotonic()
             receive(now)
+            collect()
             expire(now)
             rate_wait = launch(now)
-            receive(time.monotonic())
-            if results:
-                batch, results = results, []
+            if pending is not None and table_names is None:
+                table_names = pending.poll()
+                if table_names is not None and names_fd is not None:
+                    loop.remove_reader(names_fd)
+                    names_fd = None
+            done = exhausted and not again and not outstanding
+            if results and (table_names is not None or pending is None or done):
+                if table_names is None and pending is not None:
+                    table_names = pending.wait()  # the last results: wait for the names
+                found, results = results, []
                 append = results.append
-                yield batch
+                yield results_of(found, table_names)
                 await asyncio.sleep(0)
                 continue
-            if exhausted and not again and not outstanding:
+            if done:
                 return
             waits = [rate_wait] if rate_wait is not None else []
             if deadlines:
@@ -385,7 +493,12 @@ async def run_syn_engine(
             except TimeoutError:
                 pass
     finally:
+        if names_fd is not None:
+            loop.remove_reader(names_fd)
         loop.remove_reader(fd)
+        loop.remove_reader(sender.reports)
+        sender.close()
+        receiver.close()
         sock.close()
 
 
