@@ -1,6 +1,7 @@
 """Benchmark: ``portkit scan`` against nmap, side by side, in a namespace of its own.
 
-Creates a network namespace ``pk-scan-bench-*`` (deleted afterwards, even on failure)
+Creates a network namespace ``pk-scan-bench-*`` (deleted afterwards, even on failure;
+``PORTKIT_BENCH_NETNS_PREFIX`` replaces the ``pk-scan-bench`` prefix)
 with about 20 listeners on assorted ports across 16 loopback addresses, then runs
 each scenario for both tools, alternating which goes first, for several rounds:
 
@@ -60,7 +61,8 @@ sys.stdin.read()
 
 @contextmanager
 def namespace() -> Iterator[str]:
-    name = f"pk-scan-bench-{secrets.token_hex(3)}"
+    prefix = os.environ.get("PORTKIT_BENCH_NETNS_PREFIX", "pk-scan-bench")
+    name = f"{prefix}-{secrets.token_hex(3)}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)

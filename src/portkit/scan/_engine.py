@@ -153,6 +153,11 @@ class _Congestion:
         if self.window < self.ceiling:
             self.window = min(self.ceiling, self.window + 1)
 
+    def on_answers(self, count: int) -> None:
+        """:meth:`on_answer` ``count`` times."""
+        if self.window < self.ceiling:
+            self.window = min(self.ceiling, self.window + count)
+
     def on_loss(self, now: float, period: float, answered_since: bool) -> None:
         # Only a loss among answers is congestion; a host that answers nothing is
         # filtered or down, and slowing down would only make that scan slower.

@@ -26,10 +26,13 @@ import os
 import secrets
 import socket
 import struct
+import sys
 import time
 from array import array
 from collections import deque
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from itertools import repeat
+from operator import itemgetter
 from typing import cast
 
 from portkit._errors import PrivilegeError, TargetError
@@ -51,9 +54,12 @@ __all__ = [
     "CookieJar",
     "check_privilege",
     "fast_syn_packet",
+    "parse_replies",
+    "reply_verdict",
     "run_syn_engine",
     "syn_packet",
     "write_syn",
+    "write_syn_batch",
 ]
 
 # Above Linux's default ephemeral range (32768-60999), so the kernel never hands our
@@ -76,6 +82,9 @@ CLOSED = PortState.CLOSED
 _Found = tuple[Target, int, PortState, str, float | None]
 tcp_result = result_maker("tcp")
 OPEN = PortState.OPEN
+# parse_replies' verdict bytes -> state, and the reason each state is reported with.
+_STATE_OF = {ord("c"): CLOSED, ord("o"): OPEN}
+_REASON_OF = {CLOSED: "reset", OPEN: "syn-ack"}
 
 
 def check_privilege() -> None:
@@ -179,6 +188,190 @@ def write_syn(
     _PACK_HEADER_INTO(
         buffer, offset, sport, dport, seq, 0, 5 << 4, _SYN, _WINDOW, ~total & 0xFFFF, 0
     )
+
+
+# Bulk work on a batch of packets: each of n values sits in a 64-bit lane of one
+# Python int, so XOR, addition and masking run over the whole batch at C speed. Values
+# stay below 2**33, so no lane ever carries into the next.
+_LANES: dict[int, tuple[int, int, int]] = {}
+_BULK_MIN = 2  # below this, the per-packet path is as quick
+_SYN_TEMPLATE = struct.pack("!HHIIBBHHH", 0, 0, 0, 0, 5 << 4, _SYN, _WINDOW, 0, 0)
+_SYN_ACK = _SYN | _ACK
+# A reply's flags byte -> b"c" (RST: closed), b"o" (SYN-ACK: open) or b"x" (neither).
+_VERDICTS = bytes(
+    ord("c") if f & _RST else ord("o") if f & _SYN_ACK == _SYN_ACK else ord("x") for f in range(256)
+)
+
+
+def _lanes(n: int) -> tuple[int, int, int]:
+    """(1 in each of n lanes, 0xFFFF in each, 0xFFFFFFFF in each), cached by n."""
+    lanes = _LANES.get(n)
+    if lanes is None:
+        ones = int.from_bytes((b"\x01" + bytes(7)) * n, "little")
+        lanes = (ones, ones * 0xFFFF, ones * 0xFFFFFFFF)
+        _LANES[n] = lanes
+    return lanes
+
+
+def _lanes_of(values: Sequence[int]) -> int:
+    """One int holding ``values`` in 64-bit lanes, the last value in the lowest lane.
+
+    In that order, ``to_bytes(8 * n, "big")`` puts value ``i`` at bytes ``8 i`` to
+    ``8 i + 7``, in network byte order: ready for stride slicing into packets.
+    """
+    return int.from_bytes(array("Q", values[::-1]).tobytes(), sys.byteorder)
+
+
+def _gather(table: Sequence[int], ports: Sequence[int]) -> Sequence[int]:
+    """``[table[p] for p in ports]`` in one C call (``ports`` has at least two)."""
+    return cast(tuple[int, ...], itemgetter(*ports)(table))
+
+
+def write_syn_batch(
+    buffer: memoryview | bytearray,
+    offset: int,
+    header: bytes,
+    base: int,
+    sport: int,
+    ports: Sequence[int],
+    pair: int,
+    table: Sequence[int],
+) -> None:
+    """Write one packet per port (``header`` then :func:`write_syn`'s SYN) from ``offset``.
+
+    Packet ``i``, at ``offset + i * PACKET_SIZE``, is the IPv4 ``header`` and the SYN
+    to ``ports[i]`` with sequence ``pair ^ table[ports[i]]``: the same bytes as
+    :func:`write_syn`, computed for the whole batch at once. The checksum is the one's
+    complement sum of RFC 1071 (RFC 9293 section 3.1), folded lane by lane.
+    """
+    n = len(ports)
+    if n < _BULK_MIN:
+        for i, port in enumerate(ports):
+            at = offset + i * PACKET_SIZE
+            buffer[at : at + 20] = header
+            write_syn(buffer, at + 20, base, sport, port, pair ^ table[port])
+        return
+    ones, m16, _m32 = _lanes(n)
+    port_lanes = _lanes_of(ports)
+    seq_lanes = _lanes_of(_gather(table, ports)) ^ (pair * ones)
+    total = base * ones + port_lanes + ((seq_lanes >> 16) & m16) + (seq_lanes & m16)
+    total = (total & m16) + ((total >> 16) & m16)
+    total = (total & m16) + ((total >> 16) & m16)
+    checksums = ((total & m16) ^ m16).to_bytes(8 * n, "big")
+    seqs = seq_lanes.to_bytes(8 * n, "big")
+    port_bytes = port_lanes.to_bytes(8 * n, "big")
+    step = PACKET_SIZE
+    packets = bytearray((header + sport.to_bytes(2, "big") + _SYN_TEMPLATE[2:]) * n)
+    packets[22::step] = port_bytes[6::8]  # destination port (RFC 9293 section 3.1)
+    packets[23::step] = port_bytes[7::8]
+    for i in range(4):  # sequence number
+        packets[24 + i :: step] = seqs[4 + i :: 8]
+    packets[36::step] = checksums[6::8]
+    packets[37::step] = checksums[7::8]
+    buffer[offset : offset + n * step] = packets
+
+
+def reply_verdict(
+    view: memoryview,
+    offset: int,
+    stride: int,
+    sport: int,
+    pairs: Mapping[bytes, int],
+    table: Sequence[int],
+) -> tuple[bytes, int, PortState] | None:
+    """Check one reply at ``offset``: (addresses, their port, state), or None: not ours.
+
+    Ours means: a TCP segment to ``sport`` from an address pair of ``pairs``, whose
+    acknowledgment is its cookie plus one, with RST (closed) or SYN and ACK (open).
+    """
+    # The IP header says how much of the slot is this datagram (the rest may be an
+    # older, longer one's): at least up to the TCP flags (RFC 791 section 3.1).
+    if view[offset] == 0x45:
+        if view[offset + 2] == 0 and view[offset + 3] < 34:
+            return None
+        addresses, their_port, our_port, _seq, ack, flags = _REPLY.unpack_from(view, offset)
+    else:  # IPv4 options: rare, take the long way
+        ihl = (view[offset] & 0x0F) * 4
+        length = min(stride, (view[offset + 2] << 8) | view[offset + 3])
+        if view[offset] >> 4 != 4 or ihl < 20 or length < ihl + 14:
+            return None
+        addresses = bytes(view[offset + 12 : offset + 20])
+        their_port, our_port, _seq, ack, _off, flags = _TCP_START.unpack_from(view, offset + ihl)
+    if our_port != sport:
+        return None
+    pair = pairs.get(addresses)
+    if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
+        return None
+    if flags & _RST:
+        return addresses, their_port, CLOSED
+    if flags & _SYN_ACK == _SYN_ACK:
+        return addresses, their_port, OPEN
+    return None
+
+
+def parse_replies(
+    view: memoryview,
+    count: int,
+    stride: int,
+    sport: int,
+    pairs: Mapping[bytes, int],
+    table: Sequence[int],
+) -> tuple[bytes, list[int], bytes] | None:
+    """Check a batch of replies at once: (addresses, their ports, verdicts), or None.
+
+    Datagram ``i`` starts at ``i * stride`` in ``view``. The batch passes when every
+    one is an IPv4 datagram without options (RFC 791 section 3.1) long enough for the
+    TCP flags, all from one address pair (``pairs`` maps their 8 address bytes to the
+    pair half of the cookie), all to ``sport``, each a RST or a SYN-ACK, and each
+    acknowledging its own cookie plus one (RFC 9293 section 3.4). Verdicts: one byte
+    per reply, ``c`` (RST: closed) or ``o`` (SYN-ACK: open). None means some reply
+    fails one of these: the caller then checks the batch packet by packet, which
+    decides each one alone. Duplicates and replies to probes no longer outstanding
+    are the caller's to check.
+    """
+    n = count
+    if n < _BULK_MIN:
+        return None
+    with view[: n * stride] as batch:
+
+        def column(at: int) -> bytes:
+            return batch[at::stride].tobytes()
+
+        if column(0) != b"\x45" * n:
+            return None
+        length_high = column(2)
+        if length_high == bytes(n):
+            if min(column(3)) < 34:
+                return None
+        elif 0 in length_high:
+            return None  # mixed lengths: rare; packet by packet
+        if column(22) != bytes((sport >> 8,)) * n or column(23) != bytes((sport & 0xFF,)) * n:
+            return None
+        addresses = batch[12:20].tobytes()
+        for i in range(8):
+            if column(12 + i) != addresses[i : i + 1] * n:
+                return None
+        pair = pairs.get(addresses)
+        if pair is None:
+            return None
+        verdicts = column(33).translate(_VERDICTS)
+        if b"x" in verdicts:
+            return None
+        ports_be = bytearray(2 * n)
+        ports_be[0::2] = column(20)
+        ports_be[1::2] = column(21)
+        ports = array("H", ports_be)
+        if sys.byteorder == "little":
+            ports.byteswap()
+        port_list = ports.tolist()
+        ones, _m16, m32 = _lanes(n)
+        expected = (((_lanes_of(_gather(table, port_list)) ^ (pair * ones)) + ones) & m32).to_bytes(
+            8 * n, "big"
+        )
+        for i in range(4):
+            if column(28 + i) != expected[4 + i :: 8]:
+                return None
+    return addresses, port_list, verdicts
 
 
 def _bpf_program(sport: int) -> list[tuple[int, int, int, int]]:
@@ -288,8 +481,7 @@ async def run_syn_engine(
     receiver = BatchReceiver(sock, use_recvmmsg=use_mmsg)
     read = receiver.read
     view, stride = receiver.view, receiver.stride
-    unpack_reply = _REPLY.unpack_from
-    unpack_tcp = _TCP_START.unpack_from
+    check = reply_verdict
     # The previous target and its addressing: probes come host by host, mostly.
     last_target: Target | None = None
     last_known: tuple[bytes, int, int, bytes, bytes] | None = None
@@ -331,42 +523,55 @@ async def run_syn_engine(
             reply_pairs[addresses] = pair
         return known
 
+    def bulk(count: int, now: float) -> bool:
+        """Take a whole batch of replies at once; False (nothing done): go packet by packet.
+
+        Same outcome as the packet-by-packet loop when every reply answers a distinct
+        outstanding probe with its cookie; anything else is left to that loop.
+        """
+        nonlocal answers
+        parsed = parse_replies(view, count, stride, sport, reply_pairs, table)
+        if parsed is None:
+            return False
+        addresses, ports, verdicts = parsed
+        keys = list(zip(repeat(addresses, count), ports, strict=True))
+        found = list(map(outstanding.get, keys))
+        if None in found or len(set(ports)) != count:
+            return False
+        entries = cast(list[tuple[Target, int, float, int]], found)
+        for key in keys:
+            del outstanding[key]
+        answers += count
+        if congestion.window < ceiling:
+            congestion.on_answers(count)
+        states = [_STATE_OF[v] for v in verdicts]
+        results.extend(
+            [
+                (entry[0], port, state, _REASON_OF[state], now - entry[2])
+                for entry, port, state in zip(entries, ports, states, strict=True)
+            ]
+        )
+        return True
+
     def receive(now: float) -> None:
         nonlocal answers
         got = 0
         while got < _READ_CAP and (count := read()):
             got += count
+            if count >= _BULK_MIN and bulk(count, now):
+                continue
             for offset in range(0, count * stride, stride):
-                # The IP header says how much of the slot is this datagram (the rest may
-                # be an older, longer one's): at least up to the TCP flags (RFC 791 3.1).
-                if view[offset] == 0x45:
-                    if view[offset + 2] == 0 and view[offset + 3] < 34:
-                        continue
-                    addresses, their_port, our_port, _seq, ack, flags = unpack_reply(view, offset)
-                else:  # IPv4 options: rare, take the long way
-                    ihl = (view[offset] & 0x0F) * 4
-                    length = min(stride, (view[offset + 2] << 8) | view[offset + 3])
-                    if view[offset] >> 4 != 4 or ihl < 20 or length < ihl + 14:
-                        continue
-                    addresses = bytes(view[offset + 12 : offset + 20])
-                    their_port, our_port, _seq, ack, _off, flags = unpack_tcp(view, offset + ihl)
-                if our_port != sport:
-                    continue
-                key = (addresses, their_port)
-                entry = outstanding.get(key)
+                verdict = check(view, offset, stride, sport, reply_pairs, table)
+                if verdict is None:
+                    continue  # not an answer to our SYN
+                addresses, their_port, state = verdict
+                entry = outstanding.pop((addresses, their_port), None)
                 if entry is None:
                     continue  # late, duplicate, or not ours
-                pair = reply_pairs.get(addresses)
-                if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
-                    continue  # not an answer to our SYN
-                del outstanding[key]
                 answers += 1
                 if congestion.window < ceiling:
                     congestion.on_answer()
-                if flags & _RST:
-                    append((entry[0], their_port, CLOSED, "reset", now - entry[2]))
-                elif flags & (_SYN | _ACK) == _SYN | _ACK:
-                    append((entry[0], their_port, OPEN, "syn-ack", now - entry[2]))
+                append((entry[0], their_port, state, _REASON_OF[state], now - entry[2]))
 
     def collect() -> None:
         """Start the timeouts of the batches that left; handle what could not be sent."""
@@ -421,6 +626,23 @@ async def run_syn_engine(
             if len(fresh) < wanted - len(todo):
                 exhausted = True  # the generator has ended
             todo += fresh
+        if len(todo) >= _BULK_MIN:
+            targets = [t for t, _port in todo]
+            target = targets[0]
+            if targets.count(target) == len(targets):  # one target (identity first)
+                ports = [port for _target, port in todo]
+                if target is not last_target or last_known is None:
+                    last_known = addressing(target)
+                    last_target = target
+                addresses, pair, base, header, name = last_known
+                write_syn_batch(data, first, header, base, sport, ports, pair, table)
+                if destinations[: len(ports)].count(target.address) != len(ports):
+                    for slot in range(len(ports)):
+                        if destinations[slot] != target.address:
+                            batch.set_destination(slot, target.address, name)
+                keys = list(zip(repeat(addresses, len(ports)), ports, strict=True))
+                outstanding.update(zip(keys, repeat((target, attempt, now, answers))))
+                return attempt, keys
         for count, (target, port) in enumerate(todo):
             if target is not last_target or last_known is None:
                 last_known = addressing(target)
