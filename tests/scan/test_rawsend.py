@@ -74,9 +74,17 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _send_and_collect(
-    count: int, batch_size: int, *, mmsg: bool, listener: int | None = None
+    count: int,
+    batch_size: int,
+    *,
+    mmsg: bool,
+    listener: int | None = None,
+    here: bool = False,
 ) -> dict[int, int]:
-    """SYNs to ``count`` closed ports (and ``listener``) of 127.0.0.1: port -> TCP flags."""
+    """SYNs to ``count`` closed ports (and ``listener``) of 127.0.0.1: port -> TCP flags.
+
+    With ``here``, every other batch is sent by this process (``send_here``).
+    """
     sport = 61000 + secrets.randbelow(4000)
     src = dst = socket.inet_aton("127.0.0.1")
     base = _base_sum(src, dst, sport)
@@ -90,6 +98,7 @@ def _send_and_collect(
         assert receiver.batched is mmsg
         pending = list(targets)
         submitted = 0
+        batches = 0
         while pending or submitted:
             batch = sender.take()
             if batch is not None and pending:
@@ -100,14 +109,21 @@ def _send_and_collect(
                         batch.set_destination(slot, "127.0.0.1", sockaddr_in("127.0.0.1"))
                         batch.view[offset : offset + 20] = ipv4_header(src, dst)
                     write_syn(batch.view, offset + 20, base, sport, port, port)
-                sender.submit(batch, len(chunk), chunk)
+                if here and batches % 2 == 1:
+                    sender.send_here(batch, len(chunk), chunk)
+                else:
+                    sender.submit(batch, len(chunk), chunk)
                 submitted += 1
+                batches += 1
                 continue
             if batch is not None:
                 sender.give_back(batch)
-            ready, _, _ = select.select([sender.reports], [], [], 10)  # the next report
-            assert ready, "the sender reported nothing within 10 s"
-            for report in sender.finished():
+            reports = sender.finished()
+            if not reports:
+                ready, _, _ = select.select([sender.reports], [], [], 10)  # the next report
+                assert ready, "the sender reported nothing within 10 s"
+                reports = sender.finished()
+            for report in reports:
                 assert report.error is None
                 assert report.unsent_from is None
                 assert report.unreachable == []
@@ -133,6 +149,7 @@ def _send_and_collect(
 
 @needs_root
 @pytest.mark.root
+@pytest.mark.parametrize("here", [False, True], ids=["sender", "half-here"])
 @pytest.mark.parametrize("mmsg", [True, False], ids=["mmsg", "one-by-one"])
 @pytest.mark.parametrize(
     ("count", "batch_size"),
@@ -140,14 +157,14 @@ def _send_and_collect(
     ids=["one", "exactly-one-batch", "one-over", "several", "two-full"],
 )
 def test_batches_reach_the_kernel_and_replies_come_back(
-    count: int, batch_size: int, mmsg: bool
+    count: int, batch_size: int, mmsg: bool, here: bool
 ) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     try:
         listener = server.getsockname()[1]
-        answers = _send_and_collect(count, batch_size, mmsg=mmsg, listener=listener)
+        answers = _send_and_collect(count, batch_size, mmsg=mmsg, listener=listener, here=here)
     finally:
         server.close()
     assert answers.pop(listener) & 0x12 == 0x12  # SYN-ACK from the listener

@@ -8,7 +8,8 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portkit.scan._model import PortState
+from portkit.scan._model import PortResult, PortState
+from portkit.scan._names import make_results
 from portkit.scan._rawsend import PACKET_SIZE, ipv4_header
 from portkit.scan._syn import (
     CookieJar,
@@ -146,3 +147,39 @@ def test_parse_replies_states_and_ports() -> None:
     mixed = batch_of([*packets, reply(80, src=OTHER)])
     assert parse_replies(mixed, 5, STRIDE, SPORT, PAIRS, JAR.table) is None
     assert verdicts_one_by_one(mixed, 5)[4] == (OTHER + OURS, 80, PortState.CLOSED)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["127.0.0.1", "::1", "10.1.2.3"]),
+            ports,
+            st.sampled_from(list(PortState)),
+            st.sampled_from(["reset", "syn-ack", "no-response"]),
+            st.one_of(st.none(), st.text(max_size=5)),
+            st.one_of(st.none(), st.sampled_from(["http", "ssh"])),
+            st.one_of(st.none(), st.floats(0, 10)),
+        ),
+        max_size=50,
+    ),
+    st.sampled_from(["tcp", "udp"]),
+)
+def test_make_results_makes_what_the_constructor_makes(
+    rows: list[tuple[str, int, PortState, str, str | None, str | None, float | None]],
+    transport: str,
+) -> None:
+    hosts = [r[0] for r in rows]
+    port_list = [r[1] for r in rows]
+    states = [r[2] for r in rows]
+    reasons = [r[3] for r in rows]
+    hostnames = [r[4] for r in rows]
+    expected = [r[5] for r in rows]
+    rtts = [r[6] for r in rows]
+    fast = make_results(transport, hosts, port_list, states, reasons, hostnames, expected, rtts)
+    built = make_results(
+        transport, hosts, port_list, states, reasons, hostnames, expected, rtts, fast=False
+    )
+    assert fast == built
+    assert [hash(r) for r in fast] == [hash(r) for r in built]
+    assert [repr(r) for r in fast] == [repr(r) for r in built]
+    assert all(type(r) is PortResult and r.identified is None for r in fast)

@@ -20,7 +20,9 @@ import contextlib
 import dataclasses
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from portkit.scan._model import PortResult, PortState
@@ -31,7 +33,14 @@ if TYPE_CHECKING:
 # pickle, tempfile, hashlib and pathlib are imported where used: this module is on every
 # scan's start-up path, and they cost ~10 ms of imports together.
 
-__all__ = ["BackgroundNames", "MakeResult", "load_table", "result_maker", "store_table"]
+__all__ = [
+    "BackgroundNames",
+    "MakeResult",
+    "load_table",
+    "make_results",
+    "result_maker",
+    "store_table",
+]
 
 Names = Sequence[str | None]
 # (host, port, state, reason, hostname, expected, rtt) -> a PortResult of one transport
@@ -112,6 +121,62 @@ def result_maker(transport: str, *, fast: bool = True) -> MakeResult:
 
     make.fast = True  # type: ignore[attr-defined]
     return make
+
+
+def make_results(
+    transport: str,
+    hosts: Iterable[str],
+    ports: Sequence[int],
+    states: Iterable[PortState],
+    reasons: Iterable[str],
+    hostnames: Iterable[str | None],
+    expected: Iterable[str | None],
+    rtts: Iterable[float | None],
+    *,
+    fast: bool = True,
+) -> list[PortResult]:
+    """One :class:`PortResult` per port, field by field: the same objects as ``PortResult()``.
+
+    Each field is set for the whole batch by one ``map`` over its slot's setter, so
+    the loops run in C; a sweep's 65,535 results cost about a third of what one call
+    of :func:`result_maker`'s maker per result does. ``fast=False`` (or fields other
+    than the known ones) uses the constructor. Every iterable gives one value per port.
+    """
+    names = tuple(f.name for f in dataclasses.fields(PortResult))
+    if not fast or names != _KNOWN_FIELDS or not hasattr(PortResult, "__slots__"):
+        return [
+            PortResult(
+                host=host,
+                port=port,
+                transport=transport,
+                state=state,
+                reason=reason,
+                hostname=hostname,
+                expected=name,
+                rtt=rtt,
+            )
+            for host, port, state, reason, hostname, name, rtt in zip(
+                hosts, ports, states, reasons, hostnames, expected, rtts, strict=True
+            )
+        ]
+    count = len(ports)
+    results = list(map(object.__new__, repeat(PortResult, count)))
+    run = deque[None](maxlen=0).extend
+    columns: tuple[Iterable[object], ...] = (
+        hosts,
+        ports,
+        repeat(transport),
+        states,
+        reasons,
+        hostnames,
+        expected,
+        rtts,
+        repeat(None),
+    )
+    for name, values in zip(_KNOWN_FIELDS, columns, strict=True):
+        setter = getattr(PortResult, name).__set__
+        run(map(setter, results, values))
+    return results
 
 
 class BackgroundNames:

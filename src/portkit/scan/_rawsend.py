@@ -303,6 +303,7 @@ class BatchSender:
         ]
         self._free: deque[Batch] = deque(self._batches)
         self._tags: dict[int, object] = {}
+        self._here: list[Sent] = []  # reports of batches sent by send_here
         self._buffer = bytearray()
         jobs_read, self._jobs = os.pipe()
         self.reports, reports_write = os.pipe()
@@ -338,6 +339,26 @@ class BatchSender:
         self._tags[batch.index] = tag
         os.write(self._jobs, _JOB.pack(batch.index, count))  # 4 bytes: atomic on a pipe
 
+    def send_here(self, batch: Batch, count: int, tag: object) -> None:
+        """Send the first ``count`` packets of ``batch`` from this process, now.
+
+        Its report comes with the next :meth:`finished`, as the sender's do. The
+        kernel's work for these packets then runs on this process's core: with two
+        cores, sending a share of the batches here splits that work between both.
+        """
+        unsent, code, unreachable = self._send(batch, count)
+        self._free.append(batch)
+        self._here.append(
+            Sent(
+                batch=batch,
+                tag=tag,
+                at=time.monotonic(),
+                unsent_from=None if unsent < 0 else unsent,
+                unreachable=unreachable,
+                error=OSError(code, os.strerror(code)) if code else None,
+            )
+        )
+
     def finished(self) -> list[Sent]:
         """Reports of the batches sent since the last call (their batches are free again)."""
         while True:
@@ -350,7 +371,7 @@ class BatchSender:
                     raise OSError(errno.EPIPE, "the packet sender stopped")
                 break
             self._buffer += chunk
-        reports = []
+        reports, self._here = self._here, []
         buffer = self._buffer
         while len(buffer) >= _REPORT.size:
             index, unsent, code, unreachable, at = _REPORT.unpack_from(buffer)
@@ -414,7 +435,7 @@ class BatchSender:
         finally:
             os._exit(code)
 
-    def _send(self, batch: Batch, count: int) -> tuple[int, int, list[int]]:  # pragma: no cover
+    def _send(self, batch: Batch, count: int) -> tuple[int, int, list[int]]:
         """Send ``count`` packets: (unsent from or -1, errno or 0, unreachable slots)."""
         sent, full = 0, 0
         fd = self._sock.fileno()

@@ -32,13 +32,13 @@ from array import array
 from collections import deque
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from itertools import repeat
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import cast
 
 from portkit._errors import PrivilegeError, TargetError
 from portkit.scan._engine import EngineOptions, RateLimiter, _Congestion
 from portkit.scan._model import PortResult, PortState
-from portkit.scan._names import BackgroundNames, result_maker
+from portkit.scan._names import BackgroundNames, make_results
 from portkit.scan._rawsend import (
     PACKET_SIZE,
     Batch,
@@ -74,13 +74,19 @@ _SO_RCVBUFFORCE = 33
 _RECV_BUFFER = 32 << 20
 _READ_CAP = 4096  # packets read per wake-up before yielding results
 _BATCH = 512  # SYNs per sendmmsg call
+# Every so many batches, this process sends one itself (BatchSender.send_here): the
+# kernel's share of those probes then runs on this core, which the bulk reply checks
+# leave idle part of the time. Measured on 2 cores: 1 in 8 took the sweep from about
+# 0.50 s to 0.45 s; 1 in 4 about the same, 1 in 2 no better than none.
+_HERE_EVERY = 8
 # An IPv4 header without options (20 bytes) then TCP: addresses, ports, seq, ack, flags.
 _REPLY = struct.Struct("!12x8sHHIIxB")
 # TCP from its first byte: ports, seq, ack, data offset, flags.
 _TCP_START = struct.Struct("!HHIIBB")
 CLOSED = PortState.CLOSED
 _Found = tuple[Target, int, PortState, str, float | None]
-tcp_result = result_maker("tcp")
+_ADDRESS = attrgetter("address")
+_HOSTNAME = attrgetter("hostname")
 OPEN = PortState.OPEN
 # parse_replies' verdict bytes -> state, and the reason each state is reported with.
 _STATE_OF = {ord("c"): CLOSED, ord("o"): OPEN}
@@ -434,11 +440,13 @@ async def run_syn_engine(
     *,
     batch_size: int = _BATCH,
     use_mmsg: bool = True,
+    here_every: int = _HERE_EVERY,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Send a SYN to every (target, port) of ``probes``; yield results in batches.
 
-    Packets are built here and sent by a :class:`BatchSender` thread (``sendmmsg``), so
-    the kernel's part of each probe runs beside the Python that reads the replies.
+    Packets are built here and sent by a :class:`BatchSender` process (``sendmmsg``), so
+    the kernel's part of each probe runs beside the Python that reads the replies;
+    one batch in ``here_every`` is sent from this process instead (0: none).
     A probe's timeout starts when its batch has left, not when it was built.
     """
     jar = CookieJar()
@@ -464,6 +472,7 @@ async def run_syn_engine(
     # (deadline, sequence, attempt, keys of one batch): a heap, earliest first.
     deadlines: list[tuple[float, int, int, list[tuple[bytes, int]]]] = []
     sequence = itertools.count()
+    turns = itertools.count()
     again: deque[tuple[Target, int, int]] = deque()
     # address -> (packed, pair half of the cookie, checksum base, IPv4 header, sockaddr)
     sources: dict[str, tuple[bytes, int, int, bytes, bytes]] = {}
@@ -490,16 +499,19 @@ async def run_syn_engine(
         append((target, port, state, reason, rtt))
 
     def results_of(found: list[_Found], table: Sequence[str | None] | None) -> list[PortResult]:
-        make = tcp_result
-        if table is None:
-            return [
-                make(t.address, port, s, reason, t.hostname, None, rtt)
-                for t, port, s, reason, rtt in found
-            ]
-        return [
-            make(t.address, port, s, reason, t.hostname, table[port], rtt)
-            for t, port, s, reason, rtt in found
-        ]
+        if not found:
+            return []
+        targets, ports, states, reasons, rtts = zip(*found, strict=True)
+        return make_results(
+            "tcp",
+            map(_ADDRESS, targets),
+            ports,
+            states,
+            reasons,
+            map(_HOSTNAME, targets),
+            repeat(None) if table is None else map(table.__getitem__, ports),
+            rtts,
+        )
 
     def addressing(target: Target) -> tuple[bytes, int, int, bytes, bytes]:
         known = sources.get(target.address)
@@ -671,7 +683,11 @@ async def run_syn_engine(
             if not keys:
                 sender.give_back(batch)
                 break
-            sender.submit(batch, len(keys), (attempt, keys))
+            if here_every and next(turns) % here_every == 0:
+                sender.send_here(batch, len(keys), (attempt, keys))
+                collect()
+            else:
+                sender.submit(batch, len(keys), (attempt, keys))
         wait = limiter.wait_time()
         return wait if wait > 0 else None
 
