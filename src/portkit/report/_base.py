@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Protocol, TextIO
 
 from portkit.scan._model import PortResult, PortState
@@ -14,6 +16,9 @@ __all__ = ["FORMATS", "LIST_LIMIT", "HostTable", "Report", "ScanInfo", "ScanSumm
 # A state with more ports than this on one host is summarised as a count (nmap does
 # the same with its "Not shown: N closed ports"); open ports are always listed.
 LIST_LIMIT = 25
+# What Hosts.add counts a result under: host, then HostTable's (transport, state, reason).
+_COUNTED = attrgetter("host", "transport", "state", "reason")
+_LISTED = (PortState.OPEN, PortState.OPEN_FILTERED)
 _ALWAYS_LISTED = (PortState.OPEN, PortState.OPEN_FILTERED)
 
 
@@ -115,6 +120,8 @@ class Hosts:
         self._by_address: dict[str, HostTable] = {}
 
     def add(self, results: Iterable[PortResult]) -> None:
+        if isinstance(results, Sequence) and len(results) > 1 and self._count(results):
+            return
         # Results come host by host, mostly: look the table up when the host changes.
         # A sweep adds 65,535 results, so HostTable.add's body is inlined for closed and
         # filtered ports past the listing limit, the common case (same effect).
@@ -139,6 +146,37 @@ class Hosts:
                 reasons[key] = reasons.get(key, 0) + 1
             else:
                 table.add(result)
+
+    def _count(self, results: Sequence[PortResult]) -> bool:
+        """Add ``results`` by counting them in bulk, if that has the same effect; else False.
+
+        It does once every host has its table and every closed or filtered (transport,
+        state, reason) in the batch is already only counted (past the listing limit,
+        seen before): then those results only add to their counters, in one
+        ``Counter`` pass, and the open ones go to :meth:`HostTable.add` in order.
+        """
+        counts = Counter(map(_COUNTED, results))
+        by_address = self._by_address
+        listed = False
+        for host, transport, state, reason in counts:
+            table = by_address.get(host)
+            if table is None:
+                return False
+            if state in _LISTED:
+                listed = True
+            elif (
+                table._held.get((transport, state), ()) is not None
+                or (transport, state, reason) not in table._reasons
+            ):
+                return False
+        if listed:
+            for result in results:
+                if result.state in _LISTED:
+                    by_address[result.host].add(result)
+        for (host, transport, state, reason), n in counts.items():
+            if state not in _LISTED:
+                by_address[host]._reasons[(transport, state, reason)] += n
+        return True
 
     def tables(self) -> list[HostTable]:
         def key(table: HostTable) -> tuple[int, int]:
