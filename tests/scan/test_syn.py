@@ -234,3 +234,82 @@ def test_fast_results_equal_constructed_ones(
     assert hash(made) == hash(plain)
     assert repr(made) == repr(plain)
     assert made.identified is None
+
+
+@needs_root
+@pytest.mark.root
+async def test_engine_counts_closed_ports_past_the_limit(listeners: list[Listener]) -> None:
+    # With count_after, every probe is still accounted for exactly once: as a result
+    # or in a count, and only closed ports of a host past that many are counted.
+    from portkit.scan._engine import EngineOptions
+    from portkit.scan._model import ResultBatch
+    from portkit.scan._syn import run_syn_engine
+    from portkit.scan._targets import Target
+
+    v4 = [ls for ls in listeners if ls.host == "127.0.0.2"]
+    target = Target(address="127.0.0.2")
+    ports = sorted({ls.port for ls in v4} | set(range(40000, 42000)))
+    engine = run_syn_engine(
+        iter([(target, port) for port in ports]),
+        EngineOptions(timeout=1.0, retries=2),
+        count_after=3,
+    )
+    found: list[PortResult] = []
+    counted: dict[tuple[str, str, PortState, str], int] = {}
+    async for batch in engine:
+        assert isinstance(batch, ResultBatch)
+        found.extend(batch)  # a batch's results come before its counts
+        for key, n in batch.counts.items():
+            # Counts come only once that host's closed results were handed over.
+            assert sum(r.state is PortState.CLOSED for r in found) >= 3
+            counted[key] = counted.get(key, 0) + n
+    assert set(counted) <= {("127.0.0.2", "tcp", PortState.CLOSED, "reset")}
+    assert counted, "a 2,000-port sweep of one host should have counted closed ports"
+    assert len(found) + sum(counted.values()) == len(ports)
+    assert len({r.port for r in found}) == len(found)
+    assert {r.port for r in found if r.state is PortState.OPEN} >= {ls.port for ls in v4}
+
+
+@needs_root
+@pytest.mark.root
+def test_cli_counts_give_the_library_scans_report(
+    listeners: list[Listener], tmp_path: Path
+) -> None:
+    # The CLI (closed ports handed over as counts) reports what the library's
+    # per-result scan() fed to the same report reports.
+    import asyncio
+    import json
+
+    from portkit.cli import main
+    from portkit.report import ScanInfo, ScanSummary, make_report
+
+    spec = ",".join(str(ls.port) for ls in listeners if ls.host == "127.0.0.2") + ",40000-41999"
+    path = tmp_path / "scan.json"
+    assert (
+        main(["scan", "127.0.0.2", "-p", spec, "--syn", "-o", "json", "--output", str(path)]) == 0
+    )
+    via_cli = json.loads(path.read_text())
+
+    async def library() -> str:
+        import io
+
+        out = io.StringIO()
+        report = make_report("json", out)
+        report.begin(ScanInfo(args="", start=0.0, scan_type="syn"))
+        async for result in scan(targets=["127.0.0.2"], ports=spec, syn=True):
+            report.add([result])
+        report.end(ScanSummary(end=0.0, elapsed=0.0))
+        return out.getvalue()
+
+    via_library = json.loads(asyncio.run(library()))
+
+    def hosts(document: dict[str, object]) -> object:
+        found = document["hosts"]
+        assert isinstance(found, list)
+        for host in found:
+            for port in host["ports"]:
+                port["rtt_ms"] = None  # measured: differs run to run
+        return found
+
+    assert hosts(via_cli) == hosts(via_library)
+    assert via_cli["hosts"][0]["counts"]["tcp/closed"] >= 1900

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Protocol, TextIO
 
-from portkit.scan._model import PortResult, PortState
+from portkit.scan._model import CountKey, PortResult, PortState
 
 __all__ = ["FORMATS", "LIST_LIMIT", "HostTable", "Report", "ScanInfo", "ScanSummary", "make_report"]
 
@@ -178,6 +178,19 @@ class Hosts:
                 by_address[host]._reasons[(transport, state, reason)] += n
         return True
 
+    def add_counts(self, counts: Mapping[CountKey, int]) -> None:
+        """Add ports that were only counted: the same as adding that many results.
+
+        Each (host, transport, state) must already be past the listing limit (its
+        results came first), so its ports are only counted either way.
+        """
+        for (host, transport, state, reason), n in counts.items():
+            table = self._by_address.get(host)
+            if table is None or table._held.get((transport, state), ()) is not None:
+                raise ValueError(f"{host} {transport}/{state.value} is not past the listing limit")
+            key = (transport, state, reason)
+            table._reasons[key] = table._reasons.get(key, 0) + n
+
     def tables(self) -> list[HostTable]:
         def key(table: HostTable) -> tuple[int, int]:
             ip = ipaddress.ip_address(table.address)
@@ -207,6 +220,9 @@ class CollectingReport:
     def add(self, results: Sequence[PortResult]) -> None:
         self.hosts.add(results)
 
+    def add_counts(self, counts: Mapping[CountKey, int]) -> None:
+        self.hosts.add_counts(counts)
+
 
 class Report(Protocol):
     """A scan report: told the plan, fed results as they come, told how it ended."""
@@ -214,6 +230,9 @@ class Report(Protocol):
     def begin(self, info: ScanInfo) -> None: ...
 
     def add(self, results: Sequence[PortResult]) -> None: ...
+
+    def add_counts(self, counts: Mapping[CountKey, int]) -> None:
+        """Ports only counted, per (host, transport, state, reason), after their results."""
 
     def end(self, summary: ScanSummary) -> None: ...
 

@@ -6,11 +6,11 @@ The schema is documented in docs/scan.md ("JSON schema"); keys are stable.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from portkit.report._base import CollectingReport, ScanInfo, ScanSummary, port_ranges
-from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+from portkit.scan._model import CountKey, Identification, PortResult, PortState, TlsInfo
 
 __all__ = [
     "JsonLinesReport",
@@ -170,6 +170,12 @@ class JsonLinesReport:
                 wrote = True
         if wrote:
             self.out.flush()
+
+    def add_counts(self, counts: Mapping[CountKey, int]) -> None:
+        for (_host, _transport, state, _reason), n in counts.items():
+            if state is not PortState.CLOSED:
+                raise ValueError(f"only closed ports are counted, not {state.value}")
+            self.counts[state.value] = self.counts.get(state.value, 0) + n
 
     def end(self, summary: ScanSummary) -> None:
         self._line(

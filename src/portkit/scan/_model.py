@@ -7,6 +7,7 @@ is what answered there, when the scan was asked to find out.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["Identification", "PortResult", "PortState", "TlsInfo"]
@@ -69,3 +70,30 @@ class PortResult:
     expected: str | None = None  # the registry's service name for this port and transport
     rtt: float | None = None  # seconds, when measured
     identified: Identification | None = None
+
+
+# (host, transport, state, reason): how a port only counted is counted.
+CountKey = tuple[str, str, PortState, str]
+
+
+class ResultBatch(list[PortResult]):
+    """Results, plus ports that were only counted (internal, engine to report).
+
+    A host's closed ports past what any report lists are counted per (host,
+    transport, state, reason) in ``counts`` instead of being made one by one; the
+    results of each counted (host, state) always come first, in this batch or an
+    earlier one.
+    """
+
+    __slots__ = ("counts",)
+
+    def __init__(
+        self, results: Iterable[PortResult] = (), counts: dict[CountKey, int] | None = None
+    ) -> None:
+        super().__init__(results)
+        self.counts: dict[CountKey, int] = {} if counts is None else counts
+
+    @property
+    def total(self) -> int:
+        """Results plus counted ports."""
+        return len(self) + sum(self.counts.values())

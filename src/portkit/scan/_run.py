@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from portkit._errors import EXIT_INTERRUPTED, EXIT_OK
 from portkit.report import ScanInfo, ScanSummary, make_report
+from portkit.report._base import LIST_LIMIT
+from portkit.scan._model import ResultBatch
 from portkit.scan._scan import plan_scan, scan_batches
 
 if TYPE_CHECKING:
@@ -104,11 +106,21 @@ async def run_scan_command(
         progress = _progress(plan.probe_count)
         try:
             with progress as bar:
-                source = scan_batches(plan, detect=detect) if sharded is None else sharded.batches()
+                # Past LIST_LIMIT + 1 closed ports of a host, every report only counts
+                # them (HostTable): the engine may hand over counts instead.
+                source = (
+                    scan_batches(plan, detect=detect, count_after=LIST_LIMIT + 1)
+                    if sharded is None
+                    else sharded.batches()
+                )
                 async with contextlib.aclosing(source) as batches:
                     async for batch in batches:
                         report.add(batch)
-                        bar.advance(len(batch))
+                        if isinstance(batch, ResultBatch) and batch.counts:
+                            report.add_counts(batch.counts)
+                            bar.advance(batch.total)
+                        else:
+                            bar.advance(len(batch))
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us; report what we have
             interrupted = True
         report.end(

@@ -27,7 +27,7 @@ from portkit.scan._engine import (
     ProbeKind,
     run_socket_engine,
 )
-from portkit.scan._model import Identification, PortResult, PortState
+from portkit.scan._model import Identification, PortResult, PortState, ResultBatch
 from portkit.scan._names import BackgroundNames, load_table, store_table
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
 from portkit.scan._shard import Engine, sharded, worker_count
@@ -213,9 +213,11 @@ def names_for(transport: str, ports: Sequence[int]) -> Sequence[str | None] | Ba
     return BackgroundNames(lambda: expected_names(transport, ports))
 
 
-async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
+async def _engine_batches(
+    plan: ScanPlan, count_after: int | None = None
+) -> AsyncGenerator[list[PortResult], None]:
     if plan.ports.tcp:
-        async with contextlib.aclosing(_tcp_batches(plan)) as tcp:
+        async with contextlib.aclosing(_tcp_batches(plan, count_after)) as tcp:
             async for batch in tcp:
                 yield batch
     if plan.ports.udp:
@@ -227,7 +229,9 @@ async def _engine_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], No
                 yield batch
 
 
-async def _tcp_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]:
+async def _tcp_batches(
+    plan: ScanPlan, count_after: int | None = None
+) -> AsyncGenerator[list[PortResult], None]:
     """TCP: connect or SYN scans, sharded onto idle cores when large."""
     if plan.syn and plan.processes is None:
         # One scanning process: the SYN engine's sender process already keeps a second
@@ -257,7 +261,13 @@ async def _tcp_batches(plan: ScanPlan) -> AsyncGenerator[list[PortResult], None]
                 if plan.syn:
                     from portkit.scan._syn import run_syn_engine
 
-                    return run_syn_engine(probes, options, table)
+                    # Counts only from one process: shards' results are named here.
+                    return run_syn_engine(
+                        probes,
+                        options,
+                        table,
+                        count_after=count_after if workers == 1 else None,
+                    )
                 return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, table)
 
             return engine
@@ -302,8 +312,13 @@ async def scan_batches(
     *,
     detect: bool | Identify = False,
     detect_concurrency: int = DETECT_CONCURRENCY,
+    count_after: int | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Run ``plan``, yielding lists of :class:`PortResult` as soon as they are known.
+
+    With ``count_after`` (the CLI's reports, which only count a host's closed ports
+    past their listing limit), an engine may yield :class:`ResultBatch` lists whose
+    ``counts`` stand for closed ports past that many per host (the SYN engine does).
 
     With ``detect``, open TCP ports are handed to identification (at most
     ``detect_concurrency`` at a time) and come out once identified; ``detect`` may be
@@ -335,13 +350,14 @@ async def scan_batches(
         pending.difference_update(done)
         return [task.result() for task in done]
 
-    batches = _engine_batches(plan)
+    batches = _engine_batches(plan, count_after)
     try:
         async for batch in batches:
             if identify is None:
                 yield batch
                 continue
-            ready: list[PortResult] = []
+            counted = batch.counts if isinstance(batch, ResultBatch) else None
+            ready: list[PortResult] = ResultBatch((), counted) if counted else []
             for result in batch:
                 if result.state is PortState.OPEN and result.transport == "tcp":
                     pending.add(asyncio.ensure_future(identified(result)))
@@ -350,7 +366,7 @@ async def scan_batches(
             if pending:
                 # Hand over what is done; wait when too much is queued (bounded memory).
                 ready.extend(await finished(len(pending) > 4 * detect_concurrency))
-            if ready:
+            if ready or counted:
                 yield ready
         while pending:
             yield await finished(True)

@@ -37,7 +37,7 @@ from typing import cast
 
 from portkit._errors import PrivilegeError, TargetError
 from portkit.scan._engine import EngineOptions, RateLimiter, _Congestion
-from portkit.scan._model import PortResult, PortState
+from portkit.scan._model import CountKey, PortResult, PortState, ResultBatch
 from portkit.scan._names import BackgroundNames, make_results
 from portkit.scan._rawsend import (
     PACKET_SIZE,
@@ -91,6 +91,7 @@ OPEN = PortState.OPEN
 # parse_replies' verdict bytes -> state, and the reason each state is reported with.
 _STATE_OF = {ord("c"): CLOSED, ord("o"): OPEN}
 _REASON_OF = {CLOSED: "reset", OPEN: "syn-ack"}
+_CLOSED_VERDICT = ord("c")
 
 
 def check_privilege() -> None:
@@ -441,8 +442,13 @@ async def run_syn_engine(
     batch_size: int = _BATCH,
     use_mmsg: bool = True,
     here_every: int = _HERE_EVERY,
+    count_after: int | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Send a SYN to every (target, port) of ``probes``; yield results in batches.
+
+    With ``count_after``, once that many closed ports of a host have been yielded as
+    results, its further closed ports are yielded as counts (``ResultBatch.counts``)
+    instead: the CLI's reports only count them.
 
     Packets are built here and sent by a :class:`BatchSender` process (``sendmmsg``), so
     the kernel's part of each probe runs beside the Python that reads the replies;
@@ -481,6 +487,9 @@ async def run_syn_engine(
     # Answers found, until they become PortResults: (target, port, state, reason, rtt).
     results: list[_Found] = []
     append = results.append
+    # With count_after: closed ports counted rather than made, and how many were made.
+    counts: dict[CountKey, int] = {}
+    made_closed: dict[str, int] = {}
     # The names of the ports: a table, or one on its way from a forked process.
     pending = names if isinstance(names, BackgroundNames) else None
     table_names = None if isinstance(names, BackgroundNames) else names
@@ -556,6 +565,26 @@ async def run_syn_engine(
         answers += count
         if congestion.window < ceiling:
             congestion.on_answers(count)
+        if count_after is not None:
+            # One address pair per batch: one host. Past count_after made closed ports,
+            # its closed ports are only counted.
+            address = entries[0][0].address
+            closed = verdicts.count(_CLOSED_VERDICT)
+            made = made_closed.get(address, 0)
+            if made >= count_after and closed:
+                counted = (address, "tcp", CLOSED, "reset")
+                counts[counted] = counts.get(counted, 0) + closed
+                if closed == count:
+                    return True
+                results.extend(
+                    [
+                        (entry[0], port, OPEN, "syn-ack", now - entry[2])
+                        for entry, port, v in zip(entries, ports, verdicts, strict=True)
+                        if v != _CLOSED_VERDICT
+                    ]
+                )
+                return True
+            made_closed[address] = made + closed
         states = [_STATE_OF[v] for v in verdicts]
         results.extend(
             [
@@ -709,12 +738,16 @@ async def run_syn_engine(
                     loop.remove_reader(names_fd)
                     names_fd = None
             done = exhausted and not again and not outstanding
-            if results and (table_names is not None or pending is None or done):
-                if table_names is None and pending is not None:
+            if (results or counts) and (table_names is not None or pending is None or done):
+                if results and table_names is None and pending is not None:
                     table_names = pending.wait()  # the last results: wait for the names
                 found, results = results, []
                 append = results.append
-                yield results_of(found, table_names)
+                if count_after is None:
+                    yield results_of(found, table_names)
+                else:
+                    counted, counts = counts, {}
+                    yield ResultBatch(results_of(found, table_names), counted)
                 await asyncio.sleep(0)
                 continue
             if done:
