@@ -313,3 +313,34 @@ def test_cli_counts_give_the_library_scans_report(
 
     assert hosts(via_cli) == hosts(via_library)
     assert via_cli["hosts"][0]["counts"]["tcp/closed"] >= 1900
+
+
+@needs_root
+@pytest.mark.root
+async def test_counts_pass_through_identification(listeners: list[Listener]) -> None:
+    # With detect, open ports wait for identification; the counts of the closed ports
+    # must still reach the caller, and every probe is accounted for once.
+    from portkit.scan._model import Identification, ResultBatch
+    from portkit.scan._scan import plan_scan, scan_batches
+
+    v4 = sorted(ls.port for ls in listeners if ls.host == "127.0.0.2")
+    spec = ",".join(map(str, v4)) + ",40000-41999"
+    plan = await plan_scan(["127.0.0.2"], spec, syn=True)
+    asked: list[int] = []
+
+    async def identify(host: str, port: int, *, expected: str | None = None) -> Identification:
+        asked.append(port)
+        return Identification(service="test")
+
+    found: list[PortResult] = []
+    counted = 0
+    async for batch in scan_batches(plan, detect=identify, count_after=26):
+        found.extend(batch)
+        if isinstance(batch, ResultBatch):
+            counted += sum(batch.counts.values())
+    assert counted > 0
+    assert len(found) + counted == plan.probe_count
+    opened = sorted(r.port for r in found if r.state is PortState.OPEN)
+    assert sorted(asked) == opened
+    assert set(v4) <= set(opened)
+    assert all(r.identified == Identification(service="test") for r in found if r.port in v4)
