@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["namespace"]
+__all__ = ["namespace", "python_in_namespace"]
 
 
 @contextmanager
@@ -31,3 +32,27 @@ def namespace(prefix: str, *, loopback: bool = True) -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@contextmanager
+def python_in_namespace(ns: str, script: str, args: list[str], *, what: str) -> Iterator[None]:
+    """Run ``python -c script args`` inside ``ns`` while the block runs.
+
+    The script prints ``ready`` once it serves and exits when its stdin closes, which is how
+    the block's end stops it. ``what`` names it in the error when it does not start.
+    """
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise SystemExit(f"{what} did not start")
+        yield
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)

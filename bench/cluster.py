@@ -36,11 +36,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from _netns import namespace  # bench/ is sys.path[0] when this runs as a script
+from _netns import namespace, python_in_namespace  # bench/ is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
@@ -80,23 +80,8 @@ sys.stdin.read()
 """
 
 
-@contextmanager
-def services(ns: str) -> Iterator[None]:
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", SERVE, *HOSTS],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise SystemExit("the bench services did not start")
-        yield
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(timeout=30)
+def services(ns: str) -> AbstractContextManager[None]:
+    return python_in_namespace(ns, SERVE, list(HOSTS), what="the bench services")
 
 
 def env() -> dict[str, str]:

@@ -35,8 +35,10 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+
+from _netns import python_in_namespace  # bench/ is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
@@ -71,24 +73,9 @@ def namespace() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-@contextmanager
-def listeners(ns: str) -> Iterator[None]:
+def listeners(ns: str) -> AbstractContextManager[None]:
     specs = [f"{h}:{p}" for h, p in LISTENERS]
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", LISTEN_SCRIPT, *specs],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise SystemExit("listeners did not start")
-        yield
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(timeout=30)
+    return python_in_namespace(ns, LISTEN_SCRIPT, specs, what="listeners")
 
 
 def open_set(xml_path: Path) -> set[tuple[str, int]]:
