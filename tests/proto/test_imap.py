@@ -170,8 +170,17 @@ def test_literal_over_limit_refused_before_reading() -> None:
     out = sent(session.receive(b"a LOGIN {101}\r\n"))
     assert out == b"a BAD [TOOBIG] literal of 101 octets is larger than the limit of 100\r\n"
     assert session.state is ImapState.NOT_AUTHENTICATED
-    # a non-synchronizing one is sent anyway: dropped without buffering, then back in step
-    out = sent(session.receive(b"b LOGIN {500+}\r\n" + b"x" * 500 + b"\r\nc NOOP\r\n"))
+    # a non-synchronizing one before login: refused and the connection closed (RFC 7888 4)
+    events = session.receive(b"b LOGIN {500+}\r\n" + b"x" * 500 + b"\r\nc NOOP\r\n")
+    assert sent(events) == (
+        b"b BAD [TOOBIG] literal of 500 octets is larger than the limit of 100\r\n"
+        b"* BYE [TOOBIG] non-synchronizing literal too large before login\r\n"
+    )
+    assert isinstance(events[-1], Close)
+    # after login it is sent anyway: dropped without buffering, then back in step
+    session = ImapSession(MemoryBackend(), max_literal=100)
+    session.receive(b'a LOGIN alice "p w"\r\n')
+    out = sent(session.receive(b"b NOOP {500+}\r\n" + b"x" * 500 + b"\r\nc NOOP\r\n"))
     assert out.startswith(b"b BAD [TOOBIG]")
     assert out.endswith(b"c OK NOOP completed\r\n")
     assert len(session._lines) == 0

@@ -8,7 +8,10 @@ mailbox changes. No sockets, no asyncio.
 Framing (RFC 3501 section 2.2 and 4.3): a command is a line, possibly continued by
 synchronizing literals ``{n}``. The server answers ``+`` before the client sends the
 literal's octets, which lets it refuse a literal over :attr:`ImapSession.max_literal`
-*before* reading it: the client gets a tagged ``BAD`` instead of a continuation.
+*before* reading it: the client gets a tagged ``BAD`` instead of a continuation. The whole
+command (every line and literal it chains) is capped too, far lower before login
+(:data:`MAX_COMMAND_UNAUTHENTICATED`) than after: a stranger cannot make the server hold
+more than that for one connection, however many literals it chains.
 
 The legal moves are one table, :data:`TRANSITIONS`: (state, command) -> handler. A command
 the table does not list for the current state is answered ``BAD`` naming both, and
@@ -51,8 +54,11 @@ from portkit.proto._session import (
 
 __all__ = [
     "COMMANDS",
+    "MAX_COMMAND",
+    "MAX_COMMAND_UNAUTHENTICATED",
     "MAX_LINE",
     "MAX_LITERAL",
+    "MAX_MIME_DEPTH",
     "OUTPUT_BATCH",
     "SYSTEM_FLAGS",
     "TRANSITIONS",
@@ -75,6 +81,15 @@ __all__ = [
 MAX_LINE = 64 * 1024
 #: Default largest literal accepted; bigger ones are refused before they are sent.
 MAX_LITERAL = 1024 * 1024
+#: Default cap on one whole command (lines and literals) after login.
+MAX_COMMAND = 2 * 1024 * 1024
+#: Cap on one whole command before login: enough for LOGIN or AUTHENTICATE with literals.
+MAX_COMMAND_UNAUTHENTICATED = 64 * 1024
+#: MIME parts nested deeper than this are described as one flat text part (dovecot has the
+#: same kind of bound): a hostile message cannot make BODYSTRUCTURE recurse without end.
+MAX_MIME_DEPTH = 100
+#: Parenthesized lists and search keys nested deeper than this are refused with BAD.
+MAX_NESTING = 64
 #: FETCH output is produced in batches of about this many octets (bounded memory).
 OUTPUT_BATCH = 1024 * 1024
 
@@ -103,6 +118,8 @@ R_CONTINUE_IDLE = b"+ idling"
 R_LINE_TOO_LONG = b"* BAD line too long"
 R_NO_TAG = b"* BAD missing command tag"
 R_BAD_LITERAL = b"BAD [TOOBIG] literal of %d octets is larger than the limit of %d"
+R_COMMAND_TOO_BIG = b"BAD [TOOBIG] command would be larger than the limit of %d octets"
+R_BYE_TOO_BIG = b"* BYE [TOOBIG] non-synchronizing literal too large before login"
 R_AUTH_FAILED = b"NO [AUTHENTICATIONFAILED] invalid user name or password"
 R_LOGIN_DISABLED = b"NO [PRIVACYREQUIRED] plaintext login needs tls first (use STARTTLS)"
 R_NO_MAILBOX = b"NO [NONEXISTENT] no such mailbox (only INBOX is served)"
@@ -193,6 +210,8 @@ class _Tokenizer:
             if c == 0x20:
                 i += 1
             elif c == 0x28:  # (
+                if len(self.stack) > MAX_NESTING:
+                    raise RemoteProtocolError(f"lists nested more than {MAX_NESTING} deep")
                 new: list[Token] = []
                 self.stack[-1].append(new)
                 self.stack.append(new)
@@ -340,6 +359,33 @@ def _parse_date(token: Token) -> int:
 # Message structure with the email package (RFC 3501 section 7.4.2).
 
 _POLICY = email.policy.compat32
+
+
+class _BoundedMessage(email.message.Message):
+    """A message or part that knows how deeply it is nested; past the bound it is a leaf.
+
+    The email parser attaches each part to its parent before reading the part's header,
+    and asks :meth:`get_content_type` whether to parse the body as more parts (multipart/*,
+    message/rfc822). Past :data:`MAX_MIME_DEPTH` the answer is ``text/plain``: the rest is
+    one flat body, so neither the parser nor BODYSTRUCTURE recurses deeper than the bound.
+    """
+
+    depth = 0
+
+    def attach(self, payload: email.message.Message[str, str] | str) -> None:
+        if isinstance(payload, _BoundedMessage):
+            payload.depth = self.depth + 1
+        super().attach(payload)
+
+    def get_content_type(self) -> str:
+        if self.depth >= MAX_MIME_DEPTH:
+            return "text/plain"
+        return super().get_content_type()
+
+
+def parse_message(raw: bytes) -> email.message.Message:
+    """A message parsed by the email package, nested at most :data:`MAX_MIME_DEPTH` deep."""
+    return email.message_from_bytes(raw, _class=_BoundedMessage, policy=_POLICY)
 
 
 def _split_header(raw: bytes) -> tuple[bytes, bytes]:
@@ -593,7 +639,7 @@ def _section_bytes(raw: bytes, section: str) -> bytes:
         header, body = _split_header(raw)
         target_header, target_body, target_all = header, body, raw
     else:
-        msg = email.message_from_bytes(raw, policy=_POLICY)
+        msg = parse_message(raw)
         try:
             part = _subpart(msg, numbers)
         except LookupError:
@@ -658,6 +704,9 @@ class ImapSession:
         plaintext_login: allow LOGIN/AUTHENTICATE without TLS (otherwise LOGINDISABLED,
             RFC 3501 section 6.2.3).
         max_literal: the largest literal accepted (refused before it is sent).
+        max_command: the most octets one command may hold after login, lines and literals
+            together (never less than ``max_literal`` plus a line).
+        max_command_unauthenticated: the same before login (and during AUTHENTICATE).
     """
 
     def __init__(
@@ -668,12 +717,16 @@ class ImapSession:
         tls_active: bool = False,
         plaintext_login: bool = True,
         max_literal: int = MAX_LITERAL,
+        max_command: int = MAX_COMMAND,
+        max_command_unauthenticated: int = MAX_COMMAND_UNAUTHENTICATED,
     ) -> None:
         self.backend = backend
         self.tls_available = tls_available
         self.tls_active = tls_active
         self.plaintext_login = plaintext_login
         self.max_literal = max_literal
+        self.max_command = max(max_command, max_literal + MAX_LINE)
+        self.max_command_unauthenticated = max_command_unauthenticated
         self.state = ImapState.NOT_AUTHENTICATED
         self.user: str | None = None
         self.read_only = False
@@ -689,6 +742,7 @@ class ImapSession:
         self._literal_left = 0  # octets of an accepted literal still to come
         self._skip_left = 0  # octets of a refused non-synchronizing literal to drop
         self._literal = bytearray()
+        self._command_size = 0  # octets of the command in progress, lines and literals
         self._pending: _Command | None = None  # AUTHENTICATE or IDLE waiting for a line
         self._idle_from = ImapState.AUTHENTICATED
         self._job: Iterator[None] | None = None  # a FETCH answering in batches
@@ -774,6 +828,12 @@ class ImapSession:
     def _reset_command(self) -> None:
         self._tokens = _Tokenizer()
         self._tag = None
+        self._command_size = 0
+
+    def _command_limit(self) -> int:
+        if self.state in (ImapState.NOT_AUTHENTICATED, ImapState.AUTHENTICATING):
+            return self.max_command_unauthenticated
+        return self.max_command
 
     def _line(self, line: bytes) -> None:
         if self._pending is not None:
@@ -793,6 +853,13 @@ class ImapSession:
                 return
             self._tag = raw_tag.decode("ascii")
             text = rest
+        limit = self._command_limit()
+        self._command_size += len(line) + 2
+        if self._command_size > limit:
+            # Each line is at most MAX_LINE, but lines chained by literals are one command.
+            self._tagged_raw(self._tag, R_COMMAND_TOO_BIG % limit)
+            self._reset_command()
+            return
         try:
             self._tokens.feed_text(text)
         except RemoteProtocolError as exc:
@@ -802,12 +869,23 @@ class ImapSession:
         assert self._tag is not None
         if m:
             size = int(m.group(1))
-            if size > self.max_literal:
-                self._tagged_raw(self._tag, R_BAD_LITERAL % (size, self.max_literal))
+            if size > self.max_literal or self._command_size + size > limit:
+                if size > self.max_literal:
+                    self._tagged_raw(self._tag, R_BAD_LITERAL % (size, self.max_literal))
+                else:
+                    self._tagged_raw(self._tag, R_COMMAND_TOO_BIG % limit)
                 self._reset_command()
-                if m.group(2):  # non-synchronizing: the octets are coming anyway; drop them
-                    self._skip_left = size
+                if m.group(2):  # non-synchronizing: the octets are coming anyway
+                    if self.state is ImapState.NOT_AUTHENTICATED:
+                        # RFC 7888 section 4 lets the server close instead of reading
+                        # them; before login that is the cheaper choice.
+                        self._untagged_raw(R_BYE_TOO_BIG)
+                        self.state = ImapState.LOGOUT
+                        self._out.append(Close())
+                    else:
+                        self._skip_left = size
                 return
+            self._command_size += size
             if not m.group(2):
                 self._out.append(Send(data=R_CONTINUE_LITERAL + b"\r\n"))
             self._literal_left = size
@@ -1228,7 +1306,7 @@ class ImapSession:
         def tree() -> email.message.Message:
             nonlocal parsed
             if parsed is None:
-                parsed = email.message_from_bytes(message(), policy=_POLICY)
+                parsed = parse_message(message())
             return parsed
 
         items: list[bytes] = []
@@ -1350,8 +1428,10 @@ class ImapSession:
             self._sync(expunges=True)
         self._ok(cmd)
 
-    def _search_key(self, token: Token, rest: Iterator[Token]) -> _Predicate:
+    def _search_key(self, token: Token, rest: Iterator[Token], depth: int = 0) -> _Predicate:
         """One search key (RFC 3501 section 6.4.4) as a predicate."""
+        if depth > MAX_NESTING:  # NOT NOT NOT ... would otherwise recurse without bound
+            raise _Bad(f"search keys nested more than {MAX_NESTING} deep")
 
         def arg() -> Token:
             try:
@@ -1361,7 +1441,7 @@ class ImapSession:
 
         if isinstance(token, list):
             inner = iter(token)
-            parts = [self._search_key(t, inner) for t in inner]
+            parts = [self._search_key(t, inner, depth + 1) for t in inner]
             return lambda c: all(p(c) for p in parts)
         if isinstance(token, bytes):
             raise _Bad("a search key must be an atom")
@@ -1393,11 +1473,11 @@ class ImapSession:
             arg()  # keywords are not stored: no message has one
             return (lambda c: False) if key == "KEYWORD" else (lambda c: True)
         if key == "NOT":
-            inner_key = self._search_key(arg(), rest)
+            inner_key = self._search_key(arg(), rest, depth + 1)
             return lambda c: not inner_key(c)
         if key == "OR":
-            left = self._search_key(arg(), rest)
-            right = self._search_key(arg(), rest)
+            left = self._search_key(arg(), rest, depth + 1)
+            right = self._search_key(arg(), rest, depth + 1)
             return lambda c: left(c) or right(c)
         if key in ("LARGER", "SMALLER"):
             size_text = _astring(arg(), "size")

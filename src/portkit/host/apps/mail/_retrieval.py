@@ -16,8 +16,9 @@ import portkit.proto.imap as imap
 import portkit.proto.pop3 as pop3
 from portkit.host._app import AppContext, StreamApplication
 from portkit.host._tls import server_context
-from portkit.host.apps.mail._auth import LoginGuard
+from portkit.host.apps.mail._auth import LoginGuard, shown
 from portkit.host.apps.mail._backend import MailBackend
+from portkit.host.apps.mail._limits import AddressSlots
 from portkit.host.apps.mail._options import (
     ImapOptions,
     MailOptions,
@@ -53,12 +54,19 @@ class _MailApp(StreamApplication[MailOptions]):
         self.store = MaildirStore(options.maildir)
         self.accounts = accounts_of(options)
         self.guard: LoginGuard = guard_of(options)
+        self.slots = AddressSlots(options.max_connections_per_address)
         self.tls: ssl.SSLContext | None = None
         if options.tls != "none":
             self.tls = server_context(options.cert, options.key)
 
     def admit(self, peer: tuple[str, int]) -> bool:
-        return self.counters.connections_open < self.options.max_connections
+        # Counted here, before the connection's task runs: a burst cannot overshoot.
+        if self.counters.connections_open >= self.options.max_connections:
+            return False
+        return self.slots.acquire(peer[0])
+
+    def release(self, peer: tuple[str, int]) -> None:
+        self.slots.release(peer[0])
 
     def backend(self, peer: str) -> MailBackend:
         source = peer.rpartition(":")[0].strip("[]")
@@ -167,12 +175,10 @@ class _MailApp(StreamApplication[MailOptions]):
                 continue
             await flush()
             if isinstance(event, LoginFailed):
-                delay = self.guard.failed(backend.source)
-                self.ctx.logger.info("%s: failed login for %r", backend.source, event.user)
+                delay, backend.delay = backend.delay, 0.0
+                self.ctx.logger.info("%s: failed login for %s", backend.source, shown(event.user))
                 if delay:
                     await asyncio.sleep(delay)  # slows a guesser; the lockout stops it
-            elif isinstance(event, LoginSucceeded):
-                self.guard.succeeded(backend.source)
             elif isinstance(event, StartTls):
                 if not await self._start_tls(writer, backend.source):
                     return False
@@ -205,6 +211,8 @@ class ImapApp(_MailApp):
             tls_available=self.tls is not None and self.options.tls == "starttls",
             plaintext_login=self.options.plaintext_login,
             max_literal=self.options.max_literal,
+            max_command=self.options.max_command,
+            max_command_unauthenticated=self.options.max_command_before_login,
         )
 
     def poll_interval(self, session: _Session) -> float | None:
