@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from portkit._errors import LocalProtocolError, PortkitError, RemoteProtocolError
 from portkit.proto.imap import (
     COMMANDS,
+    MAX_LINE,
+    MAX_MIME_DEPTH,
     OUTPUT_BATCH,
     TRANSITIONS,
     Close,
@@ -28,6 +30,8 @@ from portkit.proto.imap import (
     StartTls,
     _Bad,
     _Command,
+    bodystructure,
+    parse_message,
     parse_sequence_set,
 )
 
@@ -348,3 +352,52 @@ def test_large_fetch_answers_in_bounded_batches() -> None:
     # the pipelined NOOP is answered after the FETCH has finished, not in between
     assert text.index(b"c OK FETCH completed") < text.index(b"d OK NOOP completed")
     assert text.endswith(b"d OK NOOP completed\r\n")
+
+
+@pytest.mark.parametrize("one_byte", [False, True])
+def test_chained_literals_are_one_command_capped_before_login(one_byte: bool) -> None:
+    session = ImapSession(MemoryBackend(), max_command_unauthenticated=1000)
+    script = b"a NOSUCHCMD {600}\r\n" + b"x" * 600 + b" {600}\r\n"
+    out = sent(feed(session, script, one_byte=one_byte))
+    # the first literal fits, the second would make the command too big: never asked for
+    assert out == (
+        b"+ ready for literal data\r\n"
+        b"a BAD [TOOBIG] command would be larger than the limit of 1000 octets\r\n"
+    )
+    assert len(session._literal) == 0
+    assert session._tokens.root == []
+
+
+def test_command_cap_is_larger_after_login() -> None:
+    session = ImapSession(
+        MemoryBackend(), max_literal=500, max_command=1000, max_command_unauthenticated=200
+    )
+    assert sent(session.receive(b"a LOGIN {300}\r\n")).startswith(b"a BAD [TOOBIG] command")
+    assert b"a OK" in sent(session.receive(b'a LOGIN alice "p w"\r\nb1 SELECT INBOX\r\n'))
+    out = sent(session.receive(b"b SEARCH SUBJECT {300}\r\n" + b"x" * 300 + b"\r\n"))
+    assert out.startswith(b"+ ready for literal data\r\n* SEARCH")
+    # the cap after login is never below one literal plus a line
+    assert session.max_command == 500 + MAX_LINE
+
+
+def test_nesting_in_commands_is_bounded() -> None:
+    session = ImapSession(MemoryBackend())
+    session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\n')
+    out = sent(session.receive(b"c SEARCH " + b"(" * 5000 + b"ALL" + b")" * 5000 + b"\r\n"))
+    assert out.startswith(b"c BAD lists nested more than")
+    out = sent(session.receive(b"d SEARCH " + b"NOT " * 5000 + b"ALL\r\n"))
+    assert out.startswith(b"d BAD search keys nested more than")
+    assert sent(session.receive(b"e SEARCH NOT NOT ALL\r\n")).startswith(b"* SEARCH 1 2")
+
+
+def test_deep_mime_is_flat_past_the_bound() -> None:
+    body = b"Content-Type: text/plain\r\n\r\ninnermost\r\n"
+    for level in range(MAX_MIME_DEPTH + 50, 0, -1):
+        body = (
+            b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (level, level)
+            + body
+            + b"--b%d--\r\n" % level
+        )
+    structure = bodystructure(parse_message(b"Subject: deep\r\n" + body))
+    assert structure.count(b'"MIXED"') == MAX_MIME_DEPTH
+    assert structure.count(b'"TEXT" "PLAIN"') == 1

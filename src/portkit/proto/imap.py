@@ -74,6 +74,7 @@ __all__ = [
     "Send",
     "Snapshot",
     "StartTls",
+    "parse_message",
     "parse_sequence_set",
 ]
 
