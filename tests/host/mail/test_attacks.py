@@ -339,3 +339,30 @@ def test_one_address_cannot_hold_every_slot(tmp_path: Path, kind: str) -> None:
         for sock in held:
             sock.close()
         stop()
+
+
+@pytest.mark.parametrize(("kind", "noop"), [("pop3", b"CAPA\r\n"), ("imap", b"a NOOP\r\n")])
+def test_a_client_that_never_logs_in_is_dropped(tmp_path: Path, kind: str, noop: bytes) -> None:
+    host, stop = start_host(tmp_path, login_timeout=1.0)
+    try:
+        with socket.create_connection(("127.0.0.1", host.ports[kind]), timeout=TIMEOUT) as sock:
+            # Busy, never idle, never logged in: dropped at the login timeout all the same.
+            data, deadline = b"", time.monotonic() + TIMEOUT
+            while time.monotonic() < deadline:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(noop)
+                sock.settimeout(0.2)
+                try:
+                    chunk = sock.recv(4096)
+                except TimeoutError:
+                    continue
+                except ConnectionResetError:
+                    chunk = b""
+                if not chunk:
+                    break
+                data += chunk
+            else:
+                pytest.fail("the connection was still open after the test's deadline")
+        assert data.count(b"OK") >= 2  # it was served while it lasted
+    finally:
+        stop()

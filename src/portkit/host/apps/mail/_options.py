@@ -54,6 +54,9 @@ class MailOptions:
     key: Path | None = option(None, help="PEM private key (default: inside cert)")
     plaintext_login: bool = option(True, help="allow passwords over a connection without tls")
     idle_timeout: float = option(600.0, help="seconds a quiet client may stay connected", min=1)
+    login_timeout: float = option(
+        60.0, help="pop3/imap: seconds a client has to log in before it is dropped", min=1
+    )
     max_connections: int = option(200, help="connections served at once; more are refused", min=1)
     max_connections_per_address: int = option(
         50, help="connections one client address may hold at once; more are refused", min=1

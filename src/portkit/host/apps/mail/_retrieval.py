@@ -95,15 +95,26 @@ class _MailApp(StreamApplication[MailOptions]):
         user = "-"
         loop = asyncio.get_running_loop()
         last_input = loop.time()
+        # A client that has not logged in by then is dropped, however busy it keeps the
+        # connection: strangers cannot hold slots for the whole idle timeout.
+        login_by = last_input + self.options.login_timeout
         try:
             if await self._act(session, session.greeting(), writer, backend) is False:
                 return
             while True:
                 interval = self.poll_interval(session)
+                wait = interval or self.options.idle_timeout
+                if user == "-":
+                    wait = min(wait, login_by - loop.time())
                 try:
-                    async with asyncio.timeout(interval or self.options.idle_timeout):
+                    if wait <= 0:
+                        raise TimeoutError
+                    async with asyncio.timeout(wait):
                         data = await reader.read(CHUNK)
                 except TimeoutError:
+                    if user == "-" and loop.time() >= login_by:
+                        self.ctx.access(peer, "- no login within the login timeout")
+                        return
                     if interval is None or loop.time() - last_input > self.options.idle_timeout:
                         # RFC 1939 section 3 / RFC 2177: an inactive client may be logged out.
                         self.ctx.access(peer, f"{user} idle timeout")
