@@ -366,3 +366,41 @@ def test_a_client_that_never_logs_in_is_dropped(tmp_path: Path, kind: str, noop:
         assert data.count(b"OK") >= 2  # it was served while it lasted
     finally:
         stop()
+
+
+def _smtp_to_data(port: int, source: str = "127.0.0.1") -> tuple[socket.socket, bytes]:
+    """A connection that has sent MAIL, RCPT and DATA; return it and the reply to DATA."""
+    sock = socket.create_connection(("127.0.0.1", port), TIMEOUT, source_address=(source, 0))
+    _read_until(sock, rb"220 [^\r]*\r\n")
+    reply = b""
+    for line in (b"EHLO client.test", b"MAIL FROM:<a@elsewhere.test>", b"RCPT TO:<bob@localhost>"):
+        sock.sendall(line + b"\r\n")
+        reply = _read_until(sock, rb"(^|\n)\d{3} [^\r]*\r\n")
+        assert reply.split(b"\r\n")[-2].startswith(b"250"), reply
+    sock.sendall(b"DATA\r\n")
+    return sock, _read_until(sock, rb"\d{3} [^\r]*\r\n")[:3]
+
+
+def test_one_address_cannot_hold_every_message_transfer(tmp_path: Path) -> None:
+    host, stop = start_host(tmp_path, max_transfers_per_address=2)
+    port = host.ports["smtp"]
+    socks: list[socket.socket] = []
+    try:
+        replies = []
+        for _ in range(3):  # each message would sit in memory until its end arrives
+            sock, reply = _smtp_to_data(port)
+            socks.append(sock)
+            replies.append(reply)
+        assert replies == [b"354", b"354", b"452"]
+        other, reply = _smtp_to_data(port, "127.0.0.2")
+        socks.append(other)
+        assert reply == b"354"  # another address is served at once
+        socks[0].sendall(b"Subject: one\r\n\r\nfirst\r\n.\r\n")
+        assert _read_until(socks[0], rb"\d{3} [^\r]*\r\n").startswith(b"250")
+        sock, reply = _smtp_to_data(port)
+        socks.append(sock)
+        assert reply == b"354"  # the finished transfer gave its slot back
+    finally:
+        for sock in socks:
+            sock.close()
+        stop()

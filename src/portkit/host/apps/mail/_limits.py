@@ -11,26 +11,33 @@ __all__ = ["AddressSlots"]
 
 
 class AddressSlots:
-    """Open connections per client address, at most ``per_address`` each.
+    """Slots (connections, messages in transfer) per client address, ``per_address`` each.
 
-    Not thread-safe: admission and release both run on the event loop.
+    With ``total``, at most that many slots are held by all addresses together.
+    Not thread-safe: taking and giving back both run on the event loop.
     """
 
-    def __init__(self, per_address: int) -> None:
+    def __init__(self, per_address: int, total: int | None = None) -> None:
         self.per_address = per_address
+        self.total = total
         self._open: dict[str, int] = {}
+        self._held = 0
 
     def acquire(self, address: str) -> bool:
         """Take a slot for ``address``; False (nothing taken) if it holds its share."""
         count = self._open.get(address, 0)
-        if count >= self.per_address:
+        if count >= self.per_address or (self.total is not None and self._held >= self.total):
             return False
         self._open[address] = count + 1
+        self._held += 1
         return True
 
     def release(self, address: str) -> None:
         """Give back a slot taken by :meth:`acquire`."""
         count = self._open.get(address, 0) - 1
+        if count < 0:
+            return
+        self._held -= 1
         if count > 0:
             self._open[address] = count
         else:

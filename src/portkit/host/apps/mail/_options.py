@@ -86,6 +86,12 @@ class SmtpOptions(MailOptions):
         1001, help="octets per line incl. CRLF (RFC 5321 4.5.3.1.6)", min=80
     )
     submission: bool = option(False, help="port 587 role: AUTH required, and only over tls")
+    max_transfers: int = option(
+        32, help="messages received (DATA) at once, each held in memory; more get 452", min=1
+    )
+    max_transfers_per_address: int = option(
+        8, help="messages one client address may send (DATA) at once; more get 452", min=1
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

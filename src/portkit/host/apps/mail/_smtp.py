@@ -16,7 +16,9 @@ Policy (RFC 5321 and RFC 6409 for submission):
   refused with ``501``/``553``, and escaped again when the trace headers are written.
 - ``<Postmaster>`` without a domain is accepted (RFC 5321 4.5.1), see
   :meth:`MailAccounts.route`.
-- One client address holds at most ``max_connections_per_address`` connections.
+- One client address holds at most ``max_connections_per_address`` connections, and sends
+  at most ``max_transfers_per_address`` messages at once (``max_transfers`` for all): a
+  message is held in memory until it is stored, so these bound what DATA can take.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ R_TOO_BUSY_ADDRESS = "421 4.7.0 too many connections from your address, try agai
 R_BAD_HELO = "501 5.5.4 %s name must not contain control characters"
 R_BAD_ADDRESS = "553 5.1.3 address must not contain control characters"
 R_MAIL_OK = "250 2.1.0 sender ok"
+R_TOO_MANY_TRANSFERS = "452 4.3.1 too many messages in transfer, try again later"
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -209,6 +212,18 @@ class _SMTP(SMTP):
             return
         super().connection_made(transport)
 
+    async def smtp_DATA(self, arg: str) -> None:
+        # aiosmtpd holds the whole message in memory until it is stored: cap how many are
+        # in transfer at once. RFC 5321 4.3.2 lets DATA be answered 452 instead of 354.
+        slots, address = self._app.transfers, self._app.address_of(self)
+        if not slots.acquire(address):
+            await self.push(R_TOO_MANY_TRANSFERS)
+            return
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            slots.release(address)
+
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
         if hostname and _has_controls(hostname):
@@ -279,6 +294,7 @@ class SmtpApp(Application):
         self._servers: list[asyncio.Server] = []
         self._open: dict[_SMTP, str] = {}  # session -> client address
         self.slots = AddressSlots(options.max_connections_per_address)
+        self.transfers = AddressSlots(options.max_transfers_per_address, options.max_transfers)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
@@ -294,6 +310,10 @@ class SmtpApp(Application):
         self._all_closed.clear()
         self.counters.opened()
         return None
+
+    def address_of(self, session: _SMTP) -> str:
+        """The client address of an open connection."""
+        return self._open.get(session, "unknown")
 
     def closed(self, session: _SMTP) -> None:
         """A connection ended."""
