@@ -155,3 +155,15 @@ def test_postmaster_without_domain_is_routed() -> None:
     assert chosen.route("postmaster") == "alice"
     with pytest.raises(ConfigError, match="postmaster user 'bob'"):
         MailAccounts(users=users, postmaster="bob")
+
+
+def test_unknown_postmaster_names_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        '[apps.mail]\nkind = "smtp"\nlisten = ["127.0.0.1:0"]\n'
+        f'users = ["alice:{hash_password("x", **FAST)}"]\npostmaster = "bob"\n'
+    )
+    assert main(["serve", "--check", str(config)]) == 2
+    assert "postmaster: 'bob' is not a configured user" in capsys.readouterr().err

@@ -146,6 +146,10 @@ def guard_of(options: MailOptions) -> LoginGuard:
 
 def check(options: MailOptions, where: Where) -> None:
     """Semantic checks shared by the three kinds (errors name the key)."""
+    names = {entry.partition(":")[0] for entry in options.users}
+    for key, user in (("catch-all", options.catch_all), ("postmaster", options.postmaster)):
+        if user is not None and user not in names:
+            raise where.error(key, f"{user!r} is not a configured user")
     try:
         accounts_of(options)
     except ConfigError as exc:
