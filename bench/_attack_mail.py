@@ -16,7 +16,7 @@ dovecot drop privileges) and the Debian packages postfix, dovecot-imapd, dovecot
     python bench/_attack_mail.py --json
 
 ``run_mail_attacks(rounds)`` returns the rows (keys: attack, target, peak_rss_mb, legit_ok,
-legit_total, note); ``bench/attack.py`` gathers them with the web attacks.
+legit_total, note), for a report that puts them next to other applications' attacks.
 """
 
 from __future__ import annotations
