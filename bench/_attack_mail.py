@@ -186,7 +186,7 @@ def chained_literals(port: int, pid: int, target: str) -> Row:
                 sock.shutdown(socket.SHUT_WR)
             reader.join(10)
     first = bytes(replies).split(b"\r\n")[1:2]
-    note += "first reply: " + (first[0][:60].decode("ascii", "replace") if first else "none")
+    note += "first reply: " + (first[0][:80].decode("ascii", "replace") if first else "none")
     return _row("chained-literals", target, memory, legit, note)
 
 
