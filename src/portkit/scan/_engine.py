@@ -39,7 +39,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from portkit.scan._model import PortResult, PortState
-from portkit.scan._names import BackgroundNames, result_maker
+from portkit.scan._names import result_maker
 from portkit.scan._targets import Target
 
 __all__ = [
@@ -214,15 +214,14 @@ async def run_socket_engine(
     probes: Iterator[tuple[Target, int]],
     kind: ProbeKind,
     options: EngineOptions,
-    names: Sequence[str | None] | BackgroundNames | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Probe every (target, port) of ``probes``; yield results in batches as they come.
 
     Only as many probes are taken from ``probes`` as fit the window, so memory stays
     bounded whatever the size of the scan. Closing the generator (``aclose``, a break,
     Ctrl-C) closes every socket still in flight. ``names[port]`` is each result's
-    ``expected`` service name; when the names are still being built
-    (:class:`BackgroundNames`), results wait for them.
+    ``expected`` service name.
 
     TCP sockets are reused: on Linux a second ``connect`` on a non-blocking socket
     whose first attempt has completed returns that attempt's result (``ECONNREFUSED``,
@@ -253,8 +252,7 @@ async def run_socket_engine(
     # (host, port, state, reason, hostname, rtt).
     results: list[_Found] = []
     append = results.append
-    pending = names if isinstance(names, BackgroundNames) else None
-    table = None if isinstance(names, BackgroundNames) else names
+    table = names
     make = result_maker(transport)
 
     def finish(probe: _Probe, state: PortState, reason: str, now: float) -> None:
@@ -434,8 +432,8 @@ async def run_socket_engine(
                 again.appendleft((target, port, attempt))
                 congestion.window = max(MIN_WINDOW, len(inflight) / 2)
                 break
-            if len(results) >= _READY_CAP and (table is not None or pending is None):
-                break  # hand these over before starting more (once they can be)
+            if len(results) >= _READY_CAP:
+                break  # hand these over before starting more
         wait = limiter.wait_time()
         return wait if wait > 0 else None
 
@@ -466,24 +464,14 @@ async def run_socket_engine(
 
     ready_event = asyncio.Event()
     loop.add_reader(epfd, ready_event.set)
-    names_fd = None if pending is None else pending.fileno()
-    if names_fd is not None:
-        loop.add_reader(names_fd, ready_event.set)
     try:
         while True:
             now = time.monotonic()
             drain(now)
             expire(now)
             rate_wait = launch(now)
-            if pending is not None and table is None:
-                table = pending.poll()
-                if table is not None and names_fd is not None:
-                    loop.remove_reader(names_fd)
-                    names_fd = None
             done = exhausted and not again and not inflight
-            if results and (table is not None or pending is None or done):
-                if table is None and pending is not None:
-                    table = pending.wait()  # the last results: wait for the names
+            if results:
                 found, results = results, []
                 append = results.append
                 yield results_of(found)
@@ -506,8 +494,6 @@ async def run_socket_engine(
             except TimeoutError:
                 pass
     finally:
-        if names_fd is not None:
-            loop.remove_reader(names_fd)
         loop.remove_reader(epfd)
         for probe in inflight.values():
             probe.sock.close()
