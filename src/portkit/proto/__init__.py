@@ -17,7 +17,6 @@ from portkit.proto._match import (
     Probe,
     Reader,
     Verdict,
-    printable,
 )
 from portkit.proto.amqp import AMQP, AMQP_HEADER
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
@@ -58,7 +57,7 @@ __all__ = [
     "Reader",
     "Verdict",
     "matchers_for",
-    "printable",
+    "plain_name",
     "probes_for",
     "tls_name",
     "wants_tls_first",
@@ -131,9 +130,26 @@ _TLS_FIRST = frozenset(
 )  # fmt: skip
 
 
+# Other registry spellings of implicit-TLS services, and the plain protocol inside.
+_TLS_ALIASES = {
+    "smtps": "smtp",
+    "https-alt": "http",
+    "imap4-ssl": "imap",
+    "pop3-ssl": "pop3",
+    "mqtts": "mqtt",
+    "pcsync-https": "http",
+}
+_PLAIN = {tls: plain for plain, tls in TLS_SERVICES.items()} | _TLS_ALIASES
+
+
 def tls_name(service: str) -> str:
     """Return the name of ``service`` when it runs inside implicit TLS."""
     return TLS_SERVICES.get(service, service)
+
+
+def plain_name(service: str) -> str | None:
+    """The plain protocol an implicit-TLS service wraps (``imaps`` -> ``imap``), else None."""
+    return _PLAIN.get(service.lower())
 
 
 def wants_tls_first(service: str | None) -> bool:

@@ -43,7 +43,6 @@ from portkit.proto import (
     MATCHERS,
     SPEAKS_FIRST,
     TCP_PROBES,
-    TLS_SERVICES,
     UDP_PROBES,
     Match,
     Matcher,
@@ -51,13 +50,14 @@ from portkit.proto import (
     Probe,
     Reader,
     matchers_for,
+    plain_name,
     probes_for,
     tls_name,
     wants_tls_first,
 )
 from portkit.proto.http import HTTP_GET
 from portkit.proto.mail import SMTP_EHLO
-from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+from portkit.scan._model import Identification, PortResult, PortState, TlsInfo, nmap_service
 
 __all__ = [
     "BANNER_WAIT",
@@ -107,7 +107,6 @@ READ_CHUNK = 4096
 
 
 # Registry names of TLS services that are not "<plain>s" -> the protocol inside.
-_TLS_ALIASES = {"submissions": "smtp", "smtps": "smtp", "secure-mqtt": "mqtt", "https-alt": "http"}
 
 
 class _Closed(Exception):
@@ -696,10 +695,7 @@ async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identif
     """The ladder again, inside a completed TLS handshake."""
     plain_expected = ladder.expected
     if plain_expected:
-        plain_expected = next(
-            (p for p, s in TLS_SERVICES.items() if s == plain_expected.lower()),
-            _TLS_ALIASES.get(plain_expected.lower(), plain_expected.lower()),
-        )
+        plain_expected = plain_name(plain_expected) or plain_expected.lower()
     # Inside TLS the same holds: greetings arrive first. Listen only where the registry
     # expects a greeting (imaps, pop3s, submissions, ftps), else ask HTTP at once.
     listen = SPEAKS_FIRST_WAIT if plain_expected in SPEAKS_FIRST else BANNER_WAIT
@@ -918,27 +914,3 @@ async def probe_port(
         host=host, port=port, transport="tcp", state=PortState.OPEN, reason="syn-ack",
         expected=expected, rtt=ladder.rtt, identified=found,
     )  # fmt: skip
-
-
-def nmap_service(found: Identification) -> dict[str, str]:
-    """The attributes of an nmap XML ``<service>`` element describing ``found``.
-
-    nmap names the protocol inside TLS and marks the wrapping with ``tunnel="ssl"``
-    (``imaps`` is ``name="imap" tunnel="ssl"``); an unrecognised answer is ``unknown``.
-    """
-    name = found.service or "unknown"
-    attrs: dict[str, str] = {}
-    if found.tls is not None:
-        plain = {tls: plain for plain, tls in TLS_SERVICES.items()}
-        name = "unknown" if name == "tls" else plain.get(name, _TLS_ALIASES.get(name, name))
-        attrs["tunnel"] = "ssl"
-    attrs = {"name": name, **attrs}
-    if found.product:
-        attrs["product"] = found.product
-    if found.version:
-        attrs["version"] = found.version
-    if found.extra:
-        attrs["extrainfo"] = found.extra
-    attrs["method"] = found.method if found.service else "probed"
-    attrs["conf"] = str(found.confidence if found.service else 0)
-    return attrs
