@@ -8,6 +8,8 @@ which probe to try first for a registry service, and the generic probe order.
 
 from __future__ import annotations
 
+import functools
+
 from portkit.proto._match import (
     MAX_RESPONSE_BYTES,
     Match,
@@ -24,7 +26,12 @@ from portkit.proto.ftp import FTP, FTP_SYST
 from portkit.proto.http import HTTP, HTTP_GET
 from portkit.proto.ldap import LDAP, LDAP_ROOTDSE
 from portkit.proto.mail import IMAP, POP3, SMTP, SMTP_EHLO
-from portkit.proto.memcached import MEMCACHED, MEMCACHED_VERSION
+from portkit.proto.memcached import (
+    MEMCACHED,
+    MEMCACHED_UDP,
+    MEMCACHED_VERSION,
+    MEMCACHED_VERSION_UDP,
+)
 from portkit.proto.mongodb import MONGODB, MONGODB_HELLO
 from portkit.proto.mqtt import MQTT, MQTT_CONNECT
 from portkit.proto.mysql import MYSQL
@@ -60,6 +67,7 @@ __all__ = [
     "plain_name",
     "probes_for",
     "tls_name",
+    "udp_payload",
     "wants_tls_first",
 ]
 
@@ -68,6 +76,7 @@ MATCHERS: dict[str, Matcher] = {
     for m in (
         SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, HTTP, TLS_RECORDS, DNS_TCP, DNS_UDP,
         REDIS, MEMCACHED, POSTGRESQL, MONGODB, MQTT, AMQP, LDAP, RTSP, SIP, RDP, SMB, NTP, SNMP,
+        MEMCACHED_UDP,
     )
 }  # fmt: skip
 
@@ -105,6 +114,7 @@ UDP_PROBES: tuple[Probe, ...] = (
     SNMP_V3_DISCOVERY,
     SNMP_V2C_SYSDESCR,
     SIP_OPTIONS_UDP,
+    MEMCACHED_VERSION_UDP,
 )
 
 # The plain protocol's name -> its name over implicit TLS (RFC 8314 and the registry).
@@ -166,6 +176,23 @@ def probes_for(service: str | None, transport: str = "tcp") -> tuple[Probe, ...]
     plain = next((p for p, s in TLS_SERVICES.items() if s == wanted), wanted)
     first = tuple(p for p in pool if wanted in p.services or plain in p.services)
     return first + tuple(p for p in pool if p not in first)
+
+
+@functools.cache
+def _udp_order(service: str | None) -> tuple[Probe, ...]:
+    return probes_for(service, "udp")
+
+
+def udp_payload(service: str | None, attempt: int, host: str) -> bytes:
+    """The datagram a UDP port scan sends on ``attempt`` (0, 1, ...) to a ``service`` port.
+
+    A UDP server answers only a request it understands, and silence reads as
+    open|filtered. The first datagram is the request likely for the port (the registry's
+    ``service``), each re-send the next of :data:`UDP_PROBES`: a DNS server on a port the
+    registry knows nothing of answers the first one, an NTP server the second.
+    """
+    order = _udp_order(service and service.lower())
+    return order[attempt % len(order)].build(host)
 
 
 def matchers_for(probe: Probe) -> tuple[Matcher, ...]:

@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from portkit.proto import udp_payload
 from portkit.scan._model import PortResult, PortState
 from portkit.scan._names import result_maker
 from portkit.scan._targets import Target
@@ -181,18 +182,6 @@ class _Probe:
     started: float
     deadline: float
     answers_at_start: int
-
-
-_PAYLOADS_LOADED: dict[int, bytes] | None = None
-
-
-def _udp_payload(port: int) -> bytes:
-    global _PAYLOADS_LOADED
-    if _PAYLOADS_LOADED is None:
-        from portkit.scan._udp_payloads import payloads
-
-        _PAYLOADS_LOADED = payloads()
-    return _PAYLOADS_LOADED.get(port, b"")
 
 
 def _sockaddr(target: Target, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
@@ -401,7 +390,9 @@ async def run_socket_engine(
             settle_udp(probe, err, now)
         else:
             try:
-                sock.send(_udp_payload(port))
+                # The request likely for the port first, another one on each re-send.
+                name = table[port] if table is not None else None
+                sock.send(udp_payload(name, attempt, host))
             except OSError as exc:
                 settle_udp(probe, exc.errno or errno.EIO, now)
             else:

@@ -773,6 +773,25 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self.queue.put_nowait(exc)
 
 
+def _udp_rounds(expected: str | None) -> tuple[tuple[Probe, ...], ...]:
+    """The UDP probes in rounds: those likely for the port, then every other one at once.
+
+    A round waits :data:`UDP_WAIT` for answers, so a silent port costs two rounds, not
+    one wait per probe. A port the registry names no UDP probe for gets them all at once.
+    """
+    order = probes_for(expected, "udp")
+    wanted = expected.lower() if expected else None
+    likely = tuple(p for p in order if wanted is not None and wanted in p.services)
+    if not likely:
+        return (order,)
+    return (likely, order[len(likely) :])
+
+
+def _udp_probe_of(sent: list[tuple[Probe, bytes]], service: str | None) -> str:
+    """The name of the probe of this round that asked ``service``, else the first one's."""
+    return next((p.name for p, _ in sent if service in p.services), sent[0][0].name)
+
+
 async def _identify_udp(
     host: str, port: int, expected: str | None, deadline: float
 ) -> Identification:
@@ -788,10 +807,12 @@ async def _identify_udp(
     evidence = b""
     echoes = 0
     try:
-        for probe in probes_for(expected, "udp"):
+        for round_ in _udp_rounds(expected):
             if loop.time() >= deadline:
                 break
-            transport.sendto(probe.build(host))
+            sent = [(probe, probe.build(host)) for probe in round_]
+            for _probe, payload in sent:
+                transport.sendto(payload)
             end = min(loop.time() + UDP_WAIT, deadline)
             while True:
                 try:
@@ -806,7 +827,7 @@ async def _identify_udp(
                 if isinstance(item, Exception):
                     continue
                 evidence = evidence or item[:EVIDENCE_BYTES]
-                if _is_echo(probe.build(host), item):
+                if any(_is_echo(payload, item) for _probe, payload in sent):
                     echoes += 1
                     continue
                 # A late answer to an earlier probe counts too: judge with every matcher.
@@ -819,7 +840,7 @@ async def _identify_udp(
                             version=verdict.version,
                             extra=verdict.extra,
                             confidence=verdict.confidence,
-                            probe=probe.name,
+                            probe=_udp_probe_of(sent, verdict.service),
                             evidence=item[:EVIDENCE_BYTES],
                         )
     finally:

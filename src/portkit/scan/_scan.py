@@ -250,9 +250,10 @@ async def scan_batches(
     past their listing limit), an engine may yield :class:`ResultBatch` lists whose
     ``counts`` stand for closed ports past that many per host (the SYN engine does).
 
-    With ``detect``, open TCP ports are handed to identification (at most
-    ``detect_concurrency`` at a time) and come out once identified; ``detect`` may be
-    the identify function itself (tests pass a stand-in).
+    With ``detect``, open TCP ports and open or open|filtered UDP ports are handed to
+    identification (at most ``detect_concurrency`` at a time) and come out once
+    identified (a UDP port that answers a probe there is open); ``detect`` may be the
+    identify function itself (tests pass a stand-in).
     """
     identify: Identify | None = None
     if detect is True:
@@ -264,13 +265,24 @@ async def scan_batches(
 
     async def identified(result: PortResult) -> PortResult:
         assert identify is not None
+        udp = result.transport == "udp"
         async with gate:
             try:
-                ident = await identify(result.host, result.port, expected=result.expected)
+                if udp:
+                    ident = await identify(
+                        result.host, result.port, expected=result.expected, transport="udp"
+                    )
+                else:
+                    ident = await identify(result.host, result.port, expected=result.expected)
             except NetworkError as exc:
                 # The port closed (or stopped answering) between the scan and the probes:
                 # it was open when scanned, and what answered is unknown. Say so.
                 ident = Identification(service=None, extra=f"gone before identification: {exc}")
+        if udp and ident.evidence and result.state is PortState.OPEN_FILTERED:
+            # Silent to the scan's datagrams, but it answered one of the probes: open.
+            return dataclasses.replace(
+                result, state=PortState.OPEN, reason="udp-response", identified=ident
+            )
         return dataclasses.replace(result, identified=ident)
 
     async def finished(block: bool) -> list[PortResult]:
@@ -289,7 +301,9 @@ async def scan_batches(
             counted = batch.counts if isinstance(batch, ResultBatch) else None
             ready: list[PortResult] = ResultBatch((), counted) if counted else []
             for result in batch:
-                if result.state is PortState.OPEN and result.transport == "tcp":
+                if result.state is PortState.OPEN or (
+                    result.state is PortState.OPEN_FILTERED and result.transport == "udp"
+                ):
                     pending.add(asyncio.ensure_future(identified(result)))
                 else:
                     ready.append(result)
