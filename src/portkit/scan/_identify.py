@@ -57,6 +57,7 @@ from portkit.proto import (
 )
 from portkit.proto.http import HTTP_GET
 from portkit.proto.mail import SMTP_EHLO
+from portkit.proto.starttls import UPGRADES, Upgrade
 from portkit.scan._model import Identification, PortResult, PortState, TlsInfo, nmap_service
 
 __all__ = [
@@ -511,6 +512,12 @@ async def _identify_tcp(ladder: _Ladder) -> Identification:
     except _Closed:
         found = None  # the budget ran out or the server stopped accepting
     if found is not None:
+        upgrade = UPGRADES.get(found.service or "") if found.tls is None else None
+        if upgrade is not None:
+            # The plain protocol may offer TLS: its certificate is worth recording.
+            tls = await _starttls(ladder, upgrade)
+            if tls is not None:
+                found = replace(found, tls=tls)
         return found
     return Identification(
         service=None,
@@ -518,6 +525,40 @@ async def _identify_tcp(ladder: _Ladder) -> Identification:
         evidence=ladder.evidence,
         confidence=0,
     )
+
+
+async def _starttls(ladder: _Ladder, upgrade: Upgrade) -> TlsInfo | None:
+    """On a new connection, walk ``upgrade`` into TLS; what the handshake showed, or None.
+
+    None when the server refuses, does not answer in time, or the budget is spent: the
+    identification already made stands either way.
+    """
+    try:
+        chan = await ladder.connect()
+    except _Closed:
+        return None
+    try:
+        for step in upgrade.steps:
+            if step.send:
+                await chan.send(step.send)
+            end = ladder.phase_deadline(PROBE_WAIT)
+            reply = b""
+            while (verdict := step.judge(reply)) is None:
+                chunk = await chan.recv(end)
+                if not chunk:
+                    return None
+                reply += chunk
+            if not verdict:
+                return None
+        return await chan.start_tls(
+            _server_hostname(ladder.host),
+            ladder.phase_deadline(PROBE_WAIT),
+            ladder.phase_deadline(TLS_TIMEOUT),
+        )
+    except (TimeoutError, _Closed):
+        return None
+    finally:
+        await chan.close()
 
 
 async def _climb(ladder: _Ladder) -> Identification | None:
