@@ -206,6 +206,10 @@ def test_nmap_service_attributes_name_the_tunnel() -> None:
     assert nmap_service(unknown) == {"name": "unknown", "method": "table", "conf": "3"}
     assert nmap_service(unknown, "ssh") == {"name": "ssh", "method": "table", "conf": "3"}
     assert nmap_service(None, "ssh") == nmap_service(unknown, "ssh")
+    # nmap's probes name these otherwise than the registry (ndiff against nmap -sV).
+    memcached = Identification(service="memcache", product="memcached", confidence=10)
+    assert nmap_service(memcached)["name"] == "memcached"
+    assert nmap_service(Identification(service="rfb", confidence=10))["name"] == "vnc"
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,11 @@ class PortResult:
     identified: Identification | None = None
 
 
+# Where nmap's service detection names a protocol otherwise than the registry does
+# (nmap-service-probes' match lines: "memcached", "vnc").
+_NMAP_NAMES = {"memcache": "memcached", "rfb": "vnc"}
+
+
 def nmap_service(found: Identification | None, expected: str | None = None) -> dict[str, str]:
     """The attributes of nmap's XML ``<service>`` element for what answered on a port.
 
@@ -82,8 +87,10 @@ def nmap_service(found: Identification | None, expected: str | None = None) -> d
     ``imaps`` is ``name="imap" tunnel="ssl"``, ``https`` is ``name="http"
     tunnel="ssl"``, TLS with nothing recognised inside is ``name="unknown"
     tunnel="ssl"``. A protocol that upgraded with STARTTLS keeps its own name and has
-    no tunnel. Nothing identified (or no identification run): the port table's guess,
-    ``expected`` or ``unknown``, with ``method="table" conf="3"``, as nmap writes it.
+    no tunnel. Where nmap's probes name a protocol otherwise than the registry, nmap's
+    name is used (``memcache`` is ``memcached``, ``rfb`` is ``vnc``). Nothing identified
+    (or no identification run): the port table's guess, ``expected`` or ``unknown``,
+    with ``method="table" conf="3"``, as nmap writes it.
     """
     if found is None or not found.service:
         return {"name": expected or "unknown", "method": "table", "conf": "3"}
@@ -99,7 +106,9 @@ def nmap_service(found: Identification | None, expected: str | None = None) -> d
         "extrainfo": found.extra,
         "tunnel": tunnel,
     }
-    attrs = {"name": name} | {key: value for key, value in given.items() if value}
+    attrs = {"name": _NMAP_NAMES.get(name, name)} | {
+        key: value for key, value in given.items() if value
+    }
     attrs["method"] = "probed" if found.method == "probed" else "table"
     attrs["conf"] = str(found.confidence)
     return attrs
