@@ -81,3 +81,12 @@ def test_starttls_certificates_are_recorded_as_nmap_does(lab: Lab) -> None:
     assert submission is not None
     assert submission.get("name") == "smtp"
     assert submission.get("tunnel") is None  # STARTTLS is not nmap's ssl tunnel
+
+
+def test_probe_says_the_tls_came_from_starttls(lab: Lab) -> None:
+    proc = lab.run_in([sys.executable, "-m", "portkit", "probe", "127.0.0.1:143"])
+    assert proc.returncode == 0, proc.stderr
+    assert "(after STARTTLS)" in proc.stdout
+    assert "certificate  CN=" in proc.stdout
+    implicit = lab.run_in([sys.executable, "-m", "portkit", "probe", "127.0.0.1:993"])
+    assert "STARTTLS" not in implicit.stdout

@@ -158,7 +158,13 @@ def _print_human(endpoint: Endpoint, result: PortResult) -> None:
         lines.append(("expected", f"{expected}: could not confirm"))
     tls = found.tls if found is not None else None
     if tls is not None:
-        lines.append(("tls", " ".join(x for x in (tls.version, tls.cipher) if x)))
+        from portkit.proto import plain_name
+
+        how = " ".join(x for x in (tls.version, tls.cipher) if x)
+        service = found.service if found is not None else None
+        if service not in (None, "tls") and plain_name(service or "") is None:
+            how += " (after STARTTLS)"  # a plain protocol that upgraded
+        lines.append(("tls", how))
         if tls.alpn:
             lines.append(("alpn", tls.alpn))
         if tls.subject:
