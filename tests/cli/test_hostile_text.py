@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 from tests.cli.test_probe import run_cli
-from tests.scan._servers import greeter, serve
+from tests.scan._servers import greeter, self_signed_context, serve
 
 HOST = "127.0.0.1"
 SOFTWARE = "Open\x01\x1b[31mSSH_9.9\x1b]0;owned\x07"
@@ -60,3 +61,18 @@ async def test_probe_escapes_the_banner() -> None:
     _raw_free(out)
     assert "Open\\x01\\x1b[31mSSH" in out
     assert "evil\\x1b[2J" in out
+
+
+async def test_probe_escapes_certificate_fields(tmp_path: Path) -> None:
+    name = "evil\x1b]0;owned\x07.test"
+    context = self_signed_context(tmp_path, name)  # the CN and a SAN carry the sequence
+    banner = b"SSH-2.0-OpenSSH_9.2p1\r\n"
+    async with serve(greeter(banner), tls=context) as port:
+        code, out, err = await run_cli("probe", f"{HOST}:{port}")
+        assert code == 0, err
+        json_code, json_out, err = await run_cli("probe", f"{HOST}:{port}", "--json")
+    assert json_code == 0, err
+    _raw_free(out)
+    assert "evil\\x1b]0;owned\\x07.test, 127.0.0.1" in out  # the names, escaped
+    tls = json.loads(json_out)["identified"]["tls"]
+    assert name in tls["subject_alt_names"]  # JSON: exact
