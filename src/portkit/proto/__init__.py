@@ -23,7 +23,7 @@ from portkit.proto._match import (
 from portkit.proto.amqp import AMQP, AMQP_HEADER
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
 from portkit.proto.ftp import FTP, FTP_SYST
-from portkit.proto.http import HTTP, HTTP_GET
+from portkit.proto.http import HTTP, HTTP2, HTTP_GET
 from portkit.proto.ldap import LDAP, LDAP_ROOTDSE
 from portkit.proto.mail import IMAP, POP3, SMTP, SMTP_EHLO
 from portkit.proto.memcached import (
@@ -76,12 +76,13 @@ MATCHERS: dict[str, Matcher] = {
     for m in (
         SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, HTTP, TLS_RECORDS, DNS_TCP, DNS_UDP,
         REDIS, MEMCACHED, POSTGRESQL, MONGODB, MQTT, AMQP, LDAP, RTSP, SIP, RDP, SMB, NTP, SNMP,
-        MEMCACHED_UDP,
+        MEMCACHED_UDP, HTTP2,
     )
 }  # fmt: skip
 
 # Servers that speak first; their greetings are judged by these, whatever was sent.
-BANNER_MATCHERS: tuple[Matcher, ...] = (SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC)
+# An HTTP/2-only server sends its SETTINGS preface first too (RFC 9113 §3.4).
+BANNER_MATCHERS: tuple[Matcher, ...] = (SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, HTTP2)
 
 # Registry names of services whose servers greet first: worth listening longer for.
 SPEAKS_FIRST = frozenset(

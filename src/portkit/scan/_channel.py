@@ -140,15 +140,21 @@ class Channel:
             raise Closed(str(exc)) from None
 
     async def start_tls(
-        self, server_hostname: str | None, first_byte: float, deadline: float
+        self,
+        server_hostname: str | None,
+        first_byte: float,
+        deadline: float,
+        *,
+        alpn: tuple[str, ...] = ("http/1.1",),
     ) -> TlsInfo | None:
         """Run a TLS handshake; return what it showed, or ``None`` if it failed.
 
         A server that has not answered the ClientHello by ``first_byte`` is not going to;
         the whole handshake must end by ``deadline``. On failure ``self.raw`` holds what
-        the server answered instead (maybe nothing).
+        the server answered instead (maybe nothing). ``alpn``: the application protocols
+        offered (RFC 7301); HTTP/1.1 by default, the protocol of the probes sent inside.
         """
-        tls = _client_context().wrap_bio(
+        tls = _client_context(alpn).wrap_bio(
             self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
         )
         while True:
@@ -191,11 +197,11 @@ def where(host: str, port: int) -> str:
 
 
 @functools.cache
-def _client_context() -> ssl.SSLContext:
+def _client_context(alpn: tuple[str, ...]) -> ssl.SSLContext:
     """A TLS client context for identification: no verification, old versions allowed.
 
     We want to see every TLS server, including self-signed and outdated ones; nothing
-    secret is ever sent over these connections.
+    secret is ever sent over these connections. ``alpn``: the protocols offered.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -203,7 +209,7 @@ def _client_context() -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
     with contextlib.suppress(ssl.SSLError):
         ctx.set_ciphers("ALL:@SECLEVEL=0")
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(list(alpn))
     return ctx
 
 

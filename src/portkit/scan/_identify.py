@@ -568,6 +568,16 @@ async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identifi
             await inner.close()
         if got.match is not None:
             return ladder.result(got.match, f"tls+{probe.name}", got.data, info)
+    h2 = await _alpn_h2(ladder)
+    if h2 is not None:
+        return Identification(
+            service="https",
+            tls=h2,
+            extra="HTTP/2 only",
+            confidence=8,
+            probe="tls-alpn-h2",
+            evidence=ladder.evidence,
+        )
     return Identification(
         service="tls",
         tls=info,
@@ -576,6 +586,30 @@ async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identifi
         probe="tls-handshake",
         evidence=ladder.evidence,
     )
+
+
+async def _alpn_h2(ladder: _Ladder) -> TlsInfo | None:
+    """A handshake offering only HTTP/2 (RFC 7301 ALPN ``h2``, RFC 9113 §3.2).
+
+    A server that speaks only HTTP/2 ignores or closes on every HTTP/1 probe; choosing
+    ``h2`` when offered names it. The handshake's summary when it did, else None.
+    """
+    if ladder.remaining() <= 0:
+        return None
+    try:
+        chan = await ladder.connect()
+    except Closed:
+        return None
+    try:
+        info = await chan.start_tls(
+            server_hostname(ladder.host),
+            ladder.phase_deadline(PROBE_WAIT),
+            ladder.phase_deadline(TLS_TIMEOUT),
+            alpn=("h2",),
+        )
+    finally:
+        await chan.close()
+    return info if info is not None and info.alpn == "h2" else None
 
 
 # Registry names that are another port's name for the same protocol.
