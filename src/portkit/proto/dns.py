@@ -2,7 +2,7 @@
 
 RFC 1035 §4.1 message format; over TCP each message is preceded by a two-octet length
 (RFC 1035 §4.2.2, RFC 7766). Any well-formed response to our query id is a DNS server,
-even REFUSED; BIND, dnsmasq, Unbound, Knot and PowerDNS answer the CHAOS-class
+even REFUSED; BIND, dnsmasq, Unbound, NSD, Knot and PowerDNS answer the CHAOS-class
 ``version.bind`` query (a convention, not an RFC) with their name and version.
 dnspython builds and parses the messages.
 """
@@ -39,6 +39,7 @@ _PRODUCTS = [
     (re.compile(r"^dnsmasq-([\w.]+)"), "dnsmasq"),
     (re.compile(r"^unbound ([\w.]+)", re.IGNORECASE), "Unbound"),
     (re.compile(r"^Knot DNS ([\w.]+)"), "Knot DNS"),
+    (re.compile(r"^NSD ([\w.]+)"), "NLnet Labs NSD"),
     (re.compile(r"^PowerDNS.*?([\d.]+)"), "PowerDNS"),
     (re.compile(r"^(\d+\.\d+[\w.-]*)"), "ISC BIND"),
 ]
