@@ -17,7 +17,7 @@ packages=(
   dnsmasq-base openbsd-inetd inetutils-telnetd fetchmail
   redis-server memcached
   nftables postgresql mariadb-server mosquitto slapd snmpd ntpsec
-  tigervnc-standalone-server xrdp samba rabbitmq-server lighttpd
+  tigervnc-standalone-server xrdp samba rabbitmq-server lighttpd nghttp2-server
   chromium ffmpeg
 )
 

@@ -85,7 +85,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="re-sends of an unanswered probe (default 2)",
     )
     parser.add_argument(
-        "--detect", action="store_true", help="identify what answers on each open TCP port"
+        "--detect",
+        action="store_true",
+        help="identify what answers on each open TCP port and open or silent UDP port",
     )
     parser.add_argument(
         "-o",

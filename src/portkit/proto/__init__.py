@@ -8,6 +8,8 @@ which probe to try first for a registry service, and the generic probe order.
 
 from __future__ import annotations
 
+import functools
+
 from portkit.proto._match import (
     MAX_RESPONSE_BYTES,
     Match,
@@ -17,15 +19,19 @@ from portkit.proto._match import (
     Probe,
     Reader,
     Verdict,
-    printable,
 )
 from portkit.proto.amqp import AMQP, AMQP_HEADER
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
 from portkit.proto.ftp import FTP, FTP_SYST
-from portkit.proto.http import HTTP, HTTP_GET
+from portkit.proto.http import HTTP, HTTP2, HTTP_GET
 from portkit.proto.ldap import LDAP, LDAP_ROOTDSE
 from portkit.proto.mail import IMAP, POP3, SMTP, SMTP_EHLO
-from portkit.proto.memcached import MEMCACHED, MEMCACHED_VERSION
+from portkit.proto.memcached import (
+    MEMCACHED,
+    MEMCACHED_UDP,
+    MEMCACHED_VERSION,
+    MEMCACHED_VERSION_UDP,
+)
 from portkit.proto.mongodb import MONGODB, MONGODB_HELLO
 from portkit.proto.mqtt import MQTT, MQTT_CONNECT
 from portkit.proto.mysql import MYSQL
@@ -58,9 +64,10 @@ __all__ = [
     "Reader",
     "Verdict",
     "matchers_for",
-    "printable",
+    "plain_name",
     "probes_for",
     "tls_name",
+    "udp_payload",
     "wants_tls_first",
 ]
 
@@ -69,11 +76,13 @@ MATCHERS: dict[str, Matcher] = {
     for m in (
         SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, HTTP, TLS_RECORDS, DNS_TCP, DNS_UDP,
         REDIS, MEMCACHED, POSTGRESQL, MONGODB, MQTT, AMQP, LDAP, RTSP, SIP, RDP, SMB, NTP, SNMP,
+        MEMCACHED_UDP, HTTP2,
     )
 }  # fmt: skip
 
 # Servers that speak first; their greetings are judged by these, whatever was sent.
-BANNER_MATCHERS: tuple[Matcher, ...] = (SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC)
+# An HTTP/2-only server sends its SETTINGS preface first too (RFC 9113 §3.4).
+BANNER_MATCHERS: tuple[Matcher, ...] = (SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, HTTP2)
 
 # Registry names of services whose servers greet first: worth listening longer for.
 SPEAKS_FIRST = frozenset(
@@ -106,6 +115,7 @@ UDP_PROBES: tuple[Probe, ...] = (
     SNMP_V3_DISCOVERY,
     SNMP_V2C_SYSDESCR,
     SIP_OPTIONS_UDP,
+    MEMCACHED_VERSION_UDP,
 )
 
 # The plain protocol's name -> its name over implicit TLS (RFC 8314 and the registry).
@@ -131,9 +141,26 @@ _TLS_FIRST = frozenset(
 )  # fmt: skip
 
 
+# Other registry spellings of implicit-TLS services, and the plain protocol inside.
+_TLS_ALIASES = {
+    "smtps": "smtp",
+    "https-alt": "http",
+    "imap4-ssl": "imap",
+    "pop3-ssl": "pop3",
+    "mqtts": "mqtt",
+    "pcsync-https": "http",
+}
+_PLAIN = {tls: plain for plain, tls in TLS_SERVICES.items()} | _TLS_ALIASES
+
+
 def tls_name(service: str) -> str:
     """Return the name of ``service`` when it runs inside implicit TLS."""
     return TLS_SERVICES.get(service, service)
+
+
+def plain_name(service: str) -> str | None:
+    """The plain protocol an implicit-TLS service wraps (``imaps`` -> ``imap``), else None."""
+    return _PLAIN.get(service.lower())
 
 
 def wants_tls_first(service: str | None) -> bool:
@@ -150,6 +177,23 @@ def probes_for(service: str | None, transport: str = "tcp") -> tuple[Probe, ...]
     plain = next((p for p, s in TLS_SERVICES.items() if s == wanted), wanted)
     first = tuple(p for p in pool if wanted in p.services or plain in p.services)
     return first + tuple(p for p in pool if p not in first)
+
+
+@functools.cache
+def _udp_order(service: str | None) -> tuple[Probe, ...]:
+    return probes_for(service, "udp")
+
+
+def udp_payload(service: str | None, attempt: int, host: str) -> bytes:
+    """The datagram a UDP port scan sends on ``attempt`` (0, 1, ...) to a ``service`` port.
+
+    A UDP server answers only a request it understands, and silence reads as
+    open|filtered. The first datagram is the request likely for the port (the registry's
+    ``service``), each re-send the next of :data:`UDP_PROBES`: a DNS server on a port the
+    registry knows nothing of answers the first one, an NTP server the second.
+    """
+    order = _udp_order(service and service.lower())
+    return order[attempt % len(order)].build(host)
 
 
 def matchers_for(probe: Probe) -> tuple[Matcher, ...]:

@@ -5,13 +5,7 @@ as batches arrive, ``end(summary)``. Reports keep per host only the ports worth 
 and a count of the rest (bounded memory, as nmap's "extraports").
 """
 
-from portkit.report._base import (
-    FORMATS,
-    HostTable,
-    Report,
-    ScanInfo,
-    ScanSummary,
-    make_report,
-)
+from portkit.report._base import HostTable, Report, ScanInfo, ScanSummary
+from portkit.report._formats import FORMATS, make_report
 
 __all__ = ["FORMATS", "HostTable", "Report", "ScanInfo", "ScanSummary", "make_report"]

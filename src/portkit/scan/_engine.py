@@ -38,8 +38,9 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from portkit.proto import udp_payload
 from portkit.scan._model import PortResult, PortState
-from portkit.scan._names import BackgroundNames, result_maker
+from portkit.scan._names import result_maker
 from portkit.scan._targets import Target
 
 __all__ = [
@@ -183,18 +184,6 @@ class _Probe:
     answers_at_start: int
 
 
-_PAYLOADS_LOADED: dict[int, bytes] | None = None
-
-
-def _udp_payload(port: int) -> bytes:
-    global _PAYLOADS_LOADED
-    if _PAYLOADS_LOADED is None:
-        from portkit.scan._udp_payloads import payloads
-
-        _PAYLOADS_LOADED = payloads()
-    return _PAYLOADS_LOADED.get(port, b"")
-
-
 def _sockaddr(target: Target, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
     if target.family == socket.AF_INET6:
         return (target.address, port, 0, 0)
@@ -214,15 +203,14 @@ async def run_socket_engine(
     probes: Iterator[tuple[Target, int]],
     kind: ProbeKind,
     options: EngineOptions,
-    names: Sequence[str | None] | BackgroundNames | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Probe every (target, port) of ``probes``; yield results in batches as they come.
 
     Only as many probes are taken from ``probes`` as fit the window, so memory stays
     bounded whatever the size of the scan. Closing the generator (``aclose``, a break,
     Ctrl-C) closes every socket still in flight. ``names[port]`` is each result's
-    ``expected`` service name; when the names are still being built
-    (:class:`BackgroundNames`), results wait for them.
+    ``expected`` service name.
 
     TCP sockets are reused: on Linux a second ``connect`` on a non-blocking socket
     whose first attempt has completed returns that attempt's result (``ECONNREFUSED``,
@@ -253,8 +241,7 @@ async def run_socket_engine(
     # (host, port, state, reason, hostname, rtt).
     results: list[_Found] = []
     append = results.append
-    pending = names if isinstance(names, BackgroundNames) else None
-    table = None if isinstance(names, BackgroundNames) else names
+    table = names
     make = result_maker(transport)
 
     def finish(probe: _Probe, state: PortState, reason: str, now: float) -> None:
@@ -403,7 +390,9 @@ async def run_socket_engine(
             settle_udp(probe, err, now)
         else:
             try:
-                sock.send(_udp_payload(port))
+                # The request likely for the port first, another one on each re-send.
+                name = table[port] if table is not None else None
+                sock.send(udp_payload(name, attempt, host))
             except OSError as exc:
                 settle_udp(probe, exc.errno or errno.EIO, now)
             else:
@@ -434,8 +423,8 @@ async def run_socket_engine(
                 again.appendleft((target, port, attempt))
                 congestion.window = max(MIN_WINDOW, len(inflight) / 2)
                 break
-            if len(results) >= _READY_CAP and (table is not None or pending is None):
-                break  # hand these over before starting more (once they can be)
+            if len(results) >= _READY_CAP:
+                break  # hand these over before starting more
         wait = limiter.wait_time()
         return wait if wait > 0 else None
 
@@ -466,24 +455,14 @@ async def run_socket_engine(
 
     ready_event = asyncio.Event()
     loop.add_reader(epfd, ready_event.set)
-    names_fd = None if pending is None else pending.fileno()
-    if names_fd is not None:
-        loop.add_reader(names_fd, ready_event.set)
     try:
         while True:
             now = time.monotonic()
             drain(now)
             expire(now)
             rate_wait = launch(now)
-            if pending is not None and table is None:
-                table = pending.poll()
-                if table is not None and names_fd is not None:
-                    loop.remove_reader(names_fd)
-                    names_fd = None
             done = exhausted and not again and not inflight
-            if results and (table is not None or pending is None or done):
-                if table is None and pending is not None:
-                    table = pending.wait()  # the last results: wait for the names
+            if results:
                 found, results = results, []
                 append = results.append
                 yield results_of(found)
@@ -506,8 +485,6 @@ async def run_socket_engine(
             except TimeoutError:
                 pass
     finally:
-        if names_fd is not None:
-            loop.remove_reader(names_fd)
         loop.remove_reader(epfd)
         for probe in inflight.values():
             probe.sock.close()

@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 
 from portkit._errors import PortkitError
 from portkit.scan._model import PortResult, PortState
-from portkit.scan._names import BackgroundNames, result_maker
+from portkit.scan._names import result_maker
 from portkit.scan._targets import Target
 
 __all__ = ["MIN_PROBES_PER_WORKER", "sharded", "worker_count"]
@@ -116,23 +116,20 @@ async def sharded(
     workers: int,
     *,
     transport: str,
-    names: Sequence[str | None] | BackgroundNames | None,
+    names: Sequence[str | None] | None,
     own_engine: Engine | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Run ``engine`` over ``probes`` in ``workers`` processes (this one included).
 
     ``own_engine`` (default: ``engine``) is the one this process runs; the workers'
-    results are named here with ``names`` (a table, or one on its way).
+    results are named here with ``names``.
     """
     import pickle
 
     make = result_maker(transport)
-    table: Sequence[str | None] | None = None
+    table = names
 
     def results_of(rows: list[Row]) -> list[PortResult]:
-        nonlocal table
-        if table is None and names is not None:
-            table = names.wait() if isinstance(names, BackgroundNames) else names
         return [
             make(host, port, _STATES[state], reason, hostname,
                  None if table is None else table[port], rtt)

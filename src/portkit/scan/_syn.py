@@ -38,7 +38,7 @@ from typing import cast
 from portkit._errors import PrivilegeError, TargetError
 from portkit.scan._engine import EngineOptions, RateLimiter, _Congestion
 from portkit.scan._model import CountKey, PortResult, PortState, ResultBatch
-from portkit.scan._names import BackgroundNames, make_results
+from portkit.scan._names import make_results
 from portkit.scan._rawsend import (
     PACKET_SIZE,
     Batch,
@@ -441,7 +441,7 @@ def _raw_socket(sport: int) -> socket.socket:
 async def run_syn_engine(
     probes: Iterator[tuple[Target, int]],
     options: EngineOptions,
-    names: Sequence[str | None] | BackgroundNames | None = None,
+    names: Sequence[str | None] | None = None,
     *,
     batch_size: int = _BATCH,
     use_mmsg: bool = True,
@@ -494,9 +494,7 @@ async def run_syn_engine(
     # With count_after: closed ports counted rather than made, and how many were made.
     counts: dict[CountKey, int] = {}
     made_closed: dict[str, int] = {}
-    # The names of the ports: a table, or one on its way from a forked process.
-    pending = names if isinstance(names, BackgroundNames) else None
-    table_names = None if isinstance(names, BackgroundNames) else names
+    table_names = names  # the names of the ports
     answers = 0
     exhausted = False
     fd = sock.fileno()
@@ -726,9 +724,6 @@ async def run_syn_engine(
 
     loop.add_reader(fd, readable.set)
     loop.add_reader(sender.reports, readable.set)
-    names_fd = None if pending is None else pending.fileno()
-    if names_fd is not None:
-        loop.add_reader(names_fd, readable.set)
     try:
         while True:
             now = time.monotonic()
@@ -736,15 +731,8 @@ async def run_syn_engine(
             collect()
             expire(now)
             rate_wait = launch(now)
-            if pending is not None and table_names is None:
-                table_names = pending.poll()
-                if table_names is not None and names_fd is not None:
-                    loop.remove_reader(names_fd)
-                    names_fd = None
             done = exhausted and not again and not outstanding
-            if (results or counts) and (table_names is not None or pending is None or done):
-                if results and table_names is None and pending is not None:
-                    table_names = pending.wait()  # the last results: wait for the names
+            if results or counts:
                 found, results = results, []
                 append = results.append
                 if count_after is None:
@@ -768,8 +756,6 @@ async def run_syn_engine(
             except TimeoutError:
                 pass
     finally:
-        if names_fd is not None:
-            loop.remove_reader(names_fd)
         loop.remove_reader(fd)
         loop.remove_reader(sender.reports)
         sender.close()
