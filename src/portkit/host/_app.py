@@ -55,6 +55,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import socket
 import time
 import types
@@ -64,6 +65,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from portkit._errors import ConfigError
+from portkit.host._limits import Admission, Slot
 
 __all__ = [
     "AppContext",
@@ -74,6 +76,7 @@ __all__ = [
     "Listener",
     "StreamApplication",
     "Where",
+    "admit",
     "finish_connections",
     "option",
     "parse_options",
@@ -253,6 +256,9 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        #: Connection limits (total and per source), checked and counted as each connection
+        #: arrives; a subclass sets it from its options (None: no limit).
+        self.admission: Admission | None = None
 
     def admit(self, peer: tuple[str, int]) -> bool:
         """Whether to serve a new connection from ``peer`` (limits); default: always."""
@@ -278,9 +284,12 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         raw_peer = writer.get_extra_info("peername")
         peer_addr = (str(raw_peer[0]), int(raw_peer[1])) if raw_peer else ("?", 0)
         peer = format_peer(peer_addr)
-        if self._stopping or not self.admit(peer_addr):
+        slot = admit(self.admission, peer_addr, self.ctx, stopping=self._stopping)
+        if slot is None or not self.admit(peer_addr):
+            if slot is not None:  # refused by the kind's own check
+                slot.release()
+                self.ctx.access(peer, "rejected")
             self.counters.rejected += 1
-            self.ctx.access(peer, "rejected")
             writer.transport.abort()
             return
         task = asyncio.current_task()
@@ -301,6 +310,7 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         finally:
             self._tasks.discard(task)
             self.counters.closed()
+            slot.release()
             self.release(peer_addr)
             writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
@@ -313,6 +323,26 @@ class StreamApplication(Application, Generic[OptionsT_co]):
             server.close()  # stop accepting; connections stay
         await finish_connections(self._tasks, grace)
         self._servers.clear()
+
+
+_UNLIMITED = Admission(2**62, 2**62)
+
+
+def admit(
+    admission: Admission | None, peer: tuple[str, int], ctx: AppContext, *, stopping: bool
+) -> Slot | None:
+    """A slot for a connection from ``peer``, or None (logged as refused, with why).
+
+    Shared by every accept path; ``admission`` None means no limit (a slot is still handed
+    out, so the caller's release path is the same).
+    """
+    if stopping:
+        ctx.access(format_peer(peer), "rejected (stopping)")
+        return None
+    slot = (admission or _UNLIMITED).admit(peer[0])
+    if slot is None and admission is not None:
+        ctx.access(format_peer(peer), f"rejected: {admission.refusal(peer[0])}")
+    return slot
 
 
 async def finish_connections(tasks: set[asyncio.Task[None]], grace: float) -> None:
@@ -422,6 +452,10 @@ def _convert(raw: Any, tp: Any, key: str, where: Where) -> Any:
             return raw
     elif tp is float:
         if isinstance(raw, int | float) and not isinstance(raw, bool):
+            # TOML has nan and inf; no option means anything by them, and a nan compares
+            # false with everything (a nan timeout never fires).
+            if not math.isfinite(raw):
+                raise where.error(key, f"must be a finite number, not {raw!r}")
             return float(raw)
     elif tp is str:
         if isinstance(raw, str):

@@ -12,6 +12,7 @@ import abc
 import asyncio
 import contextlib
 import errno
+import functools
 import socket
 from collections.abc import Sequence
 
@@ -19,9 +20,11 @@ from portkit.host._app import (
     AppContext,
     Application,
     Listener,
+    admit,
     finish_connections,
     format_peer,
 )
+from portkit.host._limits import Admission, Slot
 
 __all__ = ["SocketApplication", "wait_readable", "wait_writable"]
 
@@ -37,6 +40,9 @@ class SocketApplication(Application):
         self._acceptors: list[asyncio.Task[None]] = []
         self._listen_socks: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Connection limits, checked and counted in the accept loop itself, before the
+        #: connection's task exists (see :mod:`portkit.host._limits`); None: no limit.
+        self.admission: Admission | None = None
 
     def admit(self, peer: tuple[str, int]) -> bool:
         """Whether to serve a new connection from ``peer``; default: always."""
@@ -70,17 +76,33 @@ class SocketApplication(Application):
                 raise
             conn.setblocking(False)
             peer = (str(addr[0]), int(addr[1]))
-            if not self.admit(peer):
+            # Checked and counted here, before the next accept: the loop takes every queued
+            # connection without yielding, so a count kept by the new task would come too late.
+            slot = admit(self.admission, peer, self.ctx, stopping=False)
+            if slot is None or not self.admit(peer):
+                if slot is not None:
+                    slot.release()
+                    self.ctx.access(format_peer(peer), "rejected (limit)")
                 self.counters.rejected += 1
-                self.ctx.access(format_peer(peer), "rejected (limit)")
                 conn.close()
                 continue
+            self.counters.opened()
             task = asyncio.create_task(self._run(conn, peer))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # A callback, not a `finally` in the task: a task cancelled before its first
+            # step never runs its body, and its place must still be given back.
+            task.add_done_callback(functools.partial(self._finished, conn, peer, slot))
+
+    def _finished(
+        self, conn: socket.socket, peer: tuple[str, int], slot: Slot, task: asyncio.Task[None]
+    ) -> None:
+        self._tasks.discard(task)
+        self.counters.closed()
+        slot.release()
+        self.release(peer)
+        conn.close()
 
     async def _run(self, conn: socket.socket, peer: tuple[str, int]) -> None:
-        self.counters.opened()
         try:
             await self.serve(conn, peer)
         except asyncio.CancelledError:
@@ -90,10 +112,6 @@ class SocketApplication(Application):
         except Exception:
             self.counters.errors += 1
             self.ctx.logger.exception("%s: connection failed", format_peer(peer))
-        finally:
-            self.counters.closed()
-            self.release(peer)
-            conn.close()
 
     async def stop(self, grace: float) -> None:
         for task in self._acceptors:

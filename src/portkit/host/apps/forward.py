@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from portkit.host._app import AppContext, Application, Kind, Where, format_peer, option
+from portkit.host._limits import Admission
 from portkit.host.apps._sockets import SocketApplication, wait_readable, wait_writable
 
 __all__ = ["KINDS", "ForwardApp", "ForwardKind", "ForwardOptions"]
@@ -42,6 +43,9 @@ class ForwardOptions:
     to: str = dataclasses.field(metadata={"help": "where to forward: HOST:PORT or [V6]:PORT"})
     max_connections: int = option(
         512, help="connections forwarded at once; more are refused", min=1
+    )
+    per_source: int | None = option(
+        None, help="connections at once from one address; default: half of max_connections", min=1
     )
     connect_timeout: float = option(10.0, help="seconds to reach the backend", min=0.001)
     idle_timeout: float = option(
@@ -84,9 +88,7 @@ class ForwardApp(SocketApplication):
         assert target is not None  # checked at configuration load
         self.target = target
         self.use_splice = options.splice and HAVE_SPLICE
-
-    def admit(self, peer: tuple[str, int]) -> bool:
-        return self.counters.connections_open < self.options.max_connections
+        self.admission = Admission(options.max_connections, options.per_source)
 
     async def serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         who = format_peer(peer)

@@ -25,7 +25,8 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
-from portkit.host._app import AppContext, Application, Kind, Listener, Where, option
+from portkit.host._app import AppContext, Application, Kind, Listener, Where, admit, option
+from portkit.host._limits import Admission, Slot
 from portkit.host.apps._files import Found, directory_listing, lookup, serve_file
 
 __all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
@@ -47,6 +48,9 @@ class WebOptions:
         15.0, help="seconds an idle keep-alive connection stays", min=0
     )
     max_connections: int = option(4096, help="connections served at once; more are refused", min=1)
+    per_source: int | None = option(
+        None, help="connections at once from one address; default: half of max_connections", min=1
+    )
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -83,6 +87,8 @@ class WebApp(Application):
         self._transports: dict[RequestHandler, asyncio.Transport] = {}
         self._waiting: dict[RequestHandler, float] = {}  # handler -> since when, no request head
         self._sweeper: asyncio.Task[None] | None = None
+        self.admission = Admission(options.max_connections, options.per_source)
+        self._slots: dict[RequestHandler, Slot] = {}
 
     # -- requests -------------------------------------------------------------------------
 
@@ -146,17 +152,22 @@ class WebApp(Application):
     # -- connections ----------------------------------------------------------------------
 
     def _on_connect(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
-        if len(self._transports) >= self.options.max_connections:
+        raw = transport.get_extra_info("peername")
+        peer = (str(raw[0]), int(raw[1])) if raw else ("?", 0)
+        slot = admit(self.admission, peer, self.ctx, stopping=False)
+        if slot is None:
             self.counters.rejected += 1
             transport.abort()
             return
         self._transports[handler] = transport
+        self._slots[handler] = slot
         self._waiting[handler] = time.monotonic()
         self.counters.opened()
 
     def _on_disconnect(self, handler: RequestHandler) -> None:
         if self._transports.pop(handler, None) is not None:
             self._waiting.pop(handler, None)
+            self._slots.pop(handler).release()
             self.counters.closed()
 
     async def _sweep(self) -> None:
