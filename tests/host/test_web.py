@@ -17,6 +17,7 @@ from portkit.host._tls import self_signed_pem
 from tests.host._helpers import curl, parse_head, running_host, url
 
 SECRET = b"TOPSECRET-4f1c outside the document root"
+DOT_SECRET = b"DOTSECRET-77a0 in a dot-file inside the root"
 
 
 def make_site(base: Path) -> Path:
@@ -30,6 +31,13 @@ def make_site(base: Path) -> Path:
     (root / "blob.bin").write_bytes(bytes(range(256)) * 40)  # 10240 bytes
     (root / "docs" / "<b>&.txt").write_text("odd name\n")
     (root / ".hidden").write_text("dot file\n")
+    (root / ".env").write_bytes(DOT_SECRET)
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_bytes(DOT_SECRET)
+    # Innocent names, dot-file targets inside the root: judged by the target.
+    os.symlink("../.env", root / "docs" / "env_alias")
+    os.symlink("../.git", root / "docs" / "repo")
+    os.symlink("../.git/config", root / "docs" / "gitconfig.txt")
     (base / "secret.txt").write_bytes(SECRET)
     os.symlink(base / "secret.txt", root / "docs" / "leak.txt")
     os.symlink("/etc", root / "etc")
@@ -148,6 +156,8 @@ async def test_listing_off_by_default_on_when_configured(host: Host) -> None:
     assert "inside.css" in page
     assert "leak.txt" not in page  # a symlink out of the root is not offered
     assert ".hidden" not in page
+    for alias in ("env_alias", "repo", "gitconfig.txt"):  # links to dot-files are not offered
+        assert alias not in page
 
 
 async def test_directory_without_slash_redirects(host: Host) -> None:
@@ -179,6 +189,10 @@ TRAVERSALS = [
     "/%00",
     "/.hidden",
     "/docs/%2e%2e/%2e%2e/secret.txt",
+    "/docs/env_alias",  # symlink to a dot-file inside the root
+    "/docs/repo/config",  # through a symlink to a dot-directory
+    "/docs/repo/",
+    "/docs/gitconfig.txt",  # symlink to a file inside a dot-directory
 ]
 
 
@@ -190,6 +204,7 @@ async def test_traversal_attempts_fail(host: Host, path: str) -> None:
         status, _, body = parse_head(out)
         assert status in (400, 403, 404), (path, status)
         assert SECRET not in body
+        assert DOT_SECRET not in body
         assert b"root:" not in body
 
 

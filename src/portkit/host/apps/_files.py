@@ -79,8 +79,11 @@ def resolve_path(root: Path, url_path: str, *, hidden: bool = False) -> Path | N
     """The file under ``root`` (already resolved) that ``url_path`` names, or None.
 
     ``url_path`` is the percent-decoded request path. Refused: NUL bytes and backslashes,
-    ``.``/``..`` segments (encoded or not: the path is decoded already), dot-files unless
-    ``hidden``, and anything whose real path (symlinks followed) is outside ``root``.
+    ``.``/``..`` segments (encoded or not: the path is decoded already), anything whose
+    real path (symlinks followed) is outside ``root``, and, unless ``hidden``, dot-files:
+    both in the name asked for and in the real path, so that a symlink with an innocent
+    name (``env_alias -> .env``, ``repo -> .git``) does not reach what its target's name
+    would not.
     """
     if "\x00" in url_path or "\\" in url_path:
         return None
@@ -93,6 +96,8 @@ def resolve_path(root: Path, url_path: str, *, hidden: bool = False) -> Path | N
     except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
         return None
     if real != root and not real.is_relative_to(root):
+        return None
+    if not hidden and any(part.startswith(".") for part in real.relative_to(root).parts):
         return None
     return real
 
