@@ -254,7 +254,9 @@ def test_non_finite_numbers_are_refused(site: Path, table: str, key: str, value:
         text = f"[host]\n{key} = {value}\n[apps.e]\nkind = 'echo'\nlisten = '127.0.0.1:0'\n"
         expected = f"serve.toml:2: [host] {key}: must be a finite number, not {value.lstrip('+')}"
     else:
-        text = f"[apps.a]\nkind = '{table}'\nlisten = '127.0.0.1:0'\n{MINIMAL[table]}{key} = {value}\n"
+        text = (
+            f"[apps.a]\nkind = '{table}'\nlisten = '127.0.0.1:0'\n{MINIMAL[table]}{key} = {value}\n"
+        )
         line = 4 + MINIMAL[table].count("\n")
         expected = f"serve.toml:{line}: [apps.a] {key}: must be a finite number, not"
     with pytest.raises(ConfigError) as info:

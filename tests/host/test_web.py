@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -279,3 +280,57 @@ async def test_a_long_download_is_not_taken_for_a_slow_client(tmp_path: Path) ->
         assert await reader.read() == b""
         writer.close()
         await writer.wait_closed()
+
+
+@pytest.mark.parametrize("path", [b"/index.html", b"/nope"])
+async def test_transfer_encoding_in_http_1_0_closes_after_the_response(
+    tmp_path: Path, path: bytes
+) -> None:
+    # RFC 9112 section 6.1: the framing of such a message is faulty; close after answering,
+    # even though the client asked to keep the connection alive.
+    make_site(tmp_path)
+    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\n'
+    async with running_host(text + "keepalive_timeout = 300\n", tmp_path) as host:
+        reader, writer = await asyncio.open_connection(*host.bound("site")[0])
+        writer.write(
+            b"GET " + path + b" HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        async with asyncio.timeout(20):  # kept alive, it would wait the 300 s
+            response = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    assert re.match(rb"HTTP/1.[01] (200|404) ", response), response[:80]
+    assert b"Connection: close" in response or b"keep-alive" not in response.lower()
+    # A plain HTTP/1.0 keep-alive request is still kept alive (the rule is about the framing).
+    async with running_host(text, tmp_path) as host:
+        reader, writer = await asyncio.open_connection(*host.bound("site")[0])
+        for _ in range(2):
+            writer.write(b"GET /style.css HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.0 200 "), head
+            await reader.readexactly(5)  # "h1{}\n"
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_every_500_is_logged_with_its_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import portkit.host.apps.web as web_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(5, "Input/output error (injected)")
+
+    make_site(tmp_path)
+    caplog.set_level(logging.ERROR, logger="portkit.host.app.site")
+    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\n'
+    async with running_host(text, tmp_path) as host:
+        monkeypatch.setattr(web_module, "lookup", broken)
+        status, _, _ = await get(url(host, "site", "/index.html"))
+        assert status == 500
+        assert host.apps["site"].counters.errors == 1
+    lines = [r for r in caplog.records if r.name == "portkit.host.app.site"]
+    assert len(lines) == 1
+    assert "GET /index.html: 500" in lines[0].getMessage()
+    assert "Input/output error (injected)" in lines[0].getMessage()

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aiohttp import hdrs, web
+from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
@@ -97,7 +97,31 @@ class WebApp(Application):
         # (Done here rather than in a middleware: aiohttp rebuilds middleware chains per
         # request, which costs more than the whole bookkeeping.)
         self._waiting.pop(request.protocol, None)
-        return await self.respond(request)
+        # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means its framing
+        # cannot be trusted; answer, then close the connection whatever it asked for.
+        faulty = request.version < HttpVersion11 and hdrs.TRANSFER_ENCODING in request.headers
+        try:
+            response = await self.respond(request)
+        except web.HTTPException as exc:
+            if faulty:
+                exc.force_close()
+            raise
+        except (ConnectionError, asyncio.CancelledError):
+            raise  # the client went away, or the host is stopping: nothing to answer
+        except Exception as exc:
+            # aiohttp would answer 500 and log nowhere we show: say what went wrong here.
+            self.ctx.logger.error(
+                "%s: %s %s: 500: %r",
+                request.remote,
+                request.method,
+                request.path,
+                exc,
+                exc_info=True,
+            )
+            raise web.HTTPInternalServerError() from exc
+        if faulty:
+            response.force_close()
+        return response
 
     def response_done(
         self, request: web.BaseRequest, response: web.StreamResponse, elapsed: float
