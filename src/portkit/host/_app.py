@@ -68,6 +68,7 @@ from portkit._errors import ConfigError
 from portkit.host._limits import Admission, Slot
 
 __all__ = [
+    "BACKLOG",
     "AppContext",
     "Application",
     "Counters",
@@ -86,6 +87,12 @@ log = logging.getLogger("portkit.host")
 
 #: How long :class:`StreamApplication` waits for a handler to react to cancellation.
 ABORT_WAIT = 2.0
+
+#: The listen backlog of every listening socket. An application that serves on a socket
+#: must pass it on (asyncio's ``create_server`` calls ``listen()`` again, with 100 by
+#: default, and aiohttp with 128): a burst of connections beyond the backlog waits for
+#: SYN retransmissions (1 s, 3 s, ...) instead of being accepted and judged at once.
+BACKLOG = 1024
 
 OptionsT = TypeVar("OptionsT")
 _T = TypeVar("_T")
@@ -275,7 +282,9 @@ class StreamApplication(Application, Generic[OptionsT_co]):
 
     async def start(self, listeners: Sequence[Listener]) -> None:
         for listener in listeners:
-            server = await asyncio.start_server(self._on_connection, sock=listener.sock)
+            server = await asyncio.start_server(
+                self._on_connection, sock=listener.sock, backlog=BACKLOG
+            )
             self._servers.append(server)
 
     async def _on_connection(

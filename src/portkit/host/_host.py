@@ -35,7 +35,7 @@ from typing import Any
 
 from portkit._errors import NetworkError, PortkitError, PrivilegeError
 from portkit.host import _systemd
-from portkit.host._app import AppContext, Application, Counters, Listener
+from portkit.host._app import BACKLOG, AppContext, Application, Counters, Listener
 from portkit.host._config import AppConfig, HostConfig, ListenAddress, load_config
 from portkit.host.apps import load_kind
 
@@ -50,7 +50,6 @@ __all__ = [
 
 log = logging.getLogger("portkit.host")
 
-BACKLOG = 1024
 STATUS_INTERVAL = 1.0
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import collections
 import ipaddress
 
-__all__ = ["Admission", "Slot", "default_per_source", "source_of"]
+__all__ = ["Admission", "SendClock", "Slot", "default_per_source", "source_of"]
 
 
 def default_per_source(limit: int) -> int:
@@ -113,3 +113,29 @@ class Admission:
         self._by_source[source] -= 1
         if self._by_source[source] <= 0:
             del self._by_source[source]
+
+
+class SendClock:
+    """When to give up on a peer that does not take what it is sent (a send timeout).
+
+    Progress is what the peer has *acknowledged* (bytes it took), sampled now and then:
+    it must take at least ``max(1, min_rate * timeout)`` bytes within every ``timeout``
+    seconds, or :meth:`expired` says so. With ``min_rate`` 0 this is nginx's
+    ``send_timeout``: nothing taken for ``timeout`` seconds. With a rate, a client that
+    takes one byte now and then (to look alive) is dropped too.
+    """
+
+    __slots__ = ("_floor", "_mark_bytes", "_mark_time", "timeout")
+
+    def __init__(self, timeout: float, min_rate: float, now: float, acked: int) -> None:
+        self.timeout = timeout
+        self._floor = max(1, int(min_rate * timeout))
+        self._mark_time = now
+        self._mark_bytes = acked
+
+    def expired(self, now: float, acked: int) -> bool:
+        """Whether the peer took too little since the last mark (a sample at ``now``)."""
+        if acked - self._mark_bytes >= self._floor:
+            self._mark_time, self._mark_bytes = now, acked
+            return False
+        return now - self._mark_time >= self.timeout

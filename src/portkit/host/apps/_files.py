@@ -23,6 +23,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
@@ -205,6 +206,17 @@ class _FileResponse(web.FileResponse):
         if self.prepared:
             return None
         return await super().prepare(self._effective)
+
+    async def _sendfile(
+        self, request: web.BaseRequest, fobj: IO[Any], offset: int, count: int
+    ) -> AbstractStreamWriter:
+        # Always through the transport, in chunks, as under uvloop (which has no
+        # loop.sendfile): the send timeout aborts transports mid-response, and asyncio's
+        # own sendfile path does not survive that (Python 3.11: InvalidStateError in
+        # connection_lost, and the socket is left open).
+        writer = await web.StreamResponse.prepare(self, request)
+        assert writer is not None
+        return await self._sendfile_fallback(writer, fobj, offset, count)
 
 
 def _single(verdict: object) -> bool:

@@ -14,7 +14,10 @@ import contextlib
 import errno
 import functools
 import socket
+import struct
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 from portkit.host._app import (
     AppContext,
@@ -26,10 +29,16 @@ from portkit.host._app import (
 )
 from portkit.host._limits import Admission, Slot
 
-__all__ = ["SocketApplication", "wait_readable", "wait_writable"]
+__all__ = ["SocketApplication", "bytes_acked", "reset", "wait_readable", "wait_writable"]
 
 #: After running out of file descriptors, wait this long before accepting again.
 EMFILE_BACKOFF = 0.1
+
+#: Linux ``struct tcp_info`` (linux/tcp.h): ``tcpi_bytes_acked`` is the u64 at offset 120
+#: (Linux 4.1 and later; the structure only ever grows at its end).
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_ACKED_AT = 120
+_LINGER_RESET = struct.pack("ii", 1, 0)  # struct linger: on, 0 seconds
 
 
 class SocketApplication(Application):
@@ -124,6 +133,38 @@ class SocketApplication(Application):
             sock.close()
         self._listen_socks.clear()
         await finish_connections(self._tasks, grace)
+
+
+def bytes_acked(sock: Any) -> int | None:
+    """How many bytes the peer of TCP socket ``sock`` has acknowledged, or None if unknown.
+
+    What a peer acknowledges is what it took: the measure of a client's reading that
+    holds whichever way the bytes went out (sendfile, a transport's buffer, TLS records).
+    ``sock`` is a socket or asyncio's transport socket (``get_extra_info("socket")``).
+    """
+    if _TCP_INFO is None or sock is None:
+        return None
+    try:
+        info: bytes = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _ACKED_AT + 8)
+    except OSError:
+        return None
+    if len(info) < _ACKED_AT + 8:
+        return None
+    return int.from_bytes(info[_ACKED_AT : _ACKED_AT + 8], sys.byteorder)
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Close ``transport`` at once with a TCP reset, dropping what it had not sent yet.
+
+    A plain close leaves the unsent bytes with the kernel, which goes on offering them to
+    a peer that does not take them (for minutes, and in memory); a peer dropped for not
+    reading gets a reset instead (SO_LINGER with a zero timeout).
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    transport.abort()
 
 
 async def wait_readable(fd: int) -> None:

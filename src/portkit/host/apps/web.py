@@ -25,9 +25,20 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
-from portkit.host._app import AppContext, Application, Kind, Listener, Where, admit, option
-from portkit.host._limits import Admission, Slot
+from portkit.host._app import (
+    BACKLOG,
+    AppContext,
+    Application,
+    Kind,
+    Listener,
+    Where,
+    admit,
+    format_peer,
+    option,
+)
+from portkit.host._limits import Admission, SendClock, Slot
 from portkit.host.apps._files import Found, directory_listing, lookup, serve_file
+from portkit.host.apps._sockets import bytes_acked, reset
 
 __all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
 
@@ -46,6 +57,12 @@ class WebOptions:
     header_timeout: float = option(10.0, help="seconds to send a complete request head", min=0.01)
     keepalive_timeout: float = option(
         15.0, help="seconds an idle keep-alive connection stays", min=0
+    )
+    send_timeout: float = option(
+        60.0, help="seconds a client may take nothing of a response before it is dropped", min=0.01
+    )
+    min_send_rate: float = option(
+        0.0, help="bytes/s a client must take of a response, over each send_timeout", min=0
     )
     max_connections: int = option(4096, help="connections served at once; more are refused", min=1)
     per_source: int | None = option(
@@ -89,6 +106,7 @@ class WebApp(Application):
         self._sweeper: asyncio.Task[None] | None = None
         self.admission = Admission(options.max_connections, options.per_source)
         self._slots: dict[RequestHandler, Slot] = {}
+        self._clocks: dict[RequestHandler, SendClock] = {}  # responses being sent
 
     # -- requests -------------------------------------------------------------------------
 
@@ -97,6 +115,7 @@ class WebApp(Application):
         # (Done here rather than in a middleware: aiohttp rebuilds middleware chains per
         # request, which costs more than the whole bookkeeping.)
         self._waiting.pop(request.protocol, None)
+        self._start_send_clock(request.protocol)
         # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means its framing
         # cannot be trusted; answer, then close the connection whatever it asked for.
         faulty = request.version < HttpVersion11 and hdrs.TRANSFER_ENCODING in request.headers
@@ -127,6 +146,7 @@ class WebApp(Application):
         self, request: web.BaseRequest, response: web.StreamResponse, elapsed: float
     ) -> None:
         """A response was sent completely (or its client went away): count and log it."""
+        self._clocks.pop(request.protocol, None)
         if request.protocol in self._transports:
             # The next request head is due within header_timeout from now, not from when
             # this response began (a long download is not a slow client).
@@ -191,23 +211,50 @@ class WebApp(Application):
     def _on_disconnect(self, handler: RequestHandler) -> None:
         if self._transports.pop(handler, None) is not None:
             self._waiting.pop(handler, None)
+            self._clocks.pop(handler, None)
             self._slots.pop(handler).release()
             self.counters.closed()
 
+    def _start_send_clock(self, handler: RequestHandler) -> None:
+        """A response begins: from now on the client must take it (send_timeout)."""
+        transport = self._transports.get(handler)
+        if transport is None:
+            return
+        acked = bytes_acked(transport.get_extra_info("socket"))
+        if acked is not None:  # None: no TCP_INFO here, so no send timeout either
+            options = self.options
+            self._clocks[handler] = SendClock(
+                options.send_timeout, options.min_send_rate, time.monotonic(), acked
+            )
+
     async def _sweep(self) -> None:
-        """Close connections that have not sent a complete request head in time."""
+        """Close connections that send no request head in time, or take no response."""
         timeout = self.options.header_timeout
         while True:
-            await asyncio.sleep(min(1.0, timeout / 2))
-            deadline = time.monotonic() - timeout
+            await asyncio.sleep(min(1.0, timeout / 2, self.options.send_timeout / 2))
+            now = time.monotonic()
+            deadline = now - timeout
             for handler, since in list(self._waiting.items()):
                 if since < deadline:
-                    transport = self._transports.get(handler)
-                    if transport is not None:
-                        peer = transport.get_extra_info("peername")
-                        self.ctx.logger.info("%s: no request head in %.1fs, closing", peer, timeout)
-                        self._waiting.pop(handler, None)
-                        transport.abort()
+                    self._waiting.pop(handler, None)
+                    self._drop(handler, f"no request head in {timeout:.1f}s")
+            for handler, clock in list(self._clocks.items()):
+                transport = self._transports.get(handler)
+                acked = (
+                    None if transport is None else bytes_acked(transport.get_extra_info("socket"))
+                )
+                if acked is not None and clock.expired(now, acked):
+                    self._clocks.pop(handler, None)
+                    self._drop(
+                        handler, f"response not taken for {clock.timeout:.1f}s (send timeout)"
+                    )
+
+    def _drop(self, handler: RequestHandler, why: str) -> None:
+        transport = self._transports.get(handler)
+        if transport is not None:
+            peer = transport.get_extra_info("peername")
+            self.ctx.logger.info("%s: %s, closing", format_peer(peer) if peer else "?", why)
+            reset(transport)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -245,7 +292,7 @@ class WebApp(Application):
         setattr(server, "connection_lost", connection_lost)  # noqa: B010
         ssl_context = self.ssl_context()
         for listener in listeners:
-            site = web.SockSite(runner, listener.sock, ssl_context=ssl_context)
+            site = web.SockSite(runner, listener.sock, ssl_context=ssl_context, backlog=BACKLOG)
             await site.start()
         self._runner = runner
         self._sweeper = asyncio.create_task(self._sweep())
