@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.host._helpers import eventually, running_host
+from portkit.host._app import ABORT_WAIT
+from tests.host._helpers import ServeProcess, addresses, eventually, running_host
 
 BIG = 32 * 1024 * 1024  # far more than loopback buffers hold for one connection
 
@@ -121,3 +124,46 @@ async def test_one_address_cannot_take_every_slot_from_another(tmp_path: Path) -
             assert response.endswith(b"small and served\n")
             # The same address stays refused while it holds its half.
             assert await fetch_from(address, "127.0.0.1", "/small.txt") == b""
+
+
+@pytest.mark.slow
+def test_sigterm_with_clients_that_never_read(tmp_path: Path) -> None:
+    # Web, video and echo each hold clients that read nothing when SIGTERM arrives: the
+    # host stops within the grace period (plus the short abort wait), with nothing in its
+    # log that looks like a crash.
+    grace = 6.0
+    site(tmp_path)
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        f"[host]\ngrace = {grace}\n"
+        + web().replace("[apps.site]", "[apps.web]")
+        + web("video").replace("[apps.site]", "[apps.tv]")
+        + '[apps.echo]\nkind = "echo"\nlisten = "127.0.0.1:0"\n'
+    )
+    with ServeProcess(config, tmp_path) as serve:
+        doc = serve.start()
+        held: list[socket.socket] = []
+        with (
+            never_reading(addresses(doc, "web")[0], 5) as web_clients,
+            never_reading(addresses(doc, "tv")[0], 5) as tv_clients,
+        ):
+            for _ in range(5):
+                sock = socket.create_connection(addresses(doc, "echo")[0], timeout=10)
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):  # echoed back, never read
+                    while True:
+                        sock.send(b"x" * 65536)
+                held.append(sock)
+            time.sleep(0.5)  # let the host fill its side too
+            started = time.monotonic()
+            serve.signal(signal.SIGTERM)
+            assert serve.wait(timeout=60) == 0
+            took = time.monotonic() - started
+            assert len(web_clients) == len(tv_clients) == 5
+        for sock in held:
+            sock.close()
+        log = serve.stderr()
+    assert "Traceback" not in log, log
+    assert "CancelledError" not in log, log
+    # Twice the grace (aiohttp's own shutdown) would be 12 s; the stop ends the rest at 6 s.
+    assert took < grace + ABORT_WAIT + 1.5, (took, log)

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import math
@@ -309,7 +308,10 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         try:
             await self.handle(reader, writer, peer)
         except asyncio.CancelledError:
-            raise
+            # Only stop() cancels these tasks, once the grace period is over. The task ends
+            # normally: asyncio (3.11) logs a traceback for a stream handler task that
+            # ends cancelled ("Exception in callback ... CancelledError").
+            self.ctx.logger.info("%s: ended by stop after the grace period", peer)
         except (ConnectionError, TimeoutError) as exc:
             self.ctx.logger.info("%s: %s", peer, exc or type(exc).__name__)
         except Exception:
@@ -321,9 +323,16 @@ class StreamApplication(Application, Generic[OptionsT_co]):
             self.counters.closed()
             slot.release()
             self.release(peer_addr)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+            if self._stopping:
+                writer.transport.abort()
+            else:
+                writer.close()
+            # A peer that reads nothing never lets a close flush: give it ABORT_WAIT.
+            try:
+                async with asyncio.timeout(ABORT_WAIT):
+                    await writer.wait_closed()
+            except (ConnectionError, TimeoutError, asyncio.CancelledError):
+                writer.transport.abort()
             self.ctx.logger.debug("%s: closed after %.3fs", peer, time.monotonic() - started)
 
     async def stop(self, grace: float) -> None:

@@ -42,6 +42,9 @@ from portkit.host.apps._sockets import bytes_acked, reset
 
 __all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
 
+#: How often a stopping application looks whether its last response has ended.
+STOP_POLL = 0.05
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WebOptions:
@@ -237,7 +240,8 @@ class WebApp(Application):
             for handler, since in list(self._waiting.items()):
                 if since < deadline:
                     self._waiting.pop(handler, None)
-                    self._drop(handler, f"no request head in {timeout:.1f}s")
+                    # Not a reset: the end of the last response may still be on its way.
+                    self._drop(handler, f"no request head in {timeout:.1f}s", hard=False)
             for handler, clock in list(self._clocks.items()):
                 transport = self._transports.get(handler)
                 acked = (
@@ -246,15 +250,21 @@ class WebApp(Application):
                 if acked is not None and clock.expired(now, acked):
                     self._clocks.pop(handler, None)
                     self._drop(
-                        handler, f"response not taken for {clock.timeout:.1f}s (send timeout)"
+                        handler,
+                        f"response not taken for {clock.timeout:.1f}s (send timeout)",
+                        hard=True,
                     )
 
-    def _drop(self, handler: RequestHandler, why: str) -> None:
+    def _drop(self, handler: RequestHandler, why: str, *, hard: bool) -> None:
+        """Close a connection now; ``hard``: with a reset, dropping what was not sent."""
         transport = self._transports.get(handler)
         if transport is not None:
             peer = transport.get_extra_info("peername")
             self.ctx.logger.info("%s: %s, closing", format_peer(peer) if peer else "?", why)
-            reset(transport)
+            if hard:
+                reset(transport)
+            else:
+                transport.abort()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -301,18 +311,27 @@ class WebApp(Application):
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        # Stop accepting, then close every connection that has no request in progress
-        # (idle keep-alive, or just accepted): aiohttp would otherwise wait the whole grace
-        # period for a connection accepted just before shutdown. Then aiohttp's cleanup
-        # gives in-flight requests `grace` seconds and cancels what is left.
-        runner._shutdown_timeout = grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(grace, 0.0)
         try:
             for site in list(runner.sites):
                 await site.stop()
-            for handler in list(self._waiting):
-                transport = self._transports.get(handler)
-                if transport is not None:
-                    transport.close()
+            # Requests in progress get `grace` seconds; a connection with none (idle
+            # keep-alive, no request head yet, or its response just ended) closes at once.
+            # aiohttp's own shutdown is not used for this: it waits the timeout once for
+            # the handlers, then once more after asking them to stop (twice the grace
+            # when a client does not read), and takes a timeout of 0 as "wait forever".
+            while True:
+                for handler in list(self._waiting):
+                    transport = self._transports.get(handler)
+                    if transport is not None and not transport.is_closing():
+                        transport.close()
+                if len(self._waiting) >= len(self._transports) or loop.time() >= deadline:
+                    break
+                await asyncio.sleep(STOP_POLL)  # no event marks "the last response ended"
+            for transport in list(self._transports.values()):
+                reset(transport)  # grace is over: every handler's write fails at once
+            runner._shutdown_timeout = STOP_POLL
             await runner.cleanup()
         finally:
             if self._sweeper is not None:
