@@ -10,6 +10,7 @@ The contract, in the order the host uses it::
     kind.options            a frozen dataclass type: the kind's option schema
     kind.check(opts, where) semantic checks (a directory exists, limits make sense)
     kind.create(opts, ctx)  -> Application          (no I/O yet)
+    app.prepare()                                   (read keys; before privileges drop)
     await app.start(listeners)                      (serve on sockets the host bound)
     ... app.counters / ctx.access(...) while it runs ...
     await app.stop(grace)                           (stop accepting, drain, then abort)
@@ -218,6 +219,13 @@ class Application(abc.ABC):
     @property
     def counters(self) -> Counters:
         return self.ctx.counters
+
+    def prepare(self) -> None:  # noqa: B027 (optional: most kinds have nothing to do)
+        """Get ready to serve while the host still has its privileges (default: nothing).
+
+        Called before :meth:`start`, and on the first start before privileges are
+        dropped: read key files only root may read, import what serving needs.
+        """
 
     @abc.abstractmethod
     async def start(self, listeners: Sequence[Listener]) -> None:

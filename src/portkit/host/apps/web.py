@@ -110,6 +110,7 @@ class WebApp(Application):
         self.admission = Admission(options.max_connections, options.per_source)
         self._slots: dict[RequestHandler, Slot] = {}
         self._clocks: dict[RequestHandler, SendClock] = {}  # responses being sent
+        self._ssl: Any = None  # made by prepare()
 
     # -- requests -------------------------------------------------------------------------
 
@@ -275,6 +276,11 @@ class WebApp(Application):
 
         return server_context(self.options.cert, self.options.key)
 
+    def prepare(self) -> None:
+        # The key may be readable by root only, and a self-signed certificate needs the
+        # cryptography modules: both before privileges are dropped.
+        self._ssl = self.ssl_context()
+
     async def start(self, listeners: Sequence[Listener]) -> None:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
@@ -300,7 +306,9 @@ class WebApp(Application):
 
         setattr(server, "connection_made", connection_made)  # noqa: B010
         setattr(server, "connection_lost", connection_lost)  # noqa: B010
-        ssl_context = self.ssl_context()
+        if self.options.tls and self._ssl is None:
+            self.prepare()  # started without the host (a test, a script)
+        ssl_context = self._ssl
         for listener in listeners:
             site = web.SockSite(runner, listener.sock, ssl_context=ssl_context, backlog=BACKLOG)
             await site.start()
