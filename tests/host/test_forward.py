@@ -187,3 +187,19 @@ async def test_one_address_cannot_take_every_slot(backend: int, tmp_path: Path) 
         await close(writer)
         for hog in hogs:
             hog.close()
+
+
+@pytest.mark.parametrize("splice", [True, False], ids=["splice", "copy"])
+async def test_a_client_that_never_reads_is_dropped(
+    backend: int, tmp_path: Path, splice: bool
+) -> None:
+    text = config(backend, send_timeout=0.5, splice=splice) + 'access_log = "fwd.log"\n'
+    async with running_host(text, tmp_path) as host:
+        with socket.socket() as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.connect(host.bound("fwd")[0])
+            client.sendall(b"blob 268435456\n")  # 256 MiB it never reads
+            counters = host.apps["fwd"].counters
+            await eventually(lambda: counters.connections_open == 1, "forwarding")
+            await eventually(lambda: counters.connections_open == 0, "dropped")
+    assert "ended: send timeout: nothing taken for 0.5s" in (tmp_path / "fwd.log").read_text()

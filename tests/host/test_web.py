@@ -334,3 +334,22 @@ async def test_every_500_is_logged_with_its_cause(
     assert len(lines) == 1
     assert "GET /index.html: 500" in lines[0].getMessage()
     assert "Input/output error (injected)" in lines[0].getMessage()
+
+
+async def test_keep_alive_ends_after_max_requests(tmp_path: Path) -> None:
+    make_site(tmp_path)
+    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\nmax_requests = 3\n'
+    async with running_host(text, tmp_path) as host:
+        reader, writer = await asyncio.open_connection(*host.bound("site")[0])
+        heads = []
+        for path in (b"/style.css", b"/nope", b"/style.css"):
+            writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            heads.append(head)
+        assert [b"Connection: close" in head for head in heads] == [False, False, True]
+        async with asyncio.timeout(20):
+            assert await reader.read() == b""  # closed by the server
+        writer.close()
+        await writer.wait_closed()

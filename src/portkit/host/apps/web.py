@@ -67,6 +67,9 @@ class WebOptions:
     min_send_rate: float = option(
         0.0, help="bytes/s a client must take of a response, over each send_timeout", min=0
     )
+    max_requests: int = option(
+        1000, help="requests on one connection, then it closes (keep-alive cap)", min=1
+    )
     max_connections: int = option(4096, help="connections served at once; more are refused", min=1)
     per_source: int | None = option(
         None, help="connections at once from one address; default: half of max_connections", min=1
@@ -111,6 +114,7 @@ class WebApp(Application):
         self._slots: dict[RequestHandler, Slot] = {}
         self._clocks: dict[RequestHandler, SendClock] = {}  # responses being sent
         self._ssl: Any = None  # made by prepare()
+        self._requests: dict[RequestHandler, int] = {}  # requests served per connection
 
     # -- requests -------------------------------------------------------------------------
 
@@ -123,10 +127,16 @@ class WebApp(Application):
         # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means its framing
         # cannot be trusted; answer, then close the connection whatever it asked for.
         faulty = request.version < HttpVersion11 and hdrs.TRANSFER_ENCODING in request.headers
+        # A connection serves at most max_requests requests, then closes (as nginx's
+        # keepalive_requests): one client cannot keep one connection, and its memory,
+        # forever by never pausing.
+        count = self._requests.get(request.protocol, 0) + 1
+        self._requests[request.protocol] = count
+        last = faulty or count >= self.options.max_requests
         try:
             response = await self.respond(request)
         except web.HTTPException as exc:
-            if faulty:
+            if last:
                 exc.force_close()
             raise
         except (ConnectionError, asyncio.CancelledError):
@@ -142,7 +152,7 @@ class WebApp(Application):
                 exc_info=True,
             )
             raise web.HTTPInternalServerError() from exc
-        if faulty:
+        if last:
             response.force_close()
         return response
 
@@ -216,6 +226,7 @@ class WebApp(Application):
         if self._transports.pop(handler, None) is not None:
             self._waiting.pop(handler, None)
             self._clocks.pop(handler, None)
+            self._requests.pop(handler, None)
             self._slots.pop(handler).release()
             self.counters.closed()
 
