@@ -215,7 +215,10 @@ class WebApp(Application):
         slot = admit(self.admission, peer, self.ctx, stopping=False)
         if slot is None:
             self.counters.rejected += 1
-            transport.abort()
+            # Not at once: aiohttp starts the connection's task right after this hook, and
+            # a connection already lost by then fails an assertion in it (a traceback per
+            # refused client).
+            asyncio.get_running_loop().call_soon(transport.abort)
             return
         self._transports[handler] = transport
         self._slots[handler] = slot
