@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from portkit.host._app import ABORT_WAIT
-from tests.host._helpers import ServeProcess, addresses, eventually, running_host
+from tests.host._helpers import ServeProcess, addresses, curl, eventually, running_host, url
 
 BIG = 32 * 1024 * 1024  # far more than loopback buffers hold for one connection
 
@@ -175,3 +175,26 @@ def test_sigterm_with_clients_that_never_read(tmp_path: Path) -> None:
     assert "CancelledError" not in log, log
     # Twice the grace (aiohttp's own shutdown) would be 12 s; the stop ends the rest at 6 s.
     assert took < grace + ABORT_WAIT + 1.5, (took, log)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [f"X-Many-{n}: v" for n in range(130)],  # more than 128 fields
+        ["X-Long: " + "a" * 9000],  # a field longer than 8190 bytes
+    ],
+    ids=["many fields", "long field"],
+)
+async def test_request_heads_are_bounded(tmp_path: Path, headers: list[str]) -> None:
+    site(tmp_path)
+    async with running_host(web(), tmp_path) as host:
+        args = [arg for header in headers for arg in ("-H", header)]
+        rc, out, err = await curl(
+            "-o", "/dev/null", "-w", "%{http_code}", *args, url(host, "site", "/small.txt")
+        )
+        assert (rc, out) == (0, b"400"), err
+        # The same request within the limits is served.
+        rc, out, _ = await curl(
+            "-o", "/dev/null", "-w", "%{http_code}", url(host, "site", "/small.txt")
+        )
+        assert out == b"200"

@@ -42,6 +42,11 @@ from portkit.host.apps._sockets import bytes_acked, reset
 
 __all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
 
+#: Bounds of one request head (answered 400 beyond): the length of the request line and of
+#: each field, and the number of fields. A head is held in memory until it is complete.
+MAX_LINE = 8190
+MAX_FIELDS = 128
+
 #: How often a stopping application looks whether its last response has ended.
 STOP_POLL = 0.05
 
@@ -303,6 +308,9 @@ class WebApp(Application):
             access_log_class=_AccessLogger.bind(self),
             keepalive_timeout=self.options.keepalive_timeout,
             handle_signals=False,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
+            max_headers=MAX_FIELDS,
         )
         await runner.setup()
         server = runner.server
