@@ -198,3 +198,20 @@ async def test_request_heads_are_bounded(tmp_path: Path, headers: list[str]) -> 
             "-o", "/dev/null", "-w", "%{http_code}", url(host, "site", "/small.txt")
         )
         assert out == b"200"
+
+
+async def test_a_tls_client_that_never_says_hello_is_closed(tmp_path: Path) -> None:
+    # Before its handshake a TLS connection is not HTTP yet: it gets header_timeout too,
+    # not asyncio's 60 s.
+    site(tmp_path)
+    async with running_host(web(tls="true", header_timeout=0.5), tmp_path) as host:
+        reader, writer = await asyncio.open_connection(*host.bound("site")[0])
+        async with asyncio.timeout(20):
+            with contextlib.suppress(ConnectionResetError):
+                assert await reader.read() == b""  # closed without a ClientHello
+        writer.close()
+        with contextlib.suppress(ConnectionResetError):
+            await writer.wait_closed()
+        # A real TLS client is still served.
+        rc, out, err = await curl("-k", url(host, "site", "/small.txt", scheme="https"))
+        assert (rc, out) == (0, b"small and served\n"), err

@@ -332,7 +332,13 @@ class WebApp(Application):
             self.prepare()  # started without the host (a test, a script)
         ssl_context = self._ssl
         for listener in listeners:
-            site = web.SockSite(runner, listener.sock, ssl_context=ssl_context, backlog=BACKLOG)
+            site = _Site(
+                runner,
+                listener.sock,
+                ssl_context=ssl_context,
+                backlog=BACKLOG,
+                handshake_timeout=self.options.header_timeout,
+            )
             await site.start()
         self._runner = runner
         self._sweeper = asyncio.create_task(self._sweep())
@@ -368,6 +374,46 @@ class WebApp(Application):
                 self._sweeper.cancel()
             for transport in list(self._transports.values()):
                 transport.abort()
+
+
+class _Site(web.SockSite):
+    """aiohttp's site on a bound socket, with a deadline for the TLS handshake.
+
+    A TLS connection reaches the HTTP layer (and its limits and clocks) only once its
+    handshake is done; until then asyncio's own deadline applies, 60 s by default, long
+    enough for clients that never send a ClientHello to pile up. The handshake gets
+    ``header_timeout`` instead, like a request head.
+    """
+
+    __slots__ = ("_handshake_timeout",)
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        sock: Any,
+        *,
+        ssl_context: Any,
+        backlog: int,
+        handshake_timeout: float,
+    ) -> None:
+        super().__init__(runner, sock, ssl_context=ssl_context, backlog=backlog)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        if self._ssl_context is None:
+            self._server = await loop.create_server(server, sock=self._sock, backlog=self._backlog)
+        else:
+            self._server = await loop.create_server(
+                server,
+                sock=self._sock,
+                ssl=self._ssl_context,
+                backlog=self._backlog,
+                ssl_handshake_timeout=self._handshake_timeout,
+            )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
