@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import time
@@ -215,3 +216,20 @@ async def test_a_tls_client_that_never_says_hello_is_closed(tmp_path: Path) -> N
         # A real TLS client is still served.
         rc, out, err = await curl("-k", url(host, "site", "/small.txt", scheme="https"))
         assert (rc, out) == (0, b"small and served\n"), err
+
+
+@pytest.mark.parametrize("kind", ["web", "video"])
+async def test_a_file_name_that_is_not_utf8_does_not_break_the_listing(
+    tmp_path: Path, kind: str
+) -> None:
+    # Anyone who can drop a file into the root can pick its name's bytes.
+    root = site(tmp_path)
+    (root / "d").mkdir()
+    (root / "d" / "ok.webm").write_bytes(b"ok\n")  # listed by web, played by video
+    (root / "d" / os.fsdecode(b"bad\xff\x1b.webm")).write_bytes(b"odd\n")
+    async with running_host(web(kind, listing="true"), tmp_path) as host:
+        rc, out, err = await curl("-i", url(host, "site", "/d/"))
+        assert rc == 0, err
+        assert out.startswith(b"HTTP/1.1 200 "), out[:200]
+        assert b"ok.webm" in out
+        assert b"bad" not in out

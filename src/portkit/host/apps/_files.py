@@ -297,16 +297,30 @@ async def _multipart(
 def visible_entries(root: Path, directory: Path, *, hidden: bool) -> list[Path]:
     """The entries of ``directory`` a request may reach (dirs first, then by name).
 
-    Blocking: run it in a thread. Symlinks leading out of ``root`` are left out.
+    Blocking: run it in a thread. Left out: what a request could not reach (symlinks
+    leading out of ``root`` or to dot-files, names that are not UTF-8 text).
     """
     entries = []
     for entry in directory.iterdir():
         if entry.name.startswith(".") and not hidden:
             continue
+        if not entry.name.isprintable() or _undecodable(entry.name):
+            # Bytes that are not UTF-8 (or control characters) in a name: no URL this
+            # server decodes can name it, and quoting it for a link would fail.
+            continue
         real = resolve_path(root, str(entry.relative_to(root)), hidden=hidden)
         if real is not None:
             entries.append(entry)
     return sorted(entries, key=lambda p: (not p.is_dir(), p.name))
+
+
+def _undecodable(name: str) -> bool:
+    """Whether ``name`` held bytes that are not UTF-8 (``os.fsdecode`` surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def directory_listing(
