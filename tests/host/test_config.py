@@ -238,7 +238,7 @@ def float_options() -> list[tuple[str, str]]:
     from portkit.host._config import HostOptions
     from portkit.host.apps import load_kind
 
-    found = []
+    found: list[tuple[str, str]] = []
     for table, cls in [("host", HostOptions)] + [
         (kind, load_kind(kind).options) for kind in MINIMAL
     ]:
