@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import socket
 from pathlib import Path
 
@@ -158,3 +160,18 @@ async def test_a_burst_starts_no_more_programs_than_instances(tmp_path: Path) ->
             client.close()
         await eventually(lambda: counters.connections_open == 0, "every program ended")
     assert marks.read_text().split() == ["started"] * 3
+
+
+async def test_a_program_ignoring_sigterm_is_killed_before_stop_returns(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    # sh sets SIGTERM to ignored, which the exec'd sleep inherits.
+    argv = ["/bin/sh", "-c", f"trap '' TERM; echo $$ > {pidfile}; exec sleep 60"]
+    async with running_host(config(argv), tmp_path, grace=0.1) as host:
+        _reader, writer = await asyncio.open_connection(*host.bound("x")[0])
+        await eventually(lambda: pidfile.exists() and pidfile.read_text().strip() != "", "ran")
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()

@@ -35,8 +35,10 @@ from portkit.host.apps._sockets import SocketApplication
 
 __all__ = ["KINDS", "ExecApp", "ExecKind", "ExecOptions", "peer_environment"]
 
-#: Seconds between SIGTERM and SIGKILL when a program must end.
-KILL_WAIT = 2.0
+#: Seconds between SIGTERM and SIGKILL when a program must end. Shorter than the host's
+#: ABORT_WAIT, so that a program ignoring SIGTERM is killed before a stop gives up waiting
+#: (after which the process may exit and leave the program running on its own).
+KILL_WAIT = 1.0
 #: Longest stderr line passed to the log (longer lines are split).
 STDERR_LINE = 4096
 
