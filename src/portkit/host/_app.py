@@ -319,7 +319,7 @@ class StreamApplication(Application, Generic[OptionsT_co]):
             # Only stop() cancels these tasks, once the grace period is over. The task ends
             # normally: asyncio (3.11) logs a traceback for a stream handler task that
             # ends cancelled ("Exception in callback ... CancelledError").
-            self.ctx.logger.info("%s: ended by stop after the grace period", peer)
+            self.ctx.logger.debug("%s: ended by stop after the grace period", peer)
         except (ConnectionError, TimeoutError) as exc:
             self.ctx.logger.info("%s: %s", peer, exc or type(exc).__name__)
         except Exception:
@@ -347,7 +347,7 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         self._stopping = True
         for server in self._servers:
             server.close()  # stop accepting; connections stay
-        await finish_connections(self._tasks, grace)
+        await finish_connections(self._tasks, grace, self.ctx.logger)
         self._servers.clear()
 
 
@@ -371,15 +371,20 @@ def admit(
     return slot
 
 
-async def finish_connections(tasks: set[asyncio.Task[None]], grace: float) -> None:
+async def finish_connections(
+    tasks: set[asyncio.Task[None]], grace: float, logger: logging.Logger | None = None
+) -> None:
     """Give connection ``tasks`` ``grace`` seconds to end, then cancel what is left.
 
-    Cancelled tasks get :data:`ABORT_WAIT` seconds to unwind (close their transports).
+    Cancelled tasks get :data:`ABORT_WAIT` seconds to unwind (close their transports);
+    ``logger`` gets one line saying how many there were.
     """
     running = set(tasks)
     if not running:
         return
     _done, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
+    if pending and logger is not None:
+        logger.info("%d connections still open after %.1fs grace: ending them", len(pending), grace)
     for task in pending:
         task.cancel()
     if pending:

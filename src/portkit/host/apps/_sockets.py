@@ -132,7 +132,7 @@ class SocketApplication(Application):
         for sock in self._listen_socks:
             sock.close()
         self._listen_socks.clear()
-        await finish_connections(self._tasks, grace)
+        await finish_connections(self._tasks, grace, self.ctx.logger)
 
 
 def bytes_acked(sock: Any) -> int | None:
