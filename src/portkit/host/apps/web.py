@@ -365,6 +365,11 @@ class WebApp(Application):
                 if len(self._waiting) >= len(self._transports) or loop.time() >= deadline:
                     break
                 await asyncio.sleep(STOP_POLL)  # no event marks "the last response ended"
+            left = [t for t in self._transports.values() if not t.is_closing()]
+            if left:
+                self.ctx.logger.info(
+                    "%d connections still open after %.1fs grace: ending them", len(left), grace
+                )
             for transport in list(self._transports.values()):
                 reset(transport)  # grace is over: every handler's write fails at once
             runner._shutdown_timeout = STOP_POLL
