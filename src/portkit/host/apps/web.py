@@ -6,10 +6,13 @@ directory listing (off by default), HTTPS with a configured certificate or a sel
 one made at start. Requests never leave the document root (see
 :func:`portkit.host.apps._files.resolve_path`).
 
-Slow clients: a connection gets ``header_timeout`` seconds to send each complete request
-head (counted from connect, or from the end of the previous response), so a client
-trickling header bytes (slowloris) is cut off; ``max_connections`` bounds the connections
-served at once.
+Hostile clients: a connection gets ``header_timeout`` seconds for its TLS handshake and for
+each complete request head (counted from connect, or from the end of the previous
+response), so a client trickling header bytes (slowloris) is cut off; a response must be
+taken (acknowledged by the client's TCP) at ``min_send_rate`` with no gap longer than
+``send_timeout``, or the connection is reset; ``max_requests`` caps keep-alive;
+``max_connections`` bounds the connections served at once and ``per_source`` those of one
+address (see :mod:`portkit.host._limits`), both counted as each connection arrives.
 """
 
 from __future__ import annotations
