@@ -148,6 +148,8 @@ class Link:
     target_v4: str = TARGET_V4
     scanner_v6: str = SCANNER_V6
     target_v6: str = TARGET_V6
+    scanner_if: str = ""
+    target_if: str = ""
 
     def in_scanner(self, *argv: str) -> list[str]:
         """``argv`` as a command line that runs inside the scanner namespace."""
@@ -290,4 +292,10 @@ def veth_link(
                     target, SERVE_SCRIPT, [json.dumps(spec)], what="target services"
                 )
             )
-        yield Link(scanner=scanner, target=target, services=services)
+        yield Link(
+            scanner=scanner,
+            target=target,
+            services=services,
+            scanner_if=scan_if,
+            target_if=target_if,
+        )
