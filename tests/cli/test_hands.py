@@ -142,3 +142,22 @@ def test_mail_bad_input_is_one_line_exit_2(argv: list[str], stdin: str, quoted: 
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr.count("\n") == 1
     assert quoted in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["lookup", "70000"],
+        ["resolve", "h:70000"],
+        ["resolve", "http://h:70000/"],
+        ["listening", "--port", "70000"],
+        ["free-port", "--near", "70000"],
+        ["connect", "127.0.0.1:70000"],
+        ["connect", "127.0.0.1", "70000"],
+    ],
+)
+def test_one_wording_for_port_ranges(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(argv, capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith("portkit: port must be 0-65535, not 70000")
+    assert err.count("\n") == 1

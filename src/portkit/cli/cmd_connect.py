@@ -87,7 +87,9 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
 
     endpoint = target_endpoint(args)
     if endpoint.port == 0:
-        raise EndpointError(f"cannot connect to port 0 in {endpoint.text!r}: ports are 1-65535")
+        raise EndpointError(
+            f"cannot connect to port 0 in {endpoint.text!r}: nothing can listen on port 0"
+        )
     if endpoint.transport != "tcp":
         raise EndpointError(
             f"{endpoint.service or endpoint.text} is {endpoint.transport}, "

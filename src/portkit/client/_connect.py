@@ -235,7 +235,7 @@ async def converse(
 
     Args:
         host: a name or address; every address it resolves to is tried in turn.
-        port: 1-65535.
+        port: 1-65535 (nothing listens on port 0).
         source: the bytes to send; its end half-closes the connection (plain TCP).
         sink: called with each chunk the peer sends, in order.
         tls: a client context for implicit TLS (:func:`tls_context`), or ``None``.
@@ -247,11 +247,13 @@ async def converse(
         What happened: bytes each way, who closed, the TLS summary.
 
     Raises:
-        EndpointError: ``port`` is not 1-65535.
+        EndpointError: ``port`` is 0 or above 65535.
         ConnectionRefused, ConnectTimeout, ResolveError, TlsError, NetworkError.
     """
-    if not 1 <= port <= 65535:
-        raise EndpointError(f"cannot connect to port {port}: ports are 1-65535")
+    if not 0 <= port <= 65535:
+        raise EndpointError(f"port must be 0-65535, not {port}")
+    if port == 0:
+        raise EndpointError("cannot connect to port 0: nothing can listen on port 0")
     reader, writer = await _open(
         host, port, tls=tls, server_hostname=server_hostname, connect_timeout=timeouts.connect
     )

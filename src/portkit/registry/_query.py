@@ -28,7 +28,7 @@ class Answer:
 def _port(text: str, query: str) -> int:
     value = int(text)
     if value > 65535:
-        raise LookupNotFound(f"port must be 0-65535, not {value} (in {query!r})")
+        raise LookupNotFound(f"port must be 0-65535, not {value} in {query!r}")
     return value
 
 
