@@ -24,9 +24,12 @@ def add_target_arguments(
     target_help: str = "URL, host:port, host:service or host",
     service_help: str,
     service_metavar: str = "SERVICE",
+    target_optional: bool = False,
 ) -> None:
     """Add the positional ``TARGET`` and optional ``SERVICE`` (read by :func:`target_endpoint`)."""
-    parser.add_argument("target", metavar="TARGET", help=target_help)
+    parser.add_argument(
+        "target", metavar="TARGET", nargs="?" if target_optional else None, help=target_help
+    )
     parser.add_argument("service", metavar=service_metavar, nargs="?", help=service_help)
 
 
