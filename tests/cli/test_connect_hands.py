@@ -126,7 +126,8 @@ def _udp_echo() -> Iterator[int]:
         probe.settimeout(0.2)
         try:
             while True:  # ready once it echoes
-                assert proc.poll() is None and time.monotonic() < deadline, "socat did not start"
+                assert proc.poll() is None, "socat exited"
+                assert time.monotonic() < deadline, "socat did not start"
                 probe.sendto(b"ready?", ("127.0.0.1", port))
                 try:
                     if probe.recvfrom(100)[0] == b"ready?":
@@ -171,7 +172,8 @@ def test_udp_refused_exits_3() -> None:
 
 def _finish(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
     """Wait for ``proc`` (its stdin already closed); return its stdout and stderr."""
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     out, err = proc.stdout.read(), proc.stderr.read()  # small: no pipe can fill up
     proc.wait(timeout=30)
     proc.stdout.close()
@@ -188,7 +190,8 @@ def _listening(argv: list[str], stdin: bytes) -> tuple[subprocess.Popen[bytes], 
         stderr=subprocess.PIPE,
         env=ENV,
     )
-    assert proc.stderr is not None and proc.stdin is not None
+    assert proc.stderr is not None
+    assert proc.stdin is not None
     line = proc.stderr.readline().decode()  # the ready signal: "listening on ADDR:PORT"
     assert line.startswith("portkit: listening on "), line
     where = line.split()[3]

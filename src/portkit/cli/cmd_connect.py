@@ -192,6 +192,11 @@ def run(args: argparse.Namespace) -> int:
     from portkit.client import crlf, read_fd
 
     _check_options(args)
+    # Bad input is reported before stdin is touched.
+    if args.listen is not None:
+        listen_on = _listen_port(args)
+    else:
+        endpoint = _endpoint(args)
 
     def status(line: str) -> None:
         if not args.quiet:
@@ -207,12 +212,13 @@ def run(args: argparse.Namespace) -> int:
     if args.crlf:
         source = crlf(source)
     if args.listen is not None:
-        return _listen(args, source, sink, status)
-    return _connect(args, source, sink, status)
+        return _listen(args, listen_on, source, sink, status)
+    return _connect(args, endpoint, source, sink, status)
 
 
 def _connect(
     args: argparse.Namespace,
+    endpoint: Endpoint,
     source: AsyncIterator[bytes],
     sink: Callable[[bytes], None],
     status: Callable[[str], None],
@@ -222,7 +228,6 @@ def _connect(
     from portkit._errors import UsageError
     from portkit.client import DEFAULT_CONNECT_TIMEOUT, Timeouts, converse, converse_udp
 
-    endpoint = _endpoint(args)
     udp = args.udp or endpoint.transport == "udp"
     if udp:
         if args.tls or args.starttls:
@@ -283,22 +288,29 @@ def _connect(
     return EXIT_OK
 
 
+def _listen_port(args: argparse.Namespace) -> tuple[int, str]:
+    """The port and transport ``--listen`` names (``8080``, ``5353/udp``, ``-u``)."""
+    from portkit._errors import UsageError
+    from portkit.cli._args import port_argument
+
+    port, written = port_argument(args.listen)
+    if written == "tcp" and args.udp:
+        raise UsageError(f"--listen {args.listen!r} names tcp, but --udp was given")
+    return port, "udp" if args.udp else written or "tcp"
+
+
 def _listen(
     args: argparse.Namespace,
+    listen_on: tuple[int, str],
     source: AsyncIterator[bytes],
     sink: Callable[[bytes], None],
     status: Callable[[str], None],
 ) -> int:
     import asyncio
 
-    from portkit._errors import UsageError
-    from portkit.cli._args import port_argument
     from portkit.client import DEFAULT_BIND, Timeouts, listen
 
-    port, written = port_argument(args.listen)
-    if written == "tcp" and args.udp:
-        raise UsageError(f"--listen {args.listen!r} names tcp, but --udp was given")
-    transport = "udp" if args.udp else written or "tcp"
+    port, transport = listen_on
     result = asyncio.run(
         listen(
             port,
