@@ -7,7 +7,6 @@ portkit. Indexes are dictionaries, so a lookup costs microseconds once loaded.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["Registry", "cache_path", "default_registry", "reset_default_registry"]
 
 DATA_FILE = "services.tsv"
-
-logger = logging.getLogger(__name__)
 
 
 def cache_path() -> Path:
@@ -247,10 +244,11 @@ def _readable_cache() -> Path | None:
     try:
         if cached.is_file() and os.access(cached, os.R_OK):
             return cached
-    except OSError as exc:
+    except OSError:
         # Run with another user's HOME (sudo -u, a service account), the cache directory
-        # may not even be traversable. The shipped data is a correct answer, so use it.
-        logger.debug("registry cache %s not usable: %s", cached, exc.strerror)
+        # may not even be traversable. The shipped data is a correct answer, so use it
+        # (no logging here: it would cost every lookup's start-up).
+        pass
     return None
 
 
