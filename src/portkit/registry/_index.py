@@ -200,7 +200,8 @@ class Registry:
         Raises:
             LookupNotFound: a malformed query, a port above 65535, or an unknown name.
         """
-        from portkit.registry._query import answer  # the query grammar lives there
+        from portkit.registry._query import answer  # the query grammar lives there (lazily:
+        # a lookup by port at start-up does not need its regular expressions)
 
         return answer(self, query, transport)
 

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from portkit._errors import LookupNotFound
-from portkit.registry._index import Registry
 from portkit.registry._model import TRANSPORTS, Service
+
+
+class Registry(Protocol):
+    """The lookups a query needs (``Registry`` has them; ``Registry.lookup`` calls here)."""
+
+    def by_port(self, port: int, transport: str | None = None) -> list[Service]: ...
+
+    def in_range(self, low: int, high: int, transport: str | None = None) -> list[Service]: ...
+
+    def by_name(self, name: str, transport: str | None = None) -> list[Service]: ...
+
+    def related(self, name: str, transport: str | None = None) -> list[Service]: ...
 
 __all__ = ["Answer", "answer", "service_to_dict"]
 
