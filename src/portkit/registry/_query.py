@@ -21,6 +21,7 @@ class Registry(Protocol):
 
     def related(self, name: str, transport: str | None = None) -> list[Service]: ...
 
+
 __all__ = ["Answer", "answer", "service_to_dict"]
 
 _PORT_QUERY = re.compile(r"(?P<lo>\d+)(?:-(?P<hi>\d+))?(?:/(?P<transport>[A-Za-z]+))?")
