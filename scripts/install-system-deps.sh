@@ -12,7 +12,7 @@
 set -euo pipefail
 
 packages=(
-  nmap ndiff xsltproc curl socat wrk iproute2 openssl lsof procps
+  nmap ndiff xsltproc curl socat wrk iproute2 openssl lsof procps zsh fish
   nginx openssh-server openssh-client postfix dovecot-imapd dovecot-pop3d vsftpd
   dnsmasq-base openbsd-inetd inetutils-telnetd fetchmail
   redis-server memcached

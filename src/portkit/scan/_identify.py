@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from portkit._errors import (
     ConnectionRefused,
     ConnectTimeout,
+    RemoteProtocolError,
     UsageError,
 )
 from portkit.proto import (
@@ -51,7 +52,7 @@ from portkit.proto import (
 )
 from portkit.proto.http import HTTP_GET
 from portkit.proto.mail import SMTP_EHLO
-from portkit.proto.starttls import UPGRADES, Upgrade
+from portkit.proto.starttls import STARTTLS_PROTOCOLS, StartTlsClient
 from portkit.scan._channel import (
     EVIDENCE_BYTES,
     Channel,
@@ -292,10 +293,9 @@ async def _identify_tcp(ladder: _Ladder) -> Identification:
     except Closed:
         found = None  # the budget ran out or the server stopped accepting
     if found is not None:
-        upgrade = UPGRADES.get(found.service or "") if found.tls is None else None
-        if upgrade is not None:
+        if found.tls is None and found.service in STARTTLS_PROTOCOLS:
             # The plain protocol may offer TLS: its certificate is worth recording.
-            tls = await _starttls(ladder, upgrade)
+            tls = await _starttls(ladder, found.service)
             if tls is not None:
                 found = replace(found, tls=tls)
         return found
@@ -307,8 +307,8 @@ async def _identify_tcp(ladder: _Ladder) -> Identification:
     )
 
 
-async def _starttls(ladder: _Ladder, upgrade: Upgrade) -> TlsInfo | None:
-    """On a new connection, walk ``upgrade`` into TLS; what the handshake showed, or None.
+async def _starttls(ladder: _Ladder, protocol: str) -> TlsInfo | None:
+    """On a new connection, walk ``protocol``'s STARTTLS dialogue; what TLS showed, or None.
 
     None when the server refuses, does not answer in time, or the budget is spent: the
     identification already made stands either way.
@@ -317,25 +317,19 @@ async def _starttls(ladder: _Ladder, upgrade: Upgrade) -> TlsInfo | None:
         chan = await ladder.connect()
     except Closed:
         return None
+    dialogue = StartTlsClient(protocol, client_name="portkit.invalid")
     try:
-        for step in upgrade.steps:
-            if step.send:
-                await chan.send(step.send)
-            end = ladder.phase_deadline(PROBE_WAIT)
-            reply = b""
-            while (verdict := step.judge(reply)) is None:
-                chunk = await chan.recv(end)
-                if not chunk:
-                    return None
-                reply += chunk
-            if not verdict:
-                return None
+        while True:
+            if out := dialogue.data_to_send():
+                await chan.send(out)
+            if dialogue.receive(await chan.recv(ladder.phase_deadline(PROBE_WAIT))):
+                break
         return await chan.start_tls(
             server_hostname(ladder.host),
             ladder.phase_deadline(PROBE_WAIT),
             ladder.phase_deadline(TLS_TIMEOUT),
         )
-    except (TimeoutError, Closed):
+    except (TimeoutError, Closed, RemoteProtocolError):
         return None
     finally:
         await chan.close()
