@@ -41,6 +41,7 @@ TLS_HANDSHAKE_TIMEOUT = 30.0
 class _Session(Protocol):
     def greeting(self) -> Sequence[Event]: ...
     def receive(self, data: bytes) -> Sequence[Event]: ...
+    def resume(self) -> Sequence[Event]: ...
     def tls_started(self) -> None: ...
     def pending(self) -> bool: ...
     def connection_lost(self) -> None: ...
@@ -122,12 +123,11 @@ class _MailApp(StreamApplication[MailOptions]):
                     if await self._act(session, await self.poll(session), writer, backend) is False:
                         return
                     continue
-                if not data:
-                    return
                 last_input = loop.time()
                 self.counters.bytes_in += len(data)
                 # The session reads mail files and verifies scrypt hashes (tens of ms): in a
                 # worker thread, so one client's login or RETR never stalls the others.
+                # b"" is the end of input: what was asked is still answered, then Close.
                 events = await asyncio.to_thread(session.receive, data)
                 for event in events:
                     if isinstance(event, LoginSucceeded):
@@ -135,7 +135,7 @@ class _MailApp(StreamApplication[MailOptions]):
                 if await self._act(session, events, writer, backend) is False:
                     return
                 while session.pending():  # a long answer, batch by batch (bounded memory)
-                    events = await asyncio.to_thread(session.receive, b"")
+                    events = await asyncio.to_thread(session.resume)
                     if await self._act(session, events, writer, backend) is False:
                         return
         finally:
