@@ -263,6 +263,17 @@ class LineSession:
     def _login_allowed(self) -> bool:
         return self.plaintext_login or self.tls_active
 
+    def _start_tls(self, *, active: bytes, unavailable: bytes, go: bytes) -> None:
+        """Answer STARTTLS/STLS (RFC 2595 section 4, RFC 3501 section 6.2.1) with one of
+        the three lines given; after ``go`` the I/O layer upgrades the connection."""
+        if self.tls_active:
+            self._send_line(active)
+        elif not self.tls_available:
+            self._send_line(unavailable)
+        else:
+            self._send_line(go)
+            self._out.append(StartTls())
+
     def _send_line(self, line: bytes) -> None:
         self._out.append(Send(data=line + b"\r\n"))
 

@@ -160,7 +160,7 @@ def _top(message: bytes, lines: int) -> bytes:
     return out.replace(b"\n", b"\r\n")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Pop3Command:
     """One command line: the keyword in upper case, its arguments, the text after it."""
 
@@ -359,13 +359,7 @@ class Pop3Session(LineSession):
         return Pop3State.TRANSACTION
 
     def _stls(self, cmd: Pop3Command) -> None:
-        if self.tls_active:
-            self._reply(R_STLS_ACTIVE)
-        elif not self.tls_available:
-            self._reply(R_STLS_NA)
-        else:
-            self._reply(R_STLS_GO)
-            self._out.append(StartTls())
+        self._start_tls(active=R_STLS_ACTIVE, unavailable=R_STLS_NA, go=R_STLS_GO)
 
     def _quit_authorization(self, cmd: Pop3Command) -> Pop3State:
         self._reply(R_BYE)

@@ -30,6 +30,7 @@ __all__ = [
     "parse_date",
     "parse_flags",
     "parse_sequence_set",
+    "parse_store_item",
     "valid_tag",
 ]
 
@@ -208,6 +209,16 @@ def parse_flags(tokens: Sequence[Token]) -> frozenset[str]:
             raise BadCommand(f"unknown system flag {token}")
         # keywords are accepted but not stored (PERMANENTFLAGS lists no \*)
     return frozenset(flags)
+
+
+def parse_store_item(token: Token) -> tuple[str, bool]:
+    """STORE's item name (RFC 3501 6.4.6): ``FLAGS``, ``+FLAGS`` or ``-FLAGS``, and whether
+    ``.SILENT`` follows."""
+    item = astring(token, "store item").upper()
+    mode, _, silent = item.partition(".")
+    if mode not in ("FLAGS", "+FLAGS", "-FLAGS") or silent not in ("", "SILENT"):
+        raise BadCommand(f"bad store item {item}")
+    return mode, bool(silent)
 
 
 def valid_tag(tag: bytes) -> bool:

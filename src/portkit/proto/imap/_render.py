@@ -30,6 +30,7 @@ __all__ = [
     "flag_list",
     "internaldate",
     "parse_fetch_att",
+    "parse_fetch_items",
     "parse_message",
     "quote",
     "section_bytes",
@@ -328,6 +329,24 @@ def parse_fetch_att(token: Token) -> FetchAtt:
         partial=partial,
         label=label,
     )
+
+
+def parse_fetch_items(spec: Token, *, by_uid: bool) -> list[FetchAtt]:
+    """FETCH's data items (RFC 3501 6.4.5): a macro, one attribute or a list of them.
+
+    UID FETCH always reports the UID (RFC 3501 6.4.8), asked for or not.
+    """
+    if isinstance(spec, str) and spec.upper() in MACROS:
+        atts = [parse_fetch_att(a) for a in MACROS[spec.upper()]]
+    elif isinstance(spec, list):
+        if not spec:
+            raise BadCommand("empty fetch attribute list")
+        atts = [parse_fetch_att(a) for a in spec]
+    else:
+        atts = [parse_fetch_att(spec)]
+    if by_uid and not any(a.name == "UID" for a in atts):
+        atts.insert(0, FetchAtt(name="UID", label="UID"))
+    return atts
 
 
 _SECTION_TEXT_RE = re.compile(

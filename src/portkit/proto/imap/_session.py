@@ -26,7 +26,6 @@ from portkit.proto._session import (
     LoginFailed,
     LoginSucceeded,
     Send,
-    StartTls,
     Transition,
     decode_sasl_plain,
 )
@@ -38,9 +37,10 @@ from portkit.proto.imap._grammar import (
     astring,
     list_match,
     parse_flags,
+    parse_store_item,
 )
 from portkit.proto.imap._mailbox import ImapBackend
-from portkit.proto.imap._render import MACROS, FetchAtt, parse_fetch_att
+from portkit.proto.imap._render import FetchAtt, parse_fetch_items
 from portkit.proto.imap._search import compile_keys
 from portkit.proto.imap._selected import Selection
 
@@ -293,13 +293,8 @@ class ImapSession(LineSession):
     # -- not authenticated (RFC 3501 section 6.2) ---------------------------------------------
 
     def _starttls(self, cmd: Command) -> None:
-        if self.tls_active:
-            self._tagged(cmd.tag, R_TLS_ACTIVE)
-        elif not self.tls_available:
-            self._tagged(cmd.tag, R_TLS_NA)
-        else:
-            self._tagged(cmd.tag, R_TLS_GO)
-            self._out.append(StartTls())
+        tag = cmd.tag.encode("ascii") + b" "
+        self._start_tls(active=tag + R_TLS_ACTIVE, unavailable=tag + R_TLS_NA, go=tag + R_TLS_GO)
 
     def _login(self, cmd: Command) -> ImapState | None:
         if len(cmd.args) != 2:
@@ -504,17 +499,7 @@ class ImapSession(LineSession):
         by_uid = cmd.name.startswith("UID")
         if len(cmd.args) != 2:
             raise BadCommand("FETCH takes a sequence set and data items")
-        spec = cmd.args[1]
-        if isinstance(spec, str) and spec.upper() in MACROS:
-            atts = [parse_fetch_att(a) for a in MACROS[spec.upper()]]
-        elif isinstance(spec, list):
-            if not spec:
-                raise BadCommand("empty fetch attribute list")
-            atts = [parse_fetch_att(a) for a in spec]
-        else:
-            atts = [parse_fetch_att(spec)]
-        if by_uid and not any(a.name == "UID" for a in atts):
-            atts.insert(0, FetchAtt(name="UID", label="UID"))
+        atts = parse_fetch_items(cmd.args[1], by_uid=by_uid)
         indexes = self._selected().messages(cmd.args[0], by_uid=by_uid)
         self._job = self._fetch_steps(cmd, atts, indexes)
         self._work()
@@ -535,10 +520,7 @@ class ImapSession(LineSession):
     def _store(self, cmd: Command) -> None:
         if len(cmd.args) != 3:
             raise BadCommand("STORE takes a sequence set, an item name and flags")
-        item = astring(cmd.args[1], "store item").upper()
-        mode, _, silent = item.partition(".")
-        if mode not in ("FLAGS", "+FLAGS", "-FLAGS") or silent not in ("", "SILENT"):
-            raise BadCommand(f"bad store item {item}")
+        mode, silent = parse_store_item(cmd.args[1])
         raw_flags = cmd.args[2]
         flags = parse_flags(raw_flags if isinstance(raw_flags, list) else [raw_flags])
         selection = self._selected()
@@ -547,7 +529,7 @@ class ImapSession(LineSession):
             return
         by_uid = cmd.name.startswith("UID")
         indexes = selection.messages(cmd.args[0], by_uid=by_uid)
-        complete = selection.store(indexes, mode, flags, silent=bool(silent), by_uid=by_uid)
+        complete = selection.store(indexes, mode, flags, silent=silent, by_uid=by_uid)
         self._finish(cmd, complete=complete)
 
     def _copy(self, cmd: Command) -> None:
