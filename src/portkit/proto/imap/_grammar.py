@@ -26,6 +26,7 @@ __all__ = [
     "Tokenizer",
     "astring",
     "in_ranges",
+    "is_inbox",
     "list_match",
     "parse_date",
     "parse_flags",
@@ -219,6 +220,11 @@ def parse_store_item(token: Token) -> tuple[str, bool]:
     if mode not in ("FLAGS", "+FLAGS", "-FLAGS") or silent not in ("", "SILENT"):
         raise BadCommand(f"bad store item {item}")
     return mode, bool(silent)
+
+
+def is_inbox(token: Token) -> bool:
+    """Whether a mailbox argument names INBOX (case-insensitive, RFC 3501 5.1)."""
+    return astring(token, "mailbox").upper() == "INBOX"
 
 
 def valid_tag(tag: bytes) -> bool:

@@ -1,4 +1,4 @@
-"""The selected mailbox (RFC 3501 section 6.4): the session's view of it, kept in step.
+"""The selected mailbox and the commands on it (RFC 3501 section 6.4).
 
 The client numbers messages 1..n as the session last told it; messages the store gained
 or lost meanwhile reach the client only through untagged EXISTS/EXPUNGE/FETCH responses
@@ -8,15 +8,20 @@ or lost meanwhile reach the client only through untagged EXISTS/EXPUNGE/FETCH re
 from __future__ import annotations
 
 import email.message
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from portkit._errors import PortkitError
 from portkit.proto.imap._grammar import (
     SYSTEM_FLAGS,
     BadCommand,
+    Command,
     Token,
+    astring,
     in_ranges,
+    is_inbox,
+    parse_flags,
     parse_sequence_set,
+    parse_store_item,
 )
 from portkit.proto.imap._mailbox import ImapMailbox, View
 from portkit.proto.imap._render import (
@@ -25,12 +30,19 @@ from portkit.proto.imap._render import (
     envelope,
     flag_list,
     internaldate,
+    parse_fetch_items,
     parse_message,
     section_bytes,
 )
-from portkit.proto.imap._search import Predicate, SearchContext
+from portkit.proto.imap._search import SearchContext, compile_keys
 
-__all__ = ["Selection"]
+__all__ = ["R_EXPUNGEISSUED", "R_READ_ONLY", "R_TRYCREATE", "Selection"]
+
+# Response codes: RFC 3501 section 7.1, RFC 5530.
+R_TRYCREATE = b"NO [TRYCREATE] no such mailbox (only INBOX is served)"
+R_READ_ONLY = b"NO [READ-ONLY] mailbox is read-only"
+R_EXPUNGEISSUED = b"NO [EXPUNGEISSUED] some messages were expunged by another session"
+R_BADCHARSET = b"NO [BADCHARSET (US-ASCII UTF-8)] unsupported charset"
 
 
 class Selection:
@@ -126,7 +138,7 @@ class Selection:
             raise BadCommand("sequence number out of range")
         return [i for i in range(len(self.view)) if in_ranges(i + 1, ranges)]
 
-    def fetch(self, index: int, atts: Sequence[FetchAtt]) -> None:
+    def _fetch_one(self, index: int, atts: Sequence[FetchAtt]) -> None:
         """Send the FETCH response for one message; raise PortkitError if it is gone."""
         view = self.view[index]
         raw: bytes | None = None
@@ -177,18 +189,77 @@ class Selection:
             items.append(b"FLAGS " + flag_list(view.flags, view.recent))
         self._send(b"* %d FETCH (" % (index + 1) + b" ".join(items) + b")\r\n")
 
-    def store(
-        self,
-        indexes: Sequence[int],
-        mode: str,
-        flags: frozenset[str],
-        *,
-        silent: bool,
-        by_uid: bool,
-    ) -> bool:
-        """Change flags (``mode`` FLAGS, +FLAGS or -FLAGS); False if some message was gone."""
+    # -- the commands of the selected state (RFC 3501 section 6.4) ----------------------------
+
+    def _ok(self, cmd: Command) -> None:
+        self._send(cmd.tag.encode("ascii") + b" OK %s completed\r\n" % cmd.name.encode())
+
+    def _no(self, cmd: Command, line: bytes) -> None:
+        self._send(cmd.tag.encode("ascii") + b" " + line + b"\r\n")
+
+    def _finish(self, cmd: Command, *, complete: bool = True) -> None:
+        """Tag a FETCH/STORE/SEARCH; the UID forms may report expunges (RFC 3501 7.4.1)."""
+        if cmd.name.startswith("UID"):
+            self.sync(expunges=True)
+        if complete:
+            self._ok(cmd)
+        else:
+            self._no(cmd, R_EXPUNGEISSUED)
+
+    def check(self, cmd: Command) -> None:
+        self.sync(expunges=True)
+        self._ok(cmd)
+
+    def close(self, cmd: Command) -> None:
+        """CLOSE expunges silently (unless read-only), UNSELECT does not (RFC 3501 6.4.2)."""
+        if cmd.name == "CLOSE" and not self.read_only:
+            self.expunge_deleted(report=False)
+        self._ok(cmd)
+
+    def expunge(self, cmd: Command) -> None:
+        if self.read_only:
+            self._no(cmd, R_READ_ONLY)
+            return
+        self.expunge_deleted(report=True)
+        self.sync(expunges=True)
+        self._ok(cmd)
+
+    def fetch(self, cmd: Command) -> Iterator[None]:
+        """FETCH answered one message per step, so output goes out in bounded batches.
+
+        The arguments are checked at once (a syntax error raises before the first step).
+        """
+        by_uid = cmd.name.startswith("UID")
+        if len(cmd.args) != 2:
+            raise BadCommand("FETCH takes a sequence set and data items")
+        atts = parse_fetch_items(cmd.args[1], by_uid=by_uid)
+        indexes = self.messages(cmd.args[0], by_uid=by_uid)
+        return self._fetch_steps(cmd, atts, indexes)
+
+    def _fetch_steps(
+        self, cmd: Command, atts: Sequence[FetchAtt], indexes: Sequence[int]
+    ) -> Iterator[None]:
         complete = True
         for i in indexes:
+            try:
+                self._fetch_one(i, atts)
+            except PortkitError:
+                complete = False
+            yield
+        self._finish(cmd, complete=complete)
+
+    def store(self, cmd: Command) -> None:
+        if len(cmd.args) != 3:
+            raise BadCommand("STORE takes a sequence set, an item name and flags")
+        mode, silent = parse_store_item(cmd.args[1])
+        raw_flags = cmd.args[2]
+        flags = parse_flags(raw_flags if isinstance(raw_flags, list) else [raw_flags])
+        if self.read_only:
+            self._no(cmd, R_READ_ONLY)
+            return
+        by_uid = cmd.name.startswith("UID")
+        complete = True
+        for i in self.messages(cmd.args[0], by_uid=by_uid):
             view = self.view[i]
             if mode == "FLAGS":
                 new = flags
@@ -206,20 +277,34 @@ class Selection:
             if not silent:
                 uid = b"UID %d " % view.uid if by_uid else b""
                 self._untagged(b"%d FETCH (%sFLAGS %s)" % (i + 1, uid, flag_list(new, view.recent)))
-        return complete
+        self._finish(cmd, complete=complete)
 
-    def copy(self, indexes: Sequence[int]) -> bool:
-        """Append copies of messages to INBOX; False (nothing copied) if one was gone."""
+    def copy(self, cmd: Command) -> None:
+        """Copies go to INBOX, the only mailbox; nothing is copied if one message is gone."""
+        if len(cmd.args) != 2:
+            raise BadCommand("COPY takes a sequence set and a mailbox")
+        indexes = self.messages(cmd.args[0], by_uid=cmd.name.startswith("UID"))
+        if not is_inbox(cmd.args[1]):
+            self._no(cmd, R_TRYCREATE)
+            return
         try:
             copies = [(self.inbox.read(self.view[i].uid), self.view[i].flags) for i in indexes]
         except PortkitError:
-            return False
+            self._no(cmd, R_EXPUNGEISSUED)
+            return
         for data, flags in copies:
             self.inbox.append(data, flags)
-        return True
+        self._ok(cmd)
 
-    def search(self, keys: Sequence[Predicate], *, by_uid: bool) -> list[int]:
-        """Sequence numbers (or UIDs) of the messages every key matches."""
+    def search(self, cmd: Command) -> None:
+        args = list(cmd.args)
+        if len(args) >= 2 and isinstance(args[0], str) and args[0].upper() == "CHARSET":
+            if astring(args[1], "charset").upper() not in ("US-ASCII", "UTF-8"):
+                self._no(cmd, R_BADCHARSET)
+                return
+            args = args[2:]
+        keys = compile_keys(args, messages=len(self.view), largest_uid=self.largest_uid())
+        by_uid = cmd.name.startswith("UID")
         found: list[int] = []
         for i, view in enumerate(self.view):
             ctx = SearchContext(i, view, self.inbox.read)
@@ -228,4 +313,5 @@ class Selection:
                     found.append(view.uid if by_uid else i + 1)
             except PortkitError:
                 continue  # expunged meanwhile: cannot match
-        return found
+        self._untagged(b"SEARCH" + b"".join(b" %d" % n for n in found))
+        self._finish(cmd)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Sequence
 
-from portkit._errors import PortkitError, RemoteProtocolError
+from portkit._errors import RemoteProtocolError
 from portkit.proto._session import (
     LINE_TOO_LONG,
     Close,
@@ -33,16 +33,13 @@ from portkit.proto.imap._framing import MAX_LINE, R_LINE_TOO_LONG, CommandReader
 from portkit.proto.imap._grammar import (
     BadCommand,
     Command,
-    Token,
     astring,
+    is_inbox,
     list_match,
     parse_flags,
-    parse_store_item,
 )
 from portkit.proto.imap._mailbox import ImapBackend
-from portkit.proto.imap._render import FetchAtt, parse_fetch_items
-from portkit.proto.imap._search import compile_keys
-from portkit.proto.imap._selected import Selection
+from portkit.proto.imap._selected import R_TRYCREATE, Selection
 
 __all__ = [
     "COMMANDS",
@@ -87,10 +84,7 @@ R_CONTINUE_IDLE = b"+ idling"
 R_AUTH_FAILED = b"NO [AUTHENTICATIONFAILED] invalid user name or password"
 R_LOGIN_DISABLED = b"NO [PRIVACYREQUIRED] plaintext login needs tls first (use STARTTLS)"
 R_NO_MAILBOX = b"NO [NONEXISTENT] no such mailbox (only INBOX is served)"
-R_TRYCREATE = b"NO [TRYCREATE] no such mailbox (only INBOX is served)"
 R_CANNOT = b"NO [CANNOT] only INBOX is served"
-R_READ_ONLY = b"NO [READ-ONLY] mailbox is read-only"
-R_EXPUNGEISSUED = b"NO [EXPUNGEISSUED] some messages were expunged by another session"
 R_TLS_NA = b"BAD tls not available"
 R_TLS_ACTIVE = b"BAD tls already active"
 R_TLS_GO = b"OK begin tls negotiation now"
@@ -354,13 +348,10 @@ class ImapSession(LineSession):
 
     # -- authenticated (RFC 3501 section 6.3) -------------------------------------------------
 
-    def _is_inbox(self, token: Token) -> bool:
-        return astring(token, "mailbox").upper() == "INBOX"
-
     def _select(self, cmd: Command) -> ImapState:
         if len(cmd.args) != 1:
             raise BadCommand(f"{cmd.name} takes one mailbox name")
-        inbox = self._is_inbox(cmd.args[0])
+        inbox = is_inbox(cmd.args[0])
         # RFC 3501 6.3.1: a SELECT closes the mailbox selected before, even if it fails.
         self._selection = None
         if not inbox:
@@ -381,7 +372,7 @@ class ImapSession(LineSession):
     def _subscribe(self, cmd: Command) -> None:
         if len(cmd.args) != 1:
             raise BadCommand(f"{cmd.name} takes one mailbox name")
-        if self._is_inbox(cmd.args[0]):
+        if is_inbox(cmd.args[0]):
             self._ok(cmd)
         else:
             self._tagged(cmd.tag, R_NO_MAILBOX)
@@ -405,7 +396,7 @@ class ImapSession(LineSession):
     def _status(self, cmd: Command) -> None:
         if len(cmd.args) != 2 or not isinstance(cmd.args[1], list):
             raise BadCommand("STATUS takes a mailbox name and a list of items")
-        if not self._is_inbox(cmd.args[0]):
+        if not is_inbox(cmd.args[0]):
             self._tagged(cmd.tag, R_NO_MAILBOX)
             return
         assert self.user is not None
@@ -430,7 +421,7 @@ class ImapSession(LineSession):
         args = list(cmd.args)
         if len(args) < 2 or not isinstance(args[-1], bytes):
             raise BadCommand("APPEND takes a mailbox, optional flags and date, and a literal")
-        if not self._is_inbox(args[0]):
+        if not is_inbox(args[0]):
             self._tagged(cmd.tag, R_TRYCREATE)
             return
         flags = parse_flags(args[1]) if isinstance(args[1], list) else frozenset[str]()
@@ -465,98 +456,13 @@ class ImapSession(LineSession):
         assert self._selection is not None, "the table runs this only in SELECTED"
         return self._selection
 
-    def _check(self, cmd: Command) -> None:
-        self._selected().sync(expunges=True)
-        self._ok(cmd)
-
-    def _close(self, cmd: Command) -> ImapState:
-        # RFC 3501 6.4.2: CLOSE expunges silently (unless read-only), UNSELECT does not.
-        selection = self._selected()
-        if cmd.name == "CLOSE" and not selection.read_only:
-            selection.expunge_deleted(report=False)
-        self._ok(cmd)
-        return ImapState.AUTHENTICATED
-
-    def _expunge(self, cmd: Command) -> None:
-        selection = self._selected()
-        if selection.read_only:
-            self._tagged(cmd.tag, R_READ_ONLY)
-            return
-        selection.expunge_deleted(report=True)
-        selection.sync(expunges=True)
-        self._ok(cmd)
-
-    def _finish(self, cmd: Command, *, complete: bool = True) -> None:
-        """Tag a FETCH/STORE/SEARCH; the UID forms may report expunges (RFC 3501 7.4.1)."""
-        if cmd.name.startswith("UID"):
-            self._selected().sync(expunges=True)
-        if complete:
-            self._ok(cmd)
-        else:
-            self._tagged(cmd.tag, R_EXPUNGEISSUED)
-
     def _fetch(self, cmd: Command) -> None:
-        by_uid = cmd.name.startswith("UID")
-        if len(cmd.args) != 2:
-            raise BadCommand("FETCH takes a sequence set and data items")
-        atts = parse_fetch_items(cmd.args[1], by_uid=by_uid)
-        indexes = self._selected().messages(cmd.args[0], by_uid=by_uid)
-        self._job = self._fetch_steps(cmd, atts, indexes)
+        self._job = self._selected().fetch(cmd)
         self._work()
 
-    def _fetch_steps(
-        self, cmd: Command, atts: Sequence[FetchAtt], indexes: Sequence[int]
-    ) -> Iterator[None]:
-        """Answer FETCH one message at a time, so output goes out in bounded batches."""
-        complete = True
-        for i in indexes:
-            try:
-                self._selected().fetch(i, atts)
-            except PortkitError:
-                complete = False
-            yield
-        self._finish(cmd, complete=complete)
-
-    def _store(self, cmd: Command) -> None:
-        if len(cmd.args) != 3:
-            raise BadCommand("STORE takes a sequence set, an item name and flags")
-        mode, silent = parse_store_item(cmd.args[1])
-        raw_flags = cmd.args[2]
-        flags = parse_flags(raw_flags if isinstance(raw_flags, list) else [raw_flags])
-        selection = self._selected()
-        if selection.read_only:
-            self._tagged(cmd.tag, R_READ_ONLY)
-            return
-        by_uid = cmd.name.startswith("UID")
-        indexes = selection.messages(cmd.args[0], by_uid=by_uid)
-        complete = selection.store(indexes, mode, flags, silent=silent, by_uid=by_uid)
-        self._finish(cmd, complete=complete)
-
-    def _copy(self, cmd: Command) -> None:
-        if len(cmd.args) != 2:
-            raise BadCommand("COPY takes a sequence set and a mailbox")
-        selection = self._selected()
-        indexes = selection.messages(cmd.args[0], by_uid=cmd.name.startswith("UID"))
-        if not self._is_inbox(cmd.args[1]):
-            self._tagged(cmd.tag, R_TRYCREATE)
-        elif selection.copy(indexes):
-            self._ok(cmd)
-        else:
-            self._tagged(cmd.tag, R_EXPUNGEISSUED)
-
-    def _search(self, cmd: Command) -> None:
-        args = list(cmd.args)
-        if len(args) >= 2 and isinstance(args[0], str) and args[0].upper() == "CHARSET":
-            charset = astring(args[1], "charset").upper()
-            if charset not in ("US-ASCII", "UTF-8"):
-                self._tagged(cmd.tag, b"NO [BADCHARSET (US-ASCII UTF-8)] unsupported charset")
-                return
-            args = args[2:]
-        selection = self._selected()
-        keys = compile_keys(args, messages=len(selection.view), largest_uid=selection.largest_uid())
-        found = selection.search(keys, by_uid=cmd.name.startswith("UID"))
-        self._untagged(b"SEARCH" + b"".join(b" %d" % n for n in found))
-        self._finish(cmd)
+    def _close(self, cmd: Command) -> ImapState:
+        self._selected().close(cmd)
+        return ImapState.AUTHENTICATED
 
 
 _NA = ImapState.NOT_AUTHENTICATED
@@ -593,19 +499,30 @@ _AUTHENTICATED: dict[str, tuple[Handler, frozenset[ImapState] | None]] = {
     "APPEND": (S._append, None),
     "IDLE": (S._idle, frozenset({_ID})),
 }
+
+
+def _on_mailbox(command: Callable[[Selection, Command], None]) -> Handler:
+    """A handler for a command the selected mailbox answers by itself."""
+
+    def handler(session: ImapSession, cmd: Command) -> None:
+        command(session._selected(), cmd)
+
+    return handler
+
+
 _SELECTED: dict[str, tuple[Handler, frozenset[ImapState] | None]] = {
-    "CHECK": (S._check, None),
+    "CHECK": (_on_mailbox(Selection.check), None),
     "CLOSE": (S._close, frozenset({_AU})),
     "UNSELECT": (S._close, frozenset({_AU})),  # RFC 3691
-    "EXPUNGE": (S._expunge, None),
-    "SEARCH": (S._search, None),
-    "FETCH": (S._fetch, None),
-    "STORE": (S._store, None),
-    "COPY": (S._copy, None),
-    "UID SEARCH": (S._search, None),
+    "EXPUNGE": (_on_mailbox(Selection.expunge), None),
+    "SEARCH": (_on_mailbox(Selection.search), None),
+    "FETCH": (S._fetch, None),  # answered in batches: see ImapSession.pending
+    "STORE": (_on_mailbox(Selection.store), None),
+    "COPY": (_on_mailbox(Selection.copy), None),
+    "UID SEARCH": (_on_mailbox(Selection.search), None),
     "UID FETCH": (S._fetch, None),
-    "UID STORE": (S._store, None),
-    "UID COPY": (S._copy, None),
+    "UID STORE": (_on_mailbox(Selection.store), None),
+    "UID COPY": (_on_mailbox(Selection.copy), None),
 }
 
 
