@@ -176,7 +176,8 @@ class ImapSession(LineSession):
         return super().buffered() + self._reader.buffered()
 
     def connection_lost(self) -> None:
-        """The client went away."""
+        """The client went away: an answer in progress is abandoned."""
+        self._job = None
         self._move(ImapState.LOGOUT)
 
     # -- input ------------------------------------------------------------------------------
