@@ -409,6 +409,13 @@ def test_end_of_input_during_a_long_fetch_finishes_it() -> None:
     assert text.count(b"BODY[] {%d}\r\n" % len(big)) == 6
     assert text.endswith(b"c OK FETCH completed\r\n")
     assert events[-1] == Close()
+    # a connection lost mid-answer abandons it: nothing is pending any more
+    session = ImapSession(backend)
+    session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\nc FETCH 1:* BODY.PEEK[]\r\n')
+    assert session.pending()
+    session.connection_lost()
+    assert not session.pending()
+    assert session.resume() == []
 
 
 ARGS = st.sampled_from(
