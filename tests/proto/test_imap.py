@@ -539,3 +539,35 @@ def test_deep_mime_is_flat_past_the_bound() -> None:
     structure = bodystructure(parse_message(b"Subject: deep\r\n" + body))
     assert structure.count(b'"MIXED"') == MAX_MIME_DEPTH
     assert structure.count(b'"TEXT" "PLAIN"') == 1
+
+
+def _line_for(state: ImapState, command: str, good_args: bool) -> bytes:
+    if state in WAITING_STATES:  # the continuation lines that end the wait cleanly
+        if state is ImapState.IDLE:
+            return b"DONE\r\n"
+        return base64.b64encode(b"\0alice\0p w") + b"\r\n"
+    return command_line(command, good_args=good_args)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(COMMANDS)), st.booleans()), max_size=25))
+def test_random_conversations_move_only_as_the_table_says(
+    steps: list[tuple[str, bool]],
+) -> None:
+    """Every step of a random conversation lands in a state its table row lists (or, for
+    a pair the table lacks, stays put); fed one byte at a time, the same bytes come out."""
+    session, script = ImapSession(MemoryBackend()), b""
+    for command, good_args in steps:
+        if session.closed:
+            break
+        before = session.state
+        line = _line_for(before, command, good_args)
+        script += line
+        session.receive(line)
+        while session.pending():
+            session.resume()
+        name = CONTINUATION if before in WAITING_STATES else command
+        row = TRANSITIONS.get((before, name))
+        assert session.state in (row.to if row else {before}), (before, command)
+    whole = sent(feed(ImapSession(MemoryBackend()), script, one_byte=False))
+    assert whole == sent(feed(ImapSession(MemoryBackend()), script, one_byte=True))

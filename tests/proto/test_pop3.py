@@ -301,3 +301,31 @@ def test_password_keeps_its_spaces() -> None:
     session = Pop3Session(SpaceBackend())
     out = sent(session.receive(b"USER alice\r\nPASS  two  spaces \r\n"))
     assert out.endswith(b"(2 messages, %d octets)\r\n" % sum(map(len, MESSAGES)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(COMMANDS)), st.booleans()), max_size=25))
+def test_random_conversations_move_only_as_the_table_says(
+    steps: list[tuple[str, bool]],
+) -> None:
+    """Every step lands in a state its table row lists; a refused command stays put (or,
+    after USER, starts the login over); one byte at a time, the same bytes come out."""
+    session, script = Pop3Session(MemoryBackend()), b""
+    for command, good_args in steps:
+        if session.state is Pop3State.CLOSED:
+            break
+        before = session.state
+        if before is Pop3State.AUTHORIZATION_SASL:
+            name, line = CONTINUATION, base64.b64encode(b"\0alice\0secret pass") + b"\r\n"
+        else:
+            name = command
+            line = command.encode() + (GOOD_ARGS.get(command, b"") if good_args else b"")
+            line += b"\r\n"
+        script += line
+        session.receive(line)
+        row = TRANSITIONS.get((before, name))
+        refused = Pop3State.AUTHORIZATION if before is Pop3State.AUTHORIZATION_USER else before
+        assert session.state in (row.to if row else {refused}), (before, command)
+    whole, _ = run(script, one_byte=False)
+    single, _ = run(script, one_byte=True)
+    assert sent(whole) == sent(single)
