@@ -10,7 +10,8 @@ Where each part lives:
 - ``_session``: the states, the transition table :data:`TRANSITIONS` and the handlers.
 - ``_framing``: bytes to commands: lines, literals and the caps on both.
 - ``_grammar``: tokens and argument syntax (RFC 3501 section 9).
-- ``_selected``: the selected mailbox as the client knows it, kept in step with the store.
+- ``_account``: the user's mailboxes (LIST, STATUS, ...): INBOX only.
+- ``_selected``: the selected mailbox as the client knows it, and the commands on it.
 - ``_render``: FETCH items: BODYSTRUCTURE, ENVELOPE, section bodies.
 - ``_search``: SEARCH keys as predicates.
 - ``_mailbox``: what the session needs from the store.

@@ -4,7 +4,9 @@ Every legal move is one row of :data:`TRANSITIONS`: ``(state, command) -> (handl
 states it may lead to)``. The handler answers and returns the state to move to (``None``:
 stay); :meth:`ImapSession._dispatch` is the one place that moves the session, and refuses
 a move the table does not list. A command the table lacks for the current state is
-answered ``BAD`` naming both.
+answered ``BAD`` naming both. Commands that never move the session are answered by the
+part they are about: the user's mailboxes (:class:`Account`) or the selected mailbox
+(:class:`Selection`).
 
 AUTHENTICATING (RFC 3501 section 6.2.2, after ``+``) and IDLE (RFC 2177, after ``+
 idling``) are states like the others: the line the client sends next is not a tagged
@@ -29,13 +31,13 @@ from portkit.proto._session import (
     Transition,
     decode_sasl_plain,
 )
+from portkit.proto.imap._account import R_NO_MAILBOX, Account
 from portkit.proto.imap._framing import MAX_LINE, R_LINE_TOO_LONG, CommandReader, Reply
 from portkit.proto.imap._grammar import (
     BadCommand,
     Command,
     astring,
     is_inbox,
-    list_match,
     parse_flags,
 )
 from portkit.proto.imap._mailbox import ImapBackend
@@ -83,8 +85,6 @@ R_CONTINUE_SASL = b"+ "
 R_CONTINUE_IDLE = b"+ idling"
 R_AUTH_FAILED = b"NO [AUTHENTICATIONFAILED] invalid user name or password"
 R_LOGIN_DISABLED = b"NO [PRIVACYREQUIRED] plaintext login needs tls first (use STARTTLS)"
-R_NO_MAILBOX = b"NO [NONEXISTENT] no such mailbox (only INBOX is served)"
-R_CANNOT = b"NO [CANNOT] only INBOX is served"
 R_TLS_NA = b"BAD tls not available"
 R_TLS_ACTIVE = b"BAD tls already active"
 R_TLS_GO = b"OK begin tls negotiation now"
@@ -349,6 +349,11 @@ class ImapSession(LineSession):
 
     # -- authenticated (RFC 3501 section 6.3) -------------------------------------------------
 
+    def _account(self) -> Account:
+        assert self.user is not None, "the table runs this only after login"
+        user = self.user
+        return Account(lambda: self.backend.inbox(user), self._send)
+
     def _select(self, cmd: Command) -> ImapState:
         if len(cmd.args) != 1:
             raise BadCommand(f"{cmd.name} takes one mailbox name")
@@ -366,57 +371,6 @@ class ImapSession(LineSession):
         self._selection.announce()
         self._ok(cmd, "", b"[READ-ONLY]" if read_only else b"[READ-WRITE]")
         return ImapState.SELECTED
-
-    def _create(self, cmd: Command) -> None:
-        self._tagged(cmd.tag, R_CANNOT)
-
-    def _subscribe(self, cmd: Command) -> None:
-        if len(cmd.args) != 1:
-            raise BadCommand(f"{cmd.name} takes one mailbox name")
-        if is_inbox(cmd.args[0]):
-            self._ok(cmd)
-        else:
-            self._tagged(cmd.tag, R_NO_MAILBOX)
-
-    def _list(self, cmd: Command) -> None:
-        if len(cmd.args) != 2:
-            raise BadCommand(f"{cmd.name} takes a reference and a mailbox pattern")
-        reference = astring(cmd.args[0], "reference")
-        pattern = astring(cmd.args[1], "pattern")
-        if pattern == "" and cmd.name == "LIST":
-            # RFC 3501 6.3.8: an empty pattern asks for the hierarchy delimiter.
-            self._untagged(b'LIST (\\Noselect) "/" ""')
-        elif list_match(reference + pattern, "INBOX"):
-            self._untagged(cmd.name.encode() + b' (\\HasNoChildren) "/" INBOX')
-        self._ok(cmd)
-
-    def _namespace(self, cmd: Command) -> None:
-        self._untagged(b'NAMESPACE (("" "/")) NIL NIL')  # RFC 2342
-        self._ok(cmd)
-
-    def _status(self, cmd: Command) -> None:
-        if len(cmd.args) != 2 or not isinstance(cmd.args[1], list):
-            raise BadCommand("STATUS takes a mailbox name and a list of items")
-        if not is_inbox(cmd.args[0]):
-            self._tagged(cmd.tag, R_NO_MAILBOX)
-            return
-        assert self.user is not None
-        snap = self.backend.inbox(self.user).snapshot(claim_recent=False)
-        values = {
-            "MESSAGES": len(snap.messages),
-            "RECENT": sum(m.recent for m in snap.messages),
-            "UIDNEXT": snap.uidnext,
-            "UIDVALIDITY": snap.uidvalidity,
-            "UNSEEN": sum("\\Seen" not in m.flags for m in snap.messages),
-        }
-        items = []
-        for item in cmd.args[1]:
-            name = astring(item, "status item").upper()
-            if name not in values:
-                raise BadCommand(f"unknown status item {name}")
-            items.append(f"{name} {values[name]}")
-        self._untagged(b'STATUS "INBOX" (' + " ".join(items).encode() + b")")
-        self._ok(cmd)
 
     def _append(self, cmd: Command) -> None:
         args = list(cmd.args)
@@ -474,6 +428,25 @@ _ID = ImapState.IDLE
 _LO = ImapState.LOGOUT
 S = ImapSession
 
+
+def _on_account(command: Callable[[Account, Command], None]) -> Handler:
+    """A handler for a command about the user's mailboxes: the account answers it."""
+
+    def handler(session: ImapSession, cmd: Command) -> None:
+        command(session._account(), cmd)
+
+    return handler
+
+
+def _on_mailbox(command: Callable[[Selection, Command], None]) -> Handler:
+    """A handler for a command on the selected mailbox: the mailbox answers it."""
+
+    def handler(session: ImapSession, cmd: Command) -> None:
+        command(session._selected(), cmd)
+
+    return handler
+
+
 # command -> (handler, where it leads: None stays, a set lists every outcome)
 _ANY: dict[str, tuple[Handler, frozenset[ImapState] | None]] = {
     "CAPABILITY": (S._capability, None),
@@ -488,27 +461,18 @@ _NOT_AUTHENTICATED: dict[str, tuple[Handler, frozenset[ImapState] | None]] = {
 _AUTHENTICATED: dict[str, tuple[Handler, frozenset[ImapState] | None]] = {
     "SELECT": (S._select, frozenset({_AU, _SE})),
     "EXAMINE": (S._select, frozenset({_AU, _SE})),
-    "CREATE": (S._create, None),
-    "DELETE": (S._create, None),
-    "RENAME": (S._create, None),
-    "SUBSCRIBE": (S._subscribe, None),
-    "UNSUBSCRIBE": (S._subscribe, None),
-    "LIST": (S._list, None),
-    "LSUB": (S._list, None),
-    "NAMESPACE": (S._namespace, None),
-    "STATUS": (S._status, None),
+    "CREATE": (_on_account(Account.create), None),
+    "DELETE": (_on_account(Account.create), None),
+    "RENAME": (_on_account(Account.create), None),
+    "SUBSCRIBE": (_on_account(Account.subscribe), None),
+    "UNSUBSCRIBE": (_on_account(Account.subscribe), None),
+    "LIST": (_on_account(Account.list), None),
+    "LSUB": (_on_account(Account.list), None),
+    "NAMESPACE": (_on_account(Account.namespace), None),
+    "STATUS": (_on_account(Account.status), None),
     "APPEND": (S._append, None),
     "IDLE": (S._idle, frozenset({_ID})),
 }
-
-
-def _on_mailbox(command: Callable[[Selection, Command], None]) -> Handler:
-    """A handler for a command the selected mailbox answers by itself."""
-
-    def handler(session: ImapSession, cmd: Command) -> None:
-        command(session._selected(), cmd)
-
-    return handler
 
 
 _SELECTED: dict[str, tuple[Handler, frozenset[ImapState] | None]] = {
