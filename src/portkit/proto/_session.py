@@ -212,6 +212,10 @@ class LineSession:
 
     # -- the I/O surface -------------------------------------------------------------------
 
+    def greeting(self) -> list[Event]:
+        """What the server says first, before the client sends anything."""
+        raise NotImplementedError
+
     def receive(self, data: bytes) -> list[Event]:
         """Feed bytes from the client (``b""``: end of input); return the events caused."""
         if self._input_ended:
