@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Sequence
-from typing import Protocol
 
 import portkit.proto.imap as imap
 import portkit.proto.pop3 as pop3
@@ -27,7 +26,15 @@ from portkit.host.apps.mail._options import (
     guard_of,
 )
 from portkit.host.apps.mail._store import MaildirStore
-from portkit.proto._session import Close, Event, LoginFailed, LoginSucceeded, Send, StartTls
+from portkit.proto._session import (
+    Close,
+    Event,
+    LineSession,
+    LoginFailed,
+    LoginSucceeded,
+    Send,
+    StartTls,
+)
 
 __all__ = ["ImapApp", "Pop3App"]
 
@@ -36,14 +43,6 @@ CHUNK = 64 * 1024
 DRAIN_EVERY = 256 * 1024
 #: How long a TLS handshake may take before the connection is dropped.
 TLS_HANDSHAKE_TIMEOUT = 30.0
-
-
-class _Session(Protocol):
-    def greeting(self) -> Sequence[Event]: ...
-    def receive(self, data: bytes) -> Sequence[Event]: ...
-    def tls_started(self) -> None: ...
-    def pending(self) -> bool: ...
-    def connection_lost(self) -> None: ...
 
 
 class _MailApp(StreamApplication[MailOptions]):
@@ -72,14 +71,14 @@ class _MailApp(StreamApplication[MailOptions]):
         source = peer.rpartition(":")[0].strip("[]")
         return MailBackend(self.store, self.accounts, self.guard, source)
 
-    def new_session(self, backend: MailBackend) -> _Session:
+    def new_session(self, backend: MailBackend) -> LineSession:
         raise NotImplementedError
 
-    async def poll(self, session: _Session) -> list[Event]:
+    async def poll(self, session: LineSession) -> list[Event]:
         """Events to push while the client is quiet (IMAP IDLE); none by default."""
         return []
 
-    def poll_interval(self, session: _Session) -> float | None:
+    def poll_interval(self, session: LineSession) -> float | None:
         return None
 
     async def handle(
@@ -122,12 +121,11 @@ class _MailApp(StreamApplication[MailOptions]):
                     if await self._act(session, await self.poll(session), writer, backend) is False:
                         return
                     continue
-                if not data:
-                    return
                 last_input = loop.time()
                 self.counters.bytes_in += len(data)
                 # The session reads mail files and verifies scrypt hashes (tens of ms): in a
                 # worker thread, so one client's login or RETR never stalls the others.
+                # b"" is the end of input: what was asked is still answered, then Close.
                 events = await asyncio.to_thread(session.receive, data)
                 for event in events:
                     if isinstance(event, LoginSucceeded):
@@ -135,7 +133,7 @@ class _MailApp(StreamApplication[MailOptions]):
                 if await self._act(session, events, writer, backend) is False:
                     return
                 while session.pending():  # a long answer, batch by batch (bounded memory)
-                    events = await asyncio.to_thread(session.receive, b"")
+                    events = await asyncio.to_thread(session.resume)
                     if await self._act(session, events, writer, backend) is False:
                         return
         finally:
@@ -155,7 +153,7 @@ class _MailApp(StreamApplication[MailOptions]):
 
     async def _act(
         self,
-        session: _Session,
+        session: LineSession,
         events: Sequence[Event],
         writer: asyncio.StreamWriter,
         backend: MailBackend,
@@ -203,7 +201,7 @@ class _MailApp(StreamApplication[MailOptions]):
 class Pop3App(_MailApp):
     """POP3 (RFC 1939) on 110, STLS (RFC 2595), implicit TLS on 995."""
 
-    def new_session(self, backend: MailBackend) -> _Session:
+    def new_session(self, backend: MailBackend) -> LineSession:
         return pop3.Pop3Session(
             backend,
             tls_available=self.tls is not None and self.options.tls == "starttls",
@@ -216,7 +214,7 @@ class ImapApp(_MailApp):
 
     options: ImapOptions
 
-    def new_session(self, backend: MailBackend) -> _Session:
+    def new_session(self, backend: MailBackend) -> LineSession:
         return imap.ImapSession(
             backend,
             tls_available=self.tls is not None and self.options.tls == "starttls",
@@ -226,11 +224,11 @@ class ImapApp(_MailApp):
             max_command_unauthenticated=self.options.max_command_before_login,
         )
 
-    def poll_interval(self, session: _Session) -> float | None:
+    def poll_interval(self, session: LineSession) -> float | None:
         assert isinstance(session, imap.ImapSession)
         return self.options.idle_poll if session.state is imap.ImapState.IDLE else None
 
-    async def poll(self, session: _Session) -> list[Event]:
+    async def poll(self, session: LineSession) -> list[Event]:
         assert isinstance(session, imap.ImapSession)
         return list(await asyncio.to_thread(session.poll))
 
