@@ -86,6 +86,11 @@ def _utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
+def _evidence(raw: bytes) -> str:
+    """A server's first bytes for display, a line per line it sent (endings shown)."""
+    return "\n".join(printable(line) for line in raw.splitlines(keepends=True))
+
+
 def _shown(text: str | None) -> str:
     """A server's text for display: controls escaped (HTML escaping is the template's)."""
     return escape_controls(text) if text else ""
@@ -96,6 +101,16 @@ def _epoch(iso: str) -> float:
     if moment.tzinfo is None:  # the JSON says UTC
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _moment(iso: str | None) -> str:
+    """An ISO 8601 time as people read it (``2026-12-05 00:49 UTC``); odd ones as given."""
+    if not iso:
+        return ""
+    try:
+        return _utc(_epoch(iso))[:-7] + " UTC"
+    except ValueError:
+        return _shown(iso)
 
 
 def _validity(tls: TlsInfo, now: float) -> tuple[str, str]:
@@ -112,7 +127,7 @@ def _validity(tls: TlsInfo, now: float) -> tuple[str, str]:
     days = (after - now) / 86400
     if days < 0:
         return "expired", f"expired {-days:.0f} days before the scan"
-    if days < 30:
+    if days < 14:
         return "soon", f"expires {days:.0f} days after the scan"
     return "ok", f"valid for {days:.0f} more days"
 
@@ -127,8 +142,8 @@ def _tls_view(tls: TlsInfo | None, now: float) -> dict[str, Any] | None:
         "alpn": _shown(tls.alpn),
         "subject": _shown(tls.subject),
         "issuer": _shown(tls.issuer),
-        "not_before": _shown(tls.not_before),
-        "not_after": _shown(tls.not_after),
+        "not_before": _moment(tls.not_before),
+        "not_after": _moment(tls.not_after),
         "self_signed": tls.self_signed,
         "names": [_shown(name) for name in tls.subject_alt_names],
         "validity_kind": validity_kind,
@@ -160,7 +175,7 @@ def _port_view(r: PortResult, anchor: str, now: float) -> dict[str, Any]:
         "extra": _shown(found.extra) if found else "",
         "confidence": found.confidence if found else None,
         "probe": _shown(found.probe) if found else "",
-        "evidence": printable(found.evidence) if found and found.evidence else "",
+        "evidence": _evidence(found.evidence) if found else "",
         "rtt_ms": None if r.rtt is None else f"{r.rtt * 1000:.3f}",
         "tls": _tls_view(found.tls if found else None, now),
         "verdict": verdict.kind,
