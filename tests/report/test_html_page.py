@@ -325,8 +325,11 @@ def test_keyboard_navigation(page: Any) -> None:
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
     assert page.locator(f"#host-1-tcp-{TLS_PORT} details").evaluate("d => d.open") is True
-    # One row in the tab order at a time.
-    assert page.locator("table.ports tbody tr[tabindex='0']").count() == 1
+    # One row in the tab order at a time: the last one focused, however it was.
+    page.locator("table.ports tbody tr").nth(2).focus()
+    in_tab_order = page.locator("table.ports tbody tr[tabindex='0']")
+    assert in_tab_order.count() == 1
+    assert in_tab_order.get_attribute("id") == f"host-1-tcp-{SSH_PORT}"
 
 
 def test_printed(page: Any) -> None:
