@@ -136,6 +136,14 @@ BAD = {
         render("json").replace('"state": "filtered"', '"state": "opne"'),
         "bad.json: hosts[0].ports[0].state: unknown port state 'opne'",
     ),
+    "address": (
+        render("json").replace('"address": "::1"', '"address": "<b>"'),
+        "bad.json: hosts[1].address: not an IP address: '<b>'",
+    ),
+    "transport": (
+        render("json").replace('"transport": "tcp"', '"transport": "icmp"', 1),
+        "bad.json: hosts[0].ports[0].transport: transport must be tcp or udp, not 'icmp'",
+    ),
     "port": (
         render("json").replace('"port": 2222', '"port": "2222"'),
         "bad.json: hosts[0].ports[1].port: expected an integer, not '2222'",

@@ -164,11 +164,12 @@ def _port_view(r: PortResult, anchor: str, now: float) -> dict[str, Any]:
     return {
         "anchor": anchor,
         "port": r.port,
-        "transport": r.transport,
+        "transport": _shown(r.transport),
         "state": r.state.value,
         "state_order": _STATE_ORDER[r.state],
-        "reason": r.reason,
-        "expected": r.expected or "",
+        # Written by the scanner, or read from a saved file that anyone may have edited.
+        "reason": _shown(r.reason),
+        "expected": _shown(r.expected),
         "service": service,
         "product": _shown(found.product) if found else "",
         "version": _shown(found.version) if found else "",

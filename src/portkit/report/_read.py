@@ -11,6 +11,7 @@ Every problem is a :class:`~portkit.UsageError` naming the file and where in it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,6 +88,19 @@ class _Reader:
         except ValueError:
             raise self.fail(where, f"unknown port state {value!r}") from None
 
+    def transport(self, value: str, where: str) -> str:
+        if value not in ("tcp", "udp"):
+            raise self.fail(where, f"transport must be tcp or udp, not {value!r}")
+        return value
+
+    def address(self, value: str, where: str) -> str:
+        # Reports sort hosts by address: it must be one, as the scan wrote it.
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise self.fail(where, f"not an IP address: {value!r}") from None
+        return value
+
     def ports(self, text: str, where: str) -> tuple[int, ...]:
         ports: list[int] = []
         for part in filter(None, text.split(",")):
@@ -150,7 +164,7 @@ class _Reader:
             host=self.get(port, "host", str, where),
             hostname=self.opt(port, "hostname", str, where),
             port=number,
-            transport=self.get(port, "transport", str, where),
+            transport=self.transport(self.get(port, "transport", str, where), f"{where}.transport"),
             state=self.state(self.get(port, "state", str, where), f"{where}.state"),
             reason=self.get(port, "reason", str, where),
             expected=self.opt(port, "expected", str, where),
@@ -233,7 +247,7 @@ def parse_scan(text: str, name: str) -> SavedScan:
     for h, value in enumerate(r.get(doc, "hosts", list, "the document")):
         where = f"hosts[{h}]"
         host = r.obj(value, where)
-        address = r.get(host, "address", str, where)
+        address = r.address(r.get(host, "address", str, where), f"{where}.address")
         saved.hostnames[address] = r.opt(host, "hostname", str, where)
         for p, port in enumerate(r.get(host, "ports", list, where)):
             result = r.port(port, f"{where}.ports[{p}]")
@@ -252,7 +266,8 @@ def parse_scan(text: str, name: str) -> SavedScan:
                     f"{at}.count", f"{count} ports are listed, not counted (at most {LIST_LIMIT})"
                 )
             state = r.state(r.get(extra, "state", str, at), f"{at}.state")
-            saved.not_shown.append((address, r.get(extra, "transport", str, at), state, count))
+            transport = r.transport(r.get(extra, "transport", str, at), f"{at}.transport")
+            saved.not_shown.append((address, transport, state, count))
     return saved
 
 
