@@ -303,6 +303,11 @@ def test_keyboard_navigation(page: Any) -> None:
     page.locator("h1").click()
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.className") == "filter"
+    page.keyboard.press("Tab")
+    page.keyboard.press("/")  # not while in a form field: typed there, or ignored
+    assert page.evaluate("document.activeElement.className") == "state-filter"
+    page.locator("h1").click()
+    page.keyboard.press("/")
     page.keyboard.type("http")
     assert len(rows(page)) == 2
     page.keyboard.press("Escape")

@@ -195,7 +195,9 @@ def _host_view(index: int, table: HostTable, now: float) -> dict[str, Any]:
         "ports": ports,
         "counts": [
             {"transport": t, "state": s.value, "count": n}
-            for (t, s), n in sorted(table.counts.items())
+            for (t, s), n in sorted(
+                table.counts.items(), key=lambda item: (item[0][0], _STATE_ORDER[item[0][1]])
+            )
         ],
         "not_shown": [{"transport": t, "state": s.value, "count": n} for t, s, n in table.extra()],
         "open": table.open_count,

@@ -118,7 +118,10 @@
     if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target;
     if (target.closest && target.closest("input, select, textarea")) return;
-    const filter = document.querySelector("input.filter");
+    // The filter of the host being looked at (focus inside its section), else the first.
+    const active = document.activeElement;
+    const section = active && active.closest ? active.closest("section.host") : null;
+    const filter = (section || document).querySelector("input.filter");
     if (filter) {
       event.preventDefault();
       filter.focus();
