@@ -227,7 +227,7 @@ def test_hostile_server_text_runs_nothing(page: Any) -> None:
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img, svg, body script").count() == 1  # the page's own script
     text = page.locator("body").inner_text()
-    assert "<script>window.__pwned=1</script>" in text.replace(".\n", ".")  # shown as text
+    assert "<script>window.__pwned=1</script>" in text  # the first bytes, shown as text
     assert "<svg onload=window.__pwned=3>" in text
     assert '" autofocus onfocus="window.__pwned=4' in text
 
