@@ -1,4 +1,5 @@
-"""Scan reports: a table for people; JSON, JSON lines, grepable and nmap XML for tools.
+"""Scan reports: a table and an HTML page for people; JSON, JSON lines, grepable and nmap
+XML for tools.
 
 Every format is a :class:`Report` fed in three steps: ``begin(info)``, ``add(results)``
 as batches arrive, ``end(summary)``. Reports keep per host only the ports worth listing

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from portkit.report._base import Report
 from portkit.report._grep import GrepReport
+from portkit.report._html import HtmlReport
 from portkit.report._json import JsonLinesReport, JsonReport
 from portkit.report._table import TableReport
 from portkit.report._xml import NmapXmlReport
@@ -22,6 +23,7 @@ _REPORTS: dict[str, type[Report]] = {
     "jsonl": JsonLinesReport,
     "grep": GrepReport,
     "xml": NmapXmlReport,
+    "html": HtmlReport,
 }
 FORMATS = tuple(_REPORTS)
 
