@@ -20,27 +20,42 @@ from portkit.proto._match import (
     printable,
 )
 from portkit.proto.amqp import AMQP, AMQP_HEADER
+from portkit.proto.beanstalkd import BEANSTALKD, BEANSTALKD_STATS
+from portkit.proto.coap import COAP, COAP_DISCOVER
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
+from portkit.proto.epmd import EPMD, EPMD_NAMES
 from portkit.proto.ftp import FTP, FTP_SYST
 from portkit.proto.http import HTTP, HTTP_GET
+from portkit.proto.httpapps import HTTP_GET_VERSION
+from portkit.proto.ident import IDENT, IDENT_QUERY
+from portkit.proto.irc import IRC, IRC_REGISTER
 from portkit.proto.ldap import LDAP, LDAP_ROOTDSE
 from portkit.proto.mail import IMAP, POP3, SMTP, SMTP_EHLO
 from portkit.proto.memcached import MEMCACHED, MEMCACHED_VERSION
 from portkit.proto.mongodb import MONGODB, MONGODB_HELLO
 from portkit.proto.mqtt import MQTT, MQTT_CONNECT
 from portkit.proto.mysql import MYSQL
+from portkit.proto.netbios import NETBIOS_NBSTAT, NETBIOS_NS
+from portkit.proto.nntp import NNTP, NNTP_CAPABILITIES
 from portkit.proto.ntp import NTP, NTP_CLIENT
 from portkit.proto.postgresql import POSTGRESQL, POSTGRESQL_STARTUP
 from portkit.proto.rdp import RDP, RDP_NEGOTIATE
 from portkit.proto.redis import REDIS, REDIS_PING
+from portkit.proto.rsync import RSYNC
 from portkit.proto.rtsp import RTSP, RTSP_OPTIONS
 from portkit.proto.sip import SIP, SIP_OPTIONS_TCP, SIP_OPTIONS_UDP
 from portkit.proto.smb import SMB, SMB_NEGOTIATE
 from portkit.proto.snmp import SNMP, SNMP_V2C_SYSDESCR, SNMP_V3_DISCOVERY
+from portkit.proto.socks import SOCKS5, SOCKS5_GREETING
 from portkit.proto.ssh import SSH
+from portkit.proto.stun import STUN, STUN_BINDING
+from portkit.proto.svn import SVN
 from portkit.proto.telnet import TELNET
+from portkit.proto.tftp import TFTP, TFTP_READ
 from portkit.proto.tls import TLS_RECORDS
 from portkit.proto.vnc import VNC
+from portkit.proto.x11 import X11, X11_SETUP
+from portkit.proto.xmpp import XMPP, XMPP_STREAM
 
 __all__ = [
     "BANNER_MATCHERS",
@@ -69,16 +84,20 @@ MATCHERS: dict[str, Matcher] = {
     for m in (
         SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, HTTP, TLS_RECORDS, DNS_TCP, DNS_UDP,
         REDIS, MEMCACHED, POSTGRESQL, MONGODB, MQTT, AMQP, LDAP, RTSP, SIP, RDP, SMB, NTP, SNMP,
+        IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
+        TFTP, STUN, COAP, NETBIOS_NS,
     )
 }  # fmt: skip
 
 # Servers that speak first; their greetings are judged by these, whatever was sent.
-BANNER_MATCHERS: tuple[Matcher, ...] = (SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC)
+BANNER_MATCHERS: tuple[Matcher, ...] = (
+    SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, IRC, RSYNC, SVN, NNTP,
+)  # fmt: skip
 
 # Registry names of services whose servers greet first: worth listening longer for.
 SPEAKS_FIRST = frozenset(
     {"ssh", "smtp", "submission", "ftp", "pop3", "imap", "telnet", "mysql", "rfb", "lmtp",
-     "pop2"}
+     "pop2", "rsync", "svn", "nntp"}
 )  # fmt: skip
 
 # The generic ladder for a TCP port that stays silent, most common first. TLS is tried
@@ -99,6 +118,18 @@ TCP_PROBES: tuple[Probe, ...] = (
     SIP_OPTIONS_TCP,
     SMTP_EHLO,
     FTP_SYST,
+    # Less common servers, most used first; the ladder sends them a few at a time.
+    SOCKS5_GREETING,
+    XMPP_STREAM,
+    IRC_REGISTER,
+    X11_SETUP,
+    NNTP_CAPABILITIES,
+    IDENT_QUERY,
+    EPMD_NAMES,
+    BEANSTALKD_STATS,
+    # Only worth sending where the registry expects etcd, Docker or Kubernetes: anywhere
+    # else the GET above has already answered.
+    HTTP_GET_VERSION,
 )
 UDP_PROBES: tuple[Probe, ...] = (
     DNS_VERSION_UDP,
@@ -106,6 +137,10 @@ UDP_PROBES: tuple[Probe, ...] = (
     SNMP_V3_DISCOVERY,
     SNMP_V2C_SYSDESCR,
     SIP_OPTIONS_UDP,
+    TFTP_READ,
+    STUN_BINDING,
+    NETBIOS_NBSTAT,
+    COAP_DISCOVER,
 )
 
 # The plain protocol's name -> its name over implicit TLS (RFC 8314 and the registry).
@@ -122,6 +157,9 @@ TLS_SERVICES = {
     "amqp": "amqps",
     "rtsp": "rtsps",
     "domain": "domain-s",
+    "irc": "ircs",
+    "nntp": "nntps",
+    "ipp": "ipps",
 }
 
 # Services whose well-known ports are TLS from the first byte: try TLS first there.

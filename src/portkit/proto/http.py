@@ -11,6 +11,7 @@ import re
 
 from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict, expect_prefix
 from portkit.proto._text import parse_head, split_product
+from portkit.proto.httpapps import classify
 
 __all__ = ["HTTP", "HTTP_GET", "http_get_request"]
 
@@ -110,7 +111,8 @@ def _judge(data: bytes, final: bool) -> Verdict:
         wanted = MAX_BODY_BYTES  # no length: the end of the stream ends the body
     if wanted is not None and len(body) < wanted and not final:
         return NEED_MORE  # the whole (bounded) body may name the product
-    body = body[:MAX_BODY_BYTES]
+    # Judge the declared body only: bytes after it must not change the verdict.
+    body = body[: MAX_BODY_BYTES if wanted is None else wanted]
     if head.headers.get("x-elastic-product") == "Elasticsearch":
         product = "Elasticsearch"
     if "json" in content_type:
@@ -129,6 +131,14 @@ def _judge(data: bytes, final: bool) -> Verdict:
 
     if _MONGODB_OVER_HTTP in body:
         return Match(service="mongodb", product="MongoDB", extra="answered an HTTP request")
+    special = classify(head, body)
+    if special is not None:
+        return Match(
+            service=special.service,
+            product=special.product or product,
+            version=special.version if special.product else version,
+            extra=extra,
+        )
     if _PLAIN_TO_TLS.search(body):
         # nginx, Apache and others say so when plain HTTP reaches their TLS port.
         return Match(
