@@ -144,7 +144,7 @@ def _beanstalkd(d: Path, port: int) -> list[str]:
 def _xvnc(d: Path, port: int) -> list[str]:
     # X11 listens on 6000 + display; the display is chosen from the port.
     return ["/usr/bin/Xtigervnc", f":{port - 6000}", "-rfbport", str(port + 1000),
-            "-SecurityTypes", "None", "-interface", HOST, "-listen", "tcp", "-ac"]  # fmt: skip
+            "-SecurityTypes", "None", "-interface", HOST, "-listen", "tcp", "-ac", "-noreset"]  # fmt: skip
 
 
 def _microsocks(d: Path, port: int) -> list[str]:

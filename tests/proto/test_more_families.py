@@ -1,0 +1,322 @@
+"""The less common families, on answers built from their specifications.
+
+The fixtures (tests/proto/fixtures, captured from Debian's daemons) show what one server
+of each family says; these cases cover the other answers each specification allows and
+the near misses that must not be claimed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from portkit.proto import (
+    MATCHERS,
+    TCP_PROBES,
+    UDP_PROBES,
+    Match,
+    NeedMore,
+    NoMatch,
+    Reader,
+    probes_for,
+    tls_name,
+)
+from portkit.proto.coap import MESSAGE_ID
+from portkit.proto.netbios import TRANSACTION, WILDCARD
+from portkit.proto.stun import MAGIC, TRANSACTION as STUN_ID
+
+
+def judge(name: str, data: bytes, final: bool = True) -> Match | NoMatch | NeedMore:
+    return MATCHERS[name](data, final)
+
+
+def drip(name: str, data: bytes) -> Match | None:
+    """Feed ``data`` one byte at a time, then finish: the verdict a slow server gets."""
+    reader = Reader((MATCHERS[name],))
+    for i in range(len(data)):
+        found = reader.feed(data[i : i + 1])
+        if found is not None:
+            return found
+    return reader.finish()
+
+
+# ---- IRC (RFC 2812) -------------------------------------------------------------------
+
+
+def test_irc_notices_alone_wait_for_more_then_name_irc() -> None:
+    notice = b":irc.example.net NOTICE AUTH :*** Looking up your hostname\r\n"
+    assert isinstance(judge("irc", notice, final=False), NeedMore)
+    found = judge("irc", notice)
+    assert isinstance(found, Match)
+    assert (found.service, found.product) == ("irc", None)
+
+
+def test_irc_welcome_names_the_server_software() -> None:
+    welcome = (
+        b":irc.example.net 001 pk7probe :Welcome\r\n"
+        b":irc.example.net 002 pk7probe :Your host is irc.example.net, running version "
+        b"UnrealIRCd-6.1.2\r\n"
+        b":irc.example.net 004 pk7probe irc.example.net UnrealIRCd-6.1.2 iowrsxzdHtIDRqpWGTSB\r\n"
+    )
+    found = drip("irc", welcome)
+    assert isinstance(found, Match)
+    assert (found.product, found.version) == ("UnrealIRCd", "6.1.2")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"220 mail.example.net ESMTP Postfix\r\n",  # numeric without a server prefix
+        b"001 pk7probe :Welcome\r\n",
+        b":server FROBNICATE x\r\n",  # a command no server sends first
+        b"HTTP/1.1 400 Bad Request\r\n\r\n",
+    ],
+)
+def test_irc_does_not_claim_other_line_protocols(data: bytes) -> None:
+    assert isinstance(judge("irc", data), NoMatch)
+
+
+def test_irc_refused_registration_is_still_irc() -> None:
+    found = judge("irc", b":irc.example.net 433 * pk7probe :Nickname is already in use\r\n")
+    assert isinstance(found, Match)
+    assert found.service == "irc"
+
+
+# ---- rsync, svnserve, NNTP (greetings) ------------------------------------------------
+
+
+def test_rsync_error_greeting_is_rsync() -> None:
+    found = judge("rsync", b"@ERROR: access denied to pub from unknown (127.0.0.1)\n")
+    assert isinstance(found, Match)
+    assert found.service == "rsync"
+    assert isinstance(judge("rsync", b"@RSYNCD: x\n"), NoMatch)
+
+
+def test_svn_greeting_must_be_a_whole_list() -> None:
+    half = b"( success ( 2 2 ( ) ( edit-pipeline svndiff1 "
+    assert isinstance(judge("svn", half, final=False), NeedMore)
+    assert isinstance(judge("svn", half), NoMatch)
+    assert isinstance(judge("svn", b"( failure ( ( 210005 11:bad 0: 0 ) ) ) "), NoMatch)
+
+
+def test_nntp_greeting_that_says_news_names_the_product() -> None:
+    found = judge("nntp", b"200 news.example.com InterNetNews NNRP server INN 2.7.1 ready\r\n")
+    assert isinstance(found, Match)
+    assert (found.service, found.product, found.version) == ("nntp", "INN", "2.7.1")
+
+
+def test_nntp_plain_greeting_needs_the_capability_list() -> None:
+    # RFC 3977 section 5.2.3's example, after a greeting that names nothing.
+    greeting = b"201 ready\r\n"
+    caps = b"101 Capability list:\r\nVERSION 2\r\nIMPLEMENTATION ExampleNews 1.0\r\nREADER\r\n.\r\n"
+    assert isinstance(judge("nntp", greeting), NoMatch)
+    assert isinstance(judge("nntp", greeting, final=False), NeedMore)
+    found = drip("nntp", greeting + caps)
+    assert isinstance(found, Match)
+    assert found.product == "ExampleNews 1.0"
+    assert isinstance(judge("nntp", greeting + b"500 What?\r\n"), NoMatch)
+    # section 5.2.2: the list starts with VERSION; without it this is not NNTP.
+    assert isinstance(judge("nntp", greeting + b"101 list\r\nREADER\r\n.\r\n"), NoMatch)
+
+
+# ---- XMPP (RFC 6120) ------------------------------------------------------------------
+
+
+def test_xmpp_server_to_server_stream_is_xmpp_server() -> None:
+    header = (
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'"
+        b" from='example.org' version='1.0'>"
+    )
+    found = drip("xmpp", header)
+    assert isinstance(found, Match)
+    assert found.service == "xmpp-server"
+    assert found.extra is not None
+    assert "example.org" in found.extra
+
+
+def test_xmpp_needs_the_streams_namespace() -> None:
+    other = b"<stream:stream xmlns='jabber:client' xmlns:stream='urn:example'>"
+    assert isinstance(judge("xmpp", other), NoMatch)
+    assert isinstance(judge("xmpp", b"<html><body>"), NoMatch)
+
+
+# ---- ident, epmd, beanstalkd, X11, SOCKS ----------------------------------------------
+
+
+def test_ident_userid_reply() -> None:
+    found = drip("ident", b"6193, 23 : USERID : UNIX : stjohns\r\n")  # RFC 1413 section 7
+    assert isinstance(found, Match)
+    assert found.extra == "USERID UNIX"
+    assert isinstance(judge("ident", b"6193, 23 : MAYBE : x\r\n"), NoMatch)
+
+
+def test_epmd_lists_the_registered_nodes() -> None:
+    reply = b"\x00\x00\x11\x11name rabbit at port 25672\nname other at port 41000\n"
+    assert isinstance(judge("epmd", reply, final=False), NeedMore)  # epmd closes to end it
+    found = drip("epmd", reply)
+    assert isinstance(found, Match)
+    assert found.extra == "epmd port 4369; nodes rabbit:25672, other:41000"
+    assert isinstance(judge("epmd", b"\x00\x00\x11\x11hello\n"), NoMatch)
+    assert isinstance(judge("epmd", b"\x00\x01"), NoMatch)
+
+
+def test_beanstalkd_needs_its_own_stats_keys() -> None:
+    body = b"---\ncurrent-jobs-ready: 0\nversion: 1.13\n"
+    reply = b"OK %d\r\n" % len(body) + body + b"\r\n"
+    found = drip("beanstalkd", reply)
+    assert isinstance(found, Match)
+    assert found.version == "1.13"
+    other = b"---\nfoo: 1\n"
+    assert isinstance(judge("beanstalkd", b"OK %d\r\n" % len(other) + other), NoMatch)
+
+
+def test_x11_refusal_names_x11() -> None:
+    reason = b"No protocol specified\n"
+    pad = (4 - len(reason) % 4) % 4
+    reply = (
+        bytes([0, len(reason)])
+        + b"\x0b\x00\x00\x00"
+        + ((len(reason) + pad) // 4).to_bytes(2, "little")
+    )
+    found = drip("x11", reply + reason + bytes(pad))
+    assert isinstance(found, Match)
+    assert (found.service, found.extra) == ("X11", "access denied: No protocol specified")
+    # Version 10 is not the protocol we asked for.
+    assert isinstance(judge("x11", b"\x00\x00\x0a\x00\x00\x00\x00\x00"), NoMatch)
+
+
+def test_socks5_is_two_bytes_then_silence() -> None:
+    assert isinstance(judge("socks5", b"\x05\x00", final=False), NeedMore)
+    found = judge("socks5", b"\x05\x02")
+    assert isinstance(found, Match)
+    assert found.extra == "username/password"
+    assert isinstance(judge("socks5", b"\x05\x00\x00"), NoMatch)
+    assert isinstance(judge("socks5", b"\x04\x5a"), NoMatch)
+
+
+# ---- HTTP-based: proxies, IPP, APIs ---------------------------------------------------
+
+
+def _http(head: str, body: bytes = b"") -> bytes:
+    return head.replace("\n", "\r\n").encode() + b"\r\n" + body
+
+
+def test_a_407_with_proxy_authenticate_is_a_proxy() -> None:
+    found = judge(
+        "http", _http('HTTP/1.1 407 Proxy Authentication Required\nProxy-Authenticate: Basic realm="x"\nContent-Length: 0\n')
+    )  # fmt: skip
+    assert isinstance(found, Match)
+    assert found.service == "http-proxy"
+    plain = judge(
+        "http", _http("HTTP/1.1 401 Unauthorized\nWWW-Authenticate: Basic\nContent-Length: 0\n")
+    )
+    assert isinstance(plain, Match)
+    assert plain.service == "http"
+
+
+def test_any_server_announcing_ipp_is_ipp() -> None:
+    found = judge(
+        "http", _http("HTTP/1.1 200 OK\nServer: PrinterCo/3.1 IPP/2.0\nContent-Length: 0\n")
+    )
+    assert isinstance(found, Match)
+    assert (found.service, found.product, found.version) == ("ipp", "PrinterCo", "3.1")
+
+
+@pytest.mark.parametrize(
+    ("body", "service", "product", "version"),
+    [
+        (b'{"Platform":{"Name":""},"Version":"20.10.24","ApiVersion":"1.41","GoVersion":"go1.19"}',
+         "docker", "Docker", "20.10.24"),
+        (b'{"major":"1","minor":"28","gitVersion":"v1.28.2","platform":"linux/amd64"}',
+         "kubernetes", "Kubernetes API server", "1.28.2"),
+        (b'{"etcdserver":"3.5.9","etcdcluster":"3.5.0"}', "etcd-client", "etcd", "3.5.9"),
+    ],
+)  # fmt: skip
+def test_version_documents_name_the_api(
+    body: bytes, service: str, product: str, version: str
+) -> None:
+    head = f"HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: {len(body)}\n"
+    found = drip("http", _http(head, body))
+    assert isinstance(found, Match)
+    assert (found.service, found.product, found.version) == (service, product, version)
+
+
+# ---- UDP: TFTP, STUN, CoAP, NetBIOS ---------------------------------------------------
+
+
+def test_tftp_first_data_block_and_errors() -> None:
+    data = judge("tftp", b"\x00\x03\x00\x01hello")
+    assert isinstance(data, Match)
+    assert isinstance(judge("tftp", b"\x00\x03\x00\x02hello"), NoMatch)  # not block 1
+    assert isinstance(judge("tftp", b"\x00\x04\x00\x01"), NoMatch)  # an ACK is no answer
+    error = judge("tftp", b"\x00\x05\x00\x02\x00")
+    assert isinstance(error, Match)
+    assert error.extra == "error 2: access violation"
+    assert isinstance(judge("tftp", b"\x00\x05\x00\x02no terminator"), NoMatch)
+
+
+def test_stun_answer_must_be_to_our_transaction() -> None:
+    software = b"\x80\x22\x00\x0bExample 2.0\x00"
+    ours = b"\x01\x01" + len(software).to_bytes(2, "big") + MAGIC + STUN_ID + software
+    found = judge("stun", ours)
+    assert isinstance(found, Match)
+    assert (found.product, found.version) == ("Example", "2.0")
+    theirs = ours[:8] + b"x" * 12 + ours[20:]
+    assert isinstance(judge("stun", theirs), NoMatch)
+    assert isinstance(judge("stun", ours[:-1]), NoMatch)  # length disagrees
+
+
+def test_coap_reset_and_foreign_messages() -> None:
+    reset = judge("coap", b"\x70\x00" + MESSAGE_ID)
+    assert isinstance(reset, Match)
+    assert reset.extra == "reset"
+    assert isinstance(judge("coap", b"\x60\x45\x00\x01"), NoMatch)  # another message ID
+    not_found = judge("coap", b"\x60\x84" + MESSAGE_ID)
+    assert isinstance(not_found, Match)
+    assert not_found.extra == "4.04 client error"
+
+
+def test_netbios_node_status_lists_names() -> None:
+    names = b"HOST1          \x00\x04\x00" + b"WORKGRP        \x00\x84\x00"
+    rdata = bytes([2]) + names + bytes(46)
+    reply = (
+        TRANSACTION + b"\x84\x00\x00\x00\x00\x01\x00\x00\x00\x00" + WILDCARD
+        + b"\x00\x21\x00\x01\x00\x00\x00\x00" + len(rdata).to_bytes(2, "big") + rdata
+    )  # fmt: skip
+    found = judge("netbios-ns", reply)
+    assert isinstance(found, Match)
+    assert found.extra == "name HOST1; workgroup WORKGRP"
+    assert isinstance(judge("netbios-ns", reply[:-10]), NoMatch)  # truncated record
+
+
+# ---- the catalogue --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("service", "transport", "probe"),
+    [
+        ("ircu", "tcp", "irc-register"),
+        ("xmpp-client", "tcp", "xmpp-stream"),
+        ("auth", "tcp", "ident-query"),
+        ("epmd", "tcp", "epmd-names"),
+        ("x11", "tcp", "x11-setup"),
+        ("socks", "tcp", "socks5-greeting"),
+        ("etcd-client", "tcp", "http-get-version"),
+        ("nntp", "tcp", "nntp-capabilities"),
+        ("tftp", "udp", "tftp-read"),
+        ("stun", "udp", "stun-binding"),
+        ("coap", "udp", "coap-discover"),
+        ("netbios-ns", "udp", "netbios-nbstat"),
+    ],
+)
+def test_the_registry_service_gets_its_own_probe_first(
+    service: str, transport: str, probe: str
+) -> None:
+    assert probes_for(service, transport)[0].name == probe
+
+
+def test_new_tls_names_and_probe_names_are_unique() -> None:
+    assert tls_name("irc") == "ircs"
+    assert tls_name("nntp") == "nntps"
+    assert tls_name("ipp") == "ipps"
+    names = [p.name for p in (*TCP_PROBES, *UDP_PROBES)]
+    assert len(names) == len(set(names))
