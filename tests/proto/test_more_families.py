@@ -22,7 +22,8 @@ from portkit.proto import (
 )
 from portkit.proto.coap import MESSAGE_ID
 from portkit.proto.netbios import TRANSACTION, WILDCARD
-from portkit.proto.stun import MAGIC, TRANSACTION as STUN_ID
+from portkit.proto.stun import MAGIC
+from portkit.proto.stun import TRANSACTION as STUN_ID
 
 
 def judge(name: str, data: bytes, final: bool = True) -> Match | NoMatch | NeedMore:
