@@ -36,6 +36,7 @@ class Server:
     user: str | None = None  # run as this user (it owns the state directory)
     owner: str | None = None  # the daemon drops to this user: it owns the state directory
     idle: float = 0.5  # seconds of silence that end its answer
+    host: str = HOST  # where it answers (avahi ignores loopback: the test interface)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -202,6 +203,50 @@ def _nmbd(d: Path, port: int) -> list[str]:
     return ["/usr/sbin/nmbd", "-F", "--no-process-group", "-s", str(conf)]
 
 
+def _git_daemon(d: Path, port: int) -> list[str]:
+    return ["git", "daemon", "--reuseaddr", f"--base-path={d}", "--export-all",
+            "--informative-errors", f"--listen={HOST}", f"--port={port}"]  # fmt: skip
+
+
+def _openvpn(d: Path, port: int) -> list[str]:
+    key, cert = d / "server.key", d / "server.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=lab",
+         "-days", "30", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return ["/usr/sbin/openvpn", "--tls-server", "--proto", "tcp-server", "--local", HOST,
+            "--port", str(port), "--dev", "null", "--ca", str(cert), "--cert", str(cert),
+            "--key", str(key), "--dh", "none", "--verb", "1"]  # fmt: skip
+
+
+def _freeradius(d: Path, port: int) -> list[str]:
+    # Debian's configuration knows 127.0.0.1 as a client; -i/-p replace its listeners.
+    return ["/usr/sbin/freeradius", "-f", "-d", "/etc/freeradius/3.0", "-l", "stdout",
+            "-i", HOST, "-p", str(port)]  # fmt: skip
+
+
+def _avahi(d: Path, port: int) -> list[str]:
+    conf = _write(
+        d / "avahi-daemon.conf",
+        "[server]\nuse-ipv4=yes\nuse-ipv6=no\nenable-dbus=no\nallow-interfaces=pkbr0\n"
+        "[publish]\npublish-addresses=yes\n",
+    )
+    return ["/usr/sbin/avahi-daemon", "--no-drop-root", "--no-chroot", "--no-rlimits",
+            "-f", str(conf)]  # fmt: skip
+
+
+def _charon(d: Path, port: int) -> list[str]:
+    # strongSwan's IKE daemon with no connection configured: it answers every
+    # IKE_SA_INIT with NO_PROPOSAL_CHOSEN. Its ports come from strongswan.conf.
+    conf = _write(
+        d / "strongswan.conf",
+        f"charon {{\n  port = {port}\n  port_nat_t = {port + 1}\n"
+        "  plugins {\n    include /etc/strongswan.d/charon/*.conf\n  }\n}\n",
+    )
+    return ["env", f"STRONGSWAN_CONF={conf}", "/usr/lib/ipsec/charon"]
+
+
 SERVERS = (
     Server("squid", "/usr/sbin/squid", 3128, "tcp", "http-get", "http-proxy",
            "Squid http proxy", "5.7", _squid, owner="proxy"),
@@ -243,6 +288,16 @@ SERVERS = (
            "", "", _coap),
     Server("nmbd", "/usr/sbin/nmbd", 137, "udp", "netbios-nbstat", "netbios-ns", "", "",
            _nmbd),
+    Server("git-daemon", "/usr/lib/git-core/git-daemon", 9418, "tcp", "git-upload-pack", "git",
+           "", "", _git_daemon),
+    Server("openvpn", "/usr/sbin/openvpn", 1194, "tcp", "openvpn-reset", "openvpn", "", "",
+           _openvpn, idle=2.5),
+    Server("freeradius", "/usr/sbin/freeradius", 1812, "udp", "radius-access-request",
+           "radius", "", "", _freeradius),
+    Server("avahi", "/usr/sbin/avahi-daemon", 5353, "udp", "mdns-query", "mdns", "", "",
+           _avahi, host="192.0.2.1"),
+    Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",
+           _charon),
 )  # fmt: skip
 
 

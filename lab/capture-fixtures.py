@@ -56,6 +56,7 @@ class Target:
     product: str
     version: str
     idle: float = IDLE  # seconds of silence that end the answer (a slow registration)
+    host: str = HOST  # where to send (avahi answers only on a non-loopback address)
 
 
 @dataclass(frozen=True)
@@ -250,9 +251,9 @@ async def capture(target: Target) -> bytes:
     from portkit import proto
 
     probes = {p.name: p for p in (*proto.TCP_PROBES, *proto.UDP_PROBES)}
-    payload = probes[target.probe].build(HOST) if target.probe else b""
+    payload = probes[target.probe].build(target.host) if target.probe else b""
     if target.transport == "udp":
-        return await _capture_udp(target.port, payload)
+        return await _capture_udp(target.host, target.port, payload)
     ctx = None
     if target.tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -279,7 +280,7 @@ async def capture(target: Target) -> bytes:
     return bytes(data[:READ_CAP])
 
 
-async def _capture_udp(port: int, payload: bytes) -> bytes:
+async def _capture_udp(host: str, port: int, payload: bytes) -> bytes:
     loop = asyncio.get_running_loop()
     got: asyncio.Future[bytes] = loop.create_future()
 
@@ -289,10 +290,10 @@ async def _capture_udp(port: int, payload: bytes) -> bytes:
                 got.set_result(data)
 
     # Not connected: a TFTP server answers from a port of its own (RFC 1350 section 4).
-    transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=(HOST, 0))
+    transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=(host, 0))
     try:
         for _ in range(3):  # a daemon may still be starting
-            transport.sendto(payload, (HOST, port))
+            transport.sendto(payload, (host, port))
             with contextlib.suppress(TimeoutError):
                 return await asyncio.wait_for(asyncio.shield(got), 2)
         return b""
@@ -308,17 +309,20 @@ def inside(out: Path, targets: list[Target], merge: bool = False) -> int:
     manifest = json.loads((out / "manifest.json").read_text()) if merge else {}
     for target in targets:
         data = b""
+        failure: OSError | None = None
         for _ in range(20):  # wait for slow starters (MariaDB, PostgreSQL)
             try:
                 data = asyncio.run(capture(target))
-            except OSError:
+            except OSError as exc:
+                failure = exc
                 time.sleep(0.5)
                 continue
             if data:
                 break
             time.sleep(0.5)
         if not data:
-            print(f"capture: {target.name}: no answer, skipped", file=sys.stderr)
+            why = f" (last: {failure})" if failure else ""
+            print(f"capture: {target.name}: no answer, skipped{why}", file=sys.stderr)
             continue
         (out / f"{target.name}.bin").write_bytes(data)
         manifest[target.name] = {
@@ -340,7 +344,7 @@ def _breadth_target(server: breadth.Server) -> Target:
         name=f"{server.service}-{server.port}-{server.transport}-{server.name}",
         port=server.port, transport=server.transport, probe=server.probe or None, tls=False,
         service=server.service, product=server.product, version=server.version,
-        idle=server.idle,
+        idle=server.idle, host=server.host,
     )  # fmt: skip
 
 

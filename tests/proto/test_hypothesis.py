@@ -12,7 +12,9 @@ from portkit.proto import MATCHERS, Match, NeedMore, NoMatch, Reader
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = [p.read_bytes() for p in sorted(FIXTURES.glob("*.bin"))]
-DATAGRAM_MATCHERS = ("dns-udp", "ntp", "snmp", "tftp", "stun", "coap", "netbios-ns")
+DATAGRAM_MATCHERS = (
+    "dns-udp", "ntp", "snmp", "tftp", "stun", "coap", "netbios-ns", "radius", "mdns", "ike",
+)  # fmt: skip
 STREAM_MATCHERS = [m for name, m in MATCHERS.items() if name not in DATAGRAM_MATCHERS]
 
 # Real answers cut and spliced with noise find more corners than noise alone.

@@ -21,7 +21,10 @@ from portkit.proto import (
     tls_name,
 )
 from portkit.proto.coap import MESSAGE_ID
+from portkit.proto.ike import IKE_SA_INIT, SPI
+from portkit.proto.mdns import MDNS_QUERY
 from portkit.proto.netbios import TRANSACTION, WILDCARD
+from portkit.proto.openvpn import SESSION
 from portkit.proto.stun import MAGIC
 from portkit.proto.stun import TRANSACTION as STUN_ID
 
@@ -321,3 +324,59 @@ def test_new_tls_names_and_probe_names_are_unique() -> None:
     assert tls_name("ipp") == "ipps"
     names = [p.name for p in (*TCP_PROBES, *UDP_PROBES)]
     assert len(names) == len(set(names))
+
+
+# ---- git, OpenVPN, RADIUS, mDNS, IKE --------------------------------------------------
+
+
+def test_git_advertisement_names_the_version_and_a_lone_flush_is_weak() -> None:
+    line = b"a" * 40 + b" HEAD\x00multi_ack side-band-64k agent=git/2.39.5\n"
+    found = drip("git", f"{len(line) + 4:04x}".encode() + line + b"0000")
+    assert isinstance(found, Match)
+    assert (found.product, found.version) == ("git", "2.39.5")
+    flush = judge("git", b"0000")
+    assert isinstance(flush, Match)
+    assert flush.confidence < 8
+    assert isinstance(judge("git", b"0000", final=False), NeedMore)
+    assert isinstance(judge("git", b"HTTP/1.1 400"), NoMatch)
+
+
+def test_openvpn_must_acknowledge_our_session() -> None:
+    reply = b"\x00\x1a\x40" + b"S" * 8 + b"\x01" + bytes(4) + SESSION + bytes(4)
+    found = drip("openvpn", reply)
+    assert isinstance(found, Match)
+    assert found.service == "openvpn"
+    other = b"\x00\x1a\x40" + b"S" * 8 + b"\x01" + bytes(4) + b"someone!" + bytes(4)
+    assert isinstance(judge("openvpn", other), NoMatch)
+    assert isinstance(judge("openvpn", b"\x00\x0e\x38" + bytes(13)), NoMatch)  # a client reset
+
+
+def test_radius_answer_must_carry_our_identifier() -> None:
+    reject = b"\x03\x70\x00\x14" + bytes(16)
+    assert isinstance(judge("radius", reject), Match)
+    assert isinstance(judge("radius", b"\x03\x71\x00\x14" + bytes(16)), NoMatch)
+    assert isinstance(judge("radius", b"\x03\x70\x00\x18" + bytes(16)), NoMatch)  # length
+    broken = b"\x02\x70\x00\x17" + bytes(16) + b"\x01\x09x"  # attribute runs past the end
+    assert isinstance(judge("radius", broken), NoMatch)
+
+
+def test_mdns_without_answers_is_not_claimed() -> None:
+    query = MDNS_QUERY.build("192.0.2.1")
+    empty = query[:2] + b"\x84\x00" + query[4:]
+    assert isinstance(judge("mdns", empty), NoMatch)
+    assert isinstance(judge("mdns", query), NoMatch)  # our own query, echoed
+    assert b"\x011\x012\x010\x03192\x07in-addr\x04arpa\x00" in query
+    assert b"_services\x07_dns-sd" in MDNS_QUERY.build("printer.local")
+
+
+def test_ike_response_must_use_our_spi_and_be_a_response() -> None:
+    notify = b"\x00\x00\x00\x08\x00\x00\x00\x0e"
+    header = SPI + b"R" * 8 + b"\x29\x20\x22\x20" + bytes(4) + (28 + 8).to_bytes(4, "big")
+    found = judge("ike", header + notify)
+    assert isinstance(found, Match)
+    assert found.extra == "IKEv2; NO_PROPOSAL_CHOSEN"
+    request = header[:19] + b"\x08" + header[20:]
+    assert isinstance(judge("ike", request + notify), NoMatch)
+    assert isinstance(judge("ike", b"x" * 8 + header[8:] + notify), NoMatch)
+    request_bytes = IKE_SA_INIT.build("192.0.2.1")
+    assert int.from_bytes(request_bytes[24:28], "big") == len(request_bytes)

@@ -25,12 +25,15 @@ from portkit.proto.coap import COAP, COAP_DISCOVER
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
 from portkit.proto.epmd import EPMD, EPMD_NAMES
 from portkit.proto.ftp import FTP, FTP_SYST
+from portkit.proto.git import GIT, GIT_UPLOAD_PACK
 from portkit.proto.http import HTTP, HTTP_GET
 from portkit.proto.httpapps import HTTP_GET_VERSION
 from portkit.proto.ident import IDENT, IDENT_QUERY
+from portkit.proto.ike import IKE, IKE_SA_INIT
 from portkit.proto.irc import IRC, IRC_REGISTER
 from portkit.proto.ldap import LDAP, LDAP_ROOTDSE
 from portkit.proto.mail import IMAP, POP3, SMTP, SMTP_EHLO
+from portkit.proto.mdns import MDNS, MDNS_QUERY
 from portkit.proto.memcached import MEMCACHED, MEMCACHED_VERSION
 from portkit.proto.mongodb import MONGODB, MONGODB_HELLO
 from portkit.proto.mqtt import MQTT, MQTT_CONNECT
@@ -38,7 +41,9 @@ from portkit.proto.mysql import MYSQL
 from portkit.proto.netbios import NETBIOS_NBSTAT, NETBIOS_NS
 from portkit.proto.nntp import NNTP, NNTP_CAPABILITIES
 from portkit.proto.ntp import NTP, NTP_CLIENT
+from portkit.proto.openvpn import OPENVPN, OPENVPN_RESET
 from portkit.proto.postgresql import POSTGRESQL, POSTGRESQL_STARTUP
+from portkit.proto.radius import RADIUS, RADIUS_ACCESS_REQUEST
 from portkit.proto.rdp import RDP, RDP_NEGOTIATE
 from portkit.proto.redis import REDIS, REDIS_PING
 from portkit.proto.rsync import RSYNC
@@ -85,7 +90,7 @@ MATCHERS: dict[str, Matcher] = {
         SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, HTTP, TLS_RECORDS, DNS_TCP, DNS_UDP,
         REDIS, MEMCACHED, POSTGRESQL, MONGODB, MQTT, AMQP, LDAP, RTSP, SIP, RDP, SMB, NTP, SNMP,
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
-        TFTP, STUN, COAP, NETBIOS_NS,
+        TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
     )
 }  # fmt: skip
 
@@ -127,6 +132,8 @@ TCP_PROBES: tuple[Probe, ...] = (
     IDENT_QUERY,
     EPMD_NAMES,
     BEANSTALKD_STATS,
+    GIT_UPLOAD_PACK,
+    OPENVPN_RESET,
     # Only worth sending where the registry expects etcd, Docker or Kubernetes: anywhere
     # else the GET above has already answered.
     HTTP_GET_VERSION,
@@ -141,6 +148,9 @@ UDP_PROBES: tuple[Probe, ...] = (
     STUN_BINDING,
     NETBIOS_NBSTAT,
     COAP_DISCOVER,
+    MDNS_QUERY,
+    IKE_SA_INIT,
+    RADIUS_ACCESS_REQUEST,
 )
 
 # The plain protocol's name -> its name over implicit TLS (RFC 8314 and the registry).
