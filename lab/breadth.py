@@ -247,6 +247,18 @@ def _charon(d: Path, port: int) -> list[str]:
     return ["env", f"STRONGSWAN_CONF={conf}", "/usr/lib/ipsec/charon"]
 
 
+def _zookeeper(d: Path, port: int) -> list[str]:
+    # Debian's defaults otherwise: only "srvr" among the four-letter words.
+    conf = _write(
+        d / "zoo.cfg",
+        f"dataDir={d}\nclientPort={port}\nclientPortAddress={HOST}\n"
+        "admin.enableServer=false\n",
+    )
+    return ["java", "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
+            f"-Dzookeeper.log.dir={d}", "org.apache.zookeeper.server.ZooKeeperServerMain",
+            str(conf)]  # fmt: skip
+
+
 SERVERS = (
     Server("squid", "/usr/sbin/squid", 3128, "tcp", "http-get", "http-proxy",
            "Squid http proxy", "5.7", _squid, owner="proxy"),
@@ -296,6 +308,8 @@ SERVERS = (
            "radius", "", "", _freeradius),
     Server("avahi", "/usr/sbin/avahi-daemon", 5353, "udp", "mdns-query", "mdns", "", "",
            _avahi, host="192.0.2.1"),
+    Server("zookeeper", "/usr/share/java/zookeeper.jar", 2181, "tcp", "zookeeper-srvr",
+           "zookeeper", "Apache ZooKeeper", "3.8.0", _zookeeper),
     Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",
            _charon),
 )  # fmt: skip

@@ -14,6 +14,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = [p.read_bytes() for p in sorted(FIXTURES.glob("*.bin"))]
 DATAGRAM_MATCHERS = (
     "dns-udp", "ntp", "snmp", "tftp", "stun", "coap", "netbios-ns", "radius", "mdns", "ike",
+    "ssdp", "quic",
 )  # fmt: skip
 STREAM_MATCHERS = [m for name, m in MATCHERS.items() if name not in DATAGRAM_MATCHERS]
 
@@ -40,6 +41,9 @@ TOKENS = [
     b"OK 9\r\n", b"---\ncurrent-jobs-ready: 0\nversion: 1.12\n", b"\x00\x00\x11\x11",
     b"name rabbit at port 25672\n", b"\x01\x00\x0b\x00\x00\x00", b"\x05\x00",
     b"Server: squid/5.7", b"Server: CUPS/2.4 IPP/2.1", b'{"etcdserver":"3.4.23",',
+    b"Zookeeper version: 3.8.0-x, built on y\n", b"\x04\x01\x00\x2f", b"\xff", b"pkka",
+    b"\x84\x00pk\x06", b"\x00\x02\x00\x0bCQL_VERSION", b"002eERR ", b"0000", b"\x00\x1a\x40",
+    b"portkit!", b"\x00\x00\x00\x00",
 ]  # fmt: skip
 tokens = st.lists(st.sampled_from(TOKENS), max_size=25).map(b"".join)
 anything = st.one_of(st.binary(max_size=2048), mutated, tokens)

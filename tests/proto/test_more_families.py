@@ -20,11 +20,14 @@ from portkit.proto import (
     probes_for,
     tls_name,
 )
+from portkit.proto.cassandra import STREAM as CQL_STREAM
 from portkit.proto.coap import MESSAGE_ID
 from portkit.proto.ike import IKE_SA_INIT, SPI
 from portkit.proto.mdns import MDNS_QUERY
+from portkit.proto.mssql import MSSQL_PRELOGIN
 from portkit.proto.netbios import TRANSACTION, WILDCARD
 from portkit.proto.openvpn import SESSION
+from portkit.proto.quic import QUIC_VERSION_PROBE
 from portkit.proto.stun import MAGIC
 from portkit.proto.stun import TRANSACTION as STUN_ID
 
@@ -380,3 +383,97 @@ def test_ike_response_must_use_our_spi_and_be_a_response() -> None:
     assert isinstance(judge("ike", b"x" * 8 + header[8:] + notify), NoMatch)
     request_bytes = IKE_SA_INIT.build("192.0.2.1")
     assert int.from_bytes(request_bytes[24:28], "big") == len(request_bytes)
+
+
+# ---- ZooKeeper, SQL Server, Kafka, Cassandra, SSDP, QUIC ------------------------------
+
+
+def test_zookeeper_refusal_still_names_it() -> None:
+    found = judge("zookeeper", b"srvr is not executed because it is not in the whitelist.\n")
+    assert isinstance(found, Match)
+    assert found.service == "zookeeper"
+    srvr = b"Zookeeper version: 3.9.1-abc, built on 2023-10-05 10:34 UTC\nMode: leader\n"
+    assert isinstance(judge("zookeeper", srvr, final=False), NeedMore)  # it closes to end
+    stats = drip("zookeeper", srvr)
+    assert isinstance(stats, Match)
+    assert (stats.version, stats.extra) == ("3.9.1", "mode leader")
+
+
+def _prelogin_answer(version: bytes, encryption: int) -> bytes:
+    tokens = b"\x00\x00\x0b\x00\x06" + b"\x01\x00\x11\x00\x01" + b"\xff"
+    payload = tokens + version + bytes([encryption])
+    return b"\x04\x01" + (8 + len(payload)).to_bytes(2, "big") + bytes(4) + payload
+
+
+def test_mssql_prelogin_answer_names_the_release() -> None:
+    # [MS-TDS] 2.2.6.5: VERSION 15.0.2000 (SQL Server 2019), sub-build 0; ENCRYPT_OFF.
+    answer = _prelogin_answer(b"\x0f\x00\x07\xd0\x00\x00", 0)
+    found = drip("ms-sql-s", answer)
+    assert isinstance(found, Match)
+    assert (found.product, found.version, found.extra) == (
+        "Microsoft SQL Server 2019",
+        "15.0.2000",
+        "encryption off",
+    )
+    assert isinstance(judge("ms-sql-s", answer[:-3]), NoMatch)  # cut short
+    assert isinstance(judge("ms-sql-s", b"\x12" + answer[1:]), NoMatch)  # our own request
+    assert MSSQL_PRELOGIN.build("x")[0] == 0x12
+
+
+def test_kafka_api_versions_must_list_itself() -> None:
+    apis = [(0, 0, 9), (3, 0, 12), (18, 0, 3)]
+    body = b"\x00\x00" + len(apis).to_bytes(4, "big")
+    body += b"".join(k.to_bytes(2, "big") + lo.to_bytes(2, "big") + hi.to_bytes(2, "big")
+                     for k, lo, hi in apis)  # fmt: skip
+    answer = (4 + len(body)).to_bytes(4, "big") + b"pkka" + body
+    found = drip("kafka", answer)
+    assert isinstance(found, Match)
+    assert found.extra == "3 APIs"
+    cut = answer[:-6]  # the same answer without ApiVersions (key 18) in its list
+    without = (len(cut) - 4).to_bytes(4, "big") + cut[4:10] + (2).to_bytes(4, "big") + cut[14:]
+    assert isinstance(judge("kafka", without), NoMatch)
+    assert isinstance(judge("kafka", answer[:4] + b"xxxx" + answer[8:]), NoMatch)
+
+
+def test_cql_supported_names_cassandra_and_its_cql_version() -> None:
+    def string(text: bytes) -> bytes:
+        return len(text).to_bytes(2, "big") + text
+
+    body = b"\x00\x02" + string(b"CQL_VERSION") + b"\x00\x01" + string(b"3.4.5")
+    body += string(b"COMPRESSION") + b"\x00\x02" + string(b"snappy") + string(b"lz4")
+    frame = b"\x84\x00" + CQL_STREAM + b"\x06" + len(body).to_bytes(4, "big") + body
+    found = drip("cassandra", frame)
+    assert isinstance(found, Match)
+    assert (found.service, found.extra) == ("cassandra", "CQL 3.4.5")
+    assert isinstance(judge("cassandra", b"\x04" + frame[1:]), NoMatch)  # a request
+    error = (
+        b"\x83\x00\x00\x00\x00" + (12).to_bytes(4, "big") + b"\x00\x00\x00\x0a" + string(b"v4?!!!")
+    )
+    old = judge("cassandra", error)
+    assert isinstance(old, Match)
+    assert old.extra == "native protocol v3; error"
+
+
+def test_ssdp_answer_names_the_upnp_product() -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nST: upnp:rootdevice\r\n"
+        b"USN: uuid:4d696e69-444c-164e-9d41-b827eb000000::upnp:rootdevice\r\n"
+        b"LOCATION: http://192.0.2.1:8200/rootDesc.xml\r\n"
+        b"SERVER: Debian/12 DLNADOC/1.50 UPnP/1.0 MiniDLNA/1.3.0\r\n\r\n"
+    )
+    found = judge("ssdp", answer)
+    assert isinstance(found, Match)
+    assert (found.service, found.product, found.version) == ("upnp", "MiniDLNA", "1.3.0")
+    assert isinstance(judge("ssdp", b"HTTP/1.1 200 OK\r\nServer: nginx\r\n\r\n"), NoMatch)
+
+
+def test_quic_version_negotiation_swaps_our_connection_ids() -> None:
+    probe = QUIC_VERSION_PROBE.build("x")
+    assert len(probe) == 1200
+    vn = b"\x80" + bytes(4) + bytes([12]) + b"portkit-scid" + bytes([12]) + b"portkit-dcid"
+    found = judge("quic", vn + b"\x00\x00\x00\x01\xff\x00\x00\x1d\x0a\x1a\x2a\x3a")
+    assert isinstance(found, Match)
+    assert found.extra == "versions v1, draft-29"
+    swapped = b"\x80" + bytes(4) + bytes([12]) + b"portkit-dcid" + bytes([12]) + b"portkit-scid"
+    assert isinstance(judge("quic", swapped + b"\x00\x00\x00\x01"), NoMatch)
+    assert isinstance(judge("quic", vn), NoMatch)  # no versions listed

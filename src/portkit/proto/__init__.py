@@ -21,6 +21,7 @@ from portkit.proto._match import (
 )
 from portkit.proto.amqp import AMQP, AMQP_HEADER
 from portkit.proto.beanstalkd import BEANSTALKD, BEANSTALKD_STATS
+from portkit.proto.cassandra import CASSANDRA, CQL_OPTIONS
 from portkit.proto.coap import COAP, COAP_DISCOVER
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
 from portkit.proto.epmd import EPMD, EPMD_NAMES
@@ -31,18 +32,21 @@ from portkit.proto.httpapps import HTTP_GET_VERSION
 from portkit.proto.ident import IDENT, IDENT_QUERY
 from portkit.proto.ike import IKE, IKE_SA_INIT
 from portkit.proto.irc import IRC, IRC_REGISTER
+from portkit.proto.kafka import KAFKA, KAFKA_API_VERSIONS
 from portkit.proto.ldap import LDAP, LDAP_ROOTDSE
 from portkit.proto.mail import IMAP, POP3, SMTP, SMTP_EHLO
 from portkit.proto.mdns import MDNS, MDNS_QUERY
 from portkit.proto.memcached import MEMCACHED, MEMCACHED_VERSION
 from portkit.proto.mongodb import MONGODB, MONGODB_HELLO
 from portkit.proto.mqtt import MQTT, MQTT_CONNECT
+from portkit.proto.mssql import MSSQL, MSSQL_PRELOGIN
 from portkit.proto.mysql import MYSQL
 from portkit.proto.netbios import NETBIOS_NBSTAT, NETBIOS_NS
 from portkit.proto.nntp import NNTP, NNTP_CAPABILITIES
 from portkit.proto.ntp import NTP, NTP_CLIENT
 from portkit.proto.openvpn import OPENVPN, OPENVPN_RESET
 from portkit.proto.postgresql import POSTGRESQL, POSTGRESQL_STARTUP
+from portkit.proto.quic import QUIC, QUIC_VERSION_PROBE
 from portkit.proto.radius import RADIUS, RADIUS_ACCESS_REQUEST
 from portkit.proto.rdp import RDP, RDP_NEGOTIATE
 from portkit.proto.redis import REDIS, REDIS_PING
@@ -52,6 +56,7 @@ from portkit.proto.sip import SIP, SIP_OPTIONS_TCP, SIP_OPTIONS_UDP
 from portkit.proto.smb import SMB, SMB_NEGOTIATE
 from portkit.proto.snmp import SNMP, SNMP_V2C_SYSDESCR, SNMP_V3_DISCOVERY
 from portkit.proto.socks import SOCKS5, SOCKS5_GREETING
+from portkit.proto.ssdp import SSDP, SSDP_SEARCH
 from portkit.proto.ssh import SSH
 from portkit.proto.stun import STUN, STUN_BINDING
 from portkit.proto.svn import SVN
@@ -61,6 +66,7 @@ from portkit.proto.tls import TLS_RECORDS
 from portkit.proto.vnc import VNC
 from portkit.proto.x11 import X11, X11_SETUP
 from portkit.proto.xmpp import XMPP, XMPP_STREAM
+from portkit.proto.zookeeper import ZOOKEEPER, ZOOKEEPER_SRVR
 
 __all__ = [
     "BANNER_MATCHERS",
@@ -91,6 +97,7 @@ MATCHERS: dict[str, Matcher] = {
         REDIS, MEMCACHED, POSTGRESQL, MONGODB, MQTT, AMQP, LDAP, RTSP, SIP, RDP, SMB, NTP, SNMP,
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
         TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
+        ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC,
     )
 }  # fmt: skip
 
@@ -132,6 +139,10 @@ TCP_PROBES: tuple[Probe, ...] = (
     IDENT_QUERY,
     EPMD_NAMES,
     BEANSTALKD_STATS,
+    MSSQL_PRELOGIN,
+    ZOOKEEPER_SRVR,
+    KAFKA_API_VERSIONS,
+    CQL_OPTIONS,
     GIT_UPLOAD_PACK,
     OPENVPN_RESET,
     # Only worth sending where the registry expects etcd, Docker or Kubernetes: anywhere
@@ -151,6 +162,8 @@ UDP_PROBES: tuple[Probe, ...] = (
     MDNS_QUERY,
     IKE_SA_INIT,
     RADIUS_ACCESS_REQUEST,
+    SSDP_SEARCH,
+    QUIC_VERSION_PROBE,
 )
 
 # The plain protocol's name -> its name over implicit TLS (RFC 8314 and the registry).
