@@ -49,10 +49,14 @@ ALIASES = {
     "stun": {"stun", "turn"},
     "http-proxy": {"http-proxy", "squid-http"},
     "X11": {"x11"},
+    "isakmp": {"isakmp", "ike"},
+    "zookeeper": {"zookeeper"},
 }
 # Servers that cannot move off their port, and ports not to use for those that can.
 FIXED = {"nmbd": 137}
-SKIP = {"inspircd"}  # the same daemon as inspircd-registered, only listened to
+# inspircd: the same daemon as inspircd-registered, only listened to; avahi answers only
+# on the namespace's non-loopback address, and the scans here are of 127.0.0.1.
+SKIP = {"inspircd", "avahi"}
 
 
 def plan() -> list[tuple[breadth.Server, int]]:
@@ -162,6 +166,22 @@ def main() -> int:
                        "--udp", "--detect", "-o", "json"]  # fmt: skip
             pk_time, pk_out = run_ns(ns, portkit, NMAP_TIMEOUT)
             Path(state.parent / "portkit-breadth.json").write_text(pk_out)
+            # The scan engine identifies TCP ports only; what the catalogue's UDP probes
+            # find is shown by `portkit probe --udp` on each UDP port (one after another).
+            udp_found: dict[tuple[int, str], dict[str, Any]] = {}
+            started = time.perf_counter()
+            for server, port in servers:
+                if server.transport != "udp":
+                    continue
+                probe = [str(REPO / ".venv" / "bin" / "portkit"), "probe", "--udp", "--json",
+                         "--budget", "10", f"{HOST}:{port}"]  # fmt: skip
+                _, out = run_ns(ns, probe, 60)
+                if out.strip():
+                    doc = json.loads(out)
+                    ident = doc.get("identified") or {}
+                    udp_found[(port, "udp")] = {k: ident.get(k) for k in
+                                                ("service", "product", "version")}  # fmt: skip
+            udp_time = time.perf_counter() - started
             nmap = ["nmap", "-sT", "-sU", "-sV", "-Pn", "-n", "-p", spec, HOST, "-oX", "-"]
             nm_time, nm_out = (1.0, "<nmaprun/>")
             if not args.no_nmap:
@@ -179,6 +199,10 @@ def main() -> int:
                     os.killpg(proc.pid, 9)
             shutil.rmtree(state, ignore_errors=True)
     report(servers, portkit_found(pk_out), nmap_found(nm_out), pk_time, nm_time, args.markdown)
+    print(f"\nportkit probe --udp, one port after another ({udp_time:.1f} s):")
+    for server, port in servers:
+        if server.transport == "udp":
+            print(f"  {port}/udp {server.name}: {udp_found.get((port, 'udp'))}")
     return 0
 
 
