@@ -241,7 +241,8 @@ def _charon(d: Path, port: int) -> list[str]:
     # IKE_SA_INIT with NO_PROPOSAL_CHOSEN. Its ports come from strongswan.conf.
     conf = _write(
         d / "strongswan.conf",
-        f"charon {{\n  port = {port}\n  port_nat_t = {port + 1}\n"
+        "include /etc/strongswan.d/*.conf\n"
+        f"charon {{\n  load_modular = yes\n  port = {port}\n  port_nat_t = {port + 1}\n"
         "  plugins {\n    include /etc/strongswan.d/charon/*.conf\n  }\n}\n",
     )
     return ["env", f"STRONGSWAN_CONF={conf}", "/usr/lib/ipsec/charon"]
@@ -251,8 +252,7 @@ def _zookeeper(d: Path, port: int) -> list[str]:
     # Debian's defaults otherwise: only "srvr" among the four-letter words.
     conf = _write(
         d / "zoo.cfg",
-        f"dataDir={d}\nclientPort={port}\nclientPortAddress={HOST}\n"
-        "admin.enableServer=false\n",
+        f"dataDir={d}\nclientPort={port}\nclientPortAddress={HOST}\nadmin.enableServer=false\n",
     )
     return ["java", "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
             f"-Dzookeeper.log.dir={d}", "org.apache.zookeeper.server.ZooKeeperServerMain",
