@@ -75,6 +75,7 @@ def test_irc_welcome_names_the_server_software() -> None:
         b"220 mail.example.net ESMTP Postfix\r\n",  # numeric without a server prefix
         b"001 pk7probe :Welcome\r\n",
         b":server FROBNICATE x\r\n",  # a command no server sends first
+        b"ERROR\r\nERROR\r\n",  # memcached's answer to lines it does not know
         b"HTTP/1.1 400 Bad Request\r\n\r\n",
     ],
 )

@@ -58,7 +58,9 @@ def _first_line_ok(found: re.Match[bytes]) -> bool:
     command = found.group(2)
     if command.isdigit():
         return found.group(1) is not None
-    return command.upper() in _FIRST
+    # NOTICE, PING, ERROR, ... always carry parameters (§3.3.2, §3.7.2, §3.7.4); a bare
+    # "ERROR" line is memcached's answer to a command it does not know.
+    return command.upper() in _FIRST and bool(found.group(3))
 
 
 def _judge(data: bytes, final: bool) -> Verdict:
