@@ -278,7 +278,7 @@ SERVERS = (
            _svnserve),
     Server("oidentd", "/usr/sbin/oidentd", 113, "tcp", "ident-query", "ident", "", "",
            _oidentd),
-    Server("epmd", "/usr/bin/epmd", 4370, "tcp", "epmd-names", "epmd",
+    Server("epmd", "/usr/bin/epmd", 4370, "tcp", "epmd-port-please", "epmd",
            "Erlang Port Mapper Daemon", "", _epmd),
     Server("beanstalkd", "/usr/bin/beanstalkd", 11300, "tcp", "beanstalkd-stats",
            "beanstalkd", "beanstalkd", "1.12", _beanstalkd),

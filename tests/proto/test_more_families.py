@@ -22,6 +22,7 @@ from portkit.proto import (
 )
 from portkit.proto.cassandra import STREAM as CQL_STREAM
 from portkit.proto.coap import MESSAGE_ID
+from portkit.proto.epmd import EPMD_PORT_PLEASE
 from portkit.proto.ike import IKE_SA_INIT, SPI
 from portkit.proto.mdns import MDNS_QUERY
 from portkit.proto.mssql import MSSQL_PRELOGIN
@@ -157,14 +158,23 @@ def test_ident_userid_reply() -> None:
     assert isinstance(judge("ident", b"6193, 23 : MAYBE : x\r\n"), NoMatch)
 
 
-def test_epmd_lists_the_registered_nodes() -> None:
-    reply = b"\x00\x00\x11\x11name rabbit at port 25672\nname other at port 41000\n"
-    assert isinstance(judge("epmd", reply, final=False), NeedMore)  # epmd closes to end it
+def test_epmd_answers_a_lookup_with_two_bytes_then_closes() -> None:
+    assert EPMD_PORT_PLEASE.build("x") == b"\x00\x0ezportkit-probe"
+    assert isinstance(judge("epmd", b"w\x01", final=False), NeedMore)  # epmd closes to end
+    found = drip("epmd", b"w\x01")
+    assert isinstance(found, Match)
+    assert (found.extra, found.confidence) == ("node not registered", 8)
+    assert isinstance(judge("epmd", b"w\x01more"), NoMatch)
+    assert isinstance(judge("epmd", b"\x00\x00\x11\x11"), NoMatch)
+
+
+def test_epmd_registered_node_gives_its_port() -> None:
+    # PORT2_RESP: result 0, port 25672, type 77, protocol 0, versions 6 and 5, the name.
+    reply = b"w\x00" + (25672).to_bytes(2, "big") + b"M\x00\x00\x06\x00\x05"
+    reply += len(b"portkit-probe").to_bytes(2, "big") + b"portkit-probe\x00\x00"
     found = drip("epmd", reply)
     assert isinstance(found, Match)
-    assert found.extra == "epmd port 4369; nodes rabbit:25672, other:41000"
-    assert isinstance(judge("epmd", b"\x00\x00\x11\x11hello\n"), NoMatch)
-    assert isinstance(judge("epmd", b"\x00\x01"), NoMatch)
+    assert found.extra == "node port 25672"
 
 
 def test_beanstalkd_needs_its_own_stats_keys() -> None:
@@ -305,7 +315,7 @@ def test_netbios_node_status_lists_names() -> None:
         ("ircu", "tcp", "irc-register"),
         ("xmpp-client", "tcp", "xmpp-stream"),
         ("auth", "tcp", "ident-query"),
-        ("epmd", "tcp", "epmd-names"),
+        ("epmd", "tcp", "epmd-port-please"),
         ("x11", "tcp", "x11-setup"),
         ("socks", "tcp", "socks5-greeting"),
         ("etcd-client", "tcp", "http-get-version"),

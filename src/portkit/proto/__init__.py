@@ -24,7 +24,7 @@ from portkit.proto.beanstalkd import BEANSTALKD, BEANSTALKD_STATS
 from portkit.proto.cassandra import CASSANDRA, CQL_OPTIONS
 from portkit.proto.coap import COAP, COAP_DISCOVER
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
-from portkit.proto.epmd import EPMD, EPMD_NAMES
+from portkit.proto.epmd import EPMD, EPMD_PORT_PLEASE
 from portkit.proto.ftp import FTP, FTP_SYST
 from portkit.proto.git import GIT, GIT_UPLOAD_PACK
 from portkit.proto.http import HTTP, HTTP_GET
@@ -137,7 +137,7 @@ TCP_PROBES: tuple[Probe, ...] = (
     X11_SETUP,
     NNTP_CAPABILITIES,
     IDENT_QUERY,
-    EPMD_NAMES,
+    EPMD_PORT_PLEASE,
     BEANSTALKD_STATS,
     MSSQL_PRELOGIN,
     ZOOKEEPER_SRVR,

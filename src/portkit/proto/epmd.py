@@ -1,57 +1,60 @@
-"""The Erlang Port Mapper Daemon, via its ``NAMES_REQ`` request.
+"""The Erlang Port Mapper Daemon, via a ``PORT_PLEASE2_REQ`` for a node it cannot know.
 
 Erlang/OTP's distribution protocol (ERTS User's Guide, "Distribution Protocol", EPMD
-Protocol): every request is a 2-byte big-endian length then the request. ``NAMES_REQ``
-is the single byte 110 (``n``); the reply is the daemon's own port number as 4 bytes
-big-endian, then one line ``name <node> at port <port>\\n`` per registered node, and the
-daemon closes the connection.
+Protocol): every request is a 2-byte big-endian length then the request.
+``PORT_PLEASE2_REQ`` is the byte 122 (``z``) and a node name; the answer ``PORT2_RESP``
+is the byte 119 (``w``) and a result: 0 and the node's port, type, protocol, versions and
+name when it is registered, else a non-zero result alone, and epmd closes the connection.
+(``NAMES_REQ`` would list every node, but at three bytes it cannot be told apart from an
+echo of itself.)
 """
 
 from __future__ import annotations
 
-import re
-
 from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict
 
-__all__ = ["EPMD", "EPMD_NAMES"]
+__all__ = ["EPMD", "EPMD_PORT_PLEASE"]
 
-MAX_REPLY = 4096
-
-_LINE = re.compile(rb"name (\S+) at port (\d{1,5})\n")
+NODE = b"portkit-probe"
+_PORT2_RESP = 0x77
 
 
 def _judge(data: bytes, final: bool) -> Verdict:
-    if len(data) >= 2 and data[:2] != b"\x00\x00":
-        return NoMatch(reason="not a port number")  # epmd's own port is below 65536
-    if len(data) < 4:
+    if data[:1] not in (b"", bytes([_PORT2_RESP])):
+        return NoMatch(reason="not a PORT2_RESP")
+    if len(data) < 2:
         return NoMatch(reason="short reply") if final else NEED_MORE
-    port = int.from_bytes(data[:4], "big")
-    if port == 0:
-        return NoMatch(reason="port zero")
-    body = data[4:]
-    nodes = []
-    pos = 0
-    for found in _LINE.finditer(body):
-        if found.start() != pos:
-            return NoMatch(reason="not a node list")
-        nodes.append(f"{found.group(1).decode('utf-8', 'replace')}:{found.group(2).decode()}")
-        pos = found.end()
-    rest = body[pos:]
-    if rest and not (b"name ".startswith(rest[:5]) and b"\n" not in rest):
-        return NoMatch(reason="not a node list")
-    if not final:
-        return NEED_MORE  # the list ends when epmd closes
-    if rest:
-        return NoMatch(reason="incomplete node list")
-    extra = f"epmd port {port}" + (f"; nodes {', '.join(nodes[:8])}" if nodes else "; no nodes")
-    return Match(service="epmd", product="Erlang Port Mapper Daemon", extra=extra)
+    if data[1] != 0:
+        if len(data) > 2:
+            return NoMatch(reason="bytes after a failed lookup")
+        if not final:
+            return NEED_MORE  # epmd closes after the two bytes
+        return Match(
+            service="epmd", product="Erlang Port Mapper Daemon", extra="node not registered",
+            confidence=8,
+        )  # fmt: skip
+    # Result 0: port (2), node type (1), protocol (1), highest and lowest version (2+2),
+    # name length and name, extra length and extra.
+    if len(data) < 12:
+        return NoMatch(reason="short reply") if final else NEED_MORE
+    name_len = int.from_bytes(data[10:12], "big")
+    if data[12 : 12 + name_len] != NODE[:name_len] or len(data) < 12 + name_len:
+        return NoMatch(reason="another node") if len(data) >= 12 + name_len or final else NEED_MORE
+    port = int.from_bytes(data[2:4], "big")
+    return Match(service="epmd", product="Erlang Port Mapper Daemon", extra=f"node port {port}")
 
 
-EPMD = Matcher(name="epmd", judge=_judge, max_bytes=MAX_REPLY)
+EPMD = Matcher(name="epmd", judge=_judge, max_bytes=1024)
 
-EPMD_NAMES = Probe(
-    name="epmd-names",
-    build=lambda host: b"\x00\x01n",
+
+def _request(host: str) -> bytes:
+    body = b"z" + NODE
+    return len(body).to_bytes(2, "big") + body
+
+
+EPMD_PORT_PLEASE = Probe(
+    name="epmd-port-please",
+    build=_request,
     matchers=("epmd",),
     services=("epmd",),
 )

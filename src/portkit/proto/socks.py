@@ -1,7 +1,7 @@
 """SOCKS proxies (version 5), via the method-selection greeting.
 
-RFC 1928 §3: the client sends VER=5, NMETHODS and the methods it offers (here one:
-X'00', no authentication required); the server answers with exactly two bytes, VER=5 and
+RFC 1928 §3: the client sends VER=5, NMETHODS and the methods it offers (here X'00', no
+authentication required, and X'02', username/password); the server answers with exactly two bytes, VER=5 and
 the METHOD it selects (X'00', X'02' username/password (RFC 1929), ..., or X'FF' "no
 acceptable methods"), and then waits for a request. Nothing is connected anywhere.
 """
@@ -39,7 +39,9 @@ SOCKS5 = Matcher(name="socks5", judge=_judge, max_bytes=16)
 
 SOCKS5_GREETING = Probe(
     name="socks5-greeting",
-    build=lambda host: b"\x05\x01\x00",
+    # Two methods offered (X'00' none, X'02' username/password, RFC 1929): a proxy that
+    # insists on a password still answers, and four bytes are told apart from an echo.
+    build=lambda host: b"\x05\x02\x00\x02",
     matchers=("socks5",),
     services=("socks", "socks5"),
 )
