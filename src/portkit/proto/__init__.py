@@ -27,8 +27,7 @@ from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
 from portkit.proto.epmd import EPMD, EPMD_PORT_PLEASE
 from portkit.proto.ftp import FTP, FTP_SYST
 from portkit.proto.git import GIT, GIT_UPLOAD_PACK
-from portkit.proto.http import HTTP, HTTP_GET
-from portkit.proto.httpapps import HTTP_GET_VERSION
+from portkit.proto.http import HTTP, HTTP_GET, HTTP_GET_VERSION
 from portkit.proto.ident import IDENT, IDENT_QUERY
 from portkit.proto.ike import IKE, IKE_SA_INIT
 from portkit.proto.irc import IRC, IRC_REGISTER

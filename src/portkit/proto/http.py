@@ -13,7 +13,7 @@ from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verd
 from portkit.proto._text import parse_head, split_product
 from portkit.proto.httpapps import classify
 
-__all__ = ["HTTP", "HTTP_GET", "http_get_request"]
+__all__ = ["HTTP", "HTTP_GET", "HTTP_GET_VERSION", "http_get_request"]
 
 USER_AGENT = "portkit"
 MAX_BODY_BYTES = 8192
@@ -164,4 +164,13 @@ HTTP_GET = Probe(
     build=http_get_request,
     matchers=("http", "rtsp", "sip", "amqp"),
     services=("http", "http-alt", "http-proxy", "www", "www-http", "webcache", "elasticsearch"),
+)
+
+# etcd, Docker and Kubernetes answer GET / with a bare 404; their /version documents name
+# them (see :mod:`portkit.proto.httpapps`).
+HTTP_GET_VERSION = Probe(
+    name="http-get-version",
+    build=lambda host: http_get_request(host, "/version"),
+    matchers=("http",),
+    services=("etcd-client", "docker", "kubernetes"),
 )

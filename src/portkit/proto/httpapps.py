@@ -7,7 +7,7 @@ whether the server is better named by another service than ``http``:
 - ``http-proxy``: RFC 9110 §15.5.8 reserves status 407 (with ``Proxy-Authenticate``) for
   proxies, and forward proxies (Squid, Tinyproxy, ...) name themselves in ``Server``.
 - ``ipp``: RFC 8010 §4 carries IPP over HTTP ``POST``; CUPS says ``IPP/2.1`` in ``Server``.
-- etcd, Docker, Kubernetes answer ``GET /version`` (:data:`HTTP_GET_VERSION`) with a JSON
+- etcd, Docker, Kubernetes answer ``GET /version`` (``http.HTTP_GET_VERSION``) with a JSON
   object of their own shape; InfluxDB adds ``X-Influxdb-Version`` to every response.
 """
 
@@ -17,10 +17,9 @@ import json
 import re
 from dataclasses import dataclass
 
-from portkit.proto._match import Probe
 from portkit.proto._text import Head, split_product
 
-__all__ = ["HTTP_GET_VERSION", "Classified", "classify"]
+__all__ = ["Classified", "classify"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,18 +111,3 @@ def _json_shape(body: bytes) -> Classified | None:
             version=version.lstrip("v") if version else None,
         )
     return None
-
-
-def _get_version(host: str) -> bytes:
-    # A local import keeps this module importable from http.py without a cycle.
-    from portkit.proto.http import http_get_request
-
-    return http_get_request(host, "/version")
-
-
-HTTP_GET_VERSION = Probe(
-    name="http-get-version",
-    build=_get_version,
-    matchers=("http",),
-    services=("etcd-client", "docker", "kubernetes"),
-)
