@@ -248,6 +248,13 @@ def _charon(d: Path, port: int) -> list[str]:
     return ["env", f"STRONGSWAN_CONF={conf}", "/usr/lib/ipsec/charon"]
 
 
+def _fingerd(d: Path, port: int) -> list[str]:
+    # in.fingerd is an inetd service (it runs finger(1) for the answer): socat accepts
+    # and hands it the connection as stdin and stdout.
+    return ["socat", f"TCP-LISTEN:{port},bind={HOST},reuseaddr,fork",
+            "EXEC:/usr/sbin/in.fingerd,nofork"]  # fmt: skip
+
+
 def _zookeeper(d: Path, port: int) -> list[str]:
     # Debian's defaults otherwise: only "srvr" among the four-letter words.
     conf = _write(
@@ -310,6 +317,8 @@ SERVERS = (
            _avahi, host="192.0.2.1"),
     Server("zookeeper", "/usr/share/java/zookeeper.jar", 2181, "tcp", "zookeeper-srvr",
            "zookeeper", "Apache ZooKeeper", "3.8.0", _zookeeper),
+    Server("fingerd", "/usr/sbin/in.fingerd", 79, "tcp", "finger-list", "finger", "", "",
+           _fingerd),
     Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",
            _charon),
 )  # fmt: skip

@@ -23,7 +23,7 @@ packages=(
   tigervnc-standalone-server xrdp samba rabbitmq-server lighttpd
   squid tinyproxy cups-daemon ngircd inspircd prosody subversion oidentd beanstalkd
   microsocks etcd-server prometheus-node-exporter influxdb tftpd-hpa coturn libcoap3-bin
-  freeradius avahi-daemon strongswan-charon openvpn rsync git
+  freeradius avahi-daemon strongswan-charon openvpn rsync git fingerd finger
   chromium ffmpeg
 )
 

@@ -47,6 +47,7 @@ SERVERS = {
     "node-exporter": (29999, "http", "Node Exporter"),
     "influxdb": (28999, "http", "InfluxDB"),
     "git-daemon": (29418, "git", ""),
+    "fingerd": (20079, "finger", ""),
     # UDP without a hint: each probe gets its turn, so only the first few families fit the
     # default budget (the registry's service goes first where there is one).
     "coturn": (23478, "stun", "Coturn"),

@@ -315,6 +315,7 @@ def test_netbios_node_status_lists_names() -> None:
         ("ircu", "tcp", "irc-register"),
         ("xmpp-client", "tcp", "xmpp-stream"),
         ("auth", "tcp", "ident-query"),
+        ("finger", "tcp", "finger-list"),
         ("epmd", "tcp", "epmd-port-please"),
         ("x11", "tcp", "x11-setup"),
         ("socks", "tcp", "socks5-greeting"),
@@ -488,3 +489,14 @@ def test_quic_version_negotiation_swaps_our_connection_ids() -> None:
     swapped = b"\x80" + bytes(4) + bytes([12]) + b"portkit-dcid" + bytes([12]) + b"portkit-scid"
     assert isinstance(judge("quic", swapped + b"\x00\x00\x00\x01"), NoMatch)
     assert isinstance(judge("quic", vn), NoMatch)  # no versions listed
+
+
+def test_finger_answers_are_named_only_in_known_forms() -> None:
+    table = b"Login     Name       Tty      Idle  Login Time   Office     Office Phone\r\n"
+    table += b"alice     Alice      pts/0       1  Dec  5 00:10\r\n"
+    assert isinstance(judge("finger", table, final=False), NeedMore)  # it closes to end
+    found = drip("finger", table)
+    assert isinstance(found, Match)
+    assert found.service == "finger"
+    assert isinstance(judge("finger", b"500 5.5.2 Error: bad syntax\r\n"), NoMatch)
+    assert isinstance(judge("finger", b"-ERR unknown command\r\n"), NoMatch)

@@ -25,6 +25,7 @@ from portkit.proto.cassandra import CASSANDRA, CQL_OPTIONS
 from portkit.proto.coap import COAP, COAP_DISCOVER
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
 from portkit.proto.epmd import EPMD, EPMD_PORT_PLEASE
+from portkit.proto.finger import FINGER, FINGER_LIST
 from portkit.proto.ftp import FTP, FTP_SYST
 from portkit.proto.git import GIT, GIT_UPLOAD_PACK
 from portkit.proto.http import HTTP, HTTP_GET, HTTP_GET_VERSION
@@ -96,7 +97,7 @@ MATCHERS: dict[str, Matcher] = {
         REDIS, MEMCACHED, POSTGRESQL, MONGODB, MQTT, AMQP, LDAP, RTSP, SIP, RDP, SMB, NTP, SNMP,
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
         TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
-        ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC,
+        ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC, FINGER,
     )
 }  # fmt: skip
 
@@ -144,6 +145,7 @@ TCP_PROBES: tuple[Probe, ...] = (
     CQL_OPTIONS,
     GIT_UPLOAD_PACK,
     OPENVPN_RESET,
+    FINGER_LIST,
     # Only worth sending where the registry expects etcd, Docker or Kubernetes: anywhere
     # else the GET above has already answered.
     HTTP_GET_VERSION,
