@@ -208,13 +208,19 @@ def _git_daemon(d: Path, port: int) -> list[str]:
             "--informative-errors", f"--listen={HOST}", f"--port={port}"]  # fmt: skip
 
 
-def _openvpn(d: Path, port: int) -> list[str]:
+def _certificate(d: Path) -> tuple[Path, Path]:
+    """A self-signed key and certificate under ``d``."""
     key, cert = d / "server.key", d / "server.crt"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=lab",
          "-days", "30", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
+    return key, cert
+
+
+def _openvpn(d: Path, port: int) -> list[str]:
+    key, cert = _certificate(d)
     return ["/usr/sbin/openvpn", "--tls-server", "--proto", "tcp-server", "--local", HOST,
             "--port", str(port), "--dev", "null", "--ca", str(cert), "--cert", str(cert),
             "--key", str(key), "--dh", "none", "--verb", "1"]  # fmt: skip
@@ -253,6 +259,13 @@ def _fingerd(d: Path, port: int) -> list[str]:
     # and hands it the connection as stdin and stdout.
     return ["socat", f"TCP-LISTEN:{port},bind={HOST},reuseaddr,fork",
             "EXEC:/usr/sbin/in.fingerd,nofork"]  # fmt: skip
+
+
+def _dtls(d: Path, port: int) -> list[str]:
+    # OpenSSL's own DTLS server; it answers a ClientHello with a HelloVerifyRequest.
+    key, cert = _certificate(d)
+    return ["openssl", "s_server", "-dtls", "-accept", f"{HOST}:{port}", "-cert", str(cert),
+            "-key", str(key), "-quiet"]  # fmt: skip
 
 
 def _zookeeper(d: Path, port: int) -> list[str]:
@@ -319,6 +332,8 @@ SERVERS = (
            "zookeeper", "Apache ZooKeeper", "3.8.0", _zookeeper),
     Server("fingerd", "/usr/sbin/in.fingerd", 79, "tcp", "finger-list", "finger", "", "",
            _fingerd),
+    Server("openssl-dtls", "/usr/bin/openssl", 4433, "udp", "dtls-client-hello", "dtls", "",
+           "", _dtls),
     Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",
            _charon),
 )  # fmt: skip

@@ -22,7 +22,7 @@ PLAIN = {tls: plain for plain, tls in TLS_SERVICES.items()}
 # One matcher per transport answers for a service.
 UDP_MATCHERS = (
     "dns-udp", "ntp", "snmp", "sip", "tftp", "stun", "coap", "netbios-ns", "radius", "mdns", "ike",
-    "ssdp", "quic",
+    "ssdp", "quic", "dtls",
 )  # fmt: skip
 
 

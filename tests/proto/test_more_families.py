@@ -22,6 +22,7 @@ from portkit.proto import (
 )
 from portkit.proto.cassandra import STREAM as CQL_STREAM
 from portkit.proto.coap import MESSAGE_ID
+from portkit.proto.dtls import DTLS_CLIENT_HELLO
 from portkit.proto.epmd import EPMD_PORT_PLEASE
 from portkit.proto.ike import IKE_SA_INIT, SPI
 from portkit.proto.mdns import MDNS_QUERY
@@ -500,3 +501,16 @@ def test_finger_answers_are_named_only_in_known_forms() -> None:
     assert found.service == "finger"
     assert isinstance(judge("finger", b"500 5.5.2 Error: bad syntax\r\n"), NoMatch)
     assert isinstance(judge("finger", b"-ERR unknown command\r\n"), NoMatch)
+
+
+def test_dtls_records_only() -> None:
+    hello = DTLS_CLIENT_HELLO.build("x")
+    assert hello[:3] == b"\x16\xfe\xff"
+    assert int.from_bytes(hello[11:13], "big") == len(hello) - 13
+    assert isinstance(judge("dtls", hello), NoMatch)  # a ClientHello is not an answer
+    alert = b"\x15\xfe\xfd" + bytes(8) + b"\x00\x02\x02\x28"  # fatal handshake_failure
+    found = judge("dtls", alert)
+    assert isinstance(found, Match)
+    assert found.extra == "DTLS 1.2; alert 40"
+    tls = b"\x15\x03\x03" + bytes(8) + b"\x00\x02\x02\x28"  # TLS's version, not DTLS's
+    assert isinstance(judge("dtls", tls), NoMatch)

@@ -24,6 +24,7 @@ from portkit.proto.beanstalkd import BEANSTALKD, BEANSTALKD_STATS
 from portkit.proto.cassandra import CASSANDRA, CQL_OPTIONS
 from portkit.proto.coap import COAP, COAP_DISCOVER
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
+from portkit.proto.dtls import DTLS, DTLS_CLIENT_HELLO
 from portkit.proto.epmd import EPMD, EPMD_PORT_PLEASE
 from portkit.proto.finger import FINGER, FINGER_LIST
 from portkit.proto.ftp import FTP, FTP_SYST
@@ -97,7 +98,7 @@ MATCHERS: dict[str, Matcher] = {
         REDIS, MEMCACHED, POSTGRESQL, MONGODB, MQTT, AMQP, LDAP, RTSP, SIP, RDP, SMB, NTP, SNMP,
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
         TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
-        ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC, FINGER,
+        ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC, FINGER, DTLS,
     )
 }  # fmt: skip
 
@@ -165,6 +166,7 @@ UDP_PROBES: tuple[Probe, ...] = (
     RADIUS_ACCESS_REQUEST,
     SSDP_SEARCH,
     QUIC_VERSION_PROBE,
+    DTLS_CLIENT_HELLO,
 )
 
 # The plain protocol's name -> its name over implicit TLS (RFC 8314 and the registry).
