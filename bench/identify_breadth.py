@@ -165,7 +165,6 @@ def main() -> int:
             portkit = [str(REPO / ".venv" / "bin" / "portkit"), "scan", HOST, "-p", spec,
                        "--udp", "--detect", "-o", "json"]  # fmt: skip
             pk_time, pk_out = run_ns(ns, portkit, NMAP_TIMEOUT)
-            Path(state.parent / "portkit-breadth.json").write_text(pk_out)
             # The scan engine identifies TCP ports only; what the catalogue's UDP probes
             # find is shown by `portkit probe --udp` on each UDP port (one after another).
             udp_found: dict[tuple[int, str], dict[str, Any]] = {}
@@ -186,7 +185,6 @@ def main() -> int:
             nm_time, nm_out = (1.0, "<nmaprun/>")
             if not args.no_nmap:
                 nm_time, nm_out = run_ns(ns, nmap, NMAP_TIMEOUT)
-                Path(state.parent / "nmap-breadth.xml").write_text(nm_out)
         finally:
             for proc in procs:
                 try:
