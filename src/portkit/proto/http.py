@@ -16,8 +16,9 @@ import re
 
 from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict, expect_prefix
 from portkit.proto._text import parse_head, split_product
+from portkit.proto.httpapps import classify
 
-__all__ = ["HTTP", "HTTP2", "HTTP_GET", "http_get_request"]
+__all__ = ["HTTP", "HTTP2", "HTTP_GET", "HTTP_GET_VERSION", "http_get_request"]
 
 USER_AGENT = "portkit"
 MAX_BODY_BYTES = 8192
@@ -115,7 +116,8 @@ def _judge(data: bytes, final: bool) -> Verdict:
         wanted = MAX_BODY_BYTES  # no length: the end of the stream ends the body
     if wanted is not None and len(body) < wanted and not final:
         return NEED_MORE  # the whole (bounded) body may name the product
-    body = body[:MAX_BODY_BYTES]
+    # Judge the declared body only: bytes after it must not change the verdict.
+    body = body[: MAX_BODY_BYTES if wanted is None else wanted]
     if head.headers.get("x-elastic-product") == "Elasticsearch":
         product = "Elasticsearch"
     if "json" in content_type:
@@ -134,6 +136,14 @@ def _judge(data: bytes, final: bool) -> Verdict:
 
     if _MONGODB_OVER_HTTP in body:
         return Match(service="mongodb", product="MongoDB", extra="answered an HTTP request")
+    special = classify(head, body)
+    if special is not None:
+        return Match(
+            service=special.service,
+            product=special.product or product,
+            version=special.version if special.product else version,
+            extra=extra,
+        )
     if _PLAIN_TO_TLS.search(body):
         # nginx, Apache and others say so when plain HTTP reaches their TLS port.
         return Match(
@@ -188,4 +198,13 @@ HTTP_GET = Probe(
     build=http_get_request,
     matchers=("http", "rtsp", "sip", "amqp"),
     services=("http", "http-alt", "http-proxy", "www", "www-http", "webcache", "elasticsearch"),
+)
+
+# etcd, Docker and Kubernetes answer GET / with a bare 404; their /version documents name
+# them (see :mod:`portkit.proto.httpapps`).
+HTTP_GET_VERSION = Probe(
+    name="http-get-version",
+    build=lambda host: http_get_request(host, "/version"),
+    matchers=("http",),
+    services=("etcd-client", "docker", "kubernetes"),
 )
