@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -15,7 +16,7 @@ import pytest
 
 from portkit.host._host import Host
 from portkit.host._tls import self_signed_pem
-from tests.host._helpers import curl, parse_head, running_host, url
+from tests.host._helpers import SRC, curl, parse_head, running_host, url
 
 SECRET = b"TOPSECRET-4f1c outside the document root"
 DOT_SECRET = b"DOTSECRET-77a0 in a dot-file inside the root"
@@ -353,3 +354,68 @@ async def test_keep_alive_ends_after_max_requests(tmp_path: Path) -> None:
             assert await reader.read() == b""  # closed by the server
         writer.close()
         await writer.wait_closed()
+
+
+async def _half_closed_exchange(host: Host, request: bytes) -> bytes:
+    """Send ``request``, shut our sending side (a FIN), read until the server closes."""
+    address, port = host.bound("site")[0]
+    reader, writer = await asyncio.open_connection(address, port)
+    writer.write(request)
+    await writer.drain()
+    writer.write_eof()  # shutdown(SHUT_WR)
+    async with asyncio.timeout(20):  # kept alive, it would wait 60 s or more
+        response = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return response
+
+
+# Long keep-alive and header clocks: only the FIN can end these connections in time.
+HALF_CLOSE_SITE = (
+    '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\n'
+    "keepalive_timeout = 300\nheader_timeout = 60\n"
+)
+
+
+async def test_a_half_closed_client_gets_its_answers_then_the_connection_closes(
+    tmp_path: Path,
+) -> None:
+    make_site(tmp_path)
+    async with running_host(HALF_CLOSE_SITE, tmp_path) as host:
+        response = await _half_closed_exchange(host, b"HEAD / HTTP/1.0\r\n\r\n")
+        assert response.startswith(b"HTTP/1.0 200 OK\r\n"), response
+        # HTTP/1.1 asks for keep-alive, and two requests are pipelined before the FIN:
+        # both are answered, in order, and the FIN ends the keep-alive.
+        response = await _half_closed_exchange(
+            host,
+            b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        first, _, rest = response.partition(b"h1{}\n")
+        assert first.startswith(b"HTTP/1.1 200 OK\r\n"), response
+        assert rest.startswith(b"HTTP/1.1 404 "), response
+        # A FIN in the middle of a request head: nothing to answer, the connection closes.
+        assert await _half_closed_exchange(host, b"GET / HT") == b""
+        assert host.apps["site"].counters.snapshot().connections_open == 0
+
+
+async def test_portkit_connect_reads_the_answer_to_a_half_closed_request(
+    tmp_path: Path,
+) -> None:
+    # The README's example: stdin ends after the request, connect half-closes.
+    make_site(tmp_path)
+    async with running_host(HALF_CLOSE_SITE, tmp_path) as host:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "portkit",
+            "connect",
+            url(host, "site", "/"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+        )
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate(b"HEAD / HTTP/1.0\r\n\r\n")
+    assert proc.returncode == 0, err
+    assert out.startswith(b"HTTP/1.0 200 OK\r\n"), (out, err)

@@ -413,7 +413,9 @@ class _Site(web.SockSite):
         assert server is not None
         loop = asyncio.get_running_loop()
         if self._ssl_context is None:
-            self._server = await loop.create_server(server, sock=self._sock, backlog=self._backlog)
+            self._server = await loop.create_server(
+                _half_close_factory(server), sock=self._sock, backlog=self._backlog
+            )
         else:
             self._server = await loop.create_server(
                 server,
@@ -422,6 +424,50 @@ class _Site(web.SockSite):
                 backlog=self._backlog,
                 ssl_handshake_timeout=self._handshake_timeout,
             )
+
+
+class _HalfCloseHandler(RequestHandler):
+    """aiohttp's connection handler, answering a client that has half-closed.
+
+    ``printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nc host 80`` sends its request, then shuts its
+    side down (a FIN) and waits for the answer. aiohttp's handler lets asyncio close the
+    connection at that FIN, so the request is dropped unanswered. A FIN only says that no
+    more requests come (RFC 9112 section 9.6 lets either side close its half): the requests
+    already received are answered, then the connection closes. With nothing pending, it
+    closes at once, as before.
+    """
+
+    __slots__ = ("_peer_done",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._peer_done = False
+
+    def eof_received(self) -> bool:  # type: ignore[override]
+        # Requests parsed and queued, or one taken from the queue and not yet answered:
+        # aiohttp's loop waits on ``_waiter`` only between requests.
+        pending = bool(self._messages) or (self._waiter is None and self._request_count > 0)
+        if not pending:
+            return False  # idle: asyncio closes the transport
+        self._peer_done = True
+        return True  # keep the transport open for writing
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        result = await super().finish_response(request, resp, start_time)
+        if self._peer_done and not self._messages:
+            self.close()  # the last request is answered: no keep-alive after the FIN
+        return result
+
+
+def _half_close_factory(server: Any) -> Any:
+    """A protocol factory like aiohttp's ``Server``, making :class:`_HalfCloseHandler`."""
+
+    def make() -> RequestHandler:
+        return _HalfCloseHandler(server, loop=server._loop, **server._kwargs)
+
+    return make
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
