@@ -72,7 +72,7 @@ class ServeProcess:
 
     def __init__(
         self,
-        config: Path,
+        config: Path | None,
         tmp: Path,
         *extra: str,
         env: dict[str, str] | None = None,
@@ -105,7 +105,7 @@ class ServeProcess:
                     "-m",
                     "portkit",
                     "serve",
-                    str(self.config),
+                    *([] if self.config is None else [str(self.config)]),
                     "--ready-file",
                     str(self.ready_file),
                     "--status-file",
