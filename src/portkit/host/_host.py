@@ -37,7 +37,7 @@ from typing import Any
 from portkit._errors import NetworkError, PortkitError, PrivilegeError
 from portkit.host import _systemd
 from portkit.host._app import BACKLOG, AppContext, Application, Counters, Listener
-from portkit.host._config import AppConfig, HostConfig, ListenAddress, load_config
+from portkit.host._config import HTTP_KINDS, AppConfig, HostConfig, ListenAddress, load_config
 from portkit.host.apps import load_kind
 
 __all__ = [
@@ -436,7 +436,9 @@ class Host:
 
     def _create_app(self, config: AppConfig, whole: HostConfig) -> _Running:
         kind = load_kind(config.kind)
-        ctx = AppContext.for_app(config.name, config.kind, Counters())
+        ctx = AppContext.for_app(
+            config.name, config.kind, Counters(), access_format=_access_format(config, whole)
+        )
         handler = _access_handler(config, whole)
         ctx.access_logger.handlers.clear()
         ctx.access_logger.propagate = False
@@ -507,8 +509,19 @@ def _access_handler(config: AppConfig, whole: HostConfig) -> logging.Handler | N
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    if _access_format(config, whole) == "combined":
+        # The line is whole (time included, where the format puts it).
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     return handler
+
+
+def _access_format(config: AppConfig, whole: HostConfig) -> str:
+    """The application's access-log format; the [host] one applies to HTTP kinds only."""
+    if config.access_log_format is not None:
+        return config.access_log_format
+    return whole.host.access_log_format if config.kind in HTTP_KINDS else "portkit"
 
 
 def _sockname(sock: socket.socket) -> tuple[str, int]:
