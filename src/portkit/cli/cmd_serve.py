@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("portkit serve: %(message)s"))
+    handler.setFormatter(_host_formatter())
     host_log = logging.getLogger("portkit.host")
     host_log.addHandler(handler)
     host_log.propagate = False
@@ -187,6 +187,24 @@ def run(args: argparse.Namespace) -> int:
         return _serve(args)
     finally:
         host_log.removeHandler(handler)
+
+
+_APP_LOGGER = "portkit.host.app."
+
+
+def _host_formatter() -> Any:
+    """``portkit serve: [apps.NAME] ...`` for what an application logs, so every line of a
+    host running several applications says whose it is (logging imported only here)."""
+    import logging
+
+    class HostFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            text = super().format(record)
+            if record.name.startswith(_APP_LOGGER):
+                return f"portkit serve: [apps.{record.name[len(_APP_LOGGER) :]}] {text}"
+            return f"portkit serve: {text}"
+
+    return HostFormatter("%(message)s")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_listen",
+    "what_changed",
 ]
 
 #: Keys every application table has, whatever its kind.
@@ -318,3 +319,28 @@ def _check_conflicts(apps: list[AppConfig], lines: _LineIndex, file: str, base: 
                         "listen", f"{address} is already used by [apps.{owner}] ({other})"
                     )
         seen.extend((address, app.name) for address in app.listen)
+
+
+def what_changed(old: AppConfig, new: AppConfig) -> list[str]:
+    """What differs between two versions of one application, for the reload log.
+
+    The listen addresses with their values (``127.0.0.1:8080 -> 127.0.0.1:8081``); options
+    by name only, since values can be long or secret (password hashes).
+    """
+    moved: list[str] = []
+    if old.kind != new.kind:
+        moved.append(f"kind {old.kind} -> {new.kind}")
+    if old.listen != new.listen:
+        before = ", ".join(str(a) for a in old.listen)
+        after = ", ".join(str(a) for a in new.listen)
+        moved.append(f"listen {before} -> {after}")
+    if old.access_log != new.access_log or old.access_log_format != new.access_log_format:
+        moved.append("access log")
+    if old.kind == new.kind and old.options != new.options:
+        names = [
+            f.name.replace("_", "-")
+            for f in dataclasses.fields(old.options)
+            if getattr(old.options, f.name) != getattr(new.options, f.name)
+        ]
+        moved.append("options " + ", ".join(names))
+    return moved

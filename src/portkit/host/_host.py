@@ -37,7 +37,14 @@ from typing import Any
 from portkit._errors import NetworkError, PortkitError, PrivilegeError
 from portkit.host import _systemd
 from portkit.host._app import BACKLOG, AppContext, Application, Counters, Listener
-from portkit.host._config import HTTP_KINDS, AppConfig, HostConfig, ListenAddress, load_config
+from portkit.host._config import (
+    HTTP_KINDS,
+    AppConfig,
+    HostConfig,
+    ListenAddress,
+    load_config,
+    what_changed,
+)
 from portkit.host.apps import load_kind
 
 __all__ = [
@@ -258,18 +265,33 @@ class Host:
             if new.host.user != old.host.user and self._privileges_dropped:
                 log.warning("[host] user changes take effect on restart, not reload")
             self.reloads += 1
-            added = sorted(a.name for a in to_start if a.name not in changed)
-            log.info(
-                "reloaded: %d started %s, %d stopped %s, %d unchanged",
-                len(added),
-                added,
-                len(changed),
-                sorted(changed),
-                len(self._running) - len(to_start),
-            )
+            self._log_reload(old, new, changed, to_start)
             self._write_status()
             _systemd.notify("READY=1", f"STATUS={len(self._running)} applications")
             return True
+
+    def _log_reload(
+        self, old: HostConfig, new: HostConfig, changed: list[str], started: list[AppConfig]
+    ) -> None:
+        """Say what moved: each application started, stopped or restarted, and why."""
+        restarted = [name for name in changed if name in self._running]
+        stopped = [name for name in changed if name not in self._running]
+        added = [app.name for app in started if app.name not in changed]
+        for name in added:
+            where = ", ".join(_format(a) for a in self.bound(name))
+            log.info("reload: [apps.%s] started (%s on %s)", name, new.app(name).kind, where)
+        for name in stopped:
+            log.info("reload: [apps.%s] stopped (no longer configured)", name)
+        for name in restarted:
+            moved = what_changed(old.app(name), new.app(name))
+            log.info("reload: [apps.%s] restarted: %s", name, "; ".join(moved) or "configuration")
+        log.info(
+            "reloaded: %d started, %d stopped, %d restarted, %d unchanged",
+            len(added),
+            len(stopped),
+            len(restarted),
+            len(self._running) - len(started),
+        )
 
     async def run(self) -> None:
         """Start, then serve until SIGTERM/SIGINT (graceful stop); SIGHUP reloads."""
@@ -416,17 +438,25 @@ class Host:
         happens before ``before_start``, which is where the first start drops privileges.
         """
         runs: list[_Running] = []
+        name = None  # the application being prepared or started, for the error line
         try:
             for config in apps:
+                name = config.name
                 runs.append(self._create_app(config, whole))
                 runs[-1].app.prepare()
+            name = None
             if before_start is not None:
                 before_start()
             while runs:
                 run = runs[0]
+                name = run.config.name
                 await run.app.start(run.listeners)
                 self._running[run.config.name] = runs.pop(0)
                 log.debug("[apps.%s] started (%s)", run.config.name, run.config.kind)
+        except Exception as exc:
+            if name is not None:
+                log.error("[apps.%s] cannot start: %s", name, exc)
+            raise
         finally:
             for run in runs:  # created but never started: give their sockets back
                 for listener in run.listeners:

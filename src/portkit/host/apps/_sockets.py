@@ -12,10 +12,12 @@ import abc
 import asyncio
 import contextlib
 import errno
+import fcntl
 import functools
 import socket
 import struct
 import sys
+import termios
 from collections.abc import Sequence
 from typing import Any
 
@@ -174,9 +176,6 @@ def tcp_byte_counts(sock: socket.socket) -> tuple[int, int] | None:
     """
     if _TCP_INFO is None:
         return None
-    import fcntl
-    import termios
-
     try:
         info: bytes = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _RECEIVED_AT + 8)
         queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # == SIOCOUTQ
