@@ -105,15 +105,16 @@ def test_mail_sink_keeps_mail_in_maildir_across_restarts(tmp_path: Path) -> None
                         ["someone@anywhere.example"],
                         b"Subject: sink\r\n\r\ncaught\r\n",
                     )
-            # Second round: a new process finds the mail of the first.
+            # Second round: a new process finds the mail of the first. Any login opens
+            # the one mailbox.
             pop = poplib.POP3("127.0.0.1", pop3, timeout=20)
-            pop.user("dev")
-            pop.pass_("dev")
+            pop.user(f"anyone{round_}")
+            pop.pass_("whatever")
             count, _ = pop.stat()
             pop.quit()
             assert count == 1
             with imaplib.IMAP4("127.0.0.1", imap, timeout=20) as box:
-                box.login("dev", "dev")
+                box.login("someone.else", f"pass {round_}")
                 status, data = box.select("INBOX", readonly=True)
                 assert (status, data) == ("OK", [b"1"])
             serve.signal(signal.SIGTERM)
@@ -183,3 +184,26 @@ def test_check_finds_portkit_toml_in_the_current_directory(
     out = capsys.readouterr().out
     assert "here" in out
     assert "portkit.toml: ok, 1 applications" in out
+
+
+@pytest.mark.parametrize(
+    ("listen", "extra", "message"),
+    [
+        ("0.0.0.0:0", 'catch_all = "dev"\n', "any_login: is for loopback addresses only"),
+        ("127.0.0.1:0", "", "any-login: needs catch-all"),
+    ],
+)
+def test_any_login_needs_loopback_and_a_catch_all(
+    tmp_path: Path, listen: str, extra: str, message: str
+) -> None:
+    from portkit._errors import ConfigError
+    from portkit.host._config import parse_config
+    from portkit.host.apps.mail import hash_password
+
+    users = f'["dev:{hash_password("dev", n=16, r=1, p=1)}"]'
+    text = (
+        f'[apps.pop]\nkind = "pop3"\nlisten = "{listen}"\nusers = {users}\n'
+        f"any_login = true\n{extra}"
+    )
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text, base_dir=tmp_path)

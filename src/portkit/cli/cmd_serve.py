@@ -53,8 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     quick.add_argument(
         "--mail",
         action="store_true",
-        help=f"a development mail sink on 127.0.0.1: every recipient lands in one mailbox, "
-        f"read as {MAIL_USER}/{MAIL_USER} over POP3 or IMAP",
+        help="a development mail sink on 127.0.0.1: every recipient lands in one mailbox, "
+        "which any login opens over POP3 or IMAP",
     )
     quick.add_argument(
         "--maildir",
@@ -245,8 +245,8 @@ def _serve(args: argparse.Namespace) -> int:
         if args.mail:
             kept = "kept" if args.maildir is not None else "deleted on exit"
             note = (
-                f"mail sink: every recipient is delivered to {MAIL_USER} "
-                f"(POP3/IMAP login {MAIL_USER}, password {MAIL_USER}); store {maildir} ({kept})"
+                f"mail sink: every recipient lands in one mailbox; any POP3/IMAP login "
+                f"opens it (e.g. {MAIL_USER}/{MAIL_USER}); store {maildir} ({kept})"
             )
     elif args.config:
         config, path = load_config(args.config), args.config

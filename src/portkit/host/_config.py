@@ -289,6 +289,11 @@ def _parse_app(name: str, table: Mapping[str, Any], where: Where) -> AppConfig:
     kind_table = {k: v for k, v in table.items() if k.replace("-", "_") not in COMMON_KEYS}
     options = parse_options(kind.options, kind_table, where, also_known=COMMON_KEYS)
     kind.check(options, where)
+    if getattr(options, "any_login", False):
+        # Anyone who can connect reads the mail: only this computer may connect.
+        for address in listen:
+            if not ipaddress.ip_address(address.host).is_loopback:
+                raise where.error("any_login", f"is for loopback addresses only, not {address}")
     return AppConfig(
         name=name,
         kind=kind_name,

@@ -7,8 +7,8 @@ printed). ``--port N`` asks for N and nothing else; ``--bind ADDR`` chooses the 
 ``--tls`` serves HTTPS with a fresh self-signed certificate.
 
 ``portkit serve --mail`` is a development mail sink (the MailHog/Mailpit role): SMTP, POP3
-and IMAP on 127.0.0.1 only, every recipient delivered to one mailbox, read with the
-account ``dev``/``dev``. Its store is a temporary directory deleted on exit, unless
+and IMAP on 127.0.0.1 only, every recipient delivered to one mailbox, which any user name
+and password opens (``dev``/``dev`` will do). Its store is a temporary directory deleted on exit, unless
 ``--maildir PATH`` keeps it.
 
 Both are written as configuration text and read by :func:`~portkit.host._config.parse_config`,
@@ -117,7 +117,7 @@ def mail_apps(maildir: Path, *, taken: tuple[int, ...] = ()) -> str:
         tables.append(
             f'[apps.{kind}]\nkind = "{kind}"\nlisten = "127.0.0.1:{port}"\n'
             f"maildir = {json.dumps(str(maildir))}\nusers = {users}\n"
-            f'catch_all = "{MAIL_USER}"\n'
+            f'catch_all = "{MAIL_USER}"\nany_login = true\n'
         )
     return "\n".join(tables)
 
