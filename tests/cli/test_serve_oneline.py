@@ -207,3 +207,18 @@ def test_any_login_needs_loopback_and_a_catch_all(
     )
     with pytest.raises(ConfigError, match=message):
         parse_config(text, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("flags", "table", "ready_line"), [(["-q"], False, False), ([], True, True)]
+)
+def test_quiet_prints_no_table_and_no_news(
+    tmp_path: Path, flags: list[str], table: bool, ready_line: bool
+) -> None:
+    root = _site(tmp_path)
+    with ServeProcess(root, tmp_path, "--port", "0", *flags) as serve:
+        serve.start()
+        serve.signal(signal.SIGTERM)
+        assert serve.wait() == 0
+    assert ("APP" in serve.stdout()) == table, serve.stdout()
+    assert ("ready:" in serve.stderr()) == ready_line, serve.stderr()

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from portkit.cli._args import add_verbosity
+
 SUMMARY = "run server applications (web, video, mail, forward, exec, echo) on their ports"
 
 EPILOG = """\
@@ -70,6 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--status", action="store_true", help="show the applications of the running host"
     )
     parser.add_argument("--json", action="store_true", help="with --status/--check: JSON output")
+    add_verbosity(parser)
     parser.add_argument(
         "--ready-file",
         type=Path,
@@ -145,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from portkit._errors import UsageError
+    from portkit.cli._args import verbosity
     from portkit.cli._output import print_json, print_table
     from portkit.host._config import load_config
     from portkit.host._host import default_status_path, read_status
@@ -177,8 +181,10 @@ def run(args: argparse.Namespace) -> int:
     host_log = logging.getLogger("portkit.host")
     host_log.addHandler(handler)
     host_log.propagate = False
-    if host_log.level == logging.NOTSET:
-        host_log.setLevel(logging.INFO)
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity(args), logging.DEBUG)
+    previous = host_log.level
+    if previous == logging.NOTSET or verbosity(args) != 0:
+        host_log.setLevel(level)
     if not getattr(args, "debug", False):
         # aiohttp logs a traceback per malformed request; the access log already records
         # each one (status 400, with the peer), so keep stderr for the host's own news.
@@ -187,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         return _serve(args)
     finally:
         host_log.removeHandler(handler)
+        host_log.setLevel(previous)
 
 
 _APP_LOGGER = "portkit.host.app."
@@ -268,7 +275,8 @@ def _serve(args: argparse.Namespace) -> int:
             inherited=inherited,
         )
         run = asyncio.create_task(host.run())
-        started = asyncio.create_task(_print_when_started(host, note))
+        quiet = getattr(args, "quiet", False)
+        started = asyncio.create_task(_print_when_started(host, note, quiet=quiet))
         try:
             await run
         finally:
@@ -290,11 +298,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _print_when_started(host: Any, note: str = "") -> None:
-    """Print the table of what listens where, once the host is serving."""
+async def _print_when_started(host: Any, note: str = "", *, quiet: bool = False) -> None:
+    """Print the table of what listens where, once the host is serving (not with -q)."""
     from portkit.cli._output import print_table
 
     await host.ready.wait()
+    if quiet:
+        return
     # URL schemes as curl and portkit connect spell them; the TLS form when the app is TLS.
     schemes = {
         "web": ("http", "https"),
