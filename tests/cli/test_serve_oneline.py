@@ -17,6 +17,7 @@ import pytest
 from portkit.cli import main
 from portkit.cli.cmd_serve import discover_config
 from portkit.host._oneline import first_free_port
+from portkit.host.apps import KIND_MODULES
 from tests.host._helpers import SRC, ServeProcess, addresses
 
 
@@ -93,7 +94,9 @@ def test_mail_sink_keeps_mail_in_maildir_across_restarts(tmp_path: Path) -> None
             (tmp_path / leftover).unlink(missing_ok=True)
         with ServeProcess(None, tmp_path, "--mail", "--maildir", str(maildir)) as serve:
             doc = serve.start()
-            for app in ("smtp", "pop3", "imap"):
+            apps = ["smtp", "pop3", "imap"] + (["console"] if "console" in KIND_MODULES else [])
+            assert [a["name"] for a in doc["apps"]] == apps
+            for app in apps:
                 assert [h for h, _ in addresses(doc, app)] == ["127.0.0.1"]
             [(_, smtp)] = addresses(doc, "smtp")
             [(_, pop3)] = addresses(doc, "pop3")

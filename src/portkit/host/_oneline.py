@@ -6,8 +6,8 @@ printed). ``--port N`` asks for N and nothing else; ``--bind ADDR`` chooses the 
 (127.0.0.1 by default: listening on every interface is something to say, ``--bind 0.0.0.0``);
 ``--tls`` serves HTTPS with a fresh self-signed certificate.
 
-``portkit serve --mail`` is a development mail sink (the MailHog/Mailpit role): SMTP, POP3
-and IMAP on 127.0.0.1 only, every recipient delivered to one mailbox, which any user name
+``portkit serve --mail`` is a development mail sink (the MailHog/Mailpit role): SMTP, POP3,
+IMAP (and the web console, where that kind exists) on 127.0.0.1 only, every recipient delivered to one mailbox, which any user name
 and password opens (``dev``/``dev`` will do). Its store is a temporary directory deleted on exit, unless
 ``--maildir PATH`` keeps it.
 
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from portkit._errors import UsageError
 from portkit.host._config import HostConfig, parse_config
+from portkit.host.apps import KIND_MODULES
 
 __all__ = [
     "DIRECTORY_PORT",
@@ -44,6 +45,9 @@ PORT_TRIES = 100
 
 #: The mail sink's ports: the development alternates of 25, 110 and 143.
 MAIL_PORTS: dict[str, int] = {"smtp": 2525, "pop3": 1110, "imap": 1143}
+
+#: The mail console's port, where that kind exists: Mailpit's and MailHog's web port.
+CONSOLE_PORT = 8025
 
 #: The mail sink's account, which receives every recipient.
 MAIL_USER = "dev"
@@ -118,6 +122,13 @@ def mail_apps(maildir: Path, *, taken: tuple[int, ...] = ()) -> str:
             f'[apps.{kind}]\nkind = "{kind}"\nlisten = "127.0.0.1:{port}"\n'
             f"maildir = {json.dumps(str(maildir))}\nusers = {users}\n"
             f'catch_all = "{MAIL_USER}"\nany_login = true\n'
+        )
+    if "console" in KIND_MODULES:
+        # The web view of the mail (Mailpit's port, 8025), where the console kind exists.
+        port = first_free_port("127.0.0.1", CONSOLE_PORT, taken=tuple(used))
+        tables.append(
+            f'[apps.console]\nkind = "console"\nlisten = "127.0.0.1:{port}"\n'
+            f"maildir = {json.dumps(str(maildir))}\n"
         )
     return "\n".join(tables)
 
