@@ -144,6 +144,7 @@ def test_mail_sink_without_maildir_removes_its_store(tmp_path: Path) -> None:
         (["serve", "--port", "8000"], "--port is for serving a directory"),
         (["serve", "--mail", "--tls"], "--tls is for serving a directory"),
         (["serve", "--maildir", "m"], "--maildir goes with --mail"),
+        (["serve", "--demo", "--mail"], "--demo runs the demo computer alone"),
         (["serve", ".", "--check"], "--check and --status read a configuration"),
     ],
 )
@@ -225,3 +226,20 @@ def test_quiet_prints_no_table_and_no_news(
         assert serve.wait() == 0
     assert ("APP" in serve.stdout()) == table, serve.stdout()
     assert ("ready:" in serve.stderr()) == ready_line, serve.stderr()
+
+
+def test_demo_ignores_a_configuration_that_would_be_found(tmp_path: Path) -> None:
+    # `portkit demo` runs `serve --demo`: a user's own serve.toml must not replace the demo.
+    (tmp_path / "xdg" / "portkit").mkdir(parents=True)
+    (tmp_path / "xdg" / "portkit" / "serve.toml").write_text(
+        '[apps.mine]\nkind = "echo"\nlisten = "127.0.0.1:0"\n'
+    )
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    for flags, names in ((["--demo"], {"web", "video"}), ([], {"mine"})):
+        for leftover in ("ready.json", "notify.sock"):
+            (tmp_path / leftover).unlink(missing_ok=True)
+        with ServeProcess(None, tmp_path, *flags, env=env) as serve:
+            doc = serve.start()
+            serve.signal(signal.SIGTERM)
+            assert serve.wait() == 0
+        assert names <= {a["name"] for a in doc["apps"]}

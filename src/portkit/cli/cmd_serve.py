@@ -19,6 +19,7 @@ examples:
   portkit serve --mail --maildir mail   ... keeping the mail across restarts
   portkit serve                         ./portkit.toml, else $XDG_CONFIG_HOME/portkit/serve.toml,
                                         else the demo computer: web, video, mail on their ports
+  portkit serve --demo                  the demo computer, whatever configuration is found
   portkit serve serve.toml              host the applications of serve.toml
   portkit serve --check serve.toml      validate the configuration, start nothing
   portkit serve --status                show what a running host serves, with counters
@@ -57,6 +58,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a development mail sink on 127.0.0.1: every recipient lands in one mailbox, "
         "which any login opens over POP3 or IMAP",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo computer (web, video, mail), even where a configuration would be found",
     )
     quick.add_argument(
         "--maildir",
@@ -138,6 +144,10 @@ def _config_argument(args: argparse.Namespace) -> None:
         raise UsageError("--mail runs without a configuration file; add mail apps to it instead")
     if quick and (args.check or args.status):
         raise UsageError("--check and --status read a configuration, not DIR or --mail")
+    if args.demo:
+        if given is not None or quick or args.check or args.status:
+            raise UsageError("--demo runs the demo computer alone: portkit serve --demo")
+        return
     if given is None and not quick:
         found = discover_config()
         if found is not None:
