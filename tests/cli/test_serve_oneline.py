@@ -243,3 +243,12 @@ def test_demo_ignores_a_configuration_that_would_be_found(tmp_path: Path) -> Non
             serve.signal(signal.SIGTERM)
             assert serve.wait() == 0
         assert names <= {a["name"] for a in doc["apps"]}
+
+
+def test_the_help_and_the_host_agree_on_the_defaults() -> None:
+    # cmd_serve restates two constants so that building its parser imports no host code.
+    from portkit.cli import cmd_serve
+    from portkit.host import _oneline
+
+    assert cmd_serve.DIRECTORY_PORT == _oneline.DIRECTORY_PORT
+    assert cmd_serve.MAIL_USER == _oneline.MAIL_USER
