@@ -43,6 +43,13 @@ def test_a_directory_on_a_chosen_port_over_http_and_https(tmp_path: Path) -> Non
         assert addresses(doc, "files") == [("127.0.0.1", port)]
         assert _curl(f"http://127.0.0.1:{port}/hello.txt") == "hello from a directory\n"
         assert "hello.txt" in _curl(f"http://127.0.0.1:{port}/")  # a listing, as http.server
+        serve.signal(signal.SIGTERM)
+        assert serve.wait() == 0
+    # Each request on stderr, in the Combined Log Format (as http.server and nginx show them).
+    requests = [line for line in serve.stderr().splitlines() if '"GET /' in line]
+    assert len(requests) == 2, serve.stderr()
+    assert requests[0].startswith("127.0.0.1 - - ["), requests
+    assert '"GET /hello.txt HTTP/1.1" 200 23 "-" "curl/' in requests[0], requests
     (tmp_path / "ready.json").unlink()
     (tmp_path / "notify.sock").unlink()
     with ServeProcess(root, tmp_path, "--port", "0", "--tls") as serve:
@@ -226,6 +233,7 @@ def test_quiet_prints_no_table_and_no_news(
         assert serve.wait() == 0
     assert ("APP" in serve.stdout()) == table, serve.stdout()
     assert ("ready:" in serve.stderr()) == ready_line, serve.stderr()
+    assert ('"GET' in serve.stderr()) is False  # no request was made: no access lines either
 
 
 def test_demo_ignores_a_configuration_that_would_be_found(tmp_path: Path) -> None:

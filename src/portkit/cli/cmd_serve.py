@@ -251,6 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
                 tls=args.tls,
                 mail=args.mail,
                 maildir=maildir.resolve() if maildir is not None else None,
+                log_requests=not args.quiet,
             )
         except BaseException:
             if cleanup is not None:

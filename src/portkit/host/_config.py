@@ -51,6 +51,9 @@ __all__ = [
 #: Keys every application table has, whatever its kind.
 COMMON_KEYS = ("kind", "listen", "access_log", "access_log_format")
 
+#: ``access_log = "-"``: the access log goes to standard error.
+STDERR = Path("-")
+
 #: Access-log line formats: portkit's own (every kind), and the Combined Log Format
 #: (Apache's and nginx's "combined", read by standard log tools) for the HTTP kinds.
 ACCESS_LOG_FORMATS = ("portkit", "combined")
@@ -282,7 +285,9 @@ def _parse_app(name: str, table: Mapping[str, Any], where: Where) -> AppConfig:
     if access_raw is not None:
         if not isinstance(access_raw, str) or not access_raw or "\x00" in access_raw:
             raise where.error("access_log", f"must be a file path, not {access_raw!r}")
-        access_log = where.base_dir / Path(access_raw).expanduser()
+        # "-": standard error, as for many tools (a path opened anew would not share the
+        # offset of a standard error redirected to a file, and overwrite it).
+        access_log = STDERR if access_raw == "-" else where.base_dir / Path(access_raw).expanduser()
     format_raw = table.get("access_log_format", table.get("access-log-format"))
     if format_raw is not None:
         _check_access_format(format_raw, kind_name, where, "access_log_format")

@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ from portkit.host import _systemd
 from portkit.host._app import BACKLOG, AppContext, Application, Counters, Listener
 from portkit.host._config import (
     HTTP_KINDS,
+    STDERR,
     AppConfig,
     HostConfig,
     ListenAddress,
@@ -537,8 +539,12 @@ def _access_handler(config: AppConfig, whole: HostConfig) -> logging.Handler | N
         path = whole.host.access_log_dir / f"{config.name}.log"
     if path is None:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler: logging.Handler
+    if path == STDERR:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
     if _access_format(config, whole) == "combined":
         # The line is whole (time included, where the format puts it).
         handler.setFormatter(logging.Formatter("%(message)s"))

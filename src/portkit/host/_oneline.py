@@ -96,15 +96,25 @@ def _check_bind(bind: str) -> str:
 
 
 def directory_app(
-    root: Path, *, port: int | None, bind: str = "127.0.0.1", tls: bool = False
+    root: Path,
+    *,
+    port: int | None,
+    bind: str = "127.0.0.1",
+    tls: bool = False,
+    log_requests: bool = True,
 ) -> str:
-    """The ``[apps.files]`` table serving ``root`` (``port`` None: 8000 or the next free)."""
+    """The ``[apps.files]`` table serving ``root`` (``port`` None: 8000 or the next free).
+
+    ``log_requests``: one line per request on stderr, in the Combined Log Format, as
+    ``python -m http.server`` and nginx show them.
+    """
     host = _check_bind(bind)
     chosen = first_free_port(host, DIRECTORY_PORT) if port is None else port
+    access = 'access_log = "-"\naccess_log_format = "combined"\n' if log_requests else ""
     return (
         f'[apps.files]\nkind = "web"\nlisten = {json.dumps(_listen(host, chosen))}\n'
         f"root = {json.dumps(str(root.resolve()))}\nlisting = true\n"
-        f"tls = {'true' if tls else 'false'}\n"
+        f"tls = {'true' if tls else 'false'}\n{access}"
     )
 
 
@@ -141,6 +151,7 @@ def oneline_config(
     tls: bool,
     mail: bool,
     maildir: Path | None,
+    log_requests: bool = True,
 ) -> HostConfig:
     """The configuration the flags describe (``maildir`` must be given with ``mail``).
 
@@ -159,7 +170,15 @@ def oneline_config(
             if value is not None:
                 raise UsageError(f"{flag} is for serving a directory: portkit serve DIR {flag}")
     else:
-        tables.append(directory_app(directory, port=port, bind=bind or "127.0.0.1", tls=tls))
+        tables.append(
+            directory_app(
+                directory,
+                port=port,
+                bind=bind or "127.0.0.1",
+                tls=tls,
+                log_requests=log_requests,
+            )
+        )
         used = (port or DIRECTORY_PORT,)
     if mail:
         if maildir is None:
