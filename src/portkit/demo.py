@@ -113,7 +113,7 @@ def _serve(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, A
 
 
 def _start(ready_file: Path, workdir: Path, log: BinaryIO) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "portkit", "serve", "--ready-file", str(ready_file)]
+    command = [sys.executable, "-m", "portkit", "serve", "--demo", "--ready-file", str(ready_file)]
     # The status file too goes in workdir, so that nothing is left outside it.
     command += ["--status-file", str(workdir / "status.json")]
     return subprocess.Popen(

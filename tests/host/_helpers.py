@@ -72,7 +72,7 @@ class ServeProcess:
 
     def __init__(
         self,
-        config: Path,
+        config: Path | None,
         tmp: Path,
         *extra: str,
         env: dict[str, str] | None = None,
@@ -87,6 +87,7 @@ class ServeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.notify: socket.socket | None = None
         self.stderr_path = tmp / "serve.stderr"
+        self.stdout_path = tmp / "serve.stdout"
         self.world_writable = world_writable
 
     def start(self) -> dict[str, Any]:
@@ -98,14 +99,14 @@ class ServeProcess:
         self.notify.settimeout(READY_TIMEOUT)
         env = dict(os.environ)
         env.update(PYTHONPATH=str(SRC), NOTIFY_SOCKET=str(self.notify_path), **self.env)
-        with self.stderr_path.open("wb") as err:
+        with self.stderr_path.open("wb") as err, self.stdout_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "portkit",
                     "serve",
-                    str(self.config),
+                    *([] if self.config is None else [str(self.config)]),
                     "--ready-file",
                     str(self.ready_file),
                     "--status-file",
@@ -113,7 +114,7 @@ class ServeProcess:
                     *self.extra,
                 ],
                 env=env,
-                stdout=subprocess.DEVNULL,
+                stdout=out,
                 stderr=err,
                 pass_fds=self._pass_fds(),
             )
@@ -146,6 +147,9 @@ class ServeProcess:
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

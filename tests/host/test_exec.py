@@ -175,3 +175,24 @@ async def test_a_program_ignoring_sigterm_is_killed_before_stop_returns(tmp_path
     writer.close()
     with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
+
+
+async def test_counters_hold_the_bytes_the_program_moved(tmp_path: Path) -> None:
+    # The bytes go between the client and the program, never through the host.
+    async with running_host(config(["/bin/sh", "-c", "cat; echo tail"]), tmp_path) as host:
+        sent = b"x" * 70000
+        received = await talk(host, sent)
+        assert received == sent + b"tail\n"
+        counters = host.apps["x"].counters
+        await eventually(lambda: counters.connections_open == 0, "the program ended")
+        snap = counters.snapshot()
+    assert (snap.bytes_in, snap.bytes_out) == (len(sent), len(received))
+
+
+async def test_counters_without_a_fin_from_either_side(tmp_path: Path) -> None:
+    # The program answers and ends while the client is still connected, sending nothing more.
+    async with running_host(config(["/bin/echo", "hello"]), tmp_path) as host:
+        assert await talk(host, b"", eof=False) == b"hello\n"
+        counters = host.apps["x"].counters
+        await eventually(lambda: counters.connections_open == 0, "the program ended")
+        assert (counters.bytes_in, counters.bytes_out) == (0, len(b"hello\n"))

@@ -181,7 +181,10 @@ def test_sighup_reload_under_load_keeps_unchanged_connections(tmp_path: Path) ->
         keep, old = addresses(doc, "keep")[0], addresses(doc, "old")[0]
         result = asyncio.run(_reload_under_load(serve, config, keep, old, tmp_path))
         assert result["kept_round_trips"] > 0
-        assert "reloaded: 1 started ['new'], 1 stopped ['old'], 1 unchanged" in serve.stderr()
+        err = serve.stderr()
+        assert "reloaded: 1 started, 1 stopped, 0 restarted, 1 unchanged" in err
+        assert "reload: [apps.old] stopped (no longer configured)" in err
+        assert "reload: [apps.new] started (echo on 127.0.0.1:" in err
         serve.signal(signal.SIGTERM)
         assert serve.wait() == 0
 
@@ -459,3 +462,20 @@ def test_keys_only_root_can_read_are_loaded_before_the_drop() -> None:
             assert serve.wait() == 0
     finally:
         shutil.rmtree(tmp)
+
+
+def test_what_an_application_logs_names_the_application(tmp_path: Path) -> None:
+    program = ["/bin/sh", "-c", "echo 'cannot open the widget' >&2"]
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        f'[apps.widget]\nkind = "exec"\nlisten = "127.0.0.1:0"\nargv = {json.dumps(program)}\n'
+    )
+    with ServeProcess(config, tmp_path) as serve:
+        address = addresses(serve.start(), "widget")[0]
+        with socket.create_connection(address, timeout=20) as conn:
+            assert conn.recv(100) == b""  # the program ended, the connection with it
+        serve.signal(signal.SIGTERM)
+        assert serve.wait() == 0
+    lines = [line for line in serve.stderr().splitlines() if "cannot open the widget" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("portkit serve: [apps.widget] 127.0.0.1:"), lines

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
+import shutil
+import sys
 from collections.abc import AsyncIterator
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -15,7 +18,7 @@ import pytest
 
 from portkit.host._host import Host
 from portkit.host._tls import self_signed_pem
-from tests.host._helpers import curl, parse_head, running_host, url
+from tests.host._helpers import SRC, curl, parse_head, running_host, url
 
 SECRET = b"TOPSECRET-4f1c outside the document root"
 DOT_SECRET = b"DOTSECRET-77a0 in a dot-file inside the root"
@@ -353,3 +356,132 @@ async def test_keep_alive_ends_after_max_requests(tmp_path: Path) -> None:
             assert await reader.read() == b""  # closed by the server
         writer.close()
         await writer.wait_closed()
+
+
+async def _half_closed_exchange(host: Host, request: bytes) -> bytes:
+    """Send ``request``, shut our sending side (a FIN), read until the server closes."""
+    address, port = host.bound("site")[0]
+    reader, writer = await asyncio.open_connection(address, port)
+    writer.write(request)
+    await writer.drain()
+    writer.write_eof()  # shutdown(SHUT_WR)
+    async with asyncio.timeout(20):  # kept alive, it would wait 60 s or more
+        response = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return response
+
+
+# Long keep-alive and header clocks: only the FIN can end these connections in time.
+HALF_CLOSE_SITE = (
+    '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\n'
+    "keepalive_timeout = 300\nheader_timeout = 60\n"
+)
+
+
+async def test_a_half_closed_client_gets_its_answers_then_the_connection_closes(
+    tmp_path: Path,
+) -> None:
+    make_site(tmp_path)
+    async with running_host(HALF_CLOSE_SITE, tmp_path) as host:
+        response = await _half_closed_exchange(host, b"HEAD / HTTP/1.0\r\n\r\n")
+        assert response.startswith(b"HTTP/1.0 200 OK\r\n"), response
+        # HTTP/1.1 asks for keep-alive, and two requests are pipelined before the FIN:
+        # both are answered, in order, and the FIN ends the keep-alive.
+        response = await _half_closed_exchange(
+            host,
+            b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        first, _, rest = response.partition(b"h1{}\n")
+        assert first.startswith(b"HTTP/1.1 200 OK\r\n"), response
+        assert rest.startswith(b"HTTP/1.1 404 "), response
+        # A FIN in the middle of a request head: nothing to answer, the connection closes.
+        assert await _half_closed_exchange(host, b"GET / HT") == b""
+        assert host.apps["site"].counters.snapshot().connections_open == 0
+
+
+async def test_portkit_connect_reads_the_answer_to_a_half_closed_request(
+    tmp_path: Path,
+) -> None:
+    # The README's example: stdin ends after the request, connect half-closes.
+    make_site(tmp_path)
+    async with running_host(HALF_CLOSE_SITE, tmp_path) as host:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "portkit",
+            "connect",
+            url(host, "site", "/"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+        )
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate(b"HEAD / HTTP/1.0\r\n\r\n")
+    assert proc.returncode == 0, err
+    assert out.startswith(b"HTTP/1.0 200 OK\r\n"), (out, err)
+
+
+async def test_counters_hold_every_byte_of_requests_and_responses(tmp_path: Path) -> None:
+    make_site(tmp_path)
+    async with running_host(HALF_CLOSE_SITE, tmp_path) as host:
+        request = (
+            b"GET /blob.bin HTTP/1.1\r\nHost: x\r\nUser-Agent: counted\r\n\r\n"
+            b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        response = await _half_closed_exchange(host, request)
+        assert response.count(b"HTTP/1.1 ") == 3, response
+        snap = host.apps["site"].counters.snapshot()
+    assert snap.bytes_in == len(request)
+    assert snap.bytes_out == len(response)
+
+
+async def test_combined_log_format_is_read_by_standard_tools(tmp_path: Path) -> None:
+    make_site(tmp_path)
+    text = HALF_CLOSE_SITE + 'access_log = "site.log"\naccess-log-format = "combined"\n'
+    async with running_host(text, tmp_path) as host:
+        await get("-A", 'agent "quoted" \\ end', "-e", "http://ref.example/", url(host, "site"))
+        await get("-I", url(host, "site", "/blob.bin?x=1"))
+        await get(url(host, "site", "/nope"))
+    lines = (tmp_path / "site.log").read_text().splitlines()
+    clf = re.compile(
+        r"^(?P<host>\S+) - - \[(?P<time>\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] "
+        r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-) '
+        r'"(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)"$'
+    )
+    fields = [clf.match(line) for line in lines]
+    assert all(fields), lines
+    first, head, missing = (m.groupdict() for m in fields if m is not None)
+    assert first["host"] == "127.0.0.1"
+    assert (first["request"], first["status"]) == ("GET / HTTP/1.1", "200")
+    assert first["bytes"] == str(len("<h1>portkit</h1>\n"))  # the body only
+    assert first["referer"] == "http://ref.example/"
+    assert first["agent"] == 'agent \\"quoted\\" \\\\ end'
+    assert (head["request"], head["bytes"]) == ("HEAD /blob.bin?x=1 HTTP/1.1", "-")
+    assert missing["status"] == "404"
+    # GoAccess, reading the file as COMBINED, counts the three requests, none invalid.
+    if shutil.which("goaccess") is None:
+        pytest.skip("needs goaccess (apt-get install goaccess) to read the log back")
+    report = tmp_path / "report.json"
+    proc = await asyncio.create_subprocess_exec(
+        "goaccess", str(tmp_path / "site.log"), "--log-format=COMBINED", "-o", str(report)
+    )
+    assert await proc.wait() == 0
+    general = json.loads(report.read_text())["general"]
+    assert (general["total_requests"], general["failed_requests"]) == (3, 0)
+
+
+def test_combined_format_is_for_http_kinds_only(tmp_path: Path) -> None:
+    from portkit._errors import ConfigError
+    from portkit.host._config import parse_config
+
+    text = '[apps.e]\nkind = "echo"\nlisten = "127.0.0.1:0"\naccess_log_format = "combined"\n'
+    with pytest.raises(ConfigError, match="combined is a format of HTTP requests"):
+        parse_config(text, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="must be one of portkit, combined, not 'apache'"):
+        parse_config(
+            '[host]\naccess_log_format = "apache"\n' + text.replace("combined", "portkit"),
+            base_dir=tmp_path,
+        )

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from portkit.endpoint import Endpoint
 
-__all__ = ["PortArgument", "add_target_arguments", "port_argument", "target_endpoint"]
+__all__ = [
+    "PortArgument",
+    "add_target_arguments",
+    "add_verbosity",
+    "port_argument",
+    "target_endpoint",
+    "verbosity",
+]
 
 
 class PortArgument(NamedTuple):
@@ -62,3 +69,24 @@ def port_argument(text: str) -> PortArgument:
     endpoint = parse_endpoint(text)  # a URL or host:port: the endpoint parser reads it whole
     written = endpoint.scheme in ("tcp", "udp") or text.strip().lower().endswith(("/tcp", "/udp"))
     return PortArgument(endpoint.port, endpoint.transport if written else None)
+
+
+def add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """``-v/--verbose`` (repeatable) and ``-q/--quiet``, spelt the same in every command.
+
+    Read with :func:`verbosity`: 0 by default, 1 and up for each ``-v``, -1 for ``-q``.
+    """
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v", "--verbose", action="count", default=0, help="say more (repeat for more)"
+    )
+    group.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors on stderr"
+    )
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """-1 quiet, 0 normal, N for N times ``-v``."""
+    if getattr(args, "quiet", False):
+        return -1
+    return int(getattr(args, "verbose", 0) or 0)

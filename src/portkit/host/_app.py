@@ -192,6 +192,7 @@ class AppContext:
     counters: Counters
     logger: logging.Logger  # diagnostics: "portkit.host.app.<name>"
     access_logger: logging.Logger  # one line per request/connection
+    access_format: str = "portkit"  # or "combined" (HTTP kinds): see _config.ACCESS_LOG_FORMATS
 
     def access(self, peer: str, message: str, *, nbytes: int | None = None) -> None:
         """Write one access-log line: ``<peer> <app> <message> [<nbytes>]``."""
@@ -199,11 +200,19 @@ class AppContext:
         self.access_logger.info("%s %s %s%s", peer, self.name, message, tail)
 
     @classmethod
-    def for_app(cls, name: str, kind: str, counters: Counters | None = None) -> AppContext:
+    def for_app(
+        cls,
+        name: str,
+        kind: str,
+        counters: Counters | None = None,
+        *,
+        access_format: str = "portkit",
+    ) -> AppContext:
         """A context with the standard loggers (tests use this to run an app without a host)."""
         return cls(
             name=name,
             kind=kind,
+            access_format=access_format,
             counters=counters or Counters(),
             logger=logging.getLogger(f"portkit.host.app.{name}"),
             access_logger=logging.getLogger(f"portkit.host.access.{name}"),

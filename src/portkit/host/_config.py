@@ -7,11 +7,13 @@ Layout::
     grace = 10.0                # seconds in-flight connections get on stop/reload
     status_file = "serve.json"  # where `portkit serve --status` looks
     access_log_dir = "logs"     # one <app>.log per application
+    access_log_format = "portkit"  # or "combined": Combined Log Format for web/video
 
     [apps.site]                 # one table per application; the name is yours
     kind = "web"                # a kind from portkit.host.apps
     listen = ["127.0.0.1:8080", "[::1]:8080"]
     access_log = "site.log"     # optional, overrides access_log_dir
+    access_log_format = "combined"  # optional, overrides [host] access_log_format
     root = "public"             # ... then the kind's own options
 
 Every problem is one :class:`~portkit.ConfigError` reading ``FILE:LINE: [TABLE] KEY: what``.
@@ -43,10 +45,19 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_listen",
+    "what_changed",
 ]
 
 #: Keys every application table has, whatever its kind.
-COMMON_KEYS = ("kind", "listen", "access_log")
+COMMON_KEYS = ("kind", "listen", "access_log", "access_log_format")
+
+#: ``access_log = "-"``: the access log goes to standard error.
+STDERR = Path("-")
+
+#: Access-log line formats: portkit's own (every kind), and the Combined Log Format
+#: (Apache's and nginx's "combined", read by standard log tools) for the HTTP kinds.
+ACCESS_LOG_FORMATS = ("portkit", "combined")
+HTTP_KINDS = ("web", "video")
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -61,6 +72,9 @@ class HostOptions:
     status_file: Path | None = option(None, help="status file read by `portkit serve --status`")
     access_log_dir: Path | None = option(
         None, help="directory for one <app>.log access log per application"
+    )
+    access_log_format: str = option(
+        "portkit", help="portkit, or combined (Combined Log Format, for web and video)"
     )
 
 
@@ -101,6 +115,7 @@ class AppConfig:
     listen: tuple[ListenAddress, ...]
     options: Any  # the kind's frozen options dataclass
     access_log: Path | None = None
+    access_log_format: str | None = None  # None: the [host] setting
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,6 +236,7 @@ def parse_config(text: str, *, file: str = "<config>", base_dir: Path | None = N
     if not isinstance(host_table, dict):
         raise top.error("host", "must be a table")
     host = parse_options(HostOptions, host_table, host_where)
+    _check_access_format(host.access_log_format, None, host_where, "access_log_format")
     apps_table = doc.get("apps", {})
     if not isinstance(apps_table, dict):
         raise top.error("apps", "must be a table of applications, [apps.NAME]")
@@ -269,13 +285,37 @@ def _parse_app(name: str, table: Mapping[str, Any], where: Where) -> AppConfig:
     if access_raw is not None:
         if not isinstance(access_raw, str) or not access_raw or "\x00" in access_raw:
             raise where.error("access_log", f"must be a file path, not {access_raw!r}")
-        access_log = where.base_dir / Path(access_raw).expanduser()
+        # "-": standard error, as for many tools (a path opened anew would not share the
+        # offset of a standard error redirected to a file, and overwrite it).
+        access_log = STDERR if access_raw == "-" else where.base_dir / Path(access_raw).expanduser()
+    format_raw = table.get("access_log_format", table.get("access-log-format"))
+    if format_raw is not None:
+        _check_access_format(format_raw, kind_name, where, "access_log_format")
     kind_table = {k: v for k, v in table.items() if k.replace("-", "_") not in COMMON_KEYS}
     options = parse_options(kind.options, kind_table, where, also_known=COMMON_KEYS)
     kind.check(options, where)
+    if getattr(options, "any_login", False):
+        # Anyone who can connect reads the mail: only this computer may connect.
+        for address in listen:
+            if not ipaddress.ip_address(address.host).is_loopback:
+                raise where.error("any_login", f"is for loopback addresses only, not {address}")
     return AppConfig(
-        name=name, kind=kind_name, listen=tuple(listen), options=options, access_log=access_log
+        name=name,
+        kind=kind_name,
+        listen=tuple(listen),
+        options=options,
+        access_log=access_log,
+        access_log_format=format_raw,
     )
+
+
+def _check_access_format(value: object, kind: str | None, where: Where, key: str) -> None:
+    if value not in ACCESS_LOG_FORMATS:
+        raise where.error(key, f"must be one of {', '.join(ACCESS_LOG_FORMATS)}, not {value!r}")
+    if value == "combined" and kind is not None and kind not in HTTP_KINDS:
+        raise where.error(
+            key, f"combined is a format of HTTP requests: web and video, not {kind!r}"
+        )
 
 
 def _check_conflicts(apps: list[AppConfig], lines: _LineIndex, file: str, base: Path) -> None:
@@ -289,3 +329,28 @@ def _check_conflicts(apps: list[AppConfig], lines: _LineIndex, file: str, base: 
                         "listen", f"{address} is already used by [apps.{owner}] ({other})"
                     )
         seen.extend((address, app.name) for address in app.listen)
+
+
+def what_changed(old: AppConfig, new: AppConfig) -> list[str]:
+    """What differs between two versions of one application, for the reload log.
+
+    The listen addresses with their values (``127.0.0.1:8080 -> 127.0.0.1:8081``); options
+    by name only, since values can be long or secret (password hashes).
+    """
+    moved: list[str] = []
+    if old.kind != new.kind:
+        moved.append(f"kind {old.kind} -> {new.kind}")
+    if old.listen != new.listen:
+        before = ", ".join(str(a) for a in old.listen)
+        after = ", ".join(str(a) for a in new.listen)
+        moved.append(f"listen {before} -> {after}")
+    if old.access_log != new.access_log or old.access_log_format != new.access_log_format:
+        moved.append("access log")
+    if old.kind == new.kind and old.options != new.options:
+        names = [
+            f.name.replace("_", "-")
+            for f in dataclasses.fields(old.options)
+            if getattr(old.options, f.name) != getattr(new.options, f.name)
+        ]
+        moved.append("options " + ", ".join(names))
+    return moved

@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -37,7 +38,15 @@ from typing import Any
 from portkit._errors import NetworkError, PortkitError, PrivilegeError
 from portkit.host import _systemd
 from portkit.host._app import BACKLOG, AppContext, Application, Counters, Listener
-from portkit.host._config import AppConfig, HostConfig, ListenAddress, load_config
+from portkit.host._config import (
+    HTTP_KINDS,
+    STDERR,
+    AppConfig,
+    HostConfig,
+    ListenAddress,
+    load_config,
+    what_changed,
+)
 from portkit.host.apps import load_kind
 
 __all__ = [
@@ -258,18 +267,33 @@ class Host:
             if new.host.user != old.host.user and self._privileges_dropped:
                 log.warning("[host] user changes take effect on restart, not reload")
             self.reloads += 1
-            added = sorted(a.name for a in to_start if a.name not in changed)
-            log.info(
-                "reloaded: %d started %s, %d stopped %s, %d unchanged",
-                len(added),
-                added,
-                len(changed),
-                sorted(changed),
-                len(self._running) - len(to_start),
-            )
+            self._log_reload(old, new, changed, to_start)
             self._write_status()
             _systemd.notify("READY=1", f"STATUS={len(self._running)} applications")
             return True
+
+    def _log_reload(
+        self, old: HostConfig, new: HostConfig, changed: list[str], started: list[AppConfig]
+    ) -> None:
+        """Say what moved: each application started, stopped or restarted, and why."""
+        restarted = [name for name in changed if name in self._running]
+        stopped = [name for name in changed if name not in self._running]
+        added = [app.name for app in started if app.name not in changed]
+        for name in added:
+            where = ", ".join(_format(a) for a in self.bound(name))
+            log.info("reload: [apps.%s] started (%s on %s)", name, new.app(name).kind, where)
+        for name in stopped:
+            log.info("reload: [apps.%s] stopped (no longer configured)", name)
+        for name in restarted:
+            moved = what_changed(old.app(name), new.app(name))
+            log.info("reload: [apps.%s] restarted: %s", name, "; ".join(moved) or "configuration")
+        log.info(
+            "reloaded: %d started, %d stopped, %d restarted, %d unchanged",
+            len(added),
+            len(stopped),
+            len(restarted),
+            len(self._running) - len(started),
+        )
 
     async def run(self) -> None:
         """Start, then serve until SIGTERM/SIGINT (graceful stop); SIGHUP reloads."""
@@ -416,17 +440,25 @@ class Host:
         happens before ``before_start``, which is where the first start drops privileges.
         """
         runs: list[_Running] = []
+        name = None  # the application being prepared or started, for the error line
         try:
             for config in apps:
+                name = config.name
                 runs.append(self._create_app(config, whole))
                 runs[-1].app.prepare()
+            name = None
             if before_start is not None:
                 before_start()
             while runs:
                 run = runs[0]
+                name = run.config.name
                 await run.app.start(run.listeners)
                 self._running[run.config.name] = runs.pop(0)
                 log.debug("[apps.%s] started (%s)", run.config.name, run.config.kind)
+        except Exception as exc:
+            if name is not None:
+                log.error("[apps.%s] cannot start: %s", name, exc)
+            raise
         finally:
             for run in runs:  # created but never started: give their sockets back
                 for listener in run.listeners:
@@ -436,7 +468,9 @@ class Host:
 
     def _create_app(self, config: AppConfig, whole: HostConfig) -> _Running:
         kind = load_kind(config.kind)
-        ctx = AppContext.for_app(config.name, config.kind, Counters())
+        ctx = AppContext.for_app(
+            config.name, config.kind, Counters(), access_format=_access_format(config, whole)
+        )
         handler = _access_handler(config, whole)
         ctx.access_logger.handlers.clear()
         ctx.access_logger.propagate = False
@@ -505,10 +539,25 @@ def _access_handler(config: AppConfig, whole: HostConfig) -> logging.Handler | N
         path = whole.host.access_log_dir / f"{config.name}.log"
     if path is None:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    handler: logging.Handler
+    if path == STDERR:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    if _access_format(config, whole) == "combined":
+        # The line is whole (time included, where the format puts it).
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     return handler
+
+
+def _access_format(config: AppConfig, whole: HostConfig) -> str:
+    """The application's access-log format; the [host] one applies to HTTP kinds only."""
+    if config.access_log_format is not None:
+        return config.access_log_format
+    return whole.host.access_log_format if config.kind in HTTP_KINDS else "portkit"
 
 
 def _sockname(sock: socket.socket) -> tuple[str, int]:

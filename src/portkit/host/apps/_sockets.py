@@ -12,10 +12,12 @@ import abc
 import asyncio
 import contextlib
 import errno
+import fcntl
 import functools
 import socket
 import struct
 import sys
+import termios
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +31,14 @@ from portkit.host._app import (
 )
 from portkit.host._limits import Admission, Slot
 
-__all__ = ["SocketApplication", "bytes_acked", "reset", "wait_readable", "wait_writable"]
+__all__ = [
+    "SocketApplication",
+    "bytes_acked",
+    "reset",
+    "tcp_byte_counts",
+    "wait_readable",
+    "wait_writable",
+]
 
 #: After running out of file descriptors, wait this long before accepting again.
 EMFILE_BACKOFF = 0.1
@@ -38,6 +47,11 @@ EMFILE_BACKOFF = 0.1
 #: (Linux 4.1 and later; the structure only ever grows at its end).
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _ACKED_AT = 120
+_RECEIVED_AT = 128  # tcpi_bytes_received, the u64 after it
+#: ``tcpi_state`` values (include/net/tcp_states.h) once the peer's FIN has arrived ...
+_PEER_FIN_STATES = frozenset({6, 8, 9, 11})  # TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSING
+#: ... and once this side has sent (or queued) its own.
+_OWN_FIN_STATES = frozenset({4, 5, 6, 9, 11})  # FIN_WAIT1, FIN_WAIT2, TIME_WAIT, LAST_ACK, CLOSING
 _LINGER_RESET = struct.pack("ii", 1, 0)  # struct linger: on, 0 seconds
 
 
@@ -151,6 +165,31 @@ def bytes_acked(sock: Any) -> int | None:
     if len(info) < _ACKED_AT + 8:
         return None
     return int.from_bytes(info[_ACKED_AT : _ACKED_AT + 8], sys.byteorder)
+
+
+def tcp_byte_counts(sock: socket.socket) -> tuple[int, int] | None:
+    """Bytes received and bytes sent on TCP socket ``sock`` so far, or None if unknown.
+
+    For a connection whose bytes the process never sees (an exec program's stdio). Sent
+    is what the peer acknowledged plus what still waits in the send queue (``SIOCOUTQ``):
+    every byte written is in one or the other.
+    """
+    if _TCP_INFO is None:
+        return None
+    try:
+        info: bytes = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _RECEIVED_AT + 8)
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # == SIOCOUTQ
+    except OSError:
+        return None
+    if len(info) < _RECEIVED_AT + 8:
+        return None
+    acked = int.from_bytes(info[_ACKED_AT : _ACKED_AT + 8], sys.byteorder)
+    received = int.from_bytes(info[_RECEIVED_AT : _RECEIVED_AT + 8], sys.byteorder)
+    sent = acked + int.from_bytes(queued, sys.byteorder)
+    # The kernel counts in sequence numbers, and a FIN takes one (RFC 9293 section 3.4):
+    # take it back out where the state says one was received, or sent.
+    state = info[0]
+    return received - (state in _PEER_FIN_STATES), sent - (state in _OWN_FIN_STATES)
 
 
 def reset(transport: asyncio.Transport) -> None:

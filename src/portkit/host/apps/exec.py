@@ -31,7 +31,7 @@ from typing import Any
 
 from portkit.host._app import AppContext, Application, Kind, Where, format_peer, option
 from portkit.host._limits import Admission
-from portkit.host.apps._sockets import SocketApplication
+from portkit.host.apps._sockets import SocketApplication, tcp_byte_counts
 
 __all__ = ["KINDS", "ExecApp", "ExecKind", "ExecOptions", "peer_environment"]
 
@@ -129,7 +129,9 @@ class ExecApp(SocketApplication):
             cwd=self.options.cwd,
             start_new_session=True,  # its own process group, to end it whole
         )
-        conn.close()  # the child holds the connection now
+        # The child holds the connection now. The host keeps its descriptor, untouched,
+        # only to read the connection's byte counts from the kernel when the program ends
+        # (the bytes never pass through the host); the client sees the close then.
         relay = asyncio.create_task(self._relay_stderr(proc, who))
         try:
             if self.options.timeout:
@@ -147,6 +149,11 @@ class ExecApp(SocketApplication):
             if proc.returncode is None:  # cancelled: the host is stopping and grace ran out
                 await asyncio.shield(_end(proc))
             await relay
+            counts = tcp_byte_counts(conn)
+            if counts is not None:
+                self.counters.bytes_in += counts[0]
+                self.counters.bytes_out += counts[1]
+            conn.close()
         status = proc.returncode
         if status:
             self.counters.errors += 1

@@ -32,6 +32,7 @@ from portkit.host._app import (
     BACKLOG,
     AppContext,
     Application,
+    Counters,
     Kind,
     Listener,
     Where,
@@ -174,12 +175,17 @@ class WebApp(Application):
             # this response began (a long download is not a slow client).
             self._waiting[request.protocol] = time.monotonic()
         counters = self.counters
-        nbytes = response.body_length
-        counters.bytes_out += nbytes
-        counters.bytes_in += request.content_length or 0
+        nbytes = response.body_length  # all bytes written, head included
+        # The whole response, head and (chunked) body as written; bytes in are counted as
+        # they arrive (_Handler.data_received).
+        counters.bytes_out += request.writer.output_size
         if response.status >= 500:
             counters.errors += 1
-        if self.ctx.access_logger.handlers:
+        if not self.ctx.access_logger.handlers:
+            return
+        if self.ctx.access_format == "combined":
+            self.ctx.access_logger.info("%s", combined_line(request, response))
+        else:
             line = (
                 f'"{request.method} {request.path_qs} HTTP/{request.version.major}.'
                 f'{request.version.minor}" {response.status} {elapsed:.4f}s '
@@ -341,6 +347,7 @@ class WebApp(Application):
                 ssl_context=ssl_context,
                 backlog=BACKLOG,
                 handshake_timeout=self.options.header_timeout,
+                counters=self.counters,
             )
             await site.start()
         self._runner = runner
@@ -393,7 +400,7 @@ class _Site(web.SockSite):
     ``header_timeout`` instead, like a request head.
     """
 
-    __slots__ = ("_handshake_timeout",)
+    __slots__ = ("_counters", "_handshake_timeout")
 
     def __init__(
         self,
@@ -403,25 +410,130 @@ class _Site(web.SockSite):
         ssl_context: Any,
         backlog: int,
         handshake_timeout: float,
+        counters: Counters,
     ) -> None:
         super().__init__(runner, sock, ssl_context=ssl_context, backlog=backlog)
         self._handshake_timeout = handshake_timeout
+        self._counters = counters
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
+        factory = _handler_factory(server, self._counters)
         if self._ssl_context is None:
-            self._server = await loop.create_server(server, sock=self._sock, backlog=self._backlog)
+            self._server = await loop.create_server(factory, sock=self._sock, backlog=self._backlog)
         else:
             self._server = await loop.create_server(
-                server,
+                factory,
                 sock=self._sock,
                 ssl=self._ssl_context,
                 backlog=self._backlog,
                 ssl_handshake_timeout=self._handshake_timeout,
             )
+
+
+def _log_item(text: str) -> str:
+    """``text`` for a quoted log field: ``"``, ``\\`` and bytes outside printable ASCII
+    escaped (as Apache's httpd does), so a client cannot break or forge a line."""
+    out = []
+    for byte in text.encode("utf-8", "surrogateescape"):
+        if byte in (0x22, 0x5C):
+            out.append("\\" + chr(byte))
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "".join(out)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def combined_line(
+    request: web.BaseRequest, response: web.StreamResponse, now: float | None = None
+) -> str:
+    """One line of the Combined Log Format (``host ident user [time] "request" status
+    bytes "referer" "user-agent"``), as Apache's httpd and nginx write it by default.
+
+    ``bytes`` is the body only (``-`` for none), the time local with its UTC offset in
+    English month names, whatever the locale.
+    """
+    stamp = time.localtime(now)
+    offset = stamp.tm_gmtoff // 60
+    sign = "-" if offset < 0 else "+"
+    when = (
+        f"{stamp.tm_mday:02d}/{_MONTHS[stamp.tm_mon - 1]}/{stamp.tm_year}:"
+        f"{stamp.tm_hour:02d}:{stamp.tm_min:02d}:{stamp.tm_sec:02d} "
+        f"{sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
+    )
+    body = response.content_length
+    if request.method == hdrs.METH_HEAD or response.status in (204, 304):
+        body = 0
+    version = f"HTTP/{request.version.major}.{request.version.minor}"
+    target = _log_item(f"{request.method} {request.raw_path} {version}")
+    referer = _log_item(request.headers.get(hdrs.REFERER, "-"))
+    agent = _log_item(request.headers.get(hdrs.USER_AGENT, "-"))
+    return (
+        f'{request.remote or "-"} - - [{when}] "{target}" {response.status} '
+        f'{body if body else "-"} "{referer}" "{agent}"'
+    )
+
+
+class _Handler(RequestHandler):
+    """aiohttp's connection handler, counting bytes and answering a half-closed client.
+
+    Counting: every byte of the connection, request heads and bodies in, response heads
+    and bodies out (as ``--status`` reports them for the other kinds); for HTTPS, the bytes
+    inside TLS.
+
+    Half-close: ``printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nc host 80`` sends its request,
+    then shuts its side down (a FIN) and waits for the answer. aiohttp's handler lets
+    asyncio close the connection at that FIN, so the request is dropped unanswered. A FIN
+    only says that no more requests come (RFC 9112 section 9.6 lets either side close its
+    half): the requests already received are answered, then the connection closes. With
+    nothing pending, it closes at once, as before. (Under TLS, asyncio ends the connection
+    at the peer's close regardless.)
+    """
+
+    __slots__ = ("_counters", "_peer_done")
+
+    def __init__(self, counters: Counters, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._counters = counters
+        self._peer_done = False
+
+    def data_received(self, data: bytes) -> None:
+        self._counters.bytes_in += len(data)
+        super().data_received(data)
+
+    def eof_received(self) -> bool:  # type: ignore[override]
+        # Requests parsed and queued, or one taken from the queue and not yet answered:
+        # aiohttp's loop waits on ``_waiter`` only between requests.
+        pending = bool(self._messages) or (self._waiter is None and self._request_count > 0)
+        transport = self.transport
+        if not pending or transport is None or transport.get_extra_info("sslcontext"):
+            return False  # asyncio closes the transport
+        self._peer_done = True
+        return True  # keep the transport open for writing
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        result = await super().finish_response(request, resp, start_time)
+        if self._peer_done and not self._messages:
+            self.close()  # the last request is answered: no keep-alive after the FIN
+        return result
+
+
+def _handler_factory(server: Any, counters: Counters) -> Any:
+    """A protocol factory like aiohttp's ``Server`` itself, making a :class:`_Handler`."""
+
+    def make() -> RequestHandler:
+        return _Handler(counters, server, loop=server._loop, **server._kwargs)
+
+    return make
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

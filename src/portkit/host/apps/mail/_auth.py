@@ -95,12 +95,15 @@ class MailAccounts:
         postmaster: the user who receives mail for ``<Postmaster>`` and
             ``postmaster@<domain>`` (RFC 5321 4.5.1); by default a user named
             ``postmaster``, else the first user configured.
+        any_login: for a development sink on loopback: every user name and password
+            logs in, to the ``catch_all`` mailbox.
     """
 
     users: Mapping[str, str]
     domains: frozenset[str] = frozenset({"localhost"})
     catch_all: str | None = None
     postmaster: str | None = None
+    any_login: bool = False
 
     def __post_init__(self) -> None:
         for name, encoded in self.users.items():
@@ -109,17 +112,27 @@ class MailAccounts:
                 raise ConfigError(f"mail user names are lower case, not {name!r}")
         if self.catch_all is not None and self.catch_all not in self.users:
             raise ConfigError(f"catch_all user {self.catch_all!r} is not a configured user")
+        if self.any_login and self.catch_all is None:
+            raise ConfigError("any_login needs a catch_all user, whose mailbox every login opens")
         if self.postmaster is not None and self.postmaster not in self.users:
             raise ConfigError(f"postmaster user {self.postmaster!r} is not a configured user")
         object.__setattr__(self, "domains", frozenset(d.lower().rstrip(".") for d in self.domains))
 
     def check(self, user: str, password: str) -> bool:
         """Whether ``user``/``password`` is a valid login (unknown users cost the same time)."""
+        if self.any_login:
+            return True
         encoded = self.users.get(user.lower())
         if encoded is None:
             verify_password(password, _DUMMY_HASH)
             return False
         return verify_password(password, encoded)
+
+    def mailbox_of(self, user: str) -> str:
+        """The mailbox a logged-in ``user`` reads: its own, or with any_login the catch-all."""
+        if self.any_login and self.catch_all is not None:
+            return self.catch_all
+        return user.lower()
 
     def postmaster_user(self) -> str | None:
         """The user who receives postmaster mail (``None`` only when there are no users)."""

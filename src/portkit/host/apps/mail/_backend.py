@@ -157,7 +157,7 @@ class MailBackend:
         return ok
 
     def open_maildrop(self, user: str) -> Pop3StoreMaildrop:
-        return Pop3StoreMaildrop(self.store.maildir(user.lower()))
+        return Pop3StoreMaildrop(self.store.maildir(self.accounts.mailbox_of(user)))
 
     def inbox(self, user: str) -> ImapStoreMailbox:
-        return ImapStoreMailbox(self.store.maildir(user.lower()))
+        return ImapStoreMailbox(self.store.maildir(self.accounts.mailbox_of(user)))

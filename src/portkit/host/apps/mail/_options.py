@@ -42,6 +42,9 @@ class MailOptions:
     users: tuple[str, ...] = option((), help="accounts as 'name:scrypt$...' (see hash-password)")
     domains: tuple[str, ...] = option(("localhost",), help="domains whose mail is delivered here")
     catch_all: str | None = option(None, help="development: deliver every recipient to this user")
+    any_login: bool = option(
+        False, help="development, loopback only: any user/password reads the catch-all mailbox"
+    )
     postmaster: str | None = option(
         None, help="user receiving <Postmaster> mail (default: user postmaster, else the first)"
     )
@@ -130,6 +133,7 @@ def accounts_of(options: MailOptions) -> MailAccounts:
         domains=frozenset(options.domains),
         catch_all=options.catch_all,
         postmaster=options.postmaster,
+        any_login=options.any_login,
     )
 
 
@@ -147,6 +151,8 @@ def guard_of(options: MailOptions) -> LoginGuard:
 def check(options: MailOptions, where: Where) -> None:
     """Semantic checks shared by the three kinds (errors name the key)."""
     names = {entry.partition(":")[0] for entry in options.users}
+    if options.any_login and options.catch_all is None:
+        raise where.error("any-login", "needs catch-all: the mailbox every login opens")
     for key, user in (("catch-all", options.catch_all), ("postmaster", options.postmaster)):
         if user is not None and user not in names:
             raise where.error(key, f"{user!r} is not a configured user")

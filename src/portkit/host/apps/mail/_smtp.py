@@ -31,7 +31,7 @@ import re
 import secrets
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
@@ -211,6 +211,21 @@ class _SMTP(SMTP):
             transport.close()
             return
         super().connection_made(transport)
+
+    # Byte counters for `serve --status`: everything read, every reply written (the bytes
+    # inside TLS after STARTTLS).
+    def data_received(self, data: bytes) -> None:
+        self._app.counters.bytes_in += len(data)
+        super().data_received(data)
+
+    async def push(self, status: AnyStr) -> None:
+        encoded = (
+            status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+            if isinstance(status, str)
+            else status
+        )
+        self._app.counters.bytes_out += len(encoded) + 2  # aiosmtpd adds CRLF
+        await super().push(status)
 
     async def smtp_DATA(self, arg: str) -> None:
         # aiosmtpd holds the whole message in memory until it is stored: cap how many are
