@@ -15,7 +15,7 @@
 set -euo pipefail
 
 packages=(
-  nmap ndiff xsltproc curl socat wrk iproute2 openssl lsof procps zsh fish
+  nmap ndiff xsltproc curl socat wrk iproute2 openssl lsof procps zsh fish goaccess
   nginx openssh-server openssh-client postfix dovecot-imapd dovecot-pop3d vsftpd
   dnsmasq-base openbsd-inetd inetutils-telnetd fetchmail
   redis-server memcached
