@@ -39,7 +39,10 @@ def _bind_error(exc: OSError, bind: str, port: int) -> Exception:
             f"cannot listen on {name}: address already in use "
             f"(see who holds it: portkit listening --port {port})"
         )
-    if exc.errno == errno.EADDRNOTAVAIL:
+    # Python 3.13's create_server skips each address that is not available (EADDRNOTAVAIL,
+    # taken to mean a disabled address family) and, when none is left, raises an OSError
+    # without an errno: the same case.
+    if exc.errno in (errno.EADDRNOTAVAIL, None):
         return UsageError(f"cannot listen on {name}: {bind!r} is not an address of this machine")
     return NetworkError(f"cannot listen on {name}: {(exc.strerror or str(exc)).lower()}")
 
