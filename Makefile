@@ -1,13 +1,15 @@
 # portkit: the two commands of the quick start, and the pieces they are made of.
 #   make demo   create .venv, install portkit, run the whole system end to end
 #   make test   create .venv with the test extras, install the system packages the tests
-#               talk to (as root), then lint, type-check and run every test
+#               talk to (as root), then lint, type-check, check the layers and run every
+#               test with coverage
+#   make test-pythons   the tests again on Python 3.12 and 3.13, where this machine has them
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 LINT_PATHS := $(wildcard src tests bench lab scripts)
 
-.PHONY: demo test lint typecheck pytest system-deps venv clean
+.PHONY: demo test lint typecheck layers pytest test-pythons system-deps venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +38,36 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy src tests
 
-pytest: $(VENV)/.test system-deps
-	$(BIN)/pytest
+# The import contracts in pyproject.toml ([tool.importlinter]): the layer order.
+layers: $(VENV)/.test
+	$(BIN)/lint-imports --no-cache
 
-test: lint typecheck pytest
+# Coverage of the code the test process runs (the figure in README "Tests"); code that
+# runs only in child processes (`portkit` commands run by the CLI tests) is not counted.
+pytest: $(VENV)/.test system-deps
+	$(BIN)/pytest --cov=portkit --cov-report=term:skip-covered
+
+# The other Pythons the package declares (pyproject classifiers), where they are installed:
+# pyenv's builds, which are part of this machine. None is ever downloaded; a missing one is
+# named and left out. Each gets its own virtualenv (.venv-3.12, ...) with the test extras.
+OTHER_PYTHONS ?= 3.12 3.13
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
+
+test-pythons: system-deps
+	@for version in $(OTHER_PYTHONS); do \
+	  python=$$(ls -d $(PYENV_ROOT)/versions/$$version.*/bin/python$$version 2>/dev/null | tail -n 1); \
+	  if [ -z "$(PYENV_ROOT)" ] || [ -z "$$python" ]; then \
+	    echo "python $$version is not installed here: its tests are not run"; continue; \
+	  fi; \
+	  venv=.venv-$$version; \
+	  echo "== tests on $$($$python --version) ($$venv)"; \
+	  [ -x $$venv/bin/python ] || $$python -m venv $$venv || exit 1; \
+	  $$venv/bin/python -m pip install -q -e '.[test]' || exit 1; \
+	  $$venv/bin/pytest -q -p no:cacheprovider || exit 1; \
+	done
+
+# test-pythons is not part of test (nor of CI) yet: see CONTRIBUTING.md "Set up".
+test: lint typecheck layers pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-3.* .mypy_cache .ruff_cache .pytest_cache .coverage .import_linter_cache

@@ -17,10 +17,19 @@ what they mean and the CLI can map each branch to one exit code::
     ├── NetworkError            the network said no (exit 1, or the subclass's code)
     │   ├── ConnectionRefused   nothing listens there (exit 3)
     │   ├── ConnectTimeout      no answer in time (exit 4)
-    │   └── ResolveError        a name did not resolve
-    └── ProtocolError           bytes that break a protocol
-        ├── LocalProtocolError  we were asked to send something illegal
-        └── RemoteProtocolError the peer sent something illegal
+    │   ├── ResolveError        a name did not resolve
+    │   ├── TlsError            a TLS handshake failed (client.TlsError)
+    │   └── BindError           a listening socket could not be bound (host._host.BindError)
+    ├── ProtocolError           bytes that break a protocol
+    │   ├── LocalProtocolError  we were asked to send something illegal
+    │   └── RemoteProtocolError the peer sent something illegal
+    ├── MaildropLocked          another session holds a POP3 maildrop (mail._store)
+    ├── MessageGone             another session removed a message (mail._store)
+    └── DemoError               a part of ``portkit demo`` did not work (portkit.demo)
+
+The classes marked with a module live beside the code that raises them; they are still
+part of this tree, and ``tests/test_errors.py`` walks every module of the package to keep
+it that way (with the few internal control-flow signals it names, and why).
 
 Messages are lower case, name the problem and quote the bad value, e.g.
 ``port must be 0-65535, not 70000``.

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from portkit.cli._output import format_table
+from portkit._columns import format_table
+from portkit._errors import PortkitError
+from portkit.endpoint._authority import host_port
 
 __all__ = ["DEMO_MESSAGE_SUBJECT", "DemoError", "ServedApp", "http_url", "run_demo", "served_apps"]
 
@@ -50,7 +52,7 @@ DEMO_MAIL_PASSWORD = "demo"
 HOST = "127.0.0.1"
 
 
-class DemoError(Exception):
+class DemoError(PortkitError):
     """One part of the demo did not work; the message says what and why."""
 
 
@@ -182,7 +184,12 @@ def _show_computer(report: _Report, apps: list[ServedApp], pid: int, seconds: fl
         if conventional is not None and conventional != app.port:
             alternates.append((app, conventional))
         rows.append(
-            (app.name, app.kind, f"{app.host}:{app.port}", registry.service_name(app.port) or "-")
+            (
+                app.name,
+                app.kind,
+                host_port(app.host, app.port),
+                registry.service_name(app.port) or "-",
+            )
         )
     report.block(format_table(("APP", "KIND", "LISTENS ON", "REGISTRY NAME OF THAT PORT"), rows))
     if alternates:
@@ -306,7 +313,9 @@ def _mail_clients(apps: list[ServedApp]) -> list[str]:
         refused = client.send_message(message)
         if refused:
             raise DemoError(f"SMTP refused recipients: {refused}")
-    lines.append(f'SMTP {smtp.host}:{smtp.port}: sent "{DEMO_MESSAGE_SUBJECT}" to {address}')
+    lines.append(
+        f'SMTP {host_port(smtp.host, smtp.port)}: sent "{DEMO_MESSAGE_SUBJECT}" to {address}'
+    )
 
     pop = poplib.POP3(pop3.host, pop3.port, timeout=CLIENT_TIMEOUT)
     try:
@@ -322,8 +331,12 @@ def _mail_clients(apps: list[ServedApp]) -> list[str]:
     finally:
         pop.quit()
     if not found:
-        raise DemoError(f"POP3 {pop3.host}:{pop3.port}: the message is not in the mailbox")
-    lines.append(f"POP3 {pop3.host}:{pop3.port}: {count} message(s) for {user}; read it back")
+        raise DemoError(
+            f"POP3 {host_port(pop3.host, pop3.port)}: the message is not in the mailbox"
+        )
+    lines.append(
+        f"POP3 {host_port(pop3.host, pop3.port)}: {count} message(s) for {user}; read it back"
+    )
 
     with imaplib.IMAP4(imap.host, imap.port, timeout=CLIENT_TIMEOUT) as client:
         client.login(user, password)
@@ -331,12 +344,14 @@ def _mail_clients(apps: list[ServedApp]) -> list[str]:
         kind, data = client.search(None, "SUBJECT", f'"{DEMO_MESSAGE_SUBJECT}"')
         numbers = data[0].split() if kind == "OK" and data and data[0] else []
         if not numbers:
-            raise DemoError(f"IMAP {imap.host}:{imap.port}: the message is not in INBOX")
+            raise DemoError(f"IMAP {host_port(imap.host, imap.port)}: the message is not in INBOX")
         kind, fetched = client.fetch(numbers[-1], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         client.logout()
     if kind != "OK":
-        raise DemoError(f"IMAP {imap.host}:{imap.port}: FETCH failed: {fetched!r}")
-    lines.append(f"IMAP {imap.host}:{imap.port}: INBOX has it; fetched its Subject header")
+        raise DemoError(f"IMAP {host_port(imap.host, imap.port)}: FETCH failed: {fetched!r}")
+    lines.append(
+        f"IMAP {host_port(imap.host, imap.port)}: INBOX has it; fetched its Subject header"
+    )
     return lines
 
 
@@ -404,7 +419,7 @@ def http_url(app: ServedApp, path: str = "/") -> str:
     """The URL of ``app``'s ``path`` as a browser writes it (no port when it is 80)."""
     from portkit.endpoint import parse_endpoint
 
-    url = parse_endpoint(f"http://{app.host}:{app.port}{path}").url
+    url = parse_endpoint(f"http://{host_port(app.host, app.port)}{path}").url
     assert url is not None  # a URL always has its normalised form
     return url
 

@@ -30,14 +30,21 @@ class DnsServer:
 
 def free_port() -> int:
     # dnsmasq cannot take an inherited socket, so find a port free for both UDP and TCP.
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
-        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
-    ):
-        udp.bind(("127.0.0.1", 0))
-        port: int = udp.getsockname()[1]
-        tcp.bind(("127.0.0.1", port))
-        return port
+    # A free UDP port's TCP twin may be taken (by another test's connection, say): try
+    # another, a bounded number of times.
+    for _ in range(50):
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        ):
+            udp.bind(("127.0.0.1", 0))
+            port: int = udp.getsockname()[1]
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no port on 127.0.0.1 is free for both UDP and TCP after 50 tries")
 
 
 def start(port: int) -> subprocess.Popen[bytes] | None:

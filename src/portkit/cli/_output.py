@@ -11,18 +11,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from portkit._columns import format_table
+
 __all__ = ["format_table", "print_json", "print_table"]
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Return ``rows`` as left-aligned columns under ``headers``, one line per row."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        parts = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
 
 
 def print_table(

@@ -227,6 +227,7 @@ def _connect(
 
     from portkit._errors import UsageError
     from portkit.client import DEFAULT_CONNECT_TIMEOUT, Timeouts, converse, converse_udp
+    from portkit.endpoint import host_port
 
     udp = args.udp or endpoint.transport == "udp"
     if udp:
@@ -241,7 +242,7 @@ def _connect(
                 source,
                 sink,
                 idle=args.idle_timeout,
-                on_connect=lambda peer: status(f"udp socket ready for {_where(peer)}"),
+                on_connect=lambda peer: status(f"udp socket ready for {host_port(*peer)}"),
             )
         )
         status(
@@ -309,6 +310,7 @@ def _listen(
     import asyncio
 
     from portkit.client import DEFAULT_BIND, Timeouts, listen
+    from portkit.endpoint import host_port
 
     port, transport = listen_on
     result = asyncio.run(
@@ -319,9 +321,9 @@ def _listen(
             transport=transport,
             bind=args.bind or DEFAULT_BIND,
             timeouts=Timeouts(idle=args.idle_timeout),
-            on_listening=lambda local: status(f"listening on {_where(local)} ({transport})"),
+            on_listening=lambda local: status(f"listening on {host_port(*local)} ({transport})"),
             on_connect=lambda peer, _tls: status(
-                f"{'connection' if transport == 'tcp' else 'first datagram'} from {_where(peer)}"
+                f"{'connection' if transport == 'tcp' else 'first datagram'} from {host_port(*peer)}"
             ),
         )
     )
@@ -335,13 +337,10 @@ def _listen(
     return EXIT_OK
 
 
-def _where(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _connected(peer: tuple[str, int], tls: TlsInfo | None) -> str:
-    where = _where(peer)
+    from portkit.endpoint import host_port
+
+    where = host_port(*peer)
     if tls is None:
         return f"connected to {where}"
     cert = f", certificate {tls.subject}" if tls.subject else ""

@@ -50,8 +50,9 @@ def _owner(sock: ListeningSocket, privileged: bool) -> str:
 
 
 def _endpoint(sock: ListeningSocket) -> str:
-    address = f"[{sock.address}]" if ":" in sock.address else sock.address
-    return f"{sock.transport} {address}"
+    from portkit.endpoint import bracket_host
+
+    return f"{sock.transport} {bracket_host(sock.address)}"
 
 
 def who_holds(port: int, listing: Listing) -> str:

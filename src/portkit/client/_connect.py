@@ -38,9 +38,10 @@ from portkit._errors import (
     ResolveError,
     UsageError,
 )
+from portkit.endpoint._authority import host_port
 
 if TYPE_CHECKING:
-    from portkit.scan import TlsInfo
+    from portkit.scan._model import TlsInfo
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -96,34 +97,14 @@ def tls_context(*, verify: bool = True, cafile: str | None = None) -> ssl.SSLCon
     return context
 
 
-def _where(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _tls_info(writer: asyncio.StreamWriter) -> TlsInfo | None:
     ssl_object = writer.get_extra_info("ssl_object")
     if not isinstance(ssl_object, ssl.SSLObject):
         return None
-    # Imported here: the discovery package is heavy and plain connections never need it.
-    from portkit.scan import TlsInfo
+    # Imported here: the certificate parser (cryptography) is for TLS connections only.
+    from portkit._tls_summary import tls_summary
 
-    cipher = ssl_object.cipher()
-    subject = issuer = None
-    der = ssl_object.getpeercert(binary_form=True)
-    if der is not None:
-        from cryptography import x509
-
-        cert = x509.load_der_x509_certificate(der)
-        subject = cert.subject.rfc4514_string()
-        issuer = cert.issuer.rfc4514_string()
-    return TlsInfo(
-        version=ssl_object.version(),
-        cipher=cipher[0] if cipher else None,
-        alpn=ssl_object.selected_alpn_protocol(),
-        subject=subject,
-        issuer=issuer,
-        self_signed=None if der is None else subject == issuer,
-    )
+    return tls_summary(ssl_object)
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:
@@ -142,7 +123,7 @@ async def _open(
     server_hostname: str | None,
     connect_timeout: float,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    where = _where(host, port)
+    where = host_port(host, port)
     try:
         async with asyncio.timeout(connect_timeout):
             return await asyncio.open_connection(
@@ -290,7 +271,7 @@ async def converse(
     )
     try:
         if starttls is not None and tls is not None:
-            where = _where(host, port)
+            where = host_port(host, port)
             try:
                 async with asyncio.timeout(timeouts.connect):
                     said = await _starttls(
@@ -366,7 +347,7 @@ async def _pump(
     sent = received = 0
     source_done = False
     last_activity = time.monotonic()
-    where = _where(*peer)
+    where = host_port(*peer)
 
     async def upstream() -> None:
         nonlocal sent, source_done, last_activity

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from portkit._errors import ConnectTimeout, NetworkError, PrivilegeError, ResolveError, UsageError
 from portkit.client._connect import BUFFER_LIMIT, Conversation, Timeouts, _pump
-from portkit.client._udp import UDP_LINGER, open_udp, peer_error, pump_udp, where
+from portkit.client._udp import UDP_LINGER, open_udp, peer_error, pump_udp
+from portkit.endpoint._authority import host_port
 
 if TYPE_CHECKING:
     from portkit.scan import TlsInfo
@@ -28,7 +29,7 @@ DEFAULT_BIND = "127.0.0.1"
 
 
 def _bind_error(exc: OSError, bind: str, port: int) -> Exception:
-    name = where((bind, port))
+    name = host_port(bind, port)
     if isinstance(exc, socket.gaierror):
         return ResolveError(f"cannot resolve the bind address {bind!r}: {exc.strerror}")
     if exc.errno == errno.EACCES:
@@ -38,7 +39,10 @@ def _bind_error(exc: OSError, bind: str, port: int) -> Exception:
             f"cannot listen on {name}: address already in use "
             f"(see who holds it: portkit listening --port {port})"
         )
-    if exc.errno == errno.EADDRNOTAVAIL:
+    # Python 3.13's create_server skips each address that is not available (EADDRNOTAVAIL,
+    # taken to mean a disabled address family) and, when none is left, raises an OSError
+    # without an errno: the same case.
+    if exc.errno in (errno.EADDRNOTAVAIL, None):
         return UsageError(f"cannot listen on {name}: {bind!r} is not an address of this machine")
     return NetworkError(f"cannot listen on {name}: {(exc.strerror or str(exc)).lower()}")
 
@@ -103,7 +107,7 @@ async def listen(
                 reader, writer = await accepted
         except TimeoutError as exc:
             raise ConnectTimeout(
-                f"no connection to {where((str(local[0]), int(local[1])))} "
+                f"no connection to {host_port(str(local[0]), int(local[1]))} "
                 f"within {timeouts.idle:g} s"
             ) from exc
     finally:
@@ -135,10 +139,10 @@ async def _listen_udp(
                 first = await protocol.queue.get()
         except TimeoutError as exc:
             raise ConnectTimeout(
-                f"no datagram to {where(local)} within {timeouts.idle:g} s"
+                f"no datagram to {host_port(*local)} within {timeouts.idle:g} s"
             ) from exc
         if not isinstance(first, tuple):
-            raise peer_error(first or OSError("socket closed"), where(local))
+            raise peer_error(first or OSError("socket closed"), host_port(*local))
         data, peer = first
         if on_connect is not None:
             on_connect(peer, None)

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 
 from portkit._errors import ConnectionRefused, NetworkError, ResolveError
 from portkit.client._connect import Conversation, _watchdog
+from portkit.endpoint._authority import host_port
 
 __all__ = ["MAX_DATAGRAM", "UDP_LINGER", "converse_udp"]
 
@@ -51,11 +52,6 @@ class _Datagrams(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.queue.put_nowait(exc)
-
-
-def where(address: Address) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def peer_error(exc: Exception, peer: str) -> NetworkError:
@@ -98,7 +94,7 @@ async def pump_udp(
     """
     sent = received = 0
     last_activity = time.monotonic()
-    name = where(peer)
+    name = host_port(*peer)
 
     async def upstream() -> None:
         nonlocal sent, last_activity
@@ -127,7 +123,11 @@ async def pump_udp(
                 raise NetworkError(f"the udp socket for {name} was closed")
             data, sender = item
             if sender != peer and not connected:
-                logger.debug("ignoring a datagram from %s: talking to %s", where(sender), name)
+                logger.debug(
+                    "ignoring a datagram from %s: talking to %s",
+                    host_port(sender[0], sender[1]),
+                    name,
+                )
                 continue
             sink(data)
             received += len(data)
@@ -190,7 +190,7 @@ async def converse_udp(
         ) from exc
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
-        raise NetworkError(f"cannot send to {where((host, port))} over udp: {reason}") from exc
+        raise NetworkError(f"cannot send to {host_port(host, port)} over udp: {reason}") from exc
     try:
         peername = transport.get_extra_info("peername")
         peer = (str(peername[0]), int(peername[1]))

@@ -7,6 +7,7 @@ effective one came from. :func:`resolve` is the separate, asynchronous DNS step.
 
 from typing import TYPE_CHECKING, Any
 
+from portkit.endpoint._authority import bracket_host, host_port
 from portkit.endpoint._parse import (
     Endpoint,
     EndpointForm,
@@ -54,6 +55,8 @@ __all__ = [
     "SchemeAlias",
     "ServiceDirectory",
     "SrvRecord",
+    "bracket_host",
+    "host_port",
     "parse_endpoint",
     "parse_host_service",
     "resolve",

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from portkit._errors import EndpointError, LookupNotFound
+from portkit.endpoint._authority import host_port
 from portkit.endpoint._schemes import ServiceDirectory, ServiceInfo, service_info
 
 __all__ = [
@@ -129,8 +130,7 @@ class Endpoint:
     @property
     def authority(self) -> str:
         """``host:port`` with IPv6 hosts bracketed (``[::1]:8080``)."""
-        host = f"[{self.host}]" if self.host_type == "ipv6" else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def as_dict(self) -> dict[str, Any]:
         """The endpoint as JSON-ready data; the keys are stable (see docs/endpoint.md)."""

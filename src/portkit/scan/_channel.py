@@ -16,10 +16,9 @@ import ipaddress
 import socket
 import ssl
 import time
-from dataclasses import replace
-from datetime import UTC
 
 from portkit._errors import ConnectionRefused, ConnectTimeout, NetworkError, ResolveError
+from portkit._tls_summary import tls_summary as tls_info
 from portkit.scan._model import TlsInfo
 
 __all__ = [
@@ -211,40 +210,6 @@ def _client_context(alpn: tuple[str, ...]) -> ssl.SSLContext:
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     ctx.set_alpn_protocols(list(alpn))
     return ctx
-
-
-def tls_info(tls: ssl.SSLObject) -> TlsInfo:
-    from cryptography import x509
-
-    cipher = tls.cipher()
-    info = TlsInfo(
-        version=tls.version(),
-        cipher=cipher[0] if cipher else None,
-        alpn=tls.selected_alpn_protocol(),
-    )
-    der = tls.getpeercert(binary_form=True)
-    if not der:
-        return info
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        return info
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = tuple(str(v) for v in san.get_values_for_type(x509.DNSName)) + tuple(
-            str(v) for v in san.get_values_for_type(x509.IPAddress)
-        )
-    except (x509.ExtensionNotFound, ValueError):
-        sans = ()
-    return replace(
-        info,
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        not_before=cert.not_valid_before_utc.astimezone(UTC).isoformat(),
-        not_after=cert.not_valid_after_utc.astimezone(UTC).isoformat(),
-        self_signed=cert.subject == cert.issuer,
-        subject_alt_names=sans,
-    )
 
 
 def server_hostname(host: str) -> str | None:
