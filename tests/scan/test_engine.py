@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from portkit._errors import PortSpecError, TargetError
-from portkit.scan._engine import RateLimiter, raise_fd_limit, window_size
+from portkit.scan._engine import raise_fd_limit, window_size
 from portkit.scan._model import PortResult, PortState
 from portkit.scan._scan import scan
 
@@ -194,16 +194,6 @@ async def test_udp_silence_is_open_filtered() -> None:
     assert results[0].reason == "no-response"
 
 
-async def test_rate_ceiling_spaces_out_probes() -> None:
-    clock = [0.0]
-    limiter = RateLimiter(100.0, clock=lambda: clock[0])
-    assert limiter.take(50) == 1  # the bucket holds one probe at 100/s
-    assert limiter.take(50) == 0
-    clock[0] += 0.5
-    assert limiter.take(500) == 1  # refills, but never beyond the burst
-    assert RateLimiter(None).take(500) == 500
-
-
 async def test_rate_limited_scan_still_complete() -> None:
     results = await collect(scan("127.0.0.2", "1-50", rate=2000))
     assert sorted(r.port for r in results) == list(range(1, 51))
@@ -302,26 +292,6 @@ def test_worker_count() -> None:
     assert worker_count(10) == 1
     assert worker_count(10, 3) == 3
     assert 1 <= worker_count(100 * MIN_PROBES_PER_WORKER) <= len(os.sched_getaffinity(0))
-
-
-def test_back_off_halves_on_loss_among_answers_only() -> None:
-    from portkit.scan._engine import MIN_WINDOW, _Congestion
-
-    c = _Congestion(1024)
-    c.on_loss(now=10.0, period=1.0, answered_since=False)  # silence: filtered, not congestion
-    assert c.size == 1024
-    c.on_loss(now=10.0, period=1.0, answered_since=True)
-    assert c.size == 512
-    c.on_loss(now=10.5, period=1.0, answered_since=True)  # same period: one cut only
-    assert c.size == 512
-    c.on_loss(now=11.0, period=1.0, answered_since=True)
-    assert c.size == 256
-    for _ in range(10):
-        c.on_answer()
-    assert c.size == 266  # additive increase
-    for step in range(20):
-        c.on_loss(now=12.0 + step, period=1.0, answered_since=True)
-    assert c.size == MIN_WINDOW
 
 
 DNS_IN_NAMESPACE = """

@@ -110,11 +110,15 @@ async def test_syn_scan_finds_listeners(listeners: list[Listener], free_ports: l
 
 @needs_root
 @pytest.mark.root
-async def test_syn_rejects_ipv6() -> None:
-    from portkit._errors import TargetError
-
-    with pytest.raises(TargetError, match="IPv4 only"):
-        await collect(targets=["::1"], ports="80", syn=True)
+async def test_syn_over_ipv6_loopback(listeners: list[Listener], free_ports: list[int]) -> None:
+    v6 = next(ls for ls in listeners if ls.host == "::1")
+    spec = ",".join(map(str, sorted({v6.port, *free_ports})))
+    results = await collect(targets=["::1"], ports=spec, syn=True)
+    by_port = {r.port: (r.state, r.reason) for r in results}
+    assert by_port == {
+        port: (PortState.OPEN, "syn-ack") if port == v6.port else (PortState.CLOSED, "reset")
+        for port in sorted({v6.port, *free_ports})
+    }
 
 
 @needs_root

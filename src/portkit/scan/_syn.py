@@ -17,10 +17,9 @@ our source port in the kernel, so a busy host's traffic does not reach Python.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
+import errno
 import hashlib
-import heapq
 import itertools
 import os
 import secrets
@@ -29,16 +28,16 @@ import struct
 import sys
 import time
 from array import array
-from collections import deque
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import cast
 
 from portkit._errors import PrivilegeError, TargetError
-from portkit.scan._engine import EngineOptions, RateLimiter, _Congestion
-from portkit.scan._model import CountKey, PortResult, PortState, ResultBatch
-from portkit.scan._names import BackgroundNames, make_results
+from portkit.scan._drive import drive
+from portkit.scan._engine import EngineOptions
+from portkit.scan._model import CountKey, PortResult, PortState
+from portkit.scan._names import BackgroundNames
 from portkit.scan._rawsend import (
     PACKET_SIZE,
     Batch,
@@ -47,6 +46,7 @@ from portkit.scan._rawsend import (
     ipv4_header,
     sockaddr_in,
 )
+from portkit.scan._schedule import MIN_WINDOW, Outstanding, Policy, ProbeScheduler
 from portkit.scan._targets import Target
 
 __all__ = [
@@ -86,9 +86,6 @@ _REPLY = struct.Struct("!12x8sHHIIxB")
 # TCP from its first byte: ports, seq, ack, data offset, flags.
 _TCP_START = struct.Struct("!HHIIBB")
 CLOSED = PortState.CLOSED
-_Found = tuple[Target, int, PortState, str, float | None]
-_ADDRESS = attrgetter("address")
-_HOSTNAME = attrgetter("hostname")
 OPEN = PortState.OPEN
 # parse_replies' verdict bytes -> state, and the reason each state is reported with.
 _STATE_OF = {ord("c"): CLOSED, ord("o"): OPEN}
@@ -421,6 +418,43 @@ def _source_for(dst: str) -> str:
         probe.close()
 
 
+def _source_for6(dst: str) -> str:
+    """The IPv6 address the kernel's routing would send from to reach ``dst``."""
+    probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        probe.connect((dst, 9, 0, 0))  # no packet is sent: connect only picks a route
+        return str(probe.getsockname()[0]).partition("%")[0]
+    finally:
+        probe.close()
+
+
+def _base_sum6(src: bytes, dst: bytes, sport: int) -> int:
+    """:func:`_base_sum` for IPv6: the pseudo-header of RFC 8200 section 8.1.
+
+    Source, destination, the upper-layer length (20, as 32 bits) and the next
+    header (TCP, after three zero bytes); its 16-bit words sum as IPv4's do.
+    """
+    header = struct.pack("!HHIIBBHHH", sport, 0, 0, 0, 5 << 4, _SYN, _WINDOW, 0, 0)
+    pseudo = src + dst + struct.pack("!IxxxB", 20, socket.IPPROTO_TCP)
+    return sum(struct.unpack(f"!{(len(pseudo) + 20) // 2}H", pseudo + header))
+
+
+def _raw_socket6(sport: int) -> socket.socket | None:
+    """A raw IPv6 TCP socket that sends SYNs and reads replies; None without IPv6."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    except OSError as exc:
+        if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
+            return None
+        raise
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RECV_BUFFER)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
+    sock.setblocking(False)
+    return sock
+
+
 def _raw_socket(sport: int) -> socket.socket:
     check_privilege()
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
@@ -438,7 +472,326 @@ def _raw_socket(sport: int) -> socket.socket:
     return sock
 
 
-async def run_syn_engine(
+class _SynTransport:
+    """SYN probes: IPv4 in batches through a :class:`BatchSender`, IPv6 one by one.
+
+    Outstanding probes are keyed by what identifies their answer: for IPv4 the
+    reply's address bytes (target's, then ours) and the target's port; for IPv6 the
+    target's 16 address bytes and its port.
+    """
+
+    transport = "tcp"
+
+    def __init__(
+        self,
+        scheduler: ProbeScheduler[tuple[bytes, int]],
+        *,
+        batch_size: int,
+        use_mmsg: bool,
+        here_every: int,
+        count_after: int | None,
+    ) -> None:
+        self._scheduler = scheduler
+        self._jar = jar = CookieJar()
+        self._table = jar.table
+        self._sport = SOURCE_PORT_RANGE[0] + secrets.randbelow(
+            SOURCE_PORT_RANGE[1] - SOURCE_PORT_RANGE[0] + 1
+        )
+        self._here_every = here_every
+        self._turns = itertools.count()
+        self._count_after = count_after
+        # With count_after: closed ports counted rather than made, and how many were made.
+        self._counts: dict[CountKey, int] = {}
+        self._made_closed: dict[str, int] = {}
+        # address -> (reply's address bytes, pair half of the cookie, checksum base,
+        # IPv4 header, sockaddr)
+        self._sources: dict[str, tuple[bytes, int, int, bytes, bytes]] = {}
+        # A reply's source and destination addresses (8 bytes) -> the pair half of its cookie.
+        self._reply_pairs: dict[bytes, int] = {}
+        # IPv6: the target's address bytes -> (pair half of the cookie, checksum base).
+        self._sources6: dict[str, tuple[bytes, int, int]] = {}
+        self._reply_pairs6: dict[bytes, int] = {}
+        self._last_target: Target | None = None
+        self._last_known: tuple[bytes, int, int, bytes, bytes] | None = None
+        check_privilege()
+        # The sender forks: before any socket of ours exists, so it holds none of them.
+        self._sender = BatchSender(batch_size=batch_size, use_sendmmsg=use_mmsg)
+        try:
+            self._sock = _raw_socket(self._sport)
+            self._sock6 = _raw_socket6(self._sport)
+        except BaseException:
+            self._sender.close()
+            raise
+        self._receiver = BatchReceiver(self._sock, use_recvmmsg=use_mmsg)
+        self._buffer6 = bytearray(128)
+        self._packet6 = bytearray(20)
+
+    def descriptors(self) -> list[int]:
+        fds = [self._sock.fileno(), self._sender.reports]
+        if self._sock6 is not None:
+            fds.append(self._sock6.fileno())
+        return fds
+
+    def take_counts(self) -> dict[CountKey, int] | None:
+        if self._count_after is None:
+            return None
+        counts, self._counts = self._counts, {}
+        return counts
+
+    def close(self) -> None:
+        self._sender.close()
+        self._receiver.close()
+        self._sock.close()
+        if self._sock6 is not None:
+            self._sock6.close()
+
+    def expired(self, keys: list[tuple[bytes, int]]) -> None:
+        pass  # nothing is held per probe
+
+    # -- addressing ------------------------------------------------------------
+
+    def _addressing(self, target: Target) -> tuple[bytes, int, int, bytes, bytes]:
+        known = self._sources.get(target.address)
+        if known is None:
+            dst = socket.inet_aton(target.address)
+            src = socket.inet_aton(_source_for(target.address))
+            pair = self._jar.pair(src, dst, self._sport)
+            # A reply comes from dst to src: its address bytes, in order, are dst + src.
+            addresses = dst + src
+            known = (
+                addresses,
+                pair,
+                _base_sum(src, dst, self._sport),
+                ipv4_header(src, dst),
+                sockaddr_in(target.address),
+            )
+            self._sources[target.address] = known
+            self._reply_pairs[addresses] = pair
+        return known
+
+    def _addressing6(self, target: Target) -> tuple[bytes, int, int]:
+        known = self._sources6.get(target.address)
+        if known is None:
+            if self._sock6 is None:
+                raise TargetError(
+                    f"--syn cannot scan {target.address!r}: this host has no IPv6 raw sockets"
+                )
+            dst = socket.inet_pton(socket.AF_INET6, target.address)
+            src = socket.inet_pton(socket.AF_INET6, _source_for6(target.address))
+            pair = self._jar.pair(src, dst, self._sport)
+            known = (dst, pair, _base_sum6(src, dst, self._sport))
+            self._sources6[target.address] = known
+            self._reply_pairs6[dst] = pair
+        return known
+
+    # -- answers ---------------------------------------------------------------
+
+    def _bulk(self, count: int, now: float) -> bool:
+        """Take a whole batch of replies at once; False (nothing done): go packet by packet.
+
+        Same outcome as the packet-by-packet loop when every reply answers a distinct
+        outstanding probe with its cookie; anything else is left to that loop.
+        """
+        receiver = self._receiver
+        parsed = parse_replies(
+            receiver.view, count, receiver.stride, self._sport, self._reply_pairs, self._table
+        )
+        if parsed is None:
+            return False
+        addresses, ports, verdicts = parsed
+        entries = self._scheduler.answer_all(
+            list(zip(repeat(addresses, count), ports, strict=True))
+        )
+        if entries is None:
+            return False
+        rows = self._scheduler.rows
+        if self._count_after is not None:
+            # One address pair per batch: one host. Past count_after made closed ports,
+            # its closed ports are only counted.
+            address = entries[0][0].address
+            closed = verdicts.count(_CLOSED_VERDICT)
+            made = self._made_closed.get(address, 0)
+            if made >= self._count_after and closed:
+                counted = (address, "tcp", CLOSED, "reset")
+                self._counts[counted] = self._counts.get(counted, 0) + closed
+                if closed < count:
+                    rows.extend(
+                        [
+                            (entry[0], entry[1], OPEN, "syn-ack", now - entry[3])
+                            for entry, v in zip(entries, verdicts, strict=True)
+                            if v != _CLOSED_VERDICT
+                        ]
+                    )
+                return True
+            self._made_closed[address] = made + closed
+        states = [_STATE_OF[v] for v in verdicts]
+        rows.extend(
+            [
+                (entry[0], entry[1], state, _REASON_OF[state], now - entry[3])
+                for entry, state in zip(entries, states, strict=True)
+            ]
+        )
+        return True
+
+    def receive(self, now: float) -> None:
+        self._collect()
+        receiver = self._receiver
+        read = receiver.read
+        view, stride = receiver.view, receiver.stride
+        answer = self._scheduler.answer
+        sport, pairs, table = self._sport, self._reply_pairs, self._table
+        check = reply_verdict
+        got = 0
+        while got < _READ_CAP and (count := read()):
+            got += count
+            if count >= _BULK_MIN and self._bulk(count, now):
+                continue
+            for offset in range(0, count * stride, stride):
+                verdict = check(view, offset, stride, sport, pairs, table)
+                if verdict is None:
+                    continue  # not an answer to our SYN
+                addresses, their_port, state = verdict
+                # None: late, a duplicate, or not ours.
+                answer((addresses, their_port), state, _REASON_OF[state], now)
+        if self._sock6 is not None:
+            self._receive6(now)
+
+    def _receive6(self, now: float) -> None:
+        # An IPv6 raw socket delivers the TCP segment without the IPv6 header (RFC
+        # 3542 section 3) and the source address beside it.
+        sock, buffer = self._sock6, self._buffer6
+        assert sock is not None
+        answer = self._scheduler.answer
+        sport, pairs, table = self._sport, self._reply_pairs6, self._table
+        for _ in range(_READ_CAP):
+            try:
+                size, source = sock.recvfrom_into(buffer)
+            except BlockingIOError:
+                return
+            if size < 14:
+                continue
+            their_port, our_port, _seq, ack, _offset, flags = _TCP_START.unpack_from(buffer)
+            if our_port != sport:
+                continue
+            address = socket.inet_pton(socket.AF_INET6, source[0].partition("%")[0])
+            pair = pairs.get(address)
+            if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
+                continue  # not an answer to our SYN
+            if flags & _RST:
+                answer((address, their_port), CLOSED, "reset", now)
+            elif flags & _SYN_ACK == _SYN_ACK:
+                answer((address, their_port), OPEN, "syn-ack", now)
+
+    def _collect(self) -> None:
+        """Start the timeouts of the batches that left; handle what could not be sent."""
+        scheduler = self._scheduler
+        outstanding = scheduler.outstanding
+        for report in self._sender.finished():
+            attempt, keys, entries = cast(
+                tuple[int, list[tuple[bytes, int]], list[Outstanding]], report.tag
+            )
+            if report.error is not None:
+                raise report.error
+            for slot in report.unreachable:
+                if outstanding.get(keys[slot]) is entries[slot]:
+                    scheduler.drop(keys[slot], PortState.FILTERED, "host-unreach")
+            if report.unsent_from is not None:
+                # The kernel's queue stayed full: these never left; send them again first.
+                scheduler.untrack(keys[report.unsent_from :], attempt)
+                keys = keys[: report.unsent_from]
+                entries = entries[: report.unsent_from]
+            scheduler.arm(keys, entries, attempt, report.at)
+
+    # -- sending ---------------------------------------------------------------
+
+    def _fill(self, batch: Batch, probes: list[tuple[Target, int]]) -> list[tuple[bytes, int]]:
+        """Write a SYN per probe (all IPv4) into ``batch``; return their keys."""
+        destinations = batch.destinations
+        data = batch.view
+        first = batch.packet_offset
+        sport, table = self._sport, self._table
+        if len(probes) >= _BULK_MIN:
+            target = probes[0][0]
+            if [t for t, _port in probes].count(target) == len(probes):  # one target
+                ports = [port for _target, port in probes]
+                if target is not self._last_target or self._last_known is None:
+                    self._last_known = self._addressing(target)
+                    self._last_target = target
+                addresses, pair, base, header, name = self._last_known
+                write_syn_batch(data, first, header, base, sport, ports, pair, table)
+                if destinations[: len(ports)].count(target.address) != len(ports):
+                    for slot in range(len(ports)):
+                        if destinations[slot] != target.address:
+                            batch.set_destination(slot, target.address, name)
+                return list(zip(repeat(addresses, len(ports)), ports, strict=True))
+        keys: list[tuple[bytes, int]] = []
+        for count, (target, port) in enumerate(probes):
+            if target is not self._last_target or self._last_known is None:
+                self._last_known = self._addressing(target)
+                self._last_target = target
+            addresses, pair, base, header, name = self._last_known
+            offset = first + count * PACKET_SIZE
+            if destinations[count] != target.address:
+                batch.set_destination(count, target.address, name)
+                data[offset : offset + 20] = header
+            write_syn(data, offset + 20, base, sport, port, pair ^ table[port])
+            keys.append((addresses, port))
+        return keys
+
+    def _send6(self, probes: list[tuple[Target, int]], attempt: int) -> None:
+        """Send IPv6 SYNs one by one from this process (RFC 8200 section 8.1 checksums)."""
+        sock, packet = self._sock6, self._packet6
+        scheduler = self._scheduler
+        sport, table = self._sport, self._table
+        for index, (target, port) in enumerate(probes):
+            dst, pair, base = self._addressing6(target)
+            assert sock is not None
+            write_syn(packet, 0, base, sport, port, pair ^ table[port])
+            key = (dst, port)
+            now = time.monotonic()
+            try:
+                sock.sendto(packet, (target.address, 0))
+            except OSError as exc:
+                if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
+                    scheduler.give_back(probes[index:], attempt)  # the queue is full: later
+                    return
+                if exc.errno not in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                    raise
+                scheduler.finish_now(
+                    target, port, PortState.FILTERED, "host-unreach", None, answered=False
+                )
+                continue
+            scheduler.sent(key, target, port, attempt, now)
+
+    def launch(self, now: float, most: int | None) -> None:
+        # ``most`` is not needed here: at most the sender's batches are in the air.
+        del most
+        scheduler = self._scheduler
+        sender = self._sender
+        while True:
+            batch = sender.take()
+            if batch is None:
+                return  # every batch is with the sender: its report brings us back
+            attempt, probes = scheduler.take(now, batch.size)
+            if not probes:
+                sender.give_back(batch)
+                return
+            if any(t.family != socket.AF_INET for t, _port in probes):
+                self._send6([p for p in probes if p[0].family != socket.AF_INET], attempt)
+                probes = [p for p in probes if p[0].family == socket.AF_INET]
+                if not probes:
+                    sender.give_back(batch)
+                    continue
+            keys = self._fill(batch, probes)
+            entries = scheduler.track(keys, probes, attempt, now)
+            if self._here_every and next(self._turns) % self._here_every == 0:
+                sender.send_here(batch, len(keys), (attempt, keys, entries))
+                self._collect()
+            else:
+                sender.submit(batch, len(keys), (attempt, keys, entries))
+
+
+def run_syn_engine(
     probes: Iterator[tuple[Target, int]],
     options: EngineOptions,
     names: Sequence[str | None] | BackgroundNames | None = None,
@@ -450,331 +803,32 @@ async def run_syn_engine(
 ) -> AsyncGenerator[list[PortResult], None]:
     """Send a SYN to every (target, port) of ``probes``; yield results in batches.
 
-    With ``count_after``, once that many closed ports of a host have been yielded as
-    results, its further closed ports are yielded as counts (``ResultBatch.counts``)
-    instead: the CLI's reports only count them.
+    IPv4 and IPv6 targets alike. With ``count_after``, once that many closed ports of
+    a host have been yielded as results, its further closed ports are yielded as
+    counts (``ResultBatch.counts``) instead: the CLI's reports only count them.
 
-    Packets are built here and sent by a :class:`BatchSender` process (``sendmmsg``), so
-    the kernel's part of each probe runs beside the Python that reads the replies;
-    one batch in ``here_every`` is sent from this process instead (0: none).
-    A probe's timeout starts when its batch has left, not when it was built.
+    IPv4 packets are built here and sent by a :class:`BatchSender` process
+    (``sendmmsg``), so the kernel's part of each probe runs beside the Python that
+    reads the replies; one batch in ``here_every`` is sent from this process instead
+    (0: none). A probe's timeout starts when its batch has left, not when it was
+    built. ``batch_size``, ``use_mmsg`` and ``here_every`` are the speed tricks'
+    switches; the results are the same whatever they are (tests compare them).
     """
-    jar = CookieJar()
-    table = jar.table
-    sport = SOURCE_PORT_RANGE[0] + secrets.randbelow(
-        SOURCE_PORT_RANGE[1] - SOURCE_PORT_RANGE[0] + 1
+    policy = Policy(
+        timeout=options.timeout,
+        retries=options.retries,
+        rate=options.rate,
+        ceiling=max(MIN_WINDOW, options.concurrency or 65536),
     )
-    sock = _raw_socket(sport)
-    loop = asyncio.get_running_loop()
-    readable = asyncio.Event()
-    try:
-        sender = BatchSender(batch_size=batch_size, use_sendmmsg=use_mmsg)
-    except BaseException:
-        sock.close()
-        raise
-    ceiling = max(16, options.concurrency or 65536)
-    congestion = _Congestion(ceiling)
-    limiter = RateLimiter(options.rate)
-    retries = max(0, options.retries)
-    base_timeout = max(0.001, options.timeout)
-    # (reply's addresses: target's then ours, port) -> (target, attempt, sent at, answers)
-    outstanding: dict[tuple[bytes, int], tuple[Target, int, float, int]] = {}
-    # (deadline, sequence, attempt, keys of one batch): a heap, earliest first.
-    deadlines: list[tuple[float, int, int, list[tuple[bytes, int]]]] = []
-    sequence = itertools.count()
-    turns = itertools.count()
-    again: deque[tuple[Target, int, int]] = deque()
-    # address -> (packed, pair half of the cookie, checksum base, IPv4 header, sockaddr)
-    sources: dict[str, tuple[bytes, int, int, bytes, bytes]] = {}
-    # A reply's source and destination addresses (8 bytes) -> the pair half of its cookie.
-    reply_pairs: dict[bytes, int] = {}
-    # Answers found, until they become PortResults: (target, port, state, reason, rtt).
-    results: list[_Found] = []
-    append = results.append
-    # With count_after: closed ports counted rather than made, and how many were made.
-    counts: dict[CountKey, int] = {}
-    made_closed: dict[str, int] = {}
-    # The names of the ports: a table, or one on its way from a forked process.
-    pending = names if isinstance(names, BackgroundNames) else None
-    table_names = None if isinstance(names, BackgroundNames) else names
-    answers = 0
-    exhausted = False
-    fd = sock.fileno()
-    receiver = BatchReceiver(sock, use_recvmmsg=use_mmsg)
-    read = receiver.read
-    view, stride = receiver.view, receiver.stride
-    check = reply_verdict
-    # The previous target and its addressing: probes come host by host, mostly.
-    last_target: Target | None = None
-    last_known: tuple[bytes, int, int, bytes, bytes] | None = None
-
-    def finish(target: Target, port: int, state: PortState, reason: str, rtt: float | None) -> None:
-        append((target, port, state, reason, rtt))
-
-    def results_of(found: list[_Found], table: Sequence[str | None] | None) -> list[PortResult]:
-        if not found:
-            return []
-        targets, ports, states, reasons, rtts = zip(*found, strict=True)
-        return make_results(
-            "tcp",
-            map(_ADDRESS, targets),
-            ports,
-            states,
-            reasons,
-            map(_HOSTNAME, targets),
-            repeat(None) if table is None else map(table.__getitem__, ports),
-            rtts,
-        )
-
-    def addressing(target: Target) -> tuple[bytes, int, int, bytes, bytes]:
-        known = sources.get(target.address)
-        if known is None:
-            if target.family != socket.AF_INET:
-                raise TargetError(f"--syn scans IPv4 only; {target.address!r} is IPv6 (drop --syn)")
-            dst = socket.inet_aton(target.address)
-            src = socket.inet_aton(_source_for(target.address))
-            pair = jar.pair(src, dst, sport)
-            header = ipv4_header(src, dst)
-            # A reply comes from dst to src: its address bytes, in order, are dst + src.
-            addresses = dst + src
-            known = (
-                addresses,
-                pair,
-                _base_sum(src, dst, sport),
-                header,
-                sockaddr_in(target.address),
-            )
-            sources[target.address] = known
-            reply_pairs[addresses] = pair
-        return known
-
-    def bulk(count: int, now: float) -> bool:
-        """Take a whole batch of replies at once; False (nothing done): go packet by packet.
-
-        Same outcome as the packet-by-packet loop when every reply answers a distinct
-        outstanding probe with its cookie; anything else is left to that loop.
-        """
-        nonlocal answers
-        parsed = parse_replies(view, count, stride, sport, reply_pairs, table)
-        if parsed is None:
-            return False
-        addresses, ports, verdicts = parsed
-        keys = list(zip(repeat(addresses, count), ports, strict=True))
-        found = list(map(outstanding.get, keys))
-        if None in found or len(set(ports)) != count:
-            return False
-        entries = cast(list[tuple[Target, int, float, int]], found)
-        for key in keys:
-            del outstanding[key]
-        answers += count
-        if congestion.window < ceiling:
-            congestion.on_answers(count)
-        if count_after is not None:
-            # One address pair per batch: one host. Past count_after made closed ports,
-            # its closed ports are only counted.
-            address = entries[0][0].address
-            closed = verdicts.count(_CLOSED_VERDICT)
-            made = made_closed.get(address, 0)
-            if made >= count_after and closed:
-                counted = (address, "tcp", CLOSED, "reset")
-                counts[counted] = counts.get(counted, 0) + closed
-                if closed == count:
-                    return True
-                results.extend(
-                    [
-                        (entry[0], port, OPEN, "syn-ack", now - entry[2])
-                        for entry, port, v in zip(entries, ports, verdicts, strict=True)
-                        if v != _CLOSED_VERDICT
-                    ]
-                )
-                return True
-            made_closed[address] = made + closed
-        states = [_STATE_OF[v] for v in verdicts]
-        results.extend(
-            [
-                (entry[0], port, state, _REASON_OF[state], now - entry[2])
-                for entry, port, state in zip(entries, ports, states, strict=True)
-            ]
-        )
-        return True
-
-    def receive(now: float) -> None:
-        nonlocal answers
-        got = 0
-        while got < _READ_CAP and (count := read()):
-            got += count
-            if count >= _BULK_MIN and bulk(count, now):
-                continue
-            for offset in range(0, count * stride, stride):
-                verdict = check(view, offset, stride, sport, reply_pairs, table)
-                if verdict is None:
-                    continue  # not an answer to our SYN
-                addresses, their_port, state = verdict
-                entry = outstanding.pop((addresses, their_port), None)
-                if entry is None:
-                    continue  # late, duplicate, or not ours
-                answers += 1
-                if congestion.window < ceiling:
-                    congestion.on_answer()
-                append((entry[0], their_port, state, _REASON_OF[state], now - entry[2]))
-
-    def collect() -> None:
-        """Start the timeouts of the batches that left; handle what could not be sent."""
-        for report in sender.finished():
-            attempt, keys = cast(tuple[int, list[tuple[bytes, int]]], report.tag)
-            if report.error is not None:
-                raise report.error
-            for slot in report.unreachable:
-                entry = outstanding.pop(keys[slot], None)
-                if entry is not None and entry[1] == attempt:
-                    finish(entry[0], keys[slot][1], PortState.FILTERED, "host-unreach", None)
-            if report.unsent_from is not None:
-                # The kernel's queue stayed full: these never left; send them again first.
-                for key in reversed(keys[report.unsent_from :]):
-                    entry = outstanding.pop(key, None)
-                    if entry is not None:
-                        again.appendleft((entry[0], key[1], attempt))
-                keys = keys[: report.unsent_from]
-            deadline = report.at + base_timeout * (2**attempt)
-            heapq.heappush(deadlines, (deadline, next(sequence), attempt, keys))
-
-    def expire(now: float) -> None:
-        while deadlines and deadlines[0][0] <= now:
-            _deadline, _seq, attempt, keys = heapq.heappop(deadlines)
-            for probe_key in keys:
-                entry = outstanding.get(probe_key)
-                if entry is None or entry[1] != attempt:
-                    continue
-                del outstanding[probe_key]
-                target, _attempt, _sent, answers_then = entry
-                congestion.on_loss(now, base_timeout, answers > answers_then)
-                if attempt < retries:
-                    again.append((target, probe_key[1], attempt + 1))
-                else:
-                    finish(target, probe_key[1], PortState.FILTERED, "no-response", None)
-
-    def fill(batch: Batch, wanted: int, now: float) -> tuple[int, list[tuple[bytes, int]]]:
-        """Build up to ``wanted`` SYNs into ``batch``; all of one attempt."""
-        nonlocal exhausted, last_target, last_known
-        keys: list[tuple[bytes, int]] = []
-        attempt = again[0][2] if again else 0
-        destinations = batch.destinations
-        data = batch.view
-        first = batch.packet_offset
-        write = write_syn
-        todo: list[tuple[Target, int]] = []
-        while again and len(todo) < wanted and again[0][2] == attempt:
-            target, port, _attempt = again.popleft()
-            todo.append((target, port))
-        if attempt == 0 and not exhausted and len(todo) < wanted:
-            fresh = list(itertools.islice(probes, wanted - len(todo)))
-            if len(fresh) < wanted - len(todo):
-                exhausted = True  # the generator has ended
-            todo += fresh
-        if len(todo) >= _BULK_MIN:
-            targets = [t for t, _port in todo]
-            target = targets[0]
-            if targets.count(target) == len(targets):  # one target (identity first)
-                ports = [port for _target, port in todo]
-                if target is not last_target or last_known is None:
-                    last_known = addressing(target)
-                    last_target = target
-                addresses, pair, base, header, name = last_known
-                write_syn_batch(data, first, header, base, sport, ports, pair, table)
-                if destinations[: len(ports)].count(target.address) != len(ports):
-                    for slot in range(len(ports)):
-                        if destinations[slot] != target.address:
-                            batch.set_destination(slot, target.address, name)
-                keys = list(zip(repeat(addresses, len(ports)), ports, strict=True))
-                outstanding.update(zip(keys, repeat((target, attempt, now, answers))))
-                return attempt, keys
-        for count, (target, port) in enumerate(todo):
-            if target is not last_target or last_known is None:
-                last_known = addressing(target)
-                last_target = target
-            addresses, pair, base, header, name = last_known
-            offset = first + count * PACKET_SIZE
-            if destinations[count] != target.address:
-                batch.set_destination(count, target.address, name)
-                data[offset : offset + 20] = header
-            write(data, offset + 20, base, sport, port, pair ^ table[port])
-            key = (addresses, port)
-            outstanding[key] = (target, attempt, now, answers)
-            keys.append(key)
-        return attempt, keys
-
-    def launch(now: float) -> float | None:
-        while True:
-            room = congestion.size - len(outstanding)
-            if room <= 0 or (exhausted and not again):
-                break
-            batch = sender.take()
-            if batch is None:
-                break  # every batch is with the sender: its wake-up brings us back
-            allowed = limiter.take(min(room, batch.size))
-            attempt, keys = fill(batch, allowed, now) if allowed else (0, [])
-            if not keys:
-                sender.give_back(batch)
-                break
-            if here_every and next(turns) % here_every == 0:
-                sender.send_here(batch, len(keys), (attempt, keys))
-                collect()
-            else:
-                sender.submit(batch, len(keys), (attempt, keys))
-        wait = limiter.wait_time()
-        return wait if wait > 0 else None
-
-    loop.add_reader(fd, readable.set)
-    loop.add_reader(sender.reports, readable.set)
-    names_fd = None if pending is None else pending.fileno()
-    if names_fd is not None:
-        loop.add_reader(names_fd, readable.set)
-    try:
-        while True:
-            now = time.monotonic()
-            receive(now)
-            collect()
-            expire(now)
-            rate_wait = launch(now)
-            if pending is not None and table_names is None:
-                table_names = pending.poll()
-                if table_names is not None and names_fd is not None:
-                    loop.remove_reader(names_fd)
-                    names_fd = None
-            done = exhausted and not again and not outstanding
-            if (results or counts) and (table_names is not None or pending is None or done):
-                if results and table_names is None and pending is not None:
-                    table_names = pending.wait()  # the last results: wait for the names
-                found, results = results, []
-                append = results.append
-                if count_after is None:
-                    yield results_of(found, table_names)
-                else:
-                    counted, counts = counts, {}
-                    yield ResultBatch(results_of(found, table_names), counted)
-                await asyncio.sleep(0)
-                continue
-            if done:
-                return
-            waits = [rate_wait] if rate_wait is not None else []
-            if deadlines:
-                waits.append(max(0.0, deadlines[0][0] - time.monotonic()))
-            if not waits and again:
-                waits.append(0.001)
-            readable.clear()
-            try:
-                async with asyncio.timeout(min(waits) if waits else None):
-                    await readable.wait()
-            except TimeoutError:
-                pass
-    finally:
-        if names_fd is not None:
-            loop.remove_reader(names_fd)
-        loop.remove_reader(fd)
-        loop.remove_reader(sender.reports)
-        sender.close()
-        receiver.close()
-        sock.close()
+    scheduler: ProbeScheduler[tuple[bytes, int]] = ProbeScheduler(probes, policy, time.monotonic())
+    transport = _SynTransport(
+        scheduler,
+        batch_size=batch_size,
+        use_mmsg=use_mmsg,
+        here_every=here_every,
+        count_after=count_after,
+    )
+    return drive(transport, scheduler, names)
 
 
 if os.name != "posix":  # pragma: no cover - raw sockets as used here are Linux's

@@ -1,0 +1,165 @@
+"""The one loop every scan engine runs: a transport moves bytes, the scheduler decides.
+
+A :class:`Transport` knows how to send a probe and read an answer (TCP connect, UDP,
+raw SYN over IPv4 and IPv6); the :class:`~portkit.scan._schedule.ProbeScheduler`
+knows which probe to send when, and when to give up on one. :func:`drive` turns the
+crank::
+
+    read answers -> expire deadlines -> send what the scheduler allows
+        -> hand over finished rows (once the port names are known) -> sleep until
+           an answer, the next deadline or the next token of the rate
+
+Answers are read before deadlines are checked, with the clock read before the read,
+so a slow consumer or a busy machine can delay a result but never turn an answered
+probe into a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Hashable, Sequence
+from itertools import repeat
+from operator import attrgetter, itemgetter
+from typing import Protocol, TypeVar
+
+from portkit.scan._model import CountKey, PortResult, ResultBatch
+from portkit.scan._names import BackgroundNames, make_results
+from portkit.scan._schedule import ProbeScheduler, Row
+
+__all__ = ["READY_CAP", "Transport", "drive", "rows_to_results"]
+
+READY_CAP = 1024  # rows gathered before they are handed over, when they can be
+
+K = TypeVar("K", bound=Hashable)
+_ADDRESS = attrgetter("address")
+_HOSTNAME = attrgetter("hostname")
+_TARGETS, _PORTS, _STATES, _REASONS, _RTTS = (itemgetter(i) for i in range(5))
+
+
+class Transport(Protocol[K]):
+    """What an engine does with packets; everything else is the scheduler's."""
+
+    @property
+    def transport(self) -> str:
+        """The results' transport: ``"tcp"`` or ``"udp"``."""
+        ...
+
+    def descriptors(self) -> Sequence[int]:
+        """Descriptors whose readiness means there are answers (or reports) to read."""
+        ...
+
+    def receive(self, now: float) -> None:
+        """Read what has arrived; tell the scheduler (``answer``, ``drop`` ...)."""
+        ...
+
+    def expired(self, keys: list[K]) -> None:
+        """The scheduler gave up waiting on ``keys``: release what they hold."""
+        ...
+
+    def launch(self, now: float, most: int | None) -> None:
+        """Send what the scheduler allows (``take``), at most ``most`` probes."""
+        ...
+
+    def take_counts(self) -> dict[CountKey, int] | None:
+        """Ports only counted since the last call (None: this transport never counts)."""
+        ...
+
+    def close(self) -> None:
+        """Release everything (also when the scan is abandoned half way)."""
+        ...
+
+
+def rows_to_results(
+    transport: str, rows: list[Row], names: Sequence[str | None] | None
+) -> list[PortResult]:
+    """The scheduler's rows as :class:`PortResult` objects, made column by column."""
+    if not rows:
+        return []
+    targets = list(map(_TARGETS, rows))
+    ports = list(map(_PORTS, rows))
+    return make_results(
+        transport,
+        map(_ADDRESS, targets),
+        ports,
+        map(_STATES, rows),
+        map(_REASONS, rows),
+        map(_HOSTNAME, targets),
+        repeat(None) if names is None else map(names.__getitem__, ports),
+        map(_RTTS, rows),
+    )
+
+
+async def drive(
+    transport: Transport[K],
+    scheduler: ProbeScheduler[K],
+    names: Sequence[str | None] | BackgroundNames | None = None,
+) -> AsyncGenerator[list[PortResult], None]:
+    """Run ``transport`` under ``scheduler`` until every probe is finished; yield results.
+
+    ``names[port]`` is each result's ``expected`` service name; while the names are
+    still being built (:class:`BackgroundNames`), rows wait for them, and the scan
+    goes on. Transports that count ports yield :class:`ResultBatch` lists. Closing
+    the generator (``aclose``, a break, Ctrl-C) closes the transport.
+    """
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    pending = names if isinstance(names, BackgroundNames) else None
+    table = None if isinstance(names, BackgroundNames) else names
+    fds = list(transport.descriptors())
+    names_fd = None if pending is None else pending.fileno()
+    kind = transport.transport
+    counting = transport.take_counts() is not None
+    counts: dict[CountKey, int] = {}
+    monotonic = time.monotonic
+    try:
+        for fd in fds:
+            loop.add_reader(fd, ready.set)
+        if names_fd is not None:
+            loop.add_reader(names_fd, ready.set)
+        while True:
+            now = monotonic()
+            transport.receive(now)
+            expired = scheduler.expire(now)
+            if expired:
+                transport.expired(expired)
+            named = table is not None or pending is None
+            transport.launch(now, max(0, READY_CAP - len(scheduler.rows)) if named else None)
+            if pending is not None and table is None:
+                table = pending.poll()
+                if table is not None and names_fd is not None:
+                    loop.remove_reader(names_fd)
+                    names_fd = None
+            if counting:
+                more = transport.take_counts()
+                if more:
+                    for key, count in more.items():
+                        counts[key] = counts.get(key, 0) + count
+            done = scheduler.done
+            if (scheduler.rows or counts) and (table is not None or pending is None or done):
+                if scheduler.rows and table is None and pending is not None:
+                    table = pending.wait()  # the last rows: wait for the names
+                results = rows_to_results(kind, scheduler.take_rows(), table)
+                if counting:
+                    counted, counts = counts, {}
+                    yield ResultBatch(results, counted)
+                else:
+                    yield results
+                await asyncio.sleep(0)  # let the loop run signals, progress and the consumer
+                continue
+            if done:
+                return
+            # Nothing to hand over: sleep until an answer, a deadline or a token.
+            wake = scheduler.wake_at(now)
+            ready.clear()
+            try:
+                async with asyncio.timeout(None if wake is None else max(0.0, wake - monotonic())):
+                    await ready.wait()
+            except TimeoutError:
+                pass
+    finally:
+        if names_fd is not None:
+            loop.remove_reader(names_fd)
+        for fd in fds:
+            loop.remove_reader(fd)
+        transport.close()
