@@ -153,7 +153,7 @@ def test_syn_dropped_port_is_filtered(netns: str) -> None:
 
 
 async def _engine_results(
-    probes: list[tuple[str, int]], *, batch_size: int, mmsg: bool, concurrency: int | None
+    probes: list[tuple[str, int]], *, batch_size: int, fast: bool, concurrency: int | None
 ) -> list[tuple[str, int, str, str]]:
     from portkit.scan._engine import EngineOptions
     from portkit.scan._syn import run_syn_engine
@@ -164,7 +164,7 @@ async def _engine_results(
         iter([(targets[address], port) for address, port in probes]),
         EngineOptions(timeout=1.0, retries=2, concurrency=concurrency),
         batch_size=batch_size,
-        use_mmsg=mmsg,
+        fast=fast,
     )
     found = [r async for batch in engine for r in batch]
     return sorted((r.host, r.port, r.state.value, r.reason) for r in found)
@@ -180,7 +180,8 @@ async def _engine_results(
 async def test_engine_same_answers_batched_or_not(
     listeners: list[Listener], free_ports: list[int], batch_size: int, concurrency: int | None
 ) -> None:
-    # Batch and window boundaries, sendmmsg/recvmmsg or one call per packet: the
+    # Batch and window boundaries, the speed tricks on or off (sendmmsg/recvmmsg,
+    # batches built and checked at once, or one call and one check per packet): the
     # same answer for every probe, every time, each probe answered exactly once.
     v4 = [ls for ls in listeners if ":" not in ls.host]
     probes = [(ls.host, ls.port) for ls in v4]
@@ -189,9 +190,9 @@ async def test_engine_same_answers_batched_or_not(
         [(ls.host, ls.port, "open", "syn-ack") for ls in v4]
         + [(h, p, "closed", "reset") for h in ("127.0.0.2", "127.0.0.3") for p in free_ports]
     )
-    for mmsg in (True, False, True):
+    for fast in (True, False, True):
         got = await _engine_results(
-            probes, batch_size=batch_size, mmsg=mmsg, concurrency=concurrency
+            probes, batch_size=batch_size, fast=fast, concurrency=concurrency
         )
         assert got == expected
 

@@ -487,17 +487,17 @@ class _SynTransport:
         scheduler: ProbeScheduler[tuple[bytes, int]],
         *,
         batch_size: int,
-        use_mmsg: bool,
-        here_every: int,
+        fast: bool,
         count_after: int | None,
     ) -> None:
         self._scheduler = scheduler
+        self._fast = fast
         self._jar = jar = CookieJar()
         self._table = jar.table
         self._sport = SOURCE_PORT_RANGE[0] + secrets.randbelow(
             SOURCE_PORT_RANGE[1] - SOURCE_PORT_RANGE[0] + 1
         )
-        self._here_every = here_every
+        self._here_every = _HERE_EVERY if fast else 0
         self._turns = itertools.count()
         self._count_after = count_after
         # With count_after: closed ports counted rather than made, and how many were made.
@@ -515,14 +515,14 @@ class _SynTransport:
         self._last_known: tuple[bytes, int, int, bytes, bytes] | None = None
         check_privilege()
         # The sender forks: before any socket of ours exists, so it holds none of them.
-        self._sender = BatchSender(batch_size=batch_size, use_sendmmsg=use_mmsg)
+        self._sender = BatchSender(batch_size=batch_size, use_sendmmsg=fast)
         try:
             self._sock = _raw_socket(self._sport)
             self._sock6 = _raw_socket6(self._sport)
         except BaseException:
             self._sender.close()
             raise
-        self._receiver = BatchReceiver(self._sock, use_recvmmsg=use_mmsg)
+        self._receiver = BatchReceiver(self._sock, use_recvmmsg=fast)
         self._buffer6 = bytearray(128)
         self._packet6 = bytearray(20)
 
@@ -641,10 +641,11 @@ class _SynTransport:
         answer = self._scheduler.answer
         sport, pairs, table = self._sport, self._reply_pairs, self._table
         check = reply_verdict
+        bulk = _BULK_MIN if self._fast else 1 << 30
         got = 0
         while got < _READ_CAP and (count := read()):
             got += count
-            if count >= _BULK_MIN and self._bulk(count, now):
+            if count >= bulk and self._bulk(count, now):
                 continue
             for offset in range(0, count * stride, stride):
                 verdict = check(view, offset, stride, sport, pairs, table)
@@ -710,7 +711,7 @@ class _SynTransport:
         data = batch.view
         first = batch.packet_offset
         sport, table = self._sport, self._table
-        if len(probes) >= _BULK_MIN:
+        if self._fast and len(probes) >= _BULK_MIN:
             target = probes[0][0]
             if [t for t, _port in probes].count(target) == len(probes):  # one target
                 ports = [port for _target, port in probes]
@@ -797,8 +798,7 @@ def run_syn_engine(
     names: Sequence[str | None] | BackgroundNames | None = None,
     *,
     batch_size: int = _BATCH,
-    use_mmsg: bool = True,
-    here_every: int = _HERE_EVERY,
+    fast: bool = True,
     count_after: int | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
     """Send a SYN to every (target, port) of ``probes``; yield results in batches.
@@ -809,10 +809,13 @@ def run_syn_engine(
 
     IPv4 packets are built here and sent by a :class:`BatchSender` process
     (``sendmmsg``), so the kernel's part of each probe runs beside the Python that
-    reads the replies; one batch in ``here_every`` is sent from this process instead
-    (0: none). A probe's timeout starts when its batch has left, not when it was
-    built. ``batch_size``, ``use_mmsg`` and ``here_every`` are the speed tricks'
-    switches; the results are the same whatever they are (tests compare them).
+    reads the replies. A probe's timeout starts when its batch has left, not when it
+    was built.
+
+    ``fast`` is the one switch of the speed tricks: ``sendmmsg``/``recvmmsg``, one
+    batch in a few sent from this process, SYNs built a batch at a time and replies
+    checked a batch at a time. ``fast=False`` is the plain path: one system call and
+    one check per packet. The results are the same either way (tests compare them).
     """
     policy = Policy(
         timeout=options.timeout,
@@ -824,8 +827,7 @@ def run_syn_engine(
     transport = _SynTransport(
         scheduler,
         batch_size=batch_size,
-        use_mmsg=use_mmsg,
-        here_every=here_every,
+        fast=fast,
         count_after=count_after,
     )
     return drive(transport, scheduler, names)
