@@ -218,3 +218,31 @@ def test_background_names_failure_builds_here() -> None:
         assert names.wait() == ["built here"]
     finally:
         names.close()
+
+
+@needs_root
+@pytest.mark.root
+def test_sender_process_holds_none_of_the_scanners_descriptors() -> None:
+    marker, peer = socket.socketpair()  # stands for the scanner's loop and sockets
+    with marker, peer:
+        info = os.fstat(marker.fileno())
+        mark = (info.st_dev, info.st_ino)
+        sender = BatchSender(batch_size=4, depth=2)
+        try:
+            # Ready signal: one batch sent and reported means the sender is past its start.
+            batch = sender.take()
+            assert batch is not None
+            sender.submit(batch, 0, None)
+            assert select.select([sender.reports], [], [], 10)[0]
+            assert [report.tag for report in sender.finished()] == [None]
+            held = set()
+            for name in os.listdir(f"/proc/{sender._pid}/fd"):
+                try:
+                    found = os.stat(f"/proc/{sender._pid}/fd/{name}")
+                except OSError:
+                    continue
+                held.add((found.st_dev, found.st_ino))
+            assert held  # it holds its pipes and raw socket: the check sees something
+            assert mark not in held
+        finally:
+            sender.close()

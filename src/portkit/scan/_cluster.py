@@ -31,7 +31,7 @@ import importlib
 import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from portkit._errors import NetworkError, PortkitError, UsageError
@@ -275,10 +275,6 @@ def _executor(options: ClusterOptions) -> _Executor:
     )
 
 
-def _share(total: float | None, slots: int) -> float | None:
-    return None if total is None else total / slots
-
-
 def _dask_error(name: str, exc: BaseException) -> bool:
     """Whether ``exc`` is Dask's exception class ``name`` (False when Dask is absent)."""
     import sys
@@ -490,13 +486,7 @@ class ClusterScan:
                 journal.close()
             await executor.close()
             raise
-        engine = replace(
-            plan.options,
-            rate=_share(plan.options.rate, executor.slots),
-            concurrency=None
-            if plan.options.concurrency is None
-            else max(1, plan.options.concurrency // executor.slots),
-        )
+        engine = plan.options.share(executor.slots)
 
         processes = plan.processes if isinstance(executor, _InProcess) else 1
 

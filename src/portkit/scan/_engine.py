@@ -17,6 +17,7 @@ doubling deadlines, the silent state: filtered, UDP open|filtered) is the
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import errno
 import logging
@@ -74,6 +75,22 @@ class EngineOptions:
     retries: int = DEFAULT_RETRIES
     rate: float | None = None  # probes per second, a ceiling
     concurrency: int | None = None  # probes in flight, a ceiling
+
+    def share(self, parts: int) -> EngineOptions:
+        """Each of ``parts`` engines' options when they run one scan together.
+
+        The ceilings (``rate``, ``concurrency``) are for the whole scan, however many
+        processes or cluster workers it runs in: each part gets an equal share, rounded
+        down, so together they never go past them. With fewer probes in flight allowed
+        than parts, each part still gets one: run at most ``concurrency`` parts.
+        """
+        if parts <= 1:
+            return self
+        return dataclasses.replace(
+            self,
+            rate=None if self.rate is None else self.rate / parts,
+            concurrency=None if self.concurrency is None else max(1, self.concurrency // parts),
+        )
 
 
 def raise_fd_limit() -> int:

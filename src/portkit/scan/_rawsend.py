@@ -36,6 +36,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from portkit.scan._fork import close_inherited
+
 __all__ = [
     "PACKET_SIZE",
     "Batch",
@@ -415,6 +417,8 @@ class BatchSender:
     def _child(self, jobs: int, reports: int) -> None:  # pragma: no cover - in the sender
         code = 0
         try:
+            # Its pipes and raw socket only: the scanner's loop and sockets are not ours.
+            close_inherited(jobs, reports, self._sock.fileno())
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scanner decides when to stop
             signal.set_wakeup_fd(-1)  # the scanner's event loop is not ours
             pending = b""

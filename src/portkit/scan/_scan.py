@@ -30,7 +30,7 @@ from portkit.scan._engine import (
 from portkit.scan._model import Identification, PortResult, PortState, ResultBatch
 from portkit.scan._names import BackgroundNames, load_table, store_table
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
-from portkit.scan._shard import Engine, sharded, worker_count
+from portkit.scan._shard import Engine, process_count, sharded
 from portkit.scan._targets import (
     Target,
     TargetSpec,
@@ -236,21 +236,14 @@ async def _tcp_batches(
     if plan.syn and plan.processes is None:
         # One scanning process: the SYN engine's sender process already keeps a second
         # core busy with the kernel's share of the work.
-        workers = 1
+        processes = 1
     else:
-        workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
+        processes = process_count(plan.host_count * len(plan.ports.tcp), plan.processes)
+    if plan.options.concurrency is not None:
+        processes = min(processes, plan.options.concurrency)  # at least one probe each
     names = names_for("tcp", plan.ports.tcp)
     try:
-        options = plan.options
-        if workers > 1:
-            # The ceilings are for the whole scan: each process gets its share.
-            options = dataclasses.replace(
-                options,
-                rate=None if options.rate is None else options.rate / workers,
-                concurrency=None
-                if options.concurrency is None
-                else max(1, options.concurrency // workers),
-            )
+        options = plan.options.share(processes)
 
         def engine_with(
             table: Sequence[str | None] | BackgroundNames | None,
@@ -266,18 +259,18 @@ async def _tcp_batches(
                         probes,
                         options,
                         table,
-                        count_after=count_after if workers == 1 else None,
+                        count_after=count_after if processes == 1 else None,
                     )
                 return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, table)
 
             return engine
 
-        if workers > 1:
-            # Workers send their results unnamed; this process names them.
+        if processes > 1:
+            # Forked processes send their results unnamed; this process names them.
             batches = sharded(
                 engine_with(None),
                 plan.probes("tcp"),
-                workers,
+                processes,
                 transport="tcp",
                 names=names,
                 own_engine=engine_with(names),

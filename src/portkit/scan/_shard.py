@@ -3,12 +3,17 @@
 A TCP probe on a near host is mostly kernel time (socket, SYN, RST, wake-up), spent in
 the process that sends it. One Python process keeps one core busy; a sweep of 65,535
 ports on a 2-core machine leaves the other idle. For large scans the engine forks
-worker processes (Linux ``fork``: no new interpreter to start), gives each every n-th
-probe, and merges what they find into the caller's stream. Each worker runs its own
-engine, window, retries and back-off; results come back over a pipe as compact
-tuples and become :class:`PortResult` objects in the caller.
+processes (Linux ``fork``: no new interpreter to start), gives each every n-th probe,
+and merges what they find into the caller's stream. Each runs its own engine, window,
+retries and back-off under its share of the ceilings (``EngineOptions.share``);
+results come back over a pipe as compact tuples and become :class:`PortResult`
+objects in the caller. ("Workers" are a Dask cluster's, see ``_cluster``; these are
+the scan's *processes*.)
 
-Ctrl-C and early closing kill the workers; a worker that fails reports its error,
+A forked process keeps none of the caller's descriptors but its pipe: the caller's
+event loop (its epoll set, its sockets) is the caller's alone.
+
+Ctrl-C and early closing kill the processes; one that fails reports its error,
 which is raised in the caller.
 """
 
@@ -24,13 +29,14 @@ import sys
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 
 from portkit._errors import PortkitError
+from portkit.scan._fork import close_inherited
 from portkit.scan._model import PortResult, PortState
 from portkit.scan._names import BackgroundNames, result_maker
 from portkit.scan._targets import Target
 
-__all__ = ["MIN_PROBES_PER_WORKER", "sharded", "worker_count"]
+__all__ = ["MIN_PROBES_PER_PROCESS", "process_count", "sharded"]
 
-MIN_PROBES_PER_WORKER = 6000  # below this the fork costs more than it saves
+MIN_PROBES_PER_PROCESS = 6000  # below this the fork costs more than it saves
 _HEADER = struct.Struct("!I")
 _STATES = {s.value: s for s in PortState}
 
@@ -38,7 +44,7 @@ Engine = Callable[[Iterator[tuple[Target, int]]], AsyncGenerator[list[PortResult
 Row = tuple[str, str | None, int, str, str, float | None]
 
 
-def worker_count(probes: int, wanted: int | None = None) -> int:
+def process_count(probes: int, wanted: int | None = None) -> int:
     """How many processes to use for ``probes`` probes (``wanted`` caps it; 1: no fork)."""
     if wanted is not None:
         return max(1, wanted)
@@ -48,7 +54,7 @@ def worker_count(probes: int, wanted: int | None = None) -> int:
     # with this one (measured: slower under a load above the core count).
     cores = len(os.sched_getaffinity(0))
     idle = cores - _busy_elsewhere()
-    return max(1, min(idle, probes // MIN_PROBES_PER_WORKER))
+    return max(1, min(idle, probes // MIN_PROBES_PER_PROCESS))
 
 
 def _busy_elsewhere() -> int:
@@ -74,11 +80,12 @@ def _every(
 
 
 def _child(engine: Engine, probes: Iterator[tuple[Target, int]], write_fd: int) -> None:
-    """The worker's whole life; never returns (``os._exit``)."""
+    """The forked process's whole life; never returns (``os._exit``)."""
     import pickle
 
     code = 0
     try:
+        close_inherited(write_fd)  # the parent's loop, sockets and pipes are not ours
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
         signal.set_wakeup_fd(-1)
         asyncio.events._set_running_loop(None)  # the parent's loop is not ours
@@ -113,16 +120,16 @@ def _write_all(fd: int, data: bytes) -> None:
 async def sharded(
     engine: Engine,
     probes: Iterator[tuple[Target, int]],
-    workers: int,
+    processes: int,
     *,
     transport: str,
     names: Sequence[str | None] | BackgroundNames | None,
     own_engine: Engine | None = None,
 ) -> AsyncGenerator[list[PortResult], None]:
-    """Run ``engine`` over ``probes`` in ``workers`` processes (this one included).
+    """Run ``engine`` over ``probes`` in ``processes`` processes (this one included).
 
-    ``own_engine`` (default: ``engine``) is the one this process runs; the workers'
-    results are named here with ``names`` (a table, or one on its way).
+    ``own_engine`` (default: ``engine``) is the one this process runs; the forked
+    processes' results are named here with ``names`` (a table, or one on its way).
     """
     import pickle
 
@@ -141,16 +148,16 @@ async def sharded(
 
     children: list[tuple[int, int]] = []  # (pid, read fd)
     try:
-        for index in range(1, workers):
+        for index in range(1, processes):
             read_fd, write_fd = os.pipe()
             pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the worker process
+            if pid == 0:  # pragma: no cover - runs in the forked process
                 os.close(read_fd)
-                _child(engine, _every(probes, index, workers), write_fd)
+                _child(engine, _every(probes, index, processes), write_fd)
             os.close(write_fd)
             os.set_blocking(read_fd, False)
             children.append((pid, read_fd))
-        own = (own_engine or engine)(_every(probes, 0, workers))
+        own = (own_engine or engine)(_every(probes, 0, processes))
         queue: asyncio.Queue[list[Row] | BaseException | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         buffers = {fd: bytearray() for _pid, fd in children}
@@ -176,7 +183,7 @@ async def sharded(
                 kind, payload = pickle.loads(buffer[_HEADER.size : _HEADER.size + size])
                 del buffer[: _HEADER.size + size]
                 if kind == "error":
-                    queue.put_nowait(PortkitError(f"scan worker failed: {payload}"))
+                    queue.put_nowait(PortkitError(f"scan process failed: {payload}"))
                     continue
                 queue.put_nowait(payload)
 
