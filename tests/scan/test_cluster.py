@@ -39,7 +39,7 @@ from portkit.scan._cluster import (
     cluster_batches,
 )
 from portkit.scan._engine import EngineOptions
-from portkit.scan._model import PortResult
+from portkit.scan._model import PortResult, ResultBatch
 from portkit.scan._ports import PortSet
 from portkit.scan._scan import ScanPlan, plan_scan, scan_batches
 from portkit.scan._shards import Layout, Shard, ShardTask, make_shards, result_key
@@ -126,11 +126,12 @@ def lab() -> Iterator[Lab]:
             sock.close()
 
 
-async def collect(batches: AsyncIterator[list[PortResult]]) -> list[PortResult]:
+async def collect(batches: AsyncIterator[ResultBatch]) -> list[PortResult]:
     out: list[PortResult] = []
     async with contextlib.aclosing(batches) as stream:  # type: ignore[type-var]
         async for batch in stream:
-            out.extend(batch)
+            assert not batch.counts  # nothing asked for counts
+            out.extend(batch.results)
     return out
 
 

@@ -10,14 +10,14 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from portkit._errors import PortSpecError, TargetError
 from portkit.scan._engine import raise_fd_limit, window_size
-from portkit.scan._model import PortResult, PortState
+from portkit.scan._model import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._scan import scan
 
 from .conftest import Listener, drop_tcp_port, needs_root, run_in_namespace
@@ -349,22 +349,24 @@ async def test_forked_processes_hold_none_of_the_callers_descriptors() -> None:
 
     async def report_descriptors(
         probes: Iterator[tuple[Target, int]],
-    ) -> AsyncGenerator[list[PortResult], None]:
+    ) -> Batches:
         held = []
         for name in os.listdir("/proc/self/fd"):
             with contextlib.suppress(OSError):
                 info = os.stat(f"/proc/self/fd/{name}")
                 held.append(f"{info.st_dev}:{info.st_ino}")
-        yield [
-            PortResult(
-                host=target.address,
-                port=port,
-                transport="tcp",
-                state=PortState.CLOSED,
-                reason=" ".join(held),
-            )
-            for target, port in probes
-        ]
+        yield ResultBatch(
+            [
+                PortResult(
+                    host=target.address,
+                    port=port,
+                    transport="tcp",
+                    state=PortState.CLOSED,
+                    reason=" ".join(held),
+                )
+                for target, port in probes
+            ]
+        )
 
     marker, peer = socket.socketpair()  # stands for the event loop's sockets
     with marker, peer:
@@ -381,7 +383,7 @@ async def test_forked_processes_hold_none_of_the_callers_descriptors() -> None:
                 names=None,
                 own_engine=report_descriptors,
             )
-            for r in batch
+            for r in batch.results
         ]
     assert sorted(r.port for r in results) == [1, 2, 3, 4]
     here = [r for r in results if r.port in (1, 3)]  # this process took every other probe

@@ -166,7 +166,7 @@ async def _engine_results(
         batch_size=batch_size,
         fast=fast,
     )
-    found = [r async for batch in engine for r in batch]
+    found = [r async for batch in engine for r in batch.results]
     return sorted((r.host, r.port, r.state.value, r.reason) for r in found)
 
 
@@ -247,7 +247,6 @@ async def test_engine_counts_closed_ports_past_the_limit(listeners: list[Listene
     # With count_after, every probe is still accounted for exactly once: as a result
     # or in a count, and only closed ports of a host past that many are counted.
     from portkit.scan._engine import EngineOptions
-    from portkit.scan._model import ResultBatch
     from portkit.scan._syn import run_syn_engine
     from portkit.scan._targets import Target
 
@@ -262,8 +261,7 @@ async def test_engine_counts_closed_ports_past_the_limit(listeners: list[Listene
     found: list[PortResult] = []
     counted: dict[tuple[str, str, PortState, str], int] = {}
     async for batch in engine:
-        assert isinstance(batch, ResultBatch)
-        found.extend(batch)  # a batch's results come before its counts
+        found.extend(batch.results)  # a batch's results come before its counts
         for key, n in batch.counts.items():
             # Counts come only once that host's closed results were handed over.
             assert sum(r.state is PortState.CLOSED for r in found) >= 3
@@ -325,7 +323,7 @@ def test_cli_counts_give_the_library_scans_report(
 async def test_counts_pass_through_identification(listeners: list[Listener]) -> None:
     # With detect, open ports wait for identification; the counts of the closed ports
     # must still reach the caller, and every probe is accounted for once.
-    from portkit.scan._model import Identification, ResultBatch
+    from portkit.scan._model import Identification
     from portkit.scan._scan import plan_scan, scan_batches
 
     v4 = sorted(ls.port for ls in listeners if ls.host == "127.0.0.2")
@@ -340,9 +338,8 @@ async def test_counts_pass_through_identification(listeners: list[Listener]) -> 
     found: list[PortResult] = []
     counted = 0
     async for batch in scan_batches(plan, detect=identify, count_after=26):
-        found.extend(batch)
-        if isinstance(batch, ResultBatch):
-            counted += sum(batch.counts.values())
+        found.extend(batch.results)
+        counted += sum(batch.counts.values())
     assert counted > 0
     assert len(found) + counted == plan.probe_count
     opened = sorted(r.port for r in found if r.state is PortState.OPEN)

@@ -30,13 +30,13 @@ import contextlib
 import importlib
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from portkit._errors import NetworkError, PortkitError, UsageError
 from portkit.scan._engine import EngineOptions
-from portkit.scan._model import PortResult
+from portkit.scan._model import Batches, PortResult, ResultBatch
 from portkit.scan._scan import ScanPlan, scan_batches
 from portkit.scan._shards import (
     DEFAULT_SHARD_PROBES,
@@ -118,7 +118,7 @@ async def _run_shard_async(task: ShardTask) -> list[PortResult]:
     results: list[PortResult] = []
     async with contextlib.aclosing(scan_batches(task.plan(), detect=task.detect)) as batches:
         async for batch in batches:
-            results.extend(batch)
+            results.extend(batch.results)
     results.sort(key=result_key)
     return results
 
@@ -358,10 +358,10 @@ class _Scheduler:
             self._next += 1
             yield results
 
-    async def batches(self) -> AsyncGenerator[list[PortResult], None]:
+    async def batches(self) -> Batches:
         try:
             for released in self._release():
-                yield released
+                yield ResultBatch(released)
             while self._next < len(self.shards):
                 self._fill()
                 if not self._running:  # pragma: no cover (a bug, not a user error)
@@ -374,7 +374,7 @@ class _Scheduler:
                     self._busy_hosts.discard(shard.host_block)
                     self._collect(future, shard, attempt)
                 for released in self._release():
-                    yield released
+                    yield ResultBatch(released)
         finally:
             await self._cancel()
 
@@ -504,7 +504,7 @@ class ClusterScan:
         )
         return cls(executor, _Scheduler(shards, make_task, executor, journal), journal, engine)
 
-    async def batches(self) -> AsyncGenerator[list[PortResult], None]:
+    async def batches(self) -> Batches:
         """Yield result batches as shards finish, in shard order; close when done."""
         try:
             async with contextlib.aclosing(self._scheduler.batches()) as batches:
@@ -522,7 +522,7 @@ class ClusterScan:
 
 async def cluster_batches(
     plan: ScanPlan, options: ClusterOptions, *, detect: bool = False
-) -> AsyncGenerator[list[PortResult], None]:
+) -> Batches:
     """Run ``plan`` as shards on a cluster; yield result batches as shards finish.
 
     The batches are those of a local :func:`~portkit.scan.scan_batches` run, regrouped:

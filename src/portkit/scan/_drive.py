@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Protocol, TypeVar
 
-from portkit.scan._model import CountKey, PortResult, ResultBatch
+from portkit.scan._model import Batches, CountKey, PortResult, ResultBatch
 from portkit.scan._names import BackgroundNames, make_results
 from portkit.scan._schedule import ProbeScheduler, Row
 
@@ -94,12 +94,12 @@ async def drive(
     transport: Transport[K],
     scheduler: ProbeScheduler[K],
     names: Sequence[str | None] | BackgroundNames | None = None,
-) -> AsyncGenerator[list[PortResult], None]:
+) -> Batches:
     """Run ``transport`` under ``scheduler`` until every probe is finished; yield results.
 
     ``names[port]`` is each result's ``expected`` service name; while the names are
     still being built (:class:`BackgroundNames`), rows wait for them, and the scan
-    goes on. Transports that count ports yield :class:`ResultBatch` lists. Closing
+    goes on; counted ports (transports that count) come in the batches' ``counts``. Closing
     the generator (``aclose``, a break, Ctrl-C) closes the transport.
     """
     loop = asyncio.get_running_loop()
@@ -140,11 +140,8 @@ async def drive(
                 if scheduler.rows and table is None and pending is not None:
                     table = pending.wait()  # the last rows: wait for the names
                 results = rows_to_results(kind, scheduler.take_rows(), table)
-                if counting:
-                    counted, counts = counts, {}
-                    yield ResultBatch(results, counted)
-                else:
-                    yield results
+                counted, counts = counts, {}
+                yield ResultBatch(results, counted)
                 await asyncio.sleep(0)  # let the loop run signals, progress and the consumer
                 continue
             if done:

@@ -27,11 +27,11 @@ import select
 import socket
 import struct
 import time
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from portkit.scan._drive import drive
-from portkit.scan._model import PortResult, PortState
+from portkit.scan._model import Batches, PortState
 from portkit.scan._names import BackgroundNames
 from portkit.scan._schedule import MIN_WINDOW, Policy, ProbeScheduler
 from portkit.scan._targets import Target
@@ -342,7 +342,7 @@ def run_socket_engine(
     kind: ProbeKind,
     options: EngineOptions,
     names: Sequence[str | None] | BackgroundNames | None = None,
-) -> AsyncGenerator[list[PortResult], None]:
+) -> Batches:
     """Probe every (target, port) of ``probes``; yield results in batches as they come.
 
     Only as many probes are taken from ``probes`` as fit the window, so memory stays

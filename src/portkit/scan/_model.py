@@ -7,10 +7,18 @@ is what answered there, when the scan was asked to find out.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
 
-__all__ = ["Identification", "PortResult", "PortState", "TlsInfo"]
+__all__ = [
+    "Batches",
+    "CountKey",
+    "Identification",
+    "PortResult",
+    "PortState",
+    "ResultBatch",
+    "TlsInfo",
+]
 
 
 class PortState(enum.StrEnum):
@@ -76,24 +84,28 @@ class PortResult:
 CountKey = tuple[str, str, PortState, str]
 
 
-class ResultBatch(list[PortResult]):
-    """Results, plus ports that were only counted (internal, engine to report).
+@dataclass(frozen=True, slots=True)
+class ResultBatch:
+    """What an engine hands on at a time: results, and ports that were only counted.
 
-    A host's closed ports past what any report lists are counted per (host,
-    transport, state, reason) in ``counts`` instead of being made one by one; the
-    results of each counted (host, state) always come first, in this batch or an
-    earlier one.
+    The contract from the engines (and the forked processes, the cluster) to
+    identification and the reports. A host's closed ports past what any report
+    lists may be counted per (host, transport, state, reason) in ``counts`` instead
+    of being made one by one (only when the caller asked for it, see
+    ``scan_batches(count_after=...)``); the results of each counted (host, state)
+    always come first, in this batch or an earlier one. A batch is not a list: a
+    consumer takes ``results`` and ``counts`` by name, so none can iterate the
+    results and silently lose the counted ports.
     """
 
-    __slots__ = ("counts",)
-
-    def __init__(
-        self, results: Iterable[PortResult] = (), counts: dict[CountKey, int] | None = None
-    ) -> None:
-        super().__init__(results)
-        self.counts: dict[CountKey, int] = {} if counts is None else counts
+    results: list[PortResult]
+    counts: Mapping[CountKey, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         """Results plus counted ports."""
-        return len(self) + sum(self.counts.values())
+        return len(self.results) + sum(self.counts.values())
+
+
+# A stream of batches: what every engine, and scan_batches, yields.
+Batches = AsyncGenerator[ResultBatch, None]

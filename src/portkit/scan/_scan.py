@@ -27,7 +27,7 @@ from portkit.scan._engine import (
     ProbeKind,
     run_socket_engine,
 )
-from portkit.scan._model import Identification, PortResult, PortState, ResultBatch
+from portkit.scan._model import Batches, Identification, PortResult, PortState, ResultBatch
 from portkit.scan._names import BackgroundNames, load_table, store_table
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
 from portkit.scan._shard import Engine, process_count, sharded
@@ -213,9 +213,7 @@ def names_for(transport: str, ports: Sequence[int]) -> Sequence[str | None] | Ba
     return BackgroundNames(lambda: expected_names(transport, ports))
 
 
-async def _engine_batches(
-    plan: ScanPlan, count_after: int | None = None
-) -> AsyncGenerator[list[PortResult], None]:
+async def _engine_batches(plan: ScanPlan, count_after: int | None = None) -> Batches:
     if plan.ports.tcp:
         async with contextlib.aclosing(_tcp_batches(plan, count_after)) as tcp:
             async for batch in tcp:
@@ -229,9 +227,7 @@ async def _engine_batches(
                 yield batch
 
 
-async def _tcp_batches(
-    plan: ScanPlan, count_after: int | None = None
-) -> AsyncGenerator[list[PortResult], None]:
+async def _tcp_batches(plan: ScanPlan, count_after: int | None = None) -> Batches:
     """TCP: connect or SYN scans, sharded onto idle cores when large."""
     if plan.syn and plan.processes is None:
         # One scanning process: the SYN engine's sender process already keeps a second
@@ -250,7 +246,7 @@ async def _tcp_batches(
         ) -> Engine:
             def engine(
                 probes: Iterator[tuple[Target, int]],
-            ) -> AsyncGenerator[list[PortResult], None]:
+            ) -> Batches:
                 if plan.syn:
                     from portkit.scan._syn import run_syn_engine
 
@@ -306,12 +302,13 @@ async def scan_batches(
     detect: bool | Identify = False,
     detect_concurrency: int = DETECT_CONCURRENCY,
     count_after: int | None = None,
-) -> AsyncGenerator[list[PortResult], None]:
-    """Run ``plan``, yielding lists of :class:`PortResult` as soon as they are known.
+) -> Batches:
+    """Run ``plan``, yielding :class:`ResultBatch` objects as soon as results are known.
 
-    With ``count_after`` (the CLI's reports, which only count a host's closed ports
-    past their listing limit), an engine may yield :class:`ResultBatch` lists whose
-    ``counts`` stand for closed ports past that many per host (the SYN engine does).
+    Without ``count_after`` every port comes as a result. With it (the CLI's
+    reports, which only count a host's closed ports past their listing limit), an
+    engine may hand over ``counts`` instead, standing for a host's closed ports past
+    that many (the SYN engine does).
 
     With ``detect``, open TCP ports are handed to identification (at most
     ``detect_concurrency`` at a time) and come out once identified; ``detect`` may be
@@ -349,9 +346,8 @@ async def scan_batches(
             if identify is None:
                 yield batch
                 continue
-            counted = batch.counts if isinstance(batch, ResultBatch) else None
-            ready: list[PortResult] = ResultBatch((), counted) if counted else []
-            for result in batch:
+            ready: list[PortResult] = []
+            for result in batch.results:
                 if result.state is PortState.OPEN and result.transport == "tcp":
                     pending.add(asyncio.ensure_future(identified(result)))
                 else:
@@ -359,10 +355,10 @@ async def scan_batches(
             if pending:
                 # Hand over what is done; wait when too much is queued (bounded memory).
                 ready.extend(await finished(len(pending) > 4 * detect_concurrency))
-            if ready or counted:
-                yield ready
+            if ready or batch.counts:
+                yield ResultBatch(ready, batch.counts)
         while pending:
-            yield await finished(True)
+            yield ResultBatch(await finished(True))
     finally:
         await batches.aclose()
         for task in pending:
@@ -414,5 +410,5 @@ async def scan(
         processes=processes,
     )
     async for batch in scan_batches(plan, detect=detect):
-        for result in batch:
+        for result in batch.results:
             yield result

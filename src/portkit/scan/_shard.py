@@ -26,11 +26,11 @@ import os
 import signal
 import struct
 import sys
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from portkit._errors import PortkitError
 from portkit.scan._fork import close_inherited
-from portkit.scan._model import PortResult, PortState
+from portkit.scan._model import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._names import BackgroundNames, result_maker
 from portkit.scan._targets import Target
 
@@ -40,7 +40,7 @@ MIN_PROBES_PER_PROCESS = 6000  # below this the fork costs more than it saves
 _HEADER = struct.Struct("!I")
 _STATES = {s.value: s for s in PortState}
 
-Engine = Callable[[Iterator[tuple[Target, int]]], AsyncGenerator[list[PortResult], None]]
+Engine = Callable[[Iterator[tuple[Target, int]]], Batches]
 Row = tuple[str, str | None, int, str, str, float | None]
 
 
@@ -94,7 +94,8 @@ def _child(engine: Engine, probes: Iterator[tuple[Target, int]], write_fd: int) 
         async def run() -> None:
             async for batch in engine(probes):
                 rows: list[Row] = [
-                    (r.host, r.hostname, r.port, r.state.value, r.reason, r.rtt) for r in batch
+                    (r.host, r.hostname, r.port, r.state.value, r.reason, r.rtt)
+                    for r in batch.results
                 ]
                 data = pickle.dumps(("rows", rows), protocol=pickle.HIGHEST_PROTOCOL)
                 _write_all(write_fd, _HEADER.pack(len(data)) + data)
@@ -125,7 +126,7 @@ async def sharded(
     transport: str,
     names: Sequence[str | None] | BackgroundNames | None,
     own_engine: Engine | None = None,
-) -> AsyncGenerator[list[PortResult], None]:
+) -> Batches:
     """Run ``engine`` over ``probes`` in ``processes`` processes (this one included).
 
     ``own_engine`` (default: ``engine``) is the one this process runs; the forked
@@ -196,13 +197,13 @@ async def sharded(
                 if isinstance(item, BaseException):
                     raise item
                 if item is not None:
-                    yield results_of(item)
+                    yield ResultBatch(results_of(item))
         while open_fds or not queue.empty():
             item = await queue.get()
             if isinstance(item, BaseException):
                 raise item
             if item is not None:
-                yield results_of(item)
+                yield ResultBatch(results_of(item))
     finally:
         for pid, fd in children:
             with contextlib.suppress(RuntimeError):

@@ -28,7 +28,7 @@ import struct
 import sys
 import time
 from array import array
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import cast
@@ -36,7 +36,7 @@ from typing import cast
 from portkit._errors import PrivilegeError, TargetError
 from portkit.scan._drive import drive
 from portkit.scan._engine import EngineOptions
-from portkit.scan._model import CountKey, PortResult, PortState
+from portkit.scan._model import Batches, CountKey, PortState
 from portkit.scan._names import BackgroundNames
 from portkit.scan._rawsend import (
     PACKET_SIZE,
@@ -800,12 +800,12 @@ def run_syn_engine(
     batch_size: int = _BATCH,
     fast: bool = True,
     count_after: int | None = None,
-) -> AsyncGenerator[list[PortResult], None]:
+) -> Batches:
     """Send a SYN to every (target, port) of ``probes``; yield results in batches.
 
     IPv4 and IPv6 targets alike. With ``count_after``, once that many closed ports of
     a host have been yielded as results, its further closed ports are yielded as
-    counts (``ResultBatch.counts``) instead: the CLI's reports only count them.
+    counts (:attr:`ResultBatch.counts`) instead: the CLI's reports only count them.
 
     IPv4 packets are built here and sent by a :class:`BatchSender` process
     (``sendmmsg``), so the kernel's part of each probe runs beside the Python that
