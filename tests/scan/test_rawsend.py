@@ -21,7 +21,8 @@ from portkit.scan._rawsend import (
     sockaddr_in,
 )
 from portkit.scan._scan import expected_names
-from portkit.scan._syn import _base_sum, _raw_socket, syn_packet, write_syn
+from portkit.scan._syn import _raw_socket
+from portkit.scan._synwire import base_sum, syn_packet, write_syn
 
 from .conftest import needs_root
 
@@ -36,7 +37,7 @@ def test_write_syn_matches_the_full_computation(
 ) -> None:
     # The incremental checksum written in place equals a straightforward full sum.
     buffer = bytearray(b"\xaa" * (4 * PACKET_SIZE))
-    write_syn(buffer, slot * PACKET_SIZE + 20, _base_sum(src, dst, sport), sport, dport, seq)
+    write_syn(buffer, slot * PACKET_SIZE + 20, base_sum(src, dst, sport), sport, dport, seq)
     start = slot * PACKET_SIZE + 20
     assert bytes(buffer[start : start + 20]) == syn_packet(src, dst, sport, dport, seq)
     # Nothing outside the 20 bytes was touched.
@@ -87,7 +88,7 @@ def _send_and_collect(
     """
     sport = 61000 + secrets.randbelow(4000)
     src = dst = socket.inet_aton("127.0.0.1")
-    base = _base_sum(src, dst, sport)
+    base = base_sum(src, dst, sport)
     targets = _free_ports(count) + ([listener] if listener is not None else [])
     sock = _raw_socket(sport)
     receiver = BatchReceiver(sock, count=7, use_recvmmsg=mmsg)  # 7: replies span reads

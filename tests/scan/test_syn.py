@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from portkit.scan._model import PortResult, PortState
 from portkit.scan._scan import scan
-from portkit.scan._syn import CookieJar, _base_sum, fast_syn_packet, syn_packet
+from portkit.scan._synwire import (
+    CookieJar,
+    base_sum,
+    base_sum6,
+    fast_syn_packet,
+    syn_packet,
+    write_syn,
+)
 
 from .conftest import Listener, drop_tcp_port, needs_root
 
@@ -44,7 +51,32 @@ def test_packet_fields_and_checksum(
     assert int.from_bytes(packet[4:8], "big") == seq
     assert packet[13] == 0x02  # SYN only
     assert checksum_ok(src, dst, packet)
-    assert fast_syn_packet(_base_sum(src, dst, sport), sport, dport, seq) == packet
+    assert fast_syn_packet(base_sum(src, dst, sport), sport, dport, seq) == packet
+
+
+def checksum6_ok(src: bytes, dst: bytes, segment: bytes) -> bool:
+    # RFC 8200 section 8.1: source, destination, 32-bit length, 3 zero bytes, next header.
+    pseudo = src + dst + len(segment).to_bytes(4, "big") + bytes(3) + bytes([socket.IPPROTO_TCP])
+    data = pseudo + segment
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total == 0xFFFF
+
+
+@given(
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=16, max_size=16),
+    ports,
+    ports,
+    st.integers(0, 2**32 - 1),
+)
+def test_ipv6_syn_checksum(src: bytes, dst: bytes, sport: int, dport: int, seq: int) -> None:
+    packet = bytearray(20)
+    write_syn(packet, 0, base_sum6(src, dst, sport), sport, dport, seq)
+    assert int.from_bytes(packet[2:4], "big") == dport
+    assert int.from_bytes(packet[4:8], "big") == seq
+    assert checksum6_ok(src, dst, bytes(packet))
 
 
 @given(addresses, addresses, ports, ports)
