@@ -24,7 +24,6 @@ How it behaves:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import importlib
@@ -53,7 +52,6 @@ __all__ = [
     "ClusterOptions",
     "ClusterScan",
     "cluster_batches",
-    "cluster_options_from_args",
     "run_shard",
 ]
 
@@ -87,28 +85,6 @@ class ClusterOptions:
             )
         if self.shard_probes < 1:
             raise UsageError(f"shard size must be at least 1 probe, not {self.shard_probes}")
-
-
-def cluster_options_from_args(args: argparse.Namespace) -> ClusterOptions | None:
-    """The :class:`ClusterOptions` the command line asked for, or ``None`` (a local scan).
-
-    The options themselves are added by :mod:`portkit.cli._cluster_args`.
-    """
-    address = getattr(args, "cluster", None)
-    workers = getattr(args, "workers", None)
-    resume = getattr(args, "resume", None)
-    shard_size = getattr(args, "shard_size", None)
-    if address is None and workers is None and resume is None:
-        if shard_size is not None:
-            raise UsageError("--shard-size needs --workers, --cluster or --resume")
-        return None
-    return ClusterOptions(
-        address=address,
-        workers=workers,
-        resume=resume,
-        shard_probes=DEFAULT_SHARD_PROBES if shard_size is None else shard_size,
-        quiet=not getattr(args, "debug", False),
-    )
 
 
 # --- the worker side ---------------------------------------------------------------
