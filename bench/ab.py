@@ -7,21 +7,28 @@ the median of the per-round ratios (this tree / baseline). Every run's open set 
 equal the listeners. Listeners and scans live in a namespace of their own (deleted
 afterwards), as in ``bench/scan.py``.
 
-    sudo python bench/ab.py --base /tmp/base/src [--rounds 7] [--only syn]
+    sudo python bench/ab.py --base /tmp/base/src [--rounds 7] [--only syn] [--link veth]
+
+With ``--link veth`` the listeners sit in a second namespace joined to the scanner's
+by a veth pair (IPv4 10.203.0.0/24 and IPv6 fd00::/64, both inside the two
+namespaces only), so answers cross a link instead of loopback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from _netns import namespace
+from _netns import namespace, python_in_namespace
 
 import scan as scan_bench  # bench/ is sys.path[0] when run as a script
 
@@ -48,15 +55,85 @@ def run_once(ns: str, src: str, argv: list[str], expected: set[tuple[str, int]])
     return elapsed
 
 
+VETH_PORTS = (22, 80, 443, 8080, 40001, 65000)
+VETH_LISTEN = """
+import socket, sys
+socks = []
+for spec in sys.argv[1:]:
+    host, port = spec.rsplit(":", 1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port))); s.listen(128); socks.append(s)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def veth_pair() -> Iterator[str]:
+    """The scanner's namespace, joined by a veth pair to a target namespace with listeners."""
+    suffix = secrets.token_hex(3)
+    with namespace("pk-ab-s") as near, namespace("pk-ab-t") as far:
+        a, b = f"pkab{suffix}a", f"pkab{suffix}b"
+        for command in (
+            [
+                "ip",
+                "link",
+                "add",
+                a,
+                "netns",
+                near,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                b,
+                "netns",
+                far,
+            ],
+            ["ip", "-n", near, "addr", "add", "10.203.0.1/24", "dev", a],
+            ["ip", "-n", far, "addr", "add", "10.203.0.2/24", "dev", b],
+            ["ip", "-n", near, "addr", "add", "fd00::1/64", "dev", a, "nodad"],
+            ["ip", "-n", far, "addr", "add", "fd00::2/64", "dev", b, "nodad"],
+            ["ip", "-n", near, "link", "set", a, "up"],
+            ["ip", "-n", far, "link", "set", b, "up"],
+        ):
+            subprocess.run(command, check=True)
+        specs = [f"{h}:{p}" for h in ("10.203.0.2", "fd00::2") for p in VETH_PORTS]
+        with python_in_namespace(far, VETH_LISTEN, specs, what="listeners"):
+            yield near
+
+
+def veth_scenarios() -> list[tuple[str, list[str], set[tuple[str, int]]]]:
+    pk = [sys.executable, "-m", "portkit", "scan"]
+    return [
+        (
+            f"veth {engine or 'connect'} {host}, 65,535 ports",
+            [*pk, host, "-p-", *([engine] if engine else [])],
+            {(host, p) for p in VETH_PORTS},
+        )
+        for host in ("10.203.0.2", "fd00::2")
+        for engine in ("", "--syn")
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="the baseline's src directory")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument("--link", choices=["loopback", "veth"], default="loopback")
     args = parser.parse_args()
     here = str(ROOT / "src")
-    with namespace("pk-ab-") as ns, scan_bench.listeners(ns):
-        for name, portkit_argv, _nmap, expected in scan_bench.scenarios():
+    with ExitStack() as stack:
+        if args.link == "veth":
+            ns = stack.enter_context(veth_pair())
+            scenarios = veth_scenarios()
+        else:
+            ns = stack.enter_context(namespace("pk-ab-"))
+            stack.enter_context(scan_bench.listeners(ns))
+            scenarios = [(name, argv, want) for name, argv, _nmap, want in scan_bench.scenarios()]
+        for name, portkit_argv, expected in scenarios:
             if args.only and args.only not in name:
                 continue
             times: dict[str, list[float]] = {"base": [], "new": []}

@@ -404,7 +404,9 @@ class _SynTransport:
 
     # -- sending ---------------------------------------------------------------
 
-    def _fill(self, batch: Batch, probes: list[tuple[Target, int]]) -> list[tuple[bytes, int]]:
+    def _fill(
+        self, batch: Batch, probes: list[tuple[Target, int]], one_target: bool
+    ) -> list[tuple[bytes, int]]:
         """Write a SYN per probe (all IPv4) into ``batch``; return their keys."""
         destinations = batch.destinations
         data = batch.view
@@ -412,7 +414,7 @@ class _SynTransport:
         sport, table = self._sport, self._table
         if self._fast and len(probes) >= BULK_MIN:
             target = probes[0][0]
-            if [t for t, _port in probes].count(target) == len(probes):  # one target
+            if one_target:
                 ports = [port for _target, port in probes]
                 if target is not self._last_target or self._last_known is None:
                     self._last_known = self._addressing(target)
@@ -476,13 +478,21 @@ class _SynTransport:
             if not probes:
                 sender.give_back(batch)
                 return
-            if any(t.family != socket.AF_INET for t, _port in probes):
-                self._send6([p for p in probes if p[0].family != socket.AF_INET], attempt)
-                probes = [p for p in probes if p[0].family == socket.AF_INET]
+            # Probes come host by host: mostly one target per batch (identity first).
+            first = probes[0][0]
+            one_target = [t for t, _port in probes].count(first) == len(probes)
+            if one_target and ":" in first.address:
+                sender.give_back(batch)
+                self._send6(probes, attempt)
+                continue
+            if not one_target and any(":" in t.address for t, _port in probes):
+                self._send6([p for p in probes if ":" in p[0].address], attempt)
+                probes = [p for p in probes if ":" not in p[0].address]
+                one_target = False
                 if not probes:
                     sender.give_back(batch)
                     continue
-            keys = self._fill(batch, probes)
+            keys = self._fill(batch, probes, one_target)
             entries = scheduler.track(keys, probes, attempt, now)
             if self._here_every and next(self._turns) % self._here_every == 0:
                 sender.send_here(batch, len(keys), (attempt, keys, entries))
