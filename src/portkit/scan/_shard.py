@@ -24,12 +24,12 @@ import contextlib
 import itertools
 import os
 import signal
-import struct
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any
 
 from portkit._errors import PortkitError
-from portkit.scan._fork import close_inherited
+from portkit.scan._fork import Messages, fork_worker, send
 from portkit.scan._model import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._names import BackgroundNames, result_maker
 from portkit.scan._targets import Target
@@ -37,7 +37,6 @@ from portkit.scan._targets import Target
 __all__ = ["MIN_PROBES_PER_PROCESS", "process_count", "sharded"]
 
 MIN_PROBES_PER_PROCESS = 6000  # below this the fork costs more than it saves
-_HEADER = struct.Struct("!I")
 _STATES = {s.value: s for s in PortState}
 
 Engine = Callable[[Iterator[tuple[Target, int]]], Batches]
@@ -79,43 +78,19 @@ def _every(
     return itertools.islice(probes, index, None, count)
 
 
-def _child(engine: Engine, probes: Iterator[tuple[Target, int]], write_fd: int) -> None:
-    """The forked process's whole life; never returns (``os._exit``)."""
-    import pickle
+def _work(
+    engine: Engine, probes: Iterator[tuple[Target, int]]
+) -> Callable[[int], Coroutine[Any, Any, None]]:
+    """What a forked process runs: its share of the probes, rows sent as they come."""
 
-    code = 0
-    try:
-        close_inherited(write_fd)  # the parent's loop, sockets and pipes are not ours
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-        signal.set_wakeup_fd(-1)
-        asyncio.events._set_running_loop(None)  # the parent's loop is not ours
-        loop = asyncio.new_event_loop()
+    async def run(write_fd: int) -> None:
+        async for batch in engine(probes):
+            rows: list[Row] = [
+                (r.host, r.hostname, r.port, r.state.value, r.reason, r.rtt) for r in batch.results
+            ]
+            send(write_fd, "rows", rows)
 
-        async def run() -> None:
-            async for batch in engine(probes):
-                rows: list[Row] = [
-                    (r.host, r.hostname, r.port, r.state.value, r.reason, r.rtt)
-                    for r in batch.results
-                ]
-                data = pickle.dumps(("rows", rows), protocol=pickle.HIGHEST_PROTOCOL)
-                _write_all(write_fd, _HEADER.pack(len(data)) + data)
-
-        loop.run_until_complete(run())
-    except BaseException as exc:  # report it to the parent, whatever it is
-        message = str(exc) if isinstance(exc, PortkitError) else f"{type(exc).__name__}: {exc}"
-        data = pickle.dumps(("error", message))
-        with contextlib.suppress(OSError):
-            _write_all(write_fd, _HEADER.pack(len(data)) + data)
-        code = 1
-    finally:
-        os._exit(code)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    return run
 
 
 async def sharded(
@@ -132,7 +107,6 @@ async def sharded(
     ``own_engine`` (default: ``engine``) is the one this process runs; the forked
     processes' results are named here with ``names`` (a table, or one on its way).
     """
-    import pickle
 
     make = result_maker(transport)
     table: Sequence[str | None] | None = None
@@ -149,23 +123,18 @@ async def sharded(
 
     children: list[tuple[int, int]] = []  # (pid, read fd)
     try:
-        for index in range(1, processes):
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the forked process
-                os.close(read_fd)
-                _child(engine, _every(probes, index, processes), write_fd)
-            os.close(write_fd)
-            os.set_blocking(read_fd, False)
-            children.append((pid, read_fd))
+        # One by one: those already forked are in the list if a later fork fails.
+        children.extend(
+            fork_worker(_work(engine, _every(probes, index, processes)))
+            for index in range(1, processes)
+        )
         own = (own_engine or engine)(_every(probes, 0, processes))
         queue: asyncio.Queue[list[Row] | BaseException | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        buffers = {fd: bytearray() for _pid, fd in children}
+        buffers = {fd: Messages() for _pid, fd in children}
         open_fds = set(buffers)
 
         def readable(fd: int) -> None:
-            buffer = buffers[fd]
             while True:
                 try:
                     chunk = os.read(fd, 1 << 20)
@@ -176,17 +145,11 @@ async def sharded(
                     open_fds.discard(fd)
                     queue.put_nowait(None)
                     break
-                buffer += chunk
-            while len(buffer) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(buffer)
-                if len(buffer) < _HEADER.size + size:
-                    break
-                kind, payload = pickle.loads(buffer[_HEADER.size : _HEADER.size + size])
-                del buffer[: _HEADER.size + size]
-                if kind == "error":
-                    queue.put_nowait(PortkitError(f"scan process failed: {payload}"))
-                    continue
-                queue.put_nowait(payload)
+                try:
+                    for _kind, rows in buffers[fd].feed(chunk):
+                        queue.put_nowait(rows)
+                except PortkitError as exc:
+                    queue.put_nowait(exc)
 
         for _pid, fd in children:
             loop.add_reader(fd, readable, fd)
