@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pickle
 import signal
 import struct
 from collections.abc import Callable, Coroutine
@@ -43,6 +42,8 @@ def close_inherited(*keep: int) -> None:
 
 def send(fd: int, kind: str, payload: object) -> None:
     """Write one message (``kind``, ``payload``) to the pipe ``fd``, whole."""
+    import pickle  # here: a scan that forks nothing does not pay its import
+
     data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
@@ -61,6 +62,8 @@ class Messages:
         Raises:
             PortkitError: the worker reported an error (its one-line message).
         """
+        import pickle
+
         buffer = self._buffer
         buffer += chunk
         out: list[tuple[str, Any]] = []
