@@ -146,14 +146,18 @@ async def drive(
                 continue
             if done:
                 return
-            # Nothing to hand over: sleep until an answer, a deadline or a token.
+            # Nothing to hand over: sleep until an answer, a deadline or a token. A
+            # timer sets the same event as the descriptors do. (Not asyncio.timeout:
+            # a Ctrl-C that lands just before it, while its delay is 0, came out as
+            # its TimeoutError, and the scan went on; an event cannot eat a cancel.)
             wake = scheduler.wake_at(now)
             ready.clear()
+            timer = None if wake is None else loop.call_later(wake - monotonic(), ready.set)
             try:
-                async with asyncio.timeout(None if wake is None else max(0.0, wake - monotonic())):
-                    await ready.wait()
-            except TimeoutError:
-                pass
+                await ready.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
     finally:
         if names_fd is not None:
             loop.remove_reader(names_fd)
