@@ -155,6 +155,21 @@ async def test_syn_over_ipv6_loopback(listeners: list[Listener], free_ports: lis
 
 @needs_root
 @pytest.mark.root
+async def test_syn_ipv4_and_ipv6_targets_in_one_scan(
+    listeners: list[Listener], free_ports: list[int]
+) -> None:
+    # Probes alternate between the two hosts: every batch mixes the families.
+    ports = sorted({ls.port for ls in listeners} | set(free_ports))
+    results = await collect(targets=["127.0.0.2", "::1"], ports=",".join(map(str, ports)), syn=True)
+    assert len(results) == 2 * len(ports)
+    assert {(r.host, r.port) for r in results if r.state is PortState.OPEN} == {
+        (ls.host, ls.port) for ls in listeners if ls.host in ("127.0.0.2", "::1")
+    }
+    assert {r.reason for r in results if r.state is not PortState.OPEN} == {"reset"}
+
+
+@needs_root
+@pytest.mark.root
 def test_syn_dropped_port_is_filtered(netns: str) -> None:
     drop_tcp_port(netns, 9)
     script = textwrap.dedent(

@@ -440,8 +440,11 @@ class _SynTransport:
             keys.append((addresses, port))
         return keys
 
-    def _send6(self, probes: list[tuple[Target, int]], attempt: int) -> None:
-        """Send IPv6 SYNs one by one from this process (RFC 8200 section 8.1 checksums)."""
+    def _send6(self, probes: list[tuple[Target, int]], attempt: int) -> bool:
+        """Send IPv6 SYNs one by one from this process (RFC 8200 section 8.1 checksums).
+
+        False: the kernel's queue is full; the rest went back to the scheduler.
+        """
         sock, packet = self._sock6, self._packet6
         scheduler = self._scheduler
         sport, table = self._sport, self._table
@@ -456,7 +459,8 @@ class _SynTransport:
             except OSError as exc:
                 if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
                     scheduler.give_back(probes[index:], attempt)  # the queue is full: later
-                    return
+                    scheduler.short_of_resources()
+                    return False
                 if exc.errno not in (errno.EHOSTUNREACH, errno.ENETUNREACH):
                     raise
                 scheduler.finish_now(
@@ -464,6 +468,7 @@ class _SynTransport:
                 )
                 continue
             scheduler.sent(key, target, port, attempt, now)
+        return True
 
     def launch(self, now: float, most: int | None) -> None:
         # ``most`` is not needed here: at most the sender's batches are in the air.
@@ -483,14 +488,20 @@ class _SynTransport:
             one_target = [t for t, _port in probes].count(first) == len(probes)
             if one_target and ":" in first.address:
                 sender.give_back(batch)
-                self._send6(probes, attempt)
+                if not self._send6(probes, attempt):
+                    return  # answers drain, or the scheduler's retry timer brings us back
                 continue
             if not one_target and any(":" in t.address for t, _port in probes):
-                self._send6([p for p in probes if ":" in p[0].address], attempt)
+                sent = self._send6([p for p in probes if ":" in p[0].address], attempt)
                 probes = [p for p in probes if ":" not in p[0].address]
                 one_target = False
-                if not probes:
+                if not probes or not sent:
+                    # Not sent, IPv4 ones included: the window shrank, they wait too.
+                    if probes:
+                        scheduler.give_back(probes, attempt)
                     sender.give_back(batch)
+                    if not sent:
+                        return
                     continue
             keys = self._fill(batch, probes, one_target)
             entries = scheduler.track(keys, probes, attempt, now)
