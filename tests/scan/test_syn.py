@@ -393,3 +393,31 @@ async def test_counts_pass_through_identification(listeners: list[Listener]) -> 
     assert sorted(asked) == opened
     assert set(v4) <= set(opened)
     assert all(r.identified == Identification(service="test") for r in found if r.port in v4)
+
+
+@needs_root
+@pytest.mark.root
+def test_ipv6_reply_filter_keeps_other_tcp_traffic_in_the_kernel() -> None:
+    import select as select_module
+
+    from portkit.scan._syn import _raw_socket6
+
+    filtered = _raw_socket6(61999)
+    assert filtered is not None
+    unfiltered = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    server = socket.socket(socket.AF_INET6)
+    try:
+        server.bind(("::1", 0))
+        server.listen(1)
+        # A whole handshake on ::1: SYN, SYN-ACK, ACK, none of them to port 61999.
+        client = socket.create_connection(("::1", server.getsockname()[1]), timeout=5)
+        client.close()
+        # The control sees those segments (the ready signal that they were sent) ...
+        assert select_module.select([unfiltered], [], [], 5)[0]
+        # ... and the filtered socket, open since before them, does not.
+        with pytest.raises(BlockingIOError):
+            filtered.recv(65535)
+    finally:
+        server.close()
+        unfiltered.close()
+        filtered.close()

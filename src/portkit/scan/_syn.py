@@ -92,12 +92,17 @@ def check_privilege() -> None:
         ) from None
 
 
-def _bpf_program(sport: int) -> list[tuple[int, int, int, int]]:
-    """Classic BPF: accept TCP segments to ``sport`` with RST, or with SYN and ACK."""
-    ldh_ind, ldb_ind, ldxb_msh = 0x48, 0x50, 0xB1
+def _bpf_program(sport: int, *, ipv6: bool = False) -> list[tuple[int, int, int, int]]:
+    """Classic BPF: accept TCP segments to ``sport`` with RST, or with SYN and ACK.
+
+    An IPv4 raw socket's filter sees the IP header first; an IPv6 one's sees the TCP
+    segment alone (the IPv6 header is not part of what such a socket reads).
+    """
+    ldh_ind, ldb_ind, ldxb_msh, ldx_imm = 0x48, 0x50, 0xB1, 0x01
     jeq_k, jset_k, and_k, ret_k = 0x15, 0x45, 0x54, 0x06
     return [
-        (ldxb_msh, 0, 0, 0),  # X = 4 * (IP header length)
+        # X = where TCP starts: 4 * (IPv4 header length), or 0.
+        (ldx_imm, 0, 0, 0) if ipv6 else (ldxb_msh, 0, 0, 0),
         (ldh_ind, 0, 0, 2),  # A = TCP destination port
         (jeq_k, 0, 6, sport),  # not ours: drop
         (ldb_ind, 0, 0, 13),  # A = TCP flags
@@ -110,8 +115,8 @@ def _bpf_program(sport: int) -> list[tuple[int, int, int, int]]:
     ]
 
 
-def _attach_filter(sock: socket.socket, sport: int) -> None:
-    program = _bpf_program(sport)
+def _attach_filter(sock: socket.socket, sport: int, *, ipv6: bool = False) -> None:
+    program = _bpf_program(sport, ipv6=ipv6)
     # The kernel copies the program during setsockopt; buf only has to live until then.
     buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
     fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
@@ -150,8 +155,19 @@ def _raw_socket6(sport: int) -> socket.socket | None:
         sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RECV_BUFFER)
     except OSError:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
+    _attach_filter(sock, sport, ipv6=True)  # only replies to us reach Python
     sock.setblocking(False)
+    _drain(sock)
     return sock
+
+
+def _drain(sock: socket.socket) -> None:
+    """Drop what arrived before the filter was in place."""
+    while True:
+        try:
+            sock.recv(65535)
+        except BlockingIOError:
+            return
 
 
 def _raw_socket(sport: int) -> socket.socket:
@@ -163,11 +179,7 @@ def _raw_socket(sport: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
     _attach_filter(sock, sport)
     sock.setblocking(False)
-    while True:  # drop what arrived before the filter was in place
-        try:
-            sock.recv(65535)
-        except BlockingIOError:
-            break
+    _drain(sock)
     return sock
 
 
