@@ -21,7 +21,7 @@ from portkit.report._base import (
     ScanSummary,
     port_ranges,
 )
-from portkit.scan._model import PortResult
+from portkit.results import PortResult
 
 __all__ = ["STYLESHEET", "NmapXmlReport"]
 

@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from portkit._errors import NetworkError, PortkitError, UsageError
+from portkit.results import Batches, PortResult, ResultBatch
 from portkit.scan._engine import EngineOptions
 from portkit.scan._executors import Executor, InProcess, make_executor, run_shard
-from portkit.scan._model import Batches, PortResult, ResultBatch
 from portkit.scan._scan import ScanPlan
 from portkit.scan._shards import (
     DEFAULT_SHARD_PROBES,

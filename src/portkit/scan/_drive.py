@@ -23,7 +23,7 @@ from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Protocol, TypeVar
 
-from portkit.scan._model import Batches, CountKey, PortResult, ResultBatch
+from portkit.results import Batches, CountKey, PortResult, ResultBatch
 from portkit.scan._names import BackgroundNames, make_results
 from portkit.scan._schedule import ProbeScheduler, Row
 

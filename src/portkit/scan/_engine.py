@@ -30,8 +30,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from portkit.results import Batches, PortState
 from portkit.scan._drive import drive
-from portkit.scan._model import Batches, PortState
 from portkit.scan._names import BackgroundNames
 from portkit.scan._schedule import MIN_WINDOW, Policy, ProbeScheduler
 from portkit.scan._targets import Target

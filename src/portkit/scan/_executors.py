@@ -26,8 +26,8 @@ import signal
 from typing import Any, Protocol
 
 from portkit._errors import NetworkError, PortkitError, UsageError
+from portkit.results import PortResult
 from portkit.scan._fork import Messages, fork_worker, send
-from portkit.scan._model import PortResult
 from portkit.scan._scan import scan_batches
 from portkit.scan._shards import ShardTask, result_key
 

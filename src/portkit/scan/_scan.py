@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from portkit._errors import NetworkError, PortkitError, PortSpecError, TargetError
+from portkit.results import Batches, Identification, PortResult, PortState, ResultBatch
 from portkit.scan._engine import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -27,7 +28,6 @@ from portkit.scan._engine import (
     ProbeKind,
     run_socket_engine,
 )
-from portkit.scan._model import Batches, Identification, PortResult, PortState, ResultBatch
 from portkit.scan._names import BackgroundNames, load_table, store_table
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
 from portkit.scan._shard import Engine, process_count, sharded

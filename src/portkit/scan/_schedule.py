@@ -44,7 +44,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from portkit.scan._model import PortState
+from portkit.results import PortState
 from portkit.scan._targets import Target
 
 __all__ = [

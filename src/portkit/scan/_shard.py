@@ -29,8 +29,8 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 from portkit._errors import PortkitError
+from portkit.results import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._fork import Messages, fork_worker, send
-from portkit.scan._model import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._names import BackgroundNames, result_maker
 from portkit.scan._targets import Target
 

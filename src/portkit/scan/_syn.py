@@ -30,9 +30,9 @@ from itertools import repeat
 from typing import cast
 
 from portkit._errors import PrivilegeError, TargetError
+from portkit.results import Batches, CountKey, PortState
 from portkit.scan._drive import drive
 from portkit.scan._engine import EngineOptions
-from portkit.scan._model import Batches, CountKey, PortState
 from portkit.scan._names import BackgroundNames
 from portkit.scan._rawsend import (
     PACKET_SIZE,

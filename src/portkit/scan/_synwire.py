@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import cast
 
-from portkit.scan._model import PortState
+from portkit.results import PortState
 from portkit.scan._rawsend import PACKET_SIZE
 
 __all__ = [
