@@ -244,6 +244,26 @@ async def test_engine_same_answers_batched_or_not(
         assert got == expected
 
 
+@needs_root
+@pytest.mark.root
+@pytest.mark.parametrize("batch_size", [3, 256])
+async def test_ipv6_same_answers_fast_or_plain(
+    listeners: list[Listener], free_ports: list[int], batch_size: int
+) -> None:
+    # IPv6 SYNs in batches (sendmmsg) or one sendto each: the same answer per probe.
+    v6 = next(ls for ls in listeners if ls.host == "::1")
+    probes = [("::1", port) for port in sorted({v6.port, *free_ports})]
+    runs = [
+        await _engine_results(probes, batch_size=batch_size, fast=fast, concurrency=None)
+        for fast in (True, False)
+    ]
+    assert runs[0] == runs[1]
+    assert [(port, state) for _h, port, state, _r in runs[0] if state == "open"] == [
+        (v6.port, "open")
+    ]
+    assert len(runs[0]) == len(probes)
+
+
 @given(
     st.sampled_from(["tcp", "udp"]),
     st.sampled_from(["127.0.0.1", "10.1.2.3"]),

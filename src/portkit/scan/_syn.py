@@ -41,6 +41,7 @@ from portkit.scan._rawsend import (
     BatchSender,
     ipv4_header,
     sockaddr_in,
+    sockaddr_in6,
 )
 from portkit.scan._schedule import MIN_WINDOW, Outstanding, Policy, ProbeScheduler
 from portkit.scan._synwire import (
@@ -184,7 +185,7 @@ def _raw_socket(sport: int) -> socket.socket:
 
 
 class _SynTransport:
-    """SYN probes: IPv4 in batches through a :class:`BatchSender`, IPv6 one by one.
+    """SYN probes, IPv4 and IPv6, in batches (one family each) through a :class:`BatchSender`.
 
     Outstanding probes are keyed by what identifies their answer: for IPv4 the
     reply's address bytes (target's, then ours) and the target's port; for IPv6 the
@@ -219,8 +220,8 @@ class _SynTransport:
         self._sources: dict[str, tuple[bytes, int, int, bytes, bytes]] = {}
         # A reply's source and destination addresses (8 bytes) -> the pair half of its cookie.
         self._reply_pairs: dict[bytes, int] = {}
-        # IPv6: the target's address bytes -> (pair half of the cookie, checksum base).
-        self._sources6: dict[str, tuple[bytes, int, int]] = {}
+        # IPv6: address -> (its bytes, pair half of the cookie, checksum base, sockaddr).
+        self._sources6: dict[str, tuple[bytes, int, int, bytes]] = {}
         self._reply_pairs6: dict[bytes, int] = {}
         self._last_target: Target | None = None
         self._last_known: tuple[bytes, int, int, bytes, bytes] | None = None
@@ -235,7 +236,6 @@ class _SynTransport:
             raise
         self._receiver = BatchReceiver(self._sock, use_recvmmsg=fast)
         self._buffer6 = bytearray(128)
-        self._packet6 = bytearray(20)
 
     def descriptors(self) -> list[int]:
         fds = [self._sock.fileno(), self._sender.reports]
@@ -280,7 +280,7 @@ class _SynTransport:
             self._reply_pairs[addresses] = pair
         return known
 
-    def _addressing6(self, target: Target) -> tuple[bytes, int, int]:
+    def _addressing6(self, target: Target) -> tuple[bytes, int, int, bytes]:
         known = self._sources6.get(target.address)
         if known is None:
             if self._sock6 is None:
@@ -290,7 +290,7 @@ class _SynTransport:
             dst = socket.inet_pton(socket.AF_INET6, target.address)
             src = socket.inet_pton(socket.AF_INET6, _source_for6(target.address))
             pair = self._jar.pair(src, dst, self._sport)
-            known = (dst, pair, base_sum6(src, dst, self._sport))
+            known = (dst, pair, base_sum6(src, dst, self._sport), sockaddr_in6(target.address))
             self._sources6[target.address] = known
             self._reply_pairs6[dst] = pair
         return known
@@ -452,35 +452,24 @@ class _SynTransport:
             keys.append((addresses, port))
         return keys
 
-    def _send6(self, probes: list[tuple[Target, int]], attempt: int) -> bool:
-        """Send IPv6 SYNs one by one from this process (RFC 8200 section 8.1 checksums).
+    def _fill6(self, batch: Batch, probes: list[tuple[Target, int]]) -> list[tuple[bytes, int]]:
+        """Write a SYN segment per probe (all IPv6) into ``batch``; return their keys.
 
-        False: the kernel's queue is full; the rest went back to the scheduler.
+        The kernel builds each IPv6 header; the checksum covers its pseudo-header
+        (RFC 8200 section 8.1), from :func:`base_sum6`.
         """
-        sock, packet = self._sock6, self._packet6
-        scheduler = self._scheduler
+        destinations = batch.destinations
+        data = batch.view
+        first = batch.packet_offset
         sport, table = self._sport, self._table
-        for index, (target, port) in enumerate(probes):
-            dst, pair, base = self._addressing6(target)
-            assert sock is not None
-            write_syn(packet, 0, base, sport, port, pair ^ table[port])
-            key = (dst, port)
-            now = time.monotonic()
-            try:
-                sock.sendto(packet, (target.address, 0))
-            except OSError as exc:
-                if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
-                    scheduler.give_back(probes[index:], attempt)  # the queue is full: later
-                    scheduler.short_of_resources()
-                    return False
-                if exc.errno not in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-                    raise
-                scheduler.finish_now(
-                    target, port, PortState.FILTERED, "host-unreach", None, answered=False
-                )
-                continue
-            scheduler.sent(key, target, port, attempt, now)
-        return True
+        keys: list[tuple[bytes, int]] = []
+        for count, (target, port) in enumerate(probes):
+            dst, pair, base, name = self._addressing6(target)
+            if destinations[count] != target.address:
+                batch.set_destination(count, target.address, name)
+            write_syn(data, first + count * PACKET_SIZE, base, sport, port, pair ^ table[port])
+            keys.append((dst, port))
+        return keys
 
     def launch(self, now: float, most: int | None) -> None:
         # ``most`` is not needed here: at most the sender's batches are in the air.
@@ -498,24 +487,16 @@ class _SynTransport:
             # Probes come host by host: mostly one target per batch (identity first).
             first = probes[0][0]
             one_target = [t for t, _port in probes].count(first) == len(probes)
-            if one_target and ":" in first.address:
-                sender.give_back(batch)
-                if not self._send6(probes, attempt):
-                    return  # answers drain, or the scheduler's retry timer brings us back
-                continue
-            if not one_target and any(":" in t.address for t, _port in probes):
-                sent = self._send6([p for p in probes if ":" in p[0].address], attempt)
-                probes = [p for p in probes if ":" not in p[0].address]
-                one_target = False
-                if not probes or not sent:
-                    # Not sent, IPv4 ones included: the window shrank, they wait too.
-                    if probes:
-                        scheduler.give_back(probes, attempt)
-                    sender.give_back(batch)
-                    if not sent:
-                        return
-                    continue
-            keys = self._fill(batch, probes, one_target)
+            ipv6 = ":" in first.address
+            if not one_target:
+                # A batch holds one family: the first probe's; the others go first next.
+                same = [p for p in probes if (":" in p[0].address) == ipv6]
+                if len(same) < len(probes):
+                    other = [p for p in probes if (":" in p[0].address) != ipv6]
+                    scheduler.give_back(other, attempt)
+                    probes = same
+            batch.set_ipv6(ipv6)
+            keys = self._fill6(batch, probes) if ipv6 else self._fill(batch, probes, one_target)
             entries = scheduler.track(keys, probes, attempt, now)
             if self._here_every and next(self._turns) % self._here_every == 0:
                 sender.send_here(batch, len(keys), (attempt, keys, entries))
