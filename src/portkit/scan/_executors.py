@@ -12,7 +12,7 @@ slots in one place, ``EngineOptions.share``.
 
 (A single scan's extra processes, ``--processes`` without shards, are not shards:
 they split one stream of probes and stream results back, see ``_shard``; they are
-forked the same way, :func:`~portkit.scan._fork.fork_worker`.)
+forked the same way, :func:`~portkit.scan._fork.fork_process`.)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from portkit._errors import NetworkError, PortkitError, UsageError
 from portkit.results import PortResult
-from portkit.scan._fork import Messages, fork_worker, send
+from portkit.scan._fork import Messages, fork_process, send
 from portkit.scan._scan import scan_batches
 from portkit.scan._shards import ShardTask, result_key
 
@@ -91,7 +91,7 @@ class InProcess:
 class Forked:
     """Shards in forked processes of this machine, ``slots`` at a time (``--processes``).
 
-    Each shard runs in a process of its own (:func:`~portkit.scan._fork.fork_worker`:
+    Each shard runs in a process of its own (:func:`~portkit.scan._fork.fork_process`:
     none of this process's descriptors, a fresh loop) and sends its sorted results
     back whole over a pipe.
     """
@@ -107,7 +107,7 @@ class Forked:
         async def work(write_fd: int) -> None:
             send(write_fd, "shard", await _run_shard_async(task))
 
-        pid, read_fd = fork_worker(work)
+        pid, read_fd = fork_process(work)
         self._children.add(pid)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, list[PortResult]]] = loop.create_future()

@@ -7,7 +7,7 @@ registrations belong to the open file, not to the process), and a socket the par
 closes stays open in the child. So each forked helper of the scanner closes all of
 them but the few it was made to use (:func:`close_inherited`).
 
-:func:`fork_worker` is the one way the scan forks a process that runs Python work
+:func:`fork_process` is the one way the scan forks a process that runs Python work
 (the scan's extra processes, shards run in processes of their own): the child gets a
 fresh event loop and a pipe, sends framed messages (:func:`send`) and exits; the
 parent reads them with a :class:`Messages` buffer. (The SYN engine's packet sender is
@@ -26,7 +26,7 @@ from typing import Any
 
 from portkit._errors import PortkitError
 
-__all__ = ["Messages", "close_inherited", "fork_worker", "send"]
+__all__ = ["Messages", "close_inherited", "fork_process", "send"]
 
 _HEADER = struct.Struct("!I")  # the length of one pickled (kind, payload) message
 
@@ -51,7 +51,7 @@ def send(fd: int, kind: str, payload: object) -> None:
 
 
 class Messages:
-    """The parent's side of a worker's pipe: bytes in, whole messages out."""
+    """The parent's side of a forked process's pipe: bytes in, whole messages out."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -60,7 +60,7 @@ class Messages:
         """Add what was read; return the messages now complete.
 
         Raises:
-            PortkitError: the worker reported an error (its one-line message).
+            PortkitError: the process reported an error (its one-line message).
         """
         import pickle
 
@@ -79,7 +79,7 @@ class Messages:
         return out
 
 
-def fork_worker(work: Callable[[int], Coroutine[Any, Any, None]]) -> tuple[int, int]:
+def fork_process(work: Callable[[int], Coroutine[Any, Any, None]]) -> tuple[int, int]:
     """Fork a process that runs ``work(write_fd)`` in an event loop of its own.
 
     The child keeps none of this process's descriptors but its end of the pipe,

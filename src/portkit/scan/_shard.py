@@ -30,7 +30,7 @@ from typing import Any
 
 from portkit._errors import PortkitError
 from portkit.results import Batches, PortResult, PortState, ResultBatch
-from portkit.scan._fork import Messages, fork_worker, send
+from portkit.scan._fork import Messages, fork_process, send
 from portkit.scan._names import BackgroundNames, result_maker
 from portkit.scan._targets import Target
 
@@ -125,7 +125,7 @@ async def sharded(
     try:
         # One by one: those already forked are in the list if a later fork fails.
         children.extend(
-            fork_worker(_work(engine, _every(probes, index, processes)))
+            fork_process(_work(engine, _every(probes, index, processes)))
             for index in range(1, processes)
         )
         own = (own_engine or engine)(_every(probes, 0, processes))
