@@ -174,13 +174,21 @@ class BatchReceiver:
     """Read up to ``count`` datagrams per system call (``recvmmsg(2)``) from a socket.
 
     Datagram ``i`` of the last :meth:`read` starts at ``i * stride`` in ``view``; longer
-    ones are cut at ``stride`` bytes (enough for the headers a scan reads). Where
-    ``recvmmsg`` is missing, :meth:`read` makes one ``recv_into`` per datagram instead:
-    same results, more calls.
+    ones are cut at ``stride`` bytes (enough for the headers a scan reads). With
+    ``ipv6_sources`` (a raw IPv6 socket: the segment comes without the IP header), the
+    16 bytes of datagram ``i``'s source address are at ``i * 16`` in ``sources``. Where
+    ``recvmmsg`` is missing, :meth:`read` makes one call per datagram instead: same
+    results, more calls.
     """
 
     def __init__(
-        self, sock: socket.socket, *, count: int = 256, stride: int = 128, use_recvmmsg: bool = True
+        self,
+        sock: socket.socket,
+        *,
+        count: int = 256,
+        stride: int = 128,
+        use_recvmmsg: bool = True,
+        ipv6_sources: bool = False,
     ) -> None:
         self._sock = sock
         self.count = count
@@ -197,6 +205,15 @@ class BatchReceiver:
             self._msgs[i].hdr.iov = ctypes.addressof(self._iovs[i])
             self._msgs[i].hdr.iovlen = 1
         self._address = ctypes.addressof(self._msgs)
+        self._ipv6 = ipv6_sources
+        self._names = ctypes.create_string_buffer(count * _NAME_SIZE if ipv6_sources else 0)
+        self._sources = bytearray(16 * count if ipv6_sources else 0)
+        self.sources = memoryview(self._sources)
+        if ipv6_sources:
+            names = ctypes.addressof(self._names)
+            for i in range(count):
+                self._msgs[i].hdr.name = names + i * _NAME_SIZE
+                self._msgs[i].hdr.namelen = _NAME_SIZE
 
     @property
     def batched(self) -> bool:
@@ -210,6 +227,13 @@ class BatchReceiver:
             while True:
                 got = self._recvmmsg(fd, self._address, self.count, socket.MSG_DONTWAIT, None)
                 if got >= 0:
+                    if self._ipv6 and got:
+                        # sin6_addr: bytes 8-23 of each struct sockaddr_in6 (RFC 3493 3.3).
+                        raw = self._names.raw
+                        sources = self._sources
+                        for i in range(got):
+                            at = i * _NAME_SIZE
+                            sources[16 * i : 16 * i + 16] = raw[at + 8 : at + 24]
                     return got
                 code = ctypes.get_errno()
                 if code in _RETRYABLE:
@@ -218,10 +242,19 @@ class BatchReceiver:
                     raise OSError(code, os.strerror(code))
         got = 0
         recv_into = self._sock.recv_into
+        recvfrom_into = self._sock.recvfrom_into
         view, stride = self.view, self.stride
         while got < self.count:
+            slot = view[got * stride : (got + 1) * stride]
             try:
-                recv_into(view[got * stride : (got + 1) * stride], stride, socket.MSG_DONTWAIT)
+                if self._ipv6:
+                    _size, source = recvfrom_into(slot, stride, socket.MSG_DONTWAIT)
+                    address = source[0].partition("%")[0]
+                    self._sources[16 * got : 16 * got + 16] = socket.inet_pton(
+                        socket.AF_INET6, address
+                    )
+                else:
+                    recv_into(slot, stride, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
             got += 1
@@ -230,6 +263,7 @@ class BatchReceiver:
     def close(self) -> None:
         """Drop the buffer views (the socket is the caller's)."""
         self.view.release()
+        self.sources.release()
 
 
 def batch_bytes(size: int) -> int:

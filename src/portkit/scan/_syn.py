@@ -235,7 +235,11 @@ class _SynTransport:
             self._sender.close()
             raise
         self._receiver = BatchReceiver(self._sock, use_recvmmsg=fast)
-        self._buffer6 = bytearray(128)
+        self._receiver6 = (
+            None
+            if self._sock6 is None
+            else BatchReceiver(self._sock6, use_recvmmsg=fast, ipv6_sources=True)
+        )
 
     def descriptors(self) -> list[int]:
         fds = [self._sock.fileno(), self._sender.reports]
@@ -252,6 +256,8 @@ class _SynTransport:
     def close(self) -> None:
         self._sender.close()
         self._receiver.close()
+        if self._receiver6 is not None:
+            self._receiver6.close()
         self._sock.close()
         if self._sock6 is not None:
             self._sock6.close()
@@ -370,29 +376,30 @@ class _SynTransport:
 
     def _receive6(self, now: float) -> None:
         # An IPv6 raw socket delivers the TCP segment without the IPv6 header (RFC
-        # 3542 section 3) and the source address beside it.
-        sock, buffer = self._sock6, self._buffer6
-        assert sock is not None
+        # 3542 section 3) and the source address beside it. Its filter let through
+        # only segments to our port with RST or SYN-ACK, at least 14 bytes long.
+        receiver = self._receiver6
+        assert receiver is not None
+        view, stride, sources = receiver.view, receiver.stride, receiver.sources
         answer = self._scheduler.answer
         sport, pairs, table = self._sport, self._reply_pairs6, self._table
-        for _ in range(_READ_CAP):
-            try:
-                size, source = sock.recvfrom_into(buffer)
-            except BlockingIOError:
-                return
-            if size < 14:
-                continue
-            their_port, our_port, _seq, ack, _offset, flags = TCP_START.unpack_from(buffer)
-            if our_port != sport:
-                continue
-            address = socket.inet_pton(socket.AF_INET6, source[0].partition("%")[0])
-            pair = pairs.get(address)
-            if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
-                continue  # not an answer to our SYN
-            if flags & RST:
-                answer((address, their_port), CLOSED, "reset", now)
-            elif flags & SYN_ACK == SYN_ACK:
-                answer((address, their_port), OPEN, "syn-ack", now)
+        got = 0
+        while got < _READ_CAP and (count := receiver.read()):
+            got += count
+            for i in range(count):
+                their_port, our_port, _seq, ack, _offset, flags = TCP_START.unpack_from(
+                    view, i * stride
+                )
+                if our_port != sport:
+                    continue
+                address = bytes(sources[16 * i : 16 * i + 16])
+                pair = pairs.get(address)
+                if pair is None or (ack - 1) & 0xFFFFFFFF != pair ^ table[their_port]:
+                    continue  # not an answer to our SYN
+                if flags & RST:
+                    answer((address, their_port), CLOSED, "reset", now)
+                elif flags & SYN_ACK == SYN_ACK:
+                    answer((address, their_port), OPEN, "syn-ack", now)
 
     def _collect(self) -> None:
         """Start the timeouts of the batches that left; handle what could not be sent."""
