@@ -8,25 +8,42 @@ each scenario for both tools, alternating which goes first, for several rounds:
 1. every TCP port of one host, connect scan:  portkit scan -p-        vs nmap -sT -p- -n -Pn
 2. the same with raw SYN packets:             portkit scan -p- --syn  vs nmap -sS -p- -n -Pn
 3. 16 hosts x 1,000 ports, connect scan:      portkit scan -p 1-1000  vs nmap -sT -p 1-1000
+4. one port (22), connect scan and SYN:      portkit scan -p 22 [--syn] vs nmap -sT/-sS -p 22
+
+With ``--link veth`` the scanner and the target are two namespaces joined by a veth pair
+(``bench._netns.veth_link``): the target, 198.18.0.2, holds 500 random listeners, 50 ports
+that accept and close at once and ``--dropped`` ports dropped by nftables (default 20),
+and the scenarios are the two sweeps of it and the one-port scans (the fixed cost):
+
+1. every TCP port, connect scan:  portkit scan -p-        vs nmap -sT -p- -n -Pn
+2. the same with raw SYN packets: portkit scan -p- --syn  vs nmap -sS -p- -n -Pn
+3. one port, connect scan:        portkit scan -p P       vs nmap -sT -p P -n -Pn
+4. one port, SYN:                 portkit scan -p P --syn vs nmap -sS -p P -n -Pn
 
 Every run's open set must equal the listeners (and so nmap's); any difference stops
-the benchmark. Reports the median wall time of each command (process start to exit,
+the benchmark. ``--masscan RATE`` adds masscan's sweep of the link at RATE packets a
+second (a port it calls open that is not stops the benchmark; how many of the open ports
+it found is reported).
+``--memory`` instead runs one scan of a /16 x --top 100 per engine (6.5 million probes,
+about 3 minutes) against addresses that exist only in the target namespace, and reports
+portkit's peak RSS (``portkit scan`` has no mode that plans without sending). Reports the median wall time of each command (process start to exit,
 so both pay their start-up) and its CPU time (user + system, children included), each
 with portkit's figure as a fraction of nmap's. On a shared machine the wall times move
 with everyone else's load; the CPU times much less.
 
-Needs root (namespaces, raw sockets) and nmap. Traffic stays inside the namespace.
+Needs root (namespaces, raw sockets) and nmap. Traffic stays inside the namespaces.
 
-    sudo python bench/scan.py [--rounds 5] [--markdown] [--only syn]
+    sudo python bench/scan.py [--rounds 7] [--markdown] [--only syn] [--link veth]
+    sudo python bench/scan.py --link veth --masscan 2000000
+    sudo python bench/scan.py --memory     # peak RSS of a /16 x --top 100 scan
     sudo python bench/scan.py --engines    # asyncio per connection vs the epoll engine
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -36,9 +53,11 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from _netns import python_in_namespace  # bench/ is sys.path[0] when run as a script
+# bench/ is sys.path[0] when run as a script
+from _netns import Link, namespace, python_in_namespace, random_services, veth_link
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
@@ -48,6 +67,8 @@ LISTENERS = [("127.0.0.1", p) for p in (21, 22, 25, 80, 443, 993, 3306, 8080, 27
 LISTENERS += [
     (h, p) for h, p in zip(HOSTS[1:10], (22, 53, 80, 110, 143, 389, 443, 636, 995), strict=True)
 ]
+# The veth target's services: one fixed draw, so runs on different days scan the same ports.
+VETH_SEED = 11
 
 LISTEN_SCRIPT = """
 import socket, sys
@@ -60,17 +81,29 @@ print("ready", flush=True)
 sys.stdin.read()
 """
 
+Opens = set[tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    title: str
+    ours: list[str]
+    theirs: list[str]
+    expected: Opens
+
+
+@dataclass(frozen=True)
+class Run:
+    wall: float  # seconds, process start to exit
+    cpu: float  # seconds, user + system, children included
+    rss_mb: float  # peak resident set of the process or its largest child
+
 
 @contextmanager
-def namespace() -> Iterator[str]:
+def loopback_namespace() -> Iterator[str]:
     prefix = os.environ.get("PORTKIT_BENCH_NETNS_PREFIX", "pk-scan-bench")
-    name = f"{prefix}-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    with namespace(f"{prefix}-") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def listeners(ns: str) -> AbstractContextManager[None]:
@@ -78,7 +111,7 @@ def listeners(ns: str) -> AbstractContextManager[None]:
     return python_in_namespace(ns, LISTEN_SCRIPT, specs, what="listeners")
 
 
-def open_set(xml_path: Path) -> set[tuple[str, int]]:
+def open_set(xml_path: Path) -> Opens:
     found = set()
     for host in ET.parse(xml_path).getroot().iter("host"):
         address = host.find("address")
@@ -90,31 +123,145 @@ def open_set(xml_path: Path) -> set[tuple[str, int]]:
     return found
 
 
-def timed(ns: str, argv: list[str]) -> tuple[float, float]:
-    """Run ``argv`` in the namespace; return (wall seconds, CPU seconds: user + system)."""
+def timed(ns: str, argv: list[str]) -> Run:
+    """Run ``argv`` in the namespace; return its wall time, CPU time and peak RSS."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(
-        ["ip", "netns", "exec", ns, *argv], env=env, capture_output=True, check=False
-    )
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *argv], env=env, stdout=subprocess.DEVNULL, stderr=errors
+        )
+        # wait4 gives this child's own usage (ip netns exec execs the command in place).
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace")[-500:]
+            raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {message}")
+    return Run(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
-def scenarios() -> list[tuple[str, list[str], list[str], set[tuple[str, int]]]]:
+PK = [sys.executable, "-m", "portkit", "scan"]
+
+
+def loopback_scenarios() -> list[Scenario]:
     one = {(h, p) for h, p in LISTENERS if h == "127.0.0.1"}
     under_1000 = {(h, p) for h, p in LISTENERS if p <= 1000}
-    pk = [sys.executable, "-m", "portkit", "scan"]
     return [
-        ("connect, 1 host x 65,535 ports", [*pk, "127.0.0.1", "-p-"], ["nmap", "-sT", "-p-", "-n", "-Pn", "127.0.0.1"], one),
-        ("syn, 1 host x 65,535 ports", [*pk, "127.0.0.1", "-p-", "--syn"], ["nmap", "-sS", "-p-", "-n", "-Pn", "127.0.0.1"], one),
-        ("connect, 16 hosts x 1,000 ports", [*pk, "127.0.0.1-16", "-p", "1-1000"], ["nmap", "-sT", "-p", "1-1000", "-n", "-Pn", "127.0.0.1-16"], under_1000),
+        Scenario("connect, 1 host x 65,535 ports", [*PK, "127.0.0.1", "-p-"], ["nmap", "-sT", "-p-", "-n", "-Pn", "127.0.0.1"], one),
+        Scenario("syn, 1 host x 65,535 ports", [*PK, "127.0.0.1", "-p-", "--syn"], ["nmap", "-sS", "-p-", "-n", "-Pn", "127.0.0.1"], one),
+        Scenario("connect, 16 hosts x 1,000 ports", [*PK, "127.0.0.1-16", "-p", "1-1000"], ["nmap", "-sT", "-p", "1-1000", "-n", "-Pn", "127.0.0.1-16"], under_1000),
+        Scenario("connect, 1 port", [*PK, "127.0.0.1", "-p", "22"], ["nmap", "-sT", "-p", "22", "-n", "-Pn", "127.0.0.1"], {("127.0.0.1", 22)}),
+        Scenario("syn, 1 port", [*PK, "127.0.0.1", "-p", "22", "--syn"], ["nmap", "-sS", "-p", "22", "-n", "-Pn", "127.0.0.1"], {("127.0.0.1", 22)}),
     ]  # fmt: skip
+
+
+def veth_scenarios(link: Link) -> list[Scenario]:
+    target = link.target_v4
+    every = {(target, p) for p in link.services.open_tcp}
+    port = min(link.services.open_tcp)
+    one = {(target, port)}
+    return [
+        Scenario("veth: connect, 1 host x 65,535 ports", [*PK, target, "-p-"], ["nmap", "-sT", "-p-", "-n", "-Pn", target], every),
+        Scenario("veth: syn, 1 host x 65,535 ports", [*PK, target, "-p-", "--syn"], ["nmap", "-sS", "-p-", "-n", "-Pn", target], every),
+        Scenario("veth: connect, 1 port", [*PK, target, "-p", str(port)], ["nmap", "-sT", "-p", str(port), "-n", "-Pn", target], one),
+        Scenario("veth: syn, 1 port", [*PK, target, "-p", str(port), "--syn"], ["nmap", "-sS", "-p", str(port), "-n", "-Pn", target], one),
+    ]  # fmt: skip
+
+
+@contextmanager
+def topology(args: argparse.Namespace) -> Iterator[tuple[str, list[Scenario], Link | None]]:
+    """Yield (the namespace the scanners run in, the scenarios, the veth link if any)."""
+    if args.link == "veth":
+        services = random_services(500, closers=50, dropped=args.dropped, seed=VETH_SEED)
+        with veth_link(services, prefix="pk-scan-bench-") as link:
+            yield link.scanner, veth_scenarios(link), link
+    else:
+        with loopback_namespace() as ns, listeners(ns):
+            yield ns, loopback_scenarios(), None
+
+
+def measure(ns: str, scenario: Scenario, rounds: int, tmp: Path) -> dict[str, list[Run]]:
+    """Paired rounds, alternating which tool goes first; every open set checked."""
+    ours_xml, theirs_xml = tmp / "portkit.xml", tmp / "nmap.xml"
+    order = [
+        ("portkit", [*scenario.ours, "-o", "xml", "--output", str(ours_xml)], ours_xml),
+        ("nmap", [*scenario.theirs, "-oX", str(theirs_xml)], theirs_xml),
+    ]
+    runs: dict[str, list[Run]] = {"portkit": [], "nmap": []}
+    for rnd in range(rounds):
+        for tool, cmd, out in order if rnd % 2 == 0 else order[::-1]:
+            runs[tool].append(timed(ns, cmd))
+            got = open_set(out)
+            if got != scenario.expected:
+                missing = sorted(scenario.expected - got)
+                extra = sorted(got - scenario.expected)
+                raise SystemExit(
+                    f"{scenario.title}: {tool} round {rnd}: missing {missing}, extra {extra}"
+                )
+    return runs
+
+
+def median_ratio(runs: dict[str, list[Run]], field: str) -> tuple[float, float, float]:
+    """Medians of one field for both tools, and the median of the per-round ratios."""
+    ours = [getattr(r, field) for r in runs["portkit"]]
+    theirs = [getattr(r, field) for r in runs["nmap"]]
+    pairs = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return statistics.median(ours), statistics.median(theirs), statistics.median(pairs)
+
+
+def masscan(link: Link, rate: int, rounds: int, tmp: Path) -> list[tuple[float, int]]:
+    """masscan's full sweep of the link's target at ``rate``: (wall, open ports found)."""
+    mac = json.loads(
+        subprocess.run(
+            ["ip", "-n", link.target, "-j", "link", "show", "dev", link.target_if],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )[0]["address"]
+    out = tmp / "masscan.txt"
+    results = []
+    for _ in range(rounds):
+        # masscan sends from its own stack; the link has no router, so it is given the
+        # target's MAC. --wait 1: one second for late replies after the last probe.
+        argv = ["masscan", link.target_v4, "-p0-65535", "--rate", str(rate), "--wait", "1"]
+        argv += ["--router-mac", mac, "--adapter-ip", link.scanner_v4, "-e", link.scanner_if]
+        run = timed(link.scanner, [*argv, "-oL", str(out)])
+        found = {
+            int(line.split()[2])
+            for line in out.read_text().splitlines()
+            if line.startswith("open tcp ")
+        }
+        if found - link.services.open_tcp:
+            raise SystemExit(f"masscan: false opens {sorted(found - link.services.open_tcp)}")
+        print(f"masscan round: {run.wall:.3f} s, {len(found)} open", flush=True)
+        results.append((run.wall, len(found)))
+    return results
+
+
+def memory() -> int:
+    """Peak RSS of ``portkit scan <a /16> --top 100``, connect and SYN, inside the link.
+
+    The target namespace answers for all of 198.19.0.0/16 (a ``local`` route: every
+    address is its own), and the scanner routes that block to it over the veth pair;
+    nothing outside the two namespaces has those routes.
+    """
+    services = random_services(50, seed=VETH_SEED)
+    with veth_link(services, prefix="pk-scan-bench-") as link:
+        subprocess.run(["ip", "-n", link.target, "route", "add", "local", "198.19.0.0/16", "dev", "lo"], check=True)  # fmt: skip
+        subprocess.run(["ip", "-n", link.scanner, "route", "add", "198.19.0.0/16", "via", link.target_v4], check=True)  # fmt: skip
+        for engine in ([], ["--syn"]):
+            argv = [*PK, "198.19.0.0/16", "--top", "100", *engine, "-o", "json"]
+            run = timed(link.scanner, [*argv, "--output", "/dev/null"])
+            # ru_maxrss from wait4: the largest of the process and the children it waited for.
+            print(
+                f"/16 x --top 100, {' '.join(engine) or 'connect'}: {run.wall:.1f} s, "
+                f"CPU {run.cpu:.1f} s, peak RSS {run.rss_mb:.0f} MB (largest process)",
+                flush=True,
+            )
+    return 0
 
 
 ENGINES_SCRIPT = """
@@ -155,7 +302,7 @@ asyncio.run(main())
 
 def compare_engines() -> int:
     """The engine design question: asyncio per connection, or one epoll set? (in-process)."""
-    with namespace() as ns, listeners(ns):
+    with loopback_namespace() as ns, listeners(ns):
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         subprocess.run(
             ["ip", "netns", "exec", ns, sys.executable, "-c", ENGINES_SCRIPT], env=env, check=True
@@ -167,12 +314,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
         "--markdown", action="store_true", help="print a table for docs/benchmarks.md"
     )
     parser.add_argument(
         "--only", metavar="WORD", help="run only the scenarios whose title contains WORD"
+    )
+    parser.add_argument(
+        "--link",
+        choices=("loopback", "veth"),
+        default="loopback",
+        help="scan a namespace's loopback (default) or a target across a veth pair",
+    )
+    parser.add_argument(
+        "--dropped", type=int, default=20, help="veth: TCP ports nftables drops (default 20)"
+    )
+    parser.add_argument(
+        "--masscan", type=int, metavar="RATE", help="veth: also sweep with masscan at RATE pps"
+    )
+    parser.add_argument(
+        "--memory", action="store_true", help="instead: peak RSS of a /16 x --top 100 scan"
     )
     parser.add_argument(
         "--engines",
@@ -183,53 +345,57 @@ def main() -> int:
     if os.geteuid() != 0 or shutil.which("nmap") is None:
         print("bench/scan.py needs root (namespaces, raw sockets) and nmap", file=sys.stderr)
         return 2
+    if args.masscan and (args.link != "veth" or shutil.which("masscan") is None):
+        print("bench/scan.py: --masscan needs --link veth and masscan", file=sys.stderr)
+        return 2
     if args.engines:
         return compare_engines()
+    if args.memory:
+        return memory()
     rows = []
-    with namespace() as ns, listeners(ns), tempfile.TemporaryDirectory() as tmp:
-        ours_xml, theirs_xml = Path(tmp) / "portkit.xml", Path(tmp) / "nmap.xml"
-        for title, ours, theirs, expected in scenarios():
-            if args.only and args.only not in title:
+    load_start = os.getloadavg()[0]
+    with topology(args) as (ns, scenarios, link), tempfile.TemporaryDirectory() as tmp:
+        for scenario in scenarios:
+            if args.only and args.only not in scenario.title:
                 continue
-            ours_cmd = [*ours, "-o", "xml", "--output", str(ours_xml)]
-            theirs_cmd = [*theirs, "-oX", str(theirs_xml)]
-            times: dict[str, list[float]] = {"portkit": [], "nmap": []}
-            cpus: dict[str, list[float]] = {"portkit": [], "nmap": []}
-            for rnd in range(args.rounds):
-                order = [("portkit", ours_cmd, ours_xml), ("nmap", theirs_cmd, theirs_xml)]
-                for tool, cmd, out in order if rnd % 2 == 0 else order[::-1]:
-                    wall, cpu = timed(ns, cmd)
-                    times[tool].append(wall)
-                    cpus[tool].append(cpu)
-                    got = open_set(out)
-                    if got != expected:
-                        missing, extra = sorted(expected - got), sorted(got - expected)
-                        raise SystemExit(
-                            f"{title}: {tool} round {rnd}: missing {missing}, extra {extra}"
-                        )
-            ours_median = statistics.median(times["portkit"])
-            theirs_median = statistics.median(times["nmap"])
-            ours_cpu = statistics.median(cpus["portkit"])
-            theirs_cpu = statistics.median(cpus["nmap"])
-            rows.append((title, ours_median, theirs_median, ours_cpu, theirs_cpu))
+            runs = measure(ns, scenario, args.rounds, Path(tmp))
+            ours_w, theirs_w, ratio_w = median_ratio(runs, "wall")
+            ours_c, theirs_c, ratio_c = median_ratio(runs, "cpu")
+            rss = statistics.median(r.rss_mb for r in runs["portkit"])
+            rows.append((scenario.title, ours_w, theirs_w, ratio_w, ours_c, theirs_c, ratio_c, rss))
+            ratios = sorted(
+                a.wall / b.wall for a, b in zip(runs["portkit"], runs["nmap"], strict=True)
+            )
             print(
-                f"{title}: wall portkit {ours_median:.3f} s, nmap {theirs_median:.3f} s, "
-                f"ratio {ours_median / theirs_median:.2f}; CPU portkit {ours_cpu:.3f} s, "
-                f"nmap {theirs_cpu:.3f} s, ratio {ours_cpu / theirs_cpu:.2f} "
-                f"(open sets equal in all {args.rounds} rounds)",
+                f"{scenario.title}: wall portkit {ours_w:.3f} s, nmap {theirs_w:.3f} s, "
+                f"ratio {ratio_w:.2f} (rounds {', '.join(f'{r:.2f}' for r in ratios)}); "
+                f"CPU portkit {ours_c:.3f} s, nmap {theirs_c:.3f} s, ratio {ratio_c:.2f}; "
+                f"portkit peak RSS {rss:.0f} MB (open sets equal in all {args.rounds} rounds)",
+                flush=True,
+            )
+        if args.masscan and link is not None:
+            swept = masscan(link, args.masscan, args.rounds, Path(tmp))
+            wall = statistics.median(w for w, _ in swept)
+            print(
+                f"masscan --rate {args.masscan}: median {wall:.3f} s, open ports found "
+                f"{sorted(n for _, n in swept)} of {len(link.services.open_tcp)}",
                 flush=True,
             )
     if args.markdown:
         load = os.getloadavg()[0]
-        print(f"\n{args.rounds} rounds, medians; load average {load:.1f} at the end\n")
         print(
-            "| scenario | wall portkit | wall nmap | wall ratio | CPU portkit | CPU nmap | CPU ratio |"
+            f"\n{args.rounds} paired rounds, medians (ratio: median of the per-round ratios); "
+            f"load average {load_start:.1f} at the start, {load:.1f} at the end\n"
         )
-        print("|---|---|---|---|---|---|---|")
-        for title, ours_w, theirs_w, ours_c, theirs_c in rows:
+        print(
+            "| scenario | wall portkit | wall nmap | wall ratio | CPU portkit | CPU nmap "
+            "| CPU ratio | portkit RSS |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for title, ours_w, theirs_w, ratio_w, ours_c, theirs_c, ratio_c, rss in rows:
             print(
-                f"| {title} | {ours_w:.3f} s | {theirs_w:.3f} s | {ours_w / theirs_w:.2f} "
-                f"| {ours_c:.3f} s | {theirs_c:.3f} s | {ours_c / theirs_c:.2f} |"
+                f"| {title} | {ours_w:.3f} s | {theirs_w:.3f} s | {ratio_w:.2f} "
+                f"| {ours_c:.3f} s | {theirs_c:.3f} s | {ratio_c:.2f} | {rss:.0f} MB |"
             )
     return 0
 

@@ -36,6 +36,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+import breadth  # noqa: E402  (lab/breadth.py: the servers of the less common protocols)
+
 NAMESPACE = "pk-identify-capture"
 HOST = "127.0.0.1"
 READ_CAP = 16 * 1024
@@ -52,6 +55,8 @@ class Target:
     service: str
     product: str
     version: str
+    idle: float = IDLE  # seconds of silence that end the answer (a slow registration)
+    host: str = HOST  # where to send (avahi answers only on a non-loopback address)
 
 
 @dataclass(frozen=True)
@@ -246,9 +251,9 @@ async def capture(target: Target) -> bytes:
     from portkit import proto
 
     probes = {p.name: p for p in (*proto.TCP_PROBES, *proto.UDP_PROBES)}
-    payload = probes[target.probe].build(HOST) if target.probe else b""
+    payload = probes[target.probe].build(target.host) if target.probe else b""
     if target.transport == "udp":
-        return await _capture_udp(target.port, payload)
+        return await _capture_udp(target.host, target.port, payload)
     ctx = None
     if target.tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -262,7 +267,7 @@ async def capture(target: Target) -> bytes:
             await writer.drain()
         while len(data) < READ_CAP:
             try:
-                chunk = await asyncio.wait_for(reader.read(4096), IDLE)
+                chunk = await asyncio.wait_for(reader.read(4096), target.idle)
             except TimeoutError:
                 break
             if not chunk:
@@ -275,7 +280,7 @@ async def capture(target: Target) -> bytes:
     return bytes(data[:READ_CAP])
 
 
-async def _capture_udp(port: int, payload: bytes) -> bytes:
+async def _capture_udp(host: str, port: int, payload: bytes) -> bytes:
     loop = asyncio.get_running_loop()
     got: asyncio.Future[bytes] = loop.create_future()
 
@@ -284,10 +289,11 @@ async def _capture_udp(port: int, payload: bytes) -> bytes:
             if not got.done():
                 got.set_result(data)
 
-    transport, _ = await loop.create_datagram_endpoint(Proto, remote_addr=(HOST, port))
+    # Not connected: a TFTP server answers from a port of its own (RFC 1350 section 4).
+    transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=(host, 0))
     try:
         for _ in range(3):  # a daemon may still be starting
-            transport.sendto(payload)
+            transport.sendto(payload, (host, port))
             with contextlib.suppress(TimeoutError):
                 return await asyncio.wait_for(asyncio.shield(got), 2)
         return b""
@@ -295,22 +301,28 @@ async def _capture_udp(port: int, payload: bytes) -> bytes:
         transport.close()
 
 
-def inside(out: Path, targets: list[Target]) -> int:
-    """Run in the namespace: capture every target and write the fixtures."""
-    manifest = {}
+def inside(out: Path, targets: list[Target], merge: bool = False) -> int:
+    """Run in the namespace: capture every target and write the fixtures.
+
+    With ``merge`` the manifest keeps the fixtures of servers not captured this time.
+    """
+    manifest = json.loads((out / "manifest.json").read_text()) if merge else {}
     for target in targets:
         data = b""
+        failure: OSError | None = None
         for _ in range(20):  # wait for slow starters (MariaDB, PostgreSQL)
             try:
                 data = asyncio.run(capture(target))
-            except OSError:
+            except OSError as exc:
+                failure = exc
                 time.sleep(0.5)
                 continue
             if data:
                 break
             time.sleep(0.5)
         if not data:
-            print(f"capture: {target.name}: no answer, skipped", file=sys.stderr)
+            why = f" (last: {failure})" if failure else ""
+            print(f"capture: {target.name}: no answer, skipped{why}", file=sys.stderr)
             continue
         (out / f"{target.name}.bin").write_bytes(data)
         manifest[target.name] = {
@@ -327,20 +339,68 @@ def inside(out: Path, targets: list[Target]) -> int:
     return 0
 
 
+def _breadth_target(server: breadth.Server) -> Target:
+    return Target(
+        name=f"{server.service}-{server.port}-{server.transport}-{server.name}",
+        port=server.port, transport=server.transport, probe=server.probe or None, tls=False,
+        service=server.service, product=server.product, version=server.version,
+        idle=server.idle, host=server.host,
+    )  # fmt: skip
+
+
+def capture_only(out: Path, names: list[str]) -> int:
+    """Capture the named servers of lab/breadth.py in a namespace of their own."""
+    known = {s.name: s for s in breadth.SERVERS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"capture-fixtures: no such server {unknown[0]!r}", file=sys.stderr)
+        return 2
+    namespace = f"pk-capture-{os.getpid()}"
+    state = Path(tempfile.mkdtemp(prefix="portkit-capture-"))
+    state.chmod(0o755)
+    started: list[subprocess.Popen[bytes]] = []
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"],
+                       check=True)  # fmt: skip
+        breadth.add_test_interface(namespace)
+        servers = [known[n] for n in names]
+        started = [breadth.start(s, state, namespace, s.port) for s in servers]
+        spec = json.dumps([_breadth_target(s).__dict__ for s in servers])
+        cmd = ["ip", "netns", "exec", namespace, sys.executable, __file__, "--inside", "--only",
+               ",".join(names), "--out", str(out), "--targets", spec]  # fmt: skip
+        return subprocess.run(cmd, check=False).returncode
+    finally:
+        for proc in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "tests" / "proto" / "fixtures")
+    parser.add_argument(
+        "--only",
+        help="comma-separated servers of lab/breadth.py to capture alone (others kept)",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--targets", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
         targets = [Target(**t) for t in json.loads(args.targets)]
-        return inside(args.out, targets)
+        return inside(args.out, targets, merge=args.only is not None)
     if os.geteuid() != 0:
         print("capture-fixtures: needs root (network namespace)", file=sys.stderr)
         return 3
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only is not None:
+        return capture_only(args.out, args.only.split(","))
     subprocess.run([str(HERE / "up.sh"), "--extra", NAMESPACE], check=True)
+    breadth.add_test_interface(NAMESPACE)
     state = Path(tempfile.mkdtemp(prefix="portkit-capture-"))
     state.chmod(0o755)
     started: list[subprocess.Popen[bytes]] = []
@@ -359,6 +419,9 @@ def main() -> int:
                        transport=d.transport, probe=d.probe or None, tls=False,
                        service=d.service, product=d.product, version="")
             )  # fmt: skip
+        for server in breadth.installed():
+            started.append(breadth.start(server, state, NAMESPACE, server.port))
+            targets.append(_breadth_target(server))
         spec = json.dumps([t.__dict__ for t in targets])
         cmd = ["ip", "netns", "exec", NAMESPACE, sys.executable, __file__, "--inside",
                "--out", str(args.out), "--targets", spec]  # fmt: skip

@@ -3,7 +3,10 @@
 # real peers (nmap, curl, socat, wrk, chromium) and real daemons for the lab
 # (nginx, openssh, postfix, dovecot, vsftpd, dnsmasq, inetd + telnetd), and more real servers
 # that identification is tested against (PostgreSQL, MariaDB, Mosquitto, OpenLDAP, net-snmp,
-# NTPsec, TigerVNC, xrdp, Samba, RabbitMQ, lighttpd, Redis, memcached).
+# NTPsec, TigerVNC, xrdp, Samba, RabbitMQ, lighttpd, Redis, memcached), and the servers of
+# the less common families (lab/breadth.py: Squid, Tinyproxy, CUPS, ngIRCd, InspIRCd,
+# Prosody, svnserve, oidentd, beanstalkd, microsocks, etcd, node exporter, InfluxDB,
+# tftpd-hpa, coturn, libcoap, FreeRADIUS, Avahi, strongSwan, OpenVPN).
 #
 # Nothing is started in the host's namespace: a temporary policy-rc.d refuses every
 # service start during the install, and postfix is preseeded to "No configuration".
@@ -12,12 +15,15 @@
 set -euo pipefail
 
 packages=(
-  nmap ndiff xsltproc curl socat wrk iproute2 openssl lsof procps
+  nmap ndiff xsltproc curl socat wrk iproute2 openssl lsof procps zsh fish
   nginx openssh-server openssh-client postfix dovecot-imapd dovecot-pop3d vsftpd
   dnsmasq-base openbsd-inetd inetutils-telnetd fetchmail
   redis-server memcached
   nftables postgresql mariadb-server mosquitto slapd snmpd ntpsec
-  tigervnc-standalone-server xrdp samba rabbitmq-server lighttpd
+  tigervnc-standalone-server xrdp samba rabbitmq-server lighttpd nghttp2-server
+  squid tinyproxy cups-daemon ngircd inspircd prosody subversion oidentd beanstalkd
+  microsocks etcd-server prometheus-node-exporter influxdb tftpd-hpa coturn libcoap3-bin
+  freeradius avahi-daemon strongswan-charon openvpn rsync git fingerd finger
   chromium ffmpeg
 )
 
@@ -55,7 +61,10 @@ if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/portkit
 fi
 # Packages whose maintainer scripts enable a service must not leave one running here.
 for svc in nginx ssh postfix dovecot vsftpd openbsd-inetd redis-server memcached \
-  postgresql mariadb mosquitto slapd snmpd ntpsec xrdp smbd rabbitmq-server lighttpd; do
+  postgresql mariadb mosquitto slapd snmpd ntpsec xrdp smbd rabbitmq-server lighttpd \
+  squid tinyproxy cups ngircd inspircd prosody oidentd beanstalkd etcd \
+  prometheus-node-exporter influxdb tftpd-hpa coturn freeradius avahi-daemon \
+  strongswan-starter openvpn; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

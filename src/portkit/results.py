@@ -13,6 +13,8 @@ import enum
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 
+from portkit.proto import plain_name
+
 __all__ = [
     "Batches",
     "CountKey",
@@ -21,6 +23,7 @@ __all__ = [
     "PortState",
     "ResultBatch",
     "TlsInfo",
+    "nmap_service",
 ]
 
 
@@ -81,6 +84,46 @@ class PortResult:
     expected: str | None = None  # the registry's service name for this port and transport
     rtt: float | None = None  # seconds, when measured
     identified: Identification | None = None
+
+
+# Where nmap's service detection names a protocol otherwise than the registry does
+# (nmap-service-probes' match lines: "memcached", "vnc").
+_NMAP_NAMES = {"memcache": "memcached", "rfb": "vnc"}
+
+
+def nmap_service(found: Identification | None, expected: str | None = None) -> dict[str, str]:
+    """The attributes of nmap's XML ``<service>`` element for what answered on a port.
+
+    The one mapping from portkit's names to nmap's (the XML report uses it). nmap names
+    the protocol inside implicit TLS and marks the wrapping with ``tunnel="ssl"``:
+    ``imaps`` is ``name="imap" tunnel="ssl"``, ``https`` is ``name="http"
+    tunnel="ssl"``, TLS with nothing recognised inside is ``name="unknown"
+    tunnel="ssl"``. A protocol that upgraded with STARTTLS keeps its own name and has
+    no tunnel. Where nmap's probes name a protocol otherwise than the registry, nmap's
+    name is used (``memcache`` is ``memcached``, ``rfb`` is ``vnc``). Nothing identified
+    (or no identification run): the port table's guess, ``expected`` or ``unknown``,
+    with ``method="table" conf="3"``, as nmap writes it.
+    """
+    if found is None or not found.service:
+        return {"name": expected or "unknown", "method": "table", "conf": "3"}
+    name = found.service
+    tunnel = None
+    if found.tls is not None:
+        plain = "unknown" if name == "tls" else plain_name(name)
+        if plain is not None:
+            name, tunnel = plain, "ssl"
+    given = {
+        "product": found.product,
+        "version": found.version,
+        "extrainfo": found.extra,
+        "tunnel": tunnel,
+    }
+    attrs = {"name": _NMAP_NAMES.get(name, name)} | {
+        key: value for key, value in given.items() if value
+    }
+    attrs["method"] = "probed" if found.method == "probed" else "table"
+    attrs["conf"] = str(found.confidence)
+    return attrs
 
 
 # (host, transport, state, reason): how a port only counted is counted.

@@ -68,7 +68,7 @@ def test_json(capsys: pytest.CaptureFixture[str]) -> None:
     }
 
 
-@pytest.mark.parametrize("port", ["0", "65536"])
+@pytest.mark.parametrize("port", ["65536", "nosuchservice", "http://h:99999/", "53/sctp"])
 def test_bad_port_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], port: str) -> None:
     assert main(["listening", "--port", port]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -110,3 +110,44 @@ def test_without_root_owners_are_hidden_and_said_so() -> None:
     assert "hidden from this user" in proc.stdout
     assert table.returncode == 0, table.stderr
     assert "run as root to see their owners" in table.stdout
+
+
+def test_port_zero_is_a_question_with_an_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    # Nothing is ever bound to port 0 (binding 0 asks for any port): "nothing listens".
+    assert main(["listening", "--port", "0"]) == 1
+    assert capsys.readouterr().out == "nothing listens on port 0\n"
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["{port}", "127.0.0.1:{port}", "http://localhost:{port}/", "{port}/tcp", "tcp://h:{port}"],
+)
+def test_port_accepts_every_endpoint_form(form: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with held_port("tcp") as (port, pid):
+        assert main(["listening", "--port", form.format(port=port)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"port {port}")
+    assert f"pid {pid}" in out
+
+
+def test_port_by_service_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from portkit.client import listening_sockets
+
+    # tcpmux is port 1: nothing listens there on a test machine, and the name is read.
+    assert listening_sockets(port=1).sockets == ()
+    assert main(["listening", "--port", "tcpmux"]) == 1
+    assert capsys.readouterr().out == "nothing listens on port 1\n"
+
+
+def test_udp_written_in_the_port_selects_udp(capsys: pytest.CaptureFixture[str]) -> None:
+    with held_port("udp") as (port, pid):
+        assert main(["listening", "--port", f"{port}/udp"]) == 0
+        udp = capsys.readouterr().out
+        assert main(["listening", "--port", f"{port}/tcp"]) == 1
+        tcp = capsys.readouterr().out
+        assert main(["listening", "--port", f"udp://127.0.0.1:{port}", "--tcp"]) == 2
+        conflict = capsys.readouterr().err
+    assert f"pid {pid}" in udp
+    assert "udp 127.0.0.1" in udp
+    assert tcp == f"nothing listens on port {port}\n"
+    assert "names udp, but --tcp was given" in conflict

@@ -89,7 +89,7 @@ def test_registry_name_is_attached() -> None:
     pytest.skip("every candidate registered port is taken on this machine")
 
 
-@pytest.mark.parametrize("port", [0, -1, 65536])
+@pytest.mark.parametrize("port", [-1, 65536])
 def test_bad_port(port: int) -> None:
     with pytest.raises(PortSpecError, match=str(port)):
         listening_sockets(port=port)

@@ -147,3 +147,29 @@ def test_plain_resolve_does_not_load_the_network_step() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["port"] == 443
+
+
+@pytest.mark.parametrize(
+    ("argv", "port", "transport"),
+    [
+        (["127.0.0.1:53/udp"], 53, "udp"),
+        (["udp://127.0.0.1:5353"], 5353, "udp"),
+        (["ntp.example:ntp/udp"], 123, "udp"),
+        (["127.0.0.1", "53/udp"], 53, "udp"),
+        (["ht\ttp://exa\nmple.com:80\n80/"], 8080, "tcp"),
+    ],
+)
+def test_accepts_the_forms_connect_accepts(
+    capsys: pytest.CaptureFixture[str], argv: list[str], port: int, transport: str
+) -> None:
+    data = _json(capsys, *argv)
+    assert (data["port"], data["transport"]) == (port, transport)
+    assert main(["resolve", *argv]) == 0
+    assert capsys.readouterr().out.startswith("connect to ")
+
+
+def test_udp_addresses_are_looked_up_for_udp(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["resolve", "127.0.0.1:53/udp", "--addresses"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "connect to 127.0.0.1 port 53/udp"
+    assert "ipv4    127.0.0.1  53" in out

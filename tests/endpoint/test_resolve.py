@@ -121,3 +121,15 @@ async def test_scoped_link_local_literal() -> None:
     r = await resolve(parse_endpoint("[fe80::1%lo]:22"))
     assert [(a.family, a.port) for a in r.addresses] == [("ipv6", 22)]
     assert r.addresses[0].address.startswith("fe80::1")
+
+
+async def test_text_is_parsed_first() -> None:
+    # The top-level API takes what a user would type, as the CLI does.
+    import portkit
+
+    r = await portkit.resolve("http://localhost:8080/")
+    assert r.endpoint.port == 8080
+    assert r.endpoint.scheme == "http"
+    assert {a.port for a in r.addresses} == {8080}
+    with pytest.raises(EndpointError, match="99999"):
+        await resolve("http://h:99999/")

@@ -118,3 +118,41 @@ def test_every_port_round_trips(scheme: str, port: int) -> None:
     assert endpoint.explicit_port == (None if dropped else port)
     assert endpoint.port_dropped is dropped
     assert (endpoint.url or "").endswith("h/" if dropped else f"h:{port}/")
+
+
+def _wpt_cases() -> list[dict[str, object]]:
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).with_name("data") / "wpt_url_ports.json"
+    cases: list[dict[str, object]] = json.loads(data.read_text(encoding="utf-8"))["cases"]
+    return cases
+
+
+@pytest.mark.parametrize("case", _wpt_cases(), ids=lambda c: repr(c["input"]))
+def test_web_platform_tests_port_cases(case: dict[str, object]) -> None:
+    text = str(case["input"])
+    if case.get("failure"):
+        with pytest.raises(EndpointError):
+            parse_endpoint(text)
+        return
+    endpoint = parse_endpoint(text)
+    assert endpoint.explicit_port == case["port"]
+    if case["port"] is None:
+        assert endpoint.port_source == "scheme-default"
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [
+        # Tabs and newlines vanish anywhere: a URL or host:port pasted across lines.
+        ("ht\ttp://exa\nmple.com:80\r\n80/login", "example.com", 8080),
+        ("http://[::\n1]:8\t080/", "::1", 8080),
+        ("example.com:80\n80", "example.com", 8080),
+        ("\texample.\ncom:ht\ttps\n", "example.com", 443),
+    ],
+)
+def test_tab_and_newline_are_removed_in_every_form(text: str, host: str, port: int) -> None:
+    endpoint = parse_endpoint(text)
+    assert (endpoint.host, endpoint.port) == (host, port)
+    assert endpoint.text == text  # the input is kept as given, for messages

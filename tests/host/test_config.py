@@ -218,3 +218,57 @@ def test_arbitrary_listen_text_is_an_address_or_a_config_error(text: str) -> Non
         return
     assert 0 <= address.port <= 65535
     assert address.host  # an IP literal
+
+
+#: A minimal valid table of each kind, to which one option under test is added.
+MINIMAL = {
+    "web": 'root = "public"\n',
+    "video": 'root = "public"\n',
+    "forward": 'to = "127.0.0.1:9"\n',
+    "exec": 'argv = ["/bin/cat"]\n',
+    "echo": "",
+}
+
+
+def float_options() -> list[tuple[str, str]]:
+    """(table, key) of every float option of [host] and of each kind above."""
+    import dataclasses
+    import typing
+
+    from portkit.host._config import HostOptions
+    from portkit.host.apps import load_kind
+
+    found: list[tuple[str, str]] = []
+    for table, cls in [("host", HostOptions)] + [
+        (kind, load_kind(kind).options) for kind in MINIMAL
+    ]:
+        hints = typing.get_type_hints(cls)
+        found.extend((table, f.name) for f in dataclasses.fields(cls) if hints[f.name] is float)
+    return found
+
+
+@pytest.mark.parametrize(("table", "key"), float_options())
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "+nan"])
+def test_non_finite_numbers_are_refused(site: Path, table: str, key: str, value: str) -> None:
+    if table == "host":
+        text = f"[host]\n{key} = {value}\n[apps.e]\nkind = 'echo'\nlisten = '127.0.0.1:0'\n"
+        expected = f"serve.toml:2: [host] {key}: must be a finite number, not {value.lstrip('+')}"
+    else:
+        text = (
+            f"[apps.a]\nkind = '{table}'\nlisten = '127.0.0.1:0'\n{MINIMAL[table]}{key} = {value}\n"
+        )
+        line = 4 + MINIMAL[table].count("\n")
+        expected = f"serve.toml:{line}: [apps.a] {key}: must be a finite number, not"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(site, text))
+    assert str(info.value).startswith(f"{site}/{expected}"), str(info.value)
+
+
+def test_check_refuses_grace_nan_in_one_line(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(site, "[host]\ngrace = nan\n[apps.e]\nkind = 'echo'\nlisten = '127.0.0.1:0'\n")
+    assert main(["serve", "--check", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"portkit: {path}:2: [host] grace: must be a finite number, not nan\n"

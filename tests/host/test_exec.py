@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -139,3 +142,36 @@ def test_program_must_exist(tmp_path: Path) -> None:
         parse_config(config(["/no/such/prog"]))
     with pytest.raises(ConfigError, match=r"env: entries are NAME=value"):
         parse_config(config(["/bin/cat"], env=["novalue"]))
+
+
+async def test_a_burst_starts_no_more_programs_than_instances(tmp_path: Path) -> None:
+    # Each program notes that it started, then holds its connection (cat) until closed.
+    marks = tmp_path / "started"
+    argv = ["/bin/sh", "-c", f'echo started >> "{marks}"; exec cat']
+    async with running_host(config(argv, instances=3), tmp_path) as host:
+        address = host.bound("x")[0]
+        # Ten connections made back to back, before the event loop runs again: the
+        # accept loop finds all ten queued at once.
+        clients = [socket.create_connection(address, timeout=10) for _ in range(10)]
+        counters = host.apps["x"].counters
+        await eventually(lambda: counters.rejected == 7, "seven of ten refused")
+        await eventually(lambda: marks.exists() and len(marks.read_text().split()) >= 3, "3 ran")
+        for client in clients:
+            client.close()
+        await eventually(lambda: counters.connections_open == 0, "every program ended")
+    assert marks.read_text().split() == ["started"] * 3
+
+
+async def test_a_program_ignoring_sigterm_is_killed_before_stop_returns(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    # sh sets SIGTERM to ignored, which the exec'd sleep inherits.
+    argv = ["/bin/sh", "-c", f"trap '' TERM; echo $$ > {pidfile}; exec sleep 60"]
+    async with running_host(config(argv), tmp_path, grace=0.1) as host:
+        _reader, writer = await asyncio.open_connection(*host.bound("x")[0])
+        await eventually(lambda: pidfile.exists() and pidfile.read_text().strip() != "", "ran")
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()

@@ -124,7 +124,7 @@ async def test_dead_backend_gives_a_clean_close(tmp_path: Path) -> None:
 
 
 async def test_connection_limit(backend: int, tmp_path: Path) -> None:
-    async with running_host(config(backend, max_connections=2), tmp_path) as host:
+    async with running_host(config(backend, max_connections=2, per_source=2), tmp_path) as host:
         held = []
         for _ in range(2):
             reader, writer = await connect(host)
@@ -139,3 +139,67 @@ async def test_connection_limit(backend: int, tmp_path: Path) -> None:
         assert host.apps["fwd"].counters.snapshot().rejected == 1
         for w in held:
             await close(w)
+
+
+def burst(address: tuple[str, int], count: int) -> list[socket.socket]:
+    """``count`` connections made back to back before the event loop runs again: the
+    host's accept loop then finds them all queued at once (a burst)."""
+    return [socket.create_connection(address, timeout=10) for _ in range(count)]
+
+
+async def test_a_burst_opens_no_more_backend_connections_than_the_limit(tmp_path: Path) -> None:
+    backend_open, backend_peak = 0, 0
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal backend_open, backend_peak
+        backend_open += 1
+        backend_peak = max(backend_peak, backend_open)
+        await reader.read()  # held until the forwarder closes its side
+        backend_open -= 1
+        writer.close()
+
+    server = await asyncio.start_server(count, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    text = config(port, max_connections=5, per_source=5)
+    async with server, running_host(text, tmp_path) as host:
+        clients = burst(host.bound("fwd")[0], 50)
+        counters = host.apps["fwd"].counters
+        await eventually(lambda: counters.rejected == 45, "45 of the burst refused")
+        await eventually(lambda: backend_open == 5, "5 forwarded")
+        await asyncio.sleep(0.2)  # give any overshooting connection time to reach the backend
+        assert counters.connections_open == 5
+        for client in clients:
+            client.close()
+        await eventually(lambda: backend_open == 0, "backend connections closed")
+    assert backend_peak == 5
+
+
+async def test_one_address_cannot_take_every_slot(backend: int, tmp_path: Path) -> None:
+    # max_connections = 4: one address gets half by default; another is still served.
+    async with running_host(config(backend, max_connections=4), tmp_path) as host:
+        address = host.bound("fwd")[0]
+        hogs = burst(address, 4)
+        counters = host.apps["fwd"].counters
+        await eventually(lambda: counters.rejected == 2, "two from 127.0.0.1 refused")
+        reader, writer = await asyncio.open_connection(*address, local_addr=("127.0.0.2", 0))
+        writer.write(b"upper\nanother address\n")
+        assert await reader.readline() == b"ANOTHER ADDRESS\n"
+        await close(writer)
+        for hog in hogs:
+            hog.close()
+
+
+@pytest.mark.parametrize("splice", [True, False], ids=["splice", "copy"])
+async def test_a_client_that_never_reads_is_dropped(
+    backend: int, tmp_path: Path, splice: bool
+) -> None:
+    text = config(backend, send_timeout=0.5, splice=splice) + 'access_log = "fwd.log"\n'
+    async with running_host(text, tmp_path) as host:
+        with socket.socket() as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.connect(host.bound("fwd")[0])
+            client.sendall(b"blob 268435456\n")  # 256 MiB it never reads
+            counters = host.apps["fwd"].counters
+            await eventually(lambda: counters.connections_open == 1, "forwarding")
+            await eventually(lambda: counters.connections_open == 0, "dropped")
+    assert "ended: send timeout: nothing taken for 0.5s" in (tmp_path / "fwd.log").read_text()

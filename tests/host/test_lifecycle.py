@@ -370,3 +370,92 @@ def test_root_drops_privileges_after_binding_a_low_port() -> None:
             assert serve.wait() == 0
     finally:
         shutil.rmtree(tmp)
+
+
+def test_nothing_is_imported_once_serving(tmp_path: Path) -> None:
+    # After a privilege drop, a module the new user cannot read can no longer be imported;
+    # so every module serving needs is imported before. Python reports each import as it
+    # happens (PYTHONPROFILEIMPORTTIME): none may come after "ready".
+    root = site(tmp_path)
+    (root / "sub").mkdir()
+    config = write_config(
+        tmp_path,
+        {
+            "web": {"kind": "web", "listen": "127.0.0.1:0", "root": "public", "listing": True},
+            "tls": {"kind": "web", "listen": "127.0.0.1:0", "root": "public", "tls": True},
+            "tv": {"kind": "video", "listen": "127.0.0.1:0", "root": "public"},
+            "echo": echo_app(),
+            "run": {"kind": "exec", "listen": "127.0.0.1:0", "argv": ["/bin/echo", "hi"]},
+        },
+    )
+    with ServeProcess(config, tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"}) as serve:
+        doc = serve.start()
+        echo_port = addresses(doc, "echo")[0][1]
+        # forward to a host *name*: getaddrinfo's IDNA codec is a lazy import
+        text = config.read_text() + (
+            f'[apps.fwd]\nkind = "forward"\nlisten = "127.0.0.1:0"\nto = "localhost:{echo_port}"\n'
+        )
+        config.write_text(text)
+        serve.signal(signal.SIGHUP)
+        serve.wait_notify("READY=1")
+        status = json.loads((tmp_path / "status.json").read_text())
+        web, tls, tv = (addresses(doc, name)[0] for name in ("web", "tls", "tv"))
+        for args in (
+            [f"http://127.0.0.1:{web[1]}/small.txt"],
+            [f"http://127.0.0.1:{web[1]}/sub/"],
+            [f"http://127.0.0.1:{web[1]}/missing"],
+            ["-H", "Range: bytes=0-1,5-9", f"http://127.0.0.1:{web[1]}/small.txt"],
+            ["-k", f"https://127.0.0.1:{tls[1]}/small.txt"],
+            [f"http://127.0.0.1:{tv[1]}/"],
+        ):
+            done = subprocess.run(
+                ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}", *args],
+                capture_output=True,
+                check=True,
+            )
+            assert done.stdout in (b"200", b"206", b"404"), (args, done.stdout)
+        assert asyncio.run(echo_round_trip(addresses(status, "fwd")[0])) == b"ping\n"
+        with socket.create_connection(addresses(doc, "run")[0], timeout=20) as client:
+            assert client.recv(10) == b"hi\n"
+        time.sleep(0.5)  # the last connections end and are logged
+        serve.signal(signal.SIGTERM)
+        assert serve.wait() == 0
+        log = serve.stderr()
+    served = log.split("ready:", 1)[1].split("SIGTERM", 1)[0]
+    late = [line for line in served.splitlines() if line.startswith("import time:")]
+    assert late == [], late
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: dropping privileges")
+def test_keys_only_root_can_read_are_loaded_before_the_drop() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="pk-host-"))
+    try:
+        tmp.chmod(0o777)
+        site(tmp)
+        private = tmp / "private"
+        private.mkdir(mode=0o700)  # like /etc/ssl/private
+        from portkit.host._tls import self_signed_pem
+
+        cert_pem, key_pem = self_signed_pem()
+        (private / "site.pem").write_bytes(cert_pem + key_pem)
+        config = tmp / "serve.toml"
+        config.write_text(
+            '[host]\nuser = "nobody"\n'
+            '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\n'
+            'tls = true\ncert = "private/site.pem"\n'
+        )
+        with ServeProcess(config, tmp, world_writable=True) as serve:
+            doc = serve.start()
+            port = addresses(doc, "site")[0][1]
+            done = subprocess.run(
+                ["curl", "-sSk", "--max-time", "20", f"https://127.0.0.1:{port}/small.txt"],
+                capture_output=True,
+                check=True,
+            )
+            assert done.stdout == b"x" * 1000
+            assert "dropped privileges to user nobody" in serve.stderr()
+            serve.signal(signal.SIGTERM)
+            assert serve.wait() == 0
+    finally:
+        shutil.rmtree(tmp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -189,3 +190,24 @@ async def test_headless_chromium_plays_and_seeks(host: Host, videos: Path) -> No
     assert 206 in statuses  # the browser asked for ranges and got them
     log = (videos / "tv.log").read_text()
     assert '"GET /clip.webm HTTP/1.1" 206' in log
+
+
+async def test_symlinks_to_dot_files_are_neither_played_nor_served(tmp_path: Path) -> None:
+    secret = b"DOTSECRET-video in a dot-directory inside the root"
+    media = tmp_path / "media"
+    (media / ".private").mkdir(parents=True)
+    (media / ".private" / "home.webm").write_bytes(secret)
+    (media / "shown.webm").write_bytes(b"not a real video")
+    os.symlink(".private/home.webm", media / "holiday.webm")  # an innocent name
+    os.symlink(".private", media / "archive")
+    text = '[apps.tv]\nkind = "video"\nlisten = "127.0.0.1:0"\nroot = "media"\n'
+    async with running_host(text, tmp_path) as host:
+        page = (await fetch(url(host, "tv", "/"))).decode()
+        assert 'src="shown.webm"' in page
+        assert "holiday" not in page
+        assert "archive" not in page
+        for path in ("/holiday.webm", "/archive/home.webm", "/archive/"):
+            out = await fetch("-i", url(host, "tv", path))
+            status, _, body = parse_head(out)
+            assert status == 404, path
+            assert secret not in body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from portkit.host._tls import self_signed_pem
 from tests.host._helpers import curl, parse_head, running_host, url
 
 SECRET = b"TOPSECRET-4f1c outside the document root"
+DOT_SECRET = b"DOTSECRET-77a0 in a dot-file inside the root"
 
 
 def make_site(base: Path) -> Path:
@@ -30,6 +32,13 @@ def make_site(base: Path) -> Path:
     (root / "blob.bin").write_bytes(bytes(range(256)) * 40)  # 10240 bytes
     (root / "docs" / "<b>&.txt").write_text("odd name\n")
     (root / ".hidden").write_text("dot file\n")
+    (root / ".env").write_bytes(DOT_SECRET)
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_bytes(DOT_SECRET)
+    # Innocent names, dot-file targets inside the root: judged by the target.
+    os.symlink("../.env", root / "docs" / "env_alias")
+    os.symlink("../.git", root / "docs" / "repo")
+    os.symlink("../.git/config", root / "docs" / "gitconfig.txt")
     (base / "secret.txt").write_bytes(SECRET)
     os.symlink(base / "secret.txt", root / "docs" / "leak.txt")
     os.symlink("/etc", root / "etc")
@@ -148,6 +157,8 @@ async def test_listing_off_by_default_on_when_configured(host: Host) -> None:
     assert "inside.css" in page
     assert "leak.txt" not in page  # a symlink out of the root is not offered
     assert ".hidden" not in page
+    for alias in ("env_alias", "repo", "gitconfig.txt"):  # links to dot-files are not offered
+        assert alias not in page
 
 
 async def test_directory_without_slash_redirects(host: Host) -> None:
@@ -179,6 +190,10 @@ TRAVERSALS = [
     "/%00",
     "/.hidden",
     "/docs/%2e%2e/%2e%2e/secret.txt",
+    "/docs/env_alias",  # symlink to a dot-file inside the root
+    "/docs/repo/config",  # through a symlink to a dot-directory
+    "/docs/repo/",
+    "/docs/gitconfig.txt",  # symlink to a file inside a dot-directory
 ]
 
 
@@ -190,6 +205,7 @@ async def test_traversal_attempts_fail(host: Host, path: str) -> None:
         status, _, body = parse_head(out)
         assert status in (400, 403, 404), (path, status)
         assert SECRET not in body
+        assert DOT_SECRET not in body
         assert b"root:" not in body
 
 
@@ -262,5 +278,78 @@ async def test_a_long_download_is_not_taken_for_a_slow_client(tmp_path: Path) ->
         assert body == big
         # Then, idle without a new request head: that is what gets cut.
         assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.parametrize("path", [b"/index.html", b"/nope"])
+async def test_transfer_encoding_in_http_1_0_closes_after_the_response(
+    tmp_path: Path, path: bytes
+) -> None:
+    # RFC 9112 section 6.1: the framing of such a message is faulty; close after answering,
+    # even though the client asked to keep the connection alive.
+    make_site(tmp_path)
+    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\n'
+    async with running_host(text + "keepalive_timeout = 300\n", tmp_path) as host:
+        reader, writer = await asyncio.open_connection(*host.bound("site")[0])
+        writer.write(
+            b"GET " + path + b" HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        async with asyncio.timeout(20):  # kept alive, it would wait the 300 s
+            response = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    assert re.match(rb"HTTP/1.[01] (200|404) ", response), response[:80]
+    assert b"Connection: close" in response or b"keep-alive" not in response.lower()
+    # A plain HTTP/1.0 keep-alive request is still kept alive (the rule is about the framing).
+    async with running_host(text, tmp_path) as host:
+        reader, writer = await asyncio.open_connection(*host.bound("site")[0])
+        for _ in range(2):
+            writer.write(b"GET /style.css HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.0 200 "), head
+            await reader.readexactly(5)  # "h1{}\n"
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_every_500_is_logged_with_its_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import portkit.host.apps.web as web_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(5, "Input/output error (injected)")
+
+    make_site(tmp_path)
+    caplog.set_level(logging.ERROR, logger="portkit.host.app.site")
+    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\n'
+    async with running_host(text, tmp_path) as host:
+        monkeypatch.setattr(web_module, "lookup", broken)
+        status, _, _ = await get(url(host, "site", "/index.html"))
+        assert status == 500
+        assert host.apps["site"].counters.errors == 1
+    lines = [r for r in caplog.records if r.name == "portkit.host.app.site"]
+    assert len(lines) == 1
+    assert "GET /index.html: 500" in lines[0].getMessage()
+    assert "Input/output error (injected)" in lines[0].getMessage()
+
+
+async def test_keep_alive_ends_after_max_requests(tmp_path: Path) -> None:
+    make_site(tmp_path)
+    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\nmax_requests = 3\n'
+    async with running_host(text, tmp_path) as host:
+        reader, writer = await asyncio.open_connection(*host.bound("site")[0])
+        heads = []
+        for path in (b"/style.css", b"/nope", b"/style.css"):
+            writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            heads.append(head)
+        assert [b"Connection: close" in head for head in heads] == [False, False, True]
+        async with asyncio.timeout(20):
+            assert await reader.read() == b""  # closed by the server
         writer.close()
         await writer.wait_closed()

@@ -7,9 +7,12 @@ from portkit.proto import (
     MATCHERS,
     TCP_PROBES,
     UDP_PROBES,
+    NoMatch,
     matchers_for,
+    plain_name,
     probes_for,
     tls_name,
+    udp_payload,
     wants_tls_first,
 )
 
@@ -58,3 +61,36 @@ def test_tls_names() -> None:
     assert wants_tls_first("submissions")
     assert not wants_tls_first("imap")
     assert not wants_tls_first(None)
+
+
+def test_plain_names_of_implicit_tls_services() -> None:
+    assert plain_name("imaps") == "imap"
+    assert plain_name("https") == "http"
+    assert plain_name("submissions") == "smtp"
+    assert plain_name("smtps") == "smtp"  # the registry's alias
+    assert plain_name("imap") is None  # not a TLS name
+    assert plain_name("ssh") is None
+
+
+def test_udp_scan_payloads_come_from_the_probes_likely_first() -> None:
+    by_name = {p.name: p.build("192.0.2.1") for p in UDP_PROBES}
+    # The registry's service decides the first datagram; each re-send tries another.
+    assert udp_payload("snmp", 0, "192.0.2.1") == by_name["snmp-v3-discovery"]
+    assert udp_payload("ntp", 0, "192.0.2.1") == by_name["ntp-client"]
+    assert udp_payload("memcache", 0, "192.0.2.1") == by_name["memcached-version-udp"]
+    # A port the registry knows nothing of: DNS first, then NTP, ... every probe once.
+    sent = [udp_payload(None, attempt, "192.0.2.1") for attempt in range(len(UDP_PROBES))]
+    assert sent[0] == by_name["dns-version-udp"]
+    assert sent[1] == by_name["ntp-client"]
+    assert sorted(sent) == sorted(by_name.values())
+    assert udp_payload(None, len(UDP_PROBES), "192.0.2.1") == sent[0]  # and round again
+    assert udp_payload("DOMAIN", 0, "192.0.2.1") == by_name["dns-version-udp"]
+
+
+def test_memcached_udp_needs_its_frame() -> None:
+    memcached_udp = MATCHERS["memcached-udp"]
+    assert isinstance(memcached_udp(b"VERSION 1.6.18\r\n", True), NoMatch)  # no frame header
+    frame = b"pk\x00\x00\x00\x01\x00\x00"
+    assert isinstance(
+        memcached_udp(frame[:4] + b"\x00\x00" + frame[6:] + b"VERSION 1\r\n", True), NoMatch
+    )

@@ -20,7 +20,10 @@ MANIFEST: dict[str, dict[str, Any]] = json.loads((FIXTURES / "manifest.json").re
 PLAIN = {tls: plain for plain, tls in TLS_SERVICES.items()}
 
 # One matcher per transport answers for a service.
-UDP_MATCHERS = ("dns-udp", "ntp", "snmp", "sip")
+UDP_MATCHERS = (
+    "dns-udp", "ntp", "snmp", "sip", "memcached-udp", "tftp", "stun", "coap", "netbios-ns", "radius", "mdns", "ike",
+    "ssdp", "quic", "dtls",
+)  # fmt: skip
 
 
 def _candidates(entry: dict[str, Any]) -> tuple[Any, ...]:

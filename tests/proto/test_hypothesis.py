@@ -12,7 +12,11 @@ from portkit.proto import MATCHERS, Match, NeedMore, NoMatch, Reader
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = [p.read_bytes() for p in sorted(FIXTURES.glob("*.bin"))]
-STREAM_MATCHERS = [m for name, m in MATCHERS.items() if name not in ("dns-udp", "ntp", "snmp")]
+DATAGRAM_MATCHERS = (
+    "dns-udp", "ntp", "snmp", "tftp", "stun", "coap", "netbios-ns", "radius", "mdns", "ike",
+    "ssdp", "quic", "dtls",
+)  # fmt: skip
+STREAM_MATCHERS = [m for name, m in MATCHERS.items() if name not in DATAGRAM_MATCHERS]
 
 # Real answers cut and spliced with noise find more corners than noise alone.
 mutated = st.builds(
@@ -30,6 +34,16 @@ TOKENS = [
     b"+PONG", b"RFB 003.008\n", b"AMQP", b"\x01\x00\x00", b"\x00\x00\x00", b"E", b"R",
     b"\x16\x03\x03", b"\x15\x03\x01\x00\x02", b"\x30\x0c\x02\x01\x01", b"VERSION 1.2",
     b"RTSP/1.0 200", b"SIP/2.0 200", b"\x03\x00\x00\x13", b"\xfeSMB", b"FTP", b"ESMTP",
+    b":irc.test ", b"NOTICE * :x", b" 004 nick irc.test ngircd-26.1 a b", b"@RSYNCD: 31.0",
+    b"( success ( 2 2 ( ) ( ", b") ) ) ", b"200 news ", b"101 Capability list:", b"VERSION 2",
+    b".\r\n", b"<?xml version='1.0'?>", b"<stream:stream xmlns='jabber:client' ",
+    b"xmlns:stream='http://etherx.jabber.org/streams'>", b"65535 , 113 : ERROR : NO-USER",
+    b"OK 9\r\n", b"---\ncurrent-jobs-ready: 0\nversion: 1.12\n", b"\x00\x00\x11\x11",
+    b"name rabbit at port 25672\n", b"\x01\x00\x0b\x00\x00\x00", b"\x05\x00",
+    b"Server: squid/5.7", b"Server: CUPS/2.4 IPP/2.1", b'{"etcdserver":"3.4.23",',
+    b"Zookeeper version: 3.8.0-x, built on y\n", b"\x04\x01\x00\x2f", b"\xff", b"pkka",
+    b"\x84\x00pk\x06", b"\x00\x02\x00\x0bCQL_VERSION", b"002eERR ", b"0000", b"\x00\x1a\x40",
+    b"portkit!", b"\x00\x00\x00\x00",
 ]  # fmt: skip
 tokens = st.lists(st.sampled_from(TOKENS), max_size=25).map(b"".join)
 anything = st.one_of(st.binary(max_size=2048), mutated, tokens)

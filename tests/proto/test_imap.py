@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import re
 from collections.abc import Sequence
 
@@ -14,6 +13,9 @@ from hypothesis import strategies as st
 from portkit._errors import LocalProtocolError, PortkitError, RemoteProtocolError
 from portkit.proto.imap import (
     COMMANDS,
+    CONTINUATION,
+    MAX_LINE,
+    MAX_MIME_DEPTH,
     OUTPUT_BATCH,
     TRANSITIONS,
     Close,
@@ -26,8 +28,8 @@ from portkit.proto.imap import (
     Send,
     Snapshot,
     StartTls,
-    _Bad,
-    _Command,
+    bodystructure,
+    parse_message,
     parse_sequence_set,
 )
 
@@ -170,11 +172,31 @@ def test_literal_over_limit_refused_before_reading() -> None:
     out = sent(session.receive(b"a LOGIN {101}\r\n"))
     assert out == b"a BAD [TOOBIG] literal of 101 octets is larger than the limit of 100\r\n"
     assert session.state is ImapState.NOT_AUTHENTICATED
-    # a non-synchronizing one is sent anyway: dropped without buffering, then back in step
-    out = sent(session.receive(b"b LOGIN {500+}\r\n" + b"x" * 500 + b"\r\nc NOOP\r\n"))
-    assert out.startswith(b"b BAD [TOOBIG]")
-    assert out.endswith(b"c OK NOOP completed\r\n")
-    assert len(session._lines) == 0
+    # a non-synchronizing one before login: refused and the connection closed (RFC 7888 4)
+    events = session.receive(b"b LOGIN {500+}\r\n" + b"x" * 500 + b"\r\nc NOOP\r\n")
+    assert sent(events) == (
+        b"b BAD [TOOBIG] literal of 500 octets is larger than the limit of 100\r\n"
+        b"* BYE [TOOBIG] non-synchronizing literal too large before login\r\n"
+    )
+    assert isinstance(events[-1], Close)
+    # after login it is sent anyway: dropped without buffering, then back in step
+    session = ImapSession(MemoryBackend(), max_literal=100)
+    session.receive(b'a LOGIN alice "p w"\r\n')
+    out = sent(session.receive(b"b NOOP {500+}\r\n" + b"x" * 500 + b"\r\nc NOOP\r\n"))
+    assert out == (
+        b"b BAD [TOOBIG] literal of 500 octets is larger than the limit of 100\r\n"
+        b"c OK NOOP completed\r\n"
+    )
+    assert session.buffered() == 0
+    # the rest of the refused command is dropped with it, more unasked literals included
+    hidden = b"\r\nx LOGOUT\r\n".ljust(200, b"y")  # literal octets are never commands
+    script = b"d NOOP {200+}\r\n" + hidden + b" {3+}\r\nzzz rest\r\ne NOOP\r\n"
+    for one_byte in (False, True):
+        out = sent(feed(session, script, one_byte=one_byte))
+        assert out == (
+            b"d BAD [TOOBIG] literal of 200 octets is larger than the limit of 100\r\n"
+            b"e OK NOOP completed\r\n"
+        )
 
 
 @pytest.mark.parametrize("one_byte", [False, True])
@@ -242,36 +264,158 @@ def test_sequence_set_parses_or_raises_ours(text: str, largest: int) -> None:
 
 
 SESSION_STATES = [ImapState.NOT_AUTHENTICATED, ImapState.AUTHENTICATED, ImapState.SELECTED]
+#: AUTHENTICATING and IDLE wait for a continuation line of the command with this tag.
+WAITING_STATES = {ImapState.AUTHENTICATING: b"w1", ImapState.IDLE: b"w2"}
 
 
 def session_in(state: ImapState) -> ImapSession:
     session = ImapSession(MemoryBackend(), tls_available=True)
-    if state is not ImapState.NOT_AUTHENTICATED:
+    if state is ImapState.AUTHENTICATING:
+        session.receive(b"w1 AUTHENTICATE PLAIN\r\n")
+    if state in (ImapState.AUTHENTICATED, ImapState.SELECTED, ImapState.IDLE):
         session.receive(b'a LOGIN alice "p w"\r\n')
-    if state is ImapState.SELECTED:
+    if state in (ImapState.SELECTED, ImapState.IDLE):
         session.receive(b"b SELECT INBOX\r\n")
+    if state is ImapState.IDLE:
+        session.receive(b"w2 IDLE\r\n")
     assert session.state is state
     return session
 
 
+#: Arguments with which each command succeeds in the states that allow it.
+GOOD_ARGS = {
+    "LOGIN": b' alice "p w"',
+    "AUTHENTICATE": b" PLAIN",
+    "SELECT": b" INBOX",
+    "EXAMINE": b" INBOX",
+    "SUBSCRIBE": b" INBOX",
+    "UNSUBSCRIBE": b" INBOX",
+    "LIST": b' "" *',
+    "LSUB": b' "" *',
+    "STATUS": b" INBOX (MESSAGES)",
+    "APPEND": b" INBOX {3+}\r\nx\r\n",
+    "SEARCH": b" ALL",
+    "FETCH": b" 1 FLAGS",
+    "STORE": b" 1 +FLAGS (\\Seen)",
+    "COPY": b" 1 INBOX",
+}
+
+
+def command_line(command: str, *, good_args: bool) -> bytes:
+    args = GOOD_ARGS.get(command.removeprefix("UID "), b"") if good_args else b""
+    return b"t2 " + command.encode() + args + b"\r\n"
+
+
+@pytest.mark.parametrize("good_args", [False, True], ids=["bare", "with-args"])
 @pytest.mark.parametrize("state", SESSION_STATES, ids=lambda s: s.name)
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_every_state_command_pair(state: ImapState, command: str) -> None:
+def test_every_state_command_pair(state: ImapState, command: str, good_args: bool) -> None:
+    """Over the wire: a pair in the table answers and lands where the table says; any
+    other pair is BAD naming the command and the state, and changes nothing."""
     session = session_in(state)
+    out = sent(session.receive(command_line(command, good_args=good_args)))
     if (state, command) in TRANSITIONS:
-        # Legal: with no arguments it answers (OK, NO or BAD for missing args), never raises.
-        with contextlib.suppress(_Bad):  # a syntax error, answered BAD on the wire
-            session.transition(_Command(tag="t", name=command))
-        out = sent(session_in(state).receive(b"t2 " + command.encode() + b"\r\n"))
         assert re.search(rb"(^|\n)(t2 (OK|NO|BAD)|\+ )", out), out
+        assert b"is not allowed in state" not in out
+        assert session.state in TRANSITIONS[(state, command)].to
+        if good_args and command not in ("CREATE", "DELETE", "RENAME"):  # only INBOX
+            assert re.search(rb"(^|\n)(t2 OK|\+ )", out), out
     else:
-        with pytest.raises(
-            LocalProtocolError,
-            match=re.escape(f"{command!r} is not allowed in state {state.value!r}"),
-        ):
-            session.transition(_Command(tag="t", name=command))
-        out = sent(session.receive(b"t2 " + command.encode() + b"\r\n"))
-        assert out.startswith(b"t2 BAD ")
+        expected = f"t2 BAD command {command} is not allowed in state {state.value}\r\n"
+        assert out == expected.encode()
+        assert session.state is state
+
+
+@pytest.mark.parametrize("state", list(WAITING_STATES), ids=lambda s: s.name)
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_waiting_states_take_any_line_as_the_continuation(state: ImapState, command: str) -> None:
+    """In AUTHENTICATING and IDLE a command line is not a command: it answers (and ends)
+    the command waiting there, under that command's tag."""
+    session = session_in(state)
+    out = sent(session.receive(command_line(command, good_args=False)))
+    assert out.startswith(WAITING_STATES[state] + b" BAD "), out
+    assert session.state in TRANSITIONS[(state, CONTINUATION)].to
+    assert session.state is not state
+
+
+def test_continuations_lead_where_the_table_says() -> None:
+    session = session_in(ImapState.AUTHENTICATING)
+    token = base64.b64encode(b"\0alice\0p w")
+    assert sent(session.receive(token + b"\r\n")).startswith(b"w1 OK [CAPABILITY")
+    assert session.state is ImapState.AUTHENTICATED
+    session = session_in(ImapState.AUTHENTICATING)
+    assert sent(session.receive(b"*\r\n")) == b"w1 BAD authentication cancelled\r\n"
+    assert session.state is ImapState.NOT_AUTHENTICATED
+    session = session_in(ImapState.IDLE)
+    assert sent(session.receive(b"done\r\n")) == b"w2 OK IDLE terminated\r\n"
+    assert session.state is ImapState.SELECTED
+
+
+def test_idle_without_a_mailbox_returns_to_authenticated() -> None:
+    session = ImapSession(MemoryBackend())
+    assert sent(session.receive(b'a LOGIN alice "p w"\r\nb IDLE\r\n')).endswith(b"+ idling\r\n")
+    assert sent(session.receive(b"DONE\r\n")) == b"b OK IDLE terminated\r\n"
+    assert session.state is ImapState.AUTHENTICATED
+
+
+def test_the_table_lists_every_command_in_every_state_it_allows() -> None:
+    allowed = {state for state, _ in TRANSITIONS}
+    assert allowed == set(ImapState) - {ImapState.LOGOUT}
+    for (state, name), transition in TRANSITIONS.items():
+        assert transition.to, (state, name)
+        assert ImapState.LOGOUT not in transition.to or name == "LOGOUT"
+
+
+def test_failed_select_leaves_no_mailbox_selected() -> None:
+    """RFC 3501 6.3.1: the selected mailbox is closed first, even when SELECT fails."""
+    session = session_in(ImapState.SELECTED)
+    assert sent(session.receive(b"c SELECT Other\r\n")).startswith(b"c NO [NONEXISTENT]")
+    assert session.state is ImapState.AUTHENTICATED
+    out = sent(session.receive(b"d SEARCH ALL\r\n"))
+    assert out == b"d BAD command SEARCH is not allowed in state authenticated\r\n"
+    # a malformed mailbox argument is BAD and leaves the selection as it was
+    session = session_in(ImapState.SELECTED)
+    assert sent(session.receive(b"c SELECT (x)\r\n")).startswith(b"c BAD mailbox must be")
+    assert session.state is ImapState.SELECTED
+    assert (
+        sent(session.receive(b"d SEARCH ALL\r\n")) == b"* SEARCH 1 2\r\nd OK SEARCH completed\r\n"
+    )
+
+
+@pytest.mark.parametrize("one_byte", [False, True])
+def test_end_of_input_answers_what_was_asked_then_closes(one_byte: bool) -> None:
+    session = ImapSession(MemoryBackend())
+    events = feed(session, b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\nc NOO', one_byte=one_byte)
+    assert b"b OK [READ-WRITE]" in sent(events)
+    events = session.receive(b"")  # the incomplete NOOP is dropped, the session ends
+    assert events == [Close()]
+    assert session.state is ImapState.LOGOUT
+    with pytest.raises(LocalProtocolError, match="3 octets received after the end of input"):
+        session.receive(b"d\r\n")
+
+
+def test_end_of_input_during_a_long_fetch_finishes_it() -> None:
+    backend = MemoryBackend()
+    big = b"Subject: big\r\n\r\n" + b"x" * 400_000 + b"\r\n"
+    backend.box.messages = {uid: (big, frozenset()) for uid in range(1, 7)}
+    session = ImapSession(backend)
+    session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\n')
+    text = sent(session.receive(b"c FETCH 1:* BODY.PEEK[]\r\n"))
+    assert session.pending()
+    events = session.receive(b"")
+    while session.pending():
+        events += session.resume()
+    text += sent(events)
+    assert text.count(b"BODY[] {%d}\r\n" % len(big)) == 6
+    assert text.endswith(b"c OK FETCH completed\r\n")
+    assert events[-1] == Close()
+    # a connection lost mid-answer abandons it: nothing is pending any more
+    session = ImapSession(backend)
+    session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\nc FETCH 1:* BODY.PEEK[]\r\n')
+    assert session.pending()
+    session.connection_lost()
+    assert not session.pending()
+    assert session.resume() == []
 
 
 ARGS = st.sampled_from(
@@ -316,10 +460,14 @@ def test_random_arguments_never_raise(command: str, args: list[bytes]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
-    for state in SESSION_STATES:
+    for state in [*SESSION_STATES, *WAITING_STATES]:
         session = session_in(state)
-        session.receive(data)
-        session.receive(b"\r\n")
+        session.receive(data + b"\r\n")
+        while session.pending():
+            session.resume()
+        if not session.closed:
+            assert session.receive(b"")[-1] == Close()  # end of input ends any state
+        assert session.state is ImapState.LOGOUT
 
 
 def test_large_fetch_answers_in_bounded_batches() -> None:
@@ -331,7 +479,7 @@ def test_large_fetch_answers_in_bounded_batches() -> None:
     session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\n')
     batches = [sent(session.receive(b"c FETCH 1:* BODY.PEEK[]\r\nd NOOP\r\n"))]
     while session.pending():
-        batches.append(sent(session.receive(b"")))
+        batches.append(sent(session.resume()))
     assert len(batches) >= 3
     assert all(len(b) < OUTPUT_BATCH + 2 * len(big) for b in batches)
     text = b"".join(batches)
@@ -339,3 +487,87 @@ def test_large_fetch_answers_in_bounded_batches() -> None:
     # the pipelined NOOP is answered after the FETCH has finished, not in between
     assert text.index(b"c OK FETCH completed") < text.index(b"d OK NOOP completed")
     assert text.endswith(b"d OK NOOP completed\r\n")
+
+
+@pytest.mark.parametrize("one_byte", [False, True])
+def test_chained_literals_are_one_command_capped_before_login(one_byte: bool) -> None:
+    session = ImapSession(MemoryBackend(), max_command_unauthenticated=1000)
+    first = b"a NOSUCHCMD {600}\r\n" + b"x" * 600
+    out = sent(feed(session, first, one_byte=one_byte))
+    assert session.buffered() >= 600  # the command so far, its literal included
+    out += sent(feed(session, b" {600}\r\n", one_byte=one_byte))
+    # the first literal fits, the second would make the command too big: never asked for
+    assert out == (
+        b"+ ready for literal data\r\n"
+        b"a BAD [TOOBIG] command would be larger than the limit of 1000 octets\r\n"
+    )
+    assert session.buffered() == 0
+    # nothing of the refused command lingers: the next line is a command of its own
+    assert sent(session.receive(b"b NOOP\r\n")) == b"b OK NOOP completed\r\n"
+
+
+def test_command_cap_is_larger_after_login() -> None:
+    session = ImapSession(
+        MemoryBackend(), max_literal=500, max_command=1000, max_command_unauthenticated=200
+    )
+    assert sent(session.receive(b"a LOGIN {300}\r\n")).startswith(b"a BAD [TOOBIG] command")
+    assert b"a OK" in sent(session.receive(b'a LOGIN alice "p w"\r\nb1 SELECT INBOX\r\n'))
+    out = sent(session.receive(b"b SEARCH SUBJECT {300}\r\n" + b"x" * 300 + b"\r\n"))
+    assert out.startswith(b"+ ready for literal data\r\n* SEARCH")
+    # the cap after login is never below one literal plus a line
+    assert session.max_command == 500 + MAX_LINE
+
+
+def test_nesting_in_commands_is_bounded() -> None:
+    session = ImapSession(MemoryBackend())
+    session.receive(b'a LOGIN alice "p w"\r\nb SELECT INBOX\r\n')
+    out = sent(session.receive(b"c SEARCH " + b"(" * 5000 + b"ALL" + b")" * 5000 + b"\r\n"))
+    assert out.startswith(b"c BAD lists nested more than")
+    out = sent(session.receive(b"d SEARCH " + b"NOT " * 5000 + b"ALL\r\n"))
+    assert out.startswith(b"d BAD search keys nested more than")
+    assert sent(session.receive(b"e SEARCH NOT NOT ALL\r\n")).startswith(b"* SEARCH 1 2")
+
+
+def test_deep_mime_is_flat_past_the_bound() -> None:
+    body = b"Content-Type: text/plain\r\n\r\ninnermost\r\n"
+    for level in range(MAX_MIME_DEPTH + 50, 0, -1):
+        body = (
+            b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (level, level)
+            + body
+            + b"--b%d--\r\n" % level
+        )
+    structure = bodystructure(parse_message(b"Subject: deep\r\n" + body))
+    assert structure.count(b'"MIXED"') == MAX_MIME_DEPTH
+    assert structure.count(b'"TEXT" "PLAIN"') == 1
+
+
+def _line_for(state: ImapState, command: str, good_args: bool) -> bytes:
+    if state in WAITING_STATES:  # the continuation lines that end the wait cleanly
+        if state is ImapState.IDLE:
+            return b"DONE\r\n"
+        return base64.b64encode(b"\0alice\0p w") + b"\r\n"
+    return command_line(command, good_args=good_args)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(COMMANDS)), st.booleans()), max_size=25))
+def test_random_conversations_move_only_as_the_table_says(
+    steps: list[tuple[str, bool]],
+) -> None:
+    """Every step of a random conversation lands in a state its table row lists (or, for
+    a pair the table lacks, stays put); fed one byte at a time, the same bytes come out."""
+    session, script = ImapSession(MemoryBackend()), b""
+    for command, good_args in steps:
+        if session.closed:
+            break
+        before = session.state
+        line = _line_for(before, command, good_args)
+        script += line
+        session.receive(line)
+        while session.pending():
+            session.resume()
+        name = CONTINUATION if before in WAITING_STATES else command
+        row = TRANSITIONS.get((before, name))
+        assert session.state in (row.to if row else {before}), (before, command)
+    whole = sent(feed(ImapSession(MemoryBackend()), script, one_byte=False))
+    assert whole == sent(feed(ImapSession(MemoryBackend()), script, one_byte=True))

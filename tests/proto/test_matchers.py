@@ -12,6 +12,7 @@ import struct
 
 import dns.message
 import dns.rcode
+import dns.rrset
 import pytest
 
 from portkit.proto import (
@@ -370,6 +371,26 @@ def test_dns_refused_is_still_dns() -> None:
     wire = reply.to_wire()
     verdict = judge("dns-tcp", len(wire).to_bytes(2, "big") + wire)
     assert verdict == Match(service="domain", extra="rcode REFUSED")
+
+
+@pytest.mark.parametrize(
+    ("text", "product", "version", "extra"),
+    [
+        ("9.18.49-1~deb12u1-Debian", "ISC BIND", "9.18.49-1~deb12u1", "Debian Linux"),
+        ("9.16.1", "ISC BIND", "9.16.1", None),
+        ("NSD 4.6.1", "NLnet Labs NSD", "4.6.1", None),
+        ("unbound 1.17.1", "Unbound", "1.17.1", None),
+    ],
+)
+def test_dns_version_strings_as_nmap_names_them(
+    text: str, product: str, version: str, extra: str | None
+) -> None:
+    from portkit.proto import dns as pk_dns
+
+    reply = dns.message.make_response(dns.message.from_wire(pk_dns.version_query()))
+    reply.answer.append(dns.rrset.from_text("version.bind.", 0, "CH", "TXT", f'"{text}"'))
+    verdict = judge("dns-udp", reply.to_wire())
+    assert verdict == Match(service="domain", product=product, version=version, extra=extra)
 
 
 def test_portkits_own_mail_servers_are_named() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Sequence
 
 import pytest
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from portkit._errors import LocalProtocolError, PortkitError
 from portkit.proto.pop3 import (
     COMMANDS,
+    CONTINUATION,
     TRANSITIONS,
     Close,
     Event,
@@ -159,8 +159,12 @@ def test_plaintext_login_refused_without_tls_when_configured() -> None:
 
 def test_overlong_line_is_one_err_and_recovers() -> None:
     events, session = run(b"X" * 10_000 + b"\r\nNOOP\r\nUSER alice\r\n", one_byte=False)
-    assert sent(events) == b"-ERR line too long\r\n-ERR unknown command\r\n+OK send PASS\r\n"
-    assert len(session._lines) == 0
+    assert sent(events) == (
+        b"-ERR line too long\r\n"
+        b"-ERR command NOOP is not allowed in state authorization\r\n"
+        b"+OK send PASS\r\n"
+    )
+    assert session.buffered() == 0
 
 
 def test_byte_stuff_normalises_line_ends() -> None:
@@ -176,6 +180,8 @@ def session_in(state: Pop3State) -> Pop3Session:
     session = Pop3Session(MemoryBackend(), tls_available=True)
     if state is Pop3State.AUTHORIZATION_USER:
         session.receive(b"USER alice\r\n")
+    elif state is Pop3State.AUTHORIZATION_SASL:
+        session.receive(b"AUTH PLAIN\r\n")
     elif state is Pop3State.TRANSACTION:
         session.receive(b"USER alice\r\nPASS secret pass\r\n")
     elif state is Pop3State.CLOSED:
@@ -184,34 +190,74 @@ def session_in(state: Pop3State) -> Pop3Session:
     return session
 
 
+#: Arguments with which each command succeeds in the states that allow it.
+GOOD_ARGS = {"USER": b" alice", "PASS": b" secret pass", "RETR": b" 1", "DELE": b" 1"}
+GOOD_ARGS |= {"TOP": b" 1 0", "LIST": b" 1", "UIDL": b" 2", "AUTH": b" PLAIN"}
+
+
+@pytest.mark.parametrize("good_args", [False, True], ids=["bare", "with-args"])
 @pytest.mark.parametrize("state", SESSION_STATES, ids=lambda s: s.name)
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_every_state_command_pair(state: Pop3State, command: str) -> None:
-    """Each pair either is in the table (and runs) or raises our error naming both."""
+def test_every_state_command_pair(state: Pop3State, command: str, good_args: bool) -> None:
+    """Over the wire: a pair in the table answers and lands where the table says; any
+    other known command is -ERR naming the command and the state."""
     session = session_in(state)
-    args = {"USER": ["alice"], "PASS": ["secret", "pass"], "RETR": ["1"], "DELE": ["1"]}
-    args |= {"TOP": ["1", "0"], "AUTH": ["PLAIN"]}
-    if (state, command) in TRANSITIONS:
-        session.transition(command, args.get(command, []))
-        assert session._out, "a legal command always answers"
+    line = command.encode() + (GOOD_ARGS.get(command, b"") if good_args else b"") + b"\r\n"
+    out = sent(session.receive(line))
+    if state is Pop3State.CLOSED:
+        assert out == b""  # nothing is read after QUIT
+    elif (state, command) in TRANSITIONS:
+        assert out.startswith((b"+OK", b"-ERR", b"+ ")), out
+        assert b"is not allowed in state" not in out
+        assert session.state in TRANSITIONS[(state, command)].to
+        if good_args:
+            assert out.startswith((b"+OK", b"+ ")), out
+    elif command == "APOP":
+        assert out == b"-ERR APOP not supported: passwords are stored hashed, use AUTH PLAIN\r\n"
     else:
-        with pytest.raises(
-            LocalProtocolError,
-            match=re.escape(f"{command!r} is not allowed in state {state.value!r}"),
-        ):
-            session.transition(command, [])
-        # and over the wire it is an -ERR, never an exception
-        if state is not Pop3State.CLOSED:
-            out = sent(session.receive(command.encode() + b"\r\n"))
-            assert out.startswith(b"-ERR")
+        expected = f"-ERR command {command} is not allowed in state {state.value}\r\n"
+        assert out == expected.encode()
+        # PASS must follow USER directly; otherwise a refusal changes nothing
+        after = Pop3State.AUTHORIZATION if state is Pop3State.AUTHORIZATION_USER else state
+        assert session.state is after
+
+
+def test_sasl_response_leads_where_the_table_says() -> None:
+    for response, reply, state in [
+        (base64.b64encode(b"\0alice\0secret pass"), b"+OK maildrop locked", Pop3State.TRANSACTION),
+        (b"*", b"-ERR sasl authentication cancelled", Pop3State.AUTHORIZATION),
+        (b"STAT", b"-ERR malformed sasl response", Pop3State.AUTHORIZATION),
+    ]:
+        session = session_in(Pop3State.AUTHORIZATION_SASL)
+        assert sent(session.receive(response + b"\r\n")).startswith(reply)
+        assert session.state is state
+        assert state in TRANSITIONS[(Pop3State.AUTHORIZATION_SASL, CONTINUATION)].to
+
+
+def test_unknown_command_is_err() -> None:
+    session = session_in(Pop3State.TRANSACTION)
+    assert sent(session.receive(b"XYZZY 1\r\n")) == b"-ERR unknown command\r\n"
+    assert session.state is Pop3State.TRANSACTION
+
+
+@pytest.mark.parametrize("one_byte", [False, True])
+def test_end_of_input_releases_the_lock_without_update(one_byte: bool) -> None:
+    _, session = run(b"USER alice\r\nPASS secret pass\r\nDELE 1\r\nNO", one_byte=one_byte)
+    assert session.backend.locked  # type: ignore[attr-defined]
+    assert session.receive(b"") == [Close()]
+    assert session.state is Pop3State.CLOSED
+    assert not session.backend.locked  # type: ignore[attr-defined]
+    assert session.backend.messages == MESSAGES  # type: ignore[attr-defined]
+    with pytest.raises(LocalProtocolError, match="after the end of input"):
+        session.receive(b"QUIT\r\n")
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=600))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
-    for state in SESSION_STATES:
+    for state in Pop3State:
         session = session_in(state)
-        events = session.receive(data)
+        events = session.receive(data) if data else []
         assert all(
             isinstance(e, Send | StartTls | LoginFailed | LoginSucceeded | Close) for e in events
         )
@@ -255,3 +301,31 @@ def test_password_keeps_its_spaces() -> None:
     session = Pop3Session(SpaceBackend())
     out = sent(session.receive(b"USER alice\r\nPASS  two  spaces \r\n"))
     assert out.endswith(b"(2 messages, %d octets)\r\n" % sum(map(len, MESSAGES)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(COMMANDS)), st.booleans()), max_size=25))
+def test_random_conversations_move_only_as_the_table_says(
+    steps: list[tuple[str, bool]],
+) -> None:
+    """Every step lands in a state its table row lists; a refused command stays put (or,
+    after USER, starts the login over); one byte at a time, the same bytes come out."""
+    session, script = Pop3Session(MemoryBackend()), b""
+    for command, good_args in steps:
+        if session.state is Pop3State.CLOSED:
+            break
+        before = session.state
+        if before is Pop3State.AUTHORIZATION_SASL:
+            name, line = CONTINUATION, base64.b64encode(b"\0alice\0secret pass") + b"\r\n"
+        else:
+            name = command
+            line = command.encode() + (GOOD_ARGS.get(command, b"") if good_args else b"")
+            line += b"\r\n"
+        script += line
+        session.receive(line)
+        row = TRANSITIONS.get((before, name))
+        refused = Pop3State.AUTHORIZATION if before is Pop3State.AUTHORIZATION_USER else before
+        assert session.state in (row.to if row else {refused}), (before, command)
+    whole, _ = run(script, one_byte=False)
+    single, _ = run(script, one_byte=True)
+    assert sent(whole) == sent(single)

@@ -1,14 +1,22 @@
-"""The line framing and SASL PLAIN decoding shared by the POP3 and IMAP sessions."""
+"""What the POP3 and IMAP sessions share: line framing, SASL PLAIN, the table rows."""
 
 from __future__ import annotations
 
 import base64
+import enum
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portkit.proto._session import LINE_TOO_LONG, LineBuffer, Overflow, decode_sasl_plain
+from portkit._errors import LocalProtocolError
+from portkit.proto._session import (
+    LINE_TOO_LONG,
+    LineBuffer,
+    Overflow,
+    Transition,
+    decode_sasl_plain,
+)
 
 
 def lines_of(chunks: list[bytes], max_line: int = 8) -> list[bytes | Overflow]:
@@ -68,3 +76,18 @@ def test_sasl_plain() -> None:
 def test_a_full_length_line_split_before_its_lf_is_not_too_long() -> None:
     line = b"y" * 8 + b"\r\n"
     assert lines_of([line[:9], line[9:]]) == lines_of([line]) == [b"y" * 8]
+
+
+class Light(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+def test_a_transition_lands_only_where_its_row_says() -> None:
+    row = Transition("handler", frozenset({Light.RED}))
+    assert row.lands("demo", "STOP", Light.RED, None) is Light.RED
+    assert row.lands("demo", "STOP", Light.GREEN, Light.RED) is Light.RED
+    with pytest.raises(
+        LocalProtocolError, match="demo command 'GO' in state 'red' cannot lead to 'green'"
+    ):
+        row.lands("demo", "GO", Light.RED, Light.GREEN)

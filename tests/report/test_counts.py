@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from portkit.report import FORMATS, ScanInfo, ScanSummary, make_report
 from portkit.report._base import LIST_LIMIT, Hosts
-from portkit.scan._model import CountKey, PortResult, PortState, ResultBatch
+from portkit.results import CountKey, PortResult, PortState, ResultBatch
 
 INFO = ScanInfo(
     args="portkit scan 127.0.0.1 127.0.0.2 -p- --syn",

@@ -10,7 +10,7 @@ import pytest
 
 from portkit.report import FORMATS, ScanInfo, ScanSummary, make_report
 from portkit.report._base import LIST_LIMIT, port_ranges
-from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+from portkit.results import Identification, PortResult, PortState, TlsInfo
 
 INFO = ScanInfo(
     args="portkit scan 127.0.0.1 ::1 -p 1-100",
@@ -162,7 +162,8 @@ def test_xml_escapes_hostile_text() -> None:
     assert service is not None
     assert service.get("product") == 'evil"<&>'
     assert service.get("version") == "1'2"
-    assert service.get("extrainfo") == "a\tb\nc"  # whitespace kept, control bytes dropped
+    # Whitespace kept; what XML 1.0 cannot hold at all is shown as text, not lost.
+    assert service.get("extrainfo") == "a\tb\nc\\x00\\x1b"
 
 
 def test_identified_service_in_every_format() -> None:
@@ -182,8 +183,8 @@ def test_identified_service_in_every_format() -> None:
     assert row.split() == ["8443", "tcp", "open", "https", "nginx", "1.22.1", "TLSv1.3"]
     service = ET.fromstring(render("xml", results, info)).find("host/ports/port/service")
     assert service is not None
-    assert service.attrib == {
-        "name": "https",
+    assert service.attrib == {  # as nmap writes it: the protocol inside, and the tunnel
+        "name": "http",
         "product": "nginx",
         "version": "1.22.1",
         "tunnel": "ssl",

@@ -96,3 +96,32 @@ def run_in_namespace(namespace: str, code: str, *args: str) -> str:
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+@pytest.fixture(params=["cold", "warm"])
+def names_cache(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The first scan after an install (``cold``: no kept names, no registry loaded) or a later one.
+
+    A detection test that uses this runs twice. Cold is the case that once lost the first
+    port to identification: the scan's names were then built in a process forked beside
+    the event loop. ``XDG_CACHE_HOME`` (where a user's cache is) points at the test's own
+    directory, for subprocesses too.
+    """
+    from portkit.registry import reset_default_registry
+    from portkit.scan._names import expected_names
+
+    cache = tmp_path_factory.mktemp(f"names-{request.param}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        patch.delenv("PORTKIT_CACHE_DIR", raising=False)  # it would win over XDG_CACHE_HOME
+        if request.param == "warm":
+            for transport in ("tcp", "udp"):
+                expected_names(transport)  # builds and keeps the whole table
+        # Either way this process starts without the registry, as a fresh `portkit scan`.
+        reset_default_registry()
+        try:
+            yield str(request.param)
+        finally:
+            reset_default_registry()

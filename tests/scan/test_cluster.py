@@ -214,6 +214,7 @@ async def test_local_cluster_equals_a_single_machine_scan_and_splits_the_rate(la
     importlib.util.find_spec("portkit.scan._identify") is None,
     reason="identification (portkit.scan._identify) is not in this tree yet",
 )
+@pytest.mark.usefixtures("names_cache")  # cold and warm: the first scan after an install too
 async def test_detection_runs_on_the_workers(lab: Lab) -> None:
     plan = await lab.plan()
     single = await collect(scan_batches(plan, detect=True))

@@ -14,6 +14,9 @@ import pytest
 from portkit.scan._model import Identification, PortState
 from portkit.scan._scan import plan_scan, scan_batches
 
+# Each test runs with no names kept on disk (the first scan after an install) and with.
+pytestmark = pytest.mark.usefixtures("names_cache")
+
 
 async def read_banner(host: str, port: int, *, expected: str | None = None) -> Identification:
     reader, writer = await asyncio.open_connection(host, port)

@@ -257,7 +257,7 @@ def test_dropped_port_is_filtered_in_bounded_time(netns: str) -> None:
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
 def test_expected_names_table_matches_the_registry(transport: str) -> None:
     from portkit.registry import default_registry
-    from portkit.scan._scan import expected_names
+    from portkit.scan._names import expected_names
 
     registry = default_registry()
     names = expected_names(transport)

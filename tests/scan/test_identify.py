@@ -192,8 +192,24 @@ def test_nmap_service_attributes_name_the_tunnel() -> None:
                                    "method": "probed", "conf": "10"}  # fmt: skip
     smtps = Identification(service="submissions", tls=TlsInfo(), confidence=10)
     assert nmap_service(smtps)["name"] == "smtp"
+    https = Identification(service="https", product="nginx", tls=TlsInfo(), confidence=10)
+    assert nmap_service(https)["name"] == "http"
+    assert nmap_service(https)["tunnel"] == "ssl"
+    bare_tls = Identification(service="tls", tls=TlsInfo(), confidence=6)
+    assert (nmap_service(bare_tls)["name"], nmap_service(bare_tls)["tunnel"]) == ("unknown", "ssl")
+    # STARTTLS: the protocol keeps its name, and there is no tunnel.
+    starttls = Identification(service="smtp", product="Postfix smtpd", tls=TlsInfo(), confidence=10)
+    assert "tunnel" not in nmap_service(starttls)
+    assert nmap_service(starttls)["name"] == "smtp"
+    # Nothing recognised: the port table's guess, as nmap writes it.
     unknown = Identification(service=None, evidence=b"\x00\x01")
-    assert nmap_service(unknown) == {"name": "unknown", "method": "probed", "conf": "0"}
+    assert nmap_service(unknown) == {"name": "unknown", "method": "table", "conf": "3"}
+    assert nmap_service(unknown, "ssh") == {"name": "ssh", "method": "table", "conf": "3"}
+    assert nmap_service(None, "ssh") == nmap_service(unknown, "ssh")
+    # nmap's probes name these otherwise than the registry (ndiff against nmap -sV).
+    memcached = Identification(service="memcache", product="memcached", confidence=10)
+    assert nmap_service(memcached)["name"] == "memcached"
+    assert nmap_service(Identification(service="rfb", confidence=10))["name"] == "vnc"
 
 
 @pytest.mark.parametrize(

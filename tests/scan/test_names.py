@@ -8,8 +8,7 @@ import pytest
 
 from portkit.registry import default_registry
 from portkit.scan import _names
-from portkit.scan._names import load_table, store_table
-from portkit.scan._scan import expected_names
+from portkit.scan._names import expected_names, load_table, store_table
 
 
 @pytest.fixture

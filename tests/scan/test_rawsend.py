@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portkit.scan._names import BackgroundNames
 from portkit.scan._rawsend import (
     PACKET_SIZE,
     BatchReceiver,
@@ -20,7 +19,6 @@ from portkit.scan._rawsend import (
     ipv4_header,
     sockaddr_in,
 )
-from portkit.scan._scan import expected_names
 from portkit.scan._syn import _raw_socket
 from portkit.scan._synwire import base_sum, syn_packet, write_syn
 
@@ -171,54 +169,6 @@ def test_batches_reach_the_kernel_and_replies_come_back(
     assert answers.pop(listener) & 0x12 == 0x12  # SYN-ACK from the listener
     assert len(answers) == count
     assert all(flags & 0x04 for flags in answers.values())  # RST from each closed port
-
-
-def test_background_names_equal_the_table() -> None:
-    ports = list(range(1, 5000))
-    names = BackgroundNames(lambda: expected_names("tcp", ports))
-    try:
-        assert names.wait() == expected_names("tcp", ports)
-        assert names.poll() == names.wait()
-        assert names.fileno() is None
-    finally:
-        names.close()
-    names.close()  # idempotent
-
-
-def test_background_names_poll_does_not_block() -> None:
-    read_fd, write_fd = os.pipe()
-    parent = os.getpid()
-
-    def build() -> list[str | None]:
-        if os.getpid() != parent:
-            os.read(read_fd, 1)  # the forked process waits for the test's go
-        return ["x"]
-
-    names = BackgroundNames(build)
-    try:
-        assert names.poll() is None  # not built yet: poll answers at once
-        assert names.fileno() is not None
-        os.write(write_fd, b"g")
-        assert names.wait() == ["x"]
-    finally:
-        names.close()
-        os.close(read_fd)
-        os.close(write_fd)
-
-
-def test_background_names_failure_builds_here() -> None:
-    parent = os.getpid()
-
-    def build() -> list[str | None]:
-        if os.getpid() != parent:
-            raise RuntimeError("fails in the forked process only")
-        return ["built here"]
-
-    names = BackgroundNames(build)
-    try:
-        assert names.wait() == ["built here"]
-    finally:
-        names.close()
 
 
 @needs_root

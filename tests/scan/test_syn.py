@@ -387,6 +387,7 @@ def test_cli_counts_give_the_library_scans_report(
 
 @needs_root
 @pytest.mark.root
+@pytest.mark.usefixtures("names_cache")  # cold and warm: the first scan after an install too
 async def test_counts_pass_through_identification(listeners: list[Listener]) -> None:
     # With detect, open ports wait for identification; the counts of the closed ports
     # must still reach the caller, and every probe is accounted for once.

@@ -23,7 +23,13 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn, Protocol, cast
 
-from portkit._errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, PortkitError
+from portkit._errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    PortkitError,
+    UsageError,
+)
 
 __all__ = ["console_main", "main"]
 
@@ -39,10 +45,36 @@ class CommandModule(Protocol):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line and exit with status 2."""
+    """An argument parser whose errors are one line and exit with status 2.
+
+    An unknown option gets the nearest known one as a suggestion, and the help it points
+    to is the invoked command's (``portkit scan --help``), not the top level's.
+    """
+
+    #: set on the top-level parser: the invoked command's parser, once known
+    command_parser: argparse.ArgumentParser | None = None
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        target = self.command_parser or self
+        hint = _option_hint(message, target)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see '{target.prog} --help')\n")
+
+
+def _option_hint(message: str, parser: argparse.ArgumentParser) -> str:
+    """``; did you mean --json?`` for an unrecognised option close to a known one."""
+    prefix = "unrecognized arguments: "
+    if not message.startswith(prefix):
+        return ""
+    import difflib
+
+    known = [o for action in parser._actions for o in action.option_strings]
+    for word in message.removeprefix(prefix).split():
+        flag = word.partition("=")[0]
+        if flag.startswith("-"):
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
 
 
 def _command_names() -> list[str]:
@@ -78,7 +110,10 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def _build_parser(wanted: str | None) -> tuple[_Parser, dict[str, CommandModule]]:
+def _build_parser(
+    wanted: str | None, *, everything: bool = False
+) -> tuple[_Parser, dict[str, CommandModule]]:
+    """The parser with only ``wanted`` configured (or every command, for completion)."""
     names = _command_names()
     parser = _Parser(
         prog=PROG,
@@ -100,7 +135,7 @@ def _build_parser(wanted: str | None) -> tuple[_Parser, dict[str, CommandModule]
     for name in names:
         # Only the command being run is imported and configured; `portkit --help` imports
         # the others for their one-line summaries only.
-        if wanted is not None and name != wanted:
+        if wanted is not None and name != wanted and not everything:
             continue
         module = _load(name)
         cmd_parser = sub.add_parser(
@@ -110,6 +145,8 @@ def _build_parser(wanted: str | None) -> tuple[_Parser, dict[str, CommandModule]
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if name == wanted:
+            parser.command_parser = cmd_parser
+        if name == wanted or everything:
             loaded[name] = module
             cmd_parser.add_argument(
                 "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
@@ -119,18 +156,39 @@ def _build_parser(wanted: str | None) -> tuple[_Parser, dict[str, CommandModule]
 
 
 def _wanted_command(argv: Sequence[str]) -> str | None:
-    names = set(_command_names())
+    """The command ``argv`` names (its first non-option word), or None.
+
+    Raises:
+        UsageError: that word is no command; the message suggests the nearest one.
+    """
+    names = _command_names()
     for token in argv:
         if token.startswith("-"):
             continue
-        return token if token in names else None
+        if token in names:
+            return token
+        import difflib
+
+        close = difflib.get_close_matches(token, names, n=2, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise UsageError(f"unknown command {token!r}{hint} (see '{PROG} --help')")
     return None
+
+
+def full_parser() -> argparse.ArgumentParser:
+    """The parser with every command configured: what shell completion is generated from."""
+    return _build_parser(None, everything=True)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser, loaded = _build_parser(_wanted_command(args_list))
+    try:
+        wanted = _wanted_command(args_list)
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    parser, loaded = _build_parser(wanted)
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # --help, --version and usage errors end here

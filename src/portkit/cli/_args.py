@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from portkit.endpoint import Endpoint
 
-__all__ = ["add_target_arguments", "target_endpoint"]
+__all__ = ["PortArgument", "add_target_arguments", "port_argument", "target_endpoint"]
+
+
+class PortArgument(NamedTuple):
+    """A port named on the command line, and the transport the text named (if any)."""
+
+    port: int
+    transport: str | None  #: "tcp" or "udp" when written (``53/udp``, ``udp://``), else None
 
 
 def add_target_arguments(
@@ -17,9 +24,12 @@ def add_target_arguments(
     target_help: str = "URL, host:port, host:service or host",
     service_help: str,
     service_metavar: str = "SERVICE",
+    target_optional: bool = False,
 ) -> None:
     """Add the positional ``TARGET`` and optional ``SERVICE`` (read by :func:`target_endpoint`)."""
-    parser.add_argument("target", metavar="TARGET", help=target_help)
+    parser.add_argument(
+        "target", metavar="TARGET", nargs="?" if target_optional else None, help=target_help
+    )
     parser.add_argument("service", metavar=service_metavar, nargs="?", help=service_help)
 
 
@@ -34,3 +44,21 @@ def target_endpoint(args: argparse.Namespace, *, default_scheme: str | None = No
     if args.service is not None:
         return parse_host_service(args.target, args.service)
     return parse_endpoint(args.target, default_scheme=default_scheme)
+
+
+def port_argument(text: str) -> PortArgument:
+    """Read a port the way every endpoint is read: ``8080``, ``http``, ``53/udp``,
+    ``domain/udp``, ``localhost:8080``, ``http://localhost:8080/``, ``udp://host:53``.
+
+    Raises:
+        EndpointError: text that names no port, quoting it.
+    """
+    from portkit.endpoint import parse_endpoint
+    from portkit.endpoint._parse import port_of
+
+    if ":" not in text:  # a port or service name, perhaps with /udp
+        port, transport, written = port_of(text)
+        return PortArgument(port, transport if written else None)
+    endpoint = parse_endpoint(text)  # a URL or host:port: the endpoint parser reads it whole
+    written = endpoint.scheme in ("tcp", "udp") or text.strip().lower().endswith(("/tcp", "/udp"))
+    return PortArgument(endpoint.port, endpoint.transport if written else None)

@@ -16,7 +16,10 @@ EXIT_NOTHING_LISTENS = 1
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--port", type=int, metavar="N", help="only port N: answers 'who holds port N?'"
+        "--port",
+        metavar="PORT",
+        help="only this port: answers 'who holds it?'. A number, a service name (http), "
+        "53/udp, host:port or a URL, read as 'portkit connect' reads them",
     )
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--tcp", action="store_true", help="TCP sockets only")
@@ -26,6 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "examples:\n"
         "  portkit listening              every listening socket, with pid, process and user\n"
         "  portkit listening --port 3000  who holds port 3000?\n"
+        "  portkit listening --port http  who holds http's port (80)?\n"
+        "  portkit listening --port domain/udp\n"
+        "  portkit listening --port http://localhost:8080/\n"
         "  portkit listening --tcp --json\n\n"
         "Without root, owners of other users' sockets are hidden (shown as '-').\n"
         f"With --port, the exit status is {EXIT_NOTHING_LISTENS} when nothing listens there."
@@ -82,15 +88,24 @@ def _as_json(listing: Listing) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from portkit._errors import UsageError
+    from portkit.cli._args import port_argument
     from portkit.cli._output import print_json, print_table
     from portkit.client import listening_sockets
 
-    transports = ("tcp",) if args.tcp else ("udp",) if args.udp else ("tcp", "udp")
-    listing = listening_sockets(port=args.port, transports=transports)
+    port = written = None
+    if args.port is not None:
+        port, written = port_argument(args.port)
+    flag = "tcp" if args.tcp else "udp" if args.udp else None
+    if written and flag and written != flag:
+        raise UsageError(f"--port {args.port!r} names {written}, but --{flag} was given")
+    transport = flag or written
+    transports = (transport,) if transport else ("tcp", "udp")
+    listing = listening_sockets(port=port, transports=transports)
     if args.json:
         print_json(_as_json(listing))
-    elif args.port is not None:
-        print(who_holds(args.port, listing))
+    elif port is not None:
+        print(who_holds(port, listing))
     else:
         rows = [
             (
@@ -110,6 +125,6 @@ def run(args: argparse.Namespace) -> int:
                 f"\n{listing.hidden_owners} socket(s) belong to processes this user may not "
                 "inspect; run as root to see their owners"
             )
-    if args.port is not None and not listing.sockets:
+    if port is not None and not listing.sockets:
         return EXIT_NOTHING_LISTENS
     return 0

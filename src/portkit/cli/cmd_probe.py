@@ -100,7 +100,7 @@ def _where(host: str, port: int, transport: str) -> str:
 
 def as_json(endpoint: Endpoint, result: PortResult) -> dict[str, Any]:
     """The ``--json`` document (keys documented in docs/identify.md)."""
-    from portkit.proto import printable
+    from portkit._display import printable
     from portkit.report._json import identification_json
     from portkit.scan import same_protocol
 
@@ -121,7 +121,7 @@ def as_json(endpoint: Endpoint, result: PortResult) -> dict[str, Any]:
 
 
 def _print_human(endpoint: Endpoint, result: PortResult) -> None:
-    from portkit.proto import printable
+    from portkit._display import escape_controls, printable
     from portkit.scan import same_protocol
 
     found = result.identified
@@ -158,7 +158,13 @@ def _print_human(endpoint: Endpoint, result: PortResult) -> None:
         lines.append(("expected", f"{expected}: could not confirm"))
     tls = found.tls if found is not None else None
     if tls is not None:
-        lines.append(("tls", " ".join(x for x in (tls.version, tls.cipher) if x)))
+        from portkit.proto import plain_name
+
+        how = " ".join(x for x in (tls.version, tls.cipher) if x)
+        service = found.service if found is not None else None
+        if service not in (None, "tls") and plain_name(service or "") is None:
+            how += " (after STARTTLS)"  # a plain protocol that upgraded
+        lines.append(("tls", how))
         if tls.alpn:
             lines.append(("alpn", tls.alpn))
         if tls.subject:
@@ -169,7 +175,8 @@ def _print_human(endpoint: Endpoint, result: PortResult) -> None:
             lines.append(("names", ", ".join(tls.subject_alt_names)))
     if found is not None and found.evidence:
         lines.append(("evidence", printable(found.evidence[:96])))
-    print(f"probe {_where(endpoint.host, endpoint.port, result.transport)}")
+    print(f"probe {escape_controls(_where(endpoint.host, endpoint.port, result.transport))}")
     width = max(len(name) for name, _ in lines)
     for name, value in lines:
-        print(f"  {name.ljust(width)}  {value}")
+        # Products, titles and certificate fields are the server's words: escaped.
+        print(f"  {name.ljust(width)}  {escape_controls(value)}")

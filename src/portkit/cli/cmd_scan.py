@@ -20,7 +20,8 @@ examples:
 
 states: open (an application accepted), closed (refused), filtered (no answer after
 the retries), open|filtered (UDP: silence). Output formats: table (default), json
-(one document), jsonl (one line per result, streamed), grep, xml (nmap's XML).
+(one document), jsonl (one line per result, streamed), grep, xml (nmap's XML),
+html (one self-contained page; also from a saved scan: portkit report scan.json -o html).
 """
 
 
@@ -85,12 +86,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="re-sends of an unanswered probe (default 2)",
     )
     parser.add_argument(
-        "--detect", action="store_true", help="identify what answers on each open TCP port"
+        "--detect",
+        action="store_true",
+        help="identify what answers on each open TCP port and open or silent UDP port",
     )
     parser.add_argument(
         "-o",
         "--format",
-        choices=("table", "json", "jsonl", "grep", "xml"),
+        # The names of portkit.report.FORMATS (a test keeps them equal), written out so
+        # that configuring the parser does not import every report.
+        choices=("table", "json", "jsonl", "grep", "xml", "html"),
         default="table",
         help="output format (default table)",
     )

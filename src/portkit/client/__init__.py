@@ -2,7 +2,10 @@
 
 - :func:`listening_sockets` — this machine's listening sockets and their owners;
 - :func:`free_ports` — ports free to bind now, away from well-known and dev ports;
-- :func:`converse` — a port-aware netcat: bytes between a source, a sink and an application.
+- :func:`converse` — a port-aware netcat: bytes between a source, a sink and an
+  application over TCP, with implicit TLS or STARTTLS;
+- :func:`converse_udp` — the same with UDP datagrams;
+- :func:`listen` — netcat's listen mode: wait for one peer (TCP or UDP), then talk.
 
 The connection half (asyncio, ssl) is imported on first use, so that ``portkit
 listening`` and ``portkit free-port`` start without it.
@@ -23,42 +26,57 @@ if TYPE_CHECKING:
         Timeouts,
         TlsError,
         converse,
+        crlf,
         read_fd,
         tls_context,
     )
+    from portkit.client._listen import DEFAULT_BIND, listen
+    from portkit.client._udp import MAX_DATAGRAM, UDP_LINGER, converse_udp
 
 __all__ = [
+    "DEFAULT_BIND",
     "DEFAULT_CONNECT_TIMEOUT",
+    "MAX_DATAGRAM",
+    "UDP_LINGER",
     "Conversation",
     "ListeningSocket",
     "Listing",
     "Timeouts",
     "TlsError",
     "converse",
+    "converse_udp",
+    "crlf",
     "ephemeral_range",
     "free_ports",
     "is_free",
+    "listen",
     "listening_sockets",
     "read_fd",
     "tls_context",
 ]
 
-_LAZY = frozenset(
-    {
-        "DEFAULT_CONNECT_TIMEOUT",
-        "Conversation",
-        "Timeouts",
-        "TlsError",
-        "converse",
-        "read_fd",
-        "tls_context",
-    }
-)
+# Which private module holds each name imported on first use.
+_LAZY = {
+    "DEFAULT_CONNECT_TIMEOUT": "_connect",
+    "Conversation": "_connect",
+    "Timeouts": "_connect",
+    "TlsError": "_connect",
+    "converse": "_connect",
+    "crlf": "_connect",
+    "read_fd": "_connect",
+    "tls_context": "_connect",
+    "DEFAULT_BIND": "_listen",
+    "listen": "_listen",
+    "MAX_DATAGRAM": "_udp",
+    "UDP_LINGER": "_udp",
+    "converse_udp": "_udp",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("portkit.client._connect"), name)
+    value = getattr(importlib.import_module(f"portkit.client.{module}"), name)
     globals()[name] = value  # once imported, a plain module attribute
     return value

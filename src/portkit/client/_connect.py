@@ -21,6 +21,7 @@ import asyncio
 import errno
 import logging
 import os
+import re
 import socket
 import ssl
 import stat
@@ -35,6 +36,7 @@ from portkit._errors import (
     EndpointError,
     NetworkError,
     ResolveError,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ __all__ = [
     "Timeouts",
     "TlsError",
     "converse",
+    "crlf",
     "read_fd",
     "tls_context",
 ]
@@ -207,8 +210,23 @@ async def read_fd(fd: int) -> AsyncIterator[bytes]:
         os.set_blocking(fd, was_blocking)
 
 
+async def crlf(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Yield ``source`` with each bare LF made CRLF (``--crlf``: text protocols such as
+    SMTP, RFC 5321 section 2.3.8, want CRLF line ends); existing CRLFs stay as they are."""
+    after_cr = False
+    async for chunk in source:
+        if not chunk:
+            continue
+        out = re.sub(rb"(?<!\r)\n", b"\r\n", chunk)
+        if after_cr and chunk[:1] == b"\n":
+            out = out[1:]  # a CRLF split across two reads: its LF was made CRLF above
+        after_cr = chunk[-1:] == b"\r"
+        yield out
+
+
 async def _close(writer: asyncio.StreamWriter) -> None:
     """Close the connection; a TLS close_notify gets a bounded wait for the peer's."""
+    peer = writer.get_extra_info("peername")  # a closed TLS transport cannot tell any more
     writer.close()
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -217,7 +235,7 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
     except (ConnectionError, ssl.SSLError) as exc:
         # The peer went first (reset, or no close_notify): the socket is closed either way.
-        logger.debug("closing %s: %s", writer.get_extra_info("peername"), exc)
+        logger.debug("closing %s: %s", peer, exc)
 
 
 async def converse(
@@ -228,35 +246,120 @@ async def converse(
     *,
     tls: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    starttls: str | None = None,
     timeouts: Timeouts = Timeouts(),  # frozen, so one shared default is safe
     on_connect: Callable[[tuple[str, int], TlsInfo | None], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> Conversation:
-    """Connect to (``host``, ``port``) and copy ``source`` to it and its replies to ``sink``.
+    """Connect to (``host``, ``port``) over TCP and copy ``source`` to it and its replies
+    to ``sink``.
 
     Args:
         host: a name or address; every address it resolves to is tried in turn.
-        port: 1-65535.
+        port: 1-65535 (nothing listens on port 0).
         source: the bytes to send; its end half-closes the connection (plain TCP).
         sink: called with each chunk the peer sends, in order.
-        tls: a client context for implicit TLS (:func:`tls_context`), or ``None``.
+        tls: a client context: implicit TLS from the first byte, or after ``starttls``.
         server_hostname: the name to verify the certificate against (default ``host``).
-        timeouts: connect and idle limits.
-        on_connect: called once connected with the peer address and the TLS summary.
+        starttls: upgrade in-band first (``smtp``, ``imap``, ``pop3``, ``ftp``); needs
+            ``tls``.
+        timeouts: connect and idle limits; the STARTTLS dialogue counts as connecting.
+        on_connect: called once connected (and upgraded) with the peer address and the
+            TLS summary.
+        on_status: called with a line saying what the STARTTLS dialogue did.
 
     Returns:
         What happened: bytes each way, who closed, the TLS summary.
 
     Raises:
-        EndpointError: ``port`` is not 1-65535.
+        EndpointError: ``port`` is 0 or above 65535.
+        UsageError: ``starttls`` without ``tls``, or an unknown ``starttls`` protocol.
         ConnectionRefused, ConnectTimeout, ResolveError, TlsError, NetworkError.
+        RemoteProtocolError: the server refused the STARTTLS dialogue.
     """
-    if not 1 <= port <= 65535:
-        raise EndpointError(f"cannot connect to port {port}: ports are 1-65535")
+    _check_port(port)
+    if starttls is not None and tls is None:
+        raise UsageError("starttls needs a TLS context to upgrade with")
+    implicit = tls if starttls is None else None
     reader, writer = await _open(
-        host, port, tls=tls, server_hostname=server_hostname, connect_timeout=timeouts.connect
+        host,
+        port,
+        tls=implicit,
+        server_hostname=server_hostname,
+        connect_timeout=timeouts.connect,
     )
+    try:
+        if starttls is not None and tls is not None:
+            where = _where(host, port)
+            try:
+                async with asyncio.timeout(timeouts.connect):
+                    said = await _starttls(
+                        reader, writer, starttls, tls, server_hostname or host, where
+                    )
+            except TimeoutError as exc:
+                raise ConnectTimeout(
+                    f"{starttls} starttls with {where} did not finish within {timeouts.connect:g} s"
+                ) from exc
+            if on_status is not None:
+                on_status(f"{starttls} starttls: the server said {said!r}; TLS started")
+    except BaseException:
+        writer.transport.abort()
+        raise
+    return await _pump(reader, writer, source, sink, timeouts=timeouts, on_connect=on_connect)
+
+
+async def _starttls(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    protocol: str,
+    tls: ssl.SSLContext,
+    server_hostname: str,
+    where: str,
+) -> str:
+    """Run the STARTTLS dialogue, then the handshake; return the server's go-ahead line."""
+    from portkit.proto.starttls import StartTlsClient
+
+    dialogue = StartTlsClient(protocol)
+    while True:
+        try:
+            chunk = await reader.read(READ_SIZE)
+        except ConnectionResetError as exc:
+            raise NetworkError(f"connection to {where} reset by peer during starttls") from exc
+        if dialogue.receive(chunk):
+            break
+        writer.write(dialogue.data_to_send())
+        await writer.drain()
+    try:
+        await writer.start_tls(tls, server_hostname=server_hostname)
+    except ssl.SSLCertVerificationError as exc:
+        raise TlsError(
+            f"tls handshake with {where} failed: {exc.verify_message} "
+            "(--insecure skips verification, --cafile names a trusted certificate)"
+        ) from exc
+    except ssl.SSLError as exc:
+        raise TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}") from exc
+    return dialogue.transcript[-1]
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise EndpointError(f"port must be 0-65535, not {port}")
+    if port == 0:
+        raise EndpointError("cannot connect to port 0: nothing can listen on port 0")
+
+
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    source: AsyncIterator[bytes],
+    sink: Callable[[bytes], None],
+    *,
+    timeouts: Timeouts,
+    on_connect: Callable[[tuple[str, int], TlsInfo | None], None] | None,
+) -> Conversation:
+    """Copy bytes both ways on an open stream until the peer closes; then close it."""
     peername = writer.get_extra_info("peername")
-    peer = (str(peername[0]), int(peername[1])) if peername else (host, port)
+    peer = (str(peername[0]), int(peername[1]))
     tls_info = _tls_info(writer)
     if on_connect is not None:
         on_connect(peer, tls_info)
@@ -294,17 +397,13 @@ async def converse(
             received += len(chunk)
             last_activity = time.monotonic()
 
-    async def watchdog(idle: float) -> None:
-        while True:
-            remaining = last_activity + idle - time.monotonic()
-            if remaining <= 0:
-                raise ConnectTimeout(f"no data to or from {where} for {idle:g} s")
-            await asyncio.sleep(remaining)
+    def idle_since() -> float:
+        return last_activity
 
     down = asyncio.ensure_future(downstream())
     guards = [down, asyncio.ensure_future(upstream())]
     if timeouts.idle is not None:
-        guards.append(asyncio.ensure_future(watchdog(timeouts.idle)))
+        guards.append(asyncio.ensure_future(_watchdog(timeouts.idle, idle_since, where)))
     try:
         # The conversation ends when the peer closes (down finishes) or something
         # fails; the source ending alone only half-closes.
@@ -325,3 +424,12 @@ async def converse(
         closed_by_peer=not source_done,
         tls=tls_info,
     )
+
+
+async def _watchdog(idle: float, last_activity: Callable[[], float], where: str) -> None:
+    """Raise ConnectTimeout once nothing has moved for ``idle`` seconds."""
+    while True:
+        remaining = last_activity() + idle - time.monotonic()
+        if remaining <= 0:
+            raise ConnectTimeout(f"no data to or from {where} for {idle:g} s")
+        await asyncio.sleep(remaining)

@@ -103,7 +103,7 @@ def free_ports(
         rng: the random source for the default start (tests pass a seeded one).
 
     Raises:
-        PortSpecError: ``near`` outside 1-65535 or an unknown transport.
+        PortSpecError: ``near`` outside 0-65535 or an unknown transport.
         UsageError: ``count`` outside 1-1000.
         NetworkError: fewer than ``count`` ports are free on this machine.
     """
@@ -114,8 +114,8 @@ def free_ports(
     low, high = ephemeral_range()
     if near is None:
         near = (rng or random.SystemRandom()).randrange(10000, max(low, 10001))
-    elif not 1 <= near <= 65535:
-        raise PortSpecError(f"port must be 1-65535, not {near}")
+    elif not 0 <= near <= 65535:  # the one wording of port ranges, as everywhere
+        raise PortSpecError(f"port must be 0-65535, not {near}")
 
     from portkit.registry import default_registry
 

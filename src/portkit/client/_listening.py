@@ -105,11 +105,13 @@ def listening_sockets(
         The sockets sorted by (port, transport, address), with owners where visible.
 
     Raises:
-        PortSpecError: ``port`` is not 1-65535 or a transport is unknown.
+        PortSpecError: ``port`` is not 0-65535 or a transport is unknown.
         PrivilegeError: the kernel's socket table cannot be read at all.
     """
-    if port is not None and not 1 <= port <= 65535:
-        raise PortSpecError(f"port must be 1-65535, not {port}")
+    # Port numbers are 0-65535, worded so everywhere; nothing is ever bound to 0, so
+    # asking about it is a valid question whose answer is "nothing listens".
+    if port is not None and not 0 <= port <= 65535:
+        raise PortSpecError(f"port must be 0-65535, not {port}")
     wanted = tuple(transports)
     for transport in wanted:
         if transport not in _TRANSPORTS:

@@ -7,12 +7,17 @@ Accepted forms::
     example.com:8080   [::1]:8080             host:port
     example.com:https                         host:service (port from the registry)
     example.com        ::1                    a bare host, with a default scheme
+    example.com:53/udp  example.com:domain/udp   a transport after host:port or host:service
+    udp://example.com:53   tcp://host:7           the transport as the scheme (port required)
     ("example.org", "smtp")                   the two-argument form, parse_host_service()
 
 For the web's special schemes (http, https, ws, wss, ftp) the URL Standard decides
 everything about the port: a port equal to the scheme's default is dropped, leading
 zeros are ignored, an empty port means the default, and anything non-digit or above
-65535 is a failure. Every other scheme's default port comes from the registry.
+65535 is a failure. Every other scheme's default port comes from the registry. As the
+URL Standard does, ASCII tab and newline characters are removed from every form before
+parsing (a URL pasted across lines is the URL), after leading and trailing C0 controls
+and spaces are stripped.
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ MAX_PORT = 65535
 # The URL Standard strips leading and trailing "C0 control or space" from a URL; do the
 # same for every form.
 _C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
+# ... and removes every ASCII tab or newline anywhere in it (URL parsing, step 3).
+_TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
+# A transport written after host:port or host:service: "example.com:53/udp".
+_TRANSPORT_SUFFIX = re.compile(r"(?P<rest>.+)/(?P<transport>tcp|udp)", re.IGNORECASE)
+# Schemes that name a transport rather than a protocol: udp://host:53.
+_TRANSPORT_SCHEMES = frozenset({"tcp", "udp"})
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
@@ -191,7 +202,7 @@ def parse_endpoint(
     Raises:
         EndpointError: the text is not an endpoint; the message quotes it.
     """
-    stripped = text.strip(_C0_AND_SPACE)
+    stripped = text.strip(_C0_AND_SPACE).translate(_TAB_OR_NEWLINE)
     if not stripped:
         raise EndpointError(f"empty endpoint {text!r}")
     reg = registry if registry is not None else _default_registry()
@@ -217,7 +228,31 @@ def parse_host_service(
         host = f"[{host}]"
     if not host.startswith("[") and ":" in host:
         raise EndpointError(f"host must not carry a port in {text!r}; give the port separately")
-    return _from_parts(text, host, service.strip(), reg)
+    service, transport = _split_transport(service.strip())
+    return _from_parts(text, host, service, reg, transport=transport)
+
+
+def port_of(text: str, *, registry: ServiceDirectory | None = None) -> tuple[int, str, bool]:
+    """Read a port alone: ``8080``, ``http``, ``53/udp``, ``domain/udp``.
+
+    Returns:
+        (port, transport, whether the text wrote the transport).
+
+    Raises:
+        EndpointError: not a port number 0-65535 or a registered service; quoting ``text``.
+    """
+    reg = registry if registry is not None else _default_registry()
+    body, transport = _split_transport(text.strip(_C0_AND_SPACE).translate(_TAB_OR_NEWLINE))
+    endpoint = _from_parts(text, "localhost", body, reg, transport=transport)
+    return endpoint.port, endpoint.transport, transport is not None
+
+
+def _split_transport(text: str) -> tuple[str, str | None]:
+    """``53/udp`` -> (``53``, ``udp``); text without a transport suffix is returned whole."""
+    match = _TRANSPORT_SUFFIX.fullmatch(text)
+    if match is None:
+        return text, None
+    return match["rest"], match["transport"].lower()
 
 
 def _default_registry() -> ServiceDirectory:
@@ -272,7 +307,7 @@ def _from_url(text: str, url: str, reg: ServiceDirectory, *, form: EndpointForm)
         # normalisation (IDNA, lower case, IPv4 forms) a special scheme would.
         host, host_type = _normalise_host(raw_host, text)
 
-    info = _lookup(scheme, reg)
+    info = None if scheme in _TRANSPORT_SCHEMES else _lookup(scheme, reg)
     explicit = int(parts["port"]) if parts["port"] else None
     source: PortSource
     if explicit is not None:
@@ -280,6 +315,8 @@ def _from_url(text: str, url: str, reg: ServiceDirectory, *, form: EndpointForm)
     elif info is not None:
         port, source = info.port, "scheme-default" if special else "registry"
     else:
+        if scheme in _TRANSPORT_SCHEMES:
+            raise EndpointError(f"no port in {text!r}: {scheme}:// needs one ({scheme}://host:53)")
         raise EndpointError(
             f"no port in {text!r} and no registered default port for scheme {scheme!r}"
         )
@@ -296,7 +333,7 @@ def _from_url(text: str, url: str, reg: ServiceDirectory, *, form: EndpointForm)
         explicit_port=explicit,
         default_port=info.port if info else None,
         port_source=source,
-        transport=info.transport if info else "tcp",
+        transport=info.transport if info else scheme if scheme in _TRANSPORT_SCHEMES else "tcp",
         service=info.service if info else None,
         tls=info.tls if info else False,
         path=str(parts["pathname"]),
@@ -309,8 +346,9 @@ def _from_url(text: str, url: str, reg: ServiceDirectory, *, form: EndpointForm)
 def _from_host_text(
     text: str, stripped: str, default_scheme: str | None, reg: ServiceDirectory
 ) -> Endpoint:
+    stripped, transport = _split_transport(stripped)
     service_form = _HOST_SERVICE.fullmatch(stripped)
-    if default_scheme is not None and service_form is None:
+    if default_scheme is not None and service_form is None and transport is None:
         # host, host:port, [v6]:port, even host:port/path: exactly the URL they abbreviate.
         scheme = default_scheme.lower()
         if _SCHEME.fullmatch(scheme) is None:
@@ -325,7 +363,7 @@ def _from_host_text(
             f"no port in {text!r}: give host:port, host:service or a URL (https://{host})"
         )
     # host:service names its own protocol; a default scheme does not apply.
-    return _from_parts(text, host, port_text, reg)
+    return _from_parts(text, host, port_text, reg, transport=transport)
 
 
 def _port_text(after_scheme: str) -> str | None:
@@ -337,8 +375,19 @@ def _port_text(after_scheme: str) -> str | None:
     return re.sub(r"[\t\n\r]", "", after_host.rpartition(":")[2])
 
 
-def _from_parts(text: str, host_text: str, port_text: str, reg: ServiceDirectory) -> Endpoint:
-    """Build an endpoint from a host and a port number or service name (no scheme)."""
+def _from_parts(
+    text: str,
+    host_text: str,
+    port_text: str,
+    reg: ServiceDirectory,
+    *,
+    transport: str | None = None,
+) -> Endpoint:
+    """Build an endpoint from a host and a port number or service name (no scheme).
+
+    ``transport`` is the one the text named (``/udp``); ``None`` means tcp for a port
+    number and the registry's transport for a service name.
+    """
     if not host_text:
         raise EndpointError(f"empty host in {text!r}")
     if not port_text:
@@ -346,9 +395,10 @@ def _from_parts(text: str, host_text: str, port_text: str, reg: ServiceDirectory
     host, host_type = _normalise_host(host_text, text)
     if _ASCII_DIGITS.fullmatch(port_text):
         port = _check_port(port_text, text)
-        entries = [e for e in reg.by_port(port, "tcp") if e.name]
+        wanted = transport or "tcp"
+        entries = [e for e in reg.by_port(port, wanted) if e.name]
         service = entries[0].name if entries else None
-        info = _lookup(service, reg) if service else None
+        info = _lookup(service, reg, (wanted,)) if service else None
         return Endpoint(
             text=text,
             form="host-port",
@@ -359,15 +409,20 @@ def _from_parts(text: str, host_text: str, port_text: str, reg: ServiceDirectory
             explicit_port=port,
             default_port=None,
             port_source="explicit",
-            transport="tcp",
+            transport=wanted,
             service=service,
             tls=info.tls if info is not None and info.port == port else False,
             note=entries[0].note if entries else "",
         )
     if not any(c.isalpha() for c in port_text):
         raise EndpointError(f"port must be a number 0-{MAX_PORT}, not {port_text!r} in {text!r}")
-    info = _lookup(port_text, reg) if _SERVICE_NAME.fullmatch(port_text) else None
+    transports = ("tcp", "udp") if transport is None else (transport,)
+    info = _lookup(port_text, reg, transports) if _SERVICE_NAME.fullmatch(port_text) else None
     if info is None:
+        if transport is not None and _lookup(port_text, reg) is not None:
+            raise EndpointError(
+                f"service {port_text!r} has no registered {transport} port in {text!r}"
+            )
         raise EndpointError(
             f"unknown service {port_text!r} in {text!r}: "
             "expected a port number 0-65535 or a registered service name"
@@ -470,9 +525,11 @@ def _check_port(digits: str, text: str) -> int:
     return int(significant)
 
 
-def _lookup(name: str, reg: ServiceDirectory) -> ServiceInfo | None:
+def _lookup(
+    name: str, reg: ServiceDirectory, transports: tuple[str, ...] = ("tcp", "udp")
+) -> ServiceInfo | None:
     try:
-        return service_info(name, reg)
+        return service_info(name, reg, transports)
     except LookupNotFound:
         return None
 

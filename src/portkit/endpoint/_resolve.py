@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from portkit._errors import EndpointError, ResolveError
-from portkit.endpoint._parse import Endpoint
+from portkit.endpoint._parse import Endpoint, parse_endpoint
 
 __all__ = ["DEFAULT_RESOLVE_TIMEOUT", "Address", "Resolution", "SrvRecord", "resolve", "srv_name"]
 
@@ -65,7 +65,7 @@ def srv_name(endpoint: Endpoint) -> str:
 
 
 async def resolve(
-    endpoint: Endpoint,
+    endpoint: Endpoint | str,
     *,
     addresses: bool = True,
     srv: bool = False,
@@ -79,7 +79,8 @@ async def resolve(
     ``/etc/hosts`` applies); SRV records from dnspython's asynchronous resolver.
 
     Args:
-        endpoint: a parsed endpoint.
+        endpoint: a parsed endpoint, or text for :func:`parse_endpoint`
+            (``"http://localhost:8080/"``, ``"example.com:imaps"``).
         addresses: look up the host's addresses.
         srv: also query ``_service._transport.host`` for SRV records.
         nameserver: the DNS server for the SRV query (default: the system's).
@@ -88,8 +89,11 @@ async def resolve(
 
     Raises:
         ResolveError: the host does not resolve, or DNS failed or timed out.
-        EndpointError: ``srv`` was asked for an endpoint that has no SRV name.
+        EndpointError: ``endpoint`` is text that does not parse, or ``srv`` was asked
+            for an endpoint that has no SRV name.
     """
+    if isinstance(endpoint, str):
+        endpoint = parse_endpoint(endpoint)
     name = srv_name(endpoint) if srv else None  # bad requests fail before any I/O
     found: tuple[Address, ...] = ()
     if addresses:

@@ -107,11 +107,14 @@ def describes_tls(description: str) -> bool:
     return _TLS_WORD.search(description) is not None
 
 
-def service_info(name: str, registry: ServiceDirectory) -> ServiceInfo:
+def service_info(
+    name: str, registry: ServiceDirectory, transports: Sequence[str] = _TRANSPORTS
+) -> ServiceInfo:
     """Resolve a scheme or service name to its registered port, transport and TLS convention.
 
     Names are matched as the registry matches them (case-insensitive, aliases too), after
-    :data:`SCHEME_ALIASES`. TCP wins when the service is registered for both TCP and UDP.
+    :data:`SCHEME_ALIASES`. TCP wins when the service is registered for both TCP and UDP,
+    unless ``transports`` names only one.
 
     Raises:
         LookupNotFound: the registry knows no port for ``name``.
@@ -119,7 +122,7 @@ def service_info(name: str, registry: ServiceDirectory) -> ServiceInfo:
     key = name.lower()
     alias = SCHEME_ALIASES.get(key)
     wanted = alias.service if alias else key
-    for transport in _TRANSPORTS:
+    for transport in transports:
         entries = [e for e in registry.by_name(wanted, transport) if e.port is not None]
         if not entries:
             continue
@@ -137,4 +140,5 @@ def service_info(name: str, registry: ServiceDirectory) -> ServiceInfo:
             tls=tls,
             alias=alias,
         )
-    raise LookupNotFound(f"no registered port for service {name!r}")
+    only = f" over {transports[0]}" if len(transports) == 1 else ""
+    raise LookupNotFound(f"no registered port for service {name!r}{only}")

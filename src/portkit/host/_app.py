@@ -10,6 +10,7 @@ The contract, in the order the host uses it::
     kind.options            a frozen dataclass type: the kind's option schema
     kind.check(opts, where) semantic checks (a directory exists, limits make sense)
     kind.create(opts, ctx)  -> Application          (no I/O yet)
+    app.prepare()                                   (read keys; before privileges drop)
     await app.start(listeners)                      (serve on sockets the host bound)
     ... app.counters / ctx.access(...) while it runs ...
     await app.stop(grace)                           (stop accepting, drain, then abort)
@@ -52,9 +53,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import dataclasses
 import logging
+import math
 import socket
 import time
 import types
@@ -64,8 +65,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from portkit._errors import ConfigError
+from portkit.host._limits import Admission, Slot
 
 __all__ = [
+    "BACKLOG",
     "AppContext",
     "Application",
     "Counters",
@@ -74,6 +77,7 @@ __all__ = [
     "Listener",
     "StreamApplication",
     "Where",
+    "admit",
     "finish_connections",
     "option",
     "parse_options",
@@ -83,6 +87,12 @@ log = logging.getLogger("portkit.host")
 
 #: How long :class:`StreamApplication` waits for a handler to react to cancellation.
 ABORT_WAIT = 2.0
+
+#: The listen backlog of every listening socket. An application that serves on a socket
+#: must pass it on (asyncio's ``create_server`` calls ``listen()`` again, with 100 by
+#: default, and aiohttp with 128): a burst of connections beyond the backlog waits for
+#: SYN retransmissions (1 s, 3 s, ...) instead of being accepted and judged at once.
+BACKLOG = 1024
 
 OptionsT = TypeVar("OptionsT")
 _T = TypeVar("_T")
@@ -210,6 +220,13 @@ class Application(abc.ABC):
     def counters(self) -> Counters:
         return self.ctx.counters
 
+    def prepare(self) -> None:  # noqa: B027 (optional: most kinds have nothing to do)
+        """Get ready to serve while the host still has its privileges (default: nothing).
+
+        Called before :meth:`start`, and on the first start before privileges are
+        dropped: read key files only root may read, import what serving needs.
+        """
+
     @abc.abstractmethod
     async def start(self, listeners: Sequence[Listener]) -> None:
         """Begin serving on ``listeners``; return once accepting (do not block forever)."""
@@ -253,6 +270,9 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        #: Connection limits (total and per source), checked and counted as each connection
+        #: arrives; a subclass sets it from its options (None: no limit).
+        self.admission: Admission | None = None
 
     def admit(self, peer: tuple[str, int]) -> bool:
         """Whether to serve a new connection from ``peer`` (limits); default: always."""
@@ -269,7 +289,9 @@ class StreamApplication(Application, Generic[OptionsT_co]):
 
     async def start(self, listeners: Sequence[Listener]) -> None:
         for listener in listeners:
-            server = await asyncio.start_server(self._on_connection, sock=listener.sock)
+            server = await asyncio.start_server(
+                self._on_connection, sock=listener.sock, backlog=BACKLOG
+            )
             self._servers.append(server)
 
     async def _on_connection(
@@ -278,9 +300,12 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         raw_peer = writer.get_extra_info("peername")
         peer_addr = (str(raw_peer[0]), int(raw_peer[1])) if raw_peer else ("?", 0)
         peer = format_peer(peer_addr)
-        if self._stopping or not self.admit(peer_addr):
+        slot = admit(self.admission, peer_addr, self.ctx, stopping=self._stopping)
+        if slot is None or not self.admit(peer_addr):
+            if slot is not None:  # refused by the kind's own check
+                slot.release()
+                self.ctx.access(peer, "rejected")
             self.counters.rejected += 1
-            self.ctx.access(peer, "rejected")
             writer.transport.abort()
             return
         task = asyncio.current_task()
@@ -291,7 +316,10 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         try:
             await self.handle(reader, writer, peer)
         except asyncio.CancelledError:
-            raise
+            # Only stop() cancels these tasks, once the grace period is over. The task ends
+            # normally: asyncio (3.11) logs a traceback for a stream handler task that
+            # ends cancelled ("Exception in callback ... CancelledError").
+            self.ctx.logger.debug("%s: ended by stop after the grace period", peer)
         except (ConnectionError, TimeoutError) as exc:
             self.ctx.logger.info("%s: %s", peer, exc or type(exc).__name__)
         except Exception:
@@ -301,29 +329,62 @@ class StreamApplication(Application, Generic[OptionsT_co]):
         finally:
             self._tasks.discard(task)
             self.counters.closed()
+            slot.release()
             self.release(peer_addr)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+            if self._stopping:
+                writer.transport.abort()
+            else:
+                writer.close()
+            # A peer that reads nothing never lets a close flush: give it ABORT_WAIT.
+            try:
+                async with asyncio.timeout(ABORT_WAIT):
+                    await writer.wait_closed()
+            except (ConnectionError, TimeoutError, asyncio.CancelledError):
+                writer.transport.abort()
             self.ctx.logger.debug("%s: closed after %.3fs", peer, time.monotonic() - started)
 
     async def stop(self, grace: float) -> None:
         self._stopping = True
         for server in self._servers:
             server.close()  # stop accepting; connections stay
-        await finish_connections(self._tasks, grace)
+        await finish_connections(self._tasks, grace, self.ctx.logger)
         self._servers.clear()
 
 
-async def finish_connections(tasks: set[asyncio.Task[None]], grace: float) -> None:
+_UNLIMITED = Admission(2**62, 2**62)
+
+
+def admit(
+    admission: Admission | None, peer: tuple[str, int], ctx: AppContext, *, stopping: bool
+) -> Slot | None:
+    """A slot for a connection from ``peer``, or None (logged as refused, with why).
+
+    Shared by every accept path; ``admission`` None means no limit (a slot is still handed
+    out, so the caller's release path is the same).
+    """
+    if stopping:
+        ctx.access(format_peer(peer), "rejected (stopping)")
+        return None
+    slot = (admission or _UNLIMITED).admit(peer[0])
+    if slot is None and admission is not None:
+        ctx.access(format_peer(peer), f"rejected: {admission.refusal(peer[0])}")
+    return slot
+
+
+async def finish_connections(
+    tasks: set[asyncio.Task[None]], grace: float, logger: logging.Logger | None = None
+) -> None:
     """Give connection ``tasks`` ``grace`` seconds to end, then cancel what is left.
 
-    Cancelled tasks get :data:`ABORT_WAIT` seconds to unwind (close their transports).
+    Cancelled tasks get :data:`ABORT_WAIT` seconds to unwind (close their transports);
+    ``logger`` gets one line saying how many there were.
     """
     running = set(tasks)
     if not running:
         return
     _done, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
+    if pending and logger is not None:
+        logger.info("%d connections still open after %.1fs grace: ending them", len(pending), grace)
     for task in pending:
         task.cancel()
     if pending:
@@ -422,6 +483,10 @@ def _convert(raw: Any, tp: Any, key: str, where: Where) -> Any:
             return raw
     elif tp is float:
         if isinstance(raw, int | float) and not isinstance(raw, bool):
+            # TOML has nan and inf; no option means anything by them, and a nan compares
+            # false with everything (a nan timeout never fires).
+            if not math.isfinite(raw):
+                raise where.error(key, f"must be a finite number, not {raw!r}")
             return float(raw)
     elif tp is str:
         if isinstance(raw, str):

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import importlib
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from typing import Any
 
 from portkit._errors import NetworkError, PortkitError, PrivilegeError
 from portkit.host import _systemd
-from portkit.host._app import AppContext, Application, Counters, Listener
+from portkit.host._app import BACKLOG, AppContext, Application, Counters, Listener
 from portkit.host._config import AppConfig, HostConfig, ListenAddress, load_config
 from portkit.host.apps import load_kind
 
@@ -50,8 +51,12 @@ __all__ = [
 
 log = logging.getLogger("portkit.host")
 
-BACKLOG = 1024
 STATUS_INTERVAL = 1.0
+
+#: Modules the standard library imports lazily while serving: the thread pool behind
+#: ``asyncio.to_thread``/``run_in_executor``, and the IDNA codec that ``getaddrinfo``
+#: uses for a host name (forward's ``to``).
+PRELOAD = ("concurrent.futures.thread", "encodings.idna")
 
 
 class BindError(NetworkError):
@@ -160,9 +165,10 @@ class Host:
         """Bind everything, drop privileges, start every application, announce ready."""
         async with self._lock:
             fresh = self._bind_all(self.config)
-            self._drop_privileges()
             try:
-                await self._start_apps(self.config.apps, self.config)
+                await self._start_apps(
+                    self.config.apps, self.config, before_start=self._before_serving
+                )
             except BaseException:
                 await self._stop_apps(list(self._running), 0.0)
                 for key in fresh:
@@ -357,6 +363,18 @@ class Host:
                 return sock
         return None
 
+    def _before_serving(self) -> None:
+        """Import what serving will need, then drop privileges (the first start only).
+
+        After the drop, a module under a directory the new user cannot read can no longer
+        be imported, and a request that needs it fails; so nothing is left to import
+        lazily: the kinds import theirs at load, applications prepare in ``prepare()``,
+        and the standard library's own lazy imports are done here.
+        """
+        for name in PRELOAD:
+            importlib.import_module(name)
+        self._drop_privileges()
+
     def _drop_privileges(self) -> None:
         user = self.config.host.user
         if os.geteuid() != 0 or self._privileges_dropped:
@@ -385,34 +403,54 @@ class Host:
         self._privileges_dropped = True
         log.info("dropped privileges to user %s (uid %d, gid %d)", user, entry.pw_uid, gid)
 
-    async def _start_apps(self, apps: Iterable[AppConfig], whole: HostConfig) -> None:
-        for config in apps:
-            kind = load_kind(config.kind)
-            ctx = AppContext.for_app(config.name, config.kind, Counters())
-            handler = _access_handler(config, whole)
-            ctx.access_logger.handlers.clear()
-            ctx.access_logger.propagate = False
-            ctx.access_logger.setLevel(logging.INFO)
-            if handler is not None:
-                ctx.access_logger.addHandler(handler)
-            app = kind.create(config.options, ctx)
-            listeners = []
-            for address in config.listen:
-                original = self._sockets[_socket_key(config.name, address)]
-                dup = original.dup()
-                dup.setblocking(False)
-                listeners.append(Listener(sock=dup, endpoint=address.text))
-            run = _Running(config=config, app=app, ctx=ctx, listeners=listeners, handler=handler)
-            try:
-                await app.start(listeners)
-            except BaseException:
-                for listener in listeners:
+    async def _start_apps(
+        self,
+        apps: Iterable[AppConfig],
+        whole: HostConfig,
+        *,
+        before_start: Callable[[], None] | None = None,
+    ) -> None:
+        """Create and prepare every application, call ``before_start``, then start them.
+
+        Preparing (reading keys, generating certificates, importing what serving needs)
+        happens before ``before_start``, which is where the first start drops privileges.
+        """
+        runs: list[_Running] = []
+        try:
+            for config in apps:
+                runs.append(self._create_app(config, whole))
+                runs[-1].app.prepare()
+            if before_start is not None:
+                before_start()
+            while runs:
+                run = runs[0]
+                await run.app.start(run.listeners)
+                self._running[run.config.name] = runs.pop(0)
+                log.debug("[apps.%s] started (%s)", run.config.name, run.config.kind)
+        finally:
+            for run in runs:  # created but never started: give their sockets back
+                for listener in run.listeners:
                     listener.sock.close()
-                if handler is not None:
-                    handler.close()
-                raise
-            self._running[config.name] = run
-            log.debug("[apps.%s] started (%s)", config.name, config.kind)
+                if run.handler is not None:
+                    run.handler.close()
+
+    def _create_app(self, config: AppConfig, whole: HostConfig) -> _Running:
+        kind = load_kind(config.kind)
+        ctx = AppContext.for_app(config.name, config.kind, Counters())
+        handler = _access_handler(config, whole)
+        ctx.access_logger.handlers.clear()
+        ctx.access_logger.propagate = False
+        ctx.access_logger.setLevel(logging.INFO)
+        if handler is not None:
+            ctx.access_logger.addHandler(handler)
+        app = kind.create(config.options, ctx)
+        listeners = []
+        for address in config.listen:
+            original = self._sockets[_socket_key(config.name, address)]
+            dup = original.dup()
+            dup.setblocking(False)
+            listeners.append(Listener(sock=dup, endpoint=address.text))
+        return _Running(config=config, app=app, ctx=ctx, listeners=listeners, handler=handler)
 
     async def _stop_apps(self, names: list[str], grace: float) -> None:
         await self._stop_runs(self._detach(names), grace)

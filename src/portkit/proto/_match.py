@@ -29,7 +29,6 @@ __all__ = [
     "Verdict",
     "expect_prefix",
     "first_line",
-    "printable",
 ]
 
 # Nothing we recognise needs more than this to decide; a flooding peer cannot make us
@@ -173,11 +172,3 @@ def first_line(data: bytes, *, limit: int = 1024) -> bytes | None:
     if end < 0:
         return data[:limit] if len(data) >= limit else None
     return data[:end].rstrip(b"\r")
-
-
-def printable(raw: bytes) -> str:
-    """Decode ``raw`` for display: ASCII kept, anything else as ``\\xNN``."""
-    return raw.decode("ascii", "backslashreplace").translate(_CONTROL)
-
-
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {13: "\\r", 10: "\\n", 9: "\\t"}

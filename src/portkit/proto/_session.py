@@ -1,7 +1,19 @@
-"""What the POP3 and IMAP server sessions share: their events and bounded line framing.
+"""What the POP3 and IMAP server sessions share: events, line framing, the receive loop.
 
 Both protocols read CRLF-terminated command lines (RFC 1939 section 3, RFC 3501 section
-2.2) and answer with the same kinds of events for the I/O layer. No sockets, no asyncio.
+2.2) and answer with the same kinds of events for the I/O layer. :class:`LineSession` is
+their common receive loop; the I/O contract it gives both, in the manner of h11:
+
+- ``receive(data)`` feeds bytes from the client and returns the events they cause;
+  ``receive(b"")`` means the client will send nothing more (end of input): commands
+  already complete are still answered, then :class:`Close` ends the session.
+- While ``pending()`` is true a long answer is not finished: send what came out, then call
+  ``resume()`` for the next part. No input is read meanwhile, so memory stays bounded.
+- After :class:`StartTls`, bytes that were pipelined in the clear are dropped (RFC 2595
+  section 3.1, RFC 3501 section 6.2.1; CVE-2011-0411), and ``tls_started()`` is called
+  once the handshake is done.
+
+No sockets, no asyncio.
 """
 
 from __future__ import annotations
@@ -10,17 +22,22 @@ import base64
 import binascii
 import enum
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from portkit._errors import LocalProtocolError
 
 __all__ = [
     "LINE_TOO_LONG",
     "Close",
     "Event",
     "LineBuffer",
+    "LineSession",
     "LoginFailed",
     "LoginSucceeded",
     "Overflow",
     "Send",
     "StartTls",
+    "Transition",
     "decode_sasl_plain",
 ]
 
@@ -138,3 +155,148 @@ def decode_sasl_plain(response: bytes) -> tuple[str, str, str] | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     return authzid, authcid, passwd
+
+
+State = TypeVar("State", bound=enum.Enum)
+Handler = TypeVar("Handler")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition(Generic[Handler, State]):
+    """One row of a session's table: what a command does, and where it may lead.
+
+    ``to`` lists every state the command can leave the session in, the current one
+    included when the command can fail and stay; the handler returns which one it is.
+    """
+
+    handler: Handler
+    to: frozenset[State]
+
+    def lands(self, protocol: str, command: str, state: State, target: State | None) -> State:
+        """The state after the handler returned ``target`` (``None``: stay in ``state``).
+
+        A target the row does not list is a bug in the session, not the peer's doing.
+        """
+        landed = state if target is None else target
+        if landed not in self.to:
+            raise LocalProtocolError(
+                f"{protocol} command {command!r} in state {state.value!r} cannot lead to"
+                f" {landed.value!r}"
+            )
+        return landed
+
+
+class LineSession:
+    """The receive loop of a line-based server session (see the module docstring).
+
+    Subclasses read their input in :meth:`_read` (by default one line at a time, passed to
+    :meth:`_line`) and say when they are :attr:`closed`.
+
+    Args:
+        max_line: the longest command line kept; longer ones go to :meth:`_line_too_long`.
+        tls_available: a certificate is configured, so STARTTLS/STLS can be offered.
+        tls_active: the connection is already TLS (implicit TLS, or after STARTTLS).
+        plaintext_login: allow passwords without TLS (RFC 2595 section 2.3 lets a server
+            refuse them; a development server on loopback may allow them).
+    """
+
+    def __init__(
+        self, *, max_line: int, tls_available: bool, tls_active: bool, plaintext_login: bool
+    ) -> None:
+        self.tls_available = tls_available
+        self.tls_active = tls_active
+        self.plaintext_login = plaintext_login
+        self._lines = LineBuffer(max_line)
+        self._out: list[Event] = []
+        self._input_ended = False
+
+    # -- the I/O surface -------------------------------------------------------------------
+
+    def greeting(self) -> list[Event]:
+        """What the server says first, before the client sends anything."""
+        raise NotImplementedError
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Feed bytes from the client (``b""``: end of input); return the events caused."""
+        if self._input_ended:
+            raise LocalProtocolError(f"{len(data)} octets received after the end of input")
+        if data:
+            self._lines.feed(data)
+        else:
+            self._input_ended = True
+        return self.resume()
+
+    def resume(self) -> list[Event]:
+        """Continue an answer in progress (while :meth:`pending`), then read on."""
+        self._work()
+        while not self.pending() and not self.closed and self._read():
+            if self._out and isinstance(self._out[-1], StartTls):
+                # Nothing pipelined in the clear after STARTTLS may be taken as if it came
+                # over TLS (RFC 2595 section 3.1, RFC 3501 section 6.2.1, CVE-2011-0411).
+                self._lines.clear()
+                break
+        if self._input_ended and not self.pending() and not self.closed:
+            self.connection_lost()
+            self._out.append(Close())
+        out, self._out = self._out, []
+        return out
+
+    def pending(self) -> bool:
+        """Whether an answer is unfinished: call :meth:`resume` after sending its part."""
+        return False
+
+    def tls_started(self) -> None:
+        """The I/O layer finished the TLS handshake after :class:`StartTls`."""
+        self.tls_active = True
+
+    def buffered(self) -> int:
+        """Octets of input held for commands not yet complete (bounded by the caps)."""
+        return len(self._lines)
+
+    def connection_lost(self) -> None:
+        """The client went away: release what the session holds."""
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """The conversation is over: no more input is read."""
+        raise NotImplementedError
+
+    # -- for subclasses ----------------------------------------------------------------------
+
+    def _login_allowed(self) -> bool:
+        return self.plaintext_login or self.tls_active
+
+    def _start_tls(self, *, active: bytes, unavailable: bytes, go: bytes) -> None:
+        """Answer STARTTLS/STLS (RFC 2595 section 4, RFC 3501 section 6.2.1) with one of
+        the three lines given; after ``go`` the I/O layer upgrades the connection."""
+        if self.tls_active:
+            self._send_line(active)
+        elif not self.tls_available:
+            self._send_line(unavailable)
+        else:
+            self._send_line(go)
+            self._out.append(StartTls())
+
+    def _send_line(self, line: bytes) -> None:
+        self._out.append(Send(data=line + b"\r\n"))
+
+    def _work(self) -> None:
+        """Advance an answer in progress; nothing to do unless :meth:`pending` can be true."""
+
+    def _read(self) -> bool:
+        """Consume some input and act on it; ``False`` when more data is needed."""
+        line = self._lines.next_line()
+        if line is None:
+            return False
+        if line is LINE_TOO_LONG:
+            self._line_too_long()
+        else:
+            self._line(line)
+        return True
+
+    def _line(self, line: bytes) -> None:
+        raise NotImplementedError
+
+    def _line_too_long(self) -> None:
+        raise NotImplementedError

@@ -2,7 +2,7 @@
 
 RFC 1035 §4.1 message format; over TCP each message is preceded by a two-octet length
 (RFC 1035 §4.2.2, RFC 7766). Any well-formed response to our query id is a DNS server,
-even REFUSED; BIND, dnsmasq, Unbound, Knot and PowerDNS answer the CHAOS-class
+even REFUSED; BIND, dnsmasq, Unbound, NSD, Knot and PowerDNS answer the CHAOS-class
 ``version.bind`` query (a convention, not an RFC) with their name and version.
 dnspython builds and parses the messages.
 """
@@ -39,8 +39,11 @@ _PRODUCTS = [
     (re.compile(r"^dnsmasq-([\w.]+)"), "dnsmasq"),
     (re.compile(r"^unbound ([\w.]+)", re.IGNORECASE), "Unbound"),
     (re.compile(r"^Knot DNS ([\w.]+)"), "Knot DNS"),
+    (re.compile(r"^NSD ([\w.]+)"), "NLnet Labs NSD"),
     (re.compile(r"^PowerDNS.*?([\d.]+)"), "PowerDNS"),
-    (re.compile(r"^(\d+\.\d+[\w.-]*)"), "ISC BIND"),
+    # BIND says only its version, with the distribution's package revision and name
+    # ("9.18.49-1~deb12u1-Debian"): the name goes to extra, as nmap has it.
+    (re.compile(r"^(\d+\.\d+[\w.~+-]*?)(?:-(Debian|Ubuntu|RedHat))?$"), "ISC BIND"),
 ]
 
 
@@ -63,7 +66,9 @@ def _judge_message(wire: bytes) -> Verdict:
             for pattern, product in _PRODUCTS:
                 m = pattern.search(text)
                 if m:
-                    return Match(service="domain", product=product, version=m.group(1))
+                    distribution = m.group(2) if m.lastindex == 2 else None
+                    extra = f"{distribution} Linux" if distribution else None
+                    return Match(service="domain", product=product, version=m.group(1), extra=extra)
             return Match(service="domain", extra=f"version.bind: {text}")
     return Match(service="domain", extra=f"rcode {rcode}")
 

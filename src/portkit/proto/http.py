@@ -1,7 +1,12 @@
-"""HTTP/1.x servers, and the JSON APIs (Elasticsearch, OpenSearch, CouchDB) served over it.
+"""HTTP/1.x servers, and the JSON APIs (Elasticsearch, OpenSearch, CouchDB) served over it;
+servers that speak only HTTP/2.
 
 The probe is a minimal HTTP/1.0 GET (RFC 9112 §3): HTTP/1.0 makes the server close the
 connection after the response, so the end of the stream marks the end of the body.
+
+A server that speaks only HTTP/2 (cleartext "prior knowledge", or inside TLS) answers
+the same GET with its connection preface instead (RFC 9113 §3.4: a SETTINGS frame
+first), usually followed by GOAWAY: :data:`HTTP2` recognises that preface.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ import re
 
 from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict, expect_prefix
 from portkit.proto._text import parse_head, split_product
+from portkit.proto.httpapps import classify
 
-__all__ = ["HTTP", "HTTP_GET", "http_get_request"]
+__all__ = ["HTTP", "HTTP2", "HTTP_GET", "HTTP_GET_VERSION", "http_get_request"]
 
 USER_AGENT = "portkit"
 MAX_BODY_BYTES = 8192
@@ -110,7 +116,8 @@ def _judge(data: bytes, final: bool) -> Verdict:
         wanted = MAX_BODY_BYTES  # no length: the end of the stream ends the body
     if wanted is not None and len(body) < wanted and not final:
         return NEED_MORE  # the whole (bounded) body may name the product
-    body = body[:MAX_BODY_BYTES]
+    # Judge the declared body only: bytes after it must not change the verdict.
+    body = body[: MAX_BODY_BYTES if wanted is None else wanted]
     if head.headers.get("x-elastic-product") == "Elasticsearch":
         product = "Elasticsearch"
     if "json" in content_type:
@@ -129,6 +136,14 @@ def _judge(data: bytes, final: bool) -> Verdict:
 
     if _MONGODB_OVER_HTTP in body:
         return Match(service="mongodb", product="MongoDB", extra="answered an HTTP request")
+    special = classify(head, body)
+    if special is not None:
+        return Match(
+            service=special.service,
+            product=special.product or product,
+            version=special.version if special.product else version,
+            extra=extra,
+        )
     if _PLAIN_TO_TLS.search(body):
         # nginx, Apache and others say so when plain HTTP reaches their TLS port.
         return Match(
@@ -149,9 +164,47 @@ _PLAIN_TO_TLS = re.compile(
 
 HTTP = Matcher(name="http", judge=_judge, max_bytes=8192 + MAX_BODY_BYTES)
 
+# RFC 9113 §4.1: a frame header is Length (24 bits), Type (8), Flags (8), a reserved
+# bit and the Stream Identifier (31). §6.5: SETTINGS is type 0x4, on stream 0, its
+# payload a multiple of 6 octets (identifier 16 bits, value 32 bits).
+_FRAME_HEADER = 9
+_SETTINGS = 0x4
+_MAX_SETTINGS = 16  # more parameters than any server sends: not a preface
+
+
+def _judge_http2(data: bytes, final: bool) -> Verdict:
+    if len(data) < _FRAME_HEADER:
+        # The first byte of a preface is the top of a small length: always zero.
+        if data and data[0] != 0:
+            return NoMatch(reason="not an HTTP/2 frame")
+        return NoMatch(reason="shorter than a frame header") if final else NEED_MORE
+    length = int.from_bytes(data[:3], "big")
+    kind, flags, stream = data[3], data[4], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+    if kind != _SETTINGS or flags != 0 or stream != 0:
+        return NoMatch(reason="the first frame is not SETTINGS")
+    if length % 6 or length > 6 * _MAX_SETTINGS:
+        return NoMatch(reason="a SETTINGS payload of the wrong size")
+    if len(data) < _FRAME_HEADER + length:
+        return NoMatch(reason="SETTINGS frame cut short") if final else NEED_MORE
+    # An HTTP/1 answer never starts with these bytes; only the frame's own shape is
+    # asked for, so no settings value makes a server unrecognisable.
+    return Match(service="http", extra="HTTP/2 only", confidence=8)
+
+
+HTTP2 = Matcher(name="http2", judge=_judge_http2, max_bytes=_FRAME_HEADER + 6 * _MAX_SETTINGS)
+
 HTTP_GET = Probe(
     name="http-get",
     build=http_get_request,
     matchers=("http", "rtsp", "sip", "amqp"),
     services=("http", "http-alt", "http-proxy", "www", "www-http", "webcache", "elasticsearch"),
+)
+
+# etcd, Docker and Kubernetes answer GET / with a bare 404; their /version documents name
+# them (see :mod:`portkit.proto.httpapps`).
+HTTP_GET_VERSION = Probe(
+    name="http-get-version",
+    build=lambda host: http_get_request(host, "/version"),
+    matchers=("http",),
+    services=("etcd-client", "docker", "kubernetes"),
 )

@@ -5,10 +5,13 @@ of events for the I/O layer: :class:`Send` (bytes to write), :class:`StartTls` (
 transport now, after the ``+OK`` that precedes it), :class:`LoginFailed` (so the host can
 delay and count it per source) and :class:`Close`. No sockets, no asyncio.
 
-The session's legal moves are one table, :data:`TRANSITIONS`: (state, command) -> handler.
-A command that is not in the table for the current state gets ``-ERR`` naming both, and
-:meth:`Pop3Session.transition` raises :class:`~portkit.LocalProtocolError` for the same
-pair when driven directly.
+The session's legal moves are one table, :data:`TRANSITIONS`: ``(state, command) ->
+(handler, the states it may lead to)``; the handler returns where it went and
+``_dispatch`` is the one place that moves the session. A known command that is not in the
+table for the current state gets ``-ERR`` naming both. The SASL response line after
+``AUTH PLAIN`` is dispatched as the pseudo-command :data:`CONTINUATION`.
+The receive loop, end of input and the STLS guard come from
+:class:`~portkit.proto._session.LineSession`.
 
 The mail itself comes from a :class:`Pop3Backend`, which authenticates and opens the
 maildrop (taking the exclusive lock of RFC 1939 section 8).
@@ -18,23 +21,25 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from portkit._errors import LocalProtocolError, PortkitError
+from portkit._errors import PortkitError
 from portkit.proto._session import (
-    LINE_TOO_LONG,
     Close,
     Event,
-    LineBuffer,
+    LineSession,
     LoginFailed,
     LoginSucceeded,
     Send,
     StartTls,
+    Transition,
     decode_sasl_plain,
 )
 
 __all__ = [
     "COMMANDS",
+    "CONTINUATION",
     "MAX_LINE",
     "TRANSITIONS",
     "Close",
@@ -42,6 +47,7 @@ __all__ = [
     "LoginFailed",
     "LoginSucceeded",
     "Pop3Backend",
+    "Pop3Command",
     "Pop3Maildrop",
     "Pop3Session",
     "Pop3State",
@@ -53,6 +59,8 @@ __all__ = [
 # RFC 2449 section 4: a command line is at most 255 octets including CRLF. SASL responses
 # (RFC 5034 section 4) may be longer, so the cap is generous but fixed.
 MAX_LINE = 4096
+#: The pseudo-command the SASL response line is dispatched as.
+CONTINUATION = "(continuation line)"
 
 
 class Pop3State(enum.Enum):
@@ -89,6 +97,7 @@ R_DELETED = b"-ERR message already deleted"
 R_BAD_ARGS = b"-ERR bad arguments"
 R_LINE_TOO_LONG = b"-ERR line too long"
 R_UNKNOWN = b"-ERR unknown command"
+R_NOT_ALLOWED = b"-ERR command %s is not allowed in state %s"
 R_APOP_NA = b"-ERR APOP not supported: passwords are stored hashed, use AUTH PLAIN"
 R_SYS_TEMP = b"-ERR [SYS/TEMP] maildrop not available"
 R_NOOP = b"+OK"
@@ -151,10 +160,20 @@ def _top(message: bytes, lines: int) -> bytes:
     return out.replace(b"\n", b"\r\n")
 
 
-Handler = Callable[["Pop3Session", list[str]], None]
+@dataclass(slots=True, kw_only=True)
+class Pop3Command:
+    """One command line: the keyword in upper case, its arguments, the text after it."""
+
+    name: str
+    args: list[str]
+    rest: str = ""  # everything after the keyword and one space, spaces kept (PASS)
+    line: bytes = b""  # the whole line as sent (a SASL response)
 
 
-class Pop3Session:
+Handler = Callable[["Pop3Session", Pop3Command], "Pop3State | None"]
+
+
+class Pop3Session(LineSession):
     """One POP3 conversation with one client.
 
     Args:
@@ -173,18 +192,18 @@ class Pop3Session:
         tls_active: bool = False,
         plaintext_login: bool = True,
     ) -> None:
+        super().__init__(
+            max_line=MAX_LINE,
+            tls_available=tls_available,
+            tls_active=tls_active,
+            plaintext_login=plaintext_login,
+        )
         self.backend = backend
-        self.tls_available = tls_available
-        self.tls_active = tls_active
-        self.plaintext_login = plaintext_login
         self.state = Pop3State.AUTHORIZATION
         self.user: str | None = None
-        self._lines = LineBuffer(MAX_LINE)
-        self._out: list[Event] = []
         self._maildrop: Pop3Maildrop | None = None
         self._listing: Sequence[tuple[str, int]] = ()
         self._deleted: set[int] = set()
-        self._rest = ""  # the current command line after the keyword, spaces kept
 
     # -- I/O surface -----------------------------------------------------------------------
 
@@ -192,28 +211,9 @@ class Pop3Session:
         """The server's first line (RFC 1939 section 4)."""
         return [Send(data=R_GREETING + b"\r\n")]
 
-    def receive(self, data: bytes) -> list[Event]:
-        """Feed bytes from the client; return the events they cause, in order."""
-        self._lines.feed(data)
-        while self.state is not Pop3State.CLOSED:
-            line = self._lines.next_line()
-            if line is None:
-                break
-            if line is LINE_TOO_LONG:
-                self._reply(R_LINE_TOO_LONG)
-                continue
-            self._line(line.rstrip(b"\r"))
-            if self._out and isinstance(self._out[-1], StartTls):
-                # RFC 2595 section 3.1 / CVE-2011-0411: bytes pipelined after STLS were sent
-                # in the clear and must not be read as if they came over TLS.
-                self._lines.clear()
-                break
-        out, self._out = self._out, []
-        return out
-
-    def pending(self) -> bool:
-        """Always false: every POP3 reply is one message at most (bounded by its size)."""
-        return False
+    @property
+    def closed(self) -> bool:
+        return self.state is Pop3State.CLOSED
 
     def connection_lost(self) -> None:
         """The client went away: no UPDATE state, release the lock (RFC 1939 section 6)."""
@@ -221,10 +221,6 @@ class Pop3Session:
             self._maildrop.release()
             self._maildrop = None
         self.state = Pop3State.CLOSED
-
-    def tls_started(self) -> None:
-        """The I/O layer finished the TLS handshake after :class:`StartTls`."""
-        self.tls_active = True
 
     def capabilities(self) -> list[bytes]:
         """The CAPA list for the current state (RFC 2449 section 6)."""
@@ -239,18 +235,12 @@ class Pop3Session:
 
     # -- the table --------------------------------------------------------------------------
 
-    def transition(self, command: str, args: list[str]) -> None:
-        """Run ``command`` in the current state; raise if the table has no such move."""
-        handler = TRANSITIONS.get((self.state, command))
-        if handler is None:
-            raise LocalProtocolError(
-                f"pop3 command {command!r} is not allowed in state {self.state.value!r}"
-            )
-        handler(self, args)
+    def _line_too_long(self) -> None:
+        self._reply(R_LINE_TOO_LONG)
 
     def _line(self, line: bytes) -> None:
         if self.state is Pop3State.AUTHORIZATION_SASL:
-            self._sasl_response(line)
+            self._dispatch(Pop3Command(name=CONTINUATION, args=[], line=line))
             return
         try:
             text = line.decode("utf-8")
@@ -259,115 +249,122 @@ class Pop3Session:
             return
         # RFC 1939 section 3: keywords are case-insensitive, arguments separated by spaces.
         parts = text.split(" ")
-        command, args = parts[0].upper(), [a for a in parts[1:] if a]
-        self._rest = text.partition(" ")[2]
-        if (self.state, command) not in TRANSITIONS:
-            if self.state is Pop3State.AUTHORIZATION_USER and command != "QUIT":
-                self.state = Pop3State.AUTHORIZATION  # PASS must follow USER directly
-            self._reply(R_APOP_NA if command == "APOP" else R_UNKNOWN)
+        command = Pop3Command(
+            name=parts[0].upper(),
+            args=[a for a in parts[1:] if a],
+            rest=text.partition(" ")[2],
+            line=line,
+        )
+        if (self.state, command.name) in TRANSITIONS:
+            self._dispatch(command)
             return
-        self.transition(command, args)
+        if command.name == "APOP":
+            self._reply(R_APOP_NA)
+        elif command.name in COMMANDS:
+            self._reply(R_NOT_ALLOWED % (command.name.encode(), self.state.value.encode()))
+        else:
+            self._reply(R_UNKNOWN)
+        # PASS must follow USER directly: anything else starts the login over.
+        self.state = _AFTER_REFUSAL.get(self.state, self.state)
+
+    def _dispatch(self, command: Pop3Command) -> None:
+        """Run a command by the table and move to the state it leads to."""
+        transition = TRANSITIONS[(self.state, command.name)]
+        target = transition.handler(self, command)
+        self.state = transition.lands("pop3", command.name, self.state, target)
 
     def _reply(self, line: bytes) -> None:
-        self._out.append(Send(data=line + b"\r\n"))
+        self._send_line(line)
 
     def _multi(self, first: bytes, body: bytes) -> None:
         self._out.append(Send(data=first + b"\r\n" + body))
 
-    def _login_allowed(self) -> bool:
-        return self.plaintext_login or self.tls_active
-
     # -- AUTHORIZATION (RFC 1939 section 4 and 7, RFC 5034) ----------------------------------
 
-    def _capa(self, args: list[str]) -> None:
+    def _capa(self, cmd: Pop3Command) -> None:
         body = b"".join(c + b"\r\n" for c in self.capabilities()) + b".\r\n"
         self._multi(b"+OK capability list follows", body)
 
-    def _user(self, args: list[str]) -> None:
+    def _user(self, cmd: Pop3Command) -> Pop3State | None:
         if not self._login_allowed():
             self._reply(R_PLAIN_NEEDS_TLS)
-            return
-        if len(args) != 1:
+            return None
+        if len(cmd.args) != 1:
             self._reply(R_BAD_ARGS)
-            return
-        self.user = args[0]
-        self.state = Pop3State.AUTHORIZATION_USER
+            return None
+        self.user = cmd.args[0]
         self._reply(R_USER_OK)
+        return Pop3State.AUTHORIZATION_USER
 
-    def _pass(self, args: list[str]) -> None:
+    def _pass(self, cmd: Pop3Command) -> Pop3State:
         # RFC 1939 section 7: the password may contain spaces; it is the rest of the line.
         assert self.user is not None
-        self._login(self.user, self._rest if args else "")
+        return self._login(self.user, cmd.rest if cmd.args else "")
 
-    def _auth(self, args: list[str]) -> None:
+    def _auth(self, cmd: Pop3Command) -> Pop3State | None:
+        args = cmd.args
         if not args:
             # RFC 5034 does not define bare AUTH; many clients send it to list mechanisms.
             self._multi(b"+OK", b"PLAIN\r\n.\r\n")
-            return
+            return None
         if args[0].upper() != "PLAIN" or len(args) > 2:
             self._reply(R_SASL_MECH)
-            return
+            return None
         if not self._login_allowed():
             self._reply(R_PLAIN_NEEDS_TLS)
-            return
+            return None
         if len(args) == 2:  # initial response (RFC 5034 section 4)
-            self._sasl_response(args[1].encode("ascii"))
-            return
-        self.state = Pop3State.AUTHORIZATION_SASL
+            return self._sasl_plain(args[1].encode("ascii"))
         self._reply(R_CONTINUE)
+        return Pop3State.AUTHORIZATION_SASL
 
-    def _sasl_response(self, line: bytes) -> None:
-        self.state = Pop3State.AUTHORIZATION
-        if line == b"*":
+    def _sasl_response(self, cmd: Pop3Command) -> Pop3State:
+        if cmd.line == b"*":
             self._reply(R_SASL_CANCELLED)
-            return
-        fields = decode_sasl_plain(line)
+            return Pop3State.AUTHORIZATION
+        return self._sasl_plain(cmd.line)
+
+    def _sasl_plain(self, response: bytes) -> Pop3State:
+        fields = decode_sasl_plain(response)
         if fields is None:
             self._reply(R_SASL_BAD)
-            return
+            return Pop3State.AUTHORIZATION
         authzid, authcid, passwd = fields
         if authzid and authzid != authcid:
             self._out.append(LoginFailed(user=authcid))
             self._reply(R_AUTH_FAILED)
-            return
-        self._login(authcid, passwd)
+            return Pop3State.AUTHORIZATION
+        return self._login(authcid, passwd)
 
-    def _login(self, user: str, password: str) -> None:
-        self.state = Pop3State.AUTHORIZATION
+    def _login(self, user: str, password: str) -> Pop3State:
         if not self.backend.authenticate(user, password):
             self.user = None
             self._out.append(LoginFailed(user=user))
             self._reply(R_AUTH_FAILED)
-            return
+            return Pop3State.AUTHORIZATION
         try:
             self._maildrop = self.backend.open_maildrop(user)
         except PortkitError:
             self._reply(R_IN_USE)
-            return
+            return Pop3State.AUTHORIZATION
         except OSError:
             self._reply(R_SYS_TEMP)
-            return
+            return Pop3State.AUTHORIZATION
         self.user = user
         self._listing = list(self._maildrop.listing())
         self._deleted = set()
-        self.state = Pop3State.TRANSACTION
         self._out.append(LoginSucceeded(user=user))
         count, size = self._stat()
         self._reply(R_LOGGED_IN + b" (%d messages, %d octets)" % (count, size))
+        return Pop3State.TRANSACTION
 
-    def _stls(self, args: list[str]) -> None:
-        if self.tls_active:
-            self._reply(R_STLS_ACTIVE)
-        elif not self.tls_available:
-            self._reply(R_STLS_NA)
-        else:
-            self._reply(R_STLS_GO)
-            self._out.append(StartTls())
+    def _stls(self, cmd: Pop3Command) -> None:
+        self._start_tls(active=R_STLS_ACTIVE, unavailable=R_STLS_NA, go=R_STLS_GO)
 
-    def _quit_authorization(self, args: list[str]) -> None:
-        self.state = Pop3State.CLOSED
+    def _quit_authorization(self, cmd: Pop3Command) -> Pop3State:
         self._reply(R_BYE)
         self._out.append(Close())
+        return Pop3State.CLOSED
 
     # -- TRANSACTION (RFC 1939 section 5, RFC 1939 section 7 TOP/UIDL) -----------------------
 
@@ -386,7 +383,8 @@ class Pop3Session:
             return None
         return index
 
-    def _do_stat(self, args: list[str]) -> None:
+    def _do_stat(self, cmd: Pop3Command) -> None:
+        args = cmd.args
         if args:
             self._reply(R_BAD_ARGS)
             return
@@ -409,15 +407,18 @@ class Pop3Session:
         )
         self._multi(b"+OK " + what, body + b".\r\n")
 
-    def _list(self, args: list[str]) -> None:
+    def _list(self, cmd: Pop3Command) -> None:
+        args = cmd.args
         self._scan_listing(args, lambda i: b"%d" % self._listing[i][1], b"scan listing follows")
 
-    def _uidl(self, args: list[str]) -> None:
+    def _uidl(self, cmd: Pop3Command) -> None:
+        args = cmd.args
         self._scan_listing(
             args, lambda i: self._listing[i][0].encode("ascii"), b"unique-id listing follows"
         )
 
-    def _retr(self, args: list[str]) -> None:
+    def _retr(self, cmd: Pop3Command) -> None:
+        args = cmd.args
         if len(args) != 1:
             self._reply(R_BAD_ARGS)
             return
@@ -428,7 +429,8 @@ class Pop3Session:
         data = self._maildrop.read(index)
         self._multi(b"+OK %d octets" % len(data), byte_stuff(data))
 
-    def _top_cmd(self, args: list[str]) -> None:
+    def _top_cmd(self, cmd: Pop3Command) -> None:
+        args = cmd.args
         if len(args) != 2 or not args[1].isdigit():
             self._reply(R_BAD_ARGS)
             return
@@ -441,7 +443,8 @@ class Pop3Session:
             byte_stuff(_top(self._maildrop.read(index), int(args[1]))),
         )
 
-    def _dele(self, args: list[str]) -> None:
+    def _dele(self, cmd: Pop3Command) -> None:
+        args = cmd.args
         if len(args) != 1:
             self._reply(R_BAD_ARGS)
             return
@@ -450,18 +453,17 @@ class Pop3Session:
             self._deleted.add(index)
             self._reply(b"+OK message %d deleted" % (index + 1))
 
-    def _noop(self, args: list[str]) -> None:
+    def _noop(self, cmd: Pop3Command) -> None:
         self._reply(R_NOOP)
 
-    def _rset(self, args: list[str]) -> None:
+    def _rset(self, cmd: Pop3Command) -> None:
         self._deleted.clear()
         self._reply(R_RSET)
 
-    def _quit_transaction(self, args: list[str]) -> None:
+    def _quit_transaction(self, cmd: Pop3Command) -> Pop3State:
         # RFC 1939 section 6: the UPDATE state removes deleted messages and releases the lock.
         assert self._maildrop is not None
         maildrop, self._maildrop = self._maildrop, None
-        self.state = Pop3State.CLOSED
         try:
             maildrop.commit(sorted(self._deleted))
         except OSError:
@@ -471,32 +473,46 @@ class Pop3Session:
         finally:
             maildrop.release()
         self._out.append(Close())
+        return Pop3State.CLOSED
 
 
 _A = Pop3State.AUTHORIZATION
 _AU = Pop3State.AUTHORIZATION_USER
+_AS = Pop3State.AUTHORIZATION_SASL
 _T = Pop3State.TRANSACTION
+_C = Pop3State.CLOSED
+P = Pop3Session
 
-#: Every legal (state, command) pair and what it does. Anything else is ``-ERR``.
-TRANSITIONS: dict[tuple[Pop3State, str], Handler] = {
-    (_A, "CAPA"): Pop3Session._capa,
-    (_A, "USER"): Pop3Session._user,
-    (_A, "AUTH"): Pop3Session._auth,
-    (_A, "STLS"): Pop3Session._stls,
-    (_A, "QUIT"): Pop3Session._quit_authorization,
-    (_AU, "PASS"): Pop3Session._pass,
-    (_AU, "QUIT"): Pop3Session._quit_authorization,
-    (_T, "CAPA"): Pop3Session._capa,
-    (_T, "STAT"): Pop3Session._do_stat,
-    (_T, "LIST"): Pop3Session._list,
-    (_T, "UIDL"): Pop3Session._uidl,
-    (_T, "RETR"): Pop3Session._retr,
-    (_T, "TOP"): Pop3Session._top_cmd,
-    (_T, "DELE"): Pop3Session._dele,
-    (_T, "NOOP"): Pop3Session._noop,
-    (_T, "RSET"): Pop3Session._rset,
-    (_T, "QUIT"): Pop3Session._quit_transaction,
+
+def _row(handler: Handler, *to: Pop3State) -> Transition[Handler, Pop3State]:
+    return Transition(handler, frozenset(to))
+
+
+#: Every legal (state, command) pair, its handler and the states it can lead to. Anything
+#: else is ``-ERR``. In AUTHORIZATION_SASL the only input is the SASL response line.
+TRANSITIONS: dict[tuple[Pop3State, str], Transition[Handler, Pop3State]] = {
+    (_A, "CAPA"): _row(P._capa, _A),
+    (_A, "USER"): _row(P._user, _A, _AU),
+    (_A, "AUTH"): _row(P._auth, _A, _AS, _T),
+    (_A, "STLS"): _row(P._stls, _A),
+    (_A, "QUIT"): _row(P._quit_authorization, _C),
+    (_AU, "PASS"): _row(P._pass, _A, _T),
+    (_AU, "QUIT"): _row(P._quit_authorization, _C),
+    (_AS, CONTINUATION): _row(P._sasl_response, _A, _T),
+    (_T, "CAPA"): _row(P._capa, _T),
+    (_T, "STAT"): _row(P._do_stat, _T),
+    (_T, "LIST"): _row(P._list, _T),
+    (_T, "UIDL"): _row(P._uidl, _T),
+    (_T, "RETR"): _row(P._retr, _T),
+    (_T, "TOP"): _row(P._top_cmd, _T),
+    (_T, "DELE"): _row(P._dele, _T),
+    (_T, "NOOP"): _row(P._noop, _T),
+    (_T, "RSET"): _row(P._rset, _T),
+    (_T, "QUIT"): _row(P._quit_transaction, _C),
 }
+
+#: Where a refused command leaves the session: PASS must follow USER directly.
+_AFTER_REFUSAL = {_AU: _A}
 
 #: The commands a client can send (for exhaustive state/command tests).
 COMMANDS = frozenset(

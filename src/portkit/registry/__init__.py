@@ -3,6 +3,8 @@
 >>> from portkit.registry import default_registry
 >>> default_registry().service_name(443)
 'https'
+>>> [(s.name, s.port) for s in default_registry().lookup("imap").matches]
+[('imap', 143)]
 """
 
 from typing import TYPE_CHECKING, Any
@@ -18,10 +20,12 @@ from portkit.registry._model import RegistryInfo, Service
 
 if TYPE_CHECKING:
     from portkit.registry._iana import IANA_CSV_URL
+    from portkit.registry._query import Answer
     from portkit.registry._update import import_file, reset_cache, update_from_url
 
 # Updating pulls in urllib and csv; lookups should not pay for that at start-up.
 _LAZY = {
+    "Answer": "portkit.registry._query",
     "IANA_CSV_URL": "portkit.registry._iana",
     "import_file": "portkit.registry._update",
     "reset_cache": "portkit.registry._update",
@@ -40,6 +44,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "IANA_CSV_URL",
+    "Answer",
     "Registry",
     "RegistryInfo",
     "Service",

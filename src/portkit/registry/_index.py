@@ -12,10 +12,14 @@ import re
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portkit._errors import LookupNotFound, RegistryError
 from portkit.registry._datafile import row_to_service, split_lines
 from portkit.registry._model import TRANSPORTS, RegistryInfo, Service
+
+if TYPE_CHECKING:
+    from portkit.registry._query import Answer
 
 __all__ = ["Registry", "cache_path", "default_registry", "reset_default_registry"]
 
@@ -186,6 +190,21 @@ class Registry:
             raise LookupNotFound(f"service {name!r} has no registered {transport} port")
         raise LookupNotFound(f"unknown service name {name!r}")
 
+    def lookup(self, query: str, transport: str | None = None) -> Answer:
+        """Answer ``query`` as ``portkit lookup`` does: a port (``443``), a range
+        (``20-25``), ``53/udp``, or a name (``imap``, with related ``imap3``, ``imaps``).
+
+        >>> [s.name for s in default_registry().lookup("443/tcp").matches]
+        ['https']
+
+        Raises:
+            LookupNotFound: a malformed query, a port above 65535, or an unknown name.
+        """
+        from portkit.registry._query import answer  # the query grammar lives there (lazily:
+        # a lookup by port at start-up does not need its regular expressions)
+
+        return answer(self, query, transport)
+
     def search(self, text: str, transport: str | None = None) -> list[Service]:
         """Entries whose names, description or notes contain every word of ``text``."""
         transport = _check_transport(transport)
@@ -220,12 +239,26 @@ def _load_file(path: Path, *, default_source: str) -> Registry:
         ) from None
 
 
+def _readable_cache() -> Path | None:
+    """The cached live registry, if there is one this user may read."""
+    cached = cache_path()
+    try:
+        if cached.is_file() and os.access(cached, os.R_OK):
+            return cached
+    except OSError:
+        # Run with another user's HOME (sudo -u, a service account), the cache directory
+        # may not even be traversable. The shipped data is a correct answer, so use it
+        # (no logging here: it would cost every lookup's start-up).
+        pass
+    return None
+
+
 def load_registry(*, use_cache: bool = True) -> Registry:
-    """Load the registry: the cached live IANA data if present, else the shipped data."""
-    if use_cache:
-        cached = cache_path()
-        if cached.is_file():
-            return _load_file(cached, default_source="IANA (downloaded)")
+    """Load the registry: the cached live IANA data if this user may read it, else the
+    shipped data."""
+    cached = _readable_cache() if use_cache else None
+    if cached is not None:
+        return _load_file(cached, default_source="IANA (downloaded)")
     # A plain path, not importlib.resources: this is on the start-up path of every lookup.
     return _load_file(Path(__file__).with_name("data") / DATA_FILE, default_source="shipped")
 

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from portkit._errors import LookupNotFound
-from portkit.registry._index import Registry
 from portkit.registry._model import TRANSPORTS, Service
+
+
+class Registry(Protocol):
+    """The lookups a query needs (``Registry`` has them; ``Registry.lookup`` calls here)."""
+
+    def by_port(self, port: int, transport: str | None = None) -> list[Service]: ...
+
+    def in_range(self, low: int, high: int, transport: str | None = None) -> list[Service]: ...
+
+    def by_name(self, name: str, transport: str | None = None) -> list[Service]: ...
+
+    def related(self, name: str, transport: str | None = None) -> list[Service]: ...
+
 
 __all__ = ["Answer", "answer", "service_to_dict"]
 
@@ -28,7 +41,7 @@ class Answer:
 def _port(text: str, query: str) -> int:
     value = int(text)
     if value > 65535:
-        raise LookupNotFound(f"port must be 0-65535, not {value} (in {query!r})")
+        raise LookupNotFound(f"port must be 0-65535, not {value} in {query!r}")
     return value
 
 

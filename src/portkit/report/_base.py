@@ -11,7 +11,7 @@ from typing import Protocol, TextIO
 
 from portkit.results import CountKey, PortResult, PortState
 
-__all__ = ["FORMATS", "LIST_LIMIT", "HostTable", "Report", "ScanInfo", "ScanSummary", "make_report"]
+__all__ = ["LIST_LIMIT", "HostTable", "Report", "ScanInfo", "ScanSummary"]
 
 # A state with more ports than this on one host is summarised as a count (nmap does
 # the same with its "Not shown: N closed ports"); open ports are always listed.
@@ -235,26 +235,6 @@ class Report(Protocol):
         """Ports only counted, per (host, transport, state, reason), after their results."""
 
     def end(self, summary: ScanSummary) -> None: ...
-
-
-def make_report(name: str, out: TextIO) -> Report:
-    """Return the report called ``name`` (one of :data:`FORMATS`) writing to ``out``."""
-    from portkit.report._grep import GrepReport
-    from portkit.report._json import JsonLinesReport, JsonReport
-    from portkit.report._table import TableReport
-    from portkit.report._xml import NmapXmlReport
-
-    reports: dict[str, type[Report]] = {
-        "table": TableReport,
-        "json": JsonReport,
-        "jsonl": JsonLinesReport,
-        "grep": GrepReport,
-        "xml": NmapXmlReport,
-    }
-    return reports[name](out)  # type: ignore[call-arg]
-
-
-FORMATS = ("table", "json", "jsonl", "grep", "xml")
 
 
 def port_ranges(ports: Sequence[int]) -> str:

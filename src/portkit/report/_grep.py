@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from portkit._display import escape_controls
 from portkit.report._base import (
     CollectingReport,
     ScanInfo,
@@ -20,7 +21,8 @@ __all__ = ["GrepReport"]
 
 def _field(text: str) -> str:
     # The format separates fields with "/" and ports with ","; keep them out of values.
-    return text.replace("/", "|").replace(",", " ")
+    # Lines are read by grep and by terminals: no control characters either.
+    return escape_controls(text.replace("/", "|").replace(",", " "))
 
 
 class GrepReport(CollectingReport):
@@ -39,7 +41,8 @@ class GrepReport(CollectingReport):
                 f"{_field(product_of(r))}/"
                 for r in table.ports()
             )
-            line = f"Host: {table.address} ({table.hostname or ''})\tPorts: {ports}"
+            hostname = escape_controls(table.hostname or "")
+            line = f"Host: {table.address} ({hostname})\tPorts: {ports}"
             extra = table.extra()
             if extra:
                 _t, state, count = max(extra, key=lambda e: e[2])

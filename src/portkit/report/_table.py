@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from portkit._display import escape_controls
 from portkit.cli._output import format_table
 from portkit.report._base import (
     CollectingReport,
@@ -21,17 +22,21 @@ class TableReport(CollectingReport):
         detect = self.info is not None and self.info.detect
         opened = 0
         for table in self.hosts.tables():
-            name = f"{table.address} ({table.hostname})" if table.hostname else table.address
+            hostname = table.hostname and escape_controls(table.hostname)
+            name = f"{table.address} ({hostname})" if hostname else table.address
             print(name, file=self.out)
             headers = ["PORT", "TRANSPORT", "STATE", "SERVICE"]
             if detect:
                 headers += ["PRODUCT", "TLS"]
             rows = []
             for r in table.ports():
-                row: list[object] = [r.port, r.transport, r.state.value, service_of(r)]
+                # Products and versions are the server's own words: escaped for the terminal.
+                service = escape_controls(service_of(r))
+                row: list[object] = [r.port, r.transport, r.state.value, service]
                 if detect:
                     tls = r.identified.tls if r.identified is not None else None
-                    row += [product_of(r), (tls.version or "yes") if tls is not None else ""]
+                    shown_tls = (tls.version or "yes") if tls is not None else ""
+                    row += [escape_controls(product_of(r)), escape_controls(shown_tls)]
                 rows.append(row)
             if rows:
                 for line in format_table(headers, rows).splitlines():

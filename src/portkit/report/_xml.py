@@ -11,6 +11,7 @@ on Ctrl-C (then with ``exit="error"``), so the document is always well-formed.
 
 from __future__ import annotations
 
+import re
 import time
 from html import escape
 
@@ -21,7 +22,7 @@ from portkit.report._base import (
     ScanSummary,
     port_ranges,
 )
-from portkit.results import PortResult
+from portkit.results import PortResult, nmap_service
 
 __all__ = ["STYLESHEET", "NmapXmlReport"]
 
@@ -33,12 +34,19 @@ XML_OUTPUT_VERSION = "1.05"
 # Characters an XML attribute value must not hold literally (XML 1.0 section 3.3.3:
 # whitespace would be normalised to spaces). html.escape does & < > " and '.
 _ATTR_WHITESPACE = str.maketrans({"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
-# Control characters are not allowed in XML 1.0 at all, escaped or not.
-_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+# XML 1.0 section 2.2: characters outside Char may not appear at all, not even as a
+# character reference (C0 controls other than tab, LF and CR; surrogates; U+FFFE and
+# U+FFFF). A server's banner may hold them: they are written as \xNN / \uNNNN text.
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _not_xml(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _attr(value: object) -> str:
-    text = str(value).translate(_CONTROL)
+    text = _NOT_XML.sub(_not_xml, str(value))
     return '"' + escape(text, quote=True).translate(_ATTR_WHITESPACE) + '"'
 
 
@@ -53,23 +61,7 @@ def _timestr(epoch: float) -> str:
 
 
 def _service(result: PortResult) -> str:
-    ident = result.identified
-    if ident is not None and ident.service:
-        return (
-            "<service"
-            + _attrs(
-                name=ident.service,
-                product=ident.product,
-                version=ident.version,
-                extrainfo=ident.extra,
-                tunnel="ssl" if ident.tls is not None else None,
-                method="probed" if ident.method == "probed" else "table",
-                conf=ident.confidence,
-            )
-            + "/>"
-        )
-    # Like nmap, a port its table does not name is "unknown" (by table, confidence 3).
-    return "<service" + _attrs(name=result.expected or "unknown", method="table", conf=3) + "/>"
+    return "<service" + _attrs(**nmap_service(result.identified, result.expected)) + "/>"
 
 
 class NmapXmlReport(CollectingReport):

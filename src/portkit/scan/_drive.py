@@ -6,7 +6,7 @@ knows which probe to send when, and when to give up on one. :func:`drive` turns 
 crank::
 
     read answers -> expire deadlines -> send what the scheduler allows
-        -> hand over finished rows (once the port names are known) -> sleep until
+        -> hand over finished rows -> sleep until
            an answer, the next deadline or the next token of the rate
 
 Answers are read before deadlines are checked, with the clock read before the read,
@@ -24,12 +24,12 @@ from operator import attrgetter, itemgetter
 from typing import Protocol, TypeVar
 
 from portkit.results import Batches, CountKey, PortResult, ResultBatch
-from portkit.scan._names import BackgroundNames, make_results
+from portkit.scan._names import make_results
 from portkit.scan._schedule import ProbeScheduler, Row
 
 __all__ = ["READY_CAP", "Transport", "drive", "rows_to_results"]
 
-READY_CAP = 1024  # rows gathered before they are handed over, when they can be
+READY_CAP = 1024  # rows gathered before they are handed over
 
 K = TypeVar("K", bound=Hashable)
 _ADDRESS = attrgetter("address")
@@ -93,21 +93,17 @@ def rows_to_results(
 async def drive(
     transport: Transport[K],
     scheduler: ProbeScheduler[K],
-    names: Sequence[str | None] | BackgroundNames | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> Batches:
     """Run ``transport`` under ``scheduler`` until every probe is finished; yield results.
 
-    ``names[port]`` is each result's ``expected`` service name; while the names are
-    still being built (:class:`BackgroundNames`), rows wait for them, and the scan
-    goes on; counted ports (transports that count) come in the batches' ``counts``. Closing
-    the generator (``aclose``, a break, Ctrl-C) closes the transport.
+    ``names[port]`` is each result's ``expected`` service name; counted ports
+    (transports that count) come in the batches' ``counts``. Closing the generator
+    (``aclose``, a break, Ctrl-C) closes the transport.
     """
     loop = asyncio.get_running_loop()
     ready = asyncio.Event()
-    pending = names if isinstance(names, BackgroundNames) else None
-    table = None if isinstance(names, BackgroundNames) else names
     fds = list(transport.descriptors())
-    names_fd = None if pending is None else pending.fileno()
     kind = transport.transport
     counting = transport.take_counts() is not None
     counts: dict[CountKey, int] = {}
@@ -115,31 +111,21 @@ async def drive(
     try:
         for fd in fds:
             loop.add_reader(fd, ready.set)
-        if names_fd is not None:
-            loop.add_reader(names_fd, ready.set)
         while True:
             now = monotonic()
             transport.receive(now)
             expired = scheduler.expire(now)
             if expired:
                 transport.expired(expired)
-            named = table is not None or pending is None
-            transport.launch(now, max(0, READY_CAP - len(scheduler.rows)) if named else None)
-            if pending is not None and table is None:
-                table = pending.poll()
-                if table is not None and names_fd is not None:
-                    loop.remove_reader(names_fd)
-                    names_fd = None
+            transport.launch(now, max(0, READY_CAP - len(scheduler.rows)))
             if counting:
                 more = transport.take_counts()
                 if more:
                     for key, count in more.items():
                         counts[key] = counts.get(key, 0) + count
             done = scheduler.done
-            if (scheduler.rows or counts) and (table is not None or pending is None or done):
-                if scheduler.rows and table is None and pending is not None:
-                    table = pending.wait()  # the last rows: wait for the names
-                results = rows_to_results(kind, scheduler.take_rows(), table)
+            if scheduler.rows or counts:
+                results = rows_to_results(kind, scheduler.take_rows(), names)
                 counted, counts = counts, {}
                 yield ResultBatch(results, counted)
                 await asyncio.sleep(0)  # let the loop run signals, progress and the consumer
@@ -159,8 +145,6 @@ async def drive(
                 if timer is not None:
                     timer.cancel()
     finally:
-        if names_fd is not None:
-            loop.remove_reader(names_fd)
         for fd in fds:
             loop.remove_reader(fd)
         transport.close()

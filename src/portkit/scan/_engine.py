@@ -30,9 +30,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from portkit.proto import udp_payload
 from portkit.results import Batches, PortState
 from portkit.scan._drive import drive
-from portkit.scan._names import BackgroundNames
 from portkit.scan._schedule import MIN_WINDOW, Policy, ProbeScheduler
 from portkit.scan._targets import Target
 
@@ -119,18 +119,6 @@ def window_size(concurrency: int | None) -> int:
     return max(1, min(wanted, room))
 
 
-_PAYLOADS_LOADED: dict[int, bytes] | None = None
-
-
-def _udp_payload(port: int) -> bytes:
-    global _PAYLOADS_LOADED
-    if _PAYLOADS_LOADED is None:
-        from portkit.scan._udp_payloads import payloads
-
-        _PAYLOADS_LOADED = payloads()
-    return _PAYLOADS_LOADED.get(port, b"")
-
-
 def _sockaddr(target: Target, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
     if target.family == socket.AF_INET6:
         return (target.address, port, 0, 0)
@@ -149,11 +137,18 @@ _RESOURCE_ERRNOS = {errno.EADDRNOTAVAIL, errno.EAGAIN, errno.EMFILE, errno.ENFIL
 class _SocketTransport:
     """TCP connect or UDP probes on non-blocking sockets, answers from one epoll set.
 
-    Outstanding probes are keyed by their socket's descriptor.
+    Outstanding probes are keyed by their socket's descriptor. ``names[port]`` (the
+    registry's name of each port) picks a UDP probe's datagram.
     """
 
-    def __init__(self, kind: ProbeKind, scheduler: ProbeScheduler[int]) -> None:
+    def __init__(
+        self,
+        kind: ProbeKind,
+        scheduler: ProbeScheduler[int],
+        names: Sequence[str | None] | None = None,
+    ) -> None:
         self.transport = kind.value
+        self._names = names
         self._tcp = kind is ProbeKind.TCP_CONNECT
         self._scheduler = scheduler
         self._ep = select.epoll()
@@ -329,8 +324,10 @@ class _SocketTransport:
                 elif err:
                     self._settle_udp(fd, sock, err, began)
                 else:
+                    # The request likely for the port first, another one on each re-send.
+                    name = None if self._names is None else self._names[port]
                     try:
-                        sock.send(_udp_payload(port))
+                        sock.send(udp_payload(name, attempt, host))
                     except OSError as exc:
                         self._settle_udp(fd, sock, exc.errno or errno.EIO, began)
                     else:
@@ -341,15 +338,14 @@ def run_socket_engine(
     probes: Iterator[tuple[Target, int]],
     kind: ProbeKind,
     options: EngineOptions,
-    names: Sequence[str | None] | BackgroundNames | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> Batches:
     """Probe every (target, port) of ``probes``; yield results in batches as they come.
 
     Only as many probes are taken from ``probes`` as fit the window, so memory stays
     bounded whatever the size of the scan. Closing the generator (``aclose``, a break,
     Ctrl-C) closes every socket still in flight. ``names[port]`` is each result's
-    ``expected`` service name; when the names are still being built
-    (:class:`BackgroundNames`), results wait for them.
+    ``expected`` service name.
 
     TCP sockets are reused: on Linux a second ``connect`` on a non-blocking socket
     whose first attempt has completed returns that attempt's result (``ECONNREFUSED``,
@@ -366,4 +362,4 @@ def run_socket_engine(
         silent=PortState.FILTERED if kind is ProbeKind.TCP_CONNECT else PortState.OPEN_FILTERED,
     )
     scheduler: ProbeScheduler[int] = ProbeScheduler(probes, policy, monotonic())
-    return drive(_SocketTransport(kind, scheduler), scheduler, names)
+    return drive(_SocketTransport(kind, scheduler, names), scheduler, names)

@@ -9,33 +9,29 @@ For TCP, in order, within one time budget, stopping at the first match:
    convention, the TLS handshake comes first instead;
 3. a TLS handshake; when it completes, record the certificate and climb the ladder again
    *inside* TLS (https, imaps, pop3s, submissions, ftps, ...);
-4. the remaining probes, each on a connection of its own, a few at a time.
+4. the remaining probes, each on a connection of its own, a few at a time;
+5. after a plain SMTP, IMAP, POP3 or FTP match, a STARTTLS upgrade on a new connection,
+   to record the certificate (:mod:`portkit.proto.starttls`).
 
 Every probe's answer is judged by the sans-io matchers of :mod:`portkit.proto` as the bytes
 arrive, so a quick server is identified as soon as its answer is complete. Waits are per
 phase and short; reads stop at :data:`portkit.proto.MAX_RESPONSE_BYTES`. Nothing matched
 means an honest "unknown" that keeps the first bytes the server sent.
 
-UDP (DNS, NTP, SNMP, SIP) sends each UDP probe from one socket and judges the datagrams.
+UDP (DNS, NTP, SNMP, SIP, memcached) is ``_identify_udp.py``; the TCP connection with its
+memory-BIO TLS is ``_channel.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import ipaddress
-import socket
-import ssl
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC
 
 from portkit._errors import (
     ConnectionRefused,
     ConnectTimeout,
-    NetworkError,
-    ResolveError,
+    RemoteProtocolError,
     UsageError,
 )
 from portkit.proto import (
@@ -43,21 +39,29 @@ from portkit.proto import (
     MATCHERS,
     SPEAKS_FIRST,
     TCP_PROBES,
-    TLS_SERVICES,
-    UDP_PROBES,
     Match,
     Matcher,
     NoMatch,
     Probe,
     Reader,
     matchers_for,
+    plain_name,
     probes_for,
     tls_name,
     wants_tls_first,
 )
 from portkit.proto.http import HTTP_GET
 from portkit.proto.mail import SMTP_EHLO
-from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+from portkit.proto.starttls import STARTTLS_PROTOCOLS, StartTlsClient
+from portkit.scan._channel import (
+    EVIDENCE_BYTES,
+    Channel,
+    Closed,
+    is_echo,
+    server_hostname,
+)
+from portkit.scan._identify_udp import UDP_WAIT, identify_udp
+from portkit.scan._model import Identification, PortResult, PortState, TlsInfo, nmap_service
 
 __all__ = [
     "BANNER_WAIT",
@@ -93,25 +97,12 @@ QUIET_WAIT = 0.1
 """Once a probe's own matchers have all said no, seconds of silence that end its answer."""
 TLS_TIMEOUT = 2.0
 """Seconds a TLS handshake may take."""
-UDP_WAIT = 0.6
-"""Seconds to wait for the answer to one UDP probe."""
 RTT_FACTOR = 4
 """Waits grow by this many measured connect round trips, for distant servers."""
-EVIDENCE_BYTES = 256
-"""How many of the first bytes a server sent are kept as evidence."""
 PARALLEL_PROBES = 4
 """Probes sent at once (each on its own connection) once the likely ones have failed."""
 INNER_PROBES = 4
 """Probes tried inside TLS after the greeting and HTTP, each needing a new handshake."""
-READ_CHUNK = 4096
-
-
-# Registry names of TLS services that are not "<plain>s" -> the protocol inside.
-_TLS_ALIASES = {"submissions": "smtp", "smtps": "smtp", "secure-mqtt": "mqtt", "https-alt": "http"}
-
-
-class _Closed(Exception):
-    """The connection could not be (re)opened for the next probe."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,218 +113,8 @@ class _Outcome:
     echo: bool = False  # the server sent our own bytes back
 
 
-def _is_echo(payload: bytes | None, data: bytes) -> bool:
-    """Whether ``data`` is (the start of) ``payload`` sent back: an echo server's answer."""
-    if not payload or len(data) < 4:
-        return False
-    n = min(len(data), len(payload))
-    return data[:n] == payload[:n]
-
-
-class _Channel:
-    """One TCP connection, optionally with TLS run through :class:`ssl.SSLObject`.
-
-    Running TLS over memory BIOs (instead of asyncio's own TLS) keeps the raw bytes a
-    server answers a ClientHello with, so a failed handshake can still be judged.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._tls: ssl.SSLObject | None = None
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self.raw = bytearray()  # bounded copy of raw bytes received during the handshake
-        self.saw_eof = False  # the peer closed its side
-        self.hello = b""  # our ClientHello, to tell an echo from an answer
-
-    @classmethod
-    async def open(cls, host: str, port: int, limit: float) -> tuple[_Channel, float]:
-        """Connect within ``limit`` seconds; return the channel and the connect time."""
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(limit):
-                reader, writer = await asyncio.open_connection(host, port, limit=READ_CHUNK * 4)
-        except TimeoutError:
-            raise ConnectTimeout(
-                f"no answer from {_where(host, port)} within {limit:g} s"
-            ) from None
-        except ConnectionRefusedError:
-            raise ConnectionRefused(f"connection refused by {_where(host, port)}") from None
-        except socket.gaierror as exc:
-            raise ResolveError(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
-        except OSError as exc:
-            raise NetworkError(
-                f"cannot connect to {_where(host, port)}: {exc.strerror or exc}"
-            ) from None
-        return cls(reader, writer), time.perf_counter() - started
-
-    async def send(self, data: bytes) -> None:
-        if self._tls is not None:
-            self._tls.write(data)
-            data = self._outgoing.read()
-        try:
-            self._writer.write(data)
-            await self._writer.drain()
-        except OSError as exc:
-            raise _Closed(str(exc)) from None
-
-    async def recv(self, deadline: float) -> bytes:
-        """Return the next bytes (b"" at end of stream); TimeoutError at ``deadline``."""
-        if self._tls is None:
-            return await self._recv_raw(deadline)
-        while True:
-            try:
-                return self._tls.read(READ_CHUNK)
-            except ssl.SSLWantReadError:
-                pass
-            except ssl.SSLError:
-                # close_notify, an unclean EOF or a broken record: the stream is over.
-                return b""
-            await self._flush()
-            raw = await self._recv_raw(deadline)
-            if not raw:
-                self._incoming.write_eof()
-            else:
-                self._incoming.write(raw)
-
-    async def _recv_raw(self, deadline: float) -> bytes:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            raise TimeoutError
-        try:
-            async with asyncio.timeout(remaining):
-                data = await self._reader.read(READ_CHUNK)
-        except (ConnectionResetError, BrokenPipeError):
-            data = b""
-        self.saw_eof = self.saw_eof or not data
-        return data
-
-    async def _flush(self) -> None:
-        pending = self._outgoing.read()
-        if pending:
-            await self._send_raw(pending)
-
-    async def _send_raw(self, data: bytes) -> None:
-        try:
-            self._writer.write(data)
-            await self._writer.drain()
-        except OSError as exc:
-            raise _Closed(str(exc)) from None
-
-    async def start_tls(
-        self, server_hostname: str | None, first_byte: float, deadline: float
-    ) -> TlsInfo | None:
-        """Run a TLS handshake; return what it showed, or ``None`` if it failed.
-
-        A server that has not answered the ClientHello by ``first_byte`` is not going to;
-        the whole handshake must end by ``deadline``. On failure ``self.raw`` holds what
-        the server answered instead (maybe nothing).
-        """
-        tls = _client_context().wrap_bio(
-            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
-        )
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                pass
-            except ssl.SSLError:
-                return None
-            try:
-                if not self.hello:
-                    self.hello = self._outgoing.read()
-                    await self._send_raw(self.hello)
-                await self._flush()
-                raw = await self._recv_raw(first_byte if not self.raw else deadline)
-            except (TimeoutError, _Closed):
-                return None
-            if not raw:
-                self._incoming.write_eof()
-                continue  # the handshake call reports the failure
-            if len(self.raw) < EVIDENCE_BYTES * 4:
-                self.raw += raw[: EVIDENCE_BYTES * 4 - len(self.raw)]
-            self._incoming.write(raw)
-        await self._flush()
-        self._tls = tls
-        return _tls_info(tls)
-
-    async def close(self) -> None:
-        self._writer.close()
-        # Closing a probe connection the peer may already have reset: there is nothing
-        # to report about that, the verdict is made.
-        with contextlib.suppress(OSError, TimeoutError):
-            async with asyncio.timeout(0.5):
-                await self._writer.wait_closed()
-
-
-def _where(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-@functools.cache
-def _client_context() -> ssl.SSLContext:
-    """A TLS client context for identification: no verification, old versions allowed.
-
-    We want to see every TLS server, including self-signed and outdated ones; nothing
-    secret is ever sent over these connections.
-    """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    with contextlib.suppress(ssl.SSLError):
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-def _tls_info(tls: ssl.SSLObject) -> TlsInfo:
-    from cryptography import x509
-
-    cipher = tls.cipher()
-    info = TlsInfo(
-        version=tls.version(),
-        cipher=cipher[0] if cipher else None,
-        alpn=tls.selected_alpn_protocol(),
-    )
-    der = tls.getpeercert(binary_form=True)
-    if not der:
-        return info
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        return info
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = tuple(str(v) for v in san.get_values_for_type(x509.DNSName)) + tuple(
-            str(v) for v in san.get_values_for_type(x509.IPAddress)
-        )
-    except (x509.ExtensionNotFound, ValueError):
-        sans = ()
-    return replace(
-        info,
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        not_before=cert.not_valid_before_utc.astimezone(UTC).isoformat(),
-        not_after=cert.not_valid_after_utc.astimezone(UTC).isoformat(),
-        self_signed=cert.subject == cert.issuer,
-        subject_alt_names=sans,
-    )
-
-
-def _server_hostname(host: str) -> str | None:
-    """The name for SNI: the host when it is a name, nothing for an address."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return host
-    return None
-
-
 async def _exchange(
-    chan: _Channel,
+    chan: Channel,
     payload: bytes | None,
     matchers: tuple[Matcher, ...],
     wait: float,
@@ -354,14 +135,14 @@ async def _exchange(
     if payload:
         try:
             await chan.send(payload)
-        except _Closed:
+        except Closed:
             return _Outcome(match=reader.finish(), data=b"", eof=True)
     end = min(loop.time() + wait, deadline)
     eof = False
     while True:
         try:
             chunk = await chan.recv(end)
-        except (TimeoutError, _Closed):
+        except (TimeoutError, Closed):
             match = reader.finish()
             break
         if not chunk:
@@ -377,7 +158,7 @@ async def _exchange(
             end = min(end, loop.time() + QUIET_WAIT)
     data = bytes(reader.data)
     answer = data[len(carry) :]
-    if _is_echo(payload, answer):
+    if is_echo(payload, answer):
         # Whatever a matcher saw in our own bytes (RabbitMQ does answer garbage with the
         # AMQP header we also send), an echo is not an answer.
         return _Outcome(match=None, data=data, eof=eof, echo=True)
@@ -434,16 +215,16 @@ class _Ladder:
             return "the server closes every connection without a word"
         return "no answer to any probe"
 
-    async def connect(self) -> _Channel:
+    async def connect(self) -> Channel:
         if self.remaining() <= 0:
-            raise _Closed("budget spent")
+            raise Closed("budget spent")
         timeout = min(CONNECT_TIMEOUT, self.remaining())
         try:
-            chan, rtt = await _Channel.open(self.host, self.port, timeout)
+            chan, rtt = await Channel.open(self.host, self.port, timeout)
         except (ConnectionRefused, ConnectTimeout) as exc:
             if self.connections == 0:
                 raise
-            raise _Closed(str(exc)) from None
+            raise Closed(str(exc)) from None
         if self.connections == 0:
             self.rtt = rtt
         self.connections += 1
@@ -501,7 +282,7 @@ async def identify(
         raise UsageError(f"budget must be positive, not {budget}")
     deadline = asyncio.get_running_loop().time() + budget
     if transport == "udp":
-        return await _identify_udp(host, port, expected, deadline)
+        return await identify_udp(host, port, expected, deadline)
     ladder = _Ladder(host=host, port=port, expected=expected, deadline=deadline)
     return await _identify_tcp(ladder)
 
@@ -509,9 +290,14 @@ async def identify(
 async def _identify_tcp(ladder: _Ladder) -> Identification:
     try:
         found = await _climb(ladder)
-    except _Closed:
+    except Closed:
         found = None  # the budget ran out or the server stopped accepting
     if found is not None:
+        if found.tls is None and found.service in STARTTLS_PROTOCOLS:
+            # The plain protocol may offer TLS: its certificate is worth recording.
+            tls = await _starttls(ladder, found.service)
+            if tls is not None:
+                found = replace(found, tls=tls)
         return found
     return Identification(
         service=None,
@@ -519,6 +305,34 @@ async def _identify_tcp(ladder: _Ladder) -> Identification:
         evidence=ladder.evidence,
         confidence=0,
     )
+
+
+async def _starttls(ladder: _Ladder, protocol: str) -> TlsInfo | None:
+    """On a new connection, walk ``protocol``'s STARTTLS dialogue; what TLS showed, or None.
+
+    None when the server refuses, does not answer in time, or the budget is spent: the
+    identification already made stands either way.
+    """
+    try:
+        chan = await ladder.connect()
+    except Closed:
+        return None
+    dialogue = StartTlsClient(protocol, client_name="portkit.invalid")
+    try:
+        while True:
+            if out := dialogue.data_to_send():
+                await chan.send(out)
+            if dialogue.receive(await chan.recv(ladder.phase_deadline(PROBE_WAIT))):
+                break
+        return await chan.start_tls(
+            server_hostname(ladder.host),
+            ladder.phase_deadline(PROBE_WAIT),
+            ladder.phase_deadline(TLS_TIMEOUT),
+        )
+    except (TimeoutError, Closed, RemoteProtocolError):
+        return None
+    finally:
+        await chan.close()
 
 
 async def _climb(ladder: _Ladder) -> Identification | None:
@@ -621,7 +435,7 @@ async def _probe_once(ladder: _Ladder, probe: Probe) -> _Outcome | None:
     """Send ``probe`` on a new connection and judge the answer; ``None`` if none was made."""
     try:
         chan = await ladder.connect()
-    except _Closed:
+    except Closed:
         return None
     try:
         return await _exchange(
@@ -649,7 +463,7 @@ async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
     if wants_tls_first(found.service):
         try:
             inner = await _try_tls(ladder, await ladder.connect())
-        except _Closed:
+        except Closed:
             return found
         return inner if inner is not None else found
     if found.product is not None:
@@ -664,20 +478,20 @@ async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
     return better if better.product or better.version else found
 
 
-async def _try_tls(ladder: _Ladder, chan: _Channel) -> Identification | None:
+async def _try_tls(ladder: _Ladder, chan: Channel) -> Identification | None:
     """Handshake on ``chan`` (and close it); on success, climb the ladder inside TLS.
 
     Returns ``None`` when the server is not TLS and its answer matched nothing.
     """
     try:
         info = await chan.start_tls(
-            _server_hostname(ladder.host),
+            server_hostname(ladder.host),
             ladder.phase_deadline(PROBE_WAIT),
             ladder.phase_deadline(TLS_TIMEOUT),
         )
         if info is None:
             raw = bytes(chan.raw)
-            echo = _is_echo(chan.hello, raw)
+            echo = is_echo(chan.hello, raw)
             ladder.note(raw, eof=chan.saw_eof, echo=echo)
             if echo:
                 return None
@@ -692,14 +506,11 @@ async def _try_tls(ladder: _Ladder, chan: _Channel) -> Identification | None:
         await chan.close()
 
 
-async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identification:
+async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identification:
     """The ladder again, inside a completed TLS handshake."""
     plain_expected = ladder.expected
     if plain_expected:
-        plain_expected = next(
-            (p for p, s in TLS_SERVICES.items() if s == plain_expected.lower()),
-            _TLS_ALIASES.get(plain_expected.lower(), plain_expected.lower()),
-        )
+        plain_expected = plain_name(plain_expected) or plain_expected.lower()
     # Inside TLS the same holds: greetings arrive first. Listen only where the registry
     # expects a greeting (imaps, pop3s, submissions, ftps), else ask HTTP at once.
     listen = SPEAKS_FIRST_WAIT if plain_expected in SPEAKS_FIRST else BANNER_WAIT
@@ -729,11 +540,11 @@ async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identif
             break
         try:
             inner = await ladder.connect()
-        except _Closed:
+        except Closed:
             break
         try:
             again = await inner.start_tls(
-                _server_hostname(ladder.host),
+                server_hostname(ladder.host),
                 ladder.phase_deadline(PROBE_WAIT),
                 ladder.phase_deadline(TLS_TIMEOUT),
             )
@@ -751,6 +562,16 @@ async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identif
             await inner.close()
         if got.match is not None:
             return ladder.result(got.match, f"tls+{probe.name}", got.data, info)
+    h2 = await _alpn_h2(ladder)
+    if h2 is not None:
+        return Identification(
+            service="https",
+            tls=h2,
+            extra="HTTP/2 only",
+            confidence=8,
+            probe="tls-alpn-h2",
+            evidence=ladder.evidence,
+        )
     return Identification(
         service="tls",
         tls=info,
@@ -761,82 +582,28 @@ async def _inside_tls(ladder: _Ladder, chan: _Channel, info: TlsInfo) -> Identif
     )
 
 
-_UDP_MATCHERS = tuple(dict.fromkeys(m for p in UDP_PROBES for m in matchers_for(p)))
+async def _alpn_h2(ladder: _Ladder) -> TlsInfo | None:
+    """A handshake offering only HTTP/2 (RFC 7301 ALPN ``h2``, RFC 9113 §3.2).
 
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue(maxsize=64)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # a flood: keep the first ones
-            self.queue.put_nowait(data[: 16 * 1024])
-
-    def error_received(self, exc: Exception) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(exc)
-
-
-async def _identify_udp(
-    host: str, port: int, expected: str | None, deadline: float
-) -> Identification:
-    loop = asyncio.get_running_loop()
+    A server that speaks only HTTP/2 ignores or closes on every HTTP/1 probe; choosing
+    ``h2`` when offered names it. The handshake's summary when it did, else None.
+    """
+    if ladder.remaining() <= 0:
+        return None
     try:
-        transport, proto = await loop.create_datagram_endpoint(
-            _UdpProtocol, remote_addr=(host, port)
+        chan = await ladder.connect()
+    except Closed:
+        return None
+    try:
+        info = await chan.start_tls(
+            server_hostname(ladder.host),
+            ladder.phase_deadline(PROBE_WAIT),
+            ladder.phase_deadline(TLS_TIMEOUT),
+            alpn=("h2",),
         )
-    except OSError as exc:
-        raise NetworkError(
-            f"cannot reach {_where(host, port)}/udp: {exc.strerror or exc}"
-        ) from None
-    evidence = b""
-    echoes = 0
-    try:
-        for probe in probes_for(expected, "udp"):
-            if loop.time() >= deadline:
-                break
-            transport.sendto(probe.build(host))
-            end = min(loop.time() + UDP_WAIT, deadline)
-            while True:
-                try:
-                    async with asyncio.timeout(max(end - loop.time(), 0.0)):
-                        item = await proto.queue.get()
-                except TimeoutError:
-                    break
-                if isinstance(item, ConnectionRefusedError):
-                    raise ConnectionRefused(
-                        f"{_where(host, port)}/udp is closed (port unreachable)"
-                    )
-                if isinstance(item, Exception):
-                    continue
-                evidence = evidence or item[:EVIDENCE_BYTES]
-                if _is_echo(probe.build(host), item):
-                    echoes += 1
-                    continue
-                # A late answer to an earlier probe counts too: judge with every matcher.
-                for matcher in _UDP_MATCHERS:
-                    verdict = matcher(item, True)
-                    if isinstance(verdict, Match):
-                        return Identification(
-                            service=verdict.service,
-                            product=verdict.product,
-                            version=verdict.version,
-                            extra=verdict.extra,
-                            confidence=verdict.confidence,
-                            probe=probe.name,
-                            evidence=item[:EVIDENCE_BYTES],
-                        )
     finally:
-        transport.close()
-    return Identification(
-        service=None,
-        extra=(
-            "the server echoes what it is sent"
-            if echoes
-            else ("no probe matched" if evidence else "no answer to any probe")
-        ),
-        evidence=evidence,
-    )
+        await chan.close()
+    return info if info is not None and info.alpn == "h2" else None
 
 
 # Registry names that are another port's name for the same protocol.
@@ -918,27 +685,3 @@ async def probe_port(
         host=host, port=port, transport="tcp", state=PortState.OPEN, reason="syn-ack",
         expected=expected, rtt=ladder.rtt, identified=found,
     )  # fmt: skip
-
-
-def nmap_service(found: Identification) -> dict[str, str]:
-    """The attributes of an nmap XML ``<service>`` element describing ``found``.
-
-    nmap names the protocol inside TLS and marks the wrapping with ``tunnel="ssl"``
-    (``imaps`` is ``name="imap" tunnel="ssl"``); an unrecognised answer is ``unknown``.
-    """
-    name = found.service or "unknown"
-    attrs: dict[str, str] = {}
-    if found.tls is not None:
-        plain = {tls: plain for plain, tls in TLS_SERVICES.items()}
-        name = "unknown" if name == "tls" else plain.get(name, _TLS_ALIASES.get(name, name))
-        attrs["tunnel"] = "ssl"
-    attrs = {"name": name, **attrs}
-    if found.product:
-        attrs["product"] = found.product
-    if found.version:
-        attrs["version"] = found.version
-    if found.extra:
-        attrs["extrainfo"] = found.extra
-    attrs["method"] = found.method if found.service else "probed"
-    attrs["conf"] = str(found.confidence if found.service else 0)
-    return attrs

@@ -11,6 +11,7 @@ from portkit.results import (
     PortState,
     ResultBatch,
     TlsInfo,
+    nmap_service,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "PortState",
     "ResultBatch",
     "TlsInfo",
+    "nmap_service",
 ]

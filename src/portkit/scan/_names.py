@@ -1,14 +1,14 @@
-"""The registry's names for a scan's ports (computed meanwhile), and fast results.
+"""The registry's names for a scan's ports, and fast results.
 
-Naming every port of a sweep (the ``expected`` field of each result) means loading
-the registry and building a table of 65,536 entries: about a tenth of a second of
-Python, as long as the rest of a small scan's start-up. :class:`BackgroundNames` forks
-a process that builds the table (with :func:`portkit.scan._scan.expected_names`, the
-same function, so the same answers) and sends it back through a pipe, while the scan
-itself starts at once. The engine holds its results until :meth:`poll` has the table.
-
-If the process fails for any reason, the table is built here instead: slower, never
-different.
+Every result carries the registry's name for its port (``expected``).
+:func:`expected_names` gives them as a table indexed by port, built in this process
+before the first probe: from a table kept on disk by an earlier run (about 1 ms),
+else by asking the registry about the scanned ports (a few ports: about 20 ms, the
+registry's load), else, for a sweep, by building the whole table from the registry
+(about 40 ms) and keeping it for the next runs. No helper process: one that was
+forked once the event loop existed shared its epoll set and sockets, and lost the
+first port of a scan with identification (see docs/scan.md for the figures that
+chose this).
 
 :func:`result_maker` makes the engines' :class:`PortResult` objects at half the cost
 of the dataclass constructor; a sweep makes one per port.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 # scan's start-up path, and they cost ~10 ms of imports together.
 
 __all__ = [
-    "BackgroundNames",
     "MakeResult",
+    "expected_names",
     "load_table",
     "make_results",
     "result_maker",
@@ -179,87 +179,53 @@ def make_results(
     return results
 
 
-class BackgroundNames:
-    """A table of names being built by ``build`` in a forked process."""
+# Below this many ports, naming each through the registry is cheaper than building the
+# whole table (which reads every registry entry once).
+_TABLE_THRESHOLD = 4096
 
-    def __init__(self, build: Callable[[], Names]) -> None:
-        self._build = build
-        self._names: Names | None = None
-        self._buffer = bytearray()
-        read_fd, write_fd = os.pipe()
-        self._pid = os.fork()
-        if self._pid == 0:  # pragma: no cover - runs in the forked process
-            os.close(read_fd)
-            self._child(write_fd)
-        os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        self._fd: int | None = read_fd
 
-    def fileno(self) -> int | None:
-        """The descriptor to watch while the table is on its way (None once it is here)."""
-        return self._fd
+def expected_names(transport: str, ports: Sequence[int] | None = None) -> list[str | None]:
+    """The registry's service name of every port 0-65535 for ``transport``, as a list.
 
-    def poll(self) -> Names | None:
-        """The table if it has arrived, else None (never blocks)."""
-        if self._names is None and self._fd is not None:
-            while True:
-                try:
-                    chunk = os.read(self._fd, 1 << 20)
-                except BlockingIOError:
-                    return None
-                if not chunk:
-                    self._finish()
-                    break
-                self._buffer += chunk
-        return self._names
+    Same answers as ``Registry.service_name`` (a port's own entries first, in registry
+    order, then the ranges that cover it), so that naming each result of a sweep is a
+    list index rather than a registry query. With ``ports`` (fewer than a few thousand),
+    only those are named when no table is kept: small scans then do not build one.
+    """
+    small = ports is not None and len(ports) < _TABLE_THRESHOLD
+    if not small or not _registry_loaded():
+        kept = load_table(transport)  # a previous run's table: no registry to read
+        if kept is not None:
+            return kept
+    from portkit.registry import default_registry
 
-    def wait(self) -> Names:
-        """The table, waiting for it if need be."""
-        if self._names is None and self._fd is not None:
-            os.set_blocking(self._fd, True)
-            while chunk := os.read(self._fd, 1 << 20):
-                self._buffer += chunk
-            self._finish()
-        assert self._names is not None
-        return self._names
+    registry = default_registry()
+    names: list[str | None] = [None] * 65536
+    if ports is not None and small:
+        for port in ports:
+            names[port] = registry.service_name(port, transport)
+        return names
+    ranges = []
+    for service in registry.services:  # registry order: a port's primary entry first
+        if service.port is None or not service.name or service.transport != transport:
+            continue
+        if service.port_end is not None and service.port_end != service.port:
+            ranges.append(service)
+        elif names[service.port] is None:
+            names[service.port] = service.name
+    for service in ranges:
+        assert service.port is not None
+        assert service.port_end is not None
+        for port in range(service.port, min(service.port_end, 65535) + 1):
+            if names[port] is None:
+                names[port] = service.name
+    store_table(transport, names)
+    return names
 
-    def close(self) -> None:
-        """Stop the process if it is still working; idempotent."""
-        if self._fd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGKILL)
-            os.waitpid(self._pid, 0)
-            os.close(self._fd)
-            self._fd = None
 
-    def _finish(self) -> None:
-        import pickle
-
-        assert self._fd is not None
-        _pid, status = os.waitpid(self._pid, 0)
-        os.close(self._fd)
-        self._fd = None
-        names: Names | None = None
-        if os.waitstatus_to_exitcode(status) == 0:
-            with contextlib.suppress(Exception):
-                names = pickle.loads(self._buffer)
-        self._buffer = bytearray()
-        # The process failed (or said nothing sensible): build it here, same answers.
-        self._names = names if isinstance(names, list) else self._build()
-
-    def _child(self, write_fd: int) -> None:  # pragma: no cover - in the forked process
-        code = 1
-        try:
-            import pickle
-
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan decides when to stop
-            signal.set_wakeup_fd(-1)  # the scan's event loop is not ours
-            data = memoryview(pickle.dumps(list(self._build()), pickle.HIGHEST_PROTOCOL))
-            while data:
-                data = data[os.write(write_fd, data) :]
-            code = 0
-        finally:
-            os._exit(code)
+def _registry_loaded() -> bool:
+    index = sys.modules.get("portkit.registry._index")
+    return index is not None and getattr(index, "_default", None) is not None
 
 
 # --- the table, kept between runs ---------------------------------------------------

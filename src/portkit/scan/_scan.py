@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-import sys
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -28,7 +27,7 @@ from portkit.scan._engine import (
     ProbeKind,
     run_socket_engine,
 )
-from portkit.scan._names import BackgroundNames, load_table, store_table
+from portkit.scan._names import expected_names
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
 from portkit.scan._shard import Engine, process_count, sharded
 from portkit.scan._targets import (
@@ -148,71 +147,6 @@ async def plan_scan(
     return plan
 
 
-# Below this many ports, naming each through the registry is cheaper than building the
-# whole table (which reads every registry entry once).
-_TABLE_THRESHOLD = 4096
-
-
-def expected_names(transport: str, ports: Sequence[int] | None = None) -> list[str | None]:
-    """The registry's service name of every port 0-65535 for ``transport``, as a list.
-
-    Same answers as ``Registry.service_name`` (a port's own entries first, in registry
-    order, then the ranges that cover it), so that naming each result of a sweep is a
-    list index rather than a registry query. With ``ports`` (fewer than a few thousand),
-    only those are named: small scans then do not read the whole registry.
-    """
-    from portkit.registry import default_registry
-
-    small = ports is not None and len(ports) < _TABLE_THRESHOLD
-    if not small or not _registry_loaded():
-        kept = load_table(transport)  # a previous run's table: no registry to read
-        if kept is not None:
-            return kept
-    registry = default_registry()
-    names: list[str | None] = [None] * 65536
-    if ports is not None and small:
-        for port in ports:
-            names[port] = registry.service_name(port, transport)
-        return names
-    ranges = []
-    for service in registry.services:  # registry order: a port's primary entry first
-        if service.port is None or not service.name or service.transport != transport:
-            continue
-        if service.port_end is not None and service.port_end != service.port:
-            ranges.append(service)
-        elif names[service.port] is None:
-            names[service.port] = service.name
-    for service in ranges:
-        assert service.port is not None
-        assert service.port_end is not None
-        for port in range(service.port, min(service.port_end, 65535) + 1):
-            if names[port] is None:
-                names[port] = service.name
-    store_table(transport, names)
-    return names
-
-
-def _registry_loaded() -> bool:
-    index = sys.modules.get("portkit.registry._index")
-    return index is not None and getattr(index, "_default", None) is not None
-
-
-def names_for(transport: str, ports: Sequence[int]) -> Sequence[str | None] | BackgroundNames:
-    """The names of ``ports``: a table, or one being built in a forked process.
-
-    Loading the registry and naming a sweep's ports costs about 0.1 s of Python; in a
-    forked process (Linux) it runs beside the scan's start instead of before it. Once
-    this process has the registry, naming a few ports is quicker than a fork, and a
-    table kept by a previous run (see :func:`load_table`) quicker still.
-    """
-    if sys.platform != "linux" or (_registry_loaded() and len(ports) < _TABLE_THRESHOLD):
-        return expected_names(transport, ports)
-    kept = load_table(transport)  # a previous run's table: quicker than a fork
-    if kept is not None:
-        return kept
-    return BackgroundNames(lambda: expected_names(transport, ports))
-
-
 async def _engine_batches(plan: ScanPlan, count_after: int | None = None) -> Batches:
     if plan.ports.tcp:
         async with contextlib.aclosing(_tcp_batches(plan, count_after)) as tcp:
@@ -237,48 +171,40 @@ async def _tcp_batches(plan: ScanPlan, count_after: int | None = None) -> Batche
         processes = process_count(plan.host_count * len(plan.ports.tcp), plan.processes)
     if plan.options.concurrency is not None:
         processes = min(processes, plan.options.concurrency)  # at least one probe each
-    names = names_for("tcp", plan.ports.tcp)
-    try:
-        options = plan.options.share(processes)
+    names = expected_names("tcp", plan.ports.tcp)
+    options = plan.options.share(processes)
 
-        def engine_with(
-            table: Sequence[str | None] | BackgroundNames | None,
-        ) -> Engine:
-            def engine(
-                probes: Iterator[tuple[Target, int]],
-            ) -> Batches:
-                if plan.syn:
-                    from portkit.scan._syn import run_syn_engine
+    def engine_with(table: Sequence[str | None] | None) -> Engine:
+        def engine(probes: Iterator[tuple[Target, int]]) -> Batches:
+            if plan.syn:
+                from portkit.scan._syn import run_syn_engine
 
-                    # Counts only from one process: shards' results are named here.
-                    return run_syn_engine(
-                        probes,
-                        options,
-                        table,
-                        count_after=count_after if processes == 1 else None,
-                    )
-                return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, table)
+                # Counts only from one process: shards' results are named here.
+                return run_syn_engine(
+                    probes,
+                    options,
+                    table,
+                    count_after=count_after if processes == 1 else None,
+                )
+            return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, table)
 
-            return engine
+        return engine
 
-        if processes > 1:
-            # Forked processes send their results unnamed; this process names them.
-            batches = sharded(
-                engine_with(None),
-                plan.probes("tcp"),
-                processes,
-                transport="tcp",
-                names=names,
-                own_engine=engine_with(names),
-            )
-        else:
-            batches = engine_with(names)(plan.probes("tcp"))
-        async with contextlib.aclosing(batches):
-            async for batch in batches:
-                yield batch
-    finally:
-        if isinstance(names, BackgroundNames):
-            names.close()
+    if processes > 1:
+        # Forked processes send their results unnamed; this process names them.
+        batches = sharded(
+            engine_with(None),
+            plan.probes("tcp"),
+            processes,
+            transport="tcp",
+            names=names,
+            own_engine=engine_with(names),
+        )
+    else:
+        batches = engine_with(names)(plan.probes("tcp"))
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            yield batch
 
 
 def _load_identify() -> Identify:
@@ -310,9 +236,10 @@ async def scan_batches(
     engine may hand over ``counts`` instead, standing for a host's closed ports past
     that many (the SYN engine does).
 
-    With ``detect``, open TCP ports are handed to identification (at most
-    ``detect_concurrency`` at a time) and come out once identified; ``detect`` may be
-    the identify function itself (tests pass a stand-in).
+    With ``detect``, open TCP ports and open or open|filtered UDP ports are handed to
+    identification (at most ``detect_concurrency`` at a time) and come out once
+    identified (a UDP port that answers a probe there is open); ``detect`` may be the
+    identify function itself (tests pass a stand-in).
     """
     identify: Identify | None = None
     if detect is True:
@@ -324,13 +251,24 @@ async def scan_batches(
 
     async def identified(result: PortResult) -> PortResult:
         assert identify is not None
+        udp = result.transport == "udp"
         async with gate:
             try:
-                ident = await identify(result.host, result.port, expected=result.expected)
+                if udp:
+                    ident = await identify(
+                        result.host, result.port, expected=result.expected, transport="udp"
+                    )
+                else:
+                    ident = await identify(result.host, result.port, expected=result.expected)
             except NetworkError as exc:
                 # The port closed (or stopped answering) between the scan and the probes:
                 # it was open when scanned, and what answered is unknown. Say so.
                 ident = Identification(service=None, extra=f"gone before identification: {exc}")
+        if udp and ident.evidence and result.state is PortState.OPEN_FILTERED:
+            # Silent to the scan's datagrams, but it answered one of the probes: open.
+            return dataclasses.replace(
+                result, state=PortState.OPEN, reason="udp-response", identified=ident
+            )
         return dataclasses.replace(result, identified=ident)
 
     async def finished(block: bool) -> list[PortResult]:
@@ -348,7 +286,9 @@ async def scan_batches(
                 continue
             ready: list[PortResult] = []
             for result in batch.results:
-                if result.state is PortState.OPEN and result.transport == "tcp":
+                if result.state is PortState.OPEN or (
+                    result.state is PortState.OPEN_FILTERED and result.transport == "udp"
+                ):
                     pending.add(asyncio.ensure_future(identified(result)))
                 else:
                     ready.append(result)

@@ -31,7 +31,7 @@ from typing import Any
 from portkit._errors import PortkitError
 from portkit.results import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._fork import Messages, fork_process, send
-from portkit.scan._names import BackgroundNames, result_maker
+from portkit.scan._names import result_maker
 from portkit.scan._targets import Target
 
 __all__ = ["MIN_PROBES_PER_PROCESS", "process_count", "sharded"]
@@ -99,22 +99,19 @@ async def sharded(
     processes: int,
     *,
     transport: str,
-    names: Sequence[str | None] | BackgroundNames | None,
+    names: Sequence[str | None] | None,
     own_engine: Engine | None = None,
 ) -> Batches:
     """Run ``engine`` over ``probes`` in ``processes`` processes (this one included).
 
     ``own_engine`` (default: ``engine``) is the one this process runs; the forked
-    processes' results are named here with ``names`` (a table, or one on its way).
+    processes' results are named here with ``names``.
     """
 
     make = result_maker(transport)
-    table: Sequence[str | None] | None = None
+    table = names
 
     def results_of(rows: list[Row]) -> list[PortResult]:
-        nonlocal table
-        if table is None and names is not None:
-            table = names.wait() if isinstance(names, BackgroundNames) else names
         return [
             make(host, port, _STATES[state], reason, hostname,
                  None if table is None else table[port], rtt)

@@ -33,7 +33,6 @@ from portkit._errors import PrivilegeError, TargetError
 from portkit.results import Batches, CountKey, PortState
 from portkit.scan._drive import drive
 from portkit.scan._engine import EngineOptions
-from portkit.scan._names import BackgroundNames
 from portkit.scan._rawsend import (
     PACKET_SIZE,
     Batch,
@@ -515,7 +514,7 @@ class _SynTransport:
 def run_syn_engine(
     probes: Iterator[tuple[Target, int]],
     options: EngineOptions,
-    names: Sequence[str | None] | BackgroundNames | None = None,
+    names: Sequence[str | None] | None = None,
     *,
     batch_size: int = _BATCH,
     fast: bool = True,

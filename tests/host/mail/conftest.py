@@ -92,7 +92,8 @@ def start_host(tmp_path: Path, **overrides: Any) -> tuple[MailHost, Callable[[],
     cert, key = self_signed_cert(tmp_path)
     root = tmp_path / "mail"
     common = base_options(root, cert, key) | overrides
-    smtp_only = {k: common.pop(k) for k in ("max_message_size", "max_recipients") if k in common}
+    smtp_keys = ("max_message_size", "max_recipients", "max_transfers_per_address")
+    smtp_only = {k: common.pop(k) for k in smtp_keys if k in common}
     imap_only = {k: common.pop(k) for k in ("max_literal", "idle_poll") if k in common}
     variants: dict[str, tuple[type[Application], Any]] = {
         "smtp": (SmtpApp, SmtpOptions(**common, tls="starttls", **smtp_only)),

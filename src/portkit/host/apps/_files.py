@@ -23,6 +23,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
@@ -79,8 +80,11 @@ def resolve_path(root: Path, url_path: str, *, hidden: bool = False) -> Path | N
     """The file under ``root`` (already resolved) that ``url_path`` names, or None.
 
     ``url_path`` is the percent-decoded request path. Refused: NUL bytes and backslashes,
-    ``.``/``..`` segments (encoded or not: the path is decoded already), dot-files unless
-    ``hidden``, and anything whose real path (symlinks followed) is outside ``root``.
+    ``.``/``..`` segments (encoded or not: the path is decoded already), anything whose
+    real path (symlinks followed) is outside ``root``, and, unless ``hidden``, dot-files:
+    both in the name asked for and in the real path, so that a symlink with an innocent
+    name (``env_alias -> .env``, ``repo -> .git``) does not reach what its target's name
+    would not.
     """
     if "\x00" in url_path or "\\" in url_path:
         return None
@@ -93,6 +97,8 @@ def resolve_path(root: Path, url_path: str, *, hidden: bool = False) -> Path | N
     except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
         return None
     if real != root and not real.is_relative_to(root):
+        return None
+    if not hidden and any(part.startswith(".") for part in real.relative_to(root).parts):
         return None
     return real
 
@@ -201,6 +207,17 @@ class _FileResponse(web.FileResponse):
             return None
         return await super().prepare(self._effective)
 
+    async def _sendfile(
+        self, request: web.BaseRequest, fobj: IO[Any], offset: int, count: int
+    ) -> AbstractStreamWriter:
+        # Always through the transport, in chunks, as under uvloop (which has no
+        # loop.sendfile): the send timeout aborts transports mid-response, and asyncio's
+        # own sendfile path does not survive that (Python 3.11: InvalidStateError in
+        # connection_lost, and the socket is left open).
+        writer = await web.StreamResponse.prepare(self, request)
+        assert writer is not None
+        return await self._sendfile_fallback(writer, fobj, offset, count)
+
 
 def _single(verdict: object) -> bool:
     return isinstance(verdict, tuple) and len(verdict) == 1
@@ -280,16 +297,30 @@ async def _multipart(
 def visible_entries(root: Path, directory: Path, *, hidden: bool) -> list[Path]:
     """The entries of ``directory`` a request may reach (dirs first, then by name).
 
-    Blocking: run it in a thread. Symlinks leading out of ``root`` are left out.
+    Blocking: run it in a thread. Left out: what a request could not reach (symlinks
+    leading out of ``root`` or to dot-files, names that are not UTF-8 text).
     """
     entries = []
     for entry in directory.iterdir():
         if entry.name.startswith(".") and not hidden:
             continue
+        if not entry.name.isprintable() or _undecodable(entry.name):
+            # Bytes that are not UTF-8 (or control characters) in a name: no URL this
+            # server decodes can name it, and quoting it for a link would fail.
+            continue
         real = resolve_path(root, str(entry.relative_to(root)), hidden=hidden)
         if real is not None:
             entries.append(entry)
     return sorted(entries, key=lambda p: (not p.is_dir(), p.name))
+
+
+def _undecodable(name: str) -> bool:
+    """Whether ``name`` held bytes that are not UTF-8 (``os.fsdecode`` surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def directory_listing(

@@ -12,21 +12,33 @@ import abc
 import asyncio
 import contextlib
 import errno
+import functools
 import socket
+import struct
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 from portkit.host._app import (
     AppContext,
     Application,
     Listener,
+    admit,
     finish_connections,
     format_peer,
 )
+from portkit.host._limits import Admission, Slot
 
-__all__ = ["SocketApplication", "wait_readable", "wait_writable"]
+__all__ = ["SocketApplication", "bytes_acked", "reset", "wait_readable", "wait_writable"]
 
 #: After running out of file descriptors, wait this long before accepting again.
 EMFILE_BACKOFF = 0.1
+
+#: Linux ``struct tcp_info`` (linux/tcp.h): ``tcpi_bytes_acked`` is the u64 at offset 120
+#: (Linux 4.1 and later; the structure only ever grows at its end).
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_ACKED_AT = 120
+_LINGER_RESET = struct.pack("ii", 1, 0)  # struct linger: on, 0 seconds
 
 
 class SocketApplication(Application):
@@ -37,6 +49,9 @@ class SocketApplication(Application):
         self._acceptors: list[asyncio.Task[None]] = []
         self._listen_socks: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Connection limits, checked and counted in the accept loop itself, before the
+        #: connection's task exists (see :mod:`portkit.host._limits`); None: no limit.
+        self.admission: Admission | None = None
 
     def admit(self, peer: tuple[str, int]) -> bool:
         """Whether to serve a new connection from ``peer``; default: always."""
@@ -70,17 +85,33 @@ class SocketApplication(Application):
                 raise
             conn.setblocking(False)
             peer = (str(addr[0]), int(addr[1]))
-            if not self.admit(peer):
+            # Checked and counted here, before the next accept: the loop takes every queued
+            # connection without yielding, so a count kept by the new task would come too late.
+            slot = admit(self.admission, peer, self.ctx, stopping=False)
+            if slot is None or not self.admit(peer):
+                if slot is not None:
+                    slot.release()
+                    self.ctx.access(format_peer(peer), "rejected (limit)")
                 self.counters.rejected += 1
-                self.ctx.access(format_peer(peer), "rejected (limit)")
                 conn.close()
                 continue
+            self.counters.opened()
             task = asyncio.create_task(self._run(conn, peer))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # A callback, not a `finally` in the task: a task cancelled before its first
+            # step never runs its body, and its place must still be given back.
+            task.add_done_callback(functools.partial(self._finished, conn, peer, slot))
+
+    def _finished(
+        self, conn: socket.socket, peer: tuple[str, int], slot: Slot, task: asyncio.Task[None]
+    ) -> None:
+        self._tasks.discard(task)
+        self.counters.closed()
+        slot.release()
+        self.release(peer)
+        conn.close()
 
     async def _run(self, conn: socket.socket, peer: tuple[str, int]) -> None:
-        self.counters.opened()
         try:
             await self.serve(conn, peer)
         except asyncio.CancelledError:
@@ -90,10 +121,6 @@ class SocketApplication(Application):
         except Exception:
             self.counters.errors += 1
             self.ctx.logger.exception("%s: connection failed", format_peer(peer))
-        finally:
-            self.counters.closed()
-            self.release(peer)
-            conn.close()
 
     async def stop(self, grace: float) -> None:
         for task in self._acceptors:
@@ -105,7 +132,39 @@ class SocketApplication(Application):
         for sock in self._listen_socks:
             sock.close()
         self._listen_socks.clear()
-        await finish_connections(self._tasks, grace)
+        await finish_connections(self._tasks, grace, self.ctx.logger)
+
+
+def bytes_acked(sock: Any) -> int | None:
+    """How many bytes the peer of TCP socket ``sock`` has acknowledged, or None if unknown.
+
+    What a peer acknowledges is what it took: the measure of a client's reading that
+    holds whichever way the bytes went out (sendfile, a transport's buffer, TLS records).
+    ``sock`` is a socket or asyncio's transport socket (``get_extra_info("socket")``).
+    """
+    if _TCP_INFO is None or sock is None:
+        return None
+    try:
+        info: bytes = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _ACKED_AT + 8)
+    except OSError:
+        return None
+    if len(info) < _ACKED_AT + 8:
+        return None
+    return int.from_bytes(info[_ACKED_AT : _ACKED_AT + 8], sys.byteorder)
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Close ``transport`` at once with a TCP reset, dropping what it had not sent yet.
+
+    A plain close leaves the unsent bytes with the kernel, which goes on offering them to
+    a peer that does not take them (for minutes, and in memory); a peer dropped for not
+    reading gets a reset instead (SO_LINGER with a zero timeout).
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    transport.abort()
 
 
 async def wait_readable(fd: int) -> None:

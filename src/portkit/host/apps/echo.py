@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from portkit.host._app import AppContext, Application, Kind, StreamApplication, Where, option
+from portkit.host._limits import Admission
 
 __all__ = ["KINDS", "EchoKind", "EchoOptions"]
 
@@ -26,13 +27,17 @@ class EchoOptions:
 
     idle_timeout: float = option(300.0, help="seconds without data before closing", min=0.001)
     max_connections: int = option(1024, help="connections served at once; more are refused", min=1)
+    per_source: int | None = option(
+        None, help="connections at once from one address; default: half of max_connections", min=1
+    )
 
 
 class EchoApp(StreamApplication[EchoOptions]):
     """Send back everything, per RFC 862."""
 
-    def admit(self, peer: tuple[str, int]) -> bool:
-        return self.counters.connections_open < self.options.max_connections
+    def __init__(self, options: EchoOptions, ctx: AppContext) -> None:
+        super().__init__(options, ctx)
+        self.admission = Admission(options.max_connections, options.per_source)
 
     async def handle(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str

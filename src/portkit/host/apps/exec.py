@@ -30,12 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from portkit.host._app import AppContext, Application, Kind, Where, format_peer, option
+from portkit.host._limits import Admission
 from portkit.host.apps._sockets import SocketApplication
 
 __all__ = ["KINDS", "ExecApp", "ExecKind", "ExecOptions", "peer_environment"]
 
-#: Seconds between SIGTERM and SIGKILL when a program must end.
-KILL_WAIT = 2.0
+#: Seconds between SIGTERM and SIGKILL when a program must end. Shorter than the host's
+#: ABORT_WAIT, so that a program ignoring SIGTERM is killed before a stop gives up waiting
+#: (after which the process may exit and leave the program running on its own).
+KILL_WAIT = 1.0
 #: Longest stderr line passed to the log (longer lines are split).
 STDERR_LINE = 4096
 
@@ -86,11 +89,12 @@ class ExecApp(SocketApplication):
         for entry in options.env:
             name, _, value = entry.partition("=")
             self.base_env[name] = value
-        self._per_source: collections.Counter[str] = collections.Counter()
+        self.admission = Admission(options.instances, options.per_source)
         self._recent: collections.deque[float] = collections.deque()
         self._paused_until = 0.0
 
     def admit(self, peer: tuple[str, int]) -> bool:
+        # instances and per_source are counted by self.admission before this is asked.
         now = time.monotonic()
         if now < self._paused_until:
             return False
@@ -106,17 +110,7 @@ class ExecApp(SocketApplication):
                 )
                 return False
             self._recent.append(now)
-        if self.counters.connections_open >= self.options.instances:
-            return False
-        if self._per_source[peer[0]] >= self.options.per_source:
-            return False
-        self._per_source[peer[0]] += 1
         return True
-
-    def release(self, peer: tuple[str, int]) -> None:
-        self._per_source[peer[0]] -= 1
-        if self._per_source[peer[0]] <= 0:
-            del self._per_source[peer[0]]
 
     async def serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         who = format_peer(peer)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import ipaddress
 import os
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from portkit.host._app import AppContext, Application, Kind, Where, format_peer, option
+from portkit.host._limits import Admission
 from portkit.host.apps._sockets import SocketApplication, wait_readable, wait_writable
 
 __all__ = ["KINDS", "ForwardApp", "ForwardKind", "ForwardOptions"]
@@ -43,9 +45,17 @@ class ForwardOptions:
     max_connections: int = option(
         512, help="connections forwarded at once; more are refused", min=1
     )
+    per_source: int | None = option(
+        None, help="connections at once from one address; default: half of max_connections", min=1
+    )
     connect_timeout: float = option(10.0, help="seconds to reach the backend", min=0.001)
     idle_timeout: float = option(
         600.0, help="seconds without traffic either way before closing", min=0.001
+    )
+    send_timeout: float = option(
+        60.0,
+        help="seconds one side may take nothing of what is forwarded to it before both close",
+        min=0.001,
     )
     splice: bool = option(True, help="zero-copy with os.splice where the platform has it")
 
@@ -84,9 +94,7 @@ class ForwardApp(SocketApplication):
         assert target is not None  # checked at configuration load
         self.target = target
         self.use_splice = options.splice and HAVE_SPLICE
-
-    def admit(self, peer: tuple[str, int]) -> bool:
-        return self.counters.connections_open < self.options.max_connections
+        self.admission = Admission(options.max_connections, options.per_source)
 
     async def serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         who = format_peer(peer)
@@ -112,7 +120,9 @@ class ForwardApp(SocketApplication):
                 for task in (up, down):
                     task.cancel()
         sent, received = (_result(task) for task in (up, down))
-        failed = [_failure(task) for task in (up, down) if _failure(task)]
+        # The direction that failed first names the outcome, not the other one it ended.
+        ordered = sorted((up, down), key=lambda task: task.cancelled())
+        failed = [_failure(task) for task in ordered if _failure(task)]
         outcome = "closed" if not failed else f"ended: {failed[0]}"
         self.ctx.access(
             who,
@@ -162,6 +172,12 @@ class ForwardApp(SocketApplication):
             dst.shutdown(socket.SHUT_WR)
         return total
 
+    def _send_timeout(self) -> TimeoutError:
+        # A peer that takes nothing holds a pipe full of data and both sockets; without
+        # this, a side that keeps sending while never reading keeps the idle timer fresh.
+        seconds = self.options.send_timeout
+        return TimeoutError(errno.ETIMEDOUT, f"send timeout: nothing taken for {seconds}s")
+
     def _count(self, n: int, *, inbound: bool) -> None:
         if inbound:
             self.counters.bytes_in += n
@@ -177,7 +193,11 @@ class ForwardApp(SocketApplication):
             data = await loop.sock_recv(src, CHUNK)
             if not data:
                 return total
-            await loop.sock_sendall(dst, data)
+            try:
+                async with asyncio.timeout(self.options.send_timeout):
+                    await loop.sock_sendall(dst, data)
+            except TimeoutError:
+                raise self._send_timeout() from None
             total += len(data)
             activity.last = time.monotonic()
             self._count(len(data), inbound=inbound)
@@ -205,7 +225,11 @@ class ForwardApp(SocketApplication):
                     try:
                         pending -= os.splice(read_end, dst_fd, pending, flags=flags)
                     except BlockingIOError:
-                        await wait_writable(dst_fd)
+                        try:
+                            async with asyncio.timeout(self.options.send_timeout):
+                                await wait_writable(dst_fd)
+                        except TimeoutError:
+                            raise self._send_timeout() from None
                 total += n
                 activity.last = time.monotonic()
                 self._count(n, inbound=inbound)

@@ -6,10 +6,13 @@ directory listing (off by default), HTTPS with a configured certificate or a sel
 one made at start. Requests never leave the document root (see
 :func:`portkit.host.apps._files.resolve_path`).
 
-Slow clients: a connection gets ``header_timeout`` seconds to send each complete request
-head (counted from connect, or from the end of the previous response), so a client
-trickling header bytes (slowloris) is cut off; ``max_connections`` bounds the connections
-served at once.
+Hostile clients: a connection gets ``header_timeout`` seconds for its TLS handshake and for
+each complete request head (counted from connect, or from the end of the previous
+response), so a client trickling header bytes (slowloris) is cut off; a response must be
+taken (acknowledged by the client's TCP) at ``min_send_rate`` with no gap longer than
+``send_timeout``, or the connection is reset; ``max_requests`` caps keep-alive;
+``max_connections`` bounds the connections served at once and ``per_source`` those of one
+address (see :mod:`portkit.host._limits`), both counted as each connection arrives.
 """
 
 from __future__ import annotations
@@ -21,14 +24,34 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aiohttp import hdrs, web
+from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
-from portkit.host._app import AppContext, Application, Kind, Listener, Where, option
+from portkit.host._app import (
+    BACKLOG,
+    AppContext,
+    Application,
+    Kind,
+    Listener,
+    Where,
+    admit,
+    format_peer,
+    option,
+)
+from portkit.host._limits import Admission, SendClock, Slot
 from portkit.host.apps._files import Found, directory_listing, lookup, serve_file
+from portkit.host.apps._sockets import bytes_acked, reset
 
 __all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
+
+#: Bounds of one request head (answered 400 beyond): the length of the request line and of
+#: each field, and the number of fields. A head is held in memory until it is complete.
+MAX_LINE = 8190
+MAX_FIELDS = 128
+
+#: How often a stopping application looks whether its last response has ended.
+STOP_POLL = 0.05
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,7 +69,19 @@ class WebOptions:
     keepalive_timeout: float = option(
         15.0, help="seconds an idle keep-alive connection stays", min=0
     )
+    send_timeout: float = option(
+        60.0, help="seconds a client may take nothing of a response before it is dropped", min=0.01
+    )
+    min_send_rate: float = option(
+        0.0, help="bytes/s a client must take of a response, over each send_timeout", min=0
+    )
+    max_requests: int = option(
+        1000, help="requests on one connection, then it closes (keep-alive cap)", min=1
+    )
     max_connections: int = option(4096, help="connections served at once; more are refused", min=1)
+    per_source: int | None = option(
+        None, help="connections at once from one address; default: half of max_connections", min=1
+    )
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -83,6 +118,11 @@ class WebApp(Application):
         self._transports: dict[RequestHandler, asyncio.Transport] = {}
         self._waiting: dict[RequestHandler, float] = {}  # handler -> since when, no request head
         self._sweeper: asyncio.Task[None] | None = None
+        self.admission = Admission(options.max_connections, options.per_source)
+        self._slots: dict[RequestHandler, Slot] = {}
+        self._clocks: dict[RequestHandler, SendClock] = {}  # responses being sent
+        self._ssl: Any = None  # made by prepare()
+        self._requests: dict[RequestHandler, int] = {}  # requests served per connection
 
     # -- requests -------------------------------------------------------------------------
 
@@ -91,12 +131,44 @@ class WebApp(Application):
         # (Done here rather than in a middleware: aiohttp rebuilds middleware chains per
         # request, which costs more than the whole bookkeeping.)
         self._waiting.pop(request.protocol, None)
-        return await self.respond(request)
+        self._start_send_clock(request.protocol)
+        # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means its framing
+        # cannot be trusted; answer, then close the connection whatever it asked for.
+        faulty = request.version < HttpVersion11 and hdrs.TRANSFER_ENCODING in request.headers
+        # A connection serves at most max_requests requests, then closes (as nginx's
+        # keepalive_requests): one client cannot keep one connection, and its memory,
+        # forever by never pausing.
+        count = self._requests.get(request.protocol, 0) + 1
+        self._requests[request.protocol] = count
+        last = faulty or count >= self.options.max_requests
+        try:
+            response = await self.respond(request)
+        except web.HTTPException as exc:
+            if last:
+                exc.force_close()
+            raise
+        except (ConnectionError, asyncio.CancelledError):
+            raise  # the client went away, or the host is stopping: nothing to answer
+        except Exception as exc:
+            # aiohttp would answer 500 and log nowhere we show: say what went wrong here.
+            self.ctx.logger.error(
+                "%s: %s %s: 500: %r",
+                request.remote,
+                request.method,
+                request.path,
+                exc,
+                exc_info=True,
+            )
+            raise web.HTTPInternalServerError() from exc
+        if last:
+            response.force_close()
+        return response
 
     def response_done(
         self, request: web.BaseRequest, response: web.StreamResponse, elapsed: float
     ) -> None:
         """A response was sent completely (or its client went away): count and log it."""
+        self._clocks.pop(request.protocol, None)
         if request.protocol in self._transports:
             # The next request head is due within header_timeout from now, not from when
             # this response began (a long download is not a slow client).
@@ -146,33 +218,76 @@ class WebApp(Application):
     # -- connections ----------------------------------------------------------------------
 
     def _on_connect(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
-        if len(self._transports) >= self.options.max_connections:
+        raw = transport.get_extra_info("peername")
+        peer = (str(raw[0]), int(raw[1])) if raw else ("?", 0)
+        slot = admit(self.admission, peer, self.ctx, stopping=False)
+        if slot is None:
             self.counters.rejected += 1
-            transport.abort()
+            # Not at once: aiohttp starts the connection's task right after this hook, and
+            # a connection already lost by then fails an assertion in it (a traceback per
+            # refused client).
+            asyncio.get_running_loop().call_soon(transport.abort)
             return
         self._transports[handler] = transport
+        self._slots[handler] = slot
         self._waiting[handler] = time.monotonic()
         self.counters.opened()
 
     def _on_disconnect(self, handler: RequestHandler) -> None:
         if self._transports.pop(handler, None) is not None:
             self._waiting.pop(handler, None)
+            self._clocks.pop(handler, None)
+            self._requests.pop(handler, None)
+            self._slots.pop(handler).release()
             self.counters.closed()
 
+    def _start_send_clock(self, handler: RequestHandler) -> None:
+        """A response begins: from now on the client must take it (send_timeout)."""
+        transport = self._transports.get(handler)
+        if transport is None:
+            return
+        acked = bytes_acked(transport.get_extra_info("socket"))
+        if acked is not None:  # None: no TCP_INFO here, so no send timeout either
+            options = self.options
+            self._clocks[handler] = SendClock(
+                options.send_timeout, options.min_send_rate, time.monotonic(), acked
+            )
+
     async def _sweep(self) -> None:
-        """Close connections that have not sent a complete request head in time."""
+        """Close connections that send no request head in time, or take no response."""
         timeout = self.options.header_timeout
         while True:
-            await asyncio.sleep(min(1.0, timeout / 2))
-            deadline = time.monotonic() - timeout
+            await asyncio.sleep(min(1.0, timeout / 2, self.options.send_timeout / 2))
+            now = time.monotonic()
+            deadline = now - timeout
             for handler, since in list(self._waiting.items()):
                 if since < deadline:
-                    transport = self._transports.get(handler)
-                    if transport is not None:
-                        peer = transport.get_extra_info("peername")
-                        self.ctx.logger.info("%s: no request head in %.1fs, closing", peer, timeout)
-                        self._waiting.pop(handler, None)
-                        transport.abort()
+                    self._waiting.pop(handler, None)
+                    # Not a reset: the end of the last response may still be on its way.
+                    self._drop(handler, f"no request head in {timeout:.1f}s", hard=False)
+            for handler, clock in list(self._clocks.items()):
+                transport = self._transports.get(handler)
+                acked = (
+                    None if transport is None else bytes_acked(transport.get_extra_info("socket"))
+                )
+                if acked is not None and clock.expired(now, acked):
+                    self._clocks.pop(handler, None)
+                    self._drop(
+                        handler,
+                        f"response not taken for {clock.timeout:.1f}s (send timeout)",
+                        hard=True,
+                    )
+
+    def _drop(self, handler: RequestHandler, why: str, *, hard: bool) -> None:
+        """Close a connection now; ``hard``: with a reset, dropping what was not sent."""
+        transport = self._transports.get(handler)
+        if transport is not None:
+            peer = transport.get_extra_info("peername")
+            self.ctx.logger.info("%s: %s, closing", format_peer(peer) if peer else "?", why)
+            if hard:
+                reset(transport)
+            else:
+                transport.abort()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -183,6 +298,11 @@ class WebApp(Application):
 
         return server_context(self.options.cert, self.options.key)
 
+    def prepare(self) -> None:
+        # The key may be readable by root only, and a self-signed certificate needs the
+        # cryptography modules: both before privileges are dropped.
+        self._ssl = self.ssl_context()
+
     async def start(self, listeners: Sequence[Listener]) -> None:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
@@ -191,6 +311,9 @@ class WebApp(Application):
             access_log_class=_AccessLogger.bind(self),
             keepalive_timeout=self.options.keepalive_timeout,
             handle_signals=False,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
+            max_headers=MAX_FIELDS,
         )
         await runner.setup()
         server = runner.server
@@ -208,9 +331,17 @@ class WebApp(Application):
 
         setattr(server, "connection_made", connection_made)  # noqa: B010
         setattr(server, "connection_lost", connection_lost)  # noqa: B010
-        ssl_context = self.ssl_context()
+        if self.options.tls and self._ssl is None:
+            self.prepare()  # started without the host (a test, a script)
+        ssl_context = self._ssl
         for listener in listeners:
-            site = web.SockSite(runner, listener.sock, ssl_context=ssl_context)
+            site = _Site(
+                runner,
+                listener.sock,
+                ssl_context=ssl_context,
+                backlog=BACKLOG,
+                handshake_timeout=self.options.header_timeout,
+            )
             await site.start()
         self._runner = runner
         self._sweeper = asyncio.create_task(self._sweep())
@@ -219,24 +350,78 @@ class WebApp(Application):
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        # Stop accepting, then close every connection that has no request in progress
-        # (idle keep-alive, or just accepted): aiohttp would otherwise wait the whole grace
-        # period for a connection accepted just before shutdown. Then aiohttp's cleanup
-        # gives in-flight requests `grace` seconds and cancels what is left.
-        runner._shutdown_timeout = grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(grace, 0.0)
         try:
             for site in list(runner.sites):
                 await site.stop()
-            for handler in list(self._waiting):
-                transport = self._transports.get(handler)
-                if transport is not None:
-                    transport.close()
+            # Requests in progress get `grace` seconds; a connection with none (idle
+            # keep-alive, no request head yet, or its response just ended) closes at once.
+            # aiohttp's own shutdown is not used for this: it waits the timeout once for
+            # the handlers, then once more after asking them to stop (twice the grace
+            # when a client does not read), and takes a timeout of 0 as "wait forever".
+            while True:
+                for handler in list(self._waiting):
+                    transport = self._transports.get(handler)
+                    if transport is not None and not transport.is_closing():
+                        transport.close()
+                if len(self._waiting) >= len(self._transports) or loop.time() >= deadline:
+                    break
+                await asyncio.sleep(STOP_POLL)  # no event marks "the last response ended"
+            left = [t for t in self._transports.values() if not t.is_closing()]
+            if left:
+                self.ctx.logger.info(
+                    "%d connections still open after %.1fs grace: ending them", len(left), grace
+                )
+            for transport in list(self._transports.values()):
+                reset(transport)  # grace is over: every handler's write fails at once
+            runner._shutdown_timeout = STOP_POLL
             await runner.cleanup()
         finally:
             if self._sweeper is not None:
                 self._sweeper.cancel()
             for transport in list(self._transports.values()):
                 transport.abort()
+
+
+class _Site(web.SockSite):
+    """aiohttp's site on a bound socket, with a deadline for the TLS handshake.
+
+    A TLS connection reaches the HTTP layer (and its limits and clocks) only once its
+    handshake is done; until then asyncio's own deadline applies, 60 s by default, long
+    enough for clients that never send a ClientHello to pile up. The handshake gets
+    ``header_timeout`` instead, like a request head.
+    """
+
+    __slots__ = ("_handshake_timeout",)
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        sock: Any,
+        *,
+        ssl_context: Any,
+        backlog: int,
+        handshake_timeout: float,
+    ) -> None:
+        super().__init__(runner, sock, ssl_context=ssl_context, backlog=backlog)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        if self._ssl_context is None:
+            self._server = await loop.create_server(server, sock=self._sock, backlog=self._backlog)
+        else:
+            self._server = await loop.create_server(
+                server,
+                sock=self._sock,
+                ssl=self._ssl_context,
+                backlog=self._backlog,
+                ssl_handshake_timeout=self._handshake_timeout,
+            )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -128,7 +128,12 @@ class ImapStoreMailbox:
 
 
 class MailBackend:
-    """Accounts + store for one connection; logins from a locked-out source always fail."""
+    """Accounts + store for one connection; the guard decides which logins are checked.
+
+    :meth:`authenticate` runs in a worker thread (scrypt is slow): it reserves the attempt
+    with the guard first, so parallel connections cannot have more guesses checked than the
+    lockout allows, and leaves the delay for the failure's answer in :attr:`delay`.
+    """
 
     def __init__(
         self, store: MaildirStore, accounts: MailAccounts, guard: LoginGuard, source: str
@@ -137,11 +142,19 @@ class MailBackend:
         self.accounts = accounts
         self.guard = guard
         self.source = source
+        self.delay = 0.0  # seconds to wait before answering the last failed login
 
     def authenticate(self, user: str, password: str) -> bool:
-        if self.guard.locked(self.source):
+        attempt = self.guard.attempt(self.source, user)
+        if attempt is None:  # locked out, or its share of guesses is in flight already
+            self.delay = self.guard.refused(self.source)
             return False
-        return self.accounts.check(user, password)
+        ok = False
+        try:
+            ok = self.accounts.check(user, password)
+        finally:
+            self.delay = self.guard.finish(attempt, ok=ok)
+        return ok
 
     def open_maildrop(self, user: str) -> Pop3StoreMaildrop:
         return Pop3StoreMaildrop(self.store.maildir(user.lower()))

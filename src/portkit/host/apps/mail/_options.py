@@ -42,6 +42,9 @@ class MailOptions:
     users: tuple[str, ...] = option((), help="accounts as 'name:scrypt$...' (see hash-password)")
     domains: tuple[str, ...] = option(("localhost",), help="domains whose mail is delivered here")
     catch_all: str | None = option(None, help="development: deliver every recipient to this user")
+    postmaster: str | None = option(
+        None, help="user receiving <Postmaster> mail (default: user postmaster, else the first)"
+    )
     tls: str = option(
         "none", help="none, starttls (STARTTLS/STLS offered) or implicit (465/993/995)"
     )
@@ -51,10 +54,21 @@ class MailOptions:
     key: Path | None = option(None, help="PEM private key (default: inside cert)")
     plaintext_login: bool = option(True, help="allow passwords over a connection without tls")
     idle_timeout: float = option(600.0, help="seconds a quiet client may stay connected", min=1)
+    login_timeout: float = option(
+        60.0, help="pop3/imap: seconds a client has to log in before it is dropped", min=1
+    )
     max_connections: int = option(200, help="connections served at once; more are refused", min=1)
-    login_lockout_after: int = option(10, help="failed logins per source before lockout", min=1)
+    max_connections_per_address: int = option(
+        50, help="connections one client address may hold at once; more are refused", min=1
+    )
+    login_lockout_after: int = option(
+        10, help="failed logins for one account from one address before lockout", min=1
+    )
+    login_lockout_address_after: int = option(
+        30, help="failed logins for any accounts from one address before lockout", min=1
+    )
     login_lockout_seconds: float = option(
-        900.0, help="how long a locked-out source stays locked", min=0
+        900.0, help="how long a locked-out address stays locked", min=0
     )
     login_delay: float = option(0.5, help="first delay after repeated failures (doubles)", min=0)
 
@@ -72,6 +86,12 @@ class SmtpOptions(MailOptions):
         1001, help="octets per line incl. CRLF (RFC 5321 4.5.3.1.6)", min=80
     )
     submission: bool = option(False, help="port 587 role: AUTH required, and only over tls")
+    max_transfers: int = option(
+        32, help="messages received (DATA) at once, each held in memory; more get 452", min=1
+    )
+    max_transfers_per_address: int = option(
+        8, help="messages one client address may send (DATA) at once; more get 452", min=1
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +105,12 @@ class ImapOptions(MailOptions):
 
     max_literal: int = option(
         1024 * 1024, help="largest literal accepted (bigger: BAD, never read)", min=1
+    )
+    max_command: int = option(
+        2 * 1024 * 1024, help="octets of one command after login, literals included", min=1024
+    )
+    max_command_before_login: int = option(
+        64 * 1024, help="octets of one command before login, literals included", min=1024
     )
     idle_poll: float = option(
         1.0, help="seconds between mailbox checks while a client IDLEs", min=0.01
@@ -100,7 +126,10 @@ def accounts_of(options: MailOptions) -> MailAccounts:
             raise ConfigError(f"user entries look like 'name:scrypt$...', not {entry!r}")
         users[name] = encoded
     return MailAccounts(
-        users=users, domains=frozenset(options.domains), catch_all=options.catch_all
+        users=users,
+        domains=frozenset(options.domains),
+        catch_all=options.catch_all,
+        postmaster=options.postmaster,
     )
 
 
@@ -108,6 +137,7 @@ def guard_of(options: MailOptions) -> LoginGuard:
     """The brute-force guard the options describe."""
     return LoginGuard(
         lockout_after=options.login_lockout_after,
+        address_lockout_after=options.login_lockout_address_after,
         lockout=options.login_lockout_seconds,
         base_delay=options.login_delay,
         max_delay=max(options.login_delay * 16, options.login_delay),
@@ -116,6 +146,10 @@ def guard_of(options: MailOptions) -> LoginGuard:
 
 def check(options: MailOptions, where: Where) -> None:
     """Semantic checks shared by the three kinds (errors name the key)."""
+    names = {entry.partition(":")[0] for entry in options.users}
+    for key, user in (("catch-all", options.catch_all), ("postmaster", options.postmaster)):
+        if user is not None and user not in names:
+            raise where.error(key, f"{user!r} is not a configured user")
     try:
         accounts_of(options)
     except ConfigError as exc:

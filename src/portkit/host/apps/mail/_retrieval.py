@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Sequence
-from typing import Protocol
 
 import portkit.proto.imap as imap
 import portkit.proto.pop3 as pop3
 from portkit.host._app import AppContext, StreamApplication
 from portkit.host._tls import server_context
-from portkit.host.apps.mail._auth import LoginGuard
+from portkit.host.apps.mail._auth import LoginGuard, shown
 from portkit.host.apps.mail._backend import MailBackend
+from portkit.host.apps.mail._limits import AddressSlots
 from portkit.host.apps.mail._options import (
     ImapOptions,
     MailOptions,
@@ -26,7 +26,15 @@ from portkit.host.apps.mail._options import (
     guard_of,
 )
 from portkit.host.apps.mail._store import MaildirStore
-from portkit.proto._session import Close, Event, LoginFailed, LoginSucceeded, Send, StartTls
+from portkit.proto._session import (
+    Close,
+    Event,
+    LineSession,
+    LoginFailed,
+    LoginSucceeded,
+    Send,
+    StartTls,
+)
 
 __all__ = ["ImapApp", "Pop3App"]
 
@@ -37,14 +45,6 @@ DRAIN_EVERY = 256 * 1024
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
-class _Session(Protocol):
-    def greeting(self) -> Sequence[Event]: ...
-    def receive(self, data: bytes) -> Sequence[Event]: ...
-    def tls_started(self) -> None: ...
-    def pending(self) -> bool: ...
-    def connection_lost(self) -> None: ...
-
-
 class _MailApp(StreamApplication[MailOptions]):
     """What the pop3 and imap applications share: store, accounts, guard, TLS, the loop."""
 
@@ -53,25 +53,32 @@ class _MailApp(StreamApplication[MailOptions]):
         self.store = MaildirStore(options.maildir)
         self.accounts = accounts_of(options)
         self.guard: LoginGuard = guard_of(options)
+        self.slots = AddressSlots(options.max_connections_per_address)
         self.tls: ssl.SSLContext | None = None
         if options.tls != "none":
             self.tls = server_context(options.cert, options.key)
 
     def admit(self, peer: tuple[str, int]) -> bool:
-        return self.counters.connections_open < self.options.max_connections
+        # Counted here, before the connection's task runs: a burst cannot overshoot.
+        if self.counters.connections_open >= self.options.max_connections:
+            return False
+        return self.slots.acquire(peer[0])
+
+    def release(self, peer: tuple[str, int]) -> None:
+        self.slots.release(peer[0])
 
     def backend(self, peer: str) -> MailBackend:
         source = peer.rpartition(":")[0].strip("[]")
         return MailBackend(self.store, self.accounts, self.guard, source)
 
-    def new_session(self, backend: MailBackend) -> _Session:
+    def new_session(self, backend: MailBackend) -> LineSession:
         raise NotImplementedError
 
-    async def poll(self, session: _Session) -> list[Event]:
+    async def poll(self, session: LineSession) -> list[Event]:
         """Events to push while the client is quiet (IMAP IDLE); none by default."""
         return []
 
-    def poll_interval(self, session: _Session) -> float | None:
+    def poll_interval(self, session: LineSession) -> float | None:
         return None
 
     async def handle(
@@ -87,15 +94,26 @@ class _MailApp(StreamApplication[MailOptions]):
         user = "-"
         loop = asyncio.get_running_loop()
         last_input = loop.time()
+        # A client that has not logged in by then is dropped, however busy it keeps the
+        # connection: strangers cannot hold slots for the whole idle timeout.
+        login_by = last_input + self.options.login_timeout
         try:
             if await self._act(session, session.greeting(), writer, backend) is False:
                 return
             while True:
                 interval = self.poll_interval(session)
+                wait = interval or self.options.idle_timeout
+                if user == "-":
+                    wait = min(wait, login_by - loop.time())
                 try:
-                    async with asyncio.timeout(interval or self.options.idle_timeout):
+                    if wait <= 0:
+                        raise TimeoutError
+                    async with asyncio.timeout(wait):
                         data = await reader.read(CHUNK)
                 except TimeoutError:
+                    if user == "-" and loop.time() >= login_by:
+                        self.ctx.access(peer, "- no login within the login timeout")
+                        return
                     if interval is None or loop.time() - last_input > self.options.idle_timeout:
                         # RFC 1939 section 3 / RFC 2177: an inactive client may be logged out.
                         self.ctx.access(peer, f"{user} idle timeout")
@@ -103,12 +121,11 @@ class _MailApp(StreamApplication[MailOptions]):
                     if await self._act(session, await self.poll(session), writer, backend) is False:
                         return
                     continue
-                if not data:
-                    return
                 last_input = loop.time()
                 self.counters.bytes_in += len(data)
                 # The session reads mail files and verifies scrypt hashes (tens of ms): in a
                 # worker thread, so one client's login or RETR never stalls the others.
+                # b"" is the end of input: what was asked is still answered, then Close.
                 events = await asyncio.to_thread(session.receive, data)
                 for event in events:
                     if isinstance(event, LoginSucceeded):
@@ -116,7 +133,7 @@ class _MailApp(StreamApplication[MailOptions]):
                 if await self._act(session, events, writer, backend) is False:
                     return
                 while session.pending():  # a long answer, batch by batch (bounded memory)
-                    events = await asyncio.to_thread(session.receive, b"")
+                    events = await asyncio.to_thread(session.resume)
                     if await self._act(session, events, writer, backend) is False:
                         return
         finally:
@@ -136,7 +153,7 @@ class _MailApp(StreamApplication[MailOptions]):
 
     async def _act(
         self,
-        session: _Session,
+        session: LineSession,
         events: Sequence[Event],
         writer: asyncio.StreamWriter,
         backend: MailBackend,
@@ -167,12 +184,10 @@ class _MailApp(StreamApplication[MailOptions]):
                 continue
             await flush()
             if isinstance(event, LoginFailed):
-                delay = self.guard.failed(backend.source)
-                self.ctx.logger.info("%s: failed login for %r", backend.source, event.user)
+                delay, backend.delay = backend.delay, 0.0
+                self.ctx.logger.info("%s: failed login for %s", backend.source, shown(event.user))
                 if delay:
                     await asyncio.sleep(delay)  # slows a guesser; the lockout stops it
-            elif isinstance(event, LoginSucceeded):
-                self.guard.succeeded(backend.source)
             elif isinstance(event, StartTls):
                 if not await self._start_tls(writer, backend.source):
                     return False
@@ -186,7 +201,7 @@ class _MailApp(StreamApplication[MailOptions]):
 class Pop3App(_MailApp):
     """POP3 (RFC 1939) on 110, STLS (RFC 2595), implicit TLS on 995."""
 
-    def new_session(self, backend: MailBackend) -> _Session:
+    def new_session(self, backend: MailBackend) -> LineSession:
         return pop3.Pop3Session(
             backend,
             tls_available=self.tls is not None and self.options.tls == "starttls",
@@ -199,19 +214,21 @@ class ImapApp(_MailApp):
 
     options: ImapOptions
 
-    def new_session(self, backend: MailBackend) -> _Session:
+    def new_session(self, backend: MailBackend) -> LineSession:
         return imap.ImapSession(
             backend,
             tls_available=self.tls is not None and self.options.tls == "starttls",
             plaintext_login=self.options.plaintext_login,
             max_literal=self.options.max_literal,
+            max_command=self.options.max_command,
+            max_command_unauthenticated=self.options.max_command_before_login,
         )
 
-    def poll_interval(self, session: _Session) -> float | None:
+    def poll_interval(self, session: LineSession) -> float | None:
         assert isinstance(session, imap.ImapSession)
         return self.options.idle_poll if session.state is imap.ImapState.IDLE else None
 
-    async def poll(self, session: _Session) -> list[Event]:
+    async def poll(self, session: LineSession) -> list[Event]:
         assert isinstance(session, imap.ImapSession)
         return list(await asyncio.to_thread(session.poll))
 

@@ -10,6 +10,15 @@ Policy (RFC 5321 and RFC 6409 for submission):
 - ``250`` is sent only after every copy is fsynced and renamed into ``new/``
   (:meth:`MaildirStore.deliver`); a failed store answers ``451`` and keeps nothing.
 - ``submission = true`` (port 587): MAIL needs AUTH, and AUTH is only offered over TLS.
+- Values the client chooses that end up in the stored message (HELO/EHLO name, MAIL FROM,
+  RCPT TO) must not carry CR, LF, NUL or other controls: RFC 5321 4.1.2 allows none, and a
+  bare CR copied into ``Received:`` would start a header the client forged. They are
+  refused with ``501``/``553``, and escaped again when the trace headers are written.
+- ``<Postmaster>`` without a domain is accepted (RFC 5321 4.5.1), see
+  :meth:`MailAccounts.route`.
+- One client address holds at most ``max_connections_per_address`` connections, and sends
+  at most ``max_transfers_per_address`` messages at once (``max_transfers`` for all): a
+  message is held in memory until it is stored, so these bound what DATA can take.
 """
 
 from __future__ import annotations
@@ -18,16 +27,18 @@ import asyncio
 import contextlib
 import datetime
 import email.utils
+import re
 import secrets
 import ssl
 from collections.abc import Sequence
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from portkit.host._app import AppContext, Application, Listener, format_peer
 from portkit.host._tls import server_context
-from portkit.host.apps.mail._auth import MailAccounts
+from portkit.host.apps.mail._auth import MailAccounts, shown
+from portkit.host.apps.mail._limits import AddressSlots
 from portkit.host.apps.mail._options import SmtpOptions, accounts_of, guard_of
 from portkit.host.apps.mail._store import MaildirStore
 
@@ -42,6 +53,22 @@ R_TOO_MANY_RCPT = "452 4.5.3 too many recipients"
 R_STORE_FAILED = "451 4.3.0 local error storing the message, try again later"
 R_NO_RCPT = "554 5.5.1 no valid recipients"
 R_TOO_BUSY = "421 4.3.2 too many connections, try again later"
+R_TOO_BUSY_ADDRESS = "421 4.7.0 too many connections from your address, try again later"
+R_BAD_HELO = "501 5.5.4 %s name must not contain control characters"
+R_BAD_ADDRESS = "553 5.1.3 address must not contain control characters"
+R_MAIL_OK = "250 2.1.0 sender ok"
+R_TOO_MANY_TRANSFERS = "452 4.3.1 too many messages in transfer, try again later"
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _has_controls(value: str) -> bool:
+    return _CONTROLS.search(value) is not None
+
+
+def _header_safe(value: str) -> str:
+    """``value`` with every control character escaped, fit to copy into a header field."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
 def _source(peer: Any) -> str:
@@ -61,6 +88,21 @@ class SmtpHandler:
         self.options = options
         self.ctx = ctx
 
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if _has_controls(address):
+            return R_BAD_ADDRESS
+        # With this hook in place aiosmtpd leaves the envelope to it.
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return R_MAIL_OK
+
     async def handle_RCPT(
         self,
         server: SMTP,
@@ -69,6 +111,8 @@ class SmtpHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if _has_controls(address):
+            return R_BAD_ADDRESS
         if len(envelope.rcpt_tos) >= self.options.max_recipients:
             return R_TOO_MANY_RCPT
         if self.accounts.route(address) is None:
@@ -77,6 +121,7 @@ class SmtpHandler:
                 return R_RELAY_DENIED % domain
             return R_NO_USER % address
         envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
         return R_OK_RCPT
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -96,7 +141,7 @@ class SmtpHandler:
             return R_STORE_FAILED
         self.ctx.access(
             peer,
-            f"{queue_id} from=<{envelope.mail_from}> to={','.join(users)}",
+            f"{queue_id} from=<{_header_safe(envelope.mail_from or '')}> to={','.join(users)}",
             nbytes=len(content),
         )
         return R_ACCEPTED % queue_id
@@ -109,15 +154,17 @@ class SmtpHandler:
         if session.authenticated:
             protocol += "A"
         rcpt = envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None
+        # Everything the client chose is escaped once more: a control character that got
+        # past the checks above must still not end this header and start another.
+        helo = _header_safe(session.host_name or "unknown")
         received = (
-            f"Received: from {session.host_name or 'unknown'} ([{_source(session.peer)}])\r\n"
-            f"\tby {self.options.hostname} (portkit) with {protocol} id {queue_id}"
-            + (f"\r\n\tfor <{rcpt}>" if rcpt else "")
+            f"Received: from {helo} ([{_header_safe(_source(session.peer))}])\r\n"
+            f"\tby {_header_safe(self.options.hostname)} (portkit) with {protocol} id {queue_id}"
+            + (f"\r\n\tfor <{_header_safe(rcpt)}>" if rcpt else "")
             + f"; {email.utils.format_datetime(datetime.datetime.now(datetime.UTC))}\r\n"
         )
-        return f"Return-Path: <{envelope.mail_from or ''}>\r\n{received}".encode(
-            "utf-8", "surrogateescape"
-        )
+        return_path = _header_safe(envelope.mail_from or "")
+        return f"Return-Path: <{return_path}>\r\n{received}".encode("utf-8", "surrogateescape")
 
 
 class _Authenticator:
@@ -156,13 +203,40 @@ class _SMTP(SMTP):
         super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._refused = not self._app.opened(self)
-        if self._refused and isinstance(transport, asyncio.WriteTransport):
+        refusal = self._app.opened(self, _source(transport.get_extra_info("peername")))
+        self._refused = refusal is not None
+        if refusal is not None and isinstance(transport, asyncio.WriteTransport):
             # RFC 5321 3.8: a server that cannot serve now may greet with 421 and close.
-            transport.write(R_TOO_BUSY.encode("ascii") + b"\r\n")
+            transport.write(refusal.encode("ascii") + b"\r\n")
             transport.close()
             return
         super().connection_made(transport)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        # aiosmtpd holds the whole message in memory until it is stored: cap how many are
+        # in transfer at once. RFC 5321 4.3.2 lets DATA be answered 452 instead of 354.
+        slots, address = self._app.transfers, self._app.address_of(self)
+        if not slots.acquire(address):
+            await self.push(R_TOO_MANY_TRANSFERS)
+            return
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            slots.release(address)
+
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str) -> None:
+        if hostname and _has_controls(hostname):
+            await self.push(R_BAD_HELO % "HELO")
+            return
+        await super().smtp_HELO(hostname)
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if hostname and _has_controls(hostname):
+            await self.push(R_BAD_HELO % "EHLO")
+            return
+        await super().smtp_EHLO(hostname)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._refused:
@@ -185,14 +259,20 @@ class _SMTP(SMTP):
         assert self.session is not None
         source = _source(self.session.peer)
         app = self._app
-        ok = not app.guard.locked(source) and await asyncio.to_thread(
-            app.accounts.check, user, password
-        )
+        # Reserved before the slow check: parallel connections cannot get more guesses
+        # checked than the lockout allows (see LoginGuard).
+        attempt = app.guard.attempt(source, user)
+        ok = False
+        if attempt is None:
+            delay = app.guard.refused(source)
+        else:
+            try:
+                ok = await asyncio.to_thread(app.accounts.check, user, password)
+            finally:
+                delay = app.guard.finish(attempt, ok=ok)
         if ok:
-            app.guard.succeeded(source)
             return AuthResult(success=True, auth_data=user)
-        delay = app.guard.failed(source)
-        app.ctx.logger.info("%s: failed smtp login for %r", source, user)
+        app.ctx.logger.info("%s: failed smtp login for %s", source, shown(user))
         if delay:
             await asyncio.sleep(delay)  # slows a guesser; the lockout stops it
         return AuthResult(success=False, handled=False)
@@ -212,24 +292,34 @@ class SmtpApp(Application):
         if options.tls != "none":
             self.tls = server_context(options.cert, options.key)
         self._servers: list[asyncio.Server] = []
-        self._open: set[_SMTP] = set()
+        self._open: dict[_SMTP, str] = {}  # session -> client address
+        self.slots = AddressSlots(options.max_connections_per_address)
+        self.transfers = AddressSlots(options.max_transfers_per_address, options.max_transfers)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
-    def opened(self, session: _SMTP) -> bool:
-        """Count a new connection; False if it is over ``max_connections`` (refused)."""
+    def opened(self, session: _SMTP, address: str) -> str | None:
+        """Count a new connection; the refusal to send if it is over a limit, else None."""
         if len(self._open) >= self.options.max_connections:
             self.counters.rejected += 1
-            return False
-        self._open.add(session)
+            return R_TOO_BUSY
+        if not self.slots.acquire(address):
+            self.counters.rejected += 1
+            return R_TOO_BUSY_ADDRESS
+        self._open[session] = address
         self._all_closed.clear()
         self.counters.opened()
-        return True
+        return None
+
+    def address_of(self, session: _SMTP) -> str:
+        """The client address of an open connection."""
+        return self._open.get(session, "unknown")
 
     def closed(self, session: _SMTP) -> None:
         """A connection ended."""
-        if session in self._open:
-            self._open.discard(session)
+        address = self._open.pop(session, None)
+        if address is not None:
+            self.slots.release(address)
             self.counters.closed()
         if not self._open:
             self._all_closed.set()

@@ -1,0 +1,90 @@
+"""What an IMAP session needs from the mail store, and what it remembers of a mailbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["ImapBackend", "ImapMailbox", "MessageRecord", "Snapshot", "View"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRecord:
+    """One message as the store reports it."""
+
+    uid: int
+    flags: frozenset[str]
+    size: int
+    internaldate: float  # seconds since the epoch
+    recent: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """The mailbox at one instant: UID bookkeeping and its messages in UID order."""
+
+    uidvalidity: int
+    uidnext: int
+    messages: Sequence[MessageRecord]
+
+
+class ImapMailbox(Protocol):
+    """The INBOX of one user."""
+
+    def snapshot(self, *, claim_recent: bool) -> Snapshot:
+        """The messages now; with ``claim_recent`` this session takes their \\Recent."""
+        ...
+
+    def read(self, uid: int) -> bytes:
+        """The bytes of a message; raise :class:`~portkit.PortkitError` if it is gone."""
+        ...
+
+    def set_flags(self, uid: int, flags: frozenset[str]) -> None:
+        """Replace the system flags of a message."""
+        ...
+
+    def expunge(self, uids: Sequence[int]) -> None:
+        """Remove messages permanently."""
+        ...
+
+    def append(self, data: bytes, flags: frozenset[str]) -> None:
+        """Add a message."""
+        ...
+
+
+class ImapBackend(Protocol):
+    """Accounts and mailboxes for a session."""
+
+    def authenticate(self, user: str, password: str) -> bool:
+        """Whether the credentials are valid."""
+        ...
+
+    def inbox(self, user: str) -> ImapMailbox:
+        """The user's INBOX."""
+        ...
+
+
+@dataclass(slots=True)
+class View:
+    """What this session has told the client about one message (RFC 3501 section 2.3.1.2).
+
+    Sequence numbers and flags change for the client only when the session reports the
+    change, so the session keeps its own copy beside the store's.
+    """
+
+    uid: int
+    flags: frozenset[str]
+    size: int
+    internaldate: float
+    recent: bool
+
+    @classmethod
+    def of(cls, record: MessageRecord) -> View:
+        return cls(
+            uid=record.uid,
+            flags=record.flags,
+            size=record.size,
+            internaldate=record.internaldate,
+            recent=record.recent,
+        )

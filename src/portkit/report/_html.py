@@ -1,0 +1,288 @@
+"""The HTML report: one self-contained page for people, opened from a file.
+
+Everything the page needs is inside it: the style sheet and the script that sorts and
+filters the port tables are inlined, and the page's own Content-Security-Policy
+(``default-src 'none'``) forbids every fetch, so it works offline and tells no one it
+was opened. The policy allows exactly the inlined style and script, by their SHA-256
+hashes; anything else that might end up in the page would not run.
+
+The page is rendered by Jinja2 with autoescaping: every value is HTML-escaped where it
+is written, so a forgotten escape is impossible rather than unlikely. Text a server
+chose (product, version, certificate fields, the first bytes it sent) also goes
+through :func:`portkit._display.escape_controls` first, as in the table report:
+control and bidirectional characters are shown as ``\\xNN``, not obeyed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from portkit._display import escape_controls, printable
+from portkit.report._base import CollectingReport, HostTable, ScanSummary, port_ranges
+from portkit.results import PortResult, PortState, TlsInfo
+
+if TYPE_CHECKING:
+    import jinja2
+
+__all__ = ["HtmlReport", "Verdict", "verdict_of"]
+
+_TEMPLATES = "templates"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the registry's name for a port and the service that answered there say.
+
+    ``kind`` is one of ``match`` (the registered service answers), ``alternate`` (a usual
+    alternate port for what answers, as the registry's notes say: HTTP on 8080),
+    ``unexpected`` (registered to one service, another answers: SSH on 80),
+    ``unregistered`` (nothing is registered there), ``unidentified`` (something answers,
+    no protocol matched) or ``""`` (no identification was made).
+    """
+
+    kind: str
+    text: str
+
+
+def verdict_of(result: PortResult) -> Verdict:
+    """Compare the registry's name for ``result``'s port with what answered there."""
+    found = result.identified
+    if found is None or result.state is PortState.CLOSED:
+        return Verdict("", "")
+    expected = result.expected
+    actual = found.service
+    if not actual:
+        return Verdict("unidentified", "something answers, but no protocol matched")
+    if expected is None:
+        return Verdict("unregistered", f"{actual} on an unregistered port")
+    if actual == expected:
+        return Verdict("match", f"{actual}, as registered")
+
+    from portkit.registry import default_registry
+
+    registry = default_registry()
+    entries = registry.by_port(result.port, result.transport)
+    if any(actual in entry.names for entry in entries):
+        return Verdict("match", f"{actual}, as registered")
+    # The registered name may say the protocol ("pcsync-https" on 8443, "http-alt" on
+    # 8080), and the registry's notes name what usually runs on a port besides its
+    # registered service ("HTTP alternate: proxies, Tomcat, ..." on 8080).
+    words = {word for entry in entries for word in entry.name.split("-")}
+    notes = " ".join(entry.note for entry in entries)
+    if actual in words or re.search(rf"\b{re.escape(actual)}\b", notes, re.IGNORECASE):
+        return Verdict("alternate", f"{actual} on a usual alternate port (registered: {expected})")
+    return Verdict("unexpected", f"registered to {expected}, but {actual} answers")
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _evidence(raw: bytes) -> str:
+    """A server's first bytes for display, a line per line it sent (endings shown)."""
+    return "\n".join(printable(line) for line in raw.splitlines(keepends=True))
+
+
+def _shown(text: str | None) -> str:
+    """A server's text for display: controls escaped (HTML escaping is the template's)."""
+    return escape_controls(text) if text else ""
+
+
+def _epoch(iso: str) -> float:
+    moment = datetime.fromisoformat(iso)
+    if moment.tzinfo is None:  # the JSON says UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _moment(iso: str | None) -> str:
+    """An ISO 8601 time as people read it (``2026-12-05 00:49 UTC``); odd ones as given."""
+    if not iso:
+        return ""
+    try:
+        return _utc(_epoch(iso))[:-7] + " UTC"
+    except ValueError:
+        return _shown(iso)
+
+
+def _validity(tls: TlsInfo, now: float) -> tuple[str, str]:
+    """(kind, text) of a certificate's validity at ``now``: ok, soon, expired, not-yet."""
+    if not tls.not_after:
+        return "", ""
+    try:
+        after = _epoch(tls.not_after)
+        before = _epoch(tls.not_before) if tls.not_before else None
+    except ValueError:
+        return "", f"valid until {_shown(tls.not_after)}"
+    if before is not None and now < before:
+        return "not-yet", f"not valid before {_shown(tls.not_before)}"
+    days = (after - now) / 86400
+    if days < 0:
+        return "expired", f"expired {-days:.0f} days before the scan"
+    if days < 14:
+        return "soon", f"expires {days:.0f} days after the scan"
+    return "ok", f"valid for {days:.0f} more days"
+
+
+def _tls_view(tls: TlsInfo | None, now: float) -> dict[str, Any] | None:
+    if tls is None:
+        return None
+    validity_kind, validity = _validity(tls, now)
+    return {
+        "version": _shown(tls.version) or "TLS",
+        "cipher": _shown(tls.cipher),
+        "alpn": _shown(tls.alpn),
+        "subject": _shown(tls.subject),
+        "issuer": _shown(tls.issuer),
+        "not_before": _moment(tls.not_before),
+        "not_after": _moment(tls.not_after),
+        "self_signed": tls.self_signed,
+        "names": [_shown(name) for name in tls.subject_alt_names],
+        "validity_kind": validity_kind,
+        "validity": validity,
+    }
+
+
+_VERDICT_ORDER = {"unexpected": 0, "unidentified": 1, "unregistered": 2, "alternate": 3}
+_STATE_ORDER = {state: n for n, state in enumerate(PortState)}
+
+
+def _port_view(r: PortResult, anchor: str, now: float) -> dict[str, Any]:
+    found = r.identified
+    verdict = verdict_of(r)
+    service = ""
+    if found is not None:
+        service = _shown(found.service) or "unknown"
+    return {
+        "anchor": anchor,
+        "port": r.port,
+        "transport": _shown(r.transport),
+        "state": r.state.value,
+        "state_order": _STATE_ORDER[r.state],
+        # Written by the scanner, or read from a saved file that anyone may have edited.
+        "reason": _shown(r.reason),
+        "expected": _shown(r.expected),
+        "service": service,
+        "product": _shown(found.product) if found else "",
+        "version": _shown(found.version) if found else "",
+        "extra": _shown(found.extra) if found else "",
+        "confidence": found.confidence if found else None,
+        "probe": _shown(found.probe) if found else "",
+        "evidence": _evidence(found.evidence) if found else "",
+        "rtt_ms": None if r.rtt is None else f"{r.rtt * 1000:.3f}",
+        "tls": _tls_view(found.tls if found else None, now),
+        "verdict": verdict.kind,
+        "verdict_text": verdict.text,
+        "verdict_order": _VERDICT_ORDER.get(verdict.kind, 9),
+    }
+
+
+def _host_view(index: int, table: HostTable, now: float) -> dict[str, Any]:
+    host_id = f"host-{index}"
+    ports = [_port_view(r, f"{host_id}-{r.transport}-{r.port}", now) for r in table.ports()]
+    return {
+        "id": host_id,
+        "address": table.address,
+        "hostname": _shown(table.hostname),
+        "ports": ports,
+        "counts": [
+            {"transport": t, "state": s.value, "count": n}
+            for (t, s), n in sorted(
+                table.counts.items(), key=lambda item: (item[0][0], _STATE_ORDER[item[0][1]])
+            )
+        ],
+        "not_shown": [{"transport": t, "state": s.value, "count": n} for t, s, n in table.extra()],
+        "open": table.open_count,
+        "total": table.total,
+    }
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("portkit.report", _TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _asset(name: str) -> str:
+    return (resources.files("portkit.report") / _TEMPLATES / name).read_text("utf-8")
+
+
+def _csp_hash(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def render_page(context: dict[str, Any]) -> str:
+    """The page for ``context`` (see :meth:`HtmlReport.end`), style and script inlined."""
+    from markupsafe import Markup
+
+    style, script = _asset("report.css"), _asset("report.js")
+    policy = (
+        "default-src 'none'; "
+        f"style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    template = _environment().get_template("scan.html.j2")
+    return template.render(
+        **context,
+        # Our own files, written verbatim so that their hashes match the policy.
+        style=Markup(style),
+        script=Markup(script),
+        policy=policy,
+    )
+
+
+class HtmlReport(CollectingReport):
+    """Collects results and writes one HTML page at the end (or at Ctrl-C)."""
+
+    def end(self, summary: ScanSummary) -> None:
+        info = self.info
+        assert info is not None
+        tables = self.hosts.tables()
+        hosts = [_host_view(n, table, summary.end) for n, table in enumerate(tables, 1)]
+        ports = [port for host in hosts for port in host["ports"]]
+        by_state: dict[str, int] = {}
+        for table in tables:
+            for (_t, state), n in table.counts.items():
+                by_state[state.value] = by_state.get(state.value, 0) + n
+        surprises = [
+            {"host": host, "port": port}
+            for host in hosts
+            for port in host["ports"]
+            if port["verdict"] == "unexpected"
+        ]
+        context = {
+            "version": info.version,
+            "args": _shown(info.args),
+            "started": _utc(info.start),
+            "ended": _utc(summary.end),
+            "elapsed": f"{summary.elapsed:.2f}",
+            "interrupted": summary.interrupted,
+            "scan_type": info.scan_type,
+            "tcp_ports": port_ranges(info.tcp_ports),
+            "udp_ports": port_ranges(info.udp_ports),
+            "detect": info.detect,
+            "hosts": hosts,
+            "scanned": sum(table.total for table in tables),
+            "by_state": [(s.value, by_state[s.value]) for s in PortState if s.value in by_state],
+            "open": sum(table.open_count for table in tables),
+            "tls": sum(1 for port in ports if port["tls"] is not None),
+            "surprises": surprises,
+        }
+        self.out.write(render_page(context))

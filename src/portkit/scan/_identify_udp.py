@@ -1,0 +1,115 @@
+"""UDP identification: the probes likely for the port, then every other one at once.
+
+A UDP server answers only a request it understands. :func:`identify_udp` sends the
+catalogue's UDP probes (``portkit.proto.UDP_PROBES``) from one connected socket in
+rounds, and judges every datagram that comes back with every UDP matcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from portkit._errors import ConnectionRefused, NetworkError
+from portkit.proto import UDP_PROBES, Match, Probe, matchers_for, probes_for
+from portkit.scan._channel import EVIDENCE_BYTES, is_echo, where
+from portkit.scan._model import Identification
+
+__all__ = ["UDP_WAIT", "identify_udp"]
+
+UDP_WAIT = 0.6
+"""Seconds to wait for the answers to one round of UDP probes."""
+
+_UDP_MATCHERS = tuple(dict.fromkeys(m for p in UDP_PROBES for m in matchers_for(p)))
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue(maxsize=64)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a flood: keep the first ones
+            self.queue.put_nowait(data[: 16 * 1024])
+
+    def error_received(self, exc: Exception) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(exc)
+
+
+def _udp_rounds(expected: str | None) -> tuple[tuple[Probe, ...], ...]:
+    """The UDP probes in rounds: those likely for the port, then every other one at once.
+
+    A round waits :data:`UDP_WAIT` for answers, so a silent port costs two rounds, not
+    one wait per probe. A port the registry names no UDP probe for gets them all at once.
+    """
+    order = probes_for(expected, "udp")
+    wanted = expected.lower() if expected else None
+    likely = tuple(p for p in order if wanted is not None and wanted in p.services)
+    if not likely:
+        return (order,)
+    return (likely, order[len(likely) :])
+
+
+def _udp_probe_of(sent: list[tuple[Probe, bytes]], service: str | None) -> str:
+    """The name of the probe of this round that asked ``service``, else the first one's."""
+    return next((p.name for p, _ in sent if service in p.services), sent[0][0].name)
+
+
+async def identify_udp(
+    host: str, port: int, expected: str | None, deadline: float
+) -> Identification:
+    loop = asyncio.get_running_loop()
+    try:
+        transport, proto = await loop.create_datagram_endpoint(
+            _UdpProtocol, remote_addr=(host, port)
+        )
+    except OSError as exc:
+        raise NetworkError(f"cannot reach {where(host, port)}/udp: {exc.strerror or exc}") from None
+    evidence = b""
+    echoes = 0
+    try:
+        for round_ in _udp_rounds(expected):
+            if loop.time() >= deadline:
+                break
+            sent = [(probe, probe.build(host)) for probe in round_]
+            for _probe, payload in sent:
+                transport.sendto(payload)
+            end = min(loop.time() + UDP_WAIT, deadline)
+            while True:
+                try:
+                    async with asyncio.timeout(max(end - loop.time(), 0.0)):
+                        item = await proto.queue.get()
+                except TimeoutError:
+                    break
+                if isinstance(item, ConnectionRefusedError):
+                    raise ConnectionRefused(f"{where(host, port)}/udp is closed (port unreachable)")
+                if isinstance(item, Exception):
+                    continue
+                evidence = evidence or item[:EVIDENCE_BYTES]
+                if any(is_echo(payload, item) for _probe, payload in sent):
+                    echoes += 1
+                    continue
+                # A late answer to an earlier probe counts too: judge with every matcher.
+                for matcher in _UDP_MATCHERS:
+                    verdict = matcher(item, True)
+                    if isinstance(verdict, Match):
+                        return Identification(
+                            service=verdict.service,
+                            product=verdict.product,
+                            version=verdict.version,
+                            extra=verdict.extra,
+                            confidence=verdict.confidence,
+                            probe=_udp_probe_of(sent, verdict.service),
+                            evidence=item[:EVIDENCE_BYTES],
+                        )
+    finally:
+        transport.close()
+    return Identification(
+        service=None,
+        extra=(
+            "the server echoes what it is sent"
+            if echoes
+            else ("no probe matched" if evidence else "no answer to any probe")
+        ),
+        evidence=evidence,
+    )
