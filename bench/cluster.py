@@ -123,7 +123,7 @@ async def _shard_cost(shards: int) -> dict[str, float]:
     ports = f"1000-{1000 + shards - 1}"
     plan = await plan_scan(["127.0.0.1"], ports)
     start = time.perf_counter()
-    local = [r async for batch in scan_batches(plan) for r in batch]
+    local = [r async for batch in scan_batches(plan) for r in batch.results]
     direct = time.perf_counter() - start
 
     import distributed
@@ -140,7 +140,7 @@ async def _shard_cost(shards: int) -> dict[str, float]:
         for _warm in range(2):  # the first shards also import portkit on the workers
             run = await ClusterScan.open(plan, options, detect=False)
             start = time.perf_counter()
-            remote = [r async for batch in run.batches() for r in batch]
+            remote = [r async for batch in run.batches() for r in batch.results]
             sharded = time.perf_counter() - start
     if not len(remote) == len(local) == shards:
         raise SystemExit("the shard-cost scan lost results")

@@ -70,7 +70,7 @@ async def _scan_all() -> list[dict[str, Any]]:
     plan = await plan_scan(HOST, "1-65535")
     found = []
     async for batch in scan_batches(plan, detect=True):
-        for r in batch:
+        for r in batch.results:
             if r.state is PortState.OPEN and r.identified is not None:
                 i = r.identified
                 found.append({"port": r.port, "transport": r.transport, "state": str(r.state),

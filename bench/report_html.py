@@ -17,7 +17,7 @@ import statistics
 import time
 
 from portkit.report import ScanInfo, ScanSummary, make_report
-from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+from portkit.results import Identification, PortResult, PortState, TlsInfo
 
 _TLS = TlsInfo(
     version="TLSv1.3",

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portkit.report._base import LIST_LIMIT, Hosts, HostTable
-from portkit.scan._model import PortResult, PortState
+from portkit.results import PortResult, PortState
 
 results = st.lists(
     st.builds(

@@ -20,7 +20,7 @@ from portkit.report import FORMATS, ScanInfo, ScanSummary, make_report
 from portkit.report._base import LIST_LIMIT
 from portkit.report._html import _asset, _csp_hash, verdict_of
 from portkit.report._read import parse_scan, replay
-from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+from portkit.results import Identification, PortResult, PortState, TlsInfo
 
 INFO = ScanInfo(
     args="portkit scan 127.0.0.1 ::1 -p 1-200,2222,8443,9443 --detect",

@@ -10,7 +10,7 @@ import pytest
 
 from portkit.report import FORMATS, ScanInfo, ScanSummary, make_report
 from portkit.report._base import LIST_LIMIT, port_ranges
-from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+from portkit.results import Identification, PortResult, PortState, TlsInfo
 
 INFO = ScanInfo(
     args="portkit scan 127.0.0.1 ::1 -p 1-100",

@@ -142,7 +142,7 @@ def test_ctrl_c_reports_what_was_found(listener: int) -> None:
 
 
 def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from portkit.scan import _run
+    from portkit.cli import _scan_run as _run
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     assert type(_run._progress(100)) is _run._Bar  # silent in pipes, files and CI logs

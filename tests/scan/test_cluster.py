@@ -29,17 +29,17 @@ import psutil
 import pytest
 
 import portkit
-from portkit._errors import NetworkError
+from portkit._errors import NetworkError, PortkitError
 from portkit.cli import main
 from portkit.scan._cluster import (
     ClusterOptions,
     ClusterScan,
-    _InProcess,
     _Scheduler,
     cluster_batches,
 )
 from portkit.scan._engine import EngineOptions
-from portkit.scan._model import PortResult
+from portkit.scan._executors import InProcess
+from portkit.scan._model import PortResult, ResultBatch
 from portkit.scan._ports import PortSet
 from portkit.scan._scan import ScanPlan, plan_scan, scan_batches
 from portkit.scan._shards import Layout, Shard, ShardTask, make_shards, result_key
@@ -126,11 +126,12 @@ def lab() -> Iterator[Lab]:
             sock.close()
 
 
-async def collect(batches: AsyncIterator[list[PortResult]]) -> list[PortResult]:
+async def collect(batches: AsyncIterator[ResultBatch]) -> list[PortResult]:
     out: list[PortResult] = []
     async with contextlib.aclosing(batches) as stream:  # type: ignore[type-var]
         async for batch in stream:
-            out.extend(batch)
+            assert not batch.counts  # nothing asked for counts
+            out.extend(batch.results)
     return out
 
 
@@ -435,10 +436,55 @@ async def test_tcp_and_udp_ports_shard_like_any_other(lab: Lab, tmp_path: Path) 
     assert comparable(sharded) == comparable(single)
 
 
+async def test_resume_with_processes_runs_shards_in_forked_processes(
+    lab: Lab, tmp_path: Path
+) -> None:
+    # --resume --processes 2: the Forked executor, two shards at a time, each in a
+    # process of its own; the same results as one local scan, and the state file
+    # records every shard (a second run has nothing left to do).
+    plan = await lab.plan(timeout=0.5, processes=2)
+    single = await collect(scan_batches(await lab.plan(timeout=0.5)))
+    options = ClusterOptions(resume=str(tmp_path / "state"), shard_probes=300)
+    run = await ClusterScan.open(plan, options, detect=False)
+    assert run.slots == 2
+    assert run.shard_count > 2
+    assert run.engine_options.concurrency == plan.options.concurrency  # none: none to split
+    sharded = await collect(run.batches())
+    assert_complete(plan, sharded)
+    assert comparable(sharded) == comparable(single)
+    again = await collect(cluster_batches(plan, options))  # all read back from the state
+    assert comparable(again) == comparable(single)
+
+
+async def test_a_failing_forked_shard_is_one_error() -> None:
+    from portkit.scan._executors import Forked
+    from portkit.scan._targets import Target
+
+    executor = Forked(1)
+    # A shard that cannot run (a port number past 65535 fails before any probe leaves).
+    bad = ShardTask(
+        shard=Shard(
+            index=0,
+            host_block=0,
+            port_block=0,
+            targets=(Target(address="127.0.0.1"),),
+            ports=PortSet(tcp=(70000,)),
+        ),
+        syn=False,
+        options=EngineOptions(),
+        detect=False,
+    )
+    try:
+        with pytest.raises(PortkitError, match="scan process failed"):
+            await executor.submit(bad, 0)
+    finally:
+        await executor.close()
+
+
 # --- politeness ---------------------------------------------------------------------
 
 
-class _Recording(_InProcess):
+class _Recording(InProcess):
     """Runs shards in this process, three at a time, and records which run together."""
 
     def __init__(self) -> None:

@@ -50,7 +50,7 @@ async def banner_servers() -> AsyncIterator[list[int]]:
 async def test_open_ports_come_back_identified(banner_servers: list[int]) -> None:
     spec = ",".join(map(str, [*banner_servers, 1]))
     plan = await plan_scan("127.0.0.2", spec)
-    results = [r async for batch in scan_batches(plan, detect=read_banner) for r in batch]
+    results = [r async for batch in scan_batches(plan, detect=read_banner) for r in batch.results]
     opened = [r for r in results if r.state is PortState.OPEN]
     assert sorted(r.port for r in opened) == sorted(banner_servers)
     for r in opened:
@@ -78,7 +78,7 @@ async def test_identification_concurrency_is_bounded(banner_servers: list[int]) 
     results = [
         r
         async for batch in scan_batches(plan, detect=counting, detect_concurrency=2)
-        for r in batch
+        for r in batch.results
     ]
     assert len(results) == len(banner_servers)
     assert 1 <= most <= 2
@@ -95,7 +95,7 @@ async def test_expected_name_is_passed_to_identification() -> None:
     try:
         port = server.sockets[0].getsockname()[1]
         plan = await plan_scan("127.0.0.2", str(port))
-        [r async for batch in scan_batches(plan, detect=remember) for r in batch]
+        [r async for batch in scan_batches(plan, detect=remember) for r in batch.results]
     finally:
         server.close()
         await server.wait_closed()
@@ -123,7 +123,9 @@ async def test_a_port_that_closes_before_identification_is_reported_not_raised()
 
         return await identify(host, port, expected=expected, budget=2.0)
 
-    (result,) = [r async for batch in scan_batches(plan, detect=close_then_identify) for r in batch]
+    (result,) = [
+        r async for batch in scan_batches(plan, detect=close_then_identify) for r in batch.results
+    ]
     assert result.state is PortState.OPEN
     assert result.identified is not None
     assert result.identified.service is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,14 +10,14 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from portkit._errors import PortSpecError, TargetError
-from portkit.scan._engine import RateLimiter, raise_fd_limit, window_size
-from portkit.scan._model import PortResult, PortState
+from portkit.scan._engine import raise_fd_limit, window_size
+from portkit.scan._model import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._scan import scan
 
 from .conftest import Listener, drop_tcp_port, needs_root, run_in_namespace
@@ -194,16 +195,6 @@ async def test_udp_silence_is_open_filtered() -> None:
     assert results[0].reason == "no-response"
 
 
-async def test_rate_ceiling_spaces_out_probes() -> None:
-    clock = [0.0]
-    limiter = RateLimiter(100.0, clock=lambda: clock[0])
-    assert limiter.take(50) == 1  # the bucket holds one probe at 100/s
-    assert limiter.take(50) == 0
-    clock[0] += 0.5
-    assert limiter.take(500) == 1  # refills, but never beyond the burst
-    assert RateLimiter(None).take(500) == 500
-
-
 async def test_rate_limited_scan_still_complete() -> None:
     results = await collect(scan("127.0.0.2", "1-50", rate=2000))
     assert sorted(r.port for r in results) == list(range(1, 51))
@@ -296,32 +287,12 @@ async def test_closing_a_sharded_scan_early_stops_the_workers() -> None:
     await gen.aclose()  # workers killed and reaped; no ResourceWarning, no zombie
 
 
-def test_worker_count() -> None:
-    from portkit.scan._shard import MIN_PROBES_PER_WORKER, worker_count
+def test_process_count() -> None:
+    from portkit.scan._shard import MIN_PROBES_PER_PROCESS, process_count
 
-    assert worker_count(10) == 1
-    assert worker_count(10, 3) == 3
-    assert 1 <= worker_count(100 * MIN_PROBES_PER_WORKER) <= len(os.sched_getaffinity(0))
-
-
-def test_back_off_halves_on_loss_among_answers_only() -> None:
-    from portkit.scan._engine import MIN_WINDOW, _Congestion
-
-    c = _Congestion(1024)
-    c.on_loss(now=10.0, period=1.0, answered_since=False)  # silence: filtered, not congestion
-    assert c.size == 1024
-    c.on_loss(now=10.0, period=1.0, answered_since=True)
-    assert c.size == 512
-    c.on_loss(now=10.5, period=1.0, answered_since=True)  # same period: one cut only
-    assert c.size == 512
-    c.on_loss(now=11.0, period=1.0, answered_since=True)
-    assert c.size == 256
-    for _ in range(10):
-        c.on_answer()
-    assert c.size == 266  # additive increase
-    for step in range(20):
-        c.on_loss(now=12.0 + step, period=1.0, answered_since=True)
-    assert c.size == MIN_WINDOW
+    assert process_count(10) == 1
+    assert process_count(10, 3) == 3
+    assert 1 <= process_count(100 * MIN_PROBES_PER_PROCESS) <= len(os.sched_getaffinity(0))
 
 
 DNS_IN_NAMESPACE = """
@@ -355,3 +326,67 @@ def test_udp_dns_probe_gets_an_answer_from_dnsmasq(netns: str) -> None:
     lines = sorted(run_in_namespace(netns, DNS_IN_NAMESPACE).splitlines())
     # dnsmasq answers our DNS query: open; nothing on 54 and 123: ICMP, closed.
     assert lines == ["123 closed port-unreach", "53 open udp-response", "54 closed port-unreach"]
+
+
+def test_share_splits_the_ceilings_and_never_exceeds_them() -> None:
+    from portkit.scan._engine import EngineOptions
+
+    options = EngineOptions(rate=1000.0, concurrency=10, timeout=0.5)
+    assert options.share(1) is options
+    shared = options.share(3)
+    assert shared.rate is not None
+    assert shared.rate * 3 == pytest.approx(1000.0)
+    assert shared.concurrency == 3  # 3 x 3 <= 10
+    assert shared.timeout == 0.5
+    assert EngineOptions().share(4) == EngineOptions()  # no ceilings: none made up
+
+
+async def test_forked_processes_hold_none_of_the_callers_descriptors() -> None:
+    # Each forked scan process reports the files it holds open; the caller's marker
+    # socket (standing for its event loop's epoll set and sockets) must not be one.
+    from portkit.scan._shard import sharded
+    from portkit.scan._targets import Target
+
+    async def report_descriptors(
+        probes: Iterator[tuple[Target, int]],
+    ) -> Batches:
+        held = []
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                info = os.stat(f"/proc/self/fd/{name}")
+                held.append(f"{info.st_dev}:{info.st_ino}")
+        yield ResultBatch(
+            [
+                PortResult(
+                    host=target.address,
+                    port=port,
+                    transport="tcp",
+                    state=PortState.CLOSED,
+                    reason=" ".join(held),
+                )
+                for target, port in probes
+            ]
+        )
+
+    marker, peer = socket.socketpair()  # stands for the event loop's sockets
+    with marker, peer:
+        info = os.fstat(marker.fileno())
+        mark = f"{info.st_dev}:{info.st_ino}"
+        probes = iter([(Target(address="127.0.0.1"), port) for port in (1, 2, 3, 4)])
+        results = [
+            r
+            async for batch in sharded(
+                report_descriptors,
+                probes,
+                2,
+                transport="tcp",
+                names=None,
+                own_engine=report_descriptors,
+            )
+            for r in batch.results
+        ]
+    assert sorted(r.port for r in results) == [1, 2, 3, 4]
+    here = [r for r in results if r.port in (1, 3)]  # this process took every other probe
+    forked = [r for r in results if r.port in (2, 4)]
+    assert all(mark in r.reason.split() for r in here)  # the check can see the marker
+    assert not any(mark in r.reason.split() for r in forked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import select
 import socket
@@ -18,7 +19,8 @@ from portkit.scan._rawsend import (
     ipv4_header,
     sockaddr_in,
 )
-from portkit.scan._syn import _base_sum, _raw_socket, syn_packet, write_syn
+from portkit.scan._syn import _raw_socket
+from portkit.scan._synwire import base_sum, syn_packet, write_syn
 
 from .conftest import needs_root
 
@@ -33,7 +35,7 @@ def test_write_syn_matches_the_full_computation(
 ) -> None:
     # The incremental checksum written in place equals a straightforward full sum.
     buffer = bytearray(b"\xaa" * (4 * PACKET_SIZE))
-    write_syn(buffer, slot * PACKET_SIZE + 20, _base_sum(src, dst, sport), sport, dport, seq)
+    write_syn(buffer, slot * PACKET_SIZE + 20, base_sum(src, dst, sport), sport, dport, seq)
     start = slot * PACKET_SIZE + 20
     assert bytes(buffer[start : start + 20]) == syn_packet(src, dst, sport, dport, seq)
     # Nothing outside the 20 bytes was touched.
@@ -84,7 +86,7 @@ def _send_and_collect(
     """
     sport = 61000 + secrets.randbelow(4000)
     src = dst = socket.inet_aton("127.0.0.1")
-    base = _base_sum(src, dst, sport)
+    base = base_sum(src, dst, sport)
     targets = _free_ports(count) + ([listener] if listener is not None else [])
     sock = _raw_socket(sport)
     receiver = BatchReceiver(sock, count=7, use_recvmmsg=mmsg)  # 7: replies span reads
@@ -167,3 +169,31 @@ def test_batches_reach_the_kernel_and_replies_come_back(
     assert answers.pop(listener) & 0x12 == 0x12  # SYN-ACK from the listener
     assert len(answers) == count
     assert all(flags & 0x04 for flags in answers.values())  # RST from each closed port
+
+
+@needs_root
+@pytest.mark.root
+def test_sender_process_holds_none_of_the_scanners_descriptors() -> None:
+    marker, peer = socket.socketpair()  # stands for the scanner's loop and sockets
+    with marker, peer:
+        info = os.fstat(marker.fileno())
+        mark = (info.st_dev, info.st_ino)
+        sender = BatchSender(batch_size=4, depth=2)
+        try:
+            # Ready signal: one batch sent and reported means the sender is past its start.
+            batch = sender.take()
+            assert batch is not None
+            sender.submit(batch, 0, None)
+            assert select.select([sender.reports], [], [], 10)[0]
+            assert [report.tag for report in sender.finished()] == [None]
+            held = set()
+            for name in os.listdir(f"/proc/{sender._pid}/fd"):
+                try:
+                    found = os.stat(f"/proc/{sender._pid}/fd/{name}")
+                except OSError:
+                    continue
+                held.add((found.st_dev, found.st_ino))
+            assert held  # it holds its pipes and raw socket: the check sees something
+            assert mark not in held
+        finally:
+            sender.close()

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from portkit.scan._model import PortResult, PortState
 from portkit.scan._scan import scan
-from portkit.scan._syn import CookieJar, _base_sum, fast_syn_packet, syn_packet
+from portkit.scan._synwire import (
+    CookieJar,
+    base_sum,
+    base_sum6,
+    fast_syn_packet,
+    syn_packet,
+    write_syn,
+)
 
 from .conftest import Listener, drop_tcp_port, needs_root
 
@@ -44,7 +51,32 @@ def test_packet_fields_and_checksum(
     assert int.from_bytes(packet[4:8], "big") == seq
     assert packet[13] == 0x02  # SYN only
     assert checksum_ok(src, dst, packet)
-    assert fast_syn_packet(_base_sum(src, dst, sport), sport, dport, seq) == packet
+    assert fast_syn_packet(base_sum(src, dst, sport), sport, dport, seq) == packet
+
+
+def checksum6_ok(src: bytes, dst: bytes, segment: bytes) -> bool:
+    # RFC 8200 section 8.1: source, destination, 32-bit length, 3 zero bytes, next header.
+    pseudo = src + dst + len(segment).to_bytes(4, "big") + bytes(3) + bytes([socket.IPPROTO_TCP])
+    data = pseudo + segment
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total == 0xFFFF
+
+
+@given(
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=16, max_size=16),
+    ports,
+    ports,
+    st.integers(0, 2**32 - 1),
+)
+def test_ipv6_syn_checksum(src: bytes, dst: bytes, sport: int, dport: int, seq: int) -> None:
+    packet = bytearray(20)
+    write_syn(packet, 0, base_sum6(src, dst, sport), sport, dport, seq)
+    assert int.from_bytes(packet[2:4], "big") == dport
+    assert int.from_bytes(packet[4:8], "big") == seq
+    assert checksum6_ok(src, dst, bytes(packet))
 
 
 @given(addresses, addresses, ports, ports)
@@ -110,11 +142,30 @@ async def test_syn_scan_finds_listeners(listeners: list[Listener], free_ports: l
 
 @needs_root
 @pytest.mark.root
-async def test_syn_rejects_ipv6() -> None:
-    from portkit._errors import TargetError
+async def test_syn_over_ipv6_loopback(listeners: list[Listener], free_ports: list[int]) -> None:
+    v6 = next(ls for ls in listeners if ls.host == "::1")
+    spec = ",".join(map(str, sorted({v6.port, *free_ports})))
+    results = await collect(targets=["::1"], ports=spec, syn=True)
+    by_port = {r.port: (r.state, r.reason) for r in results}
+    assert by_port == {
+        port: (PortState.OPEN, "syn-ack") if port == v6.port else (PortState.CLOSED, "reset")
+        for port in sorted({v6.port, *free_ports})
+    }
 
-    with pytest.raises(TargetError, match="IPv4 only"):
-        await collect(targets=["::1"], ports="80", syn=True)
+
+@needs_root
+@pytest.mark.root
+async def test_syn_ipv4_and_ipv6_targets_in_one_scan(
+    listeners: list[Listener], free_ports: list[int]
+) -> None:
+    # Probes alternate between the two hosts: every batch mixes the families.
+    ports = sorted({ls.port for ls in listeners} | set(free_ports))
+    results = await collect(targets=["127.0.0.2", "::1"], ports=",".join(map(str, ports)), syn=True)
+    assert len(results) == 2 * len(ports)
+    assert {(r.host, r.port) for r in results if r.state is PortState.OPEN} == {
+        (ls.host, ls.port) for ls in listeners if ls.host in ("127.0.0.2", "::1")
+    }
+    assert {r.reason for r in results if r.state is not PortState.OPEN} == {"reset"}
 
 
 @needs_root
@@ -149,7 +200,7 @@ def test_syn_dropped_port_is_filtered(netns: str) -> None:
 
 
 async def _engine_results(
-    probes: list[tuple[str, int]], *, batch_size: int, mmsg: bool, concurrency: int | None
+    probes: list[tuple[str, int]], *, batch_size: int, fast: bool, concurrency: int | None
 ) -> list[tuple[str, int, str, str]]:
     from portkit.scan._engine import EngineOptions
     from portkit.scan._syn import run_syn_engine
@@ -160,9 +211,9 @@ async def _engine_results(
         iter([(targets[address], port) for address, port in probes]),
         EngineOptions(timeout=1.0, retries=2, concurrency=concurrency),
         batch_size=batch_size,
-        use_mmsg=mmsg,
+        fast=fast,
     )
-    found = [r async for batch in engine for r in batch]
+    found = [r async for batch in engine for r in batch.results]
     return sorted((r.host, r.port, r.state.value, r.reason) for r in found)
 
 
@@ -176,7 +227,8 @@ async def _engine_results(
 async def test_engine_same_answers_batched_or_not(
     listeners: list[Listener], free_ports: list[int], batch_size: int, concurrency: int | None
 ) -> None:
-    # Batch and window boundaries, sendmmsg/recvmmsg or one call per packet: the
+    # Batch and window boundaries, the speed tricks on or off (sendmmsg/recvmmsg,
+    # batches built and checked at once, or one call and one check per packet): the
     # same answer for every probe, every time, each probe answered exactly once.
     v4 = [ls for ls in listeners if ":" not in ls.host]
     probes = [(ls.host, ls.port) for ls in v4]
@@ -185,11 +237,31 @@ async def test_engine_same_answers_batched_or_not(
         [(ls.host, ls.port, "open", "syn-ack") for ls in v4]
         + [(h, p, "closed", "reset") for h in ("127.0.0.2", "127.0.0.3") for p in free_ports]
     )
-    for mmsg in (True, False, True):
+    for fast in (True, False, True):
         got = await _engine_results(
-            probes, batch_size=batch_size, mmsg=mmsg, concurrency=concurrency
+            probes, batch_size=batch_size, fast=fast, concurrency=concurrency
         )
         assert got == expected
+
+
+@needs_root
+@pytest.mark.root
+@pytest.mark.parametrize("batch_size", [3, 256])
+async def test_ipv6_same_answers_fast_or_plain(
+    listeners: list[Listener], free_ports: list[int], batch_size: int
+) -> None:
+    # IPv6 SYNs in batches (sendmmsg) or one sendto each: the same answer per probe.
+    v6 = next(ls for ls in listeners if ls.host == "::1")
+    probes = [("::1", port) for port in sorted({v6.port, *free_ports})]
+    runs = [
+        await _engine_results(probes, batch_size=batch_size, fast=fast, concurrency=None)
+        for fast in (True, False)
+    ]
+    assert runs[0] == runs[1]
+    assert [(port, state) for _h, port, state, _r in runs[0] if state == "open"] == [
+        (v6.port, "open")
+    ]
+    assert len(runs[0]) == len(probes)
 
 
 @given(
@@ -242,7 +314,6 @@ async def test_engine_counts_closed_ports_past_the_limit(listeners: list[Listene
     # With count_after, every probe is still accounted for exactly once: as a result
     # or in a count, and only closed ports of a host past that many are counted.
     from portkit.scan._engine import EngineOptions
-    from portkit.scan._model import ResultBatch
     from portkit.scan._syn import run_syn_engine
     from portkit.scan._targets import Target
 
@@ -257,8 +328,7 @@ async def test_engine_counts_closed_ports_past_the_limit(listeners: list[Listene
     found: list[PortResult] = []
     counted: dict[tuple[str, str, PortState, str], int] = {}
     async for batch in engine:
-        assert isinstance(batch, ResultBatch)
-        found.extend(batch)  # a batch's results come before its counts
+        found.extend(batch.results)  # a batch's results come before its counts
         for key, n in batch.counts.items():
             # Counts come only once that host's closed results were handed over.
             assert sum(r.state is PortState.CLOSED for r in found) >= 3
@@ -321,7 +391,7 @@ def test_cli_counts_give_the_library_scans_report(
 async def test_counts_pass_through_identification(listeners: list[Listener]) -> None:
     # With detect, open ports wait for identification; the counts of the closed ports
     # must still reach the caller, and every probe is accounted for once.
-    from portkit.scan._model import Identification, ResultBatch
+    from portkit.scan._model import Identification
     from portkit.scan._scan import plan_scan, scan_batches
 
     v4 = sorted(ls.port for ls in listeners if ls.host == "127.0.0.2")
@@ -336,12 +406,39 @@ async def test_counts_pass_through_identification(listeners: list[Listener]) -> 
     found: list[PortResult] = []
     counted = 0
     async for batch in scan_batches(plan, detect=identify, count_after=26):
-        found.extend(batch)
-        if isinstance(batch, ResultBatch):
-            counted += sum(batch.counts.values())
+        found.extend(batch.results)
+        counted += sum(batch.counts.values())
     assert counted > 0
     assert len(found) + counted == plan.probe_count
     opened = sorted(r.port for r in found if r.state is PortState.OPEN)
     assert sorted(asked) == opened
     assert set(v4) <= set(opened)
     assert all(r.identified == Identification(service="test") for r in found if r.port in v4)
+
+
+@needs_root
+@pytest.mark.root
+def test_ipv6_reply_filter_keeps_other_tcp_traffic_in_the_kernel() -> None:
+    import select as select_module
+
+    from portkit.scan._syn import _raw_socket6
+
+    filtered = _raw_socket6(61999)
+    assert filtered is not None
+    unfiltered = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    server = socket.socket(socket.AF_INET6)
+    try:
+        server.bind(("::1", 0))
+        server.listen(1)
+        # A whole handshake on ::1: SYN, SYN-ACK, ACK, none of them to port 61999.
+        client = socket.create_connection(("::1", server.getsockname()[1]), timeout=5)
+        client.close()
+        # The control sees those segments (the ready signal that they were sent) ...
+        assert select_module.select([unfiltered], [], [], 5)[0]
+        # ... and the filtered socket, open since before them, does not.
+        with pytest.raises(BlockingIOError):
+            filtered.recv(65535)
+    finally:
+        server.close()
+        unfiltered.close()
+        filtered.close()

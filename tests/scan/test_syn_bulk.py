@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from portkit.scan._model import PortResult, PortState
 from portkit.scan._names import make_results
 from portkit.scan._rawsend import PACKET_SIZE, ipv4_header
-from portkit.scan._syn import (
+from portkit.scan._synwire import (
     CookieJar,
-    _base_sum,
+    base_sum,
     parse_replies,
     reply_verdict,
     write_syn,
@@ -44,7 +44,7 @@ ports = st.integers(0, 65535)
 def test_write_syn_batch_writes_write_syn_bytes(
     port_list: list[int], pair: int, sport: int, dst: bytes
 ) -> None:
-    base = _base_sum(OURS, dst, sport)
+    base = base_sum(OURS, dst, sport)
     header = ipv4_header(OURS, dst)
     bulk = bytearray(b"\xee" * (3 + len(port_list) * PACKET_SIZE + 5))
     one_by_one = bytearray(bulk)

@@ -1,13 +1,17 @@
 """The cluster options of ``portkit scan``, kept apart so ``--help`` imports nothing heavy.
 
-The options are read by :func:`portkit.scan._cluster.cluster_options_from_args`.
+:func:`cluster_options` reads them into the library's ``ClusterOptions``.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-__all__ = ["add_cluster_arguments"]
+if TYPE_CHECKING:
+    from portkit.scan._cluster import ClusterOptions
+
+__all__ = ["add_cluster_arguments", "cluster_options"]
 
 
 _EXAMPLES = """
@@ -43,4 +47,30 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="PROBES",
         help="probes per shard (default 4096)",
+    )
+
+
+def cluster_options(args: argparse.Namespace) -> ClusterOptions | None:
+    """The :class:`ClusterOptions` the command line asked for, or ``None`` (a local scan).
+
+    The library takes :class:`ClusterOptions`; only the command line knows ``args``.
+    """
+    from portkit._errors import UsageError
+    from portkit.scan._cluster import ClusterOptions
+    from portkit.scan._shards import DEFAULT_SHARD_PROBES
+
+    address = getattr(args, "cluster", None)
+    workers = getattr(args, "workers", None)
+    resume = getattr(args, "resume", None)
+    shard_size = getattr(args, "shard_size", None)
+    if address is None and workers is None and resume is None:
+        if shard_size is not None:
+            raise UsageError("--shard-size needs --workers, --cluster or --resume")
+        return None
+    return ClusterOptions(
+        address=address,
+        workers=workers,
+        resume=resume,
+        shard_probes=DEFAULT_SHARD_PROBES if shard_size is None else shard_size,
+        quiet=not getattr(args, "debug", False),
     )

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from portkit.client import Conversation
     from portkit.endpoint import Endpoint
-    from portkit.scan._model import TlsInfo
+    from portkit.results import TlsInfo
 
 SUMMARY = (
     "talk to an application: stdin/stdout to a URL, host:port or 'host service' (TCP, UDP, TLS)"

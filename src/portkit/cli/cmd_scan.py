@@ -151,14 +151,14 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from portkit.scan._run import run_scan_command
+    from portkit.cli._scan_run import run_scan_command
 
     cluster = None
     if any(getattr(args, name, None) is not None for name in _CLUSTER_OPTIONS):
         # Only then: the cluster module and its imports cost a scan's start-up ~20 ms.
-        from portkit.scan._cluster import cluster_options_from_args
+        from portkit.cli._cluster_args import cluster_options
 
-        cluster = cluster_options_from_args(args)
+        cluster = cluster_options(args)
 
     targets = list(args.targets)
     if args.target_file:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Protocol, TextIO
 
-from portkit.scan._model import CountKey, PortResult, PortState
+from portkit.results import CountKey, PortResult, PortState
 
 __all__ = ["LIST_LIMIT", "HostTable", "Report", "ScanInfo", "ScanSummary"]
 

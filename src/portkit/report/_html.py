@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from portkit._display import escape_controls, printable
 from portkit.report._base import CollectingReport, HostTable, ScanSummary, port_ranges
-from portkit.scan._model import PortResult, PortState, TlsInfo
+from portkit.results import PortResult, PortState, TlsInfo
 
 if TYPE_CHECKING:
     import jinja2

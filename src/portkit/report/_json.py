@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from portkit.report._base import CollectingReport, ScanInfo, ScanSummary, port_ranges
-from portkit.scan._model import CountKey, Identification, PortResult, PortState, TlsInfo
+from portkit.results import CountKey, Identification, PortResult, PortState, TlsInfo
 
 __all__ = [
     "JsonLinesReport",

@@ -20,7 +20,7 @@ from typing import Any
 from portkit._errors import UsageError
 from portkit.report._base import LIST_LIMIT, Report, ScanInfo, ScanSummary
 from portkit.report._json import SCHEMA_VERSION
-from portkit.scan._model import CountKey, Identification, PortResult, PortState, TlsInfo
+from portkit.results import CountKey, Identification, PortResult, PortState, TlsInfo
 
 __all__ = ["SavedScan", "read_scan", "replay"]
 

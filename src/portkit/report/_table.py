@@ -10,7 +10,7 @@ from portkit.report._base import (
     product_of,
     service_of,
 )
-from portkit.scan._model import PortState
+from portkit.results import PortState
 
 __all__ = ["TableReport"]
 

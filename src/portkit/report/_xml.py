@@ -22,7 +22,7 @@ from portkit.report._base import (
     ScanSummary,
     port_ranges,
 )
-from portkit.scan._model import PortResult, nmap_service
+from portkit.results import PortResult, nmap_service
 
 __all__ = ["STYLESHEET", "NmapXmlReport"]
 

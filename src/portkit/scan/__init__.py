@@ -9,7 +9,7 @@ use (PEP 562): ``portkit scan`` without ``--detect`` starts without them.
 
 from typing import TYPE_CHECKING, Any
 
-from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
+from portkit.results import Identification, PortResult, PortState, TlsInfo
 from portkit.scan._ports import PortSet, parse_ports
 from portkit.scan._scan import ScanPlan, plan_scan, scan, scan_batches
 from portkit.scan._targets import Target, TargetSpec, parse_target, parse_targets

@@ -24,20 +24,18 @@ How it behaves:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from portkit._errors import NetworkError, PortkitError, UsageError
+from portkit.results import Batches, PortResult, ResultBatch
 from portkit.scan._engine import EngineOptions
-from portkit.scan._model import PortResult
-from portkit.scan._scan import ScanPlan, scan_batches
+from portkit.scan._executors import Executor, InProcess, make_executor, run_shard
+from portkit.scan._scan import ScanPlan
 from portkit.scan._shards import (
     DEFAULT_SHARD_PROBES,
     Shard,
@@ -45,7 +43,6 @@ from portkit.scan._shards import (
     ShardTask,
     choose_layout,
     make_shards,
-    result_key,
     scan_fingerprint,
 )
 
@@ -53,14 +50,12 @@ __all__ = [
     "ClusterOptions",
     "ClusterScan",
     "cluster_batches",
-    "cluster_options_from_args",
     "run_shard",
 ]
 
 log = logging.getLogger("portkit.scan.cluster")
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler
-WORKER_WAIT = 30.0  # seconds to wait for a first worker on an existing cluster
 RESUBMITS = 2  # extra submissions of a shard whose workers kept dying
 _ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://\S+")
 
@@ -87,196 +82,6 @@ class ClusterOptions:
             )
         if self.shard_probes < 1:
             raise UsageError(f"shard size must be at least 1 probe, not {self.shard_probes}")
-
-
-def cluster_options_from_args(args: argparse.Namespace) -> ClusterOptions | None:
-    """The :class:`ClusterOptions` the command line asked for, or ``None`` (a local scan).
-
-    The options themselves are added by :mod:`portkit.cli._cluster_args`.
-    """
-    address = getattr(args, "cluster", None)
-    workers = getattr(args, "workers", None)
-    resume = getattr(args, "resume", None)
-    shard_size = getattr(args, "shard_size", None)
-    if address is None and workers is None and resume is None:
-        if shard_size is not None:
-            raise UsageError("--shard-size needs --workers, --cluster or --resume")
-        return None
-    return ClusterOptions(
-        address=address,
-        workers=workers,
-        resume=resume,
-        shard_probes=DEFAULT_SHARD_PROBES if shard_size is None else shard_size,
-        quiet=not getattr(args, "debug", False),
-    )
-
-
-# --- the worker side ---------------------------------------------------------------
-
-
-async def _run_shard_async(task: ShardTask) -> list[PortResult]:
-    results: list[PortResult] = []
-    async with contextlib.aclosing(scan_batches(task.plan(), detect=task.detect)) as batches:
-        async for batch in batches:
-            results.extend(batch)
-    results.sort(key=result_key)
-    return results
-
-
-def run_shard(task: ShardTask) -> tuple[int, list[PortResult]]:
-    """Run one shard to completion on this machine; return its index and sorted results.
-
-    This is the function Dask workers call (in a worker thread, with its own loop).
-    """
-    return task.shard.index, asyncio.run(_run_shard_async(task))
-
-
-# --- executors: where shards run ---------------------------------------------------
-
-
-class _Executor(Protocol):
-    slots: int
-
-    async def start(self) -> None: ...
-
-    def submit(
-        self, task: ShardTask, attempt: int
-    ) -> asyncio.Future[tuple[int, list[PortResult]]]: ...
-
-    async def close(self) -> None: ...
-
-
-class _InProcess:
-    """Shards in this process (``--resume`` without a cluster: one at a time)."""
-
-    def __init__(self, slots: int = 1) -> None:
-        self.slots = slots
-
-    async def start(self) -> None:
-        return None
-
-    def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
-        async def run() -> tuple[int, list[PortResult]]:
-            return task.shard.index, await _run_shard_async(task)
-
-        return asyncio.ensure_future(run())
-
-    async def close(self) -> None:
-        return None
-
-
-class _Dask:
-    """Shards on Dask workers: a local cluster we start, or a scheduler we are given."""
-
-    def __init__(
-        self, *, address: str | None, workers: int | None, timeout: float, quiet: bool
-    ) -> None:
-        self._address = address
-        self._workers = workers
-        self._timeout = timeout
-        self._quiet = quiet
-        self._cluster: Any = None
-        self._client: Any = None
-        self._token = ""
-        self.slots = 1
-
-    async def start(self) -> None:
-        try:
-            # Typed loosely on purpose: distributed's own annotations are partial.
-            distributed: Any = importlib.import_module("distributed")
-        except ImportError:
-            raise UsageError(
-                "cluster scans need Dask distributed: pip install 'portkit[cluster]'"
-            ) from None
-        import secrets
-
-        if self._quiet:
-            _silence_dask()
-        self._token = secrets.token_hex(4)
-        if self._address is None:
-            self._cluster = await distributed.LocalCluster(
-                n_workers=self._workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                scheduler_port=0,
-                dashboard_address=None,
-                worker_dashboard_address=None,
-                # The scheduler serves a few HTTP routes even without the dashboard, by
-                # default on port 8787: a free port of 127.0.0.1 instead, no dashboard.
-                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                silence_logs=logging.ERROR,
-                asynchronous=True,
-            )
-            address = self._cluster.scheduler_address
-        else:
-            address = self._address
-        try:
-            self._client = await distributed.Client(
-                address, asynchronous=True, timeout=self._timeout, set_as_default=False
-            )
-        except (OSError, TimeoutError) as exc:
-            await self.close()
-            raise NetworkError(f"cannot reach the dask scheduler at {address!r}: {exc}") from None
-        try:
-            await self._client.wait_for_workers(1, timeout=WORKER_WAIT)
-        except TimeoutError:
-            await self.close()
-            raise NetworkError(
-                f"no worker joined the dask scheduler at {address!r} within {WORKER_WAIT:g} s"
-            ) from None
-        # An asynchronous client's scheduler_info() is a cache without the workers.
-        info = await self._client.scheduler.identity(n_workers=-1)
-        self.slots = max(1, sum(int(w.get("nthreads", 1)) for w in info["workers"].values()))
-
-    def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
-        key = f"portkit-shard-{self._token}-{task.shard.index}-{attempt}"
-        future = self._client.submit(run_shard, task, key=key, pure=False)
-
-        async def result() -> tuple[int, list[PortResult]]:
-            try:
-                value: tuple[int, list[PortResult]] = await future
-            except asyncio.CancelledError:
-                this = asyncio.current_task()
-                if this is not None and this.cancelling():
-                    raise  # we were cancelled (Ctrl-C, or the scan is being closed)
-                raise NetworkError(
-                    f"the dask scheduler dropped shard {task.shard.index} (scheduler lost?)"
-                ) from None
-            return value
-
-        return asyncio.ensure_future(result())
-
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        cluster, self._cluster = self._cluster, None
-        if client is not None:
-            await client.close()
-        if cluster is not None:
-            await cluster.close()
-
-
-def _silence_dask() -> None:
-    # Dask logs its own tracebacks when a connection drops, on loggers configured one
-    # by one; the scan reports what that means in one line instead.
-    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
-    for name in ["distributed", *names]:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def _executor(options: ClusterOptions) -> _Executor:
-    if options.address is None and options.workers is None:
-        return _InProcess()
-    return _Dask(
-        address=options.address,
-        workers=options.workers,
-        timeout=options.connect_timeout,
-        quiet=options.quiet,
-    )
-
-
-def _share(total: float | None, slots: int) -> float | None:
-    return None if total is None else total / slots
 
 
 def _dask_error(name: str, exc: BaseException) -> bool:
@@ -311,7 +116,7 @@ class _Scheduler:
         self,
         shards: list[Shard],
         make_task: Callable[[Shard], ShardTask],
-        executor: _Executor,
+        executor: Executor,
         journal: ShardJournal | None,
     ) -> None:
         self.shards = shards
@@ -362,10 +167,10 @@ class _Scheduler:
             self._next += 1
             yield results
 
-    async def batches(self) -> AsyncGenerator[list[PortResult], None]:
+    async def batches(self) -> Batches:
         try:
             for released in self._release():
-                yield released
+                yield ResultBatch(released)
             while self._next < len(self.shards):
                 self._fill()
                 if not self._running:  # pragma: no cover (a bug, not a user error)
@@ -378,7 +183,7 @@ class _Scheduler:
                     self._busy_hosts.discard(shard.host_block)
                     self._collect(future, shard, attempt)
                 for released in self._release():
-                    yield released
+                    yield ResultBatch(released)
         finally:
             await self._cancel()
 
@@ -440,7 +245,7 @@ class ClusterScan:
 
     def __init__(
         self,
-        executor: _Executor,
+        executor: Executor,
         scheduler: _Scheduler,
         journal: ShardJournal | None,
         engine_options: EngineOptions,
@@ -465,7 +270,13 @@ class ClusterScan:
         journal: ShardJournal | None = None
         if options.resume is not None:
             journal = ShardJournal.open_existing(options.resume, fingerprint=fingerprint)
-        executor = _executor(options)
+        executor = make_executor(
+            address=options.address,
+            workers=options.workers,
+            processes=plan.processes,
+            connect_timeout=options.connect_timeout,
+            quiet=options.quiet,
+        )
         try:
             await executor.start()
             if journal is not None:
@@ -490,15 +301,11 @@ class ClusterScan:
                 journal.close()
             await executor.close()
             raise
-        engine = replace(
-            plan.options,
-            rate=_share(plan.options.rate, executor.slots),
-            concurrency=None
-            if plan.options.concurrency is None
-            else max(1, plan.options.concurrency // executor.slots),
-        )
+        engine = plan.options.share(executor.slots)
 
-        processes = plan.processes if isinstance(executor, _InProcess) else 1
+        # Shards run in this process may fork as a local scan does; elsewhere a shard
+        # has its process (a cluster worker, a forked process) to itself.
+        processes = plan.processes if isinstance(executor, InProcess) else 1
 
         def make_task(shard: Shard) -> ShardTask:
             return ShardTask(
@@ -514,7 +321,7 @@ class ClusterScan:
         )
         return cls(executor, _Scheduler(shards, make_task, executor, journal), journal, engine)
 
-    async def batches(self) -> AsyncGenerator[list[PortResult], None]:
+    async def batches(self) -> Batches:
         """Yield result batches as shards finish, in shard order; close when done."""
         try:
             async with contextlib.aclosing(self._scheduler.batches()) as batches:
@@ -532,7 +339,7 @@ class ClusterScan:
 
 async def cluster_batches(
     plan: ScanPlan, options: ClusterOptions, *, detect: bool = False
-) -> AsyncGenerator[list[PortResult], None]:
+) -> Batches:
     """Run ``plan`` as shards on a cluster; yield result batches as shards finish.
 
     The batches are those of a local :func:`~portkit.scan.scan_batches` run, regrouped:

@@ -1,141 +1,26 @@
-"""The nouns of discovery, shared by the engines, identification and the reports.
+"""The results model, where the scan package's modules have always imported it from.
 
-``PortResult`` is what discovery found at (host, port, transport); ``Identification``
-is what answered there, when the scan was asked to find out.
+It lives in :mod:`portkit.results` (a layer below ``scan`` and ``report``).
 """
 
-from __future__ import annotations
+from portkit.results import (
+    Batches,
+    CountKey,
+    Identification,
+    PortResult,
+    PortState,
+    ResultBatch,
+    TlsInfo,
+    nmap_service,
+)
 
-import enum
-from collections.abc import Iterable
-from dataclasses import dataclass
-
-from portkit.proto import plain_name
-
-__all__ = ["Identification", "PortResult", "PortState", "TlsInfo", "nmap_service"]
-
-
-class PortState(enum.StrEnum):
-    """Port states as nmap users know them."""
-
-    OPEN = "open"
-    CLOSED = "closed"
-    FILTERED = "filtered"
-    OPEN_FILTERED = "open|filtered"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TlsInfo:
-    """What a completed TLS handshake showed."""
-
-    version: str | None = None
-    cipher: str | None = None
-    alpn: str | None = None
-    subject: str | None = None
-    issuer: str | None = None
-    not_before: str | None = None  # ISO 8601, UTC
-    not_after: str | None = None  # ISO 8601, UTC
-    self_signed: bool | None = None
-    subject_alt_names: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Identification:
-    """What actually answers on a port.
-
-    ``service`` is the protocol as the registry spells it (``http``, ``ssh``, ``imaps``)
-    or ``None`` when nothing matched; then ``evidence`` still holds the first bytes the
-    server sent, so "unknown" is honest and inspectable.
-    """
-
-    service: str | None
-    product: str | None = None
-    version: str | None = None
-    extra: str | None = None
-    tls: TlsInfo | None = None
-    confidence: int = 0  # 0-10, as nmap's "conf"; 10 is a full protocol match
-    method: str = "probed"  # "probed" (a matcher matched) or "table" (port number only)
-    probe: str | None = None  # the probe whose response matched ("banner", "http-get", ...)
-    evidence: bytes = b""  # the first bytes of the response, bounded
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PortResult:
-    """What discovery found at (host, port, transport)."""
-
-    host: str  # the address that was scanned
-    port: int
-    transport: str  # "tcp" or "udp"
-    state: PortState
-    reason: str  # "syn-ack", "conn-refused", "reset", "no-response", "port-unreach", "udp-response"
-    hostname: str | None = None  # the name the user gave, when the target was a name
-    expected: str | None = None  # the registry's service name for this port and transport
-    rtt: float | None = None  # seconds, when measured
-    identified: Identification | None = None
-
-
-# Where nmap's service detection names a protocol otherwise than the registry does
-# (nmap-service-probes' match lines: "memcached", "vnc").
-_NMAP_NAMES = {"memcache": "memcached", "rfb": "vnc"}
-
-
-def nmap_service(found: Identification | None, expected: str | None = None) -> dict[str, str]:
-    """The attributes of nmap's XML ``<service>`` element for what answered on a port.
-
-    The one mapping from portkit's names to nmap's (the XML report uses it). nmap names
-    the protocol inside implicit TLS and marks the wrapping with ``tunnel="ssl"``:
-    ``imaps`` is ``name="imap" tunnel="ssl"``, ``https`` is ``name="http"
-    tunnel="ssl"``, TLS with nothing recognised inside is ``name="unknown"
-    tunnel="ssl"``. A protocol that upgraded with STARTTLS keeps its own name and has
-    no tunnel. Where nmap's probes name a protocol otherwise than the registry, nmap's
-    name is used (``memcache`` is ``memcached``, ``rfb`` is ``vnc``). Nothing identified
-    (or no identification run): the port table's guess, ``expected`` or ``unknown``,
-    with ``method="table" conf="3"``, as nmap writes it.
-    """
-    if found is None or not found.service:
-        return {"name": expected or "unknown", "method": "table", "conf": "3"}
-    name = found.service
-    tunnel = None
-    if found.tls is not None:
-        plain = "unknown" if name == "tls" else plain_name(name)
-        if plain is not None:
-            name, tunnel = plain, "ssl"
-    given = {
-        "product": found.product,
-        "version": found.version,
-        "extrainfo": found.extra,
-        "tunnel": tunnel,
-    }
-    attrs = {"name": _NMAP_NAMES.get(name, name)} | {
-        key: value for key, value in given.items() if value
-    }
-    attrs["method"] = "probed" if found.method == "probed" else "table"
-    attrs["conf"] = str(found.confidence)
-    return attrs
-
-
-# (host, transport, state, reason): how a port only counted is counted.
-CountKey = tuple[str, str, PortState, str]
-
-
-class ResultBatch(list[PortResult]):
-    """Results, plus ports that were only counted (internal, engine to report).
-
-    A host's closed ports past what any report lists are counted per (host,
-    transport, state, reason) in ``counts`` instead of being made one by one; the
-    results of each counted (host, state) always come first, in this batch or an
-    earlier one.
-    """
-
-    __slots__ = ("counts",)
-
-    def __init__(
-        self, results: Iterable[PortResult] = (), counts: dict[CountKey, int] | None = None
-    ) -> None:
-        super().__init__(results)
-        self.counts: dict[CountKey, int] = {} if counts is None else counts
-
-    @property
-    def total(self) -> int:
-        """Results plus counted ports."""
-        return len(self) + sum(self.counts.values())
+__all__ = [
+    "Batches",
+    "CountKey",
+    "Identification",
+    "PortResult",
+    "PortState",
+    "ResultBatch",
+    "TlsInfo",
+    "nmap_service",
+]

@@ -36,6 +36,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from portkit.scan._fork import close_inherited
+
 __all__ = [
     "PACKET_SIZE",
     "Batch",
@@ -44,6 +46,7 @@ __all__ = [
     "Sent",
     "ipv4_header",
     "sockaddr_in",
+    "sockaddr_in6",
 ]
 
 PACKET_SIZE = 40  # IPv4 header without options (20) + TCP header without options (20)
@@ -52,11 +55,14 @@ _UNREACHABLE = (errno.EHOSTUNREACH, errno.ENETUNREACH)
 _FULL_WAIT = 0.0005  # seconds to wait when the kernel's queue is full
 _FULL_TRIES = 200  # then give up on the rest of the batch (its probes time out, re-sent)
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
-_JOB = struct.Struct("=HH")  # batch index, packet count
+_JOB = struct.Struct("=HHH")  # batch index, packet count, IPv6 (1) or IPv4 (0)
 # batch index, unsent from (-1: all sent), errno (0: none), unreachable slots, time sent
 _REPORT = struct.Struct("=HiiHd")
 _SLOT = struct.Struct("=H")
-_NAME_SIZE = 16  # struct sockaddr_in
+_NAME_SIZE = 28  # room for a struct sockaddr_in6 (a sockaddr_in takes the first 16)
+_NAME_SIZE4 = 16
+_SO_ATTACH_FILTER = 26
+_TCP_SIZE = 20  # an IPv6 slot holds the TCP segment only: the kernel adds the header
 
 
 def ipv4_header(src: bytes, dst: bytes) -> bytes:
@@ -68,10 +74,40 @@ def ipv4_header(src: bytes, dst: bytes) -> bytes:
     return _IPV4.pack(0x45, 0, PACKET_SIZE, 0, 0, 64, socket.IPPROTO_TCP, 0, src, dst)
 
 
+def sockaddr_in6(address: str) -> bytes:
+    """The ``struct sockaddr_in6`` of an IPv6 address, port 0 (raw sockets ignore it)."""
+    # sin6_family in host order; port, flow information, address, scope id.
+    return (
+        struct.pack("=H", socket.AF_INET6)
+        + bytes(6)
+        + socket.inet_pton(socket.AF_INET6, address)
+        + bytes(4)
+    )
+
+
 def sockaddr_in(address: str) -> bytes:
     """The ``struct sockaddr_in`` of an IPv4 address, port 0 (raw sockets ignore it)."""
     # sin_family in host order; sin_port and sin_addr in network order; 8 zero bytes.
     return struct.pack("=H", socket.AF_INET) + b"\0\0" + socket.inet_aton(address) + bytes(8)
+
+
+def _ipv6_sending_socket() -> socket.socket | None:
+    """A raw IPv6 TCP socket that only sends (None where there is no IPv6).
+
+    Unlike ``IPPROTO_RAW`` on IPv4, a raw IPv6 TCP socket also receives a copy of
+    every TCP segment; a filter that accepts nothing keeps them all in the kernel.
+    """
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    except OSError as exc:
+        if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
+            return None
+        raise
+    nothing = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))  # ret 0
+    sock.setsockopt(
+        socket.SOL_SOCKET, _SO_ATTACH_FILTER, struct.pack("HL", 1, ctypes.addressof(nothing))
+    )
+    return sock
 
 
 # struct iovec and struct mmsghdr as <sys/uio.h> and <sys/socket.h> define them; ctypes
@@ -138,13 +174,21 @@ class BatchReceiver:
     """Read up to ``count`` datagrams per system call (``recvmmsg(2)``) from a socket.
 
     Datagram ``i`` of the last :meth:`read` starts at ``i * stride`` in ``view``; longer
-    ones are cut at ``stride`` bytes (enough for the headers a scan reads). Where
-    ``recvmmsg`` is missing, :meth:`read` makes one ``recv_into`` per datagram instead:
-    same results, more calls.
+    ones are cut at ``stride`` bytes (enough for the headers a scan reads). With
+    ``ipv6_sources`` (a raw IPv6 socket: the segment comes without the IP header), the
+    16 bytes of datagram ``i``'s source address are at ``i * 16`` in ``sources``. Where
+    ``recvmmsg`` is missing, :meth:`read` makes one call per datagram instead: same
+    results, more calls.
     """
 
     def __init__(
-        self, sock: socket.socket, *, count: int = 256, stride: int = 128, use_recvmmsg: bool = True
+        self,
+        sock: socket.socket,
+        *,
+        count: int = 256,
+        stride: int = 128,
+        use_recvmmsg: bool = True,
+        ipv6_sources: bool = False,
     ) -> None:
         self._sock = sock
         self.count = count
@@ -161,6 +205,15 @@ class BatchReceiver:
             self._msgs[i].hdr.iov = ctypes.addressof(self._iovs[i])
             self._msgs[i].hdr.iovlen = 1
         self._address = ctypes.addressof(self._msgs)
+        self._ipv6 = ipv6_sources
+        self._names = ctypes.create_string_buffer(count * _NAME_SIZE if ipv6_sources else 0)
+        self._sources = bytearray(16 * count if ipv6_sources else 0)
+        self.sources = memoryview(self._sources)
+        if ipv6_sources:
+            names = ctypes.addressof(self._names)
+            for i in range(count):
+                self._msgs[i].hdr.name = names + i * _NAME_SIZE
+                self._msgs[i].hdr.namelen = _NAME_SIZE
 
     @property
     def batched(self) -> bool:
@@ -174,6 +227,13 @@ class BatchReceiver:
             while True:
                 got = self._recvmmsg(fd, self._address, self.count, socket.MSG_DONTWAIT, None)
                 if got >= 0:
+                    if self._ipv6 and got:
+                        # sin6_addr: bytes 8-23 of each struct sockaddr_in6 (RFC 3493 3.3).
+                        raw = self._names.raw
+                        sources = self._sources
+                        for i in range(got):
+                            at = i * _NAME_SIZE
+                            sources[16 * i : 16 * i + 16] = raw[at + 8 : at + 24]
                     return got
                 code = ctypes.get_errno()
                 if code in _RETRYABLE:
@@ -182,10 +242,19 @@ class BatchReceiver:
                     raise OSError(code, os.strerror(code))
         got = 0
         recv_into = self._sock.recv_into
+        recvfrom_into = self._sock.recvfrom_into
         view, stride = self.view, self.stride
         while got < self.count:
+            slot = view[got * stride : (got + 1) * stride]
             try:
-                recv_into(view[got * stride : (got + 1) * stride], stride, socket.MSG_DONTWAIT)
+                if self._ipv6:
+                    _size, source = recvfrom_into(slot, stride, socket.MSG_DONTWAIT)
+                    address = source[0].partition("%")[0]
+                    self._sources[16 * got : 16 * got + 16] = socket.inet_pton(
+                        socket.AF_INET6, address
+                    )
+                else:
+                    recv_into(slot, stride, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
             got += 1
@@ -194,6 +263,7 @@ class BatchReceiver:
     def close(self) -> None:
         """Drop the buffer views (the socket is the caller's)."""
         self.view.release()
+        self.sources.release()
 
 
 def batch_bytes(size: int) -> int:
@@ -245,7 +315,7 @@ class Batch:
         iov_offset = offset + size * _MMSG_SIZE
         self.name_offset = size * (_MMSG_SIZE + _IOV_SIZE)
         self.packet_offset = self.name_offset + size * _NAME_SIZE
-        iovs = (_Iovec * size).from_buffer(memory, iov_offset)
+        self._iovs = iovs = (_Iovec * size).from_buffer(memory, iov_offset)
         base = ctypes.addressof(self.msgs)
         for i in range(size):
             iovs[i].base = base + self.packet_offset + i * PACKET_SIZE
@@ -253,16 +323,27 @@ class Batch:
             self.msgs[i].hdr.iov = ctypes.addressof(iovs[i])
             self.msgs[i].hdr.iovlen = 1
             self.msgs[i].hdr.name = base + self.name_offset + i * _NAME_SIZE
-            self.msgs[i].hdr.namelen = _NAME_SIZE
-        del iovs
+            self.msgs[i].hdr.namelen = _NAME_SIZE4
+        self.ipv6 = False
         self.destinations: list[str | None] = [None] * size  # per slot (the scanner's copy)
         self.tag: object = None
 
+    def set_ipv6(self, ipv6: bool) -> None:
+        """Hold IPv4 datagrams (header and TCP, 40 bytes) or IPv6 TCP segments (20)."""
+        if ipv6 == self.ipv6:
+            return
+        self.ipv6 = ipv6
+        length, namelen = (_TCP_SIZE, _NAME_SIZE) if ipv6 else (PACKET_SIZE, _NAME_SIZE4)
+        for i in range(self.size):
+            self._iovs[i].length = length
+            self.msgs[i].hdr.namelen = namelen
+        self.destinations = [None] * self.size
+
     def set_destination(self, slot: int, address: str, name: bytes) -> None:
-        """Point ``slot`` at ``address`` (``name``: its :func:`sockaddr_in`)."""
+        """Point ``slot`` at ``address`` (``name``: its :func:`sockaddr_in` or ``_in6``)."""
         self.destinations[slot] = address
         start = self.name_offset + slot * _NAME_SIZE
-        self.view[start : start + _NAME_SIZE] = name
+        self.view[start : start + len(name)] = name
 
     def address(self) -> int:
         """Where the mmsghdr array starts."""
@@ -272,6 +353,7 @@ class Batch:
         """Drop the views into the shared memory (before it is closed)."""
         self.view.release()
         del self.msgs
+        del self._iovs
 
 
 @dataclass(slots=True)
@@ -296,6 +378,7 @@ class BatchSender:
     def __init__(self, *, batch_size: int = 256, depth: int = 4, use_sendmmsg: bool = True) -> None:
         depth = max(2, depth)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self._sock6 = _ipv6_sending_socket()
         self._sendmmsg = _load_sendmmsg() if use_sendmmsg else None
         self._memory = mmap.mmap(-1, depth * batch_bytes(batch_size))  # MAP_SHARED
         self._batches = [
@@ -337,7 +420,8 @@ class BatchSender:
     def submit(self, batch: Batch, count: int, tag: object) -> None:
         """Send the first ``count`` packets of ``batch``; ``tag`` comes back in :class:`Sent`."""
         self._tags[batch.index] = tag
-        os.write(self._jobs, _JOB.pack(batch.index, count))  # 4 bytes: atomic on a pipe
+        # 6 bytes: atomic on a pipe.
+        os.write(self._jobs, _JOB.pack(batch.index, count, batch.ipv6))
 
     def send_here(self, batch: Batch, count: int, tag: object) -> None:
         """Send the first ``count`` packets of ``batch`` from this process, now.
@@ -346,7 +430,7 @@ class BatchSender:
         kernel's work for these packets then runs on this process's core: with two
         cores, sending a share of the batches here splits that work between both.
         """
-        unsent, code, unreachable = self._send(batch, count)
+        unsent, code, unreachable = self._send(batch, count, batch.ipv6)
         self._free.append(batch)
         self._here.append(
             Sent(
@@ -406,6 +490,8 @@ class BatchSender:
         os.waitpid(self._pid, 0)
         os.close(self.reports)
         self._sock.close()
+        if self._sock6 is not None:
+            self._sock6.close()
         for batch in self._batches:
             batch.release()
         self._memory.close()
@@ -415,6 +501,11 @@ class BatchSender:
     def _child(self, jobs: int, reports: int) -> None:  # pragma: no cover - in the sender
         code = 0
         try:
+            # Its pipes and raw socket only: the scanner's loop and sockets are not ours.
+            keep = [jobs, reports, self._sock.fileno()]
+            if self._sock6 is not None:
+                keep.append(self._sock6.fileno())
+            close_inherited(*keep)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scanner decides when to stop
             signal.set_wakeup_fd(-1)  # the scanner's event loop is not ours
             pending = b""
@@ -424,9 +515,9 @@ class BatchSender:
                     break
                 pending += data
                 while len(pending) >= _JOB.size:
-                    index, count = _JOB.unpack_from(pending)
+                    index, count, ipv6 = _JOB.unpack_from(pending)
                     pending = pending[_JOB.size :]
-                    unsent, error, unreachable = self._send(self._batches[index], count)
+                    unsent, error, unreachable = self._send(self._batches[index], count, ipv6)
                     out = _REPORT.pack(index, unsent, error, len(unreachable), time.monotonic())
                     out += b"".join(_SLOT.pack(s) for s in unreachable)
                     os.write(reports, out)
@@ -435,10 +526,13 @@ class BatchSender:
         finally:
             os._exit(code)
 
-    def _send(self, batch: Batch, count: int) -> tuple[int, int, list[int]]:
+    def _send(self, batch: Batch, count: int, ipv6: int) -> tuple[int, int, list[int]]:
         """Send ``count`` packets: (unsent from or -1, errno or 0, unreachable slots)."""
         sent, full = 0, 0
-        fd = self._sock.fileno()
+        sock = self._sock6 if ipv6 else self._sock
+        if sock is None:
+            return 0, errno.EAFNOSUPPORT, []
+        fd = sock.fileno()
         sendmmsg = self._sendmmsg
         unreachable: list[int] = []
         while sent < count:
@@ -452,9 +546,16 @@ class BatchSender:
             else:
                 start = batch.packet_offset + sent * PACKET_SIZE
                 name = batch.name_offset + sent * _NAME_SIZE
-                destination = socket.inet_ntoa(batch.view[name + 4 : name + 8])
+                if ipv6:
+                    size = _TCP_SIZE
+                    destination = socket.inet_ntop(
+                        socket.AF_INET6, batch.view[name + 8 : name + 24]
+                    )
+                else:
+                    size = PACKET_SIZE
+                    destination = socket.inet_ntoa(batch.view[name + 4 : name + 8])
                 try:
-                    self._sock.sendto(batch.view[start : start + PACKET_SIZE], (destination, 0))
+                    sock.sendto(batch.view[start : start + size], (destination, 0))
                 except OSError as exc:
                     code = exc.errno or errno.EIO
                 else:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from portkit._errors import NetworkError, PortkitError, PortSpecError, TargetError
+from portkit.results import Batches, Identification, PortResult, PortState, ResultBatch
 from portkit.scan._engine import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -26,10 +27,9 @@ from portkit.scan._engine import (
     ProbeKind,
     run_socket_engine,
 )
-from portkit.scan._model import Identification, PortResult, PortState, ResultBatch
 from portkit.scan._names import expected_names
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
-from portkit.scan._shard import Engine, sharded, worker_count
+from portkit.scan._shard import Engine, process_count, sharded
 from portkit.scan._targets import (
     Target,
     TargetSpec,
@@ -147,9 +147,7 @@ async def plan_scan(
     return plan
 
 
-async def _engine_batches(
-    plan: ScanPlan, count_after: int | None = None
-) -> AsyncGenerator[list[PortResult], None]:
+async def _engine_batches(plan: ScanPlan, count_after: int | None = None) -> Batches:
     if plan.ports.tcp:
         async with contextlib.aclosing(_tcp_batches(plan, count_after)) as tcp:
             async for batch in tcp:
@@ -163,34 +161,21 @@ async def _engine_batches(
                 yield batch
 
 
-async def _tcp_batches(
-    plan: ScanPlan, count_after: int | None = None
-) -> AsyncGenerator[list[PortResult], None]:
+async def _tcp_batches(plan: ScanPlan, count_after: int | None = None) -> Batches:
     """TCP: connect or SYN scans, sharded onto idle cores when large."""
     if plan.syn and plan.processes is None:
         # One scanning process: the SYN engine's sender process already keeps a second
         # core busy with the kernel's share of the work.
-        workers = 1
+        processes = 1
     else:
-        workers = worker_count(plan.host_count * len(plan.ports.tcp), plan.processes)
+        processes = process_count(plan.host_count * len(plan.ports.tcp), plan.processes)
+    if plan.options.concurrency is not None:
+        processes = min(processes, plan.options.concurrency)  # at least one probe each
     names = expected_names("tcp", plan.ports.tcp)
-    options = plan.options
-    if workers > 1:
-        # The ceilings are for the whole scan: each process gets its share.
-        options = dataclasses.replace(
-            options,
-            rate=None if options.rate is None else options.rate / workers,
-            concurrency=None
-            if options.concurrency is None
-            else max(1, options.concurrency // workers),
-        )
+    options = plan.options.share(processes)
 
-    def engine_with(
-        table: Sequence[str | None] | None,
-    ) -> Engine:
-        def engine(
-            probes: Iterator[tuple[Target, int]],
-        ) -> AsyncGenerator[list[PortResult], None]:
+    def engine_with(table: Sequence[str | None] | None) -> Engine:
+        def engine(probes: Iterator[tuple[Target, int]]) -> Batches:
             if plan.syn:
                 from portkit.scan._syn import run_syn_engine
 
@@ -199,18 +184,18 @@ async def _tcp_batches(
                     probes,
                     options,
                     table,
-                    count_after=count_after if workers == 1 else None,
+                    count_after=count_after if processes == 1 else None,
                 )
             return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, table)
 
         return engine
 
-    if workers > 1:
-        # Workers send their results unnamed; this process names them.
+    if processes > 1:
+        # Forked processes send their results unnamed; this process names them.
         batches = sharded(
             engine_with(None),
             plan.probes("tcp"),
-            workers,
+            processes,
             transport="tcp",
             names=names,
             own_engine=engine_with(names),
@@ -243,12 +228,13 @@ async def scan_batches(
     detect: bool | Identify = False,
     detect_concurrency: int = DETECT_CONCURRENCY,
     count_after: int | None = None,
-) -> AsyncGenerator[list[PortResult], None]:
-    """Run ``plan``, yielding lists of :class:`PortResult` as soon as they are known.
+) -> Batches:
+    """Run ``plan``, yielding :class:`ResultBatch` objects as soon as results are known.
 
-    With ``count_after`` (the CLI's reports, which only count a host's closed ports
-    past their listing limit), an engine may yield :class:`ResultBatch` lists whose
-    ``counts`` stand for closed ports past that many per host (the SYN engine does).
+    Without ``count_after`` every port comes as a result. With it (the CLI's
+    reports, which only count a host's closed ports past their listing limit), an
+    engine may hand over ``counts`` instead, standing for a host's closed ports past
+    that many (the SYN engine does).
 
     With ``detect``, open TCP ports and open or open|filtered UDP ports are handed to
     identification (at most ``detect_concurrency`` at a time) and come out once
@@ -298,9 +284,8 @@ async def scan_batches(
             if identify is None:
                 yield batch
                 continue
-            counted = batch.counts if isinstance(batch, ResultBatch) else None
-            ready: list[PortResult] = ResultBatch((), counted) if counted else []
-            for result in batch:
+            ready: list[PortResult] = []
+            for result in batch.results:
                 if result.state is PortState.OPEN or (
                     result.state is PortState.OPEN_FILTERED and result.transport == "udp"
                 ):
@@ -310,10 +295,10 @@ async def scan_batches(
             if pending:
                 # Hand over what is done; wait when too much is queued (bounded memory).
                 ready.extend(await finished(len(pending) > 4 * detect_concurrency))
-            if ready or counted:
-                yield ready
+            if ready or batch.counts:
+                yield ResultBatch(ready, batch.counts)
         while pending:
-            yield await finished(True)
+            yield ResultBatch(await finished(True))
     finally:
         await batches.aclose()
         for task in pending:
@@ -365,5 +350,5 @@ async def scan(
         processes=processes,
     )
     async for batch in scan_batches(plan, detect=detect):
-        for result in batch:
+        for result in batch.results:
             yield result

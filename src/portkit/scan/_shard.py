@@ -3,12 +3,17 @@
 A TCP probe on a near host is mostly kernel time (socket, SYN, RST, wake-up), spent in
 the process that sends it. One Python process keeps one core busy; a sweep of 65,535
 ports on a 2-core machine leaves the other idle. For large scans the engine forks
-worker processes (Linux ``fork``: no new interpreter to start), gives each every n-th
-probe, and merges what they find into the caller's stream. Each worker runs its own
-engine, window, retries and back-off; results come back over a pipe as compact
-tuples and become :class:`PortResult` objects in the caller.
+processes (Linux ``fork``: no new interpreter to start), gives each every n-th probe,
+and merges what they find into the caller's stream. Each runs its own engine, window,
+retries and back-off under its share of the ceilings (``EngineOptions.share``);
+results come back over a pipe as compact tuples and become :class:`PortResult`
+objects in the caller. ("Workers" are a Dask cluster's, see ``_cluster``; these are
+the scan's *processes*.)
 
-Ctrl-C and early closing kill the workers; a worker that fails reports its error,
+A forked process keeps none of the caller's descriptors but its pipe: the caller's
+event loop (its epoll set, its sockets) is the caller's alone.
+
+Ctrl-C and early closing kill the processes; one that fails reports its error,
 which is raised in the caller.
 """
 
@@ -19,26 +24,26 @@ import contextlib
 import itertools
 import os
 import signal
-import struct
 import sys
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any
 
 from portkit._errors import PortkitError
-from portkit.scan._model import PortResult, PortState
+from portkit.results import Batches, PortResult, PortState, ResultBatch
+from portkit.scan._fork import Messages, fork_process, send
 from portkit.scan._names import result_maker
 from portkit.scan._targets import Target
 
-__all__ = ["MIN_PROBES_PER_WORKER", "sharded", "worker_count"]
+__all__ = ["MIN_PROBES_PER_PROCESS", "process_count", "sharded"]
 
-MIN_PROBES_PER_WORKER = 6000  # below this the fork costs more than it saves
-_HEADER = struct.Struct("!I")
+MIN_PROBES_PER_PROCESS = 6000  # below this the fork costs more than it saves
 _STATES = {s.value: s for s in PortState}
 
-Engine = Callable[[Iterator[tuple[Target, int]]], AsyncGenerator[list[PortResult], None]]
+Engine = Callable[[Iterator[tuple[Target, int]]], Batches]
 Row = tuple[str, str | None, int, str, str, float | None]
 
 
-def worker_count(probes: int, wanted: int | None = None) -> int:
+def process_count(probes: int, wanted: int | None = None) -> int:
     """How many processes to use for ``probes`` probes (``wanted`` caps it; 1: no fork)."""
     if wanted is not None:
         return max(1, wanted)
@@ -48,7 +53,7 @@ def worker_count(probes: int, wanted: int | None = None) -> int:
     # with this one (measured: slower under a load above the core count).
     cores = len(os.sched_getaffinity(0))
     idle = cores - _busy_elsewhere()
-    return max(1, min(idle, probes // MIN_PROBES_PER_WORKER))
+    return max(1, min(idle, probes // MIN_PROBES_PER_PROCESS))
 
 
 def _busy_elsewhere() -> int:
@@ -73,58 +78,35 @@ def _every(
     return itertools.islice(probes, index, None, count)
 
 
-def _child(engine: Engine, probes: Iterator[tuple[Target, int]], write_fd: int) -> None:
-    """The worker's whole life; never returns (``os._exit``)."""
-    import pickle
+def _work(
+    engine: Engine, probes: Iterator[tuple[Target, int]]
+) -> Callable[[int], Coroutine[Any, Any, None]]:
+    """What a forked process runs: its share of the probes, rows sent as they come."""
 
-    code = 0
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-        signal.set_wakeup_fd(-1)
-        asyncio.events._set_running_loop(None)  # the parent's loop is not ours
-        loop = asyncio.new_event_loop()
+    async def run(write_fd: int) -> None:
+        async for batch in engine(probes):
+            rows: list[Row] = [
+                (r.host, r.hostname, r.port, r.state.value, r.reason, r.rtt) for r in batch.results
+            ]
+            send(write_fd, "rows", rows)
 
-        async def run() -> None:
-            async for batch in engine(probes):
-                rows: list[Row] = [
-                    (r.host, r.hostname, r.port, r.state.value, r.reason, r.rtt) for r in batch
-                ]
-                data = pickle.dumps(("rows", rows), protocol=pickle.HIGHEST_PROTOCOL)
-                _write_all(write_fd, _HEADER.pack(len(data)) + data)
-
-        loop.run_until_complete(run())
-    except BaseException as exc:  # report it to the parent, whatever it is
-        message = str(exc) if isinstance(exc, PortkitError) else f"{type(exc).__name__}: {exc}"
-        data = pickle.dumps(("error", message))
-        with contextlib.suppress(OSError):
-            _write_all(write_fd, _HEADER.pack(len(data)) + data)
-        code = 1
-    finally:
-        os._exit(code)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    return run
 
 
 async def sharded(
     engine: Engine,
     probes: Iterator[tuple[Target, int]],
-    workers: int,
+    processes: int,
     *,
     transport: str,
     names: Sequence[str | None] | None,
     own_engine: Engine | None = None,
-) -> AsyncGenerator[list[PortResult], None]:
-    """Run ``engine`` over ``probes`` in ``workers`` processes (this one included).
+) -> Batches:
+    """Run ``engine`` over ``probes`` in ``processes`` processes (this one included).
 
-    ``own_engine`` (default: ``engine``) is the one this process runs; the workers'
-    results are named here with ``names``.
+    ``own_engine`` (default: ``engine``) is the one this process runs; the forked
+    processes' results are named here with ``names``.
     """
-    import pickle
 
     make = result_maker(transport)
     table = names
@@ -138,23 +120,18 @@ async def sharded(
 
     children: list[tuple[int, int]] = []  # (pid, read fd)
     try:
-        for index in range(1, workers):
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the worker process
-                os.close(read_fd)
-                _child(engine, _every(probes, index, workers), write_fd)
-            os.close(write_fd)
-            os.set_blocking(read_fd, False)
-            children.append((pid, read_fd))
-        own = (own_engine or engine)(_every(probes, 0, workers))
+        # One by one: those already forked are in the list if a later fork fails.
+        children.extend(
+            fork_process(_work(engine, _every(probes, index, processes)))
+            for index in range(1, processes)
+        )
+        own = (own_engine or engine)(_every(probes, 0, processes))
         queue: asyncio.Queue[list[Row] | BaseException | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        buffers = {fd: bytearray() for _pid, fd in children}
+        buffers = {fd: Messages() for _pid, fd in children}
         open_fds = set(buffers)
 
         def readable(fd: int) -> None:
-            buffer = buffers[fd]
             while True:
                 try:
                     chunk = os.read(fd, 1 << 20)
@@ -165,17 +142,11 @@ async def sharded(
                     open_fds.discard(fd)
                     queue.put_nowait(None)
                     break
-                buffer += chunk
-            while len(buffer) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(buffer)
-                if len(buffer) < _HEADER.size + size:
-                    break
-                kind, payload = pickle.loads(buffer[_HEADER.size : _HEADER.size + size])
-                del buffer[: _HEADER.size + size]
-                if kind == "error":
-                    queue.put_nowait(PortkitError(f"scan worker failed: {payload}"))
-                    continue
-                queue.put_nowait(payload)
+                try:
+                    for _kind, rows in buffers[fd].feed(chunk):
+                        queue.put_nowait(rows)
+                except PortkitError as exc:
+                    queue.put_nowait(exc)
 
         for _pid, fd in children:
             loop.add_reader(fd, readable, fd)
@@ -186,13 +157,13 @@ async def sharded(
                 if isinstance(item, BaseException):
                     raise item
                 if item is not None:
-                    yield results_of(item)
+                    yield ResultBatch(results_of(item))
         while open_fds or not queue.empty():
             item = await queue.get()
             if isinstance(item, BaseException):
                 raise item
             if item is not None:
-                yield results_of(item)
+                yield ResultBatch(results_of(item))
     finally:
         for pid, fd in children:
             with contextlib.suppress(RuntimeError):

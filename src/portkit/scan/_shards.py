@@ -34,8 +34,8 @@ from typing import Any
 
 from portkit._errors import UsageError
 from portkit.report._json import identification_json
+from portkit.results import Identification, PortResult, PortState, TlsInfo
 from portkit.scan._engine import EngineOptions
-from portkit.scan._model import Identification, PortResult, PortState, TlsInfo
 from portkit.scan._ports import PortSet
 from portkit.scan._scan import ScanPlan
 from portkit.scan._targets import Target, TargetSpec

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, TextIO
 from portkit._errors import EXIT_INTERRUPTED, EXIT_OK
 from portkit.report import ScanInfo, ScanSummary, make_report
 from portkit.report._base import LIST_LIMIT
-from portkit.scan._model import ResultBatch
 from portkit.scan._scan import plan_scan, scan_batches
 
 if TYPE_CHECKING:
@@ -115,12 +114,10 @@ async def run_scan_command(
                 )
                 async with contextlib.aclosing(source) as batches:
                     async for batch in batches:
-                        report.add(batch)
-                        if isinstance(batch, ResultBatch) and batch.counts:
+                        report.add(batch.results)
+                        if batch.counts:
                             report.add_counts(batch.counts)
-                            bar.advance(batch.total)
-                        else:
-                            bar.advance(len(batch))
+                        bar.advance(batch.total)
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us; report what we have
             interrupted = True
         report.end(

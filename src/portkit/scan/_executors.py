@@ -1,0 +1,276 @@
+"""Executors: where the shards of a scan run (this process, forked processes, Dask).
+
+One interface (:class:`Executor`): ``start``, ``submit(task, attempt)`` returning a
+future of (shard index, sorted results), ``close``, and ``slots``, how many shards run
+at once. The scan's ceilings (``--rate``, ``--concurrency``) are split across those
+slots in one place, ``EngineOptions.share``.
+
+- :class:`InProcess`: one shard at a time in this process (``--resume`` alone); a
+  shard's own scan may still fork as a local scan does (``--processes``).
+- :class:`Forked`: ``--resume --processes N``: shards in N forked processes here.
+- :class:`Dask`: ``--workers N`` (a local Dask cluster) or ``--cluster ADDRESS``.
+
+(A single scan's extra processes, ``--processes`` without shards, are not shards:
+they split one stream of probes and stream results back, see ``_shard``; they are
+forked the same way, :func:`~portkit.scan._fork.fork_process`.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+from typing import Any, Protocol
+
+from portkit._errors import NetworkError, PortkitError, UsageError
+from portkit.results import PortResult
+from portkit.scan._fork import Messages, fork_process, send
+from portkit.scan._scan import scan_batches
+from portkit.scan._shards import ShardTask, result_key
+
+__all__ = ["Dask", "Executor", "Forked", "InProcess", "make_executor", "run_shard"]
+
+log = logging.getLogger("portkit.scan.cluster")
+
+WORKER_WAIT = 30.0  # seconds to wait for a first worker on an existing cluster
+
+
+async def _run_shard_async(task: ShardTask) -> list[PortResult]:
+    results: list[PortResult] = []
+    async with contextlib.aclosing(scan_batches(task.plan(), detect=task.detect)) as batches:
+        async for batch in batches:
+            results.extend(batch.results)
+    results.sort(key=result_key)
+    return results
+
+
+def run_shard(task: ShardTask) -> tuple[int, list[PortResult]]:
+    """Run one shard to completion on this machine; return its index and sorted results.
+
+    This is the function Dask workers call (in a worker thread, with its own loop).
+    """
+    return task.shard.index, asyncio.run(_run_shard_async(task))
+
+
+class Executor(Protocol):
+    """Where shards run: ``slots`` at a time; each comes back whole, as a future."""
+
+    slots: int
+
+    async def start(self) -> None: ...
+
+    def submit(
+        self, task: ShardTask, attempt: int
+    ) -> asyncio.Future[tuple[int, list[PortResult]]]: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcess:
+    """Shards in this process (``--resume`` without a cluster: one at a time)."""
+
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = slots
+
+    async def start(self) -> None:
+        return None
+
+    def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
+        async def run() -> tuple[int, list[PortResult]]:
+            return task.shard.index, await _run_shard_async(task)
+
+        return asyncio.ensure_future(run())
+
+    async def close(self) -> None:
+        return None
+
+
+class Forked:
+    """Shards in forked processes of this machine, ``slots`` at a time (``--processes``).
+
+    Each shard runs in a process of its own (:func:`~portkit.scan._fork.fork_process`:
+    none of this process's descriptors, a fresh loop) and sends its sorted results
+    back whole over a pipe.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(1, slots)
+        self._children: set[int] = set()
+
+    async def start(self) -> None:
+        return None
+
+    def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
+        async def work(write_fd: int) -> None:
+            send(write_fd, "shard", await _run_shard_async(task))
+
+        pid, read_fd = fork_process(work)
+        self._children.add(pid)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, list[PortResult]]] = loop.create_future()
+        messages = Messages()
+        results: list[PortResult] | None = None
+
+        def finish(error: BaseException | None) -> None:
+            loop.remove_reader(read_fd)
+            os.close(read_fd)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)  # it has closed its pipe: it is exiting
+            self._children.discard(pid)
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            elif results is None:
+                future.set_exception(
+                    PortkitError(f"scan process for shard {task.shard.index} ended without results")
+                )
+            else:
+                future.set_result((task.shard.index, results))
+
+        def readable() -> None:
+            nonlocal results
+            while True:
+                try:
+                    chunk = os.read(read_fd, 1 << 20)
+                except BlockingIOError:
+                    return
+                if not chunk:
+                    finish(None)
+                    return
+                try:
+                    for _kind, payload in messages.feed(chunk):
+                        results = payload
+                except PortkitError as exc:
+                    finish(exc)
+                    return
+
+        loop.add_reader(read_fd, readable)
+        return future
+
+    async def close(self) -> None:
+        for pid in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # a shard still running: the scan is over
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)  # noqa: ASYNC222 (killed just above: returns at once)
+        self._children.clear()
+
+
+class Dask:
+    """Shards on Dask workers: a local cluster we start, or a scheduler we are given."""
+
+    def __init__(
+        self, *, address: str | None, workers: int | None, timeout: float, quiet: bool
+    ) -> None:
+        self._address = address
+        self._workers = workers
+        self._timeout = timeout
+        self._quiet = quiet
+        self._cluster: Any = None
+        self._client: Any = None
+        self._token = ""
+        self.slots = 1
+
+    async def start(self) -> None:
+        try:
+            # Typed loosely on purpose: distributed's own annotations are partial.
+            distributed: Any = importlib.import_module("distributed")
+        except ImportError:
+            raise UsageError(
+                "cluster scans need Dask distributed: pip install 'portkit[cluster]'"
+            ) from None
+        import secrets
+
+        if self._quiet:
+            _silence_dask()
+        self._token = secrets.token_hex(4)
+        if self._address is None:
+            self._cluster = await distributed.LocalCluster(
+                n_workers=self._workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                scheduler_port=0,
+                dashboard_address=None,
+                worker_dashboard_address=None,
+                # The scheduler serves a few HTTP routes even without the dashboard, by
+                # default on port 8787: a free port of 127.0.0.1 instead, no dashboard.
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                silence_logs=logging.ERROR,
+                asynchronous=True,
+            )
+            address = self._cluster.scheduler_address
+        else:
+            address = self._address
+        try:
+            self._client = await distributed.Client(
+                address, asynchronous=True, timeout=self._timeout, set_as_default=False
+            )
+        except (OSError, TimeoutError) as exc:
+            await self.close()
+            raise NetworkError(f"cannot reach the dask scheduler at {address!r}: {exc}") from None
+        try:
+            await self._client.wait_for_workers(1, timeout=WORKER_WAIT)
+        except TimeoutError:
+            await self.close()
+            raise NetworkError(
+                f"no worker joined the dask scheduler at {address!r} within {WORKER_WAIT:g} s"
+            ) from None
+        # An asynchronous client's scheduler_info() is a cache without the workers.
+        info = await self._client.scheduler.identity(n_workers=-1)
+        self.slots = max(1, sum(int(w.get("nthreads", 1)) for w in info["workers"].values()))
+
+    def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
+        key = f"portkit-shard-{self._token}-{task.shard.index}-{attempt}"
+        future = self._client.submit(run_shard, task, key=key, pure=False)
+
+        async def result() -> tuple[int, list[PortResult]]:
+            try:
+                value: tuple[int, list[PortResult]] = await future
+            except asyncio.CancelledError:
+                this = asyncio.current_task()
+                if this is not None and this.cancelling():
+                    raise  # we were cancelled (Ctrl-C, or the scan is being closed)
+                raise NetworkError(
+                    f"the dask scheduler dropped shard {task.shard.index} (scheduler lost?)"
+                ) from None
+            return value
+
+        return asyncio.ensure_future(result())
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        cluster, self._cluster = self._cluster, None
+        if client is not None:
+            await client.close()
+        if cluster is not None:
+            await cluster.close()
+
+
+def _silence_dask() -> None:
+    # Dask logs its own tracebacks when a connection drops, on loggers configured one
+    # by one; the scan reports what that means in one line instead.
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    for name in ["distributed", *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def make_executor(
+    *,
+    address: str | None,
+    workers: int | None,
+    processes: int | None,
+    connect_timeout: float,
+    quiet: bool,
+) -> Executor:
+    """The executor asked for: a Dask cluster (``address`` or ``workers``), forked
+    processes (``processes`` above 1), or this process."""
+    if address is not None or workers is not None:
+        return Dask(address=address, workers=workers, timeout=connect_timeout, quiet=quiet)
+    if processes is not None and processes > 1:
+        return Forked(processes)
+    return InProcess()
