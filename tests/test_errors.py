@@ -18,10 +18,6 @@ NOT_PORTKIT_ERRORS = {
         "identification's 'the peer closed' signal; the ladder catches it to move to the "
         "next probe, it never leaves scan"
     ),
-    "portkit.proto.imap._Bad": (
-        "a command-argument syntax error inside the IMAP session; the session answers BAD "
-        "(RFC 9051 section 7.1.5) and never raises it to its caller"
-    ),
 }
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC
 
 # The results model's home today; a results layer below scan, host and client is planned.
-from portkit.scan._model import TlsInfo
+from portkit.results import TlsInfo
 
 __all__ = ["tls_summary"]
 

@@ -10,8 +10,9 @@ neither reaches into the other for them.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from portkit.proto import plain_name
 
@@ -23,7 +24,9 @@ __all__ = [
     "PortState",
     "ResultBatch",
     "TlsInfo",
+    "identification_json",
     "nmap_service",
+    "tls_json",
 ]
 
 
@@ -155,3 +158,53 @@ class ResultBatch:
 
 # A stream of batches: what every engine, and scan_batches, yields.
 Batches = AsyncGenerator[ResultBatch, None]
+
+
+# The JSON objects of the schema (docs/scan.md), written once for every output: reports,
+# probe --json and the cluster's journal.
+
+
+def tls_json(tls: TlsInfo | None) -> dict[str, Any] | None:
+    """A TLS handshake's facts as a JSON object (``None`` when the port spoke no TLS)."""
+    if tls is None:
+        return None
+    return {
+        "version": tls.version,
+        "cipher": tls.cipher,
+        "alpn": tls.alpn,
+        "subject": tls.subject,
+        "issuer": tls.issuer,
+        "not_before": tls.not_before,
+        "not_after": tls.not_after,
+        "self_signed": tls.self_signed,
+        "subject_alt_names": list(tls.subject_alt_names),
+    }
+
+
+def _latin1(raw: bytes) -> str:
+    return raw.decode("latin-1")
+
+
+def identification_json(
+    ident: Identification | None, *, evidence: Callable[[bytes], str] = _latin1
+) -> dict[str, Any] | None:
+    """What answered on a port as a JSON object (``None`` when nothing was identified).
+
+    Args:
+        ident: the identification, or ``None``.
+        evidence: how the raw evidence bytes become a JSON string (latin-1 by default,
+            so every byte survives the round trip).
+    """
+    if ident is None:
+        return None
+    return {
+        "service": ident.service,
+        "product": ident.product,
+        "version": ident.version,
+        "extra": ident.extra,
+        "confidence": ident.confidence,
+        "method": ident.method,
+        "probe": ident.probe,
+        "evidence": evidence(ident.evidence),
+        "tls": tls_json(ident.tls),
+    }

@@ -101,7 +101,7 @@ def _where(host: str, port: int, transport: str) -> str:
 def as_json(endpoint: Endpoint, result: PortResult) -> dict[str, Any]:
     """The ``--json`` document (keys documented in docs/identify.md)."""
     from portkit._display import printable
-    from portkit.report._json import identification_json
+    from portkit.results import identification_json
     from portkit.scan import same_protocol
 
     found = result.identified

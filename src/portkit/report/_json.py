@@ -6,11 +6,17 @@ The schema is documented in docs/scan.md ("JSON schema"); keys are stable.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from portkit.report._base import CollectingReport, ScanInfo, ScanSummary, port_ranges
-from portkit.results import CountKey, Identification, PortResult, PortState, TlsInfo
+from portkit.results import (
+    CountKey,
+    PortResult,
+    PortState,
+    identification_json,
+    tls_json,
+)
 
 __all__ = [
     "JsonLinesReport",
@@ -21,52 +27,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-
-
-def tls_json(tls: TlsInfo | None) -> dict[str, Any] | None:
-    """A TLS handshake's facts as a JSON object (``None`` when the port spoke no TLS)."""
-    if tls is None:
-        return None
-    return {
-        "version": tls.version,
-        "cipher": tls.cipher,
-        "alpn": tls.alpn,
-        "subject": tls.subject,
-        "issuer": tls.issuer,
-        "not_before": tls.not_before,
-        "not_after": tls.not_after,
-        "self_signed": tls.self_signed,
-        "subject_alt_names": list(tls.subject_alt_names),
-    }
-
-
-def _latin1(raw: bytes) -> str:
-    return raw.decode("latin-1")
-
-
-def identification_json(
-    ident: Identification | None, *, evidence: Callable[[bytes], str] = _latin1
-) -> dict[str, Any] | None:
-    """What answered on a port as a JSON object (``None`` when nothing was identified).
-
-    Args:
-        ident: the identification, or ``None``.
-        evidence: how the raw evidence bytes become a JSON string (latin-1 by default,
-            so every byte survives the round trip).
-    """
-    if ident is None:
-        return None
-    return {
-        "service": ident.service,
-        "product": ident.product,
-        "version": ident.version,
-        "extra": ident.extra,
-        "confidence": ident.confidence,
-        "method": ident.method,
-        "probe": ident.probe,
-        "evidence": evidence(ident.evidence),
-        "tls": tls_json(ident.tls),
-    }
 
 
 def result_json(result: PortResult) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from portkit._columns import format_table
 from portkit._display import escape_controls
-from portkit.cli._output import format_table
 from portkit.report._base import (
     CollectingReport,
     ScanSummary,

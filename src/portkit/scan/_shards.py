@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from portkit._errors import UsageError
-from portkit.report._json import identification_json
-from portkit.results import Identification, PortResult, PortState, TlsInfo
+from portkit.results import Identification, PortResult, PortState, TlsInfo, identification_json
 from portkit.scan._engine import EngineOptions
 from portkit.scan._ports import PortSet
 from portkit.scan._scan import ScanPlan
