@@ -326,7 +326,7 @@ def test_random_conversations_move_only_as_the_table_says(
         if b"too many invalid commands" in sent(session.receive(line)):
             # the one move outside the table: too many refusals before login
             assert before is not Pop3State.TRANSACTION
-            assert session.state is Pop3State.CLOSED
+            assert session.closed
             break
         row = TRANSITIONS.get((before, name))
         refused = Pop3State.AUTHORIZATION if before is Pop3State.AUTHORIZATION_USER else before
