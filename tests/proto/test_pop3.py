@@ -334,3 +334,25 @@ def test_random_conversations_move_only_as_the_table_says(
     whole, _ = run(script, one_byte=False)
     single, _ = run(script, one_byte=True)
     assert sent(whole) == sent(single)
+
+
+def test_too_many_invalid_commands_before_login_end_the_session() -> None:
+    session = Pop3Session(MemoryBackend(), max_bad_commands=2)
+    out = session.receive(b"XYZZY\r\nCAPA\r\nSTAT\r\nAPOP alice x\r\nCAPA\r\n")
+    text = sent(out)
+    # CAPA is a valid command: it neither counts nor resets the count.
+    assert text.startswith(b"-ERR unknown command\r\n+OK capability list follows\r\n")
+    assert text.endswith(
+        b"-ERR command STAT is not allowed in state authorization\r\n"
+        b"-ERR APOP not supported: passwords are stored hashed, use AUTH PLAIN\r\n"
+        b"-ERR too many invalid commands, closing\r\n"
+    )
+    assert isinstance(out[-1], Close)
+    assert session.closed  # the CAPA after it is never read
+
+
+def test_invalid_commands_after_login_do_not_count() -> None:
+    session = Pop3Session(MemoryBackend(), max_bad_commands=0)
+    out = sent(session.receive(b"USER alice\r\nPASS secret pass\r\n" + b"XYZZY\r\n" * 5))
+    assert out.endswith(b"-ERR unknown command\r\n" * 5)
+    assert session.state is Pop3State.TRANSACTION
