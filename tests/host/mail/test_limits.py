@@ -11,6 +11,7 @@ import contextlib
 import imaplib
 import re
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,12 +34,16 @@ def _wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.1)
 
 
-def _greeted(port: int, pattern: bytes) -> bool:
+Wrap = Callable[[socket.socket], socket.socket]
+
+
+def _greeted(port: int, pattern: bytes, wrap: Wrap) -> bool:
     """Whether a new connection from 127.0.0.1 is served (greeted) now."""
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
         try:
-            return re.match(pattern, sock.recv(4096)) is not None
-        except ConnectionResetError:
+            with wrap(raw) as sock:
+                return re.match(pattern, sock.recv(4096)) is not None
+        except (ConnectionResetError, ssl.SSLError):
             return False
 
 
@@ -57,9 +62,10 @@ def _small_receiver() -> socket.socket:
 # -- a client that asks for a big message and never reads it ---------------------------------
 
 
-def _pop3_ask_and_stall(port: int) -> socket.socket:
-    sock = _small_receiver()
-    sock.connect(("127.0.0.1", port))
+def _pop3_ask_and_stall(port: int, wrap: Wrap) -> socket.socket:
+    raw = _small_receiver()
+    raw.connect(("127.0.0.1", port))
+    sock = wrap(raw)
     for line in (b"USER alice", b"PASS " + PASSWORD.encode()):
         sock.sendall(line + b"\r\n")
     data = b""
@@ -71,9 +77,10 @@ def _pop3_ask_and_stall(port: int) -> socket.socket:
     return sock
 
 
-def _imap_ask_and_stall(port: int) -> socket.socket:
-    sock = _small_receiver()
-    sock.connect(("127.0.0.1", port))
+def _imap_ask_and_stall(port: int, wrap: Wrap) -> socket.socket:
+    raw = _small_receiver()
+    raw.connect(("127.0.0.1", port))
+    sock = wrap(raw)
     sock.sendall(b'a LOGIN alice "' + PASSWORD.encode() + b'"\r\nb SELECT INBOX\r\n')
     data = b""
     while b"b OK" not in data:
@@ -86,10 +93,15 @@ def _imap_ask_and_stall(port: int) -> socket.socket:
 
 @pytest.mark.parametrize(
     ("kind", "stall", "greeting"),
-    [("pop3", _pop3_ask_and_stall, rb"^\+OK"), ("imap", _imap_ask_and_stall, rb"^\* OK")],
+    [
+        ("pop3", _pop3_ask_and_stall, rb"^\+OK"),
+        ("pop3s", _pop3_ask_and_stall, rb"^\+OK"),
+        ("imap", _imap_ask_and_stall, rb"^\* OK"),
+        ("imaps", _imap_ask_and_stall, rb"^\* OK"),
+    ],
 )
 def test_a_client_that_does_not_read_its_message_loses_its_slot(
-    tmp_path: Path, kind: str, stall: Callable[[int], socket.socket], greeting: bytes
+    tmp_path: Path, kind: str, stall: Callable[[int, Wrap], socket.socket], greeting: bytes
 ) -> None:
     # One connection per address, and an idle timeout far beyond the test: only the send
     # timeout can give the slot back.
@@ -100,12 +112,19 @@ def test_a_client_that_does_not_read_its_message_loses_its_slot(
         line = b"x" * 998 + b"\r\n"
         host.store.deliver(["alice"], b"Subject: big\r\n\r\n" + line * (BIG // len(line)))
         port, app = host.ports[kind], host.apps[kind]
-        sock = stall(port)
+        tls = host.tls()
+
+        def wrap(sock: socket.socket) -> socket.socket:
+            if not kind.endswith("s"):
+                return sock
+            return tls.wrap_socket(sock, server_hostname="localhost")
+
+        sock = stall(port, wrap)
         try:
             assert _open(host, app) == 1
-            assert not _greeted(port, greeting)  # the stalled client holds the one slot
+            assert not _greeted(port, greeting, wrap)  # the stalled client holds the one slot
             _wait_for(lambda: _open(host, app) == 0, "the stalled client was not dropped")
-            assert _greeted(port, greeting)  # its slot is free again
+            assert _greeted(port, greeting, wrap)  # its slot is free again
             received = 0
             with contextlib.suppress(OSError):
                 while chunk := sock.recv(1 << 20):

@@ -159,7 +159,7 @@ class _MailApp(StreamApplication[RetrievalOptions]):
         backend: MailBackend,
     ) -> bool:
         """Carry out the session's events; False when the connection should end."""
-        chunks: list[bytes] = []
+        chunks: list[bytes | memoryview] = []
         pending = 0
 
         async def flush() -> None:
@@ -177,11 +177,16 @@ class _MailApp(StreamApplication[RetrievalOptions]):
                 if isinstance(event, Send):
                     # Consecutive replies go out together (a FETCH of many messages is
                     # hundreds of events); flow control is checked every DRAIN_EVERY bytes.
-                    chunks.append(event.data)
+                    # A big reply (RETR) goes out in parts: over TLS, one big write passes
+                    # whole to the socket's buffer and the drain would not wait for it.
                     self.counters.bytes_out += len(event.data)
-                    pending += len(event.data)
-                    if pending >= DRAIN_EVERY:
-                        await flush()
+                    data = memoryview(event.data)
+                    while data:
+                        part, data = data[: DRAIN_EVERY - pending], data[DRAIN_EVERY - pending :]
+                        chunks.append(part)
+                        pending += len(part)
+                        if pending >= DRAIN_EVERY:
+                            await flush()
                     continue
                 await flush()
                 if isinstance(event, LoginFailed):
