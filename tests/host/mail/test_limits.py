@@ -136,6 +136,30 @@ def test_a_client_that_does_not_read_its_message_loses_its_slot(
         stop()
 
 
+def test_a_client_that_reads_too_slowly_loses_its_slot(tmp_path: Path) -> None:
+    # It takes a little now and then (so it never stops entirely), far below the rate.
+    host, stop = start_host(
+        tmp_path, idle_timeout=3600.0, send_timeout=1.0, min_send_rate=1024 * 1024
+    )
+    try:
+        line = b"x" * 998 + b"\r\n"
+        host.store.deliver(["alice"], b"Subject: big\r\n\r\n" + line * (BIG // len(line)))
+        app = host.apps["pop3"]
+        sock = _pop3_ask_and_stall(host.ports["pop3"], lambda sock: sock)
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            with contextlib.suppress(OSError):
+                while _open(host, app) and time.monotonic() < deadline:
+                    if not sock.recv(4096):  # about 16 KB/s
+                        break
+                    time.sleep(0.25)
+            assert _open(host, app) == 0, "the trickling client was not dropped"
+        finally:
+            sock.close()
+    finally:
+        stop()
+
+
 # -- invalid commands before login -------------------------------------------------------------
 
 
