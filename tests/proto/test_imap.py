@@ -555,7 +555,8 @@ def test_random_conversations_move_only_as_the_table_says(
     steps: list[tuple[str, bool]],
 ) -> None:
     """Every step of a random conversation lands in a state its table row lists (or, for
-    a pair the table lacks, stays put); fed one byte at a time, the same bytes come out."""
+    a pair the table lacks, stays put; too many BAD before login log out); fed one byte at
+    a time, the same bytes come out."""
     session, script = ImapSession(MemoryBackend()), b""
     for command, good_args in steps:
         if session.closed:
@@ -563,11 +564,42 @@ def test_random_conversations_move_only_as_the_table_says(
         before = session.state
         line = _line_for(before, command, good_args)
         script += line
-        session.receive(line)
+        out = sent(session.receive(line))
         while session.pending():
             session.resume()
+        if b"* BYE too many invalid commands" in out:  # the one move outside the table
+            assert before in (ImapState.NOT_AUTHENTICATED, ImapState.AUTHENTICATING)
+            assert session.state is ImapState.LOGOUT
+            break
         name = CONTINUATION if before in WAITING_STATES else command
         row = TRANSITIONS.get((before, name))
         assert session.state in (row.to if row else {before}), (before, command)
     whole = sent(feed(ImapSession(MemoryBackend()), script, one_byte=False))
     assert whole == sent(feed(ImapSession(MemoryBackend()), script, one_byte=True))
+
+
+def test_too_many_invalid_commands_before_login_end_the_session() -> None:
+    session = ImapSession(MemoryBackend(), max_bad_commands=2)
+    script = (
+        b"a XYZZY\r\nb CAPABILITY\r\nc SELECT INBOX\r\n"
+        + b"d " * MAX_LINE  # a line too long is one more
+        + b"\r\ne NOOP\r\n"
+    )
+    out = session.receive(script)
+    text = sent(out)
+    assert b"a BAD unknown command XYZZY\r\n" in text
+    assert b"b OK" in text  # valid: not counted
+    assert b"c BAD command SELECT is not allowed in state not authenticated\r\n" in text
+    assert text.endswith(b"* BAD line too long\r\n* BYE too many invalid commands\r\n")
+    assert isinstance(out[-1], Close)
+    assert session.state is ImapState.LOGOUT
+
+
+def test_a_literal_continuation_and_a_failed_login_are_not_invalid_commands() -> None:
+    session = ImapSession(MemoryBackend(), max_bad_commands=0)
+    text = sent(session.receive(b'a LOGIN {5}\r\nalice wrong\r\nb LOGIN alice "p w"\r\n'))
+    assert b"+ " in text
+    assert b"a NO [AUTHENTICATIONFAILED]" in text
+    assert b"b OK" in text
+    assert b"BYE" not in text
+    assert sent(session.receive(b"c XYZZY\r\n" * 3)) == b"c BAD unknown command XYZZY\r\n" * 3

@@ -309,7 +309,8 @@ def test_random_conversations_move_only_as_the_table_says(
     steps: list[tuple[str, bool]],
 ) -> None:
     """Every step lands in a state its table row lists; a refused command stays put (or,
-    after USER, starts the login over); one byte at a time, the same bytes come out."""
+    after USER, starts the login over; too many before login end the session); one byte at
+    a time, the same bytes come out."""
     session, script = Pop3Session(MemoryBackend()), b""
     for command, good_args in steps:
         if session.state is Pop3State.CLOSED:
@@ -322,10 +323,36 @@ def test_random_conversations_move_only_as_the_table_says(
             line = command.encode() + (GOOD_ARGS.get(command, b"") if good_args else b"")
             line += b"\r\n"
         script += line
-        session.receive(line)
+        if b"too many invalid commands" in sent(session.receive(line)):
+            # the one move outside the table: too many refusals before login
+            assert before is not Pop3State.TRANSACTION
+            assert session.closed
+            break
         row = TRANSITIONS.get((before, name))
         refused = Pop3State.AUTHORIZATION if before is Pop3State.AUTHORIZATION_USER else before
         assert session.state in (row.to if row else {refused}), (before, command)
     whole, _ = run(script, one_byte=False)
     single, _ = run(script, one_byte=True)
     assert sent(whole) == sent(single)
+
+
+def test_too_many_invalid_commands_before_login_end_the_session() -> None:
+    session = Pop3Session(MemoryBackend(), max_bad_commands=2)
+    out = session.receive(b"XYZZY\r\nCAPA\r\nSTAT\r\nAPOP alice x\r\nCAPA\r\n")
+    text = sent(out)
+    # CAPA is a valid command: it neither counts nor resets the count.
+    assert text.startswith(b"-ERR unknown command\r\n+OK capability list follows\r\n")
+    assert text.endswith(
+        b"-ERR command STAT is not allowed in state authorization\r\n"
+        b"-ERR APOP not supported: passwords are stored hashed, use AUTH PLAIN\r\n"
+        b"-ERR too many invalid commands, closing\r\n"
+    )
+    assert isinstance(out[-1], Close)
+    assert session.closed  # the CAPA after it is never read
+
+
+def test_invalid_commands_after_login_do_not_count() -> None:
+    session = Pop3Session(MemoryBackend(), max_bad_commands=0)
+    out = sent(session.receive(b"USER alice\r\nPASS secret pass\r\n" + b"XYZZY\r\n" * 5))
+    assert out.endswith(b"-ERR unknown command\r\n" * 5)
+    assert session.state is Pop3State.TRANSACTION

@@ -28,6 +28,7 @@ from portkit._errors import LocalProtocolError
 
 __all__ = [
     "LINE_TOO_LONG",
+    "MAX_BAD_COMMANDS",
     "Close",
     "Event",
     "LineBuffer",
@@ -40,6 +41,12 @@ __all__ = [
     "Transition",
     "decode_sasl_plain",
 ]
+
+
+#: Default number of invalid commands (unknown, not allowed yet, malformed) a client may
+#: send before it logs in; with the next one the session ends, as dovecot's login process
+#: does. A real client sends none: many mean a scanner or a confused peer holding a slot.
+MAX_BAD_COMMANDS = 10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

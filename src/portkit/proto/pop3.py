@@ -26,6 +26,7 @@ from typing import Protocol
 
 from portkit._errors import PortkitError
 from portkit.proto._session import (
+    MAX_BAD_COMMANDS,
     Close,
     Event,
     LineSession,
@@ -40,6 +41,7 @@ from portkit.proto._session import (
 __all__ = [
     "COMMANDS",
     "CONTINUATION",
+    "MAX_BAD_COMMANDS",
     "MAX_LINE",
     "TRANSITIONS",
     "Close",
@@ -97,6 +99,7 @@ R_DELETED = b"-ERR message already deleted"
 R_BAD_ARGS = b"-ERR bad arguments"
 R_LINE_TOO_LONG = b"-ERR line too long"
 R_UNKNOWN = b"-ERR unknown command"
+R_TOO_MANY_BAD = b"-ERR too many invalid commands, closing"
 R_NOT_ALLOWED = b"-ERR command %s is not allowed in state %s"
 R_APOP_NA = b"-ERR APOP not supported: passwords are stored hashed, use AUTH PLAIN"
 R_SYS_TEMP = b"-ERR [SYS/TEMP] maildrop not available"
@@ -182,6 +185,8 @@ class Pop3Session(LineSession):
         tls_active: the connection is already TLS (implicit TLS on 995, or after STLS).
         plaintext_login: allow USER/PASS and AUTH PLAIN without TLS (RFC 2595 section 2.3
             lets a server refuse them; a development server on loopback may allow them).
+        max_bad_commands: invalid commands allowed before login; the next one ends the
+            session (``-ERR``, then :class:`Close`).
     """
 
     def __init__(
@@ -191,6 +196,7 @@ class Pop3Session(LineSession):
         tls_available: bool = False,
         tls_active: bool = False,
         plaintext_login: bool = True,
+        max_bad_commands: int = MAX_BAD_COMMANDS,
     ) -> None:
         super().__init__(
             max_line=MAX_LINE,
@@ -204,6 +210,8 @@ class Pop3Session(LineSession):
         self._maildrop: Pop3Maildrop | None = None
         self._listing: Sequence[tuple[str, int]] = ()
         self._deleted: set[int] = set()
+        self.max_bad_commands = max_bad_commands
+        self._bad_commands = 0  # invalid commands so far, counted before login
 
     # -- I/O surface -----------------------------------------------------------------------
 
@@ -236,7 +244,7 @@ class Pop3Session(LineSession):
     # -- the table --------------------------------------------------------------------------
 
     def _line_too_long(self) -> None:
-        self._reply(R_LINE_TOO_LONG)
+        self._refuse(R_LINE_TOO_LONG)
 
     def _line(self, line: bytes) -> None:
         if self.state is Pop3State.AUTHORIZATION_SASL:
@@ -245,7 +253,7 @@ class Pop3Session(LineSession):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
-            self._reply(R_BAD_ARGS)
+            self._refuse(R_BAD_ARGS)
             return
         # RFC 1939 section 3: keywords are case-insensitive, arguments separated by spaces.
         parts = text.split(" ")
@@ -258,14 +266,27 @@ class Pop3Session(LineSession):
         if (self.state, command.name) in TRANSITIONS:
             self._dispatch(command)
             return
-        if command.name == "APOP":
-            self._reply(R_APOP_NA)
-        elif command.name in COMMANDS:
-            self._reply(R_NOT_ALLOWED % (command.name.encode(), self.state.value.encode()))
-        else:
-            self._reply(R_UNKNOWN)
         # PASS must follow USER directly: anything else starts the login over.
-        self.state = _AFTER_REFUSAL.get(self.state, self.state)
+        after = _AFTER_REFUSAL.get(self.state, self.state)
+        if command.name == "APOP":
+            self._refuse(R_APOP_NA)
+        elif command.name in COMMANDS:
+            self._refuse(R_NOT_ALLOWED % (command.name.encode(), self.state.value.encode()))
+        else:
+            self._refuse(R_UNKNOWN)
+        if self.state is not Pop3State.CLOSED:
+            self.state = after
+
+    def _refuse(self, line: bytes) -> None:
+        """Answer a command that cannot run; before login, too many of them end the session."""
+        self._reply(line)
+        if self.state is Pop3State.TRANSACTION:
+            return
+        self._bad_commands += 1
+        if self._bad_commands > self.max_bad_commands:
+            self._reply(R_TOO_MANY_BAD)
+            self._out.append(Close())
+            self.connection_lost()
 
     def _dispatch(self, command: Pop3Command) -> None:
         """Run a command by the table and move to the state it leads to."""

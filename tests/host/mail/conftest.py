@@ -95,6 +95,8 @@ def start_host(tmp_path: Path, **overrides: Any) -> tuple[MailHost, Callable[[],
     smtp_keys = ("max_message_size", "max_recipients", "max_transfers_per_address")
     smtp_only = {k: common.pop(k) for k in smtp_keys if k in common}
     imap_only = {k: common.pop(k) for k in ("max_literal", "idle_poll") if k in common}
+    retrieval_keys = ("send_timeout", "min_send_rate", "max_bad_commands")
+    retrieval = {k: common.pop(k) for k in retrieval_keys if k in common}
     variants: dict[str, tuple[type[Application], Any]] = {
         "smtp": (SmtpApp, SmtpOptions(**common, tls="starttls", **smtp_only)),
         "smtps": (SmtpApp, SmtpOptions(**common, tls="implicit", **smtp_only)),
@@ -102,10 +104,10 @@ def start_host(tmp_path: Path, **overrides: Any) -> tuple[MailHost, Callable[[],
             SmtpApp,
             SmtpOptions(**common, tls="starttls", submission=True, **smtp_only),
         ),
-        "pop3": (Pop3App, Pop3Options(**common, tls="starttls")),
-        "pop3s": (Pop3App, Pop3Options(**common, tls="implicit")),
-        "imap": (ImapApp, ImapOptions(**common, tls="starttls", **imap_only)),
-        "imaps": (ImapApp, ImapOptions(**common, tls="implicit", **imap_only)),
+        "pop3": (Pop3App, Pop3Options(**common, tls="starttls", **retrieval)),
+        "pop3s": (Pop3App, Pop3Options(**common, tls="implicit", **retrieval)),
+        "imap": (ImapApp, ImapOptions(**common, tls="starttls", **imap_only, **retrieval)),
+        "imaps": (ImapApp, ImapOptions(**common, tls="implicit", **imap_only, **retrieval)),
     }
     loop = asyncio.new_event_loop()
     ready = threading.Event()

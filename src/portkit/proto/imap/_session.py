@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from portkit._errors import RemoteProtocolError
 from portkit.proto._session import (
     LINE_TOO_LONG,
+    MAX_BAD_COMMANDS,
     Close,
     Event,
     LineSession,
@@ -46,6 +47,7 @@ from portkit.proto.imap._selected import R_TRYCREATE, Selection
 __all__ = [
     "COMMANDS",
     "CONTINUATION",
+    "MAX_BAD_COMMANDS",
     "MAX_COMMAND",
     "MAX_COMMAND_UNAUTHENTICATED",
     "MAX_LITERAL",
@@ -89,6 +91,7 @@ R_TLS_NA = b"BAD tls not available"
 R_TLS_ACTIVE = b"BAD tls already active"
 R_TLS_GO = b"OK begin tls negotiation now"
 R_IDLE_NOT_DONE = b"BAD expected DONE to end IDLE"
+R_TOO_MANY_BAD = b"* BYE too many invalid commands"
 
 Handler = Callable[["ImapSession", Command], "ImapState | None"]
 
@@ -111,6 +114,8 @@ class ImapSession(LineSession):
         max_command: the most octets one command may hold after login, lines and literals
             together (never less than ``max_literal`` plus a line).
         max_command_unauthenticated: the same before login (and during AUTHENTICATE).
+        max_bad_commands: commands answered ``BAD`` allowed before login; the next one
+            ends the session (``* BYE``, then :class:`Close`).
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class ImapSession(LineSession):
         max_literal: int = MAX_LITERAL,
         max_command: int = MAX_COMMAND,
         max_command_unauthenticated: int = MAX_COMMAND_UNAUTHENTICATED,
+        max_bad_commands: int = MAX_BAD_COMMANDS,
     ) -> None:
         super().__init__(
             max_line=MAX_LINE,
@@ -145,6 +151,8 @@ class ImapSession(LineSession):
         self._selection: Selection | None = None
         self._continued = ""  # the tag of the command a continuation line belongs to
         self._job: Iterator[None] | None = None  # a FETCH answering in batches
+        self.max_bad_commands = max_bad_commands
+        self._bad_commands = 0  # commands answered BAD so far, counted before login
 
     @property
     def read_only(self) -> bool:
@@ -202,6 +210,7 @@ class ImapSession(LineSession):
                 return False
             if line is LINE_TOO_LONG:
                 self._send_line(R_LINE_TOO_LONG)
+                self._count_bad()
             else:
                 self._dispatch(Command(tag=self._continued, name=CONTINUATION, args=[line]))
             return True
@@ -213,15 +222,19 @@ class ImapSession(LineSession):
             if result.close:
                 self._move(ImapState.LOGOUT)
                 self._out.append(Close())
+            elif result.data.split(b" ", 2)[1:2] == [b"BAD"]:  # not a continuation request
+                self._count_bad()
             return True
         if (self.state, result.name) in TRANSITIONS:
             self._dispatch(result)
-        elif result.name in COMMANDS:
+            return True
+        if result.name in COMMANDS:
             why = f"command {result.name} is not allowed in state {self.state.value}"
             self._tagged(result.tag, b"BAD " + why.encode("ascii"))
         else:
             why = f"unknown command {result.name}"
             self._tagged(result.tag, b"BAD " + why.encode("ascii", "replace"))
+        self._count_bad()
         return True
 
     def _dispatch(self, command: Command) -> None:
@@ -231,8 +244,19 @@ class ImapSession(LineSession):
             target = transition.handler(self, command)
         except RemoteProtocolError as exc:  # BadCommand and the tokenizer's errors
             self._tagged(command.tag, b"BAD " + str(exc).encode("utf-8", "replace"))
+            self._count_bad()
             return
         self._move(transition.lands("imap", command.name, self.state, target))
+
+    def _count_bad(self) -> None:
+        """A command was answered BAD; before login, too many of them end the session."""
+        if self.state not in (ImapState.NOT_AUTHENTICATED, ImapState.AUTHENTICATING):
+            return
+        self._bad_commands += 1
+        if self._bad_commands > self.max_bad_commands:
+            self._send_line(R_TOO_MANY_BAD)
+            self._move(ImapState.LOGOUT)
+            self._out.append(Close())
 
     def _move(self, state: ImapState) -> None:
         self.state = state

@@ -26,8 +26,17 @@ from portkit._errors import ConfigError
 from portkit.host._app import Where, option
 from portkit.host._tls import check_cert_key
 from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
+from portkit.proto._session import MAX_BAD_COMMANDS
 
-__all__ = ["ImapOptions", "MailOptions", "Pop3Options", "SmtpOptions", "accounts_of", "check"]
+__all__ = [
+    "ImapOptions",
+    "MailOptions",
+    "Pop3Options",
+    "RetrievalOptions",
+    "SmtpOptions",
+    "accounts_of",
+    "check",
+]
 
 _TLS_MODES = ("none", "starttls", "implicit")
 
@@ -98,12 +107,34 @@ class SmtpOptions(MailOptions):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Pop3Options(MailOptions):
+class RetrievalOptions(MailOptions):
+    """Options the ``pop3`` and ``imap`` kinds share: they send mail out, and read commands
+    from clients that have not logged in yet."""
+
+    send_timeout: float = option(
+        60.0,
+        help="pop3/imap: seconds a client may take nothing of an answer before it is dropped",
+        min=0.01,
+    )
+    min_send_rate: float = option(
+        0.0,
+        help="pop3/imap: bytes/s a client must take of an answer, over each send-timeout",
+        min=0,
+    )
+    max_bad_commands: int = option(
+        MAX_BAD_COMMANDS,
+        help="pop3/imap: invalid commands before login; the next one closes the connection",
+        min=0,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Pop3Options(RetrievalOptions):
     """Options of a ``pop3`` application (RFC 1939)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class ImapOptions(MailOptions):
+class ImapOptions(RetrievalOptions):
     """Options of an ``imap`` application (RFC 3501)."""
 
     max_literal: int = option(

@@ -3,6 +3,12 @@
 Each connection gets a session object (:class:`~portkit.proto.pop3.Pop3Session` or
 :class:`~portkit.proto.imap.ImapSession`); this module only moves bytes between the socket
 and the session and acts on its events: write, start TLS, delay a failed login, close.
+
+Connections are admitted by :class:`~portkit.host._limits.Admission` (``max-connections``,
+``max-connections-per-address``). A client that asks for a big message and then reads
+nothing is dropped by the send timeout of :class:`~portkit.host._limits.SendClock`: what it
+acknowledges must grow within every ``send-timeout`` seconds, so it holds neither its slot
+nor the unsent answer for the whole ``idle-timeout``.
 """
 
 from __future__ import annotations
@@ -10,18 +16,20 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Sequence
+from typing import Any
 
 import portkit.proto.imap as imap
 import portkit.proto.pop3 as pop3
 from portkit.host._app import AppContext, StreamApplication
+from portkit.host._limits import Admission, SendClock
 from portkit.host._tls import server_context
+from portkit.host.apps._sockets import bytes_acked, reset
 from portkit.host.apps.mail._auth import LoginGuard, shown
 from portkit.host.apps.mail._backend import MailBackend
-from portkit.host.apps.mail._limits import AddressSlots
 from portkit.host.apps.mail._options import (
     ImapOptions,
-    MailOptions,
     Pop3Options,
+    RetrievalOptions,
     accounts_of,
     guard_of,
 )
@@ -45,27 +53,19 @@ DRAIN_EVERY = 256 * 1024
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
-class _MailApp(StreamApplication[MailOptions]):
+class _MailApp(StreamApplication[RetrievalOptions]):
     """What the pop3 and imap applications share: store, accounts, guard, TLS, the loop."""
 
-    def __init__(self, options: MailOptions, ctx: AppContext) -> None:
+    def __init__(self, options: RetrievalOptions, ctx: AppContext) -> None:
         super().__init__(options, ctx)
         self.store = MaildirStore(options.maildir)
         self.accounts = accounts_of(options)
         self.guard: LoginGuard = guard_of(options)
-        self.slots = AddressSlots(options.max_connections_per_address)
+        # Counted as each connection arrives, before its task runs (StreamApplication).
+        self.admission = Admission(options.max_connections, options.max_connections_per_address)
         self.tls: ssl.SSLContext | None = None
         if options.tls != "none":
             self.tls = server_context(options.cert, options.key)
-
-    def admit(self, peer: tuple[str, int]) -> bool:
-        # Counted here, before the connection's task runs: a burst cannot overshoot.
-        if self.counters.connections_open >= self.options.max_connections:
-            return False
-        return self.slots.acquire(peer[0])
-
-    def release(self, peer: tuple[str, int]) -> None:
-        self.slots.release(peer[0])
 
     def backend(self, peer: str) -> MailBackend:
         source = peer.rpartition(":")[0].strip("[]")
@@ -159,7 +159,7 @@ class _MailApp(StreamApplication[MailOptions]):
         backend: MailBackend,
     ) -> bool:
         """Carry out the session's events; False when the connection should end."""
-        chunks: list[bytes] = []
+        chunks: list[bytes | memoryview] = []
         pending = 0
 
         async def flush() -> None:
@@ -169,33 +169,94 @@ class _MailApp(StreamApplication[MailOptions]):
                 writer.write(b"".join(chunks))
                 chunks.clear()
                 pending = 0
-                async with asyncio.timeout(self.options.idle_timeout):
-                    await writer.drain()  # a peer that stops reading is dropped, not buffered
+                if not await self._drain(writer):
+                    raise _NotTaken
 
-        for event in events:
-            if isinstance(event, Send):
-                # Consecutive replies go out together (a FETCH of many messages is hundreds
-                # of events); flow control is checked every DRAIN_EVERY bytes.
-                chunks.append(event.data)
-                self.counters.bytes_out += len(event.data)
-                pending += len(event.data)
-                if pending >= DRAIN_EVERY:
-                    await flush()
-                continue
-            await flush()
-            if isinstance(event, LoginFailed):
-                delay, backend.delay = backend.delay, 0.0
-                self.ctx.logger.info("%s: failed login for %s", backend.source, shown(event.user))
-                if delay:
-                    await asyncio.sleep(delay)  # slows a guesser; the lockout stops it
-            elif isinstance(event, StartTls):
-                if not await self._start_tls(writer, backend.source):
+        try:
+            for event in events:
+                if isinstance(event, Send):
+                    # Consecutive replies go out together (a FETCH of many messages is
+                    # hundreds of events); flow control is checked every DRAIN_EVERY bytes.
+                    # A big reply (RETR) goes out in parts: over TLS, one big write passes
+                    # whole to the socket's buffer and the drain would not wait for it.
+                    self.counters.bytes_out += len(event.data)
+                    data = memoryview(event.data)
+                    while data:
+                        part, data = data[: DRAIN_EVERY - pending], data[DRAIN_EVERY - pending :]
+                        chunks.append(part)
+                        pending += len(part)
+                        if pending >= DRAIN_EVERY:
+                            await flush()
+                    continue
+                await flush()
+                if isinstance(event, LoginFailed):
+                    delay, backend.delay = backend.delay, 0.0
+                    self.ctx.logger.info(
+                        "%s: failed login for %s", backend.source, shown(event.user)
+                    )
+                    if delay:
+                        await asyncio.sleep(delay)  # slows a guesser; the lockout stops it
+                elif isinstance(event, StartTls):
+                    if not await self._start_tls(writer, backend.source):
+                        return False
+                    session.tls_started()
+                elif isinstance(event, Close):
                     return False
-                session.tls_started()
-            elif isinstance(event, Close):
-                return False
-        await flush()
+            await flush()
+        except _NotTaken:
+            seconds = self.options.send_timeout
+            self.ctx.logger.info(
+                "%s: answer not taken in %gs (send timeout)", backend.source, seconds
+            )
+            self.ctx.access(backend.source, "- answer not taken (send timeout)")
+            # A reset: what the client did not take is dropped, not offered to it for minutes.
+            transport = writer.transport
+            if isinstance(transport, asyncio.Transport):
+                reset(transport)
+            else:
+                transport.abort()
+            return False
         return True
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> bool:
+        """Wait until the client has taken what was written; False on a send timeout.
+
+        As for web's responses (:class:`SendClock`), what the client acknowledges must grow
+        by ``min-send-rate`` x ``send-timeout`` bytes (at least one) within every
+        ``send-timeout`` seconds; it is sampled every second at most.
+        """
+        transport = writer.transport
+        sock = transport.get_extra_info("socket")
+        loop = asyncio.get_running_loop()
+        clock = SendClock(
+            self.options.send_timeout,
+            self.options.min_send_rate,
+            loop.time(),
+            _taken(sock, transport),
+        )
+        step = min(1.0, self.options.send_timeout / 2)
+        while True:
+            try:
+                async with asyncio.timeout(step):
+                    await writer.drain()
+                return True
+            except TimeoutError:
+                if clock.expired(loop.time(), _taken(sock, transport)):
+                    return False
+
+
+class _NotTaken(Exception):
+    """The client did not take an answer within the send timeout."""
+
+
+def _taken(sock: Any, transport: asyncio.WriteTransport) -> int:
+    """How much of what was written the client has taken, as a count that only grows.
+
+    The bytes its TCP acknowledged; where TCP_INFO is missing, how far the transport's
+    buffer has shrunk (nothing is written while a drain waits, so it only shrinks).
+    """
+    acked = bytes_acked(sock)
+    return -transport.get_write_buffer_size() if acked is None else acked
 
 
 class Pop3App(_MailApp):
@@ -206,6 +267,7 @@ class Pop3App(_MailApp):
             backend,
             tls_available=self.tls is not None and self.options.tls == "starttls",
             plaintext_login=self.options.plaintext_login,
+            max_bad_commands=self.options.max_bad_commands,
         )
 
 
@@ -222,6 +284,7 @@ class ImapApp(_MailApp):
             max_literal=self.options.max_literal,
             max_command=self.options.max_command,
             max_command_unauthenticated=self.options.max_command_before_login,
+            max_bad_commands=self.options.max_bad_commands,
         )
 
     def poll_interval(self, session: LineSession) -> float | None:

@@ -18,7 +18,9 @@ Policy (RFC 5321 and RFC 6409 for submission):
   :meth:`MailAccounts.route`.
 - One client address holds at most ``max_connections_per_address`` connections, and sends
   at most ``max_transfers_per_address`` messages at once (``max_transfers`` for all): a
-  message is held in memory until it is stored, so these bound what DATA can take.
+  message is held in memory until it is stored, so these bound what DATA can take. Both
+  are counted by :class:`~portkit.host._limits.Admission`, per source (an IPv4 address,
+  an IPv6 /64).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
-from portkit.host._app import AppContext, Application, Listener, format_peer
+from portkit.host._app import AppContext, Application, Listener, admit, format_peer
+from portkit.host._limits import Admission, Slot
 from portkit.host._tls import server_context
 from portkit.host.apps.mail._auth import MailAccounts, shown
-from portkit.host.apps.mail._limits import AddressSlots
 from portkit.host.apps.mail._options import SmtpOptions, accounts_of, guard_of
 from portkit.host.apps.mail._store import MaildirStore
 
@@ -75,6 +77,12 @@ def _source(peer: Any) -> str:
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return "unknown"
+
+
+def _peer(peer: Any) -> tuple[str, int]:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return (str(peer[0]), int(peer[1]))
+    return ("unknown", 0)
 
 
 class SmtpHandler:
@@ -203,7 +211,7 @@ class _SMTP(SMTP):
         super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        refusal = self._app.opened(self, _source(transport.get_extra_info("peername")))
+        refusal = self._app.opened(self, _peer(transport.get_extra_info("peername")))
         self._refused = refusal is not None
         if refusal is not None and isinstance(transport, asyncio.WriteTransport):
             # RFC 5321 3.8: a server that cannot serve now may greet with 421 and close.
@@ -230,14 +238,16 @@ class _SMTP(SMTP):
     async def smtp_DATA(self, arg: str) -> None:
         # aiosmtpd holds the whole message in memory until it is stored: cap how many are
         # in transfer at once. RFC 5321 4.3.2 lets DATA be answered 452 instead of 354.
-        slots, address = self._app.transfers, self._app.address_of(self)
-        if not slots.acquire(address):
+        # Counted per source like connections (an IPv4 address, an IPv6 /64).
+        assert self.session is not None
+        transfer = self._app.transfers.admit(_source(self.session.peer))
+        if transfer is None:
             await self.push(R_TOO_MANY_TRANSFERS)
             return
         try:
             await super().smtp_DATA(arg)
         finally:
-            slots.release(address)
+            transfer.release()
 
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
@@ -307,34 +317,30 @@ class SmtpApp(Application):
         if options.tls != "none":
             self.tls = server_context(options.cert, options.key)
         self._servers: list[asyncio.Server] = []
-        self._open: dict[_SMTP, str] = {}  # session -> client address
-        self.slots = AddressSlots(options.max_connections_per_address)
-        self.transfers = AddressSlots(options.max_transfers_per_address, options.max_transfers)
+        self._open: dict[_SMTP, Slot] = {}  # session -> its connection slot
+        self.admission = Admission(options.max_connections, options.max_connections_per_address)
+        # Messages in transfer are counted the same way: in total and per source.
+        self.transfers = Admission(options.max_transfers, options.max_transfers_per_address)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
-    def opened(self, session: _SMTP, address: str) -> str | None:
+    def opened(self, session: _SMTP, peer: tuple[str, int]) -> str | None:
         """Count a new connection; the refusal to send if it is over a limit, else None."""
-        if len(self._open) >= self.options.max_connections:
+        admission = self.admission
+        slot = admit(admission, peer, self.ctx, stopping=False)
+        if slot is None:
             self.counters.rejected += 1
-            return R_TOO_BUSY
-        if not self.slots.acquire(address):
-            self.counters.rejected += 1
-            return R_TOO_BUSY_ADDRESS
-        self._open[session] = address
+            return R_TOO_BUSY if admission.open >= admission.limit else R_TOO_BUSY_ADDRESS
+        self._open[session] = slot
         self._all_closed.clear()
         self.counters.opened()
         return None
 
-    def address_of(self, session: _SMTP) -> str:
-        """The client address of an open connection."""
-        return self._open.get(session, "unknown")
-
     def closed(self, session: _SMTP) -> None:
         """A connection ended."""
-        address = self._open.pop(session, None)
-        if address is not None:
-            self.slots.release(address)
+        slot = self._open.pop(session, None)
+        if slot is not None:
+            slot.release()
             self.counters.closed()
         if not self._open:
             self._all_closed.set()
