@@ -153,6 +153,7 @@ async def _print_when_started(host: Any) -> None:
     schemes = {
         "web": ("http", "https"),
         "video": ("http", "https"),
+        "console": ("http", "https"),
         "smtp": ("smtp", "smtps"),
         "pop3": ("pop3", "pop3s"),
         "imap": ("imap", "imaps"),

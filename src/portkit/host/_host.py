@@ -29,6 +29,7 @@ import signal
 import socket
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ log = logging.getLogger("portkit.host")
 
 BACKLOG = 1024
 STATUS_INTERVAL = 1.0
+
+#: The hosts alive in this process, so that an application can show its siblings (the
+#: console's host view reads their status, as ``--status`` does).
+HOSTS: weakref.WeakSet[Host] = weakref.WeakSet()
 
 
 class BindError(NetworkError):
@@ -142,6 +147,7 @@ class Host:
         self._started = time.time()
         self._privileges_dropped = False
         self.reloads = 0
+        HOSTS.add(self)
 
     # -- public ---------------------------------------------------------------------------
 

@@ -1,0 +1,440 @@
+"""A listing index of the mail store, for the console's inbox and its HTTP API.
+
+The store (:mod:`portkit.host.apps.mail._store`) is plain Maildir: one directory per user,
+messages as files. Listing 10,000 messages by opening each one per request would read the
+whole store every time, so the console keeps, per message, only what a listing shows (the
+envelope headers, size, date, read flag) and refreshes it from the directories:
+
+- a directory whose modification time has not changed since the last look is not listed
+  again (delivery, flag changes and deletion all rename a file in or out of ``new/`` or
+  ``cur/``, which changes that directory's time);
+- a directory changed within the last second is looked at again next time even if its time
+  looks unchanged, because file-system timestamps are coarser than a fast writer;
+- only the header block of a message new to the index is read (at most
+  :data:`HEADER_LIMIT` bytes), never its body.
+
+So a request costs two ``stat`` calls per user when nothing changed, and the index holds a
+few hundred bytes per message, never message bodies. Search by body reads the candidate
+messages one at a time (see :meth:`MailIndex.search`).
+
+Message IDs are opaque, URL-safe and stable across restarts: a hash of the user and the
+Maildir key (the key survives flag changes and the move from ``new/`` to ``cur/``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email.header
+import email.parser
+import email.policy
+import email.utils
+import hashlib
+import os
+import shlex
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+from portkit.host.apps.mail._store import FLAG_LETTERS, Maildir, MaildirEntry, MessageGone
+
+__all__ = ["Address", "MailIndex", "MessageMeta", "Query", "message_id"]
+
+#: Bytes read from the start of a message to find its header block.
+HEADER_LIMIT = 64 * 1024
+#: A directory changed more recently than this (seconds) is listed again on the next look.
+_SETTLE = 1.0
+#: Body bytes a body search looks at per message.
+BODY_SEARCH_LIMIT = 1024 * 1024
+
+_SEEN = "\\Seen"
+_INFO_SEP = ":2,"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Address:
+    """A display name and an address, as a header names them."""
+
+    name: str
+    address: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"Name": self.name, "Address": self.address}
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.address}>" if self.name else self.address
+
+
+@dataclasses.dataclass(slots=True)
+class MessageMeta:
+    """What the inbox shows of one message."""
+
+    id: str
+    user: str
+    key: str
+    path: Path
+    size: int
+    mtime: float
+    flags: frozenset[str]
+    recent: bool
+    sender: Address | None
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    subject: str
+    date: datetime  # the Date: header, else the delivery time
+    message_id: str
+
+    @property
+    def read(self) -> bool:
+        return _SEEN in self.flags
+
+    def entry(self) -> MaildirEntry:
+        """The store's own description of this message (for flag changes and deletion)."""
+        return MaildirEntry(
+            key=self.key,
+            path=self.path,
+            size=self.size,
+            mtime=self.mtime,
+            flags=self.flags,
+            recent=self.recent,
+        )
+
+    def as_json(self) -> dict[str, object]:
+        """The Mailpit-shaped summary of a message."""
+        return {
+            "ID": self.id,
+            "MessageID": self.message_id,
+            "Mailbox": self.user,
+            "From": self.sender.as_json() if self.sender else {"Name": "", "Address": ""},
+            "To": [a.as_json() for a in self.to],
+            "Cc": [a.as_json() for a in self.cc],
+            "Subject": self.subject,
+            "Created": self.date.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "Size": self.size,
+            "Read": self.read,
+        }
+
+
+def message_id(user: str, key: str) -> str:
+    """The console's ID of message ``key`` in ``user``'s Maildir (16 hex digits)."""
+    return hashlib.blake2b(f"{user}/{key}".encode(), digest_size=8).hexdigest()
+
+
+def _header_text(value: str | None) -> str:
+    """A header value decoded (RFC 2047) and flattened to one line."""
+    if not value:
+        return ""
+    try:
+        text = str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):
+        text = value
+    return " ".join(text.split())
+
+
+def _addresses(values: Iterable[str]) -> tuple[Address, ...]:
+    pairs = email.utils.getaddresses([_header_text(v) for v in values])
+    return tuple(Address(name, addr) for name, addr in pairs if name or addr)
+
+
+def _parse_date(value: str | None, fallback: float) -> datetime:
+    if value:
+        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+            parsed = email.utils.parsedate_to_datetime(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(fallback, UTC)
+
+
+def read_header_block(path: Path) -> bytes:
+    """The header block of a message file (up to :data:`HEADER_LIMIT` bytes)."""
+    with path.open("rb") as f:
+        head = f.read(HEADER_LIMIT)
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        end = head.find(sep)
+        if end >= 0:
+            return head[: end + len(sep)]
+    return head
+
+
+_HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+
+
+def _meta(user: str, key: str, path: Path, size: int, mtime: float, recent: bool) -> MessageMeta:
+    # compat32 keeps raw header strings (no eager structured parsing): hostile or
+    # malformed headers cannot raise here, and decoding happens in _header_text.
+    headers = _HEADER_PARSER.parsebytes(read_header_block(path))
+    froms = _addresses(headers.get_all("From", []))
+    return MessageMeta(
+        id=message_id(user, key),
+        user=user,
+        key=key,
+        path=path,
+        size=size,
+        mtime=mtime,
+        flags=_flags(path.name) if not recent else frozenset(),
+        recent=recent,
+        sender=froms[0] if froms else None,
+        to=_addresses(headers.get_all("To", [])),
+        cc=_addresses(headers.get_all("Cc", [])),
+        subject=_header_text(headers.get("Subject")),
+        date=_parse_date(headers.get("Date"), mtime),
+        message_id=_header_text(headers.get("Message-ID")).strip("<>"),
+    )
+
+
+_LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
+
+
+def _flags(name: str) -> frozenset[str]:
+    _, sep, info = name.partition(_INFO_SEP)
+    return frozenset(_LETTER_FLAGS[c] for c in info if c in _LETTER_FLAGS) if sep else frozenset()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Query:
+    """A search: ``from:``, ``to:``, ``subject:`` terms and free words (any field or body)."""
+
+    sender: tuple[str, ...] = ()
+    to: tuple[str, ...] = ()
+    subject: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    read: bool | None = None  # is:read / is:unread
+
+    @classmethod
+    def parse(cls, text: str) -> Query:
+        try:
+            tokens = shlex.split(text)
+        except ValueError:  # an unbalanced quote: take the words as they are
+            tokens = text.split()
+        fields: dict[str, list[str]] = {"from": [], "to": [], "subject": [], "": []}
+        read: bool | None = None
+        for token in tokens:
+            name, sep, value = token.partition(":")
+            name = name.lower()
+            if sep and name in fields and name and value:
+                fields[name].append(value.lower())
+            elif sep and name == "is" and value.lower() in ("read", "unread"):
+                read = value.lower() == "read"
+            else:
+                fields[""].append(token.lower())
+        return cls(
+            sender=tuple(fields["from"]),
+            to=tuple(fields["to"]),
+            subject=tuple(fields["subject"]),
+            words=tuple(fields[""]),
+            read=read,
+        )
+
+    def match_headers(self, meta: MessageMeta) -> bool:
+        """Whether the fielded terms match (free words are checked by :meth:`match_words`)."""
+        sender = str(meta.sender or "").lower()
+        to = " ".join(str(a) for a in (*meta.to, *meta.cc)).lower()
+        subject = meta.subject.lower()
+        return (
+            (self.read is None or meta.read == self.read)
+            and all(t in sender for t in self.sender)
+            and all(t in to for t in self.to)
+            and all(t in subject for t in self.subject)
+        )
+
+    def headline(self, meta: MessageMeta) -> str:
+        return " ".join(
+            (str(meta.sender or ""), *(str(a) for a in (*meta.to, *meta.cc)), meta.subject)
+        ).lower()
+
+
+def body_text(path: Path) -> str:
+    """The text a body search looks in: the message's text parts, decoded."""
+    with path.open("rb") as f:
+        raw = f.read(BODY_SEARCH_LIMIT)
+    try:
+        msg = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
+        parts: list[str] = []
+        assert isinstance(msg, EmailMessage)
+        for part in msg.walk():
+            if part.get_content_maintype() == "text" and not part.is_attachment():
+                with contextlib.suppress(LookupError, ValueError, UnicodeError, AttributeError):
+                    parts.append(str(part.get_content()))
+        return "\n".join(parts).lower()
+    except Exception:  # malformed MIME: fall back to the bytes as text
+        return raw.decode("utf-8", "replace").lower()
+
+
+class MailIndex:
+    """The listing index of every Maildir under ``root`` (thread-safe; call from threads)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._by_id: dict[str, MessageMeta] = {}
+        self._newest_first: list[MessageMeta] = []
+        self._dir_times: dict[Path, int] = {}  # new/ or cur/ -> st_mtime_ns when listed
+        self._dir_keys: dict[Path, dict[str, MessageMeta]] = {}
+        self.generation = 0  # grows whenever the listing changes
+
+    # -- refreshing -------------------------------------------------------------------------
+
+    def _users(self) -> list[str]:
+        try:
+            return sorted(
+                e.name
+                for e in os.scandir(self.root)
+                if e.is_dir() and not e.name.startswith(".") and os.path.isdir(Path(e.path, "cur"))
+            )
+        except FileNotFoundError:
+            return []
+
+    def refresh(self) -> bool:
+        """Bring the index up to date; return whether anything changed."""
+        with self._lock:
+            changed = False
+            seen_dirs: set[Path] = set()
+            for user in self._users():
+                # cur/ first: a message moved from new/ is then found under its new name
+                # before its old name disappears, and keeps its parsed headers.
+                for sub, recent in (("cur", False), ("new", True)):
+                    directory = self.root / user / sub
+                    seen_dirs.add(directory)
+                    changed |= self._refresh_dir(user, directory, recent)
+            for gone in [d for d in self._dir_keys if d not in seen_dirs]:
+                for meta in self._dir_keys.pop(gone).values():
+                    self._by_id.pop(meta.id, None)
+                self._dir_times.pop(gone, None)
+                changed = True
+            if changed:
+                self._newest_first = sorted(
+                    self._by_id.values(), key=lambda m: (m.mtime, m.key), reverse=True
+                )
+                self.generation += 1
+            return changed
+
+    def _refresh_dir(self, user: str, directory: Path, recent: bool) -> bool:
+        try:
+            st = directory.stat()
+        except FileNotFoundError:
+            return False
+        if self._dir_times.get(directory) == st.st_mtime_ns:
+            return False
+        old = self._dir_keys.get(directory, {})
+        fresh: dict[str, MessageMeta] = {}
+        try:
+            listing = list(os.scandir(directory))
+        except FileNotFoundError:
+            listing = []
+        for item in listing:
+            if item.name.startswith("."):
+                continue
+            key = item.name.partition(_INFO_SEP)[0].partition(":")[0]
+            known = old.get(item.name)
+            if known is not None:
+                fresh[item.name] = known
+                continue
+            moved = self._by_id.get(message_id(user, key))
+            try:
+                info = item.stat()
+                if moved is not None:  # same message, new name: keep its parsed headers
+                    meta = dataclasses.replace(
+                        moved,
+                        path=Path(item.path),
+                        flags=_flags(item.name) if not recent else frozenset(),
+                        recent=recent,
+                        mtime=info.st_mtime,
+                    )
+                else:
+                    meta = _meta(user, key, Path(item.path), info.st_size, info.st_mtime, recent)
+            except FileNotFoundError:  # renamed or deleted while we looked
+                continue
+            fresh[item.name] = meta
+        for name, meta in old.items():
+            if name not in fresh and self._by_id.get(meta.id) is meta:
+                del self._by_id[meta.id]
+        for meta in fresh.values():
+            self._by_id[meta.id] = meta
+        self._dir_keys[directory] = fresh
+        # A directory changed within the settle time may change again within the same
+        # timestamp tick: do not trust its time, look again next time.
+        settled = time.time() - st.st_mtime_ns / 1e9 > _SETTLE
+        self._dir_times[directory] = st.st_mtime_ns if settled else -1
+        return True
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        return len(self._newest_first)
+
+    @property
+    def unread(self) -> int:
+        return sum(1 for m in self._newest_first if not m.read)
+
+    def page(self, start: int, limit: int) -> tuple[int, list[MessageMeta]]:
+        """``(total, messages)``: ``limit`` messages from ``start``, newest first."""
+        listing = self._newest_first
+        return len(listing), listing[start : start + limit]
+
+    def get(self, ident: str) -> MessageMeta | None:
+        return self._by_id.get(ident)
+
+    def search(self, text: str, start: int, limit: int) -> tuple[int, list[MessageMeta]]:
+        """Messages matching ``text`` (see :class:`Query`), newest first.
+
+        Free words are looked for in the envelope first and in the body only when the
+        envelope does not have them, reading one message at a time.
+        """
+        query = Query.parse(text)
+        found = list(self._matching(query))
+        return len(found), found[start : start + limit]
+
+    def _matching(self, query: Query) -> Iterator[MessageMeta]:
+        for meta in list(self._newest_first):
+            if not query.match_headers(meta):
+                continue
+            if query.words:
+                head = query.headline(meta)
+                missing = [w for w in query.words if w not in head]
+                if missing:
+                    try:
+                        body = body_text(meta.path)
+                    except FileNotFoundError:
+                        continue
+                    if not all(w in body for w in missing):
+                        continue
+            yield meta
+
+    # -- changes ----------------------------------------------------------------------------
+
+    def set_read(self, ident: str, read: bool) -> MessageMeta | None:
+        """Set or clear the Seen flag of one message (in the store, then the index)."""
+        meta = self.get(ident)
+        if meta is None:
+            return None
+        flags = set(meta.flags)
+        if read:
+            flags.add(_SEEN)
+        else:
+            flags.discard(_SEEN)
+        if meta.read == read and not meta.recent:
+            return meta
+        box = Maildir(self.root / meta.user)
+        try:
+            entry = box.set_flags(meta.entry(), flags)
+        except MessageGone:
+            return None
+        with self._lock:
+            meta.path, meta.flags, meta.recent = entry.path, entry.flags, False
+        return meta
+
+    def delete(self, idents: Iterable[str] | None = None) -> int:
+        """Delete the messages ``idents`` (every message with None); return how many."""
+        with self._lock:
+            targets = (
+                list(self._by_id.values())
+                if idents is None
+                else [m for i in idents if (m := self._by_id.get(i)) is not None]
+            )
+        for meta in targets:
+            Maildir(self.root / meta.user).delete(meta.entry())
+        self.refresh()
+        return len(targets)
