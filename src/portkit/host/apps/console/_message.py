@@ -49,6 +49,12 @@ def _parse(raw: bytes) -> EmailMessage:
 
 
 def _content(part: Message) -> str | None:
+    """A text part decoded, with line ends as ``\n`` (mail stores them as CRLF)."""
+    text = _decoded(part)
+    return text.replace("\r\n", "\n") if text is not None else None
+
+
+def _decoded(part: Message) -> str | None:
     if not isinstance(part, EmailMessage):
         return None
     with contextlib.suppress(LookupError, ValueError, UnicodeError, AttributeError, KeyError):

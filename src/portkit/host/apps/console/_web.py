@@ -217,6 +217,13 @@ class ConsoleApp(Application):
             await asyncio.to_thread(index.refresh)
         return index
 
+    async def _mark_read(self, request: web.Request, meta: MessageMeta) -> MessageMeta:
+        """Mark a message read when the user looked at it (not when a mail's image did)."""
+        if request.headers.get("Sec-Fetch-Site", "none") not in ("same-origin", "none"):
+            return meta
+        marked = await asyncio.to_thread(self._need_index().set_read, meta.id, True)
+        return marked or meta
+
     async def _message(self, request: web.Request) -> MessageMeta:
         index = await self.refresh()
         meta = index.get(request.match_info["id"])
@@ -264,7 +271,7 @@ class ConsoleApp(Application):
     async def page_message(self, request: web.Request) -> web.StreamResponse:
         meta = await self._message(request)
         parsed = await asyncio.to_thread(parse_message, meta.path)
-        await asyncio.to_thread(self._need_index().set_read, meta.id, True)
+        await self._mark_read(request, meta)
         return _render("message.html", m=meta, p=parsed, active="mail", has_mail=True)
 
     async def message_html(self, request: web.Request) -> web.StreamResponse:
@@ -335,8 +342,7 @@ class ConsoleApp(Application):
     async def api_message(self, request: web.Request) -> web.StreamResponse:
         meta = await self._message(request)
         parsed = await asyncio.to_thread(parse_message, meta.path)
-        marked = await asyncio.to_thread(self._need_index().set_read, meta.id, True)
-        doc = (marked or meta).as_json()
+        doc = (await self._mark_read(request, meta)).as_json()
         doc.update(
             {
                 "Text": parsed.text or "",
