@@ -14,6 +14,13 @@ from tests.host._helpers import curl, parse_head, running_host, url
 from tests.host.console.conftest import api, config_text, message, send
 
 
+async def http(*args: str) -> bytes:
+    """curl ``args``; the response (with ``-i``, head and body)."""
+    rc, out, err = await curl(*args)
+    assert rc == 0, err
+    return out
+
+
 def _messages(doc: object) -> list[dict[str, Any]]:
     assert isinstance(doc, dict)
     messages = doc["messages"]
@@ -111,10 +118,7 @@ async def test_read_and_unread_change_the_maildir_flag(host: Host) -> None:
 )
 async def test_changes_from_another_site_are_refused(host: Host, header: str) -> None:
     await send(host, message("keep me"))
-    rc, out, _ = await curl(
-        "-i", "-X", "DELETE", "-H", header, url(host, "console", "/api/v1/messages")
-    )
-    assert rc == 0
+    out = await http("-i", "-X", "DELETE", "-H", header, url(host, "console", "/api/v1/messages"))
     status, _, _ = parse_head(out)
     assert status == 403
     assert len(_messages(await api(host, "/api/v1/messages"))) == 1
@@ -122,16 +126,16 @@ async def test_changes_from_another_site_are_refused(host: Host, header: str) ->
 
 async def test_a_foreign_host_name_is_refused_against_dns_rebinding(host: Host) -> None:
     target = url(host, "console", "/api/v1/messages")
-    rc, out, _ = await curl("-i", "-H", "Host: attacker.example", target)
+    out = await http("-i", "-H", "Host: attacker.example", target)
     assert parse_head(out)[0] == 421
-    rc, out, _ = await curl("-i", "-H", "Host: localhost", target)
+    out = await http("-i", "-H", "Host: localhost", target)
     assert parse_head(out)[0] == 200
 
 
 async def test_pages_escape_hostile_strings_and_carry_a_strict_policy(host: Host) -> None:
     hostile = '<img src=x onerror="alert(1)">'
     await send(host, message(hostile, sender=f'"{hostile}" <x@example.test>', html="<p>hi</p>"))
-    rc, out, _ = await curl("-i", url(host, "console", "/mail"))
+    out = await http("-i", url(host, "console", "/mail"))
     status, headers, body = parse_head(out)
     assert status == 200
     assert b"<img src=x" not in body
@@ -139,9 +143,9 @@ async def test_pages_escape_hostile_strings_and_carry_a_strict_policy(host: Host
     assert "script-src 'self'" in headers["content-security-policy"]
     assert "'unsafe-inline'" not in headers["content-security-policy"]
     ident = _messages(await api(host, "/api/v1/messages"))[0]["ID"]
-    rc, out, _ = await curl("-i", url(host, "console", f"/mail/view/{ident}"))
+    out = await http("-i", url(host, "console", f"/mail/view/{ident}"))
     assert b"<img src=x" not in parse_head(out)[2]
-    rc, out, _ = await curl("-i", url(host, "console", f"/mail/view/{ident}/html"))
+    out = await http("-i", url(host, "console", f"/mail/view/{ident}/html"))
     status, headers, body = parse_head(out)
     assert body == b"<p>hi</p>\n"
     policy = headers["content-security-policy"]
@@ -149,7 +153,7 @@ async def test_pages_escape_hostile_strings_and_carry_a_strict_policy(host: Host
     assert "script-src" not in policy  # default-src 'none' then forbids every script
     assert "default-src 'none'" in policy
     assert "http:" not in policy  # no remote loads until asked
-    rc, out, _ = await curl("-i", url(host, "console", f"/mail/view/{ident}/html?remote=1"))
+    out = await http("-i", url(host, "console", f"/mail/view/{ident}/html?remote=1"))
     assert "img-src data: http: https:" in parse_head(out)[1]["content-security-policy"]
 
 
@@ -164,9 +168,7 @@ async def test_attachments_download_and_never_render(host: Host) -> None:
     assert isinstance(detail, dict)
     [attachment] = detail["Attachments"]
     assert attachment["FileName"] == "x.html"
-    rc, out, _ = await curl(
-        "-i", url(host, "console", f"/mail/view/{ident}/part/{attachment['PartID']}")
-    )
+    out = await http("-i", url(host, "console", f"/mail/view/{ident}/part/{attachment['PartID']}"))
     status, headers, body = parse_head(out)
     assert status == 200
     assert body == b"<script>alert(1)</script>"
@@ -186,7 +188,7 @@ async def test_malformed_mime_is_shown_not_a_server_error(host: Host) -> None:
 
     Maildir(maildir).deliver(raw)
     ident = _messages(await api(host, "/api/v1/messages"))[0]["ID"]
-    rc, out, _ = await curl("-i", url(host, "console", f"/mail/view/{ident}"))
+    out = await http("-i", url(host, "console", f"/mail/view/{ident}"))
     status, _, body = parse_head(out)
     assert status == 200
     assert b"!!!not base64!!!" in body  # the raw source, at least
@@ -226,17 +228,17 @@ async def test_a_token_is_required_when_set(tmp_path: Path) -> None:
     token = "s3cret-token-0123456789"
     async with running_host(config_text(f'token = "{token}"\n'), tmp_path) as host:
         target = url(host, "console", "/api/v1/messages")
-        rc, out, _ = await curl("-i", target)
+        out = await http("-i", target)
         assert parse_head(out)[0] == 401
-        rc, out, _ = await curl("-i", "-H", "Authorization: Bearer wrong-token-000000", target)
+        out = await http("-i", "-H", "Authorization: Bearer wrong-token-000000", target)
         assert parse_head(out)[0] == 401
-        rc, out, _ = await curl("-i", "-H", f"Authorization: Bearer {token}", target)
+        out = await http("-i", "-H", f"Authorization: Bearer {token}", target)
         assert parse_head(out)[0] == 200
-        rc, out, _ = await curl("-i", url(host, "console", f"/mail?token={token}"))
+        out = await http("-i", url(host, "console", f"/mail?token={token}"))
         status, headers, _ = parse_head(out)
         assert status == 303
         assert headers["location"] == "/mail"
         assert "HttpOnly" in headers["set-cookie"]
         assert "SameSite=Strict" in headers["set-cookie"]
-        rc, out, _ = await curl("-i", "--cookie", f"portkit_console={token}", target)
+        out = await http("-i", "--cookie", f"portkit_console={token}", target)
         assert parse_head(out)[0] == 200
