@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ class PortNote:
         return dataclasses.asdict(self)
 
 
+@functools.lru_cache(maxsize=1024)
 def describe_port(kind: str, port: int, *, tls: bool = False) -> PortNote:
     """Compare ``port`` with the registry's well-known port for what ``kind`` speaks."""
     from portkit._errors import PortkitError
