@@ -55,9 +55,9 @@ def message(
     return msg
 
 
-async def send(host: Host, msg: EmailMessage) -> None:
-    """Send ``msg`` to the host's smtp application with smtplib (in a thread)."""
-    address, port = host.bound("mail")[0]
+async def send(host: Host, msg: EmailMessage, app: str = "mail") -> None:
+    """Send ``msg`` to the host's smtp application ``app`` with smtplib (in a thread)."""
+    address, port = host.bound(app)[0]
 
     def run() -> None:
         with smtplib.SMTP(address, port, timeout=10) as client:

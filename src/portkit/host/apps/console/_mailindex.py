@@ -382,7 +382,7 @@ class MailIndex:
         # timestamp tick: do not trust its time, look again next time.
         settled = time.time() - st.st_mtime_ns / 1e9 > _SETTLE
         self._dir_times[directory] = st.st_mtime_ns if settled else -1
-        return True
+        return fresh.keys() != old.keys()
 
     # -- reading ----------------------------------------------------------------------------
 
