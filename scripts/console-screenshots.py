@@ -37,8 +37,16 @@ MAILS = [
 def start(tmp: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     ready = tmp / "ready.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "portkit", "serve", "--ready-file", str(ready),
-         "--status-file", str(tmp / "status.json")],
+        [
+            sys.executable,
+            "-m",
+            "portkit",
+            "serve",
+            "--ready-file",
+            str(ready),
+            "--status-file",
+            str(tmp / "status.json"),
+        ],
         env={**os.environ, "PYTHONPATH": str(SRC)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -61,7 +69,7 @@ def traffic(apps: dict[str, str]) -> None:
         msg.set_content(f"Hello,\n\n{text}\n")
         msg.add_alternative(
             f'<div style="font-family:sans-serif"><h2 style="color:#2f6fdf">{subject}</h2>'
-            f"<p>{text}</p><p><img src=\"http://127.0.0.1:9/logo.png\" alt=\"(remote logo)\"></p></div>",
+            f'<p>{text}</p><p><img src="http://127.0.0.1:9/logo.png" alt="(remote logo)"></p></div>',
             subtype="html",
         )
         with smtplib.SMTP(host, int(port)) as client:
