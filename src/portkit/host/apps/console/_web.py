@@ -501,8 +501,10 @@ class ConsoleApp(Application):
             self._tasks.append(asyncio.create_task(self._warm()))
 
     async def _warm(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await self.refresh()
+        except Exception:  # the first request will try again, and show the error then
+            self.ctx.logger.exception("cannot read the mail store %s", self.options.maildir)
 
     async def stop(self, grace: float) -> None:
         self._stopping.set()  # live event streams end now
