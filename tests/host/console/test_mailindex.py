@@ -82,3 +82,27 @@ def test_query_parsing() -> None:
     assert q.words == ("hello",)
     assert q.read is False
     assert Query.parse('unbalanced "quote').words == ("unbalanced", '"quote')
+
+
+def test_an_arrival_older_than_the_newest_is_sorted_into_place(tmp_path: Path) -> None:
+    import os
+
+    box = Maildir(tmp_path / "demo")
+    index = MailIndex(tmp_path)
+    for n in range(3):
+        box.deliver(_raw(f"m{n}"))
+        index.refresh()  # one arrival per refresh: each goes on top
+    key = box.deliver(_raw("from the past"))
+    os.utime(box.new / key, (1_000_000_000, 1_000_000_000))  # e.g. moved in by another tool
+    box.deliver(_raw("newest"))
+    index.refresh()
+    assert [m.subject for m in index.page(0, 10)[1]] == [
+        "newest",
+        "m2",
+        "m1",
+        "m0",
+        "from the past",
+    ]
+    assert index.unread == 5
+    index.set_read(index.page(0, 1)[1][0].id, True)
+    assert index.unread == 4

@@ -117,6 +117,10 @@ class MessageMeta:
         }
 
 
+def _age(meta: MessageMeta) -> tuple[float, str]:
+    return (meta.mtime, meta.key)
+
+
 def message_id(user: str, key: str) -> str:
     """The console's ID of message ``key`` in ``user``'s Maildir (16 hex digits)."""
     return hashlib.blake2b(f"{user}/{key}".encode(), digest_size=8).hexdigest()
@@ -298,6 +302,9 @@ class MailIndex:
         self._dir_times: dict[Path, int] = {}  # new/ or cur/ -> st_mtime_ns when listed
         self._dir_keys: dict[Path, dict[str, MessageMeta]] = {}
         self.generation = 0  # grows whenever the listing changes
+        self._added: list[MessageMeta] = []  # parsed during this refresh
+        self._reordered = False  # this refresh removed or renamed messages
+        self._unread: int | None = None
 
     # -- refreshing -------------------------------------------------------------------------
 
@@ -315,6 +322,8 @@ class MailIndex:
         """Bring the index up to date; return whether anything changed."""
         with self._lock:
             changed = False
+            self._added = []
+            self._reordered = False
             seen_dirs: set[Path] = set()
             for user in self._users():
                 # cur/ first: a message moved from new/ is then found under its new name
@@ -327,13 +336,22 @@ class MailIndex:
                 for meta in self._dir_keys.pop(gone).values():
                     self._by_id.pop(meta.id, None)
                 self._dir_times.pop(gone, None)
-                changed = True
+                changed = self._reordered = True
             if changed:
-                self._newest_first = sorted(
-                    self._by_id.values(), key=lambda m: (m.mtime, m.key), reverse=True
-                )
+                self._newest_first = self._sorted()
+                self._unread = None
                 self.generation += 1
             return changed
+
+    def _sorted(self) -> list[MessageMeta]:
+        """The listing, newest first, after a change."""
+        listing = self._newest_first
+        added = sorted(self._added, key=_age, reverse=True)
+        if not self._reordered and (not listing or (added and _age(added[-1]) > _age(listing[0]))):
+            # Only new arrivals, all newer than the newest listed (the usual case while mail
+            # comes in): put them on top instead of sorting everything again.
+            return added + listing
+        return sorted(self._by_id.values(), key=_age, reverse=True)
 
     def _refresh_dir(self, user: str, directory: Path, recent: bool) -> bool:
         try:
@@ -369,8 +387,10 @@ class MailIndex:
                         recent=recent,
                         mtime=info.st_mtime,
                     )
+                    self._reordered = True
                 else:
                     meta = _meta(user, key, path, info.st_size, info.st_mtime, recent)
+                    self._added.append(meta)
             except FileNotFoundError:  # renamed or deleted while we looked
                 continue
             fresh[name] = meta
@@ -379,6 +399,7 @@ class MailIndex:
             meta = old[name]
             if self._by_id.get(meta.id) is meta:
                 del self._by_id[meta.id]
+            self._reordered = True
         self._dir_keys[directory] = fresh
         self._remember(directory, st.st_mtime_ns)
         return True
@@ -397,7 +418,9 @@ class MailIndex:
 
     @property
     def unread(self) -> int:
-        return sum(1 for m in self._newest_first if not m.read)
+        if self._unread is None:
+            self._unread = sum(1 for m in self._newest_first if not m.read)
+        return self._unread
 
     def page(self, start: int, limit: int) -> tuple[int, list[MessageMeta]]:
         """``(total, messages)``: ``limit`` messages from ``start``, newest first."""
@@ -453,6 +476,7 @@ class MailIndex:
             return None
         with self._lock:
             meta.path, meta.flags, meta.recent = entry.path, entry.flags, False
+            self._unread = None
         return meta
 
     def delete(self, idents: Iterable[str] | None = None) -> int:
