@@ -8,8 +8,8 @@ envelope headers, size, date, read flag) and refreshes it from the directories:
 - a directory whose modification time has not changed since the last look is not listed
   again (delivery, flag changes and deletion all rename a file in or out of ``new/`` or
   ``cur/``, which changes that directory's time);
-- a directory changed within the last second is looked at again next time even if its time
-  looks unchanged, because file-system timestamps are coarser than a fast writer;
+- a directory changed shortly before it was listed is listed again next time even if its
+  time looks unchanged, because file-system timestamps are coarser than a fast writer;
 - only the header block of a message new to the index is read (at most
   :data:`HEADER_LIMIT` bytes), never its body.
 
@@ -44,8 +44,9 @@ __all__ = ["Address", "MailIndex", "MessageMeta", "Query", "message_id"]
 
 #: Bytes read from the start of a message to find its header block.
 HEADER_LIMIT = 64 * 1024
-#: A directory changed more recently than this (seconds) is listed again on the next look.
-_SETTLE = 1.0
+#: A directory changed less than this (seconds) before we listed it is listed again on the
+#: next look (more than the coarsest file-system clock tick).
+_SETTLE = 0.05
 #: Body bytes a body search looks at per message.
 BODY_SEARCH_LIMIT = 1024 * 1024
 
@@ -361,18 +362,20 @@ class MailIndex:
         if self._dir_times.get(directory) == st.st_mtime_ns:
             return False
         old = self._dir_keys.get(directory, {})
+        listed_at = time.time()
         try:
-            names = {n for n in os.listdir(directory) if not n.startswith(".")}
+            names = set(os.listdir(directory))
         except FileNotFoundError:
             names = set()
         # Set arithmetic on names, not a loop over the directory: with 10,000 messages
-        # and mail arriving, most of a refresh is this comparison.
-        added = names - old.keys()
+        # and mail arriving, most of a refresh is this comparison. (Dot-files are never
+        # added, so only the new names need that check.)
+        added = {n for n in names - old.keys() if not n.startswith(".")}
         gone = old.keys() - names
         if not added and not gone:
-            self._remember(directory, st.st_mtime_ns)
+            self._remember(directory, st.st_mtime_ns, listed_at)
             return False
-        fresh = {name: old[name] for name in names - added}
+        fresh = old  # updated in place: copying 10,000 entries per arrival costs more
         for name in added:
             key = name.partition(_INFO_SEP)[0].partition(":")[0]
             path = directory / name
@@ -396,18 +399,19 @@ class MailIndex:
             fresh[name] = meta
             self._by_id[meta.id] = meta
         for name in gone:
-            meta = old[name]
+            meta = old.pop(name)
             if self._by_id.get(meta.id) is meta:
                 del self._by_id[meta.id]
             self._reordered = True
         self._dir_keys[directory] = fresh
-        self._remember(directory, st.st_mtime_ns)
+        self._remember(directory, st.st_mtime_ns, listed_at)
         return True
 
-    def _remember(self, directory: Path, mtime_ns: int) -> None:
-        # A directory changed within the settle time may change again within the same
-        # timestamp tick: do not trust its time, look again next time.
-        settled = time.time() - mtime_ns / 1e9 > _SETTLE
+    def _remember(self, directory: Path, mtime_ns: int, listed_at: float) -> None:
+        # File-system timestamps are coarse (a clock tick of a few milliseconds): a change
+        # made just after our listing, within the same tick, would leave the directory's
+        # time unchanged. So the time is trusted only if the listing began well after it.
+        settled = listed_at - mtime_ns / 1e9 > _SETTLE
         self._dir_times[directory] = mtime_ns if settled else -1
 
     # -- reading ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import hmac
 import ipaddress
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ HERE = Path(__file__).parent
 COOKIE = "portkit_console"
 #: Seconds between looks at the store and counters for the live event stream.
 TICK = 0.5
+#: How old (seconds) a look at the store may be for a live view (events, rows).
+LIVE_AGE = 0.25
 API_PAGE_MAX = 1000
 
 PAGE_CSP = (
@@ -154,6 +157,7 @@ class ConsoleApp(Application):
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._refreshing: asyncio.Lock | None = None
+        self._refreshed: float | None = None  # time.monotonic() of the last refresh
 
     # -- guard ----------------------------------------------------------------------------
 
@@ -208,13 +212,27 @@ class ConsoleApp(Application):
             raise web.HTTPNotFound(text="this console has no mail store (set maildir)\n")
         return self.index
 
-    async def refresh(self) -> MailIndex:
-        """The mail index, brought up to date (one refresh at a time, off the loop)."""
+    async def refresh(self, max_age: float = 0.0) -> MailIndex:
+        """The mail index, brought up to date; a live view accepts one ``max_age`` s old.
+
+        The first refresh reads every message's headers and runs in a thread. Later ones
+        run here, on the event loop: they list directories and read only new arrivals, and
+        in a thread they would be slower for everyone, since ``os.listdir`` gives the
+        interpreter lock up and takes it back for every name (10,000 times per mailbox),
+        each time waiting for the event loop thread.
+        """
         index = self._need_index()
         if self._refreshing is None:
             self._refreshing = asyncio.Lock()
         async with self._refreshing:
-            await asyncio.to_thread(index.refresh)
+            now = time.monotonic()
+            if self._refreshed is None:
+                await asyncio.to_thread(index.refresh)
+            elif now - self._refreshed >= max_age:
+                index.refresh()
+            else:
+                return index
+            self._refreshed = now
         return index
 
     async def _mark_read(self, request: web.Request, meta: MessageMeta) -> MessageMeta:
@@ -244,10 +262,13 @@ class ConsoleApp(Application):
 
     async def page_rows(self, request: web.Request) -> web.StreamResponse:
         """The inbox table's rows alone, for the page's live updates."""
-        return await self._inbox(request, "rows.html")
+        # Asked for right after an event told of new mail: the event's look is recent enough.
+        return await self._inbox(request, "rows.html", max_age=LIVE_AGE)
 
-    async def _inbox(self, request: web.Request, template: str) -> web.StreamResponse:
-        index = await self.refresh()
+    async def _inbox(
+        self, request: web.Request, template: str, *, max_age: float = 0.0
+    ) -> web.StreamResponse:
+        index = await self.refresh(max_age)
         size = self.options.page_size
         page = _int_arg(request, "page", 1, 1, 1_000_000)
         query = request.query.get("q", "").strip()
@@ -420,7 +441,7 @@ class ConsoleApp(Application):
         with contextlib.suppress(ConnectionError):
             while not self._stopping.is_set():
                 if self.index is not None:
-                    index = await self.refresh()
+                    index = await self.refresh(LIVE_AGE)
                     if index.generation != generation:
                         generation = index.generation
                         data = {
