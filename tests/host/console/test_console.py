@@ -242,3 +242,15 @@ async def test_a_token_is_required_when_set(tmp_path: Path) -> None:
         assert "SameSite=Strict" in headers["set-cookie"]
         out = await http("-i", "--cookie", f"portkit_console={token}", target)
         assert parse_head(out)[0] == 200
+
+
+async def test_a_huge_message_is_shown_in_part(host: Host) -> None:
+    line = "x" * 70 + "\n"
+    await send(host, message("huge", text=line * 60_000))  # about 4 MB
+    ident = _messages(await api(host, "/api/v1/messages"))[0]["ID"]
+    _, _, body = parse_head(await http("-i", url(host, "console", f"/mail/view/{ident}")))
+    assert b"Only the start is shown" in body
+    assert b"The text is longer than the page shows" in body
+    assert len(body) < 1_500_000  # 1 MiB of the text part, 256 KiB of the raw source
+    raw = await http(url(host, "console", f"/api/v1/message/{ident}/raw"))
+    assert len(raw) > 4_000_000

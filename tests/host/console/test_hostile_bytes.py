@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from portkit.host.apps.console._mailindex import MailIndex
@@ -29,6 +29,7 @@ _MESSAGES = st.lists(_HEADERS | st.binary(max_size=200), max_size=12).map(b"".jo
 
 @settings(max_examples=150, deadline=None)
 @given(raw=_MESSAGES)
+@example(raw=b"Date: not a date\r\n \x80")  # a header value with non-ASCII bytes
 def test_any_message_is_listed_and_shown(raw: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from email.message import Message
 from pathlib import Path
 
 from portkit.host.apps.mail._store import FLAG_LETTERS, Maildir, MaildirEntry, MessageGone
@@ -165,11 +166,21 @@ def read_header_block(path: Path) -> bytes:
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 
 
+def _all(headers: Message, name: str) -> list[str]:
+    # compat32 gives a Header object, not a str, for a value with non-ASCII bytes.
+    return [str(v) for v in headers.get_all(name, [])]
+
+
+def _one(headers: Message, name: str) -> str | None:
+    value = headers.get(name)
+    return None if value is None else str(value)
+
+
 def _meta(user: str, key: str, path: Path, size: int, mtime: float, recent: bool) -> MessageMeta:
     # compat32 keeps raw header strings (no eager structured parsing): hostile or
     # malformed headers cannot raise here, and decoding happens in _header_text.
     headers = _HEADER_PARSER.parsebytes(read_header_block(path))
-    froms = _addresses(headers.get_all("From", []))
+    froms = _addresses(_all(headers, "From"))
     return MessageMeta(
         id=message_id(user, key),
         user=user,
@@ -180,11 +191,11 @@ def _meta(user: str, key: str, path: Path, size: int, mtime: float, recent: bool
         flags=_flags(path.name) if not recent else frozenset(),
         recent=recent,
         sender=froms[0] if froms else None,
-        to=_addresses(headers.get_all("To", [])),
-        cc=_addresses(headers.get_all("Cc", [])),
-        subject=_header_text(headers.get("Subject")),
-        date=_parse_date(headers.get("Date"), mtime),
-        message_id=_header_text(headers.get("Message-ID")).strip("<>"),
+        to=_addresses(_all(headers, "To")),
+        cc=_addresses(_all(headers, "Cc")),
+        subject=_header_text(_one(headers, "Subject")),
+        date=_parse_date(_one(headers, "Date"), mtime),
+        message_id=_header_text(_one(headers, "Message-ID")).strip("<>"),
     )
 
 

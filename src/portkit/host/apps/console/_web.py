@@ -50,6 +50,8 @@ TICK = 0.5
 #: How old (seconds) a look at the store may be for a live view (events, rows).
 LIVE_AGE = 0.25
 API_PAGE_MAX = 1000
+#: Characters of a text part shown on a message page (the API and raw download have all).
+TEXT_PREVIEW = 1024 * 1024
 
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -293,7 +295,14 @@ class ConsoleApp(Application):
         meta = await self._message(request)
         parsed = await asyncio.to_thread(parse_message, meta.path)
         await self._mark_read(request, meta)
-        return _render("message.html", m=meta, p=parsed, active="mail", has_mail=True)
+        return _render(
+            "message.html",
+            m=meta,
+            p=parsed,
+            text_limit=TEXT_PREVIEW,
+            active="mail",
+            has_mail=True,
+        )
 
     async def message_html(self, request: web.Request) -> web.StreamResponse:
         meta = await self._message(request)
