@@ -3,6 +3,7 @@
 An application kind (``kind = "console"``) served by aiohttp, like ``web``:
 
 - ``/``: the host view, this host's applications with their ports and live counters;
+- ``/scans``: saved scans (``portkit scan -o json``) from a directory, as tables;
 - ``/mail``: the inbox of the Maildir store the ``smtp``/``pop3``/``imap`` kinds share,
   ``/mail/view/{ID}`` one message (its HTML in a sandboxed frame);
 - ``/api/v1/...``: an HTTP API shaped like Mailpit's, ``/api/host`` for the host view.
@@ -37,6 +38,9 @@ class ConsoleOptions:
         None, help="required to listen beyond loopback: clients send it as a bearer token"
     )
     page_size: int = option(50, help="messages per inbox page", min=1, max=1000)
+    scans: Path | None = option(
+        None, help="a directory of saved scans (portkit scan -o json) to show at /scans"
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +59,8 @@ class ConsoleKind:
             and not options.maildir.is_dir()
         ):
             raise where.error("maildir", f"{str(options.maildir)!r} is not a directory")
+        if options.scans is not None and not options.scans.is_dir():
+            raise where.error("scans", f"{str(options.scans)!r} is not a directory")
 
     def create(self, options: ConsoleOptions, ctx: AppContext) -> Application:
         from portkit.host.apps.console._web import ConsoleApp

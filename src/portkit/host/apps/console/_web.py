@@ -34,12 +34,13 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
-from portkit._errors import ConfigError
+from portkit._errors import ConfigError, PortkitError
 from portkit.host._app import AppContext, Application, Listener
 from portkit.host.apps.console import ConsoleOptions
 from portkit.host.apps.console._hostview import History, find_host, host_document
 from portkit.host.apps.console._mailindex import MailIndex, MessageMeta
 from portkit.host.apps.console._message import attachment_bytes, parse_message
+from portkit.host.apps.console._scans import list_scans, load_scan, scan_path
 
 __all__ = ["ConsoleApp"]
 
@@ -90,8 +91,8 @@ def _size(n: int) -> str:
 _ENV.filters["size"] = _size
 
 
-def _render(name: str, **context: Any) -> web.Response:
-    text = _ENV.get_template(name).render(**context)
+def _render(template: str, /, **context: Any) -> web.Response:
+    text = _ENV.get_template(template).render(**context)
     return web.Response(text=text, content_type="text/html", charset="utf-8")
 
 
@@ -207,6 +208,12 @@ class ConsoleApp(Application):
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    def _page(self, template: str, /, **context: Any) -> web.Response:
+        """A page, with the navigation knowing which parts this console has."""
+        context.setdefault("has_mail", self.index is not None)
+        context["has_scans"] = self.options.scans is not None
+        return _render(template, **context)
+
     # -- mail helpers ---------------------------------------------------------------------
 
     def _need_index(self) -> MailIndex:
@@ -255,11 +262,50 @@ class ConsoleApp(Application):
 
     async def page_host(self, request: web.Request) -> web.StreamResponse:
         doc = host_document(find_host(self.ctx), self.history)
-        return _render("host.html", doc=doc, active="host", has_mail=self.index is not None)
+        return self._page(
+            "host.html",
+            doc=doc,
+            active="host",
+            has_mail=self.index is not None,
+            has_scans=self.options.scans is not None,
+        )
+
+    def _scans_dir(self) -> Path:
+        if self.options.scans is None:
+            raise web.HTTPNotFound(text="this console shows no scans (set scans)\n")
+        return self.options.scans
+
+    async def page_scans(self, request: web.Request) -> web.StreamResponse:
+        directory = self._scans_dir()
+        files = await asyncio.to_thread(list_scans, directory)
+        return self._page(
+            "scans.html",
+            files=files,
+            directory=str(directory),
+            active="scans",
+            has_mail=self.index is not None,
+            has_scans=True,
+        )
+
+    async def page_scan(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = scan_path(self._scans_dir(), name)
+        if path is None:
+            raise web.HTTPNotFound(text=f"no saved scan {name!r}\n")
+        context: dict[str, Any] = {"name": name, "active": "scans", "has_scans": True}
+        context["has_mail"] = self.index is not None
+        try:
+            header, rows = await asyncio.to_thread(load_scan, path)
+        except PortkitError as exc:
+            return self._page("scan.html", error=str(exc), **context)
+        unexpected = sum(1 for r in rows if r.unexpected)
+        return self._page(
+            "scan.html", error=None, header=header, rows=rows, unexpected=unexpected, **context
+        )
 
     async def page_mail(self, request: web.Request) -> web.StreamResponse:
         if self.index is None:
-            return _render("nomail.html", active="mail", has_mail=False)
+            return self._page("nomail.html", active="mail", has_mail=False)
         return await self._inbox(request, "mail.html")
 
     async def page_rows(self, request: web.Request) -> web.StreamResponse:
@@ -278,7 +324,7 @@ class ConsoleApp(Application):
             total, messages = await asyncio.to_thread(index.search, query, (page - 1) * size, size)
         else:
             total, messages = index.page((page - 1) * size, size)
-        return _render(
+        return self._page(
             template,
             messages=messages,
             total=total,
@@ -295,7 +341,7 @@ class ConsoleApp(Application):
         meta = await self._message(request)
         parsed = await asyncio.to_thread(parse_message, meta.path)
         await self._mark_read(request, meta)
-        return _render(
+        return self._page(
             "message.html",
             m=meta,
             p=parsed,
@@ -492,6 +538,8 @@ class ConsoleApp(Application):
         r.add_get("/api/v1/message/{id}", self.api_message)
         r.add_get("/api/v1/message/{id}/raw", self.api_raw)
         r.add_get("/api/v1/search", self.api_search)
+        r.add_get("/scans", self.page_scans)
+        r.add_get("/scans/{name}", self.page_scan)
         r.add_static("/static/", HERE / "static", follow_symlinks=False)
 
     async def start(self, listeners: Sequence[Listener]) -> None:

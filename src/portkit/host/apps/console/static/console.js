@@ -163,6 +163,41 @@ function connect() {
   });
 }
 
+// -- a saved scan: filter and sort the ports table ----------------------------------------
+
+function setupScan() {
+  const table = document.getElementById("ports");
+  const filter = document.getElementById("filter");
+  if (!table) return;
+  filter.addEventListener("input", () => {
+    const words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
+    for (const row of table.tBodies[0].rows) {
+      const text = row.textContent.toLowerCase();
+      row.hidden = !words.every((w) => text.includes(w));
+    }
+  });
+  for (const [column, th] of [...table.tHead.rows[0].cells].entries()) {
+    th.tabIndex = 0;
+    const sort = () => {
+      const ascending = th.getAttribute("aria-sort") !== "ascending";
+      for (const other of table.tHead.rows[0].cells) other.removeAttribute("aria-sort");
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      const key = (row) => {
+        const cell = row.cells[column];
+        return th.dataset.sort === "num" ? Number(cell.dataset.value) : cell.textContent.trim().toLowerCase();
+      };
+      const rows = [...table.tBodies[0].rows].sort((a, b) => {
+        const x = key(a), y = key(b);
+        return (x < y ? -1 : x > y ? 1 : 0) * (ascending ? 1 : -1);
+      });
+      table.tBodies[0].append(...rows);
+    };
+    th.addEventListener("click", sort);
+    th.addEventListener("keydown", (event) => { if (event.key === "Enter") sort(); });
+  }
+}
+
+if (page === "scan") setupScan();
 if (page === "mail") setupInbox();
 if (page === "message") setupMessage();
 connect();
