@@ -53,7 +53,7 @@ async def test_demo_serves_the_site_the_login_page_and_the_video(tmp_path: Path)
     config = demo_config(tmp_path, ports=dict.fromkeys(DEMO_PORTS, 0))
     names = [app.name for app in config.apps]
     mail = importlib.util.find_spec("portkit.host.apps.mail") is not None
-    assert names == ["web", "video", *(["smtp", "pop3", "imap"] if mail else [])]
+    assert names == ["web", "video", *(["smtp", "pop3", "imap"] if mail else []), "console"]
     assert all(str(a) == "127.0.0.1:0" for app in config.apps for a in app.listen)
     host = Host(config, status_file=tmp_path / "status.json")
     await host.start()

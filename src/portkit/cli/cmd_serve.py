@@ -320,6 +320,7 @@ async def _print_when_started(host: Any, note: str = "", *, quiet: bool = False)
     schemes = {
         "web": ("http", "https"),
         "video": ("http", "https"),
+        "console": ("http", "https"),
         "smtp": ("smtp", "smtps"),
         "pop3": ("pop3", "pop3s"),
         "imap": ("imap", "imaps"),

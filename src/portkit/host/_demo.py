@@ -13,9 +13,11 @@ video      8081        8081
 smtp       25          2525
 pop3       110         1110
 imap       143         1143
+console    8025        8025
 =========  ==========  ==========
 
-(A video site has no well-known port of its own; it is HTTP, on 8081 either way.)
+(A video site has no well-known port of its own; it is HTTP, on 8081 either way. The console,
+the web view of this computer and its mail, takes Mailpit's 8025, else the next free port.)
 A port another program already holds is replaced by the development alternate, and that
 by a free port the kernel picks, so the demo computer starts whatever else runs here.
 Everything listens on 127.0.0.1. The content is written into a fresh directory: a small
@@ -52,7 +54,10 @@ DEMO_PORTS: dict[str, tuple[int, int]] = {
     "smtp": (25, 2525),
     "pop3": (110, 1110),
     "imap": (143, 1143),
+    "console": (8025, 8025),
 }
+#: Where the console looks next when 8025 is taken.
+CONSOLE_NEXT = range(8026, 8035)
 
 _INDEX = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>portkit: one computer, many ports</title></head>
@@ -136,6 +141,8 @@ def demo_ports() -> dict[str, int]:
     chosen: dict[str, int] = {}
     for app, (well_known, alternate) in DEMO_PORTS.items():
         candidates = [well_known, alternate] if root_user else [alternate]
+        if app == "console":
+            candidates = [alternate, *CONSOLE_NEXT]
         port = next((p for p in candidates if p not in chosen.values() and _can_bind(p)), None)
         if port is None:
             port = _free_port()
@@ -155,6 +162,7 @@ def demo_config(base: Path | None = None, ports: dict[str, int] | None = None) -
     mail = _mail_available()
     base = base or Path(tempfile.mkdtemp(prefix="portkit-demo-"))
     make_demo_content(base, ports, mail=mail)
+    console = f'[apps.console]\nkind = "console"\nlisten = "127.0.0.1:{ports["console"]}"\n'
     lines = [
         "[host]\ngrace = 5\n",
         f'[apps.web]\nkind = "web"\nlisten = "127.0.0.1:{ports["web"]}"\nroot = "site"\n',
@@ -168,6 +176,7 @@ def demo_config(base: Path | None = None, ports: dict[str, int] | None = None) -
             f'maildir = "mail"\nusers = {users}\ncatch_all = "demo"\n'
             for kind in ("smtp", "pop3", "imap")
         )
+    lines.append(console + ('maildir = "mail"\n' if mail else ""))
     text = "\n".join(lines)
     (base / "serve.toml").write_text(text, encoding="utf-8")
     log.info("demo content and configuration in %s", base)

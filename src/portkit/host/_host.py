@@ -31,6 +31,7 @@ import socket
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,10 @@ STATUS_INTERVAL = 1.0
 #: ``asyncio.to_thread``/``run_in_executor``, and the IDNA codec that ``getaddrinfo``
 #: uses for a host name (forward's ``to``).
 PRELOAD = ("concurrent.futures.thread", "encodings.idna")
+
+#: The hosts alive in this process, so that an application can show its siblings (the
+#: console's host view reads their status, as ``--status`` does).
+HOSTS: weakref.WeakSet[Host] = weakref.WeakSet()
 
 
 class BindError(NetworkError):
@@ -156,6 +161,7 @@ class Host:
         self._started = time.time()
         self._privileges_dropped = False
         self.reloads = 0
+        HOSTS.add(self)
 
     # -- public ---------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ __all__ = ["KIND_MODULES", "kind_names", "load_kind"]
 
 #: kind name -> module path. Adding a kind is one line here plus its module.
 KIND_MODULES: Mapping[str, str] = {
+    "console": "portkit.host.apps.console",
     "echo": "portkit.host.apps.echo",
     "exec": "portkit.host.apps.exec",
     "forward": "portkit.host.apps.forward",
