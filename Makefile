@@ -15,12 +15,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+# An editable install leaves out data files, so the manual pages are copied into the
+# environment's share/man/man1 by hand (`man portkit-scan` with the venv's bin on PATH).
+MAN_PAGES := $(wildcard man/*.1)
+
+$(VENV)/.runtime: pyproject.toml $(MAN_PAGES) | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	mkdir -p $(VENV)/share/man/man1 && cp $(MAN_PAGES) $(VENV)/share/man/man1/
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
+$(VENV)/.test: pyproject.toml $(MAN_PAGES) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	mkdir -p $(VENV)/share/man/man1 && cp $(MAN_PAGES) $(VENV)/share/man/man1/
 	touch $@ $(VENV)/.runtime
 
 venv: $(VENV)/.runtime
