@@ -390,3 +390,26 @@ async def test_forked_processes_hold_none_of_the_callers_descriptors() -> None:
     forked = [r for r in results if r.port in (2, 4)]
     assert all(mark in r.reason.split() for r in here)  # the check can see the marker
     assert not any(mark in r.reason.split() for r in forked)
+
+
+async def test_udp_datagrams_are_the_ports_probe_then_the_next_ones() -> None:
+    # CoAP's port: its request goes first (the registry names the port), then, one per
+    # re-send, the probes that come after it. Nothing answers (a socket that only reads).
+    from portkit.proto import udp_payload
+
+    port = 5683
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with silent:
+        try:
+            silent.bind(("127.0.0.4", port))
+        except OSError as exc:
+            pytest.skip(f"127.0.0.4:{port}/udp is taken here: {exc}")
+        results = await collect(scan("127.0.0.4", f"U:{port}", timeout=0.05, retries=2))
+        silent.setblocking(False)
+        got = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                got.append(silent.recv(65536))
+    assert [(r.port, r.state) for r in results] == [(port, PortState.OPEN_FILTERED)]
+    assert got == [udp_payload("coap", attempt, "127.0.0.4") for attempt in range(3)]
+    assert got[0].startswith(b"@\x01")  # a CoAP GET (RFC 7252 section 3), not a generic one

@@ -327,3 +327,16 @@ async def test_udp_echo_server_is_unknown() -> None:
         transport.close()
     assert found.service is None
     assert found.extra == "the server echoes what it is sent"
+
+
+async def test_udp_identification_takes_answers_from_any_port_of_the_target_only() -> None:
+    # A TFTP server answers from a new port (RFC 1350 section 4); another host's
+    # datagram that reaches the probing socket is no answer at all.
+    from portkit.scan._identify_udp import _UdpProtocol
+
+    proto = _UdpProtocol("::1")
+    proto.datagram_received(b"other host", ("::2", 69, 0, 0))
+    proto.datagram_received(b"new port", ("0:0::1", 40001, 0, 0))
+    proto.datagram_received(b"other v4 host", ("127.0.0.1", 69))
+    assert proto.queue.get_nowait() == b"new port"
+    assert proto.queue.empty()

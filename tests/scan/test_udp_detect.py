@@ -132,3 +132,49 @@ def test_udp_dns_in_nmap_xml_as_nmap_writes_it(udp_daemons: str) -> None:
     assert (state.get("state"), state.get("reason")) == ("open", "udp-response")
     assert (service.get("name"), service.get("product")) == ("domain", "dnsmasq")
     assert service.get("method") == "probed"
+
+
+TFTP_PORT = 16969
+
+
+@pytest.fixture
+def tftpd(netns: str, tmp_path: Path) -> Iterator[str]:
+    """Debian's tftpd-hpa inside ``netns`` on 127.0.0.1:TFTP_PORT; the namespace.
+
+    in.tftpd answers each request from a new port of its own (RFC 1350 section 4), and
+    wants an interface other than loopback to exist: a veth pair, both ends inside.
+    """
+    binary = _need("in.tftpd")
+    ip = ["ip", "netns", "exec", netns, "ip"]
+    subprocess.run([*ip, "link", "add", "pkt0", "type", "veth", "peer", "name", "pkt1"],
+                   check=True)  # fmt: skip
+    subprocess.run([*ip, "addr", "add", "192.0.2.1/24", "dev", "pkt0"], check=True)
+    for dev in ("pkt0", "pkt1"):
+        subprocess.run([*ip, "link", "set", dev, "up"], check=True)
+    root = tmp_path / "root"
+    root.mkdir()
+    tmp_path.chmod(0o755)
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", netns, binary, "-L", "-a", f"127.0.0.1:{TFTP_PORT}",
+         "-s", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not _bound(netns, TFTP_PORT):
+            assert time.monotonic() < deadline, "in.tftpd did not bind in 20 s"
+            time.sleep(0.05)  # polling the daemon's own socket, bounded above
+        yield netns
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_tftp_answering_from_a_new_port_is_named(tftpd: str) -> None:
+    # Port 16969 is not TFTP's in the registry: every UDP probe goes out, TFTP's among them.
+    proc = _scan(tftpd, "-p", f"U:{TFTP_PORT}", "--detect", "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    (port,) = json.loads(proc.stdout)["hosts"][0]["ports"]
+    assert (port["state"], port["reason"]) == ("open", "udp-response")
+    assert port["identified"]["service"] == "tftp"
+    assert port["identified"]["extra"].startswith("error ")  # its ERROR packet, judged

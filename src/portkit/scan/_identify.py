@@ -50,7 +50,7 @@ from portkit.proto import (
     tls_name,
     wants_tls_first,
 )
-from portkit.proto.http import HTTP_GET
+from portkit.proto.http import HTTP_GET, HTTP_GET_VERSION
 from portkit.proto.mail import SMTP_EHLO
 from portkit.proto.starttls import STARTTLS_PROTOCOLS, StartTlsClient
 from portkit.scan._channel import (
@@ -456,7 +456,9 @@ async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
     A plain answer that says "this is a TLS port" (nginx's 400 page) is confirmed with a
     handshake. A server recognised only from its reaction to another protocol's probe
     (RabbitMQ answering an HTTP request with its AMQP header) is asked once with its own
-    probe, which names the product.
+    probe, which names the product. An HTTP server that named no product is asked
+    ``GET /version``: etcd, Docker and Kubernetes answer ``GET /`` with a bare 404, and
+    their version document names them.
     """
     if found.service is None or found.tls is not None or ladder.remaining() <= 0:
         return found
@@ -468,6 +470,8 @@ async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
         return inner if inner is not None else found
     if found.product is not None:
         return found
+    if found.service == "http" and found.probe != HTTP_GET_VERSION.name:
+        return await _version_document(ladder, found)
     own = next((p for p in TCP_PROBES if found.service in p.services), None)
     if own is None or own.name == found.probe:
         return found
@@ -476,6 +480,16 @@ async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
         return found
     better = ladder.result(got.match, own.name, got.data)
     return better if better.product or better.version else found
+
+
+async def _version_document(ladder: _Ladder, found: Identification) -> Identification:
+    """``found`` (HTTP, no product) named better by the server's answer to ``GET /version``."""
+    got = await _probe_once(ladder, HTTP_GET_VERSION)
+    if got is None or got.match is None:
+        return found
+    better = ladder.result(got.match, HTTP_GET_VERSION.name, got.data)
+    # A web server's 404 page for /version says no more than its / did: keep the first.
+    return better if better.product else found
 
 
 async def _try_tls(ladder: _Ladder, chan: Channel) -> Identification | None:

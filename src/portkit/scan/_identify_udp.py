@@ -1,14 +1,23 @@
 """UDP identification: the probes likely for the port, then every other one at once.
 
 A UDP server answers only a request it understands. :func:`identify_udp` sends the
-catalogue's UDP probes (``portkit.proto.UDP_PROBES``) from one connected socket in
-rounds, and judges every datagram that comes back with every UDP matcher.
+catalogue's UDP probes (``portkit.proto.UDP_PROBES``) from one socket in rounds, and
+judges every datagram that comes back with every UDP matcher.
+
+The socket is not connected: a connected UDP socket only takes datagrams from the
+port it sent to, and some servers answer from another one (TFTP, RFC 1350 section 4:
+each transfer gets a new port, its transfer ID). Datagrams from any port of the
+target's address are taken; datagrams from other addresses are not. ICMP port
+unreachable, which Linux reports only to connected sockets by default, is asked for
+with ``IP_RECVERR`` (ip(7)) so a closed port is still told apart from a silent one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 
 from portkit._errors import ConnectionRefused, NetworkError
 from portkit.proto import UDP_PROBES, Match, Probe, matchers_for, probes_for
@@ -22,12 +31,25 @@ UDP_WAIT = 0.6
 
 _UDP_MATCHERS = tuple(dict.fromkeys(m for p in UDP_PROBES for m in matchers_for(p)))
 
+# <linux/in.h> and <linux/in6.h>; the socket module does not name them.
+_IP_RECVERR = 11
+_IPV6_RECVERR = 25
+
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
+    """Datagrams from any port of ``host``, and the socket's errors."""
+
+    def __init__(self, host: str) -> None:
+        self.host = ipaddress.ip_address(host)
         self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue(maxsize=64)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        try:
+            sender = ipaddress.ip_address(str(addr[0]).partition("%")[0])
+        except ValueError:
+            return
+        if sender != self.host:
+            return  # only the target's answers, from whichever of its ports
         with contextlib.suppress(asyncio.QueueFull):  # a flood: keep the first ones
             self.queue.put_nowait(data[: 16 * 1024])
 
@@ -55,13 +77,45 @@ def _udp_probe_of(sent: list[tuple[Probe, bytes]], service: str | None) -> str:
     return next((p.name for p, _ in sent if service in p.services), sent[0][0].name)
 
 
+async def _address(host: str, port: int) -> tuple[str, int]:
+    """``host`` as the numeric address to send to and to take answers from."""
+    try:
+        return (str(ipaddress.ip_address(host.partition("%")[0])), port)
+    except ValueError:
+        pass
+    # A name (the scan hands over addresses; probe may be given a name): its first address.
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise NetworkError(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
+    return (str(infos[0][4][0]), port)
+
+
+def _unconnected(address: tuple[str, int]) -> socket.socket:
+    """A non-blocking UDP socket on any port, told ICMP errors (IP_RECVERR)."""
+    v6 = ipaddress.ip_address(address[0]).version == 6
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+        sock.bind(("::" if v6 else "0.0.0.0", 0))  # the local end: any address, any port
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 async def identify_udp(
     host: str, port: int, expected: str | None, deadline: float
 ) -> Identification:
     loop = asyncio.get_running_loop()
+    address = await _address(host, port)
     try:
         transport, proto = await loop.create_datagram_endpoint(
-            _UdpProtocol, remote_addr=(host, port)
+            lambda: _UdpProtocol(address[0]), sock=_unconnected(address)
         )
     except OSError as exc:
         raise NetworkError(f"cannot reach {where(host, port)}/udp: {exc.strerror or exc}") from None
@@ -73,7 +127,12 @@ async def identify_udp(
                 break
             sent = [(probe, probe.build(host)) for probe in round_]
             for _probe, payload in sent:
-                transport.sendto(payload)
+                try:
+                    transport.sendto(payload, address)
+                except OSError as exc:
+                    raise NetworkError(
+                        f"cannot reach {where(host, port)}/udp: {exc.strerror or exc}"
+                    ) from None
             end = min(loop.time() + UDP_WAIT, deadline)
             while True:
                 try:
