@@ -11,7 +11,8 @@ whether the server is better named by another service than ``http``:
   object of their own shape; InfluxDB adds ``X-Influxdb-Version`` to every response.
 - ``consul``: HashiCorp Consul's HTTP API adds ``X-Consul-*`` headers (``X-Consul-Index``,
   ``X-Consul-Knownleader``, ``X-Consul-Default-Acl-Policy``) to its answers, and
-  ``/v1/agent/self`` holds ``{"Config": {"Version": ...}}``.
+  ``/v1/agent/self`` holds ``{"Config": {"Version": ...}}``; with its web UI turned off
+  the agent answers ``GET /`` with a text page that begins "Consul Agent".
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def classify(head: Head, body: bytes) -> Classified | None:
         )
     if head.start_line.split(" ")[1:2] == ["407"] and "proxy-authenticate" in headers:
         return Classified(service="http-proxy")
-    if any(key.startswith("x-consul-") for key in headers):
+    if any(key.startswith("x-consul-") for key in headers) or body.startswith(b"Consul Agent"):
         return Classified(service="consul", product="Consul", version=_consul_version(body))
     influx = headers.get("x-influxdb-version")
     if influx is not None:
