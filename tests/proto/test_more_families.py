@@ -7,6 +7,8 @@ the near misses that must not be claimed.
 
 from __future__ import annotations
 
+import dns.message
+import dns.rrset
 import pytest
 
 from portkit.proto import (
@@ -26,7 +28,7 @@ from portkit.proto.dtls import DTLS_CLIENT_HELLO
 from portkit.proto.epmd import EPMD_PORT_PLEASE
 from portkit.proto.ike import IKE_SA_INIT, SPI
 from portkit.proto.jetdirect import PJL_INFO_ID
-from portkit.proto.mdns import MDNS_QUERY
+from portkit.proto.mdns import LLMNR_QUERY, MDNS_QUERY
 from portkit.proto.mssql import MSSQL_PRELOGIN
 from portkit.proto.netbios import TRANSACTION, WILDCARD
 from portkit.proto.openvpn import SESSION
@@ -675,3 +677,24 @@ def test_pjl_needs_the_echoed_command_and_a_model() -> None:
     assert isinstance(judge("jetdirect", b"@PJL INFO ID\r\n", final=False), NeedMore)
     assert isinstance(judge("jetdirect", b"@PJL INFO ID\r\n"), NoMatch)
     assert isinstance(judge("jetdirect", b"@PJL INFO STATUS\r\nCODE=10001\r\n"), NoMatch)
+
+
+def test_llmnr_answer_to_our_query_only() -> None:
+    query = dns.message.from_wire(LLMNR_QUERY.build("192.0.2.1"))
+    assert str(query.question[0].name) == "1.2.0.192.in-addr.arpa."
+    answer = dns.message.make_response(query)
+    answer.answer.append(dns.rrset.from_text(query.question[0].name, 30, "IN", "PTR", "labhost."))
+    wire = answer.to_wire()
+    found = judge("llmnr", wire)
+    assert isinstance(found, Match)
+    assert (found.service, found.extra) == ("llmnr", "name labhost.")
+    udp = [p.matchers[0] for p in UDP_PROBES]
+    assert [m for m in udp if isinstance(judge(m, wire), Match)] == ["llmnr"]
+    mdns = dns.message.from_wire(MDNS_QUERY.build("192.0.2.1"))
+    other = dns.message.make_response(mdns)
+    other.answer.append(dns.rrset.from_text(mdns.question[0].name, 30, "IN", "PTR", "labhost."))
+    assert isinstance(judge("llmnr", other.to_wire()), NoMatch)  # the mDNS probe's answer
+    assert isinstance(judge("llmnr", dns.message.make_response(query).to_wire()), NoMatch)
+    status = bytearray(wire)
+    status[2] |= 0x10  # opcode 2 (STATUS): not an LLMNR response
+    assert isinstance(judge("llmnr", bytes(status)), NoMatch)

@@ -39,7 +39,7 @@ from portkit.proto.kafka import KAFKA, KAFKA_API_VERSIONS
 from portkit.proto.ldap import LDAP, LDAP_ROOTDSE
 from portkit.proto.lpd import LPD, LPD_QUEUE_STATE
 from portkit.proto.mail import IMAP, POP3, SMTP, SMTP_EHLO
-from portkit.proto.mdns import MDNS, MDNS_QUERY
+from portkit.proto.mdns import LLMNR, LLMNR_QUERY, MDNS, MDNS_QUERY
 from portkit.proto.memcached import (
     MEMCACHED,
     MEMCACHED_UDP,
@@ -110,7 +110,7 @@ MATCHERS: dict[str, Matcher] = {
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
         TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
         ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC, FINGER, DTLS,
-        SOCKS4, LPD, TNS, JETDIRECT,
+        SOCKS4, LPD, TNS, JETDIRECT, LLMNR,
     )
 }  # fmt: skip
 
@@ -180,6 +180,7 @@ UDP_PROBES: tuple[Probe, ...] = (
     NETBIOS_NBSTAT,
     COAP_DISCOVER,
     MDNS_QUERY,
+    LLMNR_QUERY,
     IKE_SA_INIT,
     RADIUS_ACCESS_REQUEST,
     SSDP_SEARCH,
