@@ -292,6 +292,19 @@ def _lpd(d: Path, port: int) -> list[str]:
     return ["sh", "-c", script]
 
 
+def _rsyslog(d: Path, port: int) -> list[str]:
+    # Syslog over RELP (imrelp), the one syslog transport that answers; plain syslog
+    # over TCP on the next port, which never does (it stays open, unnamed).
+    conf = _write(
+        d / "rsyslog.conf",
+        f'global(workDirectory="{d}")\nmodule(load="imrelp")\nmodule(load="imtcp")\n'
+        f'input(type="imrelp" port="{port}" address="{HOST}")\n'
+        f'input(type="imtcp" port="{port + 1}" address="{HOST}")\n'
+        f'*.* action(type="omfile" file="{d / "messages"}")\n',
+    )
+    return ["/usr/sbin/rsyslogd", "-n", "-f", str(conf), "-i", str(d / "pid")]
+
+
 def _zookeeper(d: Path, port: int) -> list[str]:
     # Debian's defaults otherwise: only "srvr" among the four-letter words.
     conf = _write(
@@ -363,6 +376,8 @@ SERVERS = (
     Server("dante-socks5", "/usr/sbin/danted", 1082, "tcp", "socks5-greeting", "socks5", "",
            "", _danted),
     Server("lpd", "/usr/sbin/lpd", 515, "tcp", "lpd-queue-state", "printer", "", "", _lpd),
+    Server("rsyslog-relp", "/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so", 2514, "tcp",
+           "relp-open", "relp", "librelp", "1.11.0", _rsyslog),
     Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",
            _charon),
 )  # fmt: skip

@@ -33,6 +33,7 @@ from portkit.proto.mssql import MSSQL_PRELOGIN
 from portkit.proto.netbios import TRANSACTION, WILDCARD
 from portkit.proto.openvpn import SESSION
 from portkit.proto.quic import QUIC_VERSION_PROBE
+from portkit.proto.relp import RELP_OPEN
 from portkit.proto.socks import SOCKS4_CONNECT
 from portkit.proto.stun import MAGIC
 from portkit.proto.stun import TRANSACTION as STUN_ID
@@ -698,3 +699,16 @@ def test_llmnr_answer_to_our_query_only() -> None:
     status = bytearray(wire)
     status[2] |= 0x10  # opcode 2 (STATUS): not an LLMNR response
     assert isinstance(judge("llmnr", bytes(status)), NoMatch)
+
+
+def test_relp_response_must_answer_transaction_one_and_end_with_its_trailer() -> None:
+    fixture = b"1 rsp 21 200 OK\nrelp_version=0\n"
+    found = drip("relp", fixture)
+    assert isinstance(found, Match)
+    assert (found.service, found.product, found.extra) == ("relp", None, "syslog; 200 OK")
+    assert isinstance(judge("relp", fixture[:-1] + b"x"), NoMatch)  # no LF trailer
+    assert isinstance(judge("relp", b"2" + fixture[1:]), NoMatch)  # not our transaction
+    assert isinstance(judge("relp", b"1 rsp 9x3 200 OK\n"), NoMatch)
+    assert isinstance(judge("relp", b"1 rsp 0\n"), NoMatch)  # a rsp carries a status
+    assert isinstance(judge("relp", b"1 rsp 12", final=False), NeedMore)
+    assert isinstance(judge("relp", RELP_OPEN.build("x")), NoMatch)  # an echo

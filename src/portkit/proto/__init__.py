@@ -59,6 +59,7 @@ from portkit.proto.quic import QUIC, QUIC_VERSION_PROBE
 from portkit.proto.radius import RADIUS, RADIUS_ACCESS_REQUEST
 from portkit.proto.rdp import RDP, RDP_NEGOTIATE
 from portkit.proto.redis import REDIS, REDIS_PING
+from portkit.proto.relp import RELP, RELP_OPEN
 from portkit.proto.rsync import RSYNC
 from portkit.proto.rtsp import RTSP, RTSP_OPTIONS
 from portkit.proto.sip import SIP, SIP_OPTIONS_TCP, SIP_OPTIONS_UDP
@@ -110,7 +111,7 @@ MATCHERS: dict[str, Matcher] = {
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
         TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
         ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC, FINGER, DTLS,
-        SOCKS4, LPD, TNS, JETDIRECT, LLMNR,
+        SOCKS4, LPD, TNS, JETDIRECT, LLMNR, RELP,
     )
 }  # fmt: skip
 
@@ -164,6 +165,7 @@ TCP_PROBES: tuple[Probe, ...] = (
     FINGER_LIST,
     LPD_QUEUE_STATE,
     PJL_INFO_ID,
+    RELP_OPEN,
     # Only worth sending where the registry expects etcd, Docker or Kubernetes: anywhere
     # else the GET above has already answered.
     HTTP_GET_VERSION,
