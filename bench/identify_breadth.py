@@ -45,6 +45,8 @@ ALIASES = {
     "svn": {"svn", "svnserve"},
     "ident": {"ident", "auth"},
     "socks5": {"socks5", "socks"},
+    "socks4": {"socks4", "socks"},
+    "printer": {"printer", "lpd"},
     "etcd-client": {"etcd-client", "etcd", "http"},
     "stun": {"stun", "turn"},
     "http-proxy": {"http-proxy", "squid-http"},

@@ -268,6 +268,43 @@ def _dtls(d: Path, port: int) -> list[str]:
             "-key", str(key), "-quiet"]  # fmt: skip
 
 
+def _danted(d: Path, port: int) -> list[str]:
+    # Dante answers SOCKS 4 and 5; every request is refused, so it connects nowhere.
+    conf = _write(
+        d / "danted.conf",
+        f"logoutput: stderr\ninternal: {HOST} port = {port}\nexternal: {HOST}\n"
+        "socksmethod: none\nclientmethod: none\nuser.unprivileged: nobody\n"
+        f"client pass {{ from: {HOST}/8 to: 0.0.0.0/0 }}\n"
+        "socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n",
+    )
+    return ["/usr/sbin/danted", "-f", str(conf)]
+
+
+def _lpd(d: Path, port: int) -> list[str]:
+    # BSD lpd always detaches (and leaves the caller's process group); the shell stays
+    # in the group, watches the pid lpd writes to its lock file, and passes on SIGTERM.
+    # Debian's hosts.lpd lists no host, so lpd refuses every query, naming itself.
+    script = (
+        f"/usr/sbin/lpd -b {HOST} {port} || exit 1; sleep 0.5; "
+        "pid=$(head -n 1 /var/spool/lpd/lpd.lock); trap 'kill $pid; exit 0' TERM; "
+        'while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done'
+    )
+    return ["sh", "-c", script]
+
+
+def _rsyslog(d: Path, port: int) -> list[str]:
+    # Syslog over RELP (imrelp), the one syslog transport that answers; plain syslog
+    # over TCP on the next port, which never does (it stays open, unnamed).
+    conf = _write(
+        d / "rsyslog.conf",
+        f'global(workDirectory="{d}")\nmodule(load="imrelp")\nmodule(load="imtcp")\n'
+        f'input(type="imrelp" port="{port}" address="{HOST}")\n'
+        f'input(type="imtcp" port="{port + 1}" address="{HOST}")\n'
+        f'*.* action(type="omfile" file="{d / "messages"}")\n',
+    )
+    return ["/usr/sbin/rsyslogd", "-n", "-f", str(conf), "-i", str(d / "pid")]
+
+
 def _zookeeper(d: Path, port: int) -> list[str]:
     # Debian's defaults otherwise: only "srvr" among the four-letter words.
     conf = _write(
@@ -334,6 +371,13 @@ SERVERS = (
            _fingerd),
     Server("openssl-dtls", "/usr/bin/openssl", 4433, "udp", "dtls-client-hello", "dtls", "",
            "", _dtls),
+    Server("dante-socks4", "/usr/sbin/danted", 1081, "tcp", "socks4-connect", "socks4", "",
+           "", _danted),
+    Server("dante-socks5", "/usr/sbin/danted", 1082, "tcp", "socks5-greeting", "socks5", "",
+           "", _danted),
+    Server("lpd", "/usr/sbin/lpd", 515, "tcp", "lpd-queue-state", "printer", "", "", _lpd),
+    Server("rsyslog-relp", "/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so", 2514, "tcp",
+           "relp-open", "relp", "librelp", "1.11.0", _rsyslog),
     Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",
            _charon),
 )  # fmt: skip

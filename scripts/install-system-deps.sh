@@ -6,7 +6,8 @@
 # NTPsec, TigerVNC, xrdp, Samba, RabbitMQ, lighttpd, Redis, memcached), and the servers of
 # the less common families (lab/breadth.py: Squid, Tinyproxy, CUPS, ngIRCd, InspIRCd,
 # Prosody, svnserve, oidentd, beanstalkd, microsocks, etcd, node exporter, InfluxDB,
-# tftpd-hpa, coturn, libcoap, FreeRADIUS, Avahi, strongSwan, OpenVPN).
+# tftpd-hpa, coturn, libcoap, FreeRADIUS, Avahi, strongSwan, OpenVPN, Dante, BSD lpd,
+# rsyslog with RELP).
 #
 # Nothing is started in the host's namespace: a temporary policy-rc.d refuses every
 # service start during the install, and postfix is preseeded to "No configuration".
@@ -24,6 +25,7 @@ packages=(
   squid tinyproxy cups-daemon ngircd inspircd prosody subversion oidentd beanstalkd
   microsocks etcd-server prometheus-node-exporter influxdb tftpd-hpa coturn libcoap3-bin
   freeradius avahi-daemon strongswan-charon openvpn rsync git fingerd finger
+  dante-server lpr rsyslog-relp
   chromium ffmpeg
 )
 

@@ -14,7 +14,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = [p.read_bytes() for p in sorted(FIXTURES.glob("*.bin"))]
 DATAGRAM_MATCHERS = (
     "dns-udp", "ntp", "snmp", "tftp", "stun", "coap", "netbios-ns", "radius", "mdns", "ike",
-    "ssdp", "quic", "dtls",
+    "ssdp", "quic", "dtls", "llmnr",
 )  # fmt: skip
 STREAM_MATCHERS = [m for name, m in MATCHERS.items() if name not in DATAGRAM_MATCHERS]
 

@@ -48,6 +48,10 @@ SERVERS = {
     "influxdb": (28999, "http", "InfluxDB"),
     "git-daemon": (29418, "git", ""),
     "fingerd": (20079, "finger", ""),
+    "dante-socks4": (21081, "socks4", ""),
+    "dante-socks5": (21082, "socks5", ""),
+    "lpd": (20515, "printer", ""),
+    "rsyslog-relp": (22514, "relp", "librelp"),
     # UDP without a hint: each probe gets its turn, so only the first few families fit the
     # default budget (the registry's service goes first where there is one).
     "coturn": (23478, "stun", "Coturn"),

@@ -7,6 +7,8 @@ the near misses that must not be claimed.
 
 from __future__ import annotations
 
+import dns.message
+import dns.rrset
 import pytest
 
 from portkit.proto import (
@@ -25,13 +27,17 @@ from portkit.proto.coap import MESSAGE_ID
 from portkit.proto.dtls import DTLS_CLIENT_HELLO
 from portkit.proto.epmd import EPMD_PORT_PLEASE
 from portkit.proto.ike import IKE_SA_INIT, SPI
-from portkit.proto.mdns import MDNS_QUERY
+from portkit.proto.jetdirect import PJL_INFO_ID
+from portkit.proto.mdns import LLMNR_QUERY, MDNS_QUERY
 from portkit.proto.mssql import MSSQL_PRELOGIN
 from portkit.proto.netbios import TRANSACTION, WILDCARD
 from portkit.proto.openvpn import SESSION
 from portkit.proto.quic import QUIC_VERSION_PROBE
+from portkit.proto.relp import RELP_OPEN
+from portkit.proto.socks import SOCKS4_CONNECT
 from portkit.proto.stun import MAGIC
 from portkit.proto.stun import TRANSACTION as STUN_ID
+from portkit.proto.tns import TNS_CONNECT
 
 
 def judge(name: str, data: bytes, final: bool = True) -> Match | NoMatch | NeedMore:
@@ -514,3 +520,195 @@ def test_dtls_records_only() -> None:
     assert found.extra == "DTLS 1.2; alert 40"
     tls = b"\x15\x03\x03" + bytes(8) + b"\x00\x02\x02\x28"  # TLS's version, not DTLS's
     assert isinstance(judge("dtls", tls), NoMatch)
+
+
+# ---- SOCKS 4, LPD, Oracle TNS, JetDirect, Consul: answers built from the documents ------
+#
+# None of these has a second server in Debian (Oracle, HP printers, Consul, CouchDB and
+# Elasticsearch have none at all): each answer below is what the protocol's document
+# says the server sends, checked like a fixture: all at once and byte by byte, and
+# claimed by exactly one matcher.
+
+_TNS_REFUSE_DATA = (
+    b"(DESCRIPTION=(TMP=)(VSNNUM=318767104)(ERR=12514)(ERROR_STACK=(ERROR=(CODE=12514)(EMFI=4))))"
+)
+_TNS_REFUSE = (
+    (8 + 4 + len(_TNS_REFUSE_DATA)).to_bytes(2, "big") + b"\x00\x00\x04\x00\x00\x00"
+    + b"\x22\x00" + len(_TNS_REFUSE_DATA).to_bytes(2, "big") + _TNS_REFUSE_DATA
+)  # fmt: skip
+_COUCH_BODY = (
+    b'{"couchdb":"Welcome","version":"3.3.2","git_sha":"11a234070","uuid":"0f4d0a0b",'
+    b'"features":["access-ready","partitioned","reshard","scheduler"],'
+    b'"vendor":{"name":"The Apache Software Foundation"}}\n'
+)
+_ES_BODY = (
+    b'{\n  "name" : "node-1",\n  "cluster_name" : "elasticsearch",\n  "cluster_uuid" : "x",\n'
+    b'  "version" : {\n    "number" : "8.11.1",\n    "build_flavor" : "default",\n'
+    b'    "lucene_version" : "9.8.0"\n  },\n  "tagline" : "You Know, for Search"\n}\n'
+)
+_OS_BODY = (
+    b'{"name":"n1","cluster_name":"docker-cluster","version":{"distribution":"opensearch",'
+    b'"number":"2.11.0","lucene_version":"9.7.0"},'
+    b'"tagline":"The OpenSearch Project: https://opensearch.org/"}'
+)
+_CONSUL_SELF = b'{"Config":{"Datacenter":"dc1","NodeName":"n1","Server":true,"Version":"1.16.1"}}'
+
+
+def _json_response(body: bytes, headers: bytes = b"") -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + headers
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+
+
+SPEC_ANSWERS = {
+    "socks4-granted": ("socks4", b"\x00\x5a\x00\x00\x00\x00\x00\x00", "socks4", None, None),
+    "socks4-identd": ("socks4", b"\x00\x5c\x00\x00\x00\x00\x00\x00", "socks4", None, None),
+    "lpd-no-entries": ("lpd", b"no entries\n", "printer", None, None),
+    "lpd-unknown": ("lpd", b"lpd: lp: unknown printer\n", "printer", None, None),
+    "lpd-lprng": (
+        "lpd",
+        b"Printer: lp@print1 'Laser'\n Queue: no printable jobs in queue\n",
+        "printer",
+        None,
+        None,
+    ),
+    "tns-refuse": (
+        "oracle-tns",
+        _TNS_REFUSE,
+        "oracle-tns",
+        "Oracle TNS listener",
+        "19.0.0.0.0",
+    ),
+    "tns-resend": (
+        "oracle-tns",
+        b"\x00\x08\x00\x00\x0b\x00\x00\x00",
+        "oracle-tns",
+        "Oracle TNS listener",
+        None,
+    ),
+    "pjl-info-id": (
+        "jetdirect",
+        b'@PJL INFO ID\r\n"HP LaserJet 4250"\r\n\x0c',
+        "jetdirect",
+        "HP LaserJet 4250",
+        None,
+    ),
+    "couchdb": (
+        "http",
+        _json_response(_COUCH_BODY, b"Server: CouchDB/3.3.2 (Erlang OTP/25)\r\n"),
+        "http",
+        "CouchDB",
+        "3.3.2",
+    ),
+    "elasticsearch": (
+        "http",
+        _json_response(_ES_BODY, b"X-elastic-product: Elasticsearch\r\n"),
+        "http",
+        "Elasticsearch",
+        "8.11.1",
+    ),
+    "opensearch": ("http", _json_response(_OS_BODY), "http", "OpenSearch", "2.11.0"),
+    "consul-agent-self": (
+        "http",
+        _json_response(
+            _CONSUL_SELF, b"Vary: Accept-Encoding\r\nX-Consul-Default-Acl-Policy: allow\r\n"
+        ),
+        "consul",
+        "Consul",
+        "1.16.1",
+    ),
+    "consul-ui-disabled": (
+        "http",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8"
+        b"\r\nContent-Length: 24\r\n\r\nConsul Agent: UI disabled",
+        "consul",
+        "Consul",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_ANSWERS))
+def test_documented_answers_are_named_by_exactly_one_matcher(name: str) -> None:
+    matcher, data, service, product, version = SPEC_ANSWERS[name]
+    found = judge(matcher, data)
+    assert isinstance(found, Match), found
+    assert (found.service, found.product, found.version) == (service, product, version)
+    assert drip(matcher, data) == found
+    udp = {p.matchers[0] for p in UDP_PROBES}
+    claims = [m for m in MATCHERS if m not in udp and isinstance(judge(m, data), Match)]
+    assert claims == [matcher]
+
+
+def test_socks4_reply_is_eight_bytes_then_silence() -> None:
+    reply = b"\x00\x5b\x00\x00\x00\x00\x00\x00"
+    assert isinstance(judge("socks4", reply, final=False), NeedMore)
+    assert isinstance(judge("socks4", reply + b"\x00"), NoMatch)  # not a SOCKS 4 reply
+    assert isinstance(judge("socks4", b"\x00\x5b\x00\x00"), NoMatch)  # cut short
+    assert isinstance(judge("socks4", b"\x00\x00\x00\x00\x00\x00\x00\x00"), NoMatch)
+    probe = SOCKS4_CONNECT.build("x")
+    assert probe[:8] == b"\x04\x01\x00\x00\x7f\x00\x00\x01"  # port 0 on the proxy's loopback
+    assert isinstance(judge("socks4", probe), NoMatch)  # an echo is not a reply
+
+
+def test_lpd_does_not_claim_other_text() -> None:
+    for data in (b"-ERR unknown\r\n", b"No one logged on.\r\n", b"\x03lp\n", b"lp\n"):
+        assert isinstance(judge("lpd", data), NoMatch), data
+
+
+def test_tns_connect_is_a_well_formed_packet_and_not_an_answer() -> None:
+    connect = TNS_CONNECT.build("x")
+    assert int.from_bytes(connect[:2], "big") == len(connect)
+    assert connect[4] == 1  # CONNECT
+    offset = int.from_bytes(connect[26:28], "big")
+    size = int.from_bytes(connect[24:26], "big")
+    assert connect[offset : offset + size] == b"(CONNECT_DATA=(COMMAND=version))"
+    assert isinstance(judge("oracle-tns", connect), NoMatch)  # an echo is not an answer
+    # A REFUSE without a descriptor, or with a checksum, is not a listener's.
+    bare = b"\x00\x0c\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00"
+    assert isinstance(judge("oracle-tns", bare), NoMatch)
+    assert isinstance(judge("oracle-tns", _TNS_REFUSE[:6] + b"\x12\x34" + _TNS_REFUSE[8:]), NoMatch)
+    accept = b"\x00\x20\x00\x00\x02\x00\x00\x00\x01\x3a" + bytes(22)
+    found = judge("oracle-tns", accept)
+    assert isinstance(found, Match)
+    assert found.extra == "accepted, protocol version 314"
+
+
+def test_pjl_needs_the_echoed_command_and_a_model() -> None:
+    assert isinstance(judge("jetdirect", PJL_INFO_ID.build("x")), NoMatch)  # an echo
+    assert isinstance(judge("jetdirect", b"@PJL INFO ID\r\n", final=False), NeedMore)
+    assert isinstance(judge("jetdirect", b"@PJL INFO ID\r\n"), NoMatch)
+    assert isinstance(judge("jetdirect", b"@PJL INFO STATUS\r\nCODE=10001\r\n"), NoMatch)
+
+
+def test_llmnr_answer_to_our_query_only() -> None:
+    query = dns.message.from_wire(LLMNR_QUERY.build("192.0.2.1"))
+    assert str(query.question[0].name) == "1.2.0.192.in-addr.arpa."
+    answer = dns.message.make_response(query)
+    answer.answer.append(dns.rrset.from_text(query.question[0].name, 30, "IN", "PTR", "labhost."))
+    wire = answer.to_wire()
+    found = judge("llmnr", wire)
+    assert isinstance(found, Match)
+    assert (found.service, found.extra) == ("llmnr", "name labhost.")
+    udp = [p.matchers[0] for p in UDP_PROBES]
+    assert [m for m in udp if isinstance(judge(m, wire), Match)] == ["llmnr"]
+    mdns = dns.message.from_wire(MDNS_QUERY.build("192.0.2.1"))
+    other = dns.message.make_response(mdns)
+    other.answer.append(dns.rrset.from_text(mdns.question[0].name, 30, "IN", "PTR", "labhost."))
+    assert isinstance(judge("llmnr", other.to_wire()), NoMatch)  # the mDNS probe's answer
+    assert isinstance(judge("llmnr", dns.message.make_response(query).to_wire()), NoMatch)
+    status = bytearray(wire)
+    status[2] |= 0x10  # opcode 2 (STATUS): not an LLMNR response
+    assert isinstance(judge("llmnr", bytes(status)), NoMatch)
+
+
+def test_relp_response_must_answer_transaction_one_and_end_with_its_trailer() -> None:
+    fixture = b"1 rsp 21 200 OK\nrelp_version=0\n"
+    found = drip("relp", fixture)
+    assert isinstance(found, Match)
+    assert (found.service, found.product, found.extra) == ("relp", None, "syslog; 200 OK")
+    assert isinstance(judge("relp", fixture[:-1] + b"x"), NoMatch)  # no LF trailer
+    assert isinstance(judge("relp", b"2" + fixture[1:]), NoMatch)  # not our transaction
+    assert isinstance(judge("relp", b"1 rsp 9x3 200 OK\n"), NoMatch)
+    assert isinstance(judge("relp", b"1 rsp 0\n"), NoMatch)  # a rsp carries a status
+    assert isinstance(judge("relp", b"1 rsp 12", final=False), NeedMore)
+    assert isinstance(judge("relp", RELP_OPEN.build("x")), NoMatch)  # an echo

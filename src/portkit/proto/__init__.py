@@ -34,10 +34,12 @@ from portkit.proto.http import HTTP, HTTP2, HTTP_GET, HTTP_GET_VERSION
 from portkit.proto.ident import IDENT, IDENT_QUERY
 from portkit.proto.ike import IKE, IKE_SA_INIT
 from portkit.proto.irc import IRC, IRC_REGISTER
+from portkit.proto.jetdirect import JETDIRECT, PJL_INFO_ID
 from portkit.proto.kafka import KAFKA, KAFKA_API_VERSIONS
 from portkit.proto.ldap import LDAP, LDAP_ROOTDSE
+from portkit.proto.lpd import LPD, LPD_QUEUE_STATE
 from portkit.proto.mail import IMAP, POP3, SMTP, SMTP_EHLO
-from portkit.proto.mdns import MDNS, MDNS_QUERY
+from portkit.proto.mdns import LLMNR, LLMNR_QUERY, MDNS, MDNS_QUERY
 from portkit.proto.memcached import (
     MEMCACHED,
     MEMCACHED_UDP,
@@ -57,12 +59,13 @@ from portkit.proto.quic import QUIC, QUIC_VERSION_PROBE
 from portkit.proto.radius import RADIUS, RADIUS_ACCESS_REQUEST
 from portkit.proto.rdp import RDP, RDP_NEGOTIATE
 from portkit.proto.redis import REDIS, REDIS_PING
+from portkit.proto.relp import RELP, RELP_OPEN
 from portkit.proto.rsync import RSYNC
 from portkit.proto.rtsp import RTSP, RTSP_OPTIONS
 from portkit.proto.sip import SIP, SIP_OPTIONS_TCP, SIP_OPTIONS_UDP
 from portkit.proto.smb import SMB, SMB_NEGOTIATE
 from portkit.proto.snmp import SNMP, SNMP_V2C_SYSDESCR, SNMP_V3_DISCOVERY
-from portkit.proto.socks import SOCKS5, SOCKS5_GREETING
+from portkit.proto.socks import SOCKS4, SOCKS4_CONNECT, SOCKS5, SOCKS5_GREETING
 from portkit.proto.ssdp import SSDP, SSDP_SEARCH
 from portkit.proto.ssh import SSH
 from portkit.proto.stun import STUN, STUN_BINDING
@@ -70,6 +73,7 @@ from portkit.proto.svn import SVN
 from portkit.proto.telnet import TELNET
 from portkit.proto.tftp import TFTP, TFTP_READ
 from portkit.proto.tls import TLS_RECORDS
+from portkit.proto.tns import TNS, TNS_CONNECT
 from portkit.proto.vnc import VNC
 from portkit.proto.x11 import X11, X11_SETUP
 from portkit.proto.xmpp import XMPP, XMPP_STREAM
@@ -107,6 +111,7 @@ MATCHERS: dict[str, Matcher] = {
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
         TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
         ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC, FINGER, DTLS,
+        SOCKS4, LPD, TNS, JETDIRECT, LLMNR, RELP,
     )
 }  # fmt: skip
 
@@ -142,6 +147,7 @@ TCP_PROBES: tuple[Probe, ...] = (
     FTP_SYST,
     # Less common servers, most used first; the ladder sends them a few at a time.
     SOCKS5_GREETING,
+    SOCKS4_CONNECT,
     XMPP_STREAM,
     IRC_REGISTER,
     X11_SETUP,
@@ -150,12 +156,16 @@ TCP_PROBES: tuple[Probe, ...] = (
     EPMD_PORT_PLEASE,
     BEANSTALKD_STATS,
     MSSQL_PRELOGIN,
+    TNS_CONNECT,
     ZOOKEEPER_SRVR,
     KAFKA_API_VERSIONS,
     CQL_OPTIONS,
     GIT_UPLOAD_PACK,
     OPENVPN_RESET,
     FINGER_LIST,
+    LPD_QUEUE_STATE,
+    PJL_INFO_ID,
+    RELP_OPEN,
     # Only worth sending where the registry expects etcd, Docker or Kubernetes: anywhere
     # else the GET above has already answered.
     HTTP_GET_VERSION,
@@ -172,6 +182,7 @@ UDP_PROBES: tuple[Probe, ...] = (
     NETBIOS_NBSTAT,
     COAP_DISCOVER,
     MDNS_QUERY,
+    LLMNR_QUERY,
     IKE_SA_INIT,
     RADIUS_ACCESS_REQUEST,
     SSDP_SEARCH,

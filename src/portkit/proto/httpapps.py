@@ -9,6 +9,10 @@ whether the server is better named by another service than ``http``:
 - ``ipp``: RFC 8010 §4 carries IPP over HTTP ``POST``; CUPS says ``IPP/2.1`` in ``Server``.
 - etcd, Docker, Kubernetes answer ``GET /version`` (``http.HTTP_GET_VERSION``) with a JSON
   object of their own shape; InfluxDB adds ``X-Influxdb-Version`` to every response.
+- ``consul``: HashiCorp Consul's HTTP API adds ``X-Consul-*`` headers (``X-Consul-Index``,
+  ``X-Consul-Knownleader``, ``X-Consul-Default-Acl-Policy``) to its answers, and
+  ``/v1/agent/self`` holds ``{"Config": {"Version": ...}}``; with its web UI turned off
+  the agent answers ``GET /`` with a text page that begins "Consul Agent".
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ def classify(head: Head, body: bytes) -> Classified | None:
         )
     if head.start_line.split(" ")[1:2] == ["407"] and "proxy-authenticate" in headers:
         return Classified(service="http-proxy")
+    if any(key.startswith("x-consul-") for key in headers) or body.startswith(b"Consul Agent"):
+        return Classified(service="consul", product="Consul", version=_consul_version(body))
     influx = headers.get("x-influxdb-version")
     if influx is not None:
         return Classified(service="http", product="InfluxDB http admin", version=influx or None)
@@ -111,3 +117,13 @@ def _json_shape(body: bytes) -> Classified | None:
             version=version.lstrip("v") if version else None,
         )
     return None
+
+
+def _consul_version(body: bytes) -> str | None:
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except ValueError:
+        return None
+    config = doc.get("Config") if isinstance(doc, dict) else None
+    version = config.get("Version") if isinstance(config, dict) else None
+    return version if isinstance(version, str) and version else None
