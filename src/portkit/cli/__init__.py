@@ -152,6 +152,11 @@ def _build_parser(
                 "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
             )
             module.configure(cmd_parser)
+            # -v/-q mean the same in every command (a command may define one with its
+            # own wording of that meaning first; see _args.add_verbosity).
+            from portkit.cli._args import add_verbosity
+
+            add_verbosity(cmd_parser)
     return parser, loaded
 
 
@@ -198,10 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     module = loaded[args.command]
-    if debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(args, debug=debug)
     try:
         return module.run(args)
     except PortkitError as exc:
@@ -227,6 +229,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+
+
+def _configure_logging(args: argparse.Namespace, *, debug: bool) -> None:
+    """--debug: everything; -v: portkit's progress notes (-vv: its debug notes); -q: only
+    warnings and errors. Without any of them logging stays unconfigured (warnings only).
+    """
+    from portkit.cli._args import verbosity
+
+    level = verbosity(args)
+    if not debug and level == 0:
+        return
+    import logging
+
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    elif level > 0:
+        logging.basicConfig(format=f"{PROG}: %(message)s")
+        logging.getLogger("portkit").setLevel(logging.INFO if level == 1 else logging.DEBUG)
+    else:
+        logging.getLogger("portkit").setLevel(logging.WARNING)
 
 
 def console_main() -> None:
