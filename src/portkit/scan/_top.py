@@ -31,7 +31,7 @@ __all__ = ["TOP_TCP_HEAD", "TOP_UDP_HEAD", "top_ports"]
 
 # Tier 1 (measured counts, Rapid7 2018), tier 2 (NEI service list), tier 3 (development
 # servers). A port listed in an earlier tier keeps that place.
-TOP_TCP_HEAD: tuple[int, ...] = (
+_TCP_TIERS: tuple[int, ...] = (
     # tier 1
     80, 443, 8080, 8443,
     # tier 2: remote access
@@ -48,6 +48,7 @@ TOP_TCP_HEAD: tuple[int, ...] = (
     # tier 3: development servers, by their frameworks' usage (Stack Overflow 2023)
     3000, 4200, 5000, 5001, 5173, 8080, 8000,
 )  # fmt: skip
+TOP_TCP_HEAD: tuple[int, ...] = tuple(dict.fromkeys(_TCP_TIERS))
 
 TOP_UDP_HEAD: tuple[int, ...] = (
     53, 123, 161, 137, 138, 67, 68, 69, 500, 4500, 1900, 5353, 514, 520, 1812, 1813,
