@@ -62,6 +62,7 @@ def test_oX_dash_writes_xml_alone_on_stdout(
     assert main(["scan", HOST, "-p", str(listener), "-oX", "-"]) == 0
     out = capsys.readouterr().out
     assert _states(out) == {listener: "open"}  # the whole of stdout is one XML document
+    assert "scanned 1 host" not in out  # and no table inside it (that would still parse)
 
 
 def test_file_names_and_port_states_match_nmaps(listener: int, tmp_path: Path) -> None:
