@@ -114,6 +114,13 @@ def test_unknown_flag_points_at_scan_help(capsys: pytest.CaptureFixture[str]) ->
     assert "(see 'portkit scan --help')" in err
 
 
+def test_misspelt_nmap_output_names_the_real_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", HOST, "-oZ", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean -oN, -oX, -oG or -oA?" in err
+    assert "(see 'portkit scan --help')" in err
+
+
 def test_open_lists_only_open_ports_and_counts_the_rest(
     listener: int, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -61,13 +62,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _option_hint(message: str, parser: argparse.ArgumentParser) -> str:
-    """``; did you mean --json?`` for an unrecognised option close to a known one."""
+    """``; did you mean --json?`` for an unrecognised option close to a known one.
+
+    Also for a one-letter option given a value it refuses where longer options start
+    with it (``-oZ`` read as ``-o Z``: did you mean -oN, -oX, -oG or -oA?).
+    """
+    known = [o for action in parser._actions for o in action.option_strings]
+    choice = re.match(r"argument (-\w)\b[^:]*: invalid choice: ", message)
+    if choice is not None:
+        longer = [o for o in known if o.startswith(choice[1]) and len(o) > 2 and o[2] != "-"]
+        if not longer:
+            return ""
+        named = longer[0] if len(longer) == 1 else f"{', '.join(longer[:-1])} or {longer[-1]}"
+        return f"; did you mean {named}?"
     prefix = "unrecognized arguments: "
     if not message.startswith(prefix):
         return ""
     import difflib
 
-    known = [o for action in parser._actions for o in action.option_strings]
     for word in message.removeprefix(prefix).split():
         flag = word.partition("=")[0]
         if flag.startswith("-"):
