@@ -80,6 +80,7 @@ def test_json_document_schema() -> None:
         "state": "open",
         "reason": "syn-ack",
         "expected": "ssh",
+        "expected_iana": "ssh",
         "rtt_ms": 0.1,
         "identified": None,
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -61,13 +62,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _option_hint(message: str, parser: argparse.ArgumentParser) -> str:
-    """``; did you mean --json?`` for an unrecognised option close to a known one."""
+    """``; did you mean --json?`` for an unrecognised option close to a known one.
+
+    Also for a one-letter option given a value it refuses where longer options start
+    with it (``-oZ`` read as ``-o Z``: did you mean -oN, -oX, -oG or -oA?).
+    """
+    known = [o for action in parser._actions for o in action.option_strings]
+    choice = re.match(r"argument (-\w)\b[^:]*: invalid choice: ", message)
+    if choice is not None:
+        longer = [o for o in known if o.startswith(choice[1]) and len(o) > 2 and o[2] != "-"]
+        if not longer:
+            return ""
+        named = longer[0] if len(longer) == 1 else f"{', '.join(longer[:-1])} or {longer[-1]}"
+        return f"; did you mean {named}?"
     prefix = "unrecognized arguments: "
     if not message.startswith(prefix):
         return ""
     import difflib
 
-    known = [o for action in parser._actions for o in action.option_strings]
     for word in message.removeprefix(prefix).split():
         flag = word.partition("=")[0]
         if flag.startswith("-"):
@@ -152,6 +164,11 @@ def _build_parser(
                 "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
             )
             module.configure(cmd_parser)
+            # -v/-q mean the same in every command (a command may define one with its
+            # own wording of that meaning first; see _args.add_verbosity).
+            from portkit.cli._args import add_verbosity
+
+            add_verbosity(cmd_parser)
     return parser, loaded
 
 
@@ -198,10 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     module = loaded[args.command]
-    if debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(args, debug=debug)
     try:
         return module.run(args)
     except PortkitError as exc:
@@ -227,6 +241,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+
+
+def _configure_logging(args: argparse.Namespace, *, debug: bool) -> None:
+    """--debug: everything; -v: portkit's progress notes (-vv: its debug notes); -q: only
+    warnings and errors. Without any of them logging stays unconfigured (warnings only).
+    """
+    from portkit.cli._args import verbosity
+
+    level = verbosity(args)
+    if not debug and level == 0:
+        return
+    import logging
+
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    elif level > 0:
+        logging.basicConfig(format=f"{PROG}: %(message)s")
+        logging.getLogger("portkit").setLevel(logging.INFO if level == 1 else logging.DEBUG)
+    else:
+        logging.getLogger("portkit").setLevel(logging.WARNING)
 
 
 def console_main() -> None:

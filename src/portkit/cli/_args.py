@@ -71,18 +71,26 @@ def port_argument(text: str) -> PortArgument:
     return PortArgument(endpoint.port, endpoint.transport if written else None)
 
 
-def add_verbosity(parser: argparse.ArgumentParser) -> None:
+def add_verbosity(
+    parser: argparse.ArgumentParser,
+    *,
+    verbose_help: str = "say more on stderr (repeat for more)",
+    quiet_help: str = "only warnings and errors on stderr",
+) -> None:
     """``-v/--verbose`` (repeatable) and ``-q/--quiet``, spelt the same in every command.
 
     Read with :func:`verbosity`: 0 by default, 1 and up for each ``-v``, -1 for ``-q``.
+    A command that already defines one of them (with its own help) keeps it; the other
+    is added beside it.
     """
+    taken = {o for action in parser._actions for o in action.option_strings}
+    if {"-v", "-q"} <= taken:
+        return
     group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "-v", "--verbose", action="count", default=0, help="say more (repeat for more)"
-    )
-    group.add_argument(
-        "-q", "--quiet", action="store_true", help="only warnings and errors on stderr"
-    )
+    if "-v" not in taken:
+        group.add_argument("-v", "--verbose", action="count", default=0, help=verbose_help)
+    if "-q" not in taken:
+        group.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
 
 
 def verbosity(args: argparse.Namespace) -> int:

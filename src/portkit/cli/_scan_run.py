@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 from portkit._errors import EXIT_INTERRUPTED, EXIT_OK
 from portkit.report import ScanInfo, ScanSummary, make_report
 from portkit.report._base import LIST_LIMIT
+from portkit.report._formats import TeeReport
+from portkit.results import PortResult, PortState
 from portkit.scan._scan import plan_scan, scan_batches
 
 if TYPE_CHECKING:
@@ -27,18 +29,29 @@ def _version() -> str:
 
 
 @contextlib.contextmanager
-def _open_output(path: str | None) -> Iterator[TextIO]:
-    if path is None:
-        yield sys.stdout
-        return
+def _open_outputs(paths: Sequence[str | None]) -> Iterator[list[TextIO]]:
+    """One stream per path (None: stdout), every file opened before the scan starts."""
     from portkit._errors import UsageError
 
-    try:
-        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        raise UsageError(f"cannot write output file {path!r}: {exc.strerror}") from None
-    with handle:
-        yield handle
+    with contextlib.ExitStack() as stack:
+        streams: list[TextIO] = []
+        for path in paths:
+            if path is None:
+                streams.append(sys.stdout)
+                continue
+            try:
+                handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed by the stack)
+            except OSError as exc:
+                raise UsageError(f"cannot write output file {path!r}: {exc.strerror}") from None
+            streams.append(stack.enter_context(handle))
+        yield streams
+
+
+def _announce_open(results: Sequence[PortResult]) -> None:
+    """-v: each open port on stderr as it is found (nmap's "Discovered open port")."""
+    for r in results:
+        if r.state is PortState.OPEN:
+            print(f"open port {r.port}/{r.transport} on {r.host}", file=sys.stderr, flush=True)
 
 
 async def run_scan_command(
@@ -56,12 +69,21 @@ async def run_scan_command(
     concurrency: int | None,
     processes: int | None = None,
     detect: bool,
-    fmt: str,
-    output: str | None,
+    outputs: Sequence[tuple[str, str | None]] = (("table", None),),
+    open_only: bool = False,
+    reason: bool = False,
+    verbosity: int = 0,
+    deadline: float | None = None,
     command_line: str,
     cluster: ClusterOptions | None = None,
 ) -> int:
-    """Run one scan for the command line; return the exit status."""
+    """Run one scan for the command line; return the exit status.
+
+    ``outputs``: (report format, file or None for stdout) for each report to write.
+    ``deadline``: seconds after which the scan stops and reports what it found
+    (``--host-timeout``). ``verbosity`` 1 and up prints open ports on stderr as found;
+    -1 (``-q``) leaves only errors there.
+    """
     plan = await plan_scan(
         targets,
         ports,
@@ -87,9 +109,12 @@ async def run_scan_command(
         sharded = await ClusterScan.open(plan, cluster, detect=detect)
     started = time.time()
     clock = time.monotonic()
-    interrupted = False
-    with _open_output(output) as out:
-        report = make_report(fmt, out)
+    interrupted = timed_out = False
+    with _open_outputs([path for _fmt, path in outputs]) as streams:
+        reports = [
+            make_report(fmt, out) for (fmt, _path), out in zip(outputs, streams, strict=True)
+        ]
+        report = reports[0] if len(reports) == 1 else TeeReport(reports)
         report.begin(
             ScanInfo(
                 args=command_line,
@@ -100,29 +125,47 @@ async def run_scan_command(
                 host_count=plan.host_count,
                 version=_version(),
                 detect=detect,
+                open_only=open_only,
+                reason=reason,
             )
         )
-        progress = _progress(plan.probe_count)
+        progress = _progress(plan.probe_count) if verbosity >= 0 else _Bar()
         try:
-            with progress as bar:
-                # Past LIST_LIMIT + 1 closed ports of a host, every report only counts
-                # them (HostTable): the engine may hand over counts instead.
-                source = (
-                    scan_batches(plan, detect=detect, count_after=LIST_LIMIT + 1)
-                    if sharded is None
-                    else sharded.batches()
-                )
-                async with contextlib.aclosing(source) as batches:
-                    async for batch in batches:
-                        report.add(batch.results)
-                        if batch.counts:
-                            report.add_counts(batch.counts)
-                        bar.advance(batch.total)
+            async with asyncio.timeout(deadline):
+                with progress as bar:
+                    # Past LIST_LIMIT + 1 closed ports of a host, every report only counts
+                    # them (HostTable): the engine may hand over counts instead.
+                    source = (
+                        scan_batches(plan, detect=detect, count_after=LIST_LIMIT + 1)
+                        if sharded is None
+                        else sharded.batches()
+                    )
+                    async with contextlib.aclosing(source) as batches:
+                        async for batch in batches:
+                            if verbosity > 0:
+                                _announce_open(batch.results)
+                            report.add(batch.results)
+                            if batch.counts:
+                                report.add_counts(batch.counts)
+                            bar.advance(batch.total)
+        except TimeoutError:  # --host-timeout: like Ctrl-C, but the user asked for it
+            timed_out = True
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us; report what we have
             interrupted = True
         report.end(
-            ScanSummary(end=time.time(), elapsed=time.monotonic() - clock, interrupted=interrupted)
+            ScanSummary(
+                end=time.time(),
+                elapsed=time.monotonic() - clock,
+                interrupted=interrupted or timed_out,
+            )
         )
+    if timed_out:
+        # As nmap, a host timeout is not an error: the scan ran as asked.
+        print(
+            f"portkit: --host-timeout reached after {deadline:g} s; the results above are partial",
+            file=sys.stderr,
+        )
+        return EXIT_OK
     if interrupted:
         print("portkit: interrupted; the results above are partial", file=sys.stderr)
         return EXIT_INTERRUPTED

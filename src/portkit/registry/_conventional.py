@@ -11,11 +11,14 @@ a live download), so that they survive ``portkit registry update``:
 - ``COMMON_USE``: development and operations ports, labelled with what usually runs
   there besides whatever IANA registered (3000 is ``remoteware-cl`` to IANA and a
   Node/React dev server to most people who see it open).
+- ``CONVENTIONAL_NAMES``: the short name a scan report shows for such a port where the
+  IANA name says nothing to the people who see it open (8000 is ``irdmi`` to IANA and
+  ``http-alt`` to everyone running ``python -m http.server``).
 """
 
 from __future__ import annotations
 
-__all__ = ["COMMON_USE", "EXTRA_ALIASES", "WELL_KNOWN"]
+__all__ = ["COMMON_USE", "CONVENTIONAL_NAMES", "EXTRA_ALIASES", "WELL_KNOWN"]
 
 # (primary name, port, transports, extra aliases, plain-language description)
 WELL_KNOWN: tuple[tuple[str, int, tuple[str, ...], tuple[str, ...], str], ...] = (
@@ -76,11 +79,13 @@ COMMON_USE: tuple[tuple[int, str, str], ...] = (
     (5900, "tcp", "VNC remote desktop"),
     (6006, "tcp", "Storybook, TensorBoard"),
     (6379, "tcp", "Redis"),
+    (7007, "tcp", "Backstage developer portal backend"),
     (8000, "tcp", "Django dev server, python -m http.server"),
     (8008, "tcp", "HTTP alternate"),
     (8025, "tcp", "MailHog/Mailpit web UI"),
     (8080, "tcp", "HTTP alternate: proxies, Tomcat, Jenkins, dev servers"),
     (8081, "tcp", "HTTP alternate: Nexus, second dev server"),
+    (8082, "tcp", "HTTP alternate: third dev server, Kafka REST proxy"),
     (8443, "tcp", "HTTPS alternate: Tomcat, Kubernetes dashboards"),
     (8888, "tcp", "Jupyter Notebook, HTTP alternate"),
     (9000, "tcp", "PHP-FPM, SonarQube, MinIO"),
@@ -91,3 +96,25 @@ COMMON_USE: tuple[tuple[int, str, str], ...] = (
     (15672, "tcp", "RabbitMQ management UI"),
     (27017, "tcp", "MongoDB"),
 )
+
+# (port, transport) -> the name scan reports show instead of IANA's. Only ports whose
+# COMMON_USE note above says what runs there, named by what it speaks: web servers
+# (dev servers included) are http-alt / https-alt, as IANA itself names 8008 and 8080;
+# a product is named where one product owns the port in practice.
+CONVENTIONAL_NAMES: dict[tuple[int, str], str] = {
+    **{
+        (port, "tcp"): "http-alt"
+        for port in (1313, 3000, 3001, 4000, 4200, 5000, 5173, 5500, 6006, 7007, 8000, 8081, 8082,
+                     8888)
+    },
+    **{(port, "tcp"): "https-alt" for port in (4443, 5001, 8443)},
+    (1025, "tcp"): "smtp-alt",
+    (2525, "tcp"): "smtp-alt",
+    (5601, "tcp"): "kibana",
+    (8025, "tcp"): "http-alt",
+    (9000, "tcp"): "http-alt",
+    (9090, "tcp"): "prometheus",
+    (9200, "tcp"): "elasticsearch",
+    (9229, "tcp"): "node-inspector",
+    (15672, "tcp"): "rabbitmq-mgmt",
+}  # fmt: skip

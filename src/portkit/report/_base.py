@@ -34,6 +34,8 @@ class ScanInfo:
     host_count: int = 0
     version: str = "0"
     detect: bool = False
+    open_only: bool = False  # --open: list only open ports, count the rest
+    reason: bool = False  # --reason: the table shows why each port has its state
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,10 +50,13 @@ class ScanSummary:
 class HostTable:
     """What one host showed: the listed ports and a count per state of the rest."""
 
-    __slots__ = ("_held", "_reasons", "address", "hostname", "listed")
+    __slots__ = ("_held", "_limit", "_reasons", "address", "hostname", "listed")
 
-    def __init__(self, address: str, hostname: str | None = None) -> None:
+    def __init__(
+        self, address: str, hostname: str | None = None, *, list_limit: int = LIST_LIMIT
+    ) -> None:
         self.address = address
+        self._limit = list_limit
         self.hostname = hostname
         self.listed: list[PortResult] = []
         # One counter per (transport, state, reason): the per-state counts are its sums.
@@ -69,7 +74,7 @@ class HostTable:
         held = self._held.get(held_key, [])
         if held is None:
             return  # too many already: only counted
-        if len(held) < LIST_LIMIT:
+        if len(held) < self._limit:
             held.append(result)
             self._held[held_key] = held
         else:
@@ -116,8 +121,10 @@ class HostTable:
 class Hosts:
     """Every host seen so far, in address order on output."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, list_limit: int = LIST_LIMIT) -> None:
+        """``list_limit``: closed or filtered ports listed per state (0: only counted)."""
         self._by_address: dict[str, HostTable] = {}
+        self._limit = list_limit
 
     def add(self, results: Iterable[PortResult]) -> None:
         if isinstance(results, Sequence) and len(results) > 1 and self._count(results):
@@ -133,7 +140,7 @@ class Hosts:
                 host = result.host
                 table = by_address.get(host)
                 if table is None:
-                    table = HostTable(host, result.hostname)
+                    table = HostTable(host, result.hostname, list_limit=self._limit)
                     by_address[host] = table
                 reasons, held = table._reasons, table._held
             state = result.state
@@ -216,6 +223,8 @@ class CollectingReport:
 
     def begin(self, info: ScanInfo) -> None:
         self.info = info
+        if info.open_only:  # as nmap's --open: every closed or filtered port only counted
+            self.hosts = Hosts(list_limit=0)
 
     def add(self, results: Sequence[PortResult]) -> None:
         self.hosts.add(results)
@@ -253,16 +262,28 @@ def port_ranges(ports: Sequence[int]) -> str:
     return ",".join(parts)
 
 
+def expected_of(result: PortResult) -> str | None:
+    """What people call the port: the conventional name where IANA's is obscure.
+
+    ``irdmi`` is IANA's name for 8000, where nearly everyone runs HTTP (see
+    :data:`portkit.registry._conventional.CONVENTIONAL_NAMES`); elsewhere the registry's.
+    """
+    from portkit.registry._conventional import CONVENTIONAL_NAMES
+
+    return CONVENTIONAL_NAMES.get((result.port, result.transport), result.expected)
+
+
 def service_of(result: PortResult) -> str:
-    """The service name to show: the identified one, else the registry's, else ``unknown``."""
+    """The service name to show: the identified one, else the expected one, else ``unknown``."""
     ident = result.identified
     if ident is not None and ident.service:
         return ident.service
-    if ident is not None and result.expected:
-        # Identification ran and matched nothing: the registry's name is only a guess
+    expected = expected_of(result)
+    if ident is not None and expected:
+        # Identification ran and matched nothing: the port's usual name is only a guess
         # from the port number, marked as nmap marks it.
-        return f"{result.expected}?"
-    return result.expected or "unknown"
+        return f"{expected}?"
+    return expected or "unknown"
 
 
 def product_of(result: PortResult) -> str:

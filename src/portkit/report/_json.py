@@ -9,7 +9,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from portkit.report._base import CollectingReport, ScanInfo, ScanSummary, port_ranges
+from portkit.report._base import (
+    CollectingReport,
+    ScanInfo,
+    ScanSummary,
+    expected_of,
+    port_ranges,
+)
 from portkit.results import (
     CountKey,
     PortResult,
@@ -38,7 +44,10 @@ def result_json(result: PortResult) -> dict[str, Any]:
         "transport": result.transport,
         "state": result.state.value,
         "reason": result.reason,
-        "expected": result.expected,
+        # What people call the port (as the table's SERVICE column), and the IANA
+        # registry's own name, which differ where IANA's is obscure (8000: irdmi).
+        "expected": expected_of(result),
+        "expected_iana": result.expected,
         "rtt_ms": None if result.rtt is None else round(result.rtt * 1000, 3),
         "identified": identification_json(result.identified),
     }
@@ -106,11 +115,18 @@ class JsonLinesReport:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.counts: dict[str, int] = {}
+        self._listed: tuple[PortState, ...] = (
+            PortState.OPEN,
+            PortState.OPEN_FILTERED,
+            PortState.FILTERED,
+        )
 
     def _line(self, value: dict[str, Any]) -> None:
         self.out.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
 
     def begin(self, info: ScanInfo) -> None:
+        if info.open_only:
+            self._listed = (PortState.OPEN, PortState.OPEN_FILTERED)  # as nmap's --open
         self._line(
             {
                 "type": "scan",
@@ -125,7 +141,7 @@ class JsonLinesReport:
         wrote = False
         for result in results:
             self.counts[result.state.value] = self.counts.get(result.state.value, 0) + 1
-            if result.state is not PortState.CLOSED:
+            if result.state in self._listed:
                 self._line({"type": "port"} | result_json(result))
                 wrote = True
         if wrote:

@@ -167,7 +167,10 @@ class _Reader:
             transport=self.transport(self.get(port, "transport", str, where), f"{where}.transport"),
             state=self.state(self.get(port, "state", str, where), f"{where}.state"),
             reason=self.get(port, "reason", str, where),
-            expected=self.opt(port, "expected", str, where),
+            # The registry's name when the file has it (schema 1 files before
+            # expected_iana only have the one name).
+            expected=self.opt(port, "expected_iana", str, where)
+            or self.opt(port, "expected", str, where),
             rtt=None if rtt_ms is None else rtt_ms / 1000,
             identified=self.identified(port.get("identified"), f"{where}.identified"),
         )

@@ -20,12 +20,15 @@ class TableReport(CollectingReport):
 
     def end(self, summary: ScanSummary) -> None:
         detect = self.info is not None and self.info.detect
+        reason = self.info is not None and self.info.reason
         opened = 0
         for table in self.hosts.tables():
             hostname = table.hostname and escape_controls(table.hostname)
             name = f"{table.address} ({hostname})" if hostname else table.address
             print(name, file=self.out)
             headers = ["PORT", "TRANSPORT", "STATE", "SERVICE"]
+            if reason:
+                headers.insert(3, "REASON")
             if detect:
                 headers += ["PRODUCT", "TLS"]
             rows = []
@@ -33,6 +36,8 @@ class TableReport(CollectingReport):
                 # Products and versions are the server's own words: escaped for the terminal.
                 service = escape_controls(service_of(r))
                 row: list[object] = [r.port, r.transport, r.state.value, service]
+                if reason:
+                    row.insert(3, r.reason)
                 if detect:
                     tls = r.identified.tls if r.identified is not None else None
                     shown_tls = (tls.version or "yes") if tls is not None else ""

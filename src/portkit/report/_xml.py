@@ -20,6 +20,7 @@ from portkit.report._base import (
     HostTable,
     ScanInfo,
     ScanSummary,
+    expected_of,
     port_ranges,
 )
 from portkit.results import PortResult, nmap_service
@@ -61,7 +62,7 @@ def _timestr(epoch: float) -> str:
 
 
 def _service(result: PortResult) -> str:
-    return "<service" + _attrs(**nmap_service(result.identified, result.expected)) + "/>"
+    return "<service" + _attrs(**nmap_service(result.identified, expected_of(result))) + "/>"
 
 
 class NmapXmlReport(CollectingReport):

@@ -8,7 +8,15 @@ portkit compiles this ordering itself, in three tiers (see docs/scan.md, "--top"
 2. The services Rapid7's National Exposure Index (2016, 2017) chose as the most
    prevalent TCP services on the internet, in portkit's own order: remote access and
    mail first, then file sharing, databases and caches, then the rest.
-3. Every other port in ascending order: first the well-known range 1-1023, then
+3. Development servers' default ports, in the order of their frameworks' usage in the
+   Stack Overflow Developer Survey 2023 ("Web frameworks and technologies"; the
+   survey's data is published under the Open Database License): Node.js, React,
+   Express and Next.js serve on 3000, Angular on 4200, ASP.NET Core on 5000/5001, Vue.js
+   (through Vite) on 5173, Flask on 5000, Spring Boot on 8080, Django on 8000.
+4. The remaining ports of the registry's "usually" notes (registry/_conventional.py,
+   COMMON_USE), in port order: Hugo's 1313, Backstage's 7007, a third HTTP alternate
+   8082, ...
+5. Every other port in ascending order: first the well-known range 1-1023, then
    1024-65535. So ``--top 65535`` is every port, and every N is reproducible.
 
 The UDP ordering is tier 2 only (DNS, NTP, SNMP, ... as the NEI and common practice list
@@ -21,8 +29,9 @@ from functools import cache
 
 __all__ = ["TOP_TCP_HEAD", "TOP_UDP_HEAD", "top_ports"]
 
-# Tier 1 (measured counts, Rapid7 2018) followed by tier 2 (NEI service list).
-TOP_TCP_HEAD: tuple[int, ...] = (
+# Tier 1 (measured counts, Rapid7 2018), tier 2 (NEI service list), tier 3 (development
+# servers). A port listed in an earlier tier keeps that place.
+_TCP_TIERS: tuple[int, ...] = (
     # tier 1
     80, 443, 8080, 8443,
     # tier 2: remote access
@@ -36,7 +45,10 @@ TOP_TCP_HEAD: tuple[int, ...] = (
     # VPN, VoIP, printing, network management, directory, web alternatives
     1723, 5060, 5061, 631, 9100, 161, 179, 88, 464, 119, 563, 873, 8000, 8008, 8081,
     8888, 8880, 3000, 5000, 7547, 1900, 5353, 9000, 9090, 10000, 49152,
+    # tier 3: development servers, by their frameworks' usage (Stack Overflow 2023)
+    3000, 4200, 5000, 5001, 5173, 8080, 8000,
 )  # fmt: skip
+TOP_TCP_HEAD: tuple[int, ...] = tuple(dict.fromkeys(_TCP_TIERS))
 
 TOP_UDP_HEAD: tuple[int, ...] = (
     53, 123, 161, 137, 138, 67, 68, 69, 500, 4500, 1900, 5353, 514, 520, 1812, 1813,
@@ -46,7 +58,15 @@ TOP_UDP_HEAD: tuple[int, ...] = (
 
 @cache
 def _ordering(transport: str) -> tuple[int, ...]:
-    head = TOP_TCP_HEAD if transport == "tcp" else TOP_UDP_HEAD
+    if transport == "tcp":
+        from portkit.registry._conventional import COMMON_USE
+
+        # tier 4: what the "usually" notes name, in port order
+        noted = sorted(port for port, proto, _what in COMMON_USE if proto == "tcp")
+        listed = TOP_TCP_HEAD + tuple(noted)
+    else:
+        listed = TOP_UDP_HEAD
+    head = tuple(dict.fromkeys(listed))  # a port listed twice keeps its first place
     seen = set(head)
     rest = [p for p in range(1, 65536) if p not in seen]
     return head + tuple(rest)
