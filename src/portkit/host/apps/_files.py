@@ -113,15 +113,42 @@ def resolve_path(root: Path, url_path: str, *, hidden: bool = False) -> Path | N
     for part in parts:
         if part in (".", "..") or (part.startswith(".") and not hidden):
             return None
-    try:
-        real = root.joinpath(*parts).resolve(strict=True)
-    except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
-        return None
-    if real != root and not real.is_relative_to(root):
-        return None
-    if not hidden and any(part.startswith(".") for part in real.relative_to(root).parts):
-        return None
-    return real
+    # Strings and os.path rather than pathlib: this runs for every request, and pathlib's
+    # object juggling cost more than the system calls.
+    base = str(root)
+    real = _plain(base, parts)
+    if real is None:
+        try:  # Path.resolve is this same call
+            real = os.path.realpath(os.path.join(base, *parts), strict=True)
+        except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
+            return None
+    if real != base:
+        prefix = base if base.endswith("/") else base + "/"
+        if not real.startswith(prefix):
+            return None
+        if not hidden and any(part.startswith(".") for part in real[len(prefix) :].split("/")):
+            return None
+    return Path(real)
+
+
+def _plain(base: str, parts: list[str]) -> str | None:
+    """``base`` (a real path) joined with ``parts`` if that names an existing entry through
+    no symlink, else None (missing, or a symlink on the way: realpath decides then).
+
+    The common case in one ``lstat`` per segment, where ``realpath`` walks every segment
+    from ``/`` in Python: with no symlink below the root and no ``.``/``..`` segments
+    (refused before), the joined path is its own real path.
+    """
+    path = base
+    for part in parts:
+        path = os.path.join(path, part)
+        try:
+            mode = os.lstat(path).st_mode
+        except (OSError, ValueError):
+            return None
+        if stat.S_ISLNK(mode):
+            return None
+    return path
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
