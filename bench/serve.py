@@ -169,6 +169,70 @@ def bench_static(
     return rows
 
 
+# -- idle keep-alive connections --------------------------------------------------------
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and its children (VmRSS from /proc)."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    total = 0
+    for one in pids:
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def bench_idle(tmp: Path, count: int) -> tuple[int, int]:
+    """Open ``count`` keep-alive connections to the web application, one request each, then
+    leave them idle; return (RSS before, RSS with them all open) of the serving process."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 1000)), hard))
+    root = tmp / "idle"
+    root.mkdir()
+    (root / "1k.html").write_bytes(b"x" * 1024)
+    port = free_port()
+    config = tmp / "idle.toml"
+    # Only the limits that would refuse the test's own connections are raised.
+    config.write_text(
+        f'[apps.web]\nkind = "web"\nlisten = "127.0.0.1:{port}"\nroot = "{root}"\n'
+        f"max_connections = {count + 100}\nper_source = {count + 100}\n"
+    )
+    args = [PY, "-m", "portkit", "serve", str(config), "--status-file", str(tmp / "i.json")]
+    with running(args, port, env=ENV) as proc:
+        time.sleep(0.5)
+        before = rss_bytes(proc.pid)
+        request = f"GET /1k.html HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        socks = []
+        try:
+            deadline = time.monotonic() + 12  # inside keepalive_timeout (15 s) of the first
+            for _ in range(count):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(request)
+                socks.append(s)
+                if time.monotonic() > deadline:
+                    break
+            for s in socks:  # every answer read: the connections are idle, kept alive
+                got = b""
+                while not got.endswith(b"x" * 16):
+                    got += s.recv(4096)
+            during = rss_bytes(proc.pid)
+            print(
+                f"  {len(socks)} idle keep-alive connections: RSS {before / 1e6:.0f} MB "
+                f"-> {during / 1e6:.0f} MB",
+                flush=True,
+            )
+        finally:
+            for s in socks:
+                s.close()
+    return before, during
+
+
 # -- forwarding --------------------------------------------------------------------------
 
 BACKEND = textwrap.dedent(
@@ -298,6 +362,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server (median)")
     parser.add_argument("--static-only", action="store_true", help="skip the forwarding part")
+    parser.add_argument("--idle", type=int, default=0, help="only: RSS with this many idle conns")
     args = parser.parse_args()
     for tool in ("wrk", "socat"):
         if not shutil.which(tool):
@@ -306,6 +371,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pk-bench-serve-") as tmp_text:
         tmp = Path(tmp_text)
         os.chmod(tmp, 0o755)
+        if args.idle:
+            bench_idle(tmp, args.idle)
+            return 0
         print(
             f"static files, wrk -t1 -c{args.connections} -d{args.duration}s, "
             f"median of {args.rounds} interleaved rounds, loopback:"
