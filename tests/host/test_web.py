@@ -505,3 +505,21 @@ async def test_an_edited_file_is_served_anew(host: Host, tmp_path: Path) -> None
     path.unlink()
     status, _, _ = await get(url(host, "site", "/style.css"))
     assert status == 404
+
+
+async def test_a_precompressed_sibling_still_reaches_clients_that_accept_it(
+    host: Host, tmp_path: Path
+) -> None:
+    """A file answered from memory once is still answered from its ``.gz`` sibling for a
+    client that accepts gzip (aiohttp's FileResponse picks it), and plainly for others."""
+    import gzip
+
+    root = tmp_path / "public"
+    (root / "page.txt").write_bytes(b"plain text\n")
+    (root / "page.txt.gz").write_bytes(gzip.compress(b"plain text\n"))
+    status, headers, body = await get(url(host, "site", "/page.txt"))
+    assert (status, body) == (200, b"plain text\n")
+    assert "content-encoding" not in headers
+    status, headers, body = await get("-H", "Accept-Encoding: gzip", url(host, "site", "/page.txt"))
+    assert (status, headers.get("content-encoding")) == (200, "gzip")
+    assert gzip.decompress(body) == b"plain text\n"
