@@ -1,7 +1,8 @@
 """Benchmark `portkit serve` against its peers, side by side in one run, on loopback only.
 
-1. Static files under wrk: the ``web`` application vs a bare aiohttp static-file app vs nginx,
-   all serving the same directory (requests/s and p99 latency, per file size).
+1. Static files under wrk: the ``web`` application (default settings) vs a bare aiohttp
+   static-file app vs nginx (one worker per core), all serving the same directory
+   (requests/s and p99 latency, per file size).
 2. TCP forwarding: the ``forward`` application vs socat (throughput of one large transfer,
    and connections/s for short request/response connections).
 
@@ -9,6 +10,8 @@ Every server binds 127.0.0.1; every load is bounded in time or count. Run from t
 repository root:
 
     PYTHONPATH=src python bench/serve.py [--duration 10] [--connections 64] [--rounds 3]
+    PYTHONPATH=src python bench/serve.py --static-only      # part 1 only
+    PYTHONPATH=src python bench/serve.py --idle 10000       # RSS with idle keep-alive conns
 
 Figures go in docs/benchmarks.md ("## Serve").
 """
