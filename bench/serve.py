@@ -1,7 +1,8 @@
 """Benchmark `portkit serve` against its peers, side by side in one run, on loopback only.
 
-1. Static files under wrk: the ``web`` application vs a bare aiohttp static-file app vs nginx,
-   all serving the same directory (requests/s and p99 latency, per file size).
+1. Static files under wrk: the ``web`` application (default settings) vs a bare aiohttp
+   static-file app vs nginx (one worker per core), all serving the same directory
+   (requests/s and p99 latency, per file size).
 2. TCP forwarding: the ``forward`` application vs socat (throughput of one large transfer,
    and connections/s for short request/response connections).
 
@@ -9,6 +10,8 @@ Every server binds 127.0.0.1; every load is bounded in time or count. Run from t
 repository root:
 
     PYTHONPATH=src python bench/serve.py [--duration 10] [--connections 64] [--rounds 3]
+    PYTHONPATH=src python bench/serve.py --static-only      # part 1 only
+    PYTHONPATH=src python bench/serve.py --idle 10000       # RSS with idle keep-alive conns
 
 Figures go in docs/benchmarks.md ("## Serve").
 """
@@ -101,7 +104,7 @@ BARE_AIOHTTP = textwrap.dedent(
 
 NGINX = textwrap.dedent(
     """
-    worker_processes 1;
+    worker_processes auto;  # one worker per core, as deployed
     daemon off;
     pid {tmp}/nginx.pid;
     error_log {tmp}/nginx.err;
@@ -167,6 +170,70 @@ def bench_static(
                 rows.append((label, name, rps, p99))
                 print(f"  {label:14} {name:9} {rps:10.0f} req/s  p99 {p99:7.2f} ms", flush=True)
     return rows
+
+
+# -- idle keep-alive connections --------------------------------------------------------
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and its children (VmRSS from /proc)."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    total = 0
+    for one in pids:
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def bench_idle(tmp: Path, count: int) -> tuple[int, int]:
+    """Open ``count`` keep-alive connections to the web application, one request each, then
+    leave them idle; return (RSS before, RSS with them all open) of the serving process."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 1000)), hard))
+    root = tmp / "idle"
+    root.mkdir()
+    (root / "1k.html").write_bytes(b"x" * 1024)
+    port = free_port()
+    config = tmp / "idle.toml"
+    # Only the limits that would refuse the test's own connections are raised.
+    config.write_text(
+        f'[apps.web]\nkind = "web"\nlisten = "127.0.0.1:{port}"\nroot = "{root}"\n'
+        f"max_connections = {count + 100}\nper_source = {count + 100}\n"
+    )
+    args = [PY, "-m", "portkit", "serve", str(config), "--status-file", str(tmp / "i.json")]
+    with running(args, port, env=ENV) as proc:
+        time.sleep(0.5)
+        before = rss_bytes(proc.pid)
+        request = f"GET /1k.html HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        socks = []
+        try:
+            deadline = time.monotonic() + 12  # inside keepalive_timeout (15 s) of the first
+            for _ in range(count):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(request)
+                socks.append(s)
+                if time.monotonic() > deadline:
+                    break
+            for s in socks:  # every answer read: the connections are idle, kept alive
+                got = b""
+                while not got.endswith(b"x" * 16):
+                    got += s.recv(4096)
+            during = rss_bytes(proc.pid)
+            print(
+                f"  {len(socks)} idle keep-alive connections: RSS {before / 1e6:.0f} MB "
+                f"-> {during / 1e6:.0f} MB",
+                flush=True,
+            )
+        finally:
+            for s in socks:
+                s.close()
+    return before, during
 
 
 # -- forwarding --------------------------------------------------------------------------
@@ -297,6 +364,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server (median)")
+    parser.add_argument("--static-only", action="store_true", help="skip the forwarding part")
+    parser.add_argument("--idle", type=int, default=0, help="only: RSS with this many idle conns")
     args = parser.parse_args()
     for tool in ("wrk", "socat"):
         if not shutil.which(tool):
@@ -305,13 +374,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pk-bench-serve-") as tmp_text:
         tmp = Path(tmp_text)
         os.chmod(tmp, 0o755)
+        if args.idle:
+            bench_idle(tmp, args.idle)
+            return 0
         print(
             f"static files, wrk -t1 -c{args.connections} -d{args.duration}s, "
             f"median of {args.rounds} interleaved rounds, loopback:"
         )
         static = bench_static(tmp, args.duration, args.connections, args.rounds)
-        print("forwarding, loopback:")
-        forward = bench_forward(tmp)
+        forward = []
+        if not args.static_only:
+            print("forwarding, loopback:")
+            forward = bench_forward(tmp)
     print("\nratios (portkit / peer):")
     by = {(label, name): (rps, p99) for label, name, rps, p99 in static}
     for name in FILES:
@@ -323,6 +397,8 @@ def main() -> int:
                     f"  {name:9} vs {peer:13} req/s {mine[0] / theirs[0]:5.2f}x"
                     f"   p99 {mine[1] / theirs[1]:5.2f}x"
                 )
+    if not forward:
+        return 0
     fw = {label: (tp, rate) for label, tp, rate in forward}
     pk, so = fw["portkit forward"], fw["socat"]
     print(f"  forward vs socat     throughput {pk[0] / so[0]:5.2f}x   conn/s {pk[1] / so[1]:5.2f}x")

@@ -485,3 +485,41 @@ def test_combined_format_is_for_http_kinds_only(tmp_path: Path) -> None:
             '[host]\naccess_log_format = "apache"\n' + text.replace("combined", "portkit"),
             base_dir=tmp_path,
         )
+
+
+async def test_an_edited_file_is_served_anew(host: Host, tmp_path: Path) -> None:
+    """Small files are answered from memory; a change to the file shows at once, with the
+    same validators the streaming path sends (a range request takes that path)."""
+    path = tmp_path / "public" / "style.css"
+    status, first, body = await get(url(host, "site", "/style.css"))
+    assert (status, body) == (200, b"h1{}\n")
+    path.write_bytes(b"h2{}\n")  # same size, new content
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 2_000_000_000))
+    status, headers, body = await get(url(host, "site", "/style.css"))
+    assert (status, body) == (200, b"h2{}\n")
+    assert headers["etag"] != first["etag"]
+    status, ranged, body = await get("-r", "0-1", url(host, "site", "/style.css"))
+    assert (status, body) == (206, b"h2")
+    assert (ranged["etag"], ranged["last-modified"]) == (headers["etag"], headers["last-modified"])
+    assert headers["content-type"] == ranged["content-type"] == "text/css; charset=utf-8"
+    path.unlink()
+    status, _, _ = await get(url(host, "site", "/style.css"))
+    assert status == 404
+
+
+async def test_a_precompressed_sibling_still_reaches_clients_that_accept_it(
+    host: Host, tmp_path: Path
+) -> None:
+    """A file answered from memory once is still answered from its ``.gz`` sibling for a
+    client that accepts gzip (aiohttp's FileResponse picks it), and plainly for others."""
+    import gzip
+
+    root = tmp_path / "public"
+    (root / "page.txt").write_bytes(b"plain text\n")
+    (root / "page.txt.gz").write_bytes(gzip.compress(b"plain text\n"))
+    status, headers, body = await get(url(host, "site", "/page.txt"))
+    assert (status, body) == (200, b"plain text\n")
+    assert "content-encoding" not in headers
+    status, headers, body = await get("-H", "Accept-Encoding: gzip", url(host, "site", "/page.txt"))
+    assert (status, headers.get("content-encoding")) == (200, "gzip")
+    assert gzip.decompress(body) == b"plain text\n"

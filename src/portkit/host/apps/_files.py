@@ -9,7 +9,11 @@ it lacks:
   including video and HLS types;
 - multiple byte ranges as ``multipart/byteranges`` and RFC 9110 handling of invalid ranges
   (:mod:`portkit.host.apps._ranges` decides, this module answers);
-- a directory listing (off unless configured).
+- a directory listing (off unless configured);
+- a fast path for the common request (a whole small file, no precondition, no range):
+  the body and response head come from memory (:class:`SmallFiles`), with no thread hop
+  and no file opened, which is most of the difference between aiohttp's FileResponse and
+  a plain in-memory response.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import dataclasses
 import email.utils
 import html
+import math
 import mimetypes
 import os
 import secrets
@@ -34,6 +39,7 @@ from portkit.host.apps._ranges import IGNORE, UNSATISFIABLE, ByteRange, parse_ra
 
 __all__ = [
     "Found",
+    "SmallFiles",
     "content_type",
     "directory_listing",
     "lookup",
@@ -66,6 +72,21 @@ for _ext, _type in {
 FALLBACK_TYPE = "application/octet-stream"
 CHUNK = 256 * 1024
 
+#: Files up to this size are answered from memory; larger ones stream with FileResponse.
+SMALL_FILE = 256 * 1024
+#: The most bytes of file bodies kept in memory (oldest entries go first).
+SMALL_FILES_BYTES = 32 * 1024 * 1024
+
+#: Request fields that need aiohttp's FileResponse (ranges and preconditions).
+_SLOW_FIELDS = (
+    hdrs.RANGE,
+    hdrs.IF_RANGE,
+    hdrs.IF_MATCH,
+    hdrs.IF_NONE_MATCH,
+    hdrs.IF_MODIFIED_SINCE,
+    hdrs.IF_UNMODIFIED_SINCE,
+)
+
 
 def content_type(path: Path) -> str:
     """The media type to send for ``path`` (text types with ``charset=utf-8``)."""
@@ -92,15 +113,42 @@ def resolve_path(root: Path, url_path: str, *, hidden: bool = False) -> Path | N
     for part in parts:
         if part in (".", "..") or (part.startswith(".") and not hidden):
             return None
-    try:
-        real = root.joinpath(*parts).resolve(strict=True)
-    except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
-        return None
-    if real != root and not real.is_relative_to(root):
-        return None
-    if not hidden and any(part.startswith(".") for part in real.relative_to(root).parts):
-        return None
-    return real
+    # Strings and os.path rather than pathlib: this runs for every request, and pathlib's
+    # object juggling cost more than the system calls.
+    base = str(root)
+    real = _plain(base, parts)
+    if real is None:
+        try:  # Path.resolve is this same call
+            real = os.path.realpath(os.path.join(base, *parts), strict=True)
+        except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
+            return None
+    if real != base:
+        prefix = base if base.endswith("/") else base + "/"
+        if not real.startswith(prefix):
+            return None
+        if not hidden and any(part.startswith(".") for part in real[len(prefix) :].split("/")):
+            return None
+    return Path(real)
+
+
+def _plain(base: str, parts: list[str]) -> str | None:
+    """``base`` (a real path) joined with ``parts`` if that names an existing entry through
+    no symlink, else None (missing, or a symlink on the way: realpath decides then).
+
+    The common case in one ``lstat`` per segment, where ``realpath`` walks every segment
+    from ``/`` in Python: with no symlink below the root and no ``.``/``..`` segments
+    (refused before), the joined path is its own real path.
+    """
+    path = base
+    for part in parts:
+        path = os.path.join(path, part)
+        try:
+            mode = os.lstat(path).st_mode
+        except (OSError, ValueError):
+            return None
+        if stat.S_ISLNK(mode):
+            return None
+    return path
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,8 +189,95 @@ def lookup(
     return Found(path=path, st=st, is_dir=True)
 
 
-async def serve_file(request: web.Request, path: Path, st: os.stat_result) -> web.StreamResponse:
-    """Answer GET/HEAD for the regular file ``path``, with ranges per RFC 9110."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Entry:
+    identity: tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
+    head: tuple[tuple[str, str], ...]  # the response fields, as FileResponse sends them
+    body: bytes
+    encoded: bool  # a precompressed sibling (.gz, .br) exists: FileResponse may pick it
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class SmallFiles:
+    """Bodies and response heads of small files, for whole-file GET/HEAD answers.
+
+    An entry is used only while the file's identity (device, inode, size, modification
+    and change times, from the ``stat`` every request makes anyway) is unchanged, so an
+    edited or replaced file is read again on its next request. Reads are blocking but
+    bounded by :data:`SMALL_FILE` and happen once per file version.
+    """
+
+    def __init__(self, limit: int = SMALL_FILES_BYTES) -> None:
+        self.limit = limit
+        self._entries: dict[Path, _Entry] = {}
+        self._bytes = 0
+
+    def response(
+        self, request: web.BaseRequest, path: Path, st: os.stat_result
+    ) -> web.Response | None:
+        """The answer from memory, or None when FileResponse must answer."""
+        headers = request.headers
+        if st.st_size > SMALL_FILE or any(name in headers for name in _SLOW_FIELDS):
+            return None
+        entry = self._entries.get(path)
+        if entry is None or entry.identity != _identity(st):
+            entry = self._fill(path, st)
+            if entry is None:
+                return None
+        if entry.encoded:
+            accepted = headers.get(hdrs.ACCEPT_ENCODING, "").lower()
+            if "gzip" in accepted or "br" in accepted:
+                return None
+        return web.Response(body=entry.body, headers=entry.head)
+
+    def _fill(self, path: Path, st: os.stat_result) -> _Entry | None:
+        old = self._entries.pop(path, None)
+        if old is not None:
+            self._bytes -= len(old.body)
+        try:
+            with path.open("rb") as fh:
+                now = os.fstat(fh.fileno())
+                if _identity(now) != _identity(st):
+                    return None  # changed since the lookup: let FileResponse look again
+                body = fh.read(SMALL_FILE + 1)
+        except OSError:
+            return None
+        if len(body) != st.st_size:
+            return None  # written to while read
+        encoded = any(path.with_name(path.name + suffix).exists() for suffix in (".gz", ".br"))
+        head = (
+            (hdrs.CONTENT_TYPE, content_type(path)),
+            (hdrs.ETAG, _etag(st)),
+            # Rounded up, as aiohttp's FileResponse does: If-Modified-Since with this date
+            # must match the file (a 304), whatever the fraction of its second.
+            (hdrs.LAST_MODIFIED, email.utils.formatdate(math.ceil(st.st_mtime), usegmt=True)),
+            (hdrs.ACCEPT_RANGES, "bytes"),
+        )
+        entry = _Entry(_identity(st), head, body, encoded)
+        while self._entries and self._bytes + len(body) > self.limit:
+            _path, evicted = next(iter(self._entries.items()))
+            del self._entries[_path]
+            self._bytes -= len(evicted.body)
+        if len(body) <= self.limit:
+            self._entries[path] = entry
+            self._bytes += len(body)
+        return entry
+
+
+async def serve_file(
+    request: web.Request, path: Path, st: os.stat_result, small: SmallFiles | None = None
+) -> web.StreamResponse:
+    """Answer GET/HEAD for the regular file ``path``, with ranges per RFC 9110.
+
+    With ``small``, a whole small file with no precondition is answered from memory.
+    """
+    if small is not None:
+        fast = small.response(request, path, st)
+        if fast is not None:
+            return fast
     media = content_type(path)
     header = request.headers.get(hdrs.RANGE)
     if_range = request.headers.get(hdrs.IF_RANGE)

@@ -41,7 +41,7 @@ from portkit.host._app import (
     option,
 )
 from portkit.host._limits import Admission, SendClock, Slot
-from portkit.host.apps._files import Found, directory_listing, lookup, serve_file
+from portkit.host.apps._files import Found, SmallFiles, directory_listing, lookup, serve_file
 from portkit.host.apps._sockets import bytes_acked, reset
 
 __all__ = ["KINDS", "WebApp", "WebKind", "WebOptions"]
@@ -124,6 +124,7 @@ class WebApp(Application):
         self._clocks: dict[RequestHandler, SendClock] = {}  # responses being sent
         self._ssl: Any = None  # made by prepare()
         self._requests: dict[RequestHandler, int] = {}  # requests served per connection
+        self.small_files = SmallFiles()
 
     # -- requests -------------------------------------------------------------------------
 
@@ -198,19 +199,22 @@ class WebApp(Application):
         if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
             raise web.HTTPMethodNotAllowed(request.method, [hdrs.METH_GET, hdrs.METH_HEAD])
         url_path = request.path
-        found = await asyncio.to_thread(
-            lookup, self.root, url_path, hidden=self.options.hidden, index_names=self.options.index
+        # On the event loop, not in a thread: a few stat calls on a local file system take
+        # microseconds, the thread hop several times that (and caps requests/s; see
+        # docs/benchmarks.md). A root on a slow network file system would stall the loop.
+        found = lookup(
+            self.root, url_path, hidden=self.options.hidden, index_names=self.options.index
         )
         if found is None:
             raise web.HTTPNotFound()
         if not found.is_dir:
-            return await serve_file(request, found.path, found.st)
+            return await serve_file(request, found.path, found.st, self.small_files)
         if not url_path.endswith("/"):
             raise web.HTTPMovedPermanently(
                 location=request.rel_url.with_path(url_path + "/").raw_path_qs
             )
         if found.index is not None and found.index_st is not None:
-            return await serve_file(request, found.index, found.index_st)
+            return await serve_file(request, found.index, found.index_st, self.small_files)
         return await self.directory(request, found)
 
     async def directory(self, request: web.Request, found: Found) -> web.StreamResponse:
