@@ -7,6 +7,7 @@ contract, so an identification that hangs fails the test instead of the suite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from pathlib import Path
@@ -340,3 +341,46 @@ async def test_udp_identification_takes_answers_from_any_port_of_the_target_only
     proto.datagram_received(b"other v4 host", ("127.0.0.1", 69))
     assert proto.queue.get_nowait() == b"new port"
     assert proto.queue.empty()
+
+
+async def test_bytes_already_arrived_are_taken_past_the_deadline() -> None:
+    # On a busy event loop an answer and its deadline come due in the same turn: the
+    # answer, already in the stream's buffer, must win.
+    from portkit.scan._channel import Channel
+
+    async with serve(greeter(b"hello\r\n")) as port:
+        chan, _rtt = await Channel.open(HOST, port, 2.0)
+        try:
+            await asyncio.sleep(0.2)  # the greeting reaches the stream's buffer meanwhile
+            loop = asyncio.get_running_loop()
+            assert await chan.recv(loop.time() - 1.0) == b"hello\r\n"
+            with pytest.raises(TimeoutError):
+                await chan.recv(loop.time() - 1.0)  # nothing more: the deadline holds
+        finally:
+            await chan.close()
+
+
+async def test_generic_ladder_slides_past_a_silent_probe() -> None:
+    # A server silent to a Redis PING that hangs up on every other request. While the
+    # PING waits out its answer, the probes after it go on (a window, not lockstep
+    # batches of PARALLEL_PROBES); GET /version is never sent without an HTTP answer.
+    from portkit.scan._identify import PARALLEL_PROBES
+
+    events: list[str] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        events.append("open")
+        data = await reader.read(4096)
+        events.append(data[:16].decode("latin-1"))
+        if data.startswith(b"*"):  # RESP, a Redis command
+            events.append("silent start")
+            with contextlib.suppress(ConnectionError):
+                await reader.read()  # until the identifier gives up and closes
+            events.append("silent end")
+
+    async with serve(handler) as port:
+        found = await identify(HOST, port, budget=6.0)
+    assert found.service is None
+    during = events[events.index("silent start") : events.index("silent end")]
+    assert during.count("open") > 2 * PARALLEL_PROBES, events
+    assert not any(e.startswith("GET /version") for e in events), events

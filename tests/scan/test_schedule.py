@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portkit.scan._model import PortState
-from portkit.scan._schedule import MIN_WINDOW, Policy, ProbeScheduler, TokenBucket, Window
+from portkit.scan._schedule import (
+    MIN_WINDOW,
+    Policy,
+    ProbeScheduler,
+    RttEstimator,
+    TokenBucket,
+    Window,
+)
 from portkit.scan._targets import Target
 
 HOST = Target(address="127.0.0.1")  # nothing is sent: the network is fake
@@ -354,3 +361,80 @@ def test_every_planned_probe_ends_in_exactly_one_row(
             assert state in (OPEN, CLOSED)
             # The state is the one the network gave that port.
             assert state in {o[1] for o in net.fate[port] if o is not None}
+
+
+# -- waits from measured round trips (RFC 6298) ---------------------------------------
+
+
+def test_rtt_estimator_follows_rfc_6298() -> None:
+    rtt = RttEstimator(initial=1.0, floor=0.001, ceiling=1.0)
+    assert rtt.rto == 1.0  # nothing measured: the initial wait
+    rtt.sample(0.1)  # first: SRTT = R, RTTVAR = R/2, RTO = SRTT + 4 RTTVAR
+    assert (rtt.srtt, rtt.rttvar) == pytest.approx((0.1, 0.05))
+    assert rtt.rto == pytest.approx(0.3)
+    rtt.sample(0.2)  # RTTVAR = 3/4 * 0.05 + 1/4 * |0.1 - 0.2|; SRTT = 7/8 * 0.1 + 1/8 * 0.2
+    assert rtt.rttvar == pytest.approx(0.0625)
+    assert rtt.srtt == pytest.approx(0.1125)
+    assert rtt.rto == pytest.approx(0.1125 + 4 * 0.0625)
+
+
+def test_rtt_estimator_keeps_between_floor_and_ceiling() -> None:
+    rtt = RttEstimator(initial=1.0, floor=0.1, ceiling=0.5)
+    assert rtt.rto == 0.5  # the initial wait never exceeds the ceiling
+    for _ in range(50):
+        rtt.sample(0.0001)  # a link far quicker than the floor
+    assert rtt.rto == 0.1
+    for _ in range(50):
+        rtt.sample(3.0)
+    assert rtt.rto == 0.5
+
+
+def test_adaptive_wait_shrinks_to_the_measured_link() -> None:
+    # Ports 1-10 answer in 2 ms; port 11 is dropped. On a fixed 1 s wait the dropped
+    # port would cost 1 + 2 + 4 s; measured, it costs the floor's 0.1 + 0.2 + 0.4 s.
+    s = scheduler(11, timeout=1.0, retries=2, adaptive=True, min_timeout=0.1)
+    now = 0.0
+    send_all(s, now)
+    now = 0.002
+    for port in range(1, 11):
+        s.answer(port, CLOSED, "reset", now)
+    assert s.rtt.rto == pytest.approx(0.1)  # the floor: 2 ms + 4 * variation is less
+    assert s.wake_at(now) == pytest.approx(0.1)  # port 11's first wait, not 1 s
+    while not s.done:
+        wake = s.wake_at(now)
+        assert wake is not None
+        now = wake
+        s.expire(now)
+        send_all(s, now)
+    assert s.take_rows()[-1][1:] == (11, PortState.FILTERED, "no-response", None)
+    assert now == pytest.approx(0.1 + 0.2 + 0.4)
+
+
+def test_fixed_wait_without_adaptive() -> None:
+    s = scheduler(2, timeout=1.0, retries=0)
+    send_all(s, 0.0)
+    s.answer(1, CLOSED, "reset", 0.002)
+    assert s.rtt.rto == 1.0  # nothing learnt
+    assert s.wake_at(0.002) == 1.0
+
+
+def test_answers_to_re_sent_probes_are_not_measured() -> None:
+    # Karn's rule (RFC 6298 section 3): the answer to a re-sent probe may be the first
+    # one's, so its time says nothing of the round trip.
+    s = scheduler(1, timeout=1.0, retries=1, adaptive=True, min_timeout=0.01)
+    send_all(s, 0.0)
+    s.expire(1.0)
+    send_all(s, 1.0)  # attempt 1
+    s.answer(1, CLOSED, "reset", 1.001)
+    assert s.rtt.samples == 0
+    assert s.rtt.rto == 1.0
+
+
+def test_batched_answers_give_one_sample() -> None:
+    s = scheduler(4, timeout=1.0, adaptive=True, min_timeout=0.01)
+    attempt, probes = s.take(0.0)
+    keys = [port for _t, port in probes]
+    s.arm(keys, s.track(keys, probes, attempt, 0.0), attempt, 0.0)
+    assert s.answer_all(keys, 0.05) is not None
+    assert s.rtt.samples == 1
+    assert s.rtt.srtt == pytest.approx(0.05)

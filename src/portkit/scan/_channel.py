@@ -116,15 +116,35 @@ class Channel:
 
     async def _recv_raw(self, deadline: float) -> bytes:
         remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            raise TimeoutError
         try:
-            async with asyncio.timeout(remaining):
+            # Past the deadline, what has already arrived is still taken (a read of
+            # buffered bytes does not wait): on a busy event loop the answer and the
+            # deadline come due in the same turn, and the answer must win.
+            async with asyncio.timeout(max(remaining, 0.0)):
                 data = await self._reader.read(READ_CHUNK)
         except (ConnectionResetError, BrokenPipeError):
             data = b""
+        except TimeoutError:
+            if remaining <= 0:
+                raise
+            # The deadline cancelled a read whose bytes may have come in that same
+            # turn: they wait in the reader's buffer. One look that does not wait.
+            late = await self._buffered()
+            if late is None:
+                raise
+            data = late
         self.saw_eof = self.saw_eof or not data
         return data
+
+    async def _buffered(self) -> bytes | None:
+        """Bytes the stream already holds (b"" at its end), or None when it holds none."""
+        try:
+            async with asyncio.timeout(0):
+                return await self._reader.read(READ_CHUNK)
+        except TimeoutError:
+            return None
+        except (ConnectionResetError, BrokenPipeError):
+            return b""
 
     async def _flush(self) -> None:
         pending = self._outgoing.read()

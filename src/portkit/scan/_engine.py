@@ -360,6 +360,10 @@ def run_socket_engine(
         rate=options.rate,
         ceiling=window_size(options.concurrency),
         silent=PortState.FILTERED if kind is ProbeKind.TCP_CONNECT else PortState.OPEN_FILTERED,
+        # TCP answers come from the target's kernel: their round trips measure the path.
+        # A UDP answer comes from an application, as slow as it likes: a wait learnt
+        # from port unreachables would give up on it.
+        adaptive=kind is ProbeKind.TCP_CONNECT,
     )
     scheduler: ProbeScheduler[int] = ProbeScheduler(probes, policy, monotonic())
     return drive(_SocketTransport(kind, scheduler, names), scheduler, names)

@@ -398,37 +398,47 @@ async def _climb(ladder: _Ladder) -> Identification | None:
         if found is not None:
             return found
     # 4. The remaining probes, each on a connection of its own, a few at a time: a server
-    #    that ignores what it does not understand costs one wait per batch, not per probe.
-    remaining = [p for p in probes_for(expected) if p is not first]
-    for start in range(0, len(remaining), PARALLEL_PROBES):
-        if ladder.remaining() <= 0:
-            break
-        found = await _first_match(ladder, remaining[start : start + PARALLEL_PROBES])
-        if found is not None:
-            return found
-    return None
+    #    that ignores what it does not understand costs one wait per few probes, not one
+    #    per probe. GET /version is not among them: it follows an HTTP answer (step 2's
+    #    follow-up), and a server that did not answer GET / will not answer it either.
+    #    Where the registry expects etcd, Docker or Kubernetes, GET /version was step 2.
+    remaining = [p for p in probes_for(expected) if p is not first and p is not HTTP_GET_VERSION]
+    return await _first_match(ladder, remaining)
 
 
-async def _first_match(ladder: _Ladder, batch: list[Probe]) -> Identification | None:
-    """Run ``batch`` at once; the first probe to match wins and the others are stopped."""
-    tasks = {asyncio.create_task(_probe_once(ladder, p)): p for p in batch}
+async def _first_match(ladder: _Ladder, probes: list[Probe]) -> Identification | None:
+    """Run ``probes``, :data:`PARALLEL_PROBES` at a time, in order; the first match wins.
+
+    A sliding window, not batches: a probe that ends early (the server closed, or its
+    matchers all said no) makes room for the next at once, so a server that hangs up on
+    what it does not understand does not hold the ladder for the slowest of a batch.
+    Among probes that end in the same turn, the earlier in ``probes`` wins.
+    """
+    running: dict[asyncio.Task[_Outcome | None], int] = {}
+    upcoming = iter(enumerate(probes))
     try:
-        pending = set(tasks)
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: batch.index(tasks[t])):
+        while True:
+            while len(running) < PARALLEL_PROBES and ladder.remaining() > 0:
+                step = next(upcoming, None)
+                if step is None:
+                    break
+                running[asyncio.create_task(_probe_once(ladder, step[1]))] = step[0]
+            if not running:
+                return None
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=running.__getitem__):
+                index = running.pop(task)
                 outcome = task.result()
                 if outcome is None:
                     continue
                 ladder.note(outcome.data, eof=outcome.eof, echo=outcome.echo)
                 if outcome.match is not None:
-                    return ladder.result(outcome.match, tasks[task].name, outcome.data)
-        return None
+                    return ladder.result(outcome.match, probes[index].name, outcome.data)
     finally:
-        for task in tasks:
+        for task in running:
             task.cancel()
         # Let the stopped probes close their connections before going on.
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
 
 
 async def _probe_once(ladder: _Ladder, probe: Probe) -> _Outcome | None:

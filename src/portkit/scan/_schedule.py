@@ -23,17 +23,25 @@ Policy:
   nothing is filtered or down, and slowing down would only make that scan slower.
 - *rate*: a token bucket; at most ``rate`` probes taken per second, in bursts of a
   hundredth of a second's worth.
-- *retries*: attempt ``a`` of a probe waits ``timeout * 2**a`` for its answer; after
+- *retries*: attempt ``a`` of a probe waits ``rto * 2**a`` for its answer; after
   ``retries`` re-sends the probe is finished in the ``silent`` state (filtered for
   TCP, open|filtered for UDP), reason ``no-response``.
+- *rto* (retransmission timeout): ``timeout`` until round trips are measured; with
+  ``adaptive``, then the smoothed round trip plus four times its variation (RFC 6298
+  section 2: SRTT, RTTVAR), between ``min_timeout`` and ``timeout``. Only first
+  attempts are measured (Karn's rule, RFC 6298 section 3: the answer to a re-sent
+  probe may be the first one's). A probe that goes unanswered does not move it: on a
+  scan, silence is mostly a filtered port, not a slower path, and the window already
+  backs off where answers are lost among others.
 - *finished rows*: every probe taken ends in exactly one row, ``(target, port,
   state, reason, rtt)``, collected in :attr:`ProbeScheduler.rows` until
   :meth:`ProbeScheduler.take_rows`; an answer to a probe that is no longer
   outstanding (late, duplicate) is refused, so it cannot make a second row.
 
-Deadlines are kept in one FIFO queue per attempt: all probes of one attempt wait the
-same time, so with a clock that never goes back each queue is already in deadline
-order and expiry costs O(1) per probe.
+Deadlines are kept in one FIFO queue per attempt, of the times the probes left: all
+probes of one attempt wait the same time (the current ``rto``, times two per attempt),
+so with a clock that never goes back each queue is already in deadline order whatever
+the ``rto`` has become, and expiry costs O(1) per probe.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ __all__ = [
     "Policy",
     "ProbeScheduler",
     "Row",
+    "RttEstimator",
     "TokenBucket",
     "Window",
 ]
@@ -82,6 +91,9 @@ class Policy:
         ceiling: probes outstanding at most (the window never grows past it).
         silent: the state of a probe that never got an answer.
         min_window: the window never shrinks below this (nor below 1).
+        adaptive: derive the wait from measured round trips (``timeout`` is then the
+            first wait and the longest).
+        min_timeout: the shortest wait an adaptive scan uses.
     """
 
     timeout: float = 1.0
@@ -90,6 +102,42 @@ class Policy:
     ceiling: int = 8192
     silent: PortState = PortState.FILTERED
     min_window: int = MIN_WINDOW
+    adaptive: bool = False
+    min_timeout: float = 0.1
+
+
+class RttEstimator:
+    """The retransmission timeout from measured round trips (RFC 6298 section 2).
+
+    Before the first sample the timeout is ``initial``; each sample ``r`` updates
+    ``SRTT`` and ``RTTVAR`` (alpha 1/8, beta 1/4; the first sets ``SRTT = r``,
+    ``RTTVAR = r/2``) and the timeout becomes ``SRTT + 4 * RTTVAR``, kept between
+    ``floor`` and ``ceiling``. RFC 6298's one-second floor is for a connection's data;
+    a scan's probes use nmap's 100 ms by default (the floor is a parameter).
+    """
+
+    __slots__ = ("ceiling", "floor", "rto", "rttvar", "samples", "srtt")
+
+    def __init__(self, initial: float, floor: float, ceiling: float) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.rto = min(initial, ceiling)
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.samples = 0
+
+    def sample(self, rtt: float) -> None:
+        """One measured round trip, in seconds."""
+        srtt = self.srtt
+        if srtt is None:
+            srtt, rttvar = rtt, rtt / 2
+        else:
+            rttvar = 0.75 * self.rttvar + 0.25 * abs(srtt - rtt)
+            srtt = 0.875 * srtt + 0.125 * rtt
+        self.srtt, self.rttvar = srtt, rttvar
+        self.samples += 1
+        rto = srtt + 4 * rttvar
+        self.rto = self.floor if rto < self.floor else min(rto, self.ceiling)
 
 
 class TokenBucket:
@@ -169,11 +217,13 @@ class ProbeScheduler(Generic[K]):
         self.window = Window(policy.ceiling, policy.min_window)
         self.bucket = TokenBucket(policy.rate, now)
         self._retries = max(0, policy.retries)
-        self._timeout = max(0.001, policy.timeout)
+        timeout = max(0.001, policy.timeout)
+        self.rtt = RttEstimator(timeout, max(0.001, policy.min_timeout), timeout)
+        self._adaptive = policy.adaptive
         self._silent = policy.silent
         self._again: deque[tuple[Target, int, int]] = deque()
         self.outstanding: dict[K, Outstanding] = {}
-        # One queue per attempt of (deadline, keys, their entries when sent).
+        # One queue per attempt of (sent at, keys, their entries when sent).
         self._deadlines: list[deque[tuple[float, Sequence[K], Sequence[Outstanding]]]] = [
             deque() for _ in range(self._retries + 1)
         ]
@@ -242,13 +292,13 @@ class ProbeScheduler(Generic[K]):
     ) -> None:
         """Start the deadlines of tracked probes that left at ``at``."""
         if keys:
-            self._deadlines[attempt].append((at + self._timeout * (1 << attempt), keys, entries))
+            self._deadlines[attempt].append((at, keys, entries))
 
     def sent(self, key: K, target: Target, port: int, attempt: int, now: float) -> None:
         """One probe left at ``now``: :meth:`track` and :meth:`arm` in one."""
         entry = (target, port, attempt, now, self.answers)
         self.outstanding[key] = entry
-        self._deadlines[attempt].append((now + self._timeout * (1 << attempt), (key,), (entry,)))
+        self._deadlines[attempt].append((now, (key,), (entry,)))
 
     def untrack(self, keys: Sequence[K], attempt: int) -> None:
         """Tracked probes that never left: first in line again, same attempt."""
@@ -276,15 +326,19 @@ class ProbeScheduler(Generic[K]):
         self.answers += 1
         if grow:
             self.window.grow()
-        self.rows.append((entry[0], entry[1], state, reason, now - entry[3]))
+        rtt = now - entry[3]
+        if self._adaptive and entry[2] == 0:
+            self.rtt.sample(rtt)  # first attempts only (Karn)
+        self.rows.append((entry[0], entry[1], state, reason, rtt))
         return entry
 
-    def answer_all(self, keys: Sequence[K]) -> list[Outstanding] | None:
+    def answer_all(self, keys: Sequence[K], now: float | None = None) -> list[Outstanding] | None:
         """Answers to every one of ``keys`` at once, or None (then nothing was done).
 
         All or nothing: None when one of them is not outstanding or one repeats. The
         caller makes their rows (:attr:`rows`): one per key, in any form it likes,
-        such as counts (see the SYN engine).
+        such as counts (see the SYN engine). With ``now`` (when they arrived), the
+        first first-attempt probe among them is one round-trip sample.
         """
         outstanding = self.outstanding
         found = list(map(outstanding.get, keys))
@@ -294,6 +348,10 @@ class ProbeScheduler(Generic[K]):
             del outstanding[key]
         self.answers += len(keys)
         self.window.grow(len(keys))
+        if self._adaptive and now is not None:
+            first = next((e for e in found if e is not None and e[2] == 0), None)
+            if first is not None:
+                self.rtt.sample(now - first[3])  # one sample a batch: cheap, enough
         return found  # type: ignore[return-value]  # no None left
 
     def drop(self, key: K, state: PortState, reason: str) -> Outstanding | None:
@@ -339,8 +397,10 @@ class ProbeScheduler(Generic[K]):
         """
         expired: list[K] = []
         outstanding = self.outstanding
-        for queue in self._deadlines:
-            while queue and queue[0][0] <= now:
+        rto = self.rtt.rto
+        for attempt, queue in enumerate(self._deadlines):
+            wait = rto * (1 << attempt)  # (the same sum as wake_at's, to the last bit)
+            while queue and queue[0][0] + wait <= now:
                 _deadline, keys, entries = queue.popleft()
                 for key, entry in zip(keys, entries, strict=True):
                     if outstanding.get(key) is entry:
@@ -351,7 +411,7 @@ class ProbeScheduler(Generic[K]):
 
     def _lost(self, entry: Outstanding, now: float) -> None:
         target, port, attempt, _sent, answers_then = entry
-        self.window.loss(now, self._timeout, self.answers > answers_then)
+        self.window.loss(now, self.rtt.rto, self.answers > answers_then)
         if attempt < self._retries:
             self._again.append((target, port, attempt + 1))
         else:
@@ -377,9 +437,12 @@ class ProbeScheduler(Generic[K]):
     def wake_at(self, now: float) -> float | None:
         """When the driver should act again if no answer comes first; None: only on answers."""
         wake: float | None = None
-        for queue in self._deadlines:
-            if queue and (wake is None or queue[0][0] < wake):
-                wake = queue[0][0]
+        rto = self.rtt.rto
+        for attempt, queue in enumerate(self._deadlines):
+            if queue:
+                deadline = queue[0][0] + rto * (1 << attempt)
+                if wake is None or deadline < wake:
+                    wake = deadline
         if self._again or not self.exhausted:
             wait = self.bucket.wait()
             if wait > 0 and self.window.size > len(self.outstanding):

@@ -316,7 +316,7 @@ class _SynTransport:
             return False
         addresses, ports, verdicts = parsed
         entries = self._scheduler.answer_all(
-            list(zip(repeat(addresses, count), ports, strict=True))
+            list(zip(repeat(addresses, count), ports, strict=True)), now
         )
         if entries is None:
             return False
@@ -541,6 +541,7 @@ def run_syn_engine(
         retries=options.retries,
         rate=options.rate,
         ceiling=max(MIN_WINDOW, options.concurrency or 65536),
+        adaptive=True,  # SYN-ACKs and resets come from the target's kernel
     )
     scheduler: ProbeScheduler[tuple[bytes, int]] = ProbeScheduler(probes, policy, time.monotonic())
     transport = _SynTransport(
