@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from portkit._errors import NetworkError, PortkitError, PrivilegeError
+from portkit.endpoint import host_port
 from portkit.host import _systemd
 from portkit.host._app import BACKLOG, AppContext, Application, Counters, Listener
 from portkit.host._config import (
@@ -573,7 +574,7 @@ def _sockname(sock: socket.socket) -> tuple[str, int]:
 
 def _format(address: tuple[str, int]) -> str:
     host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host_port(host, port)
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:

@@ -19,6 +19,7 @@ import time
 
 from portkit._errors import ConnectionRefused, ConnectTimeout, NetworkError, ResolveError
 from portkit._tls_summary import tls_summary as tls_info
+from portkit.endpoint import host_port
 from portkit.scan._model import TlsInfo
 
 __all__ = [
@@ -192,7 +193,7 @@ class Channel:
 
 
 def where(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host_port(host, port)
 
 
 @functools.cache
