@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from portkit._errors import PortSpecError, TargetError
-from portkit.scan._engine import raise_fd_limit, window_size
+from portkit._rlimit import raise_fd_limit
+from portkit.scan._engine import window_size
 from portkit.scan._model import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._scan import scan
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from portkit.cli._args import probe_seconds
+
 SUMMARY = "scan computers for listening applications: which ports are open (like nmap)"
 
 _EPILOG = """\
@@ -73,10 +75,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
-        default=1000.0,
-        metavar="MS",
-        help="wait per probe before re-sending (default 1000)",
+        type=probe_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds to wait for a probe's answer before re-sending (default 1; 0.25 for 250 ms)",
     )
     parser.add_argument(
         "--retries",
@@ -176,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
             # --udp alone is a UDP scan (T: items in -p still go to TCP), as nmap -sU.
             tcp=not args.udp or args.syn,
             exclude=exclude,
-            timeout=args.timeout / 1000,
+            timeout=args.timeout,
             retries=args.retries,
             rate=args.rate,
             concurrency=args.concurrency,

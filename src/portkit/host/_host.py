@@ -56,7 +56,6 @@ __all__ = [
     "Host",
     "bind_listener",
     "default_status_path",
-    "raise_fd_limit",
     "read_status",
 ]
 
@@ -97,21 +96,6 @@ def bind_listener(address: ListenAddress, owner: str) -> socket.socket:
             ) from None
         raise BindError(f"{what}: {exc.strerror or exc}") from None
     return sock
-
-
-def raise_fd_limit() -> int:
-    """Raise the soft limit on open files to the hard limit (a host holds many sockets)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError) as exc:
-            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
-            return soft
-        return hard
-    return soft
 
 
 def default_status_path() -> Path:
