@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
@@ -31,6 +32,10 @@ def test_ports_are_well_known_as_root_and_alternates_otherwise() -> None:
             assert ports[app] == well_known, app
         elif _bindable(alternate):
             assert ports[app] == alternate, app
+        else:  # both taken: another port, free when chosen
+            assert ports[app] not in (well_known, alternate), app
+            assert ports[app] > 0, app
+    assert len(set(ports.values())) == len(ports)
     assert DEMO_PORTS["web"] == (80, 8080)
     assert DEMO_PORTS["smtp"] == (25, 2525)
 
@@ -46,6 +51,23 @@ def test_a_taken_port_gives_way() -> None:
         holder.listen()
         ports = demo_ports()
     assert ports["web"] != web_port
+    assert len(set(ports.values())) == len(ports)
+
+
+def test_an_application_whose_ports_are_all_taken_gets_a_free_one() -> None:
+    well_known, alternate = DEMO_PORTS["web"]
+    with contextlib.ExitStack() as held:
+        for port in {well_known, alternate}:
+            if _bindable(port):  # otherwise taken already (or privileged): as good
+                holder = held.enter_context(socket.socket())
+                holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                holder.bind(("127.0.0.1", port))
+                holder.listen()
+        assert not _bindable(well_known)
+        assert not _bindable(alternate)
+        ports = demo_ports()
+    assert ports["web"] not in (well_known, alternate)
+    assert ports["web"] > 0
     assert len(set(ports.values())) == len(ports)
 
 
