@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,19 @@ class GroundTruthRow:
     """True when the product can be read from what the server sends."""
     extra: bool
     """True for servers started only by `lab/up.sh --extra`."""
+
+    def version_matches(self, found: str | None) -> bool:
+        """Whether ``found`` is a release of ``version``'s series: its last number may differ.
+
+        The ground truth records what Debian ships today; a point release (nginx 1.22.1 to
+        1.22.4, OpenSSH 9.2p1 to 9.2p3) is the same server, a new series (1.24) is not.
+        """
+        if not self.version:
+            return True
+        parts = re.split(r"(\d+)", self.version)  # text, number, text, ..., number, text
+        last = max(i for i, part in enumerate(parts) if part.isdigit())
+        pattern = "".join(r"\d+" if i == last else re.escape(part) for i, part in enumerate(parts))
+        return found is not None and re.fullmatch(pattern, found) is not None
 
 
 def load_ground_truth(path: Path = GROUND_TRUTH) -> tuple[GroundTruthRow, ...]:

@@ -149,7 +149,7 @@ def test_verbose_announces_open_ports_and_quiet_says_nothing(
 
 
 def test_sU_with_sT_scans_both_transports(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["scan", HOST, "-sU", "-sT", "-p", "9", "-o", "json", "--timeout", "50"]) == 0
+    assert main(["scan", HOST, "-sU", "-sT", "-p", "9", "-o", "json", "--timeout", "0.05"]) == 0
     scan = json.loads(capsys.readouterr().out)["scan"]
     assert (scan["tcp_ports"], scan["udp_ports"]) == ("9", "9")
 

@@ -108,7 +108,8 @@ def test_srv_against_a_real_dns_server(
         (["example.org", "nosuchservice"], "unknown service"),
         (["example.org", "smtp", "--scheme", "http"], "either SERVICE or --scheme"),
         (["imaps://127.0.0.1", "--srv"], "needs a domain name"),
-        (["h:22", "--timeout", "0"], "--timeout must be positive"),
+        (["h:22", "--timeout", "0"], "--timeout: must be more than 0 seconds, not '0'"),
+        (["h:22", "--timeout", "250ms"], "--timeout: expected seconds, such as 5 or 0.25"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(

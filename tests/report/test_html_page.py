@@ -125,7 +125,7 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     ports = f"{CLOSED_PORT},{SSH_PORT},{TLS_PORT},{HTTP_PORT}"
     with servers(address, _tls.self_signed_context(work)):
-        scan = ["scan", address, "-p", ports, "--detect", "--timeout", "3000"]
+        scan = ["scan", address, "-p", ports, "--detect", "--timeout", "3"]
         portkit(*scan, "-o", "json", "--output", str(work / "scan.json"))
         portkit(*scan, "-o", "html", "--output", str(work / "direct.html"))
     portkit("report", str(work / "scan.json"), "-o", "html", "--output", str(work / "scan.html"))

@@ -66,7 +66,7 @@ def test_detection_identifies_the_port_cold_or_warm(
 ) -> None:
     spec = f"T:{ssh_port},U:{_closed_udp_port()}" if with_udp else str(ssh_port)
     env = {**os.environ, "PYTHONPATH": SRC}
-    argv = ["scan", "127.0.0.1", "-p", spec, "--detect", "--timeout", "300", "-o", "json"]
+    argv = ["scan", "127.0.0.1", "-p", spec, "--detect", "--timeout", "0.3", "-o", "json"]
     proc = subprocess.run(
         [sys.executable, "-m", "portkit", *argv],
         capture_output=True,

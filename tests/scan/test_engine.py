@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from portkit._errors import PortSpecError, TargetError
-from portkit.scan._engine import raise_fd_limit, window_size
+from portkit._rlimit import raise_fd_limit
+from portkit.scan._engine import window_size
 from portkit.scan._model import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._scan import scan
 
@@ -280,11 +281,34 @@ async def test_sharded_scan_finds_the_listeners(listeners: list[Listener]) -> No
     assert opened(two) == {(ls.host, ls.port) for ls in listeners if ":" not in ls.host}
 
 
+def children() -> dict[int, str]:
+    """This process's child processes, zombies included: pid -> state letter."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited while we looked
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if int(ppid) == os.getpid():
+            found[int(entry.name)] = state
+    return found
+
+
 async def test_closing_a_sharded_scan_early_stops_the_workers() -> None:
+    before = children()
     gen = scan("127.0.0.2", "1-65535", processes=2, rate=5000)
     async for _ in gen:
         break
-    await gen.aclose()  # workers killed and reaped; no ResourceWarning, no zombie
+    workers = {pid: state for pid, state in children().items() if pid not in before}
+    assert len(workers) == 1, workers  # two processes: this one and one forked worker
+    await gen.aclose()
+    # Killed and reaped: a child that is gone from /proc left no zombie ("Z") behind.
+    left = {pid: state for pid, state in children().items() if pid in workers}
+    assert left == {}, left
 
 
 def test_process_count() -> None:

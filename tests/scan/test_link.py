@@ -7,7 +7,7 @@ dropped by nftables (10 with a listener behind the rule), and UDP echo services 
 dropped), on both 198.18.0.2 and fd00::2. Every round of both engines, over IPv4 and
 over IPv6 (the SYN engine's IPv6 path included), must report exactly that.
 
-The repeated rounds use ``--timeout 250 --retries 1``: the dropped ports are the last to
+The repeated rounds use ``--timeout 0.25 --retries 1``: the dropped ports are the last to
 finish, after every re-send's deadline, and the default (1 s, 2 re-sends, each deadline
 doubled) would make each round about 7 s. 250 ms is still about a thousand round trips
 on this link; the defaults over the same link are exercised by ``bench/scan.py --link veth``,
@@ -31,7 +31,7 @@ from bench._netns import Link, TargetServices, random_services, veth_link
 from .conftest import needs_root
 
 ROUNDS = 10
-FAST = ["--timeout", "250", "--retries", "1"]
+FAST = ["--timeout", "0.25", "--retries", "1"]
 
 pytestmark = [
     needs_root,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -13,9 +14,41 @@ __all__ = [
     "add_target_arguments",
     "add_verbosity",
     "port_argument",
+    "probe_seconds",
+    "seconds",
     "target_endpoint",
     "verbosity",
 ]
+
+
+#: The longest wait for one probe's answer ``scan --timeout`` takes. Every duration option
+#: is in seconds; a larger number is most likely milliseconds written out of habit (nmap
+#: and older portkit read ``--timeout 250`` so), which would stall a scan for minutes.
+MAX_PROBE_SECONDS = 60.0
+
+
+def seconds(text: str) -> float:
+    """An ``argparse`` type: a duration in seconds, more than 0 (``5``, ``0.25``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds, such as 5 or 0.25, not {text!r}"
+        ) from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text!r}")
+    return value
+
+
+def probe_seconds(text: str) -> float:
+    """An ``argparse`` type: a probe's wait in seconds, at most :data:`MAX_PROBE_SECONDS`."""
+    value = seconds(text)
+    if value > MAX_PROBE_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"is in seconds, at most {MAX_PROBE_SECONDS:g}, not {text!r}; "
+            f"for {value:g} milliseconds write {value / 1000:g}"
+        )
+    return value
 
 
 class PortArgument(NamedTuple):

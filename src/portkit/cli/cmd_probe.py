@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from portkit._errors import ConnectionRefused, ConnectTimeout, UsageError
 from portkit.cli._args import add_target_arguments, target_endpoint
+from portkit.endpoint import bracket_host
 
 if TYPE_CHECKING:
     from portkit.endpoint import Endpoint
@@ -94,7 +95,7 @@ _UDP_PROBED = frozenset({"domain", "ntp", "snmp", "sip"})
 
 
 def _where(host: str, port: int, transport: str) -> str:
-    shown = f"[{host}]" if ":" in host else host
+    shown = bracket_host(host)
     return f"{shown}:{port}/{transport}"
 
 

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from portkit._errors import UsageError
-from portkit.cli._args import add_target_arguments, target_endpoint
+from portkit.cli._args import add_target_arguments, seconds, target_endpoint
 
 if TYPE_CHECKING:
     from portkit.endpoint import Endpoint, Resolution
@@ -59,7 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=float,
+        type=seconds,
         default=None,
         help="seconds allowed for each DNS lookup (default: 5)",
     )
@@ -72,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
     endpoint = target_endpoint(args, default_scheme=args.scheme)
     if not 0 < args.nameserver_port <= 65535:
         raise UsageError(f"--nameserver-port must be 1-65535, not {args.nameserver_port}")
-    if args.timeout is not None and not args.timeout > 0:
-        raise UsageError(f"--timeout must be positive, not {args.timeout}")
 
     resolution: Resolution | None = None
     if args.addresses or args.srv:

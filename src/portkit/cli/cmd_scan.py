@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from portkit.cli._args import probe_seconds
+
 SUMMARY = "scan computers for listening applications: which ports are open (like nmap)"
 
 _EPILOG = """\
@@ -27,7 +29,7 @@ html (one self-contained page; also from a saved scan: portkit report scan.json 
 nmap's flags are accepted as aliases: see the table in docs/scan.md.
 """
 
-# nmap's -T0 .. -T5 as (probe timeout ms, retries, probes per second, concurrency); None
+# nmap's -T0 .. -T5 as (probe timeout in seconds, retries, probes per second, concurrency); None
 # keeps portkit's default. -T0..-T2 send one probe at a time with nmap's fixed gaps
 # between probes (5 min, 15 s, 0.4 s); -T4 and -T5 wait less for an answer, as nmap's
 # aggressive templates lower their round-trip limits. --timeout, --retries, --rate and
@@ -37,8 +39,8 @@ _TIMING: dict[int, tuple[float | None, int | None, float | None, int | None]] = 
     1: (None, None, 1 / 15, 1),
     2: (None, None, 2.5, 1),
     3: (None, None, None, None),
-    4: (500.0, None, None, None),
-    5: (250.0, 1, None, None),
+    4: (0.5, None, None, None),
+    5: (0.25, 1, None, None),
 }
 
 # nmap's -oN/-oX/-oG: the report format each writes.
@@ -116,10 +118,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
-        metavar="MS",
-        help="wait per probe before re-sending (default 1000); TCP scans wait less, down to "
-        "100, where the measured round trips are shorter",
+        type=probe_seconds,
+        metavar="SECONDS",
+        help="seconds to wait for a probe's answer before re-sending (default 1; 0.25 for "
+        "250 ms); TCP scans wait less, down to 0.1, where measured round trips are shorter",
     )
     parser.add_argument(
         "--retries",
@@ -358,7 +360,7 @@ def _run(args: argparse.Namespace) -> int:
             # -sU -sT (or --syn) is both, as nmap.
             tcp=not args.udp or args.syn or args.connect,
             exclude=exclude,
-            timeout=(1000.0 if timeout is None else timeout) / 1000,
+            timeout=1.0 if timeout is None else timeout,
             retries=2 if retries is None else retries,
             rate=rate,
             concurrency=concurrency,

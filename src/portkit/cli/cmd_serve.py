@@ -228,8 +228,9 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
+    from portkit._rlimit import raise_fd_limit
     from portkit.host._config import load_config
-    from portkit.host._host import Host, raise_fd_limit
+    from portkit.host._host import Host
     from portkit.host._systemd import inherited_sockets
 
     cleanup: Path | None = None
@@ -270,11 +271,11 @@ def _serve(args: argparse.Namespace) -> int:
         config, path = load_config(args.config), args.config
         logging.getLogger("portkit.host").info("configuration: %s", args.config)
     else:
-        from portkit.host._demo import demo_config
+        from portkit.host._default import default_config
 
-        config, path = demo_config(), None
+        config, path = default_config(), None
         cleanup = Path(config.source).parent  # the generated demo content
-    raise_fd_limit()
+    raise_fd_limit(warn=True)
     inherited = inherited_sockets()
 
     async def main() -> None:

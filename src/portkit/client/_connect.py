@@ -18,11 +18,9 @@ Errors are portkit's: :class:`~portkit.ConnectionRefused` (nothing listens),
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import re
-import socket
 import ssl
 import stat
 import time
@@ -31,14 +29,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from portkit._errors import (
-    ConnectionRefused,
     ConnectTimeout,
     EndpointError,
     NetworkError,
-    ResolveError,
     UsageError,
 )
 from portkit.endpoint._authority import host_port
+from portkit.endpoint._oserror import network_error
 
 if TYPE_CHECKING:
     from portkit.scan._model import TlsInfo
@@ -133,13 +130,6 @@ async def _open(
                 server_hostname=(server_hostname or host) if tls else None,
                 limit=BUFFER_LIMIT,
             )
-    except TimeoutError as exc:
-        raise ConnectTimeout(f"no answer from {where} within {connect_timeout:g} s") from exc
-    except ConnectionRefusedError as exc:
-        raise ConnectionRefused(f"connection to {where} refused: nothing listens there") from exc
-    except socket.gaierror as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        raise ResolveError(f"cannot resolve {host!r}: {reason}") from exc
     except ssl.SSLCertVerificationError as exc:
         raise TlsError(
             f"tls handshake with {where} failed: {exc.verify_message} "
@@ -147,13 +137,8 @@ async def _open(
         ) from exc
     except ssl.SSLError as exc:
         raise TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}") from exc
-    except ConnectionResetError as exc:
-        raise NetworkError(f"connection to {where} reset by peer during setup") from exc
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            reason = f"{reason.lower()} (no route to it from this machine)"
-        raise NetworkError(f"cannot connect to {where}: {reason.lower()}") from exc
+    except OSError as exc:  # after the TLS errors, which are OSErrors too
+        raise network_error(exc, host, port, timeout=connect_timeout) from exc
 
 
 def _unowned_file(fd: int) -> BinaryIO:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 
-from portkit._errors import ConnectionRefused, NetworkError, ResolveError
+from portkit._errors import ConnectionRefused, NetworkError
 from portkit.client._connect import Conversation, _watchdog
 from portkit.endpoint._authority import host_port
+from portkit.endpoint._oserror import network_error
 
 __all__ = ["MAX_DATAGRAM", "UDP_LINGER", "converse_udp"]
 
@@ -184,13 +184,8 @@ async def converse_udp(
     """
     try:
         transport, protocol = await open_udp(remote=(host, port))
-    except socket.gaierror as exc:
-        raise ResolveError(
-            f"cannot resolve {host!r}: {(exc.strerror or str(exc)).lower()}"
-        ) from exc
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        raise NetworkError(f"cannot send to {host_port(host, port)} over udp: {reason}") from exc
+        raise network_error(exc, host, port, action="send over udp to") from exc
     try:
         peername = transport.get_extra_info("peername")
         peer = (str(peername[0]), int(peername[1]))

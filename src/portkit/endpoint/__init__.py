@@ -19,6 +19,7 @@ from portkit.endpoint._parse import (
 from portkit.endpoint._schemes import SCHEME_ALIASES, SchemeAlias, ServiceDirectory
 
 if TYPE_CHECKING:
+    from portkit.endpoint._oserror import network_error
     from portkit.endpoint._resolve import (
         DEFAULT_RESOLVE_TIMEOUT,
         Address,
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
         srv_name,
     )
 
-# The resolve step imports asyncio; load it on first use so that parsing (and
-# `import portkit`) stays cheap for quick commands.
+# The resolve step imports asyncio and the OS-error mapping socket; load them on first
+# use so that parsing (and `import portkit`) stays cheap for quick commands.
 _LAZY = frozenset(
     {"DEFAULT_RESOLVE_TIMEOUT", "Address", "Resolution", "SrvRecord", "resolve", "srv_name"}
 )
@@ -40,6 +41,10 @@ def __getattr__(name: str) -> Any:
         from portkit.endpoint import _resolve
 
         return getattr(_resolve, name)
+    if name == "network_error":
+        from portkit.endpoint._oserror import network_error
+
+        return network_error
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -57,6 +62,7 @@ __all__ = [
     "SrvRecord",
     "bracket_host",
     "host_port",
+    "network_error",
     "parse_endpoint",
     "parse_host_service",
     "resolve",

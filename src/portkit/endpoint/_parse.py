@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from portkit._errors import EndpointError, LookupNotFound
-from portkit.endpoint._authority import host_port
+from portkit.endpoint._authority import bracket_host, host_port
 from portkit.endpoint._schemes import ServiceDirectory, ServiceInfo, service_info
 
 __all__ = [
@@ -225,7 +225,7 @@ def parse_host_service(
     reg = registry if registry is not None else _default_registry()
     host = host.strip()
     if host.count(":") >= 2 and not host.startswith("["):
-        host = f"[{host}]"
+        host = bracket_host(host)
     if not host.startswith("[") and ":" in host:
         raise EndpointError(f"host must not carry a port in {text!r}; give the port separately")
     service, transport = _split_transport(service.strip())
@@ -354,7 +354,7 @@ def _from_host_text(
         if _SCHEME.fullmatch(scheme) is None:
             raise EndpointError(f"invalid default scheme {default_scheme!r}")
         if stripped.count(":") >= 2 and not stripped.startswith("["):
-            stripped = f"[{stripped}]"  # a bare IPv6 address
+            stripped = bracket_host(stripped)  # a bare IPv6 address
         form: EndpointForm = "host" if _port_text(stripped) is None else "host-port"
         return _from_url(text, f"{scheme}://{stripped}", reg, form=form)
     host, port_text = _split_host_port(text, stripped)
@@ -467,7 +467,7 @@ def _split_host_port(text: str, stripped: str) -> tuple[str, str | None]:
         host, _, port = stripped.partition(":")
         return host, port
     # Several colons without brackets: an IPv6 address, which cannot carry a port.
-    return f"[{stripped}]", None
+    return bracket_host(stripped), None
 
 
 def _normalise_host(host_text: str, text: str) -> tuple[str, HostType]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from portkit._errors import EndpointError, ResolveError
+from portkit.endpoint._oserror import network_error
 from portkit.endpoint._parse import Endpoint, parse_endpoint
 
 __all__ = ["DEFAULT_RESOLVE_TIMEOUT", "Address", "Resolution", "SrvRecord", "resolve", "srv_name"]
@@ -118,7 +119,7 @@ async def _addresses(endpoint: Endpoint, lookup_timeout: float) -> tuple[Address
             f"resolving {endpoint.host!r} timed out after {lookup_timeout:g} s"
         ) from None
     except socket.gaierror as exc:
-        raise ResolveError(f"cannot resolve {endpoint.host!r}: {exc.strerror}") from None
+        raise network_error(exc, endpoint.host) from None
     seen: dict[tuple[str, str], Address] = {}
     for family, _type, _proto, _canon, sockaddr in infos:
         fam = _FAMILIES.get(family)

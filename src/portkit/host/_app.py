@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from portkit._errors import ConfigError
+from portkit.endpoint import host_port
 from portkit.host._limits import Admission, Slot
 
 __all__ = [
@@ -403,7 +404,7 @@ async def finish_connections(
 def format_peer(addr: tuple[str, int]) -> str:
     """``1.2.3.4:5`` or ``[::1]:5``."""
     host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host_port(host, port)
 
 
 # ---------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from portkit._errors import ConfigError, EndpointError
+from portkit.endpoint import host_port
 from portkit.host._app import Kind, Where, option, parse_options
 from portkit.host.apps import load_kind
 
@@ -95,7 +96,7 @@ class ListenAddress:
         return ipaddress.ip_address(self.host).is_unspecified
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def overlaps(self, other: ListenAddress) -> bool:
         """Whether both cannot be bound at once (same port, same or wildcard address)."""

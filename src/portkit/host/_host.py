@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from portkit._errors import NetworkError, PortkitError, PrivilegeError
+from portkit.endpoint import host_port
 from portkit.host import _systemd
 from portkit.host._app import BACKLOG, AppContext, Application, Counters, Listener
 from portkit.host._config import (
@@ -55,7 +56,6 @@ __all__ = [
     "Host",
     "bind_listener",
     "default_status_path",
-    "raise_fd_limit",
     "read_status",
 ]
 
@@ -96,21 +96,6 @@ def bind_listener(address: ListenAddress, owner: str) -> socket.socket:
             ) from None
         raise BindError(f"{what}: {exc.strerror or exc}") from None
     return sock
-
-
-def raise_fd_limit() -> int:
-    """Raise the soft limit on open files to the hard limit (a host holds many sockets)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError) as exc:
-            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
-            return soft
-        return hard
-    return soft
 
 
 def default_status_path() -> Path:
@@ -573,7 +558,7 @@ def _sockname(sock: socket.socket) -> tuple[str, int]:
 
 def _format(address: tuple[str, int]) -> str:
     host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host_port(host, port)
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:

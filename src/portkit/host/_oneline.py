@@ -24,6 +24,7 @@ import socket
 from pathlib import Path
 
 from portkit._errors import UsageError
+from portkit.endpoint import host_port
 from portkit.host._config import HostConfig, parse_config
 from portkit.host.apps import KIND_MODULES
 
@@ -82,7 +83,7 @@ def first_free_port(host: str, preferred: int, *, taken: tuple[int, ...] = ()) -
 
 
 def _listen(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host_port(host, port)
 
 
 def _check_bind(bind: str) -> str:

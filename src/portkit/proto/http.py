@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 
+from portkit.endpoint._authority import bracket_host
 from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict, expect_prefix
 from portkit.proto._text import parse_head, split_product
 from portkit.proto.httpapps import classify
@@ -52,7 +53,7 @@ _PRODUCTS = {
 
 def http_get_request(host: str, path: str = "/") -> bytes:
     """Return the bytes of the GET probe for ``host``."""
-    host_field = f"[{host}]" if ":" in host else host
+    host_field = bracket_host(host)
     return (
         f"GET {path} HTTP/1.0\r\nHost: {host_field}\r\nUser-Agent: {USER_AGENT}\r\n"
         "Accept: */*\r\n\r\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from portkit.endpoint._authority import bracket_host
 from portkit.proto._match import Match, Matcher, Probe, Verdict
 from portkit.proto._text import split_product, status_head
 
@@ -19,7 +20,7 @@ _STATUS = re.compile(r"^SIP/2\.0 (\d{3})")
 
 def options_request(host: str, transport: str) -> bytes:
     """Return an OPTIONS request to ``host`` over ``transport`` ("TCP" or "UDP")."""
-    target = f"[{host}]" if ":" in host else host
+    target = bracket_host(host)
     return (
         f"OPTIONS sip:{target} SIP/2.0\r\n"
         f"Via: SIP/2.0/{transport} portkit.invalid;branch=z9hG4bK-portkit-probe;rport\r\n"

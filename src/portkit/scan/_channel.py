@@ -13,12 +13,11 @@ import asyncio
 import contextlib
 import functools
 import ipaddress
-import socket
 import ssl
 import time
 
-from portkit._errors import ConnectionRefused, ConnectTimeout, NetworkError, ResolveError
 from portkit._tls_summary import tls_summary as tls_info
+from portkit.endpoint import host_port, network_error
 from portkit.scan._model import TlsInfo
 
 __all__ = [
@@ -73,16 +72,8 @@ class Channel:
         try:
             async with asyncio.timeout(limit):
                 reader, writer = await asyncio.open_connection(host, port, limit=READ_CHUNK * 4)
-        except TimeoutError:
-            raise ConnectTimeout(f"no answer from {where(host, port)} within {limit:g} s") from None
-        except ConnectionRefusedError:
-            raise ConnectionRefused(f"connection refused by {where(host, port)}") from None
-        except socket.gaierror as exc:
-            raise ResolveError(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
         except OSError as exc:
-            raise NetworkError(
-                f"cannot connect to {where(host, port)}: {exc.strerror or exc}"
-            ) from None
+            raise network_error(exc, host, port, timeout=limit) from None
         return cls(reader, writer), time.perf_counter() - started
 
     async def send(self, data: bytes) -> None:
@@ -212,7 +203,7 @@ class Channel:
 
 
 def where(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host_port(host, port)
 
 
 @functools.cache

@@ -22,7 +22,6 @@ import enum
 import errno
 import logging
 import os
-import resource
 import select
 import socket
 import struct
@@ -30,6 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from portkit._rlimit import raise_fd_limit
 from portkit.proto import udp_payload
 from portkit.results import Batches, PortState
 from portkit.scan._drive import drive
@@ -41,7 +41,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EngineOptions",
     "ProbeKind",
-    "raise_fd_limit",
     "run_socket_engine",
     "window_size",
 ]
@@ -91,20 +90,6 @@ class EngineOptions:
             rate=None if self.rate is None else self.rate / parts,
             concurrency=None if self.concurrency is None else max(1, self.concurrency // parts),
         )
-
-
-def raise_fd_limit() -> int:
-    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; return the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 1 << 20)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError) as exc:  # a container may forbid it; use what we have
-            log.debug("cannot raise RLIMIT_NOFILE from %d to %d: %s", soft, hard, exc)
-    return soft
 
 
 def window_size(concurrency: int | None) -> int:

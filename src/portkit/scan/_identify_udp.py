@@ -19,7 +19,8 @@ import contextlib
 import ipaddress
 import socket
 
-from portkit._errors import ConnectionRefused, NetworkError
+from portkit._errors import ConnectionRefused
+from portkit.endpoint import network_error
 from portkit.proto import UDP_PROBES, Match, Probe, matchers_for, probes_for
 from portkit.scan._channel import EVIDENCE_BYTES, is_echo, where
 from portkit.scan._model import Identification
@@ -118,7 +119,7 @@ async def identify_udp(
             lambda: _UdpProtocol(address[0]), sock=_unconnected(address)
         )
     except OSError as exc:
-        raise NetworkError(f"cannot reach {where(host, port)}/udp: {exc.strerror or exc}") from None
+        raise network_error(exc, host, port, action="send over udp to") from None
     evidence = b""
     echoes = 0
     try:

@@ -349,6 +349,9 @@ async def scan(
         concurrency=concurrency,
         processes=processes,
     )
-    async for batch in scan_batches(plan, detect=detect):
-        for result in batch.results:
-            yield result
+    # Closed with this generator, not whenever the loop finalises it: closing a scan early
+    # stops (and reaps) its worker processes at once.
+    async with contextlib.aclosing(scan_batches(plan, detect=detect)) as batches:
+        async for batch in batches:
+            for result in batch.results:
+                yield result

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from portkit._errors import TargetError
+from portkit.endpoint import network_error
 
 __all__ = [
     "MAX_ADDRESSES",
@@ -220,7 +221,7 @@ async def _resolve_one(name: str, family: int) -> tuple[str, ...]:
     try:
         infos = await loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise TargetError(f"cannot resolve host name {name!r}: {exc.strerror}") from None
+        raise network_error(exc, name) from None
     seen: dict[str, None] = {}
     for info in infos:
         seen[str(ipaddress.ip_address(str(info[4][0]).partition("%")[0]))] = None
@@ -233,7 +234,7 @@ async def resolve_targets(
     """Return ``specs`` with every host name resolved (all its addresses, deduplicated).
 
     Raises:
-        TargetError: a name does not resolve.
+        ResolveError: a name does not resolve.
     """
     names = {s.hostname for s in specs if s.hostname is not None and not s.addresses}
     found = dict(

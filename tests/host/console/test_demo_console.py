@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from portkit.host._demo import CONSOLE_NEXT, DEMO_PORTS, demo_config, demo_ports
+from portkit.host._default import CONSOLE_NEXT, DEFAULT_PORTS, default_config, default_ports
 from portkit.host._host import Host
 from tests.host.console.conftest import api, message, send
 
@@ -15,7 +15,7 @@ from tests.host.console.conftest import api, message, send
 async def test_the_demo_console_listens_on_loopback_and_shows_the_demo_mail(
     tmp_path: Path,
 ) -> None:
-    config = demo_config(tmp_path, ports=dict.fromkeys(DEMO_PORTS, 0))
+    config = default_config(tmp_path, ports=dict.fromkeys(DEFAULT_PORTS, 0))
     console = config.app("console")
     assert [str(a) for a in console.listen] == ["127.0.0.1:0"]
     host = Host(config, status_file=tmp_path / "status.json")
@@ -43,5 +43,5 @@ def test_a_taken_8025_moves_the_console_to_the_next_free_port() -> None:
         except OSError:
             pytest.skip("port 8025 is held by another program already")
         holder.listen()
-        ports = demo_ports()
+        ports = default_ports()
     assert ports["console"] in CONSOLE_NEXT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from portkit.host._demo import DEMO_PORTS, demo_config, demo_ports
+from portkit.host._default import DEFAULT_PORTS, default_config, default_ports
 from portkit.host._host import Host
 from tests.host._helpers import curl, url
 
@@ -25,14 +26,18 @@ def _bindable(port: int) -> bool:
 
 
 def test_ports_are_well_known_as_root_and_alternates_otherwise() -> None:
-    ports = demo_ports()
-    for app, (well_known, alternate) in DEMO_PORTS.items():
+    ports = default_ports()
+    for app, (well_known, alternate) in DEFAULT_PORTS.items():
         if os.geteuid() == 0 and _bindable(well_known):
             assert ports[app] == well_known, app
         elif _bindable(alternate):
             assert ports[app] == alternate, app
-    assert DEMO_PORTS["web"] == (80, 8080)
-    assert DEMO_PORTS["smtp"] == (25, 2525)
+        else:  # both taken: another port, free when chosen
+            assert ports[app] not in (well_known, alternate), app
+            assert ports[app] > 0, app
+    assert len(set(ports.values())) == len(ports)
+    assert DEFAULT_PORTS["web"] == (80, 8080)
+    assert DEFAULT_PORTS["smtp"] == (25, 2525)
 
 
 def test_a_taken_port_gives_way() -> None:
@@ -44,13 +49,30 @@ def test_a_taken_port_gives_way() -> None:
         except OSError:
             pytest.skip(f"port {web_port} is held by another program already")
         holder.listen()
-        ports = demo_ports()
+        ports = default_ports()
     assert ports["web"] != web_port
     assert len(set(ports.values())) == len(ports)
 
 
+def test_an_application_whose_ports_are_all_taken_gets_a_free_one() -> None:
+    well_known, alternate = DEFAULT_PORTS["web"]
+    with contextlib.ExitStack() as held:
+        for port in {well_known, alternate}:
+            if _bindable(port):  # otherwise taken already (or privileged): as good
+                holder = held.enter_context(socket.socket())
+                holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                holder.bind(("127.0.0.1", port))
+                holder.listen()
+        assert not _bindable(well_known)
+        assert not _bindable(alternate)
+        ports = default_ports()
+    assert ports["web"] not in (well_known, alternate)
+    assert ports["web"] > 0
+    assert len(set(ports.values())) == len(ports)
+
+
 async def test_demo_serves_the_site_the_login_page_and_the_video(tmp_path: Path) -> None:
-    config = demo_config(tmp_path, ports=dict.fromkeys(DEMO_PORTS, 0))
+    config = default_config(tmp_path, ports=dict.fromkeys(DEFAULT_PORTS, 0))
     names = [app.name for app in config.apps]
     mail = importlib.util.find_spec("portkit.host.apps.mail") is not None
     assert names == ["web", "video", *(["smtp", "pop3", "imap"] if mail else []), "console"]

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from portkit.host._config import HostConfig, parse_config
 
-__all__ = ["DEMO_PORTS", "demo_config", "demo_ports", "make_demo_content"]
+__all__ = ["DEFAULT_PORTS", "default_config", "default_ports", "make_default_content"]
 
 log = logging.getLogger("portkit.host")
 
@@ -48,7 +48,7 @@ log = logging.getLogger("portkit.host")
 TESTCARD = Path(__file__).with_name("data") / "testcard.webm"
 
 #: app -> (port as root, port otherwise)
-DEMO_PORTS: dict[str, tuple[int, int]] = {
+DEFAULT_PORTS: dict[str, tuple[int, int]] = {
     "web": (80, 8080),
     "video": (8081, 8081),
     "smtp": (25, 2525),
@@ -92,7 +92,7 @@ def _mail_available() -> bool:
     return importlib.util.find_spec("portkit.host.apps.mail") is not None
 
 
-def make_demo_content(base: Path, ports: dict[str, int], *, mail: bool) -> None:
+def make_default_content(base: Path, ports: dict[str, int], *, mail: bool) -> None:
     """Write the demo site, the test video and the mail store under base."""
     site = base / "site"
     (site / "login").mkdir(parents=True)
@@ -131,7 +131,7 @@ def _free_port() -> int:
         return port
 
 
-def demo_ports() -> dict[str, int]:
+def default_ports() -> dict[str, int]:
     """The demo's ports: well-known ones as root, development alternates otherwise.
 
     A port that is already taken (nginx on 80, postfix on 25) gives way to the alternate,
@@ -139,7 +139,7 @@ def demo_ports() -> dict[str, int]:
     """
     root_user = os.geteuid() == 0
     chosen: dict[str, int] = {}
-    for app, (well_known, alternate) in DEMO_PORTS.items():
+    for app, (well_known, alternate) in DEFAULT_PORTS.items():
         candidates = [well_known, alternate] if root_user else [alternate]
         if app == "console":
             candidates = [alternate, *CONSOLE_NEXT]
@@ -153,15 +153,15 @@ def demo_ports() -> dict[str, int]:
     return chosen
 
 
-def demo_config(base: Path | None = None, ports: dict[str, int] | None = None) -> HostConfig:
+def default_config(base: Path | None = None, ports: dict[str, int] | None = None) -> HostConfig:
     """Generate the demo content in ``base`` (a new temporary directory by default).
 
-    ``ports`` overrides :func:`demo_ports` (tests use port 0 everywhere).
+    ``ports`` overrides :func:`default_ports` (tests use port 0 everywhere).
     """
-    ports = ports or demo_ports()
+    ports = ports or default_ports()
     mail = _mail_available()
     base = base or Path(tempfile.mkdtemp(prefix="portkit-demo-"))
-    make_demo_content(base, ports, mail=mail)
+    make_default_content(base, ports, mail=mail)
     console = f'[apps.console]\nkind = "console"\nlisten = "127.0.0.1:{ports["console"]}"\n'
     lines = [
         "[host]\ngrace = 5\n",
