@@ -202,8 +202,16 @@ async def test_local_cluster_equals_a_single_machine_scan_and_splits_the_rate(la
     assert_complete(plan, clustered)
     assert comparable(clustered) == comparable(single)
     assert {(r.host, r.port) for r in clustered if r.state.value == "open"} == lab.open
-    # Deterministic order: shard by shard, sorted within each (RTTs aside).
-    layout = Layout(host_block=1, port_block=700)
+    # Deterministic order: shard by shard, sorted within each (RTTs aside); the hosts
+    # walked in a permuted order fixed by the scan itself.
+    layout = run.layout
+    assert layout is not None
+    assert layout.order is not None
+    assert (layout.host_block, layout.port_block) == (1, 700)
+    again = await ClusterScan.open(
+        plan, ClusterOptions(plan_only=True, shard_probes=700), detect=False
+    )
+    assert again.layout == layout
     assert run.shard_count == len(make_shards(list(plan.iter_targets()), plan.ports, layout))
     assert [result_key(r) for r in clustered] == [
         result_key(r) for r in shard_order(plan, layout, clustered)
@@ -504,7 +512,7 @@ async def test_a_host_block_is_never_in_two_running_shards(lab: Lab) -> None:
     plan = await lab.plan()
     targets = list(plan.iter_targets())
     # Two host blocks and many port blocks: three slots, but only two can be busy.
-    shards: list[Shard] = make_shards(targets, plan.ports, Layout(host_block=2, port_block=100))
+    shards = make_shards(targets, plan.ports, Layout(host_block=2, port_block=100))
     executor = _Recording()
 
     def make_task(shard: Shard) -> ShardTask:
@@ -628,6 +636,10 @@ def _table_rows(text: str) -> list[str]:
         (["--cluster", "tcp://127.0.0.1:1", "--workers", "2"], "not allowed with argument"),
         (["--resume", "x", "--shard-size", "0"], "at least 1 probe, not 0"),
         (["--shard-size", "100"], "--shard-size needs --workers, --cluster or --resume"),
+        (["--rate-per-worker", "10"], "--rate-per-worker needs --workers, --cluster or --resume"),
+        (["--max-rate-total", "10"], "--max-rate-total needs --workers, --cluster or --resume"),
+        (["--workers", "2", "--rate-per-worker", "0"], "rate per worker must be positive, not 0"),
+        (["--workers", "2", "--max-rate-total", "-5"], "total rate must be positive, not -5"),
     ],
 )
 def test_bad_cluster_options_exit_2_with_one_line(

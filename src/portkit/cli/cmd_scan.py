@@ -25,7 +25,15 @@ html (one self-contained page; also from a saved scan: portkit report scan.json 
 """
 
 
-_CLUSTER_OPTIONS = ("cluster", "workers", "resume", "shard_size")
+_CLUSTER_OPTIONS = (
+    "cluster",
+    "workers",
+    "resume",
+    "shard_size",
+    "rate_per_worker",
+    "max_rate_total",
+    "plan_only",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
