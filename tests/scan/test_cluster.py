@@ -42,7 +42,7 @@ from portkit.scan._executors import InProcess
 from portkit.scan._model import PortResult, ResultBatch
 from portkit.scan._ports import PortSet
 from portkit.scan._scan import ScanPlan, plan_scan, scan_batches
-from portkit.scan._shards import Layout, Shard, ShardTask, make_shards, result_key
+from portkit.scan._shards import Layout, Order, Shard, ShardTask, make_shards, result_key
 
 SRC = Path(portkit.__file__).resolve().parents[1]
 BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"
@@ -497,6 +497,7 @@ class _Recording(InProcess):
 
     def __init__(self) -> None:
         super().__init__(slots=3)
+        self.ahead = 0
         self.running: list[int] = []
         self.overlaps: list[list[int]] = []
 
@@ -683,3 +684,30 @@ def test_a_state_file_of_another_scan_writes_no_output(
     assert len(err.splitlines()) == 1
     assert not out.exists()
     assert state.read_bytes() == before
+
+
+async def test_queued_shards_keep_a_host_block_each_and_empty_shards_are_not_sent(
+    lab: Lab,
+) -> None:
+    plan = await lab.plan()
+    targets = list(plan.iter_targets())
+    # A walk over more positions than hosts (a walk for more hosts, the extra skipped):
+    # some one-host blocks fall past the hosts and are empty.
+    order = Order.for_count(len(targets) + 6, seed=11)
+    layout = Layout(host_block=1, port_block=250, order=order)
+    shards = make_shards(targets, plan.ports, layout)
+    assert any(not s.targets for s in shards)
+    executor = _Recording()
+    executor.ahead = 3  # as a Dask cluster queues shards beyond its slots
+
+    def make_task(shard: Shard) -> ShardTask:
+        return ShardTask(shard=shard, syn=False, options=EngineOptions(), detect=False)
+
+    scheduler = _Scheduler(shards, make_task, executor, None)
+    results = await collect(scheduler.batches())
+    assert_complete(plan, results)
+    busy = min(6, len(targets))  # slots + queued, one host block each
+    assert busy > executor.slots
+    assert max(len(o) for o in executor.overlaps) == busy
+    assert all(len(o) == len(set(o)) for o in executor.overlaps)
+    assert len(executor.overlaps) == sum(1 for s in shards if s.targets)

@@ -167,18 +167,22 @@ class _Scheduler:
         self._busy_hosts: set[int] = set()
         self._finished: dict[int, list[PortResult]] = {}
         self._next = 0  # the next shard index to hand out
+        # Shards submitted beyond the slots wait in the cluster's own queue, so a slot
+        # that finishes starts its next shard without a round trip to this client (the
+        # bulk of a shard's fixed cost). Each still holds a host block of its own.
+        self._depth = executor.slots + getattr(executor, "ahead", 0)
         # Shards submitted or finished but not yet handed out: bounds the memory held
         # for results that wait on a slower shard before them.
-        self._window = max(4, 2 * executor.slots)
+        self._window = max(4, 2 * self._depth)
 
     def _outstanding(self) -> int:
         return len(self._running) + len(self._finished)
 
     def _fill(self) -> None:
-        ahead = self._window + self._executor.slots
+        ahead = self._window + self._depth
         while len(self._pending) < ahead and (shard := next(self._todo, None)) is not None:
             self._pending.append(shard)
-        while len(self._running) < self._executor.slots and self._pending:
+        while len(self._running) < self._depth and self._pending:
             # With the window full only the lowest pending shard may start: the others
             # would wait on it anyway, and it must not wait on them.
             eligible = self._pending if self._outstanding() < self._window else self._pending[:1]
@@ -186,6 +190,9 @@ class _Scheduler:
             if shard is None:
                 return
             self._pending.remove(shard)
+            if not shard.targets:  # every host of it excluded, or past the walk's end
+                self._finished[shard.index] = []
+                continue
             self._start(shard, 0)
             if (more := next(self._todo, None)) is not None:
                 self._pending.append(more)
@@ -215,6 +222,10 @@ class _Scheduler:
                 yield ResultBatch(released)
             while self._next < len(self.shards):
                 self._fill()
+                for released in self._release():  # empty shards finish in _fill
+                    yield ResultBatch(released)
+                if self._next >= len(self.shards):
+                    break
                 if not self._running:  # pragma: no cover (a bug, not a user error)
                     raise RuntimeError("cluster scan stalled with nothing running")
                 done, _ = await asyncio.wait(

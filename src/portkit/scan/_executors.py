@@ -197,6 +197,7 @@ class Dask:
         self._token = ""
         self.slots = 1
         self.machines = 1
+        self.ahead = 0  # shards queued on the cluster beyond its slots (set by start)
 
     async def start(self) -> None:
         try:
@@ -249,6 +250,7 @@ class Dask:
         # Each worker is taken for a machine of its own (its own uplink and ceiling):
         # --rate-per-worker is per worker process, whatever its threads.
         self.machines = max(1, len(info["workers"]))
+        self.ahead = self.slots
 
     def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
         key = f"portkit-shard-{self._token}-{task.shard.index}-{attempt}"
