@@ -20,6 +20,17 @@ Every cluster run's open ports and identified services must equal the single-pro
 run's (the benchmark stops otherwise). Needs root (a namespace). Traffic stays in it.
 
     sudo python bench/cluster.py [--rounds 3] [--no-detect] [--markdown]
+
+``--topology namespaces`` measures machines of their own instead: a hub namespace with a
+bridge, and joined to it by veth pairs a client, a scheduler, up to ``--max-workers``
+worker namespaces (each its own address, a ``dask worker`` in it) and a target
+namespace holding 64 hosts (198.18.1.1-64, a few ports listening on each). All in the
+RFC 2544 benchmarking block, none with a route elsewhere; every namespace (and with it
+every interface) is created with a random suffix and deleted on the way out. For 1, 2
+and 3 workers, ``scan 198.18.1.1-64 -p 1-2000 --cluster ... --rate-per-worker R`` from
+the client against ``--rate R`` in one process on a worker machine, paired rounds.
+
+    sudo python bench/cluster.py --topology namespaces [--rounds 3] [--rate 8000]
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ import asyncio
 import contextlib
 import json
 import os
+import random
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -198,6 +211,158 @@ with Client(sys.argv[1], timeout=60) as client:
 """
 
 
+# --- machines of their own: namespaces behind a bridge --------------------------------
+
+TARGET_HOSTS = 64
+TOPOLOGY_PORTS = "1-2000"
+_NET = "198.18.0"  # client .2, scheduler .3, workers .11-, target .100; hosts 198.18.1.x
+
+# Runs in the target namespace: listens on the given ports of every address and closes
+# what it accepts (so the accept queues never fill); "ready", then stops on stdin EOF.
+LISTEN = """
+import selectors, socket, sys, threading
+sel = selectors.DefaultSelector()
+for port in map(int, sys.argv[1:]):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(4096); s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+def serve():
+    while True:
+        for key, _ in sel.select():
+            try:
+                conn, _ = key.fileobj.accept(); conn.close()
+            except OSError:
+                pass
+threading.Thread(target=serve, daemon=True).start()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def _ip(ns: str, *args: str) -> None:
+    subprocess.run(["ip", "-n", ns, *args], check=True)
+
+
+@contextmanager
+def topology(workers: int) -> Iterator[dict[str, str]]:
+    """Namespaces ``client``, ``scheduler``, ``w1``.., ``target`` behind a bridge; yields
+    role -> namespace name. Everything is deleted on the way out."""
+    suffix = secrets.token_hex(3)
+    roles = {"client": f"{_NET}.2", "scheduler": f"{_NET}.3", "target": f"{_NET}.100"}
+    roles |= {f"w{i}": f"{_NET}.{10 + i}" for i in range(1, workers + 1)}
+    with contextlib.ExitStack() as stack:
+        hub = stack.enter_context(namespace("pk-clt-hub-"))
+        _ip(hub, "link", "add", "br0", "type", "bridge")
+        _ip(hub, "link", "set", "br0", "up")
+        names: dict[str, str] = {}
+        for i, (role, address) in enumerate(roles.items()):
+            ns = stack.enter_context(namespace(f"pk-clt-{role}-"))
+            names[role] = ns
+            # Under IFNAMSIZ; each end made inside its namespace, never on the host.
+            hub_end, ns_end = f"pkb{suffix}{i:x}h", f"pkb{suffix}{i:x}n"
+            _ip(hub, "link", "add", hub_end, "type", "veth", "peer", "name", ns_end, "netns", ns)
+            _ip(hub, "link", "set", hub_end, "master", "br0", "up")
+            _ip(ns, "addr", "add", f"{address}/23", "dev", ns_end)
+            if role == "target":
+                batch = "".join(
+                    f"addr add 198.18.1.{h}/23 dev {ns_end}\n" for h in range(1, TARGET_HOSTS + 1)
+                )
+                subprocess.run(["ip", "-n", ns, "-batch", "-"], input=batch, text=True, check=True)
+            _ip(ns, "link", "set", ns_end, "up")
+        yield names
+
+
+@contextmanager
+def cluster_in(names: dict[str, str], workers: int) -> Iterator[str]:
+    """A ``dask scheduler`` in its namespace and ``workers`` ``dask worker``s, each in its
+    own; yields the scheduler's address."""
+    quiet: dict[str, Any] = {
+        "stdin": subprocess.DEVNULL,
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        info = Path(tmp) / "scheduler.json"
+
+        def dask(role: str, *argv: str) -> subprocess.Popen[bytes]:
+            cmd = ["ip", "netns", "exec", names[role], sys.executable, "-m", "dask", *argv]
+            return subprocess.Popen(cmd, env=env(), **quiet)
+
+        procs = [
+            dask("scheduler", "scheduler", "--host", f"{_NET}.3", "--port", "8786",
+                 "--no-dashboard", "--scheduler-file", str(info))
+        ]  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not info.exists() or not info.read_text().strip().endswith("}"):
+                if time.monotonic() > deadline or procs[0].poll() is not None:
+                    raise SystemExit("the dask scheduler did not start")
+                time.sleep(0.05)  # polling the file the scheduler writes once it listens
+            address = str(json.loads(info.read_text())["address"])
+            procs += [
+                dask(f"w{i}", "worker", address, "--nthreads", "1", "--no-dashboard",
+                     "--host", f"{_NET}.{10 + i}")
+                for i in range(1, workers + 1)
+            ]  # fmt: skip
+            wait = ["ip", "netns", "exec", names["client"], sys.executable, "-c", WAIT_WORKERS]
+            subprocess.run([*wait, address, str(workers)], env=env(), check=True, timeout=120)
+            yield address
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+
+
+def open_pairs(report: dict[str, Any]) -> set[tuple[str, int]]:
+    return {(h, p) for h, p, _s, _i in findings(report)}
+
+
+def topology_bench(rounds: int, rate: int, max_workers: int, markdown: bool) -> int:
+    ports = sorted(random.Random(17).sample(range(1, 2001), 12))
+    expected = {(f"198.18.1.{h}", p) for h in range(1, TARGET_HOSTS + 1) for p in ports}
+    scan = [f"198.18.1.1-{TARGET_HOSTS}", "-p", TOPOLOGY_PORTS]
+    rows = []
+    with topology(max_workers) as names:
+        target = python_in_namespace(
+            names["target"], LISTEN, [str(p) for p in ports], what="target listeners"
+        )
+        with target:
+            for workers in range(1, max_workers + 1):
+                one: list[float] = []
+                many: list[float] = []
+                with cluster_in(names, workers) as address:
+                    clustered = [*scan, "--cluster", address, "--rate-per-worker", str(rate)]
+                    for rnd in range(rounds):
+                        pair = [("one", "w1", [*scan, "--rate", str(rate)]),
+                                ("many", "client", clustered)]  # fmt: skip
+                        for key, role, argv in pair if rnd % 2 == 0 else pair[::-1]:
+                            elapsed, report = run_scan(names[role], argv)
+                            if open_pairs(report) != expected:
+                                raise SystemExit(f"{key} ({workers} workers) found other pairs")
+                            (one if key == "one" else many).append(elapsed)
+                        print(
+                            f"{workers} workers, round {rnd}: one process {one[-1]:.2f} s, "
+                            f"cluster {many[-1]:.2f} s (x{many[-1] / one[-1]:.2f})",
+                            flush=True,
+                        )
+                ratios = [m / o for m, o in zip(many, one, strict=True)]
+                rows.append(
+                    (workers, statistics.median(one), statistics.median(many),
+                     statistics.median(ratios))
+                )  # fmt: skip
+    for workers, a, b, r in rows:
+        print(f"{workers} workers: one process {a:.2f} s, cluster {b:.2f} s, paired ratio x{r:.2f}")
+    if markdown:
+        print(
+            "\n| workers | one process `--rate R` | cluster `--rate-per-worker R` | ratio (median of pairs) |"
+        )
+        print("|---:|---:|---:|---:|")
+        for workers, a, b, r in rows:
+            print(f"| {workers} | {a:.2f} s | {b:.2f} s | {r:.2f} |")
+    return 0
+
+
 def shard_cost(ns: str, shards: int) -> dict[str, float]:
     argv = ["ip", "netns", "exec", ns, sys.executable, __file__, "--inner-shard-cost", str(shards)]
     proc = subprocess.run(argv, env=env(), capture_output=True, text=True, check=False)
@@ -215,6 +380,9 @@ def main() -> int:
     parser.add_argument("--no-detect", action="store_true", help="scan without --detect")
     parser.add_argument("--markdown", action="store_true", help="print rows for docs")
     parser.add_argument("--inner-shard-cost", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--topology", choices=["loopback", "namespaces"], default="loopback")
+    parser.add_argument("--rate", type=int, default=8000, help="probes/s (namespaces)")
+    parser.add_argument("--max-workers", type=int, default=3, help="namespaces: 1..N workers")
     args = parser.parse_args()
     if args.inner_shard_cost:
         print(json.dumps(asyncio.run(_shard_cost(args.inner_shard_cost))))
@@ -222,6 +390,8 @@ def main() -> int:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         print("bench/cluster.py needs root and iproute2 (a network namespace)", file=sys.stderr)
         return 2
+    if args.topology == "namespaces":
+        return topology_bench(args.rounds, args.rate, args.max_workers, args.markdown)
     detect = [] if args.no_detect else ["--detect"]
     big = ["127.0.0.1-16", "-p", "1-1000", *detect]
     trivial = ["127.0.0.1", "-p", "22"]

@@ -42,7 +42,7 @@ from portkit.scan._executors import InProcess
 from portkit.scan._model import PortResult, ResultBatch
 from portkit.scan._ports import PortSet
 from portkit.scan._scan import ScanPlan, plan_scan, scan_batches
-from portkit.scan._shards import Layout, Shard, ShardTask, make_shards, result_key
+from portkit.scan._shards import Layout, Order, Shard, ShardTask, make_shards, result_key
 
 SRC = Path(portkit.__file__).resolve().parents[1]
 BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"
@@ -202,8 +202,16 @@ async def test_local_cluster_equals_a_single_machine_scan_and_splits_the_rate(la
     assert_complete(plan, clustered)
     assert comparable(clustered) == comparable(single)
     assert {(r.host, r.port) for r in clustered if r.state.value == "open"} == lab.open
-    # Deterministic order: shard by shard, sorted within each (RTTs aside).
-    layout = Layout(host_block=1, port_block=700)
+    # Deterministic order: shard by shard, sorted within each (RTTs aside); the hosts
+    # walked in a permuted order fixed by the scan itself.
+    layout = run.layout
+    assert layout is not None
+    assert layout.order is not None
+    assert (layout.host_block, layout.port_block) == (1, 700)
+    again = await ClusterScan.open(
+        plan, ClusterOptions(plan_only=True, shard_probes=700), detect=False
+    )
+    assert again.layout == layout
     assert run.shard_count == len(make_shards(list(plan.iter_targets()), plan.ports, layout))
     assert [result_key(r) for r in clustered] == [
         result_key(r) for r in shard_order(plan, layout, clustered)
@@ -489,6 +497,7 @@ class _Recording(InProcess):
 
     def __init__(self) -> None:
         super().__init__(slots=3)
+        self.ahead = 0
         self.running: list[int] = []
         self.overlaps: list[list[int]] = []
 
@@ -504,7 +513,7 @@ async def test_a_host_block_is_never_in_two_running_shards(lab: Lab) -> None:
     plan = await lab.plan()
     targets = list(plan.iter_targets())
     # Two host blocks and many port blocks: three slots, but only two can be busy.
-    shards: list[Shard] = make_shards(targets, plan.ports, Layout(host_block=2, port_block=100))
+    shards = make_shards(targets, plan.ports, Layout(host_block=2, port_block=100))
     executor = _Recording()
 
     def make_task(shard: Shard) -> ShardTask:
@@ -628,6 +637,10 @@ def _table_rows(text: str) -> list[str]:
         (["--cluster", "tcp://127.0.0.1:1", "--workers", "2"], "not allowed with argument"),
         (["--resume", "x", "--shard-size", "0"], "at least 1 probe, not 0"),
         (["--shard-size", "100"], "--shard-size needs --workers, --cluster or --resume"),
+        (["--rate-per-worker", "10"], "--rate-per-worker needs --workers, --cluster or --resume"),
+        (["--max-rate-total", "10"], "--max-rate-total needs --workers, --cluster or --resume"),
+        (["--workers", "2", "--rate-per-worker", "0"], "rate per worker must be positive, not 0"),
+        (["--workers", "2", "--max-rate-total", "-5"], "total rate must be positive, not -5"),
     ],
 )
 def test_bad_cluster_options_exit_2_with_one_line(
@@ -671,3 +684,30 @@ def test_a_state_file_of_another_scan_writes_no_output(
     assert len(err.splitlines()) == 1
     assert not out.exists()
     assert state.read_bytes() == before
+
+
+async def test_queued_shards_keep_a_host_block_each_and_empty_shards_are_not_sent(
+    lab: Lab,
+) -> None:
+    plan = await lab.plan()
+    targets = list(plan.iter_targets())
+    # A walk over more positions than hosts (a walk for more hosts, the extra skipped):
+    # some one-host blocks fall past the hosts and are empty.
+    order = Order.for_count(len(targets) + 6, seed=11)
+    layout = Layout(host_block=1, port_block=250, order=order)
+    shards = make_shards(targets, plan.ports, layout)
+    assert any(not s.targets for s in shards)
+    executor = _Recording()
+    executor.ahead = 3  # as a Dask cluster queues shards beyond its slots
+
+    def make_task(shard: Shard) -> ShardTask:
+        return ShardTask(shard=shard, syn=False, options=EngineOptions(), detect=False)
+
+    scheduler = _Scheduler(shards, make_task, executor, None)
+    results = await collect(scheduler.batches())
+    assert_complete(plan, results)
+    busy = min(6, len(targets))  # slots + queued, one host block each
+    assert busy > executor.slots
+    assert max(len(o) for o in executor.overlaps) == busy
+    assert all(len(o) == len(set(o)) for o in executor.overlaps)
+    assert len(executor.overlaps) == sum(1 for s in shards if s.targets)

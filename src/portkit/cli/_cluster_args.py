@@ -17,7 +17,9 @@ __all__ = ["add_cluster_arguments", "cluster_options"]
 _EXAMPLES = """
 cluster (pip install 'portkit[cluster]'; docs/cluster.md):
   portkit scan 10.0.0.0/24 -p 1-1024 --detect --workers 2   shards on 2 local processes
-  portkit scan 10.0.0.0/16 --top 100 --cluster tcp://10.0.0.5:8786
+  portkit scan 10.0.0.0/16 --top 100 --cluster tcp://10.0.0.5:8786 --rate-per-worker 8000
+                                                             each worker machine 8,000 probes/s
+  portkit scan 10.0.0.0/8 -p 443 --workers 3 --plan-only     shard and count; send nothing
   portkit scan 10.0.0.0/16 --top 100 --resume scan.state     after Ctrl-C: the same
                                                              command runs the rest
 """
@@ -48,6 +50,26 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PROBES",
         help="probes per shard (default 4096)",
     )
+    # Absent options stay None (not False): the scan command loads the cluster code only
+    # when one of these is given.
+    group.add_argument(
+        "--rate-per-worker",
+        type=float,
+        metavar="N",
+        help="probes per second each worker sends at most (beside --rate, the whole scan's)",
+    )
+    group.add_argument(
+        "--max-rate-total",
+        type=float,
+        metavar="N",
+        help="probes per second all workers together send at most",
+    )
+    group.add_argument(
+        "--plan-only",
+        action="store_true",
+        default=None,
+        help="plan and shard the scan, print probes, shards and memory; send nothing",
+    )
 
 
 def cluster_options(args: argparse.Namespace) -> ClusterOptions | None:
@@ -63,9 +85,17 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions | None:
     workers = getattr(args, "workers", None)
     resume = getattr(args, "resume", None)
     shard_size = getattr(args, "shard_size", None)
-    if address is None and workers is None and resume is None:
-        if shard_size is not None:
-            raise UsageError("--shard-size needs --workers, --cluster or --resume")
+    per_worker = getattr(args, "rate_per_worker", None)
+    total = getattr(args, "max_rate_total", None)
+    plan_only = bool(getattr(args, "plan_only", None))
+    if address is None and workers is None and resume is None and not plan_only:
+        for flag, value in (
+            ("--shard-size", shard_size),
+            ("--rate-per-worker", per_worker),
+            ("--max-rate-total", total),
+        ):
+            if value is not None:
+                raise UsageError(f"{flag} needs --workers, --cluster or --resume")
         return None
     return ClusterOptions(
         address=address,
@@ -73,4 +103,7 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions | None:
         resume=resume,
         shard_probes=DEFAULT_SHARD_PROBES if shard_size is None else shard_size,
         quiet=not getattr(args, "debug", False),
+        rate_per_worker=per_worker,
+        max_rate_total=total,
+        plan_only=plan_only,
     )

@@ -49,7 +49,15 @@ _NMAP_OUTPUTS = {"oN": "table", "oX": "xml", "oG": "grep"}
 _ALL_OUTPUTS = (("table", ".nmap"), ("xml", ".xml"), ("grep", ".gnmap"))
 
 
-_CLUSTER_OPTIONS = ("cluster", "workers", "resume", "shard_size")
+_CLUSTER_OPTIONS = (
+    "cluster",
+    "workers",
+    "resume",
+    "shard_size",
+    "rate_per_worker",
+    "max_rate_total",
+    "plan_only",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

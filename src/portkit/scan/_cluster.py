@@ -26,18 +26,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
-from collections.abc import Callable, Iterator
+import resource
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from portkit._errors import NetworkError, PortkitError, UsageError
 from portkit.results import Batches, PortResult, ResultBatch
 from portkit.scan._engine import EngineOptions
-from portkit.scan._executors import Executor, InProcess, make_executor, run_shard
+from portkit.scan._executors import Executor, InProcess, PlanOnly, make_executor, run_shard
 from portkit.scan._scan import ScanPlan
 from portkit.scan._shards import (
     DEFAULT_SHARD_PROBES,
+    Layout,
+    Order,
     Shard,
     ShardJournal,
     ShardTask,
@@ -45,6 +50,7 @@ from portkit.scan._shards import (
     make_shards,
     scan_fingerprint,
 )
+from portkit.scan._targets import TargetTable
 
 __all__ = [
     "ClusterOptions",
@@ -70,6 +76,10 @@ class ClusterOptions:
     shard_probes: int = DEFAULT_SHARD_PROBES
     connect_timeout: float = CONNECT_TIMEOUT  # seconds to reach the scheduler
     quiet: bool = False  # silence Dask's own log lines (the command line reports one line)
+    rate_per_worker: float | None = None  # probes/s each worker machine sends, a ceiling
+    max_rate_total: float | None = None  # probes/s all of them together, a ceiling
+    plan_only: bool = False  # plan, shard and account; send nothing
+    seed: int | None = None  # the host order's seed (None: from the scan's fingerprint)
 
     def __post_init__(self) -> None:
         if self.address is not None and self.workers is not None:
@@ -82,6 +92,30 @@ class ClusterOptions:
             )
         if self.shard_probes < 1:
             raise UsageError(f"shard size must be at least 1 probe, not {self.shard_probes}")
+        for name, value in (
+            ("rate per worker", self.rate_per_worker),
+            ("total rate", self.max_rate_total),
+        ):
+            if value is not None and not value > 0:
+                raise UsageError(f"{name} must be positive, not {value:g}")
+
+    def ceilings(self, options: EngineOptions, machines: int) -> EngineOptions:
+        """``options`` with ``--rate`` lowered to what ``machines`` workers may send together.
+
+        ``--rate``, ``--max-rate-total`` and ``--rate-per-worker`` x machines are all
+        ceilings of the whole scan: the lowest holds; ``EngineOptions.share`` then splits
+        it among the slots.
+        """
+        limits = [
+            r
+            for r in (
+                options.rate,
+                self.max_rate_total,
+                None if self.rate_per_worker is None else self.rate_per_worker * machines,
+            )
+            if r is not None
+        ]
+        return dataclasses.replace(options, rate=min(limits) if limits else None)
 
 
 def _dask_error(name: str, exc: BaseException) -> bool:
@@ -114,7 +148,7 @@ class _Scheduler:
 
     def __init__(
         self,
-        shards: list[Shard],
+        shards: Sequence[Shard],
         make_task: Callable[[Shard], ShardTask],
         executor: Executor,
         journal: ShardJournal | None,
@@ -124,21 +158,31 @@ class _Scheduler:
         self._executor = executor
         self._journal = journal
         done = journal.finished if journal is not None else frozenset()
-        self._pending = [s for s in shards if s.index not in done]
+        # Shards are made as they come up: a few ahead of the running ones (enough to
+        # find one whose host block is free), never the whole plan.
+        self._todo = (shards[i] for i in range(len(shards)) if i not in done)
+        self._pending: list[Shard] = []
         self._from_journal = set(done)
         self._running: dict[asyncio.Future[tuple[int, list[PortResult]]], tuple[Shard, int]] = {}
         self._busy_hosts: set[int] = set()
         self._finished: dict[int, list[PortResult]] = {}
         self._next = 0  # the next shard index to hand out
+        # Shards submitted beyond the slots wait in the cluster's own queue, so a slot
+        # that finishes starts its next shard without a round trip to this client (the
+        # bulk of a shard's fixed cost). Each still holds a host block of its own.
+        self._depth = executor.slots + getattr(executor, "ahead", 0)
         # Shards submitted or finished but not yet handed out: bounds the memory held
         # for results that wait on a slower shard before them.
-        self._window = max(4, 2 * executor.slots)
+        self._window = max(4, 2 * self._depth)
 
     def _outstanding(self) -> int:
         return len(self._running) + len(self._finished)
 
     def _fill(self) -> None:
-        while len(self._running) < self._executor.slots and self._pending:
+        ahead = self._window + self._depth
+        while len(self._pending) < ahead and (shard := next(self._todo, None)) is not None:
+            self._pending.append(shard)
+        while len(self._running) < self._depth and self._pending:
             # With the window full only the lowest pending shard may start: the others
             # would wait on it anyway, and it must not wait on them.
             eligible = self._pending if self._outstanding() < self._window else self._pending[:1]
@@ -146,7 +190,12 @@ class _Scheduler:
             if shard is None:
                 return
             self._pending.remove(shard)
+            if not shard.targets:  # every host of it excluded, or past the walk's end
+                self._finished[shard.index] = []
+                continue
             self._start(shard, 0)
+            if (more := next(self._todo, None)) is not None:
+                self._pending.append(more)
 
     def _start(self, shard: Shard, attempt: int) -> None:
         future = self._executor.submit(self._make_task(shard), attempt)
@@ -173,6 +222,10 @@ class _Scheduler:
                 yield ResultBatch(released)
             while self._next < len(self.shards):
                 self._fill()
+                for released in self._release():  # empty shards finish in _fill
+                    yield ResultBatch(released)
+                if self._next >= len(self.shards):
+                    break
                 if not self._running:  # pragma: no cover (a bug, not a user error)
                     raise RuntimeError("cluster scan stalled with nothing running")
                 done, _ = await asyncio.wait(
@@ -256,6 +309,8 @@ class ClusterScan:
         self._journal = journal
         self.shard_count = len(scheduler.shards)
         self.slots = executor.slots
+        self.plan_only = False
+        self.layout: Layout | None = None  # how the scan was cut (set by open)
 
     @classmethod
     async def open(cls, plan: ScanPlan, options: ClusterOptions, *, detect: bool) -> ClusterScan:
@@ -265,18 +320,22 @@ class ClusterScan:
             UsageError: bad options, or a state file of another scan.
             NetworkError: the scheduler cannot be reached or has no workers.
         """
-        targets = list(plan.iter_targets())
-        fingerprint = scan_fingerprint(plan, targets, detect=detect)
+        targets = TargetTable(plan.targets, exclude=plan.exclude)
+        fingerprint = scan_fingerprint(plan, detect=detect)
         journal: ShardJournal | None = None
-        if options.resume is not None:
+        if options.resume is not None and not options.plan_only:
             journal = ShardJournal.open_existing(options.resume, fingerprint=fingerprint)
-        executor = make_executor(
-            address=options.address,
-            workers=options.workers,
-            processes=plan.processes,
-            connect_timeout=options.connect_timeout,
-            quiet=options.quiet,
-        )
+        executor: Executor
+        if options.plan_only:
+            executor = PlanOnly(options.workers or 1)
+        else:
+            executor = make_executor(
+                address=options.address,
+                workers=options.workers,
+                processes=plan.processes,
+                connect_timeout=options.connect_timeout,
+                quiet=options.quiet,
+            )
         try:
             await executor.start()
             if journal is not None:
@@ -288,6 +347,8 @@ class ClusterScan:
                     slots=executor.slots,
                     shard_probes=options.shard_probes,
                 )
+                seed = int(fingerprint[:16], 16) if options.seed is None else options.seed
+                layout = dataclasses.replace(layout, order=Order.for_count(len(targets), seed))
             shards = make_shards(targets, plan.ports, layout)
             if journal is None and options.resume is not None:
                 journal = ShardJournal.create(
@@ -301,7 +362,7 @@ class ClusterScan:
                 journal.close()
             await executor.close()
             raise
-        engine = plan.options.share(executor.slots)
+        engine = options.ceilings(plan.options, executor.machines).share(executor.slots)
 
         # Shards run in this process may fork as a local scan does; elsewhere a shard
         # has its process (a cluster worker, a forked process) to itself.
@@ -319,16 +380,45 @@ class ClusterScan:
             layout.port_block,
             executor.slots,
         )
-        return cls(executor, _Scheduler(shards, make_task, executor, journal), journal, engine)
+        scan = cls(executor, _Scheduler(shards, make_task, executor, journal), journal, engine)
+        scan.plan_only = options.plan_only
+        scan.layout = layout
+        return scan
 
     async def batches(self) -> Batches:
-        """Yield result batches as shards finish, in shard order; close when done."""
+        """Yield result batches as shards finish, in shard order; close when done.
+
+        With ``plan_only``: make every shard as a scan would, yield nothing, and print
+        what the plan holds and what making it cost to stderr.
+        """
+        if self.plan_only:
+            try:
+                self._account()
+            finally:
+                await self.close()
+            return
         try:
             async with contextlib.aclosing(self._scheduler.batches()) as batches:
                 async for batch in batches:
                     yield batch
         finally:
             await self.close()
+
+    def _account(self) -> None:
+        shards = self._scheduler.shards
+        probes = hosts = 0
+        for shard in shards:  # made one by one, dropped at once: as the scheduler does
+            probes += shard.probe_count
+            if shard.port_block == 0:
+                hosts += len(shard.targets)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        options = self.engine_options
+        rate = "no rate ceiling" if options.rate is None else f"{options.rate:,.0f} probes/s"
+        print(
+            f"plan: {probes:,} probes ({hosts:,} hosts), {len(shards):,} shards on "
+            f"{self.slots} slots ({rate} each), peak memory {peak:,.0f} MiB; nothing sent",
+            file=sys.stderr,
+        )
 
     async def close(self) -> None:
         """Stop whatever runs, close the state file and the cluster (idempotent)."""

@@ -31,7 +31,7 @@ from portkit.scan._fork import Messages, fork_process, send
 from portkit.scan._scan import scan_batches
 from portkit.scan._shards import ShardTask, result_key
 
-__all__ = ["Dask", "Executor", "Forked", "InProcess", "make_executor", "run_shard"]
+__all__ = ["Dask", "Executor", "Forked", "InProcess", "PlanOnly", "make_executor", "run_shard"]
 
 log = logging.getLogger("portkit.scan.cluster")
 
@@ -40,6 +40,8 @@ WORKER_WAIT = 30.0  # seconds to wait for a first worker on an existing cluster
 
 async def _run_shard_async(task: ShardTask) -> list[PortResult]:
     results: list[PortResult] = []
+    if not task.shard.targets:  # every host of it excluded
+        return results
     async with contextlib.aclosing(scan_batches(task.plan(), detect=task.detect)) as batches:
         async for batch in batches:
             results.extend(batch.results)
@@ -56,9 +58,13 @@ def run_shard(task: ShardTask) -> tuple[int, list[PortResult]]:
 
 
 class Executor(Protocol):
-    """Where shards run: ``slots`` at a time; each comes back whole, as a future."""
+    """Where shards run: ``slots`` at a time; each comes back whole, as a future.
+
+    ``machines``: how many workers (each its own ceiling under ``--rate-per-worker``).
+    """
 
     slots: int
+    machines: int
 
     async def start(self) -> None: ...
 
@@ -71,6 +77,8 @@ class Executor(Protocol):
 
 class InProcess:
     """Shards in this process (``--resume`` without a cluster: one at a time)."""
+
+    machines = 1
 
     def __init__(self, slots: int = 1) -> None:
         self.slots = slots
@@ -88,6 +96,18 @@ class InProcess:
         return None
 
 
+class PlanOnly(InProcess):
+    """``--plan-only``: slots counted as a cluster of ``slots`` workers would have; a
+    shard submitted here is a bug (the plan is only accounted)."""
+
+    def __init__(self, slots: int = 1) -> None:
+        super().__init__(slots)
+        self.machines = slots
+
+    def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
+        raise RuntimeError("a plan-only scan sends nothing")  # pragma: no cover (a bug)
+
+
 class Forked:
     """Shards in forked processes of this machine, ``slots`` at a time (``--processes``).
 
@@ -95,6 +115,8 @@ class Forked:
     none of this process's descriptors, a fresh loop) and sends its sorted results
     back whole over a pipe.
     """
+
+    machines = 1  # all on this machine
 
     def __init__(self, slots: int) -> None:
         self.slots = max(1, slots)
@@ -174,6 +196,8 @@ class Dask:
         self._client: Any = None
         self._token = ""
         self.slots = 1
+        self.machines = 1
+        self.ahead = 0  # shards queued on the cluster beyond its slots (set by start)
 
     async def start(self) -> None:
         try:
@@ -223,6 +247,10 @@ class Dask:
         # An asynchronous client's scheduler_info() is a cache without the workers.
         info = await self._client.scheduler.identity(n_workers=-1)
         self.slots = max(1, sum(int(w.get("nthreads", 1)) for w in info["workers"].values()))
+        # Each worker is taken for a machine of its own (its own uplink and ceiling):
+        # --rate-per-worker is per worker process, whatever its threads.
+        self.machines = max(1, len(info["workers"]))
+        self.ahead = self.slots
 
     def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
         key = f"portkit-shard-{self._token}-{task.shard.index}-{attempt}"

@@ -9,6 +9,10 @@ shard by shard. This module holds the parts that do no I/O on the network:
 - :func:`make_shards` lists the shards in *release order*: port block major, host block
   minor, so consecutive shards touch different hosts and each host's ports are spread
   over the whole scan instead of arriving from every worker at once;
+- :class:`Order` permutes the hosts over the whole scan (a walk of a cyclic group, as
+  ZMap walks the address space), so a host block is hosts from all over the plan and
+  no network receives a burst; the walk is fixed by a few integers, kept in the
+  journal, so ``--resume`` cuts the same shards;
 - :func:`result_key` is the order results are handed out in within a shard, so the
   stream a cluster scan produces is the same run to run;
 - :class:`ShardJournal` is the ``--resume`` state file: a header line naming the scan,
@@ -30,21 +34,23 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from portkit._errors import UsageError
 from portkit.results import Identification, PortResult, PortState, TlsInfo, identification_json
 from portkit.scan._engine import EngineOptions
 from portkit.scan._ports import PortSet
 from portkit.scan._scan import ScanPlan
-from portkit.scan._targets import Target, TargetSpec
+from portkit.scan._targets import Target, TargetSpec, TargetTable
 
 __all__ = [
     "DEFAULT_SHARD_PROBES",
     "JOURNAL_VERSION",
     "Layout",
+    "Order",
     "Shard",
     "ShardJournal",
+    "ShardList",
     "ShardTask",
     "choose_layout",
     "make_shards",
@@ -58,16 +64,104 @@ __all__ = [
 # probes a second; filtered ones cost their timeouts (1 + 2 + 4 s with two retries) but
 # run side by side in the window, so a few thousand probes is seconds of work either way.
 DEFAULT_SHARD_PROBES = 4096
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
 _MAGIC = "portkit-scan-state"
+
+
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    for q in (2, 3, 5, 7, 11, 13):
+        if n % q == 0:
+            return n == q
+    # Deterministic Miller-Rabin for n < 3.3e24 with these bases (enough for any plan).
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41):
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _prime_factors(n: int) -> list[int]:
+    factors: list[int] = []
+    q = 2
+    while q * q <= n:
+        if n % q == 0:
+            factors.append(q)
+            while n % q == 0:
+                n //= q
+        q += 1 if q == 2 else 2
+    if n > 1:
+        factors.append(n)
+    return factors
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Order:
+    """A permutation of host indices 0..n-1: the walk g^(offset+k) mod p, k = 0, 1, ...
+
+    ``p`` is the least prime above ``n`` and ``g`` a generator of the multiplicative
+    group mod ``p``, so the walk visits every value 1..p-1 once in p-1 steps; value
+    ``v`` stands for host ``v - 1``, and the few values past ``n`` are skipped. The
+    position ``k`` is what shards are cut by, so any stretch of the walk is computed
+    from its start alone (one modular power), without the rest of the plan.
+    """
+
+    prime: int
+    generator: int
+    offset: int
+
+    @classmethod
+    def for_count(cls, n: int, seed: int) -> Order:
+        """A walk over ``n`` hosts chosen by ``seed`` (the same seed: the same walk)."""
+        import random
+
+        p = n + 1
+        while not _is_prime(p):
+            p += 1
+        rng = random.Random(seed)
+        if p == 2:
+            return cls(prime=2, generator=1, offset=0)
+        factors = _prime_factors(p - 1)
+        while True:  # about a third of the candidates are generators
+            g = rng.randrange(2, p)
+            if all(pow(g, (p - 1) // q, p) != 1 for q in factors):
+                return cls(prime=p, generator=g, offset=rng.randrange(p - 1))
+
+    @property
+    def positions(self) -> int:
+        """Steps in the walk (the group's order, ``p - 1``)."""
+        return self.prime - 1
+
+    def hosts(self, start: int, stop: int, count: int) -> Iterator[int]:
+        """Host indices (below ``count``) at walk positions ``start`` to ``stop``."""
+        p = self.prime
+        value = pow(self.generator, self.offset + start, p)
+        for _ in range(start, min(stop, self.positions)):
+            if value <= count:
+                yield value - 1
+            value = value * self.generator % p
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Layout:
-    """How a scan is cut: hosts per host block, (transport, port) items per port block."""
+    """How a scan is cut: hosts per host block, (transport, port) items per port block.
+
+    ``order`` walks the hosts in a permuted order (``None``: as listed).
+    """
 
     host_block: int
     port_block: int
+    order: Order | None = None
 
     def __post_init__(self) -> None:
         if self.host_block < 1 or self.port_block < 1:
@@ -144,35 +238,78 @@ def choose_layout(
     return Layout(host_block=host_block, port_block=items)
 
 
-def make_shards(targets: Sequence[Target], ports: PortSet, layout: Layout) -> list[Shard]:
+class ShardList(Sequence[Shard]):
+    """The shards of a scan in release order, each made when asked for (a /8 has 4,096
+    of 4,096 hosts: listing them all would hold the whole plan in memory)."""
+
+    def __init__(
+        self, targets: Sequence[Target] | TargetTable, ports: PortSet, layout: Layout
+    ) -> None:
+        self._targets = targets
+        self._layout = layout
+        items = _port_items(ports)
+        self._port_blocks = [
+            _port_set(items[i : i + layout.port_block])
+            for i in range(0, len(items), layout.port_block)
+        ]
+        positions = len(targets) if layout.order is None else layout.order.positions
+        self._host_blocks = max(1, math.ceil(positions / layout.host_block))
+        if not targets:
+            self._host_blocks = 0
+
+    def __len__(self) -> int:
+        return self._host_blocks * len(self._port_blocks)
+
+    def _hosts(self, block: int) -> tuple[Target, ...]:
+        start = block * self._layout.host_block
+        stop = start + self._layout.host_block
+        count = len(self._targets)
+        order = self._layout.order
+        indices = (
+            range(start, min(stop, count)) if order is None else order.hosts(start, stop, count)
+        )
+        if isinstance(self._targets, TargetTable):
+            table = self._targets
+            return tuple(t for i in indices if (t := table.at(i)) is not None)
+        return tuple(self._targets[i] for i in indices)
+
+    @overload
+    def __getitem__(self, index: int) -> Shard: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Shard]: ...
+
+    def __getitem__(self, index: int | slice) -> Shard | Sequence[Shard]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        pb, hb = divmod(index, self._host_blocks)
+        return Shard(
+            index=index,
+            host_block=hb,
+            port_block=pb,
+            targets=self._hosts(hb),
+            ports=self._port_blocks[pb],
+        )
+
+
+def _port_set(chunk: Sequence[tuple[str, int]]) -> PortSet:
+    return PortSet(
+        tcp=tuple(p for t, p in chunk if t == "tcp"), udp=tuple(p for t, p in chunk if t == "udp")
+    )
+
+
+def make_shards(
+    targets: Sequence[Target] | TargetTable, ports: PortSet, layout: Layout
+) -> ShardList:
     """Cut ``targets`` x ``ports`` into shards, in release order (port block major).
 
     Consecutive shards belong to different host blocks, so with several workers the
     shards running at once touch different hosts, and one host's ports are spread over
-    the scan's duration.
+    the scan's duration. The shards are made as they are asked for (:class:`ShardList`).
     """
-    items = _port_items(ports)
-    host_blocks = [
-        tuple(targets[i : i + layout.host_block]) for i in range(0, len(targets), layout.host_block)
-    ]
-    port_blocks: list[PortSet] = []
-    for i in range(0, len(items), layout.port_block):
-        chunk = items[i : i + layout.port_block]
-        port_blocks.append(
-            PortSet(
-                tcp=tuple(p for t, p in chunk if t == "tcp"),
-                udp=tuple(p for t, p in chunk if t == "udp"),
-            )
-        )
-    shards: list[Shard] = []
-    for pb, port_set in enumerate(port_blocks):
-        for hb, block in enumerate(host_blocks):
-            shards.append(
-                Shard(
-                    index=len(shards), host_block=hb, port_block=pb, targets=block, ports=port_set
-                )
-            )
-    return shards
+    return ShardList(targets, ports, layout)
 
 
 def result_key(result: PortResult) -> tuple[int, int, str, int]:
@@ -181,12 +318,17 @@ def result_key(result: PortResult) -> tuple[int, int, str, int]:
     return (ip.version, int(ip), result.transport, result.port)
 
 
-def scan_fingerprint(plan: ScanPlan, targets: Sequence[Target], *, detect: bool) -> str:
+def scan_fingerprint(plan: ScanPlan, *, detect: bool) -> str:
     """A digest of what a scan covers and how, to refuse resuming a different scan.
 
+    Made from the target specs, not the addresses they expand to (a /8 is 16.7 million).
     Rate and concurrency are left out: they may be changed on resume.
     """
-    digest = hashlib.sha256()
+
+    def spec(s: TargetSpec) -> list[object]:
+        return [s.text, None if s.network is None else str(s.network), s.octets, s.hostname,
+                list(s.addresses)]  # fmt: skip
+
     head = {
         "tcp": list(plan.ports.tcp),
         "udp": list(plan.ports.udp),
@@ -194,11 +336,10 @@ def scan_fingerprint(plan: ScanPlan, targets: Sequence[Target], *, detect: bool)
         "detect": detect,
         "timeout": plan.options.timeout,
         "retries": plan.options.retries,
+        "targets": [spec(s) for s in plan.targets],
+        "exclude": [spec(s) for s in plan.exclude],
     }
-    digest.update(json.dumps(head, sort_keys=True).encode())
-    for target in targets:
-        digest.update(f"\n{target.address} {target.hostname or ''}".encode())
-    return digest.hexdigest()
+    return hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()
 
 
 # --- results to and from JSON (the journal's records) ------------------------------
@@ -328,6 +469,9 @@ class ShardJournal:
             "fingerprint": fingerprint,
             "host_block": layout.host_block,
             "port_block": layout.port_block,
+            "order": None
+            if layout.order is None
+            else [layout.order.prime, layout.order.generator, layout.order.offset],
             "shards": count,
         }
         aside = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -357,8 +501,15 @@ class ShardJournal:
                     "(targets, ports, --detect, --syn, --timeout or --retries differ)"
                 )
             try:
+                walk = header.get("order")
+                order = None
+                if walk is not None:
+                    prime, generator, offset = (int(v) for v in walk)
+                    order = Order(prime=prime, generator=generator, offset=offset)
                 layout = Layout(
-                    host_block=int(header["host_block"]), port_block=int(header["port_block"])
+                    host_block=int(header["host_block"]),
+                    port_block=int(header["port_block"]),
+                    order=order,
                 )
             except (KeyError, TypeError, ValueError, UsageError):
                 raise UsageError(f"{name!r} is not a portkit scan state file") from None

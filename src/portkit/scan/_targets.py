@@ -15,6 +15,7 @@ Accepted forms, one per argument (or per whitespace-separated word of a ``-iL`` 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import ipaddress
 import itertools
 import re
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_ADDRESSES",
     "Target",
     "TargetSpec",
+    "TargetTable",
     "iter_targets",
     "parse_target",
     "parse_targets",
@@ -118,6 +120,20 @@ class TargetSpec:
                 yield f"{a}.{b}.{c}.{d}"
         else:
             yield from self.addresses
+
+    def address_at(self, offset: int) -> str:
+        """The address :meth:`addresses_iter` yields at ``offset`` (0 <= offset < size)."""
+        if self.network is not None:
+            return str(
+                type(self.network.network_address)(int(self.network.network_address) + offset)
+            )
+        if self.octets is not None:
+            parts: list[int] = []
+            for low, high in reversed(self.octets):  # mixed radix, the last octet fastest
+                offset, digit = divmod(offset, high - low + 1)
+                parts.append(low + digit)
+            return ".".join(str(p) for p in reversed(parts))
+        return self.addresses[offset]
 
 
 def _parse_network(text: str) -> Network:
@@ -268,3 +284,41 @@ def iter_targets(
             if dedupe:
                 seen.add(address)
             yield Target(address=address, hostname=spec.hostname)
+
+
+class TargetTable:
+    """The addresses of a scan by index, in :func:`iter_targets` order, without a list.
+
+    A /8 is 16.7 million addresses: as :class:`Target` objects that is gigabytes, so the
+    table computes the address at an index from the specs instead (a bisection over
+    their sizes). Small scans (where :func:`iter_targets` drops duplicates) are listed.
+    An excluded address keeps its index: :meth:`at` gives ``None`` for it, so a scan's
+    indices, and the shards cut from them, do not depend on what is excluded.
+    """
+
+    def __init__(self, specs: Sequence[TargetSpec], *, exclude: Sequence[TargetSpec] = ()) -> None:
+        self._specs = tuple(specs)
+        self._exclude = tuple(exclude)
+        total = sum(s.size for s in self._specs)
+        self._listed: tuple[Target, ...] | None = None
+        if total <= _DEDUPE_LIMIT:
+            self._listed = tuple(iter_targets(self._specs, exclude=self._exclude))
+            total = len(self._listed)
+        self._starts = list(itertools.accumulate((s.size for s in self._specs), initial=0))
+        self._len = total
+
+    def __len__(self) -> int:
+        return self._len
+
+    def at(self, index: int) -> Target | None:
+        """The target at ``index``; ``None`` when that address is excluded."""
+        if self._listed is not None:
+            return self._listed[index]
+        if not 0 <= index < self._len:
+            raise IndexError(index)
+        which = bisect.bisect_right(self._starts, index) - 1
+        spec = self._specs[which]
+        address = spec.address_at(index - self._starts[which])
+        if any(address in ex for ex in self._exclude):
+            return None
+        return Target(address=address, hostname=spec.hostname)
