@@ -48,7 +48,6 @@ SERVERS = {
     "influxdb": (28999, "http", "InfluxDB"),
     "git-daemon": (29418, "git", ""),
     "fingerd": (20079, "finger", ""),
-    "dante-socks4": (21081, "socks4", ""),
     "dante-socks5": (21082, "socks5", ""),
     "lpd": (20515, "printer", ""),
     "rsyslog-relp": (22514, "relp", "librelp"),
