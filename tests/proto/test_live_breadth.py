@@ -37,6 +37,7 @@ SERVERS = {
     "ngircd": (26999, "irc", "ngIRCd"),
     "inspircd": (26998, "irc", ""),
     "prosody": (25999, "xmpp-client", ""),
+    "ejabberd": (25232, "xmpp-client", ""),
     "rsync": (20873, "rsync", ""),
     "svnserve": (23690, "svn", "Subversion"),
     "oidentd": (20113, "ident", ""),
