@@ -57,8 +57,9 @@ ALIASES = {
 # Servers that cannot move off their port, and ports not to use for those that can.
 FIXED = {"nmbd": 137, "charon": 500}  # charon stays silent on other ports here
 # inspircd: the same daemon as inspircd-registered, only listened to; avahi answers only
-# on the namespace's non-loopback address, and the scans here are of 127.0.0.1.
-SKIP = {"inspircd", "avahi"}
+# on the namespace's non-loopback address, and the scans here are of 127.0.0.1;
+# dante-socks4 is the same daemon as dante-socks5 (it speaks both, and is named socks5).
+SKIP = {"inspircd", "avahi", "dante-socks4"}
 
 
 def plan() -> list[tuple[breadth.Server, int]]:

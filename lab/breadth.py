@@ -292,6 +292,27 @@ def _lpd(d: Path, port: int) -> list[str]:
     return ["sh", "-c", script]
 
 
+def _ejabberd(d: Path, port: int) -> list[str]:
+    # Erlang would start epmd detached (out of our process group): it runs here in the
+    # foreground beside ejabberd instead, on its usual port inside the namespace.
+    for sub in ("spool", "logs"):
+        (d / sub).mkdir()
+    conf = _write(
+        d / "ejabberd.yml",
+        'hosts:\n  - "lab.test"\nloglevel: warning\nauth_method: internal\n'
+        f'listen:\n  - port: {port}\n    ip: "{HOST}"\n    module: ejabberd_c2s\n'
+        "modules:\n  mod_disco: {}\n",
+    )
+    # An empty ejabberdctl.cfg: Debian's would put its own ejabberd.yml back.
+    ctl = _write(d / "ejabberdctl.cfg", "")
+    script = (
+        f"/usr/bin/epmd -address {HOST} & exec /usr/sbin/ejabberdctl --ctl-config {ctl} "
+        f"--config {conf} "
+        f"--spool {d / 'spool'} --logs {d / 'logs'} --node ejabberd@localhost foreground"
+    )
+    return ["sh", "-c", script]
+
+
 def _rsyslog(d: Path, port: int) -> list[str]:
     # Syslog over RELP (imrelp), the one syslog transport that answers; plain syslog
     # over TCP on the next port, which never does (it stays open, unnamed).
@@ -376,6 +397,8 @@ SERVERS = (
     Server("dante-socks5", "/usr/sbin/danted", 1082, "tcp", "socks5-greeting", "socks5", "",
            "", _danted),
     Server("lpd", "/usr/sbin/lpd", 515, "tcp", "lpd-queue-state", "printer", "", "", _lpd),
+    Server("ejabberd", "/usr/sbin/ejabberdctl", 5232, "tcp", "xmpp-stream", "xmpp-client",
+           "", "", _ejabberd, user="ejabberd", idle=1.5),
     Server("rsyslog-relp", "/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so", 2514, "tcp",
            "relp-open", "relp", "librelp", "1.11.0", _rsyslog),
     Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",

@@ -607,6 +607,18 @@ SPEC_ANSWERS = {
         "8.11.1",
     ),
     "opensearch": ("http", _json_response(_OS_BODY), "http", "OpenSearch", "2.11.0"),
+    "elasticsearch-secured": (
+        "http",
+        b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="security" '
+        b'charset="UTF-8"\r\nWWW-Authenticate: ApiKey\r\n'
+        b"content-type: application/json\r\ncontent-length: 164\r\n\r\n"
+        b'{"error":{"root_cause":[{"type":"security_exception","reason":"missing '
+        b'authentication credentials for REST request [/]"}],"type":"security_exception"},'
+        b'"status":401}',
+        "http",
+        "Elasticsearch",
+        None,
+    ),
     "consul-agent-self": (
         "http",
         _json_response(

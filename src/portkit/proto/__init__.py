@@ -147,7 +147,6 @@ TCP_PROBES: tuple[Probe, ...] = (
     FTP_SYST,
     # Less common servers, most used first; the ladder sends them a few at a time.
     SOCKS5_GREETING,
-    SOCKS4_CONNECT,
     XMPP_STREAM,
     IRC_REGISTER,
     X11_SETUP,
@@ -166,6 +165,8 @@ TCP_PROBES: tuple[Probe, ...] = (
     LPD_QUEUE_STATE,
     PJL_INFO_ID,
     RELP_OPEN,
+    # After SOCKS 5, in a later batch: a proxy that speaks both (Dante) is named socks5.
+    SOCKS4_CONNECT,
     # Only worth sending where the registry expects etcd, Docker or Kubernetes: anywhere
     # else the GET above has already answered.
     HTTP_GET_VERSION,

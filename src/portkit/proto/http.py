@@ -89,6 +89,11 @@ def _json_api(body: bytes) -> tuple[str, str | None] | None:
         return "Elasticsearch", number
     if doc.get("couchdb") == "Welcome":
         return "CouchDB", version if isinstance(version, str) else None
+    # Elasticsearch 8 with its security on (the default) answers an anonymous GET / with
+    # 401 and this error document, which names no version.
+    error = doc.get("error")
+    if isinstance(error, dict) and error.get("type") == "security_exception":
+        return "Elasticsearch", None
     return None
 
 
