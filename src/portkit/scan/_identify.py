@@ -34,7 +34,6 @@ from portkit._errors import (
     RemoteProtocolError,
     UsageError,
 )
-from portkit.proto.jetdirect import PJL_INFO_ID
 from portkit.proto import (
     BANNER_MATCHERS,
     MATCHERS,
@@ -52,6 +51,7 @@ from portkit.proto import (
     wants_tls_first,
 )
 from portkit.proto.http import HTTP_GET, HTTP_GET_VERSION
+from portkit.proto.jetdirect import PJL_INFO_ID
 from portkit.proto.mail import SMTP_EHLO
 from portkit.proto.starttls import STARTTLS_PROTOCOLS, StartTlsClient
 from portkit.scan._channel import (
