@@ -51,6 +51,7 @@ from portkit.proto import (
     wants_tls_first,
 )
 from portkit.proto.http import HTTP_GET, HTTP_GET_VERSION
+from portkit.proto.jetdirect import PJL_INFO_ID
 from portkit.proto.mail import SMTP_EHLO
 from portkit.proto.starttls import STARTTLS_PROTOCOLS, StartTlsClient
 from portkit.scan._channel import (
@@ -93,6 +94,10 @@ PROBE_WAIT = 0.6
 """Seconds to wait for the answer to one probe (plus a few round trips)."""
 LIKELY_PROBE_WAIT = 1.5
 """Seconds to wait for the answer to the most likely probe (a slow web app, a late greeting)."""
+RAW_PRINTING_PORTS = range(9100, 9108)
+"""Raw printing ports ("JetDirect"): a printer prints whatever arrives there, so the ladder
+sends only the PJL identity query (which prints nothing), as nmap's version detection
+leaves these ports alone."""
 QUIET_WAIT = 0.1
 """Once a probe's own matchers have all said no, seconds of silence that end its answer."""
 TLS_TIMEOUT = 2.0
@@ -338,7 +343,8 @@ async def _starttls(ladder: _Ladder, protocol: str) -> TlsInfo | None:
 async def _climb(ladder: _Ladder) -> Identification | None:
     """Walk the TCP ladder; ``None`` when nothing matched."""
     expected = ladder.expected
-    tls_first = wants_tls_first(expected)
+    raw_printing = ladder.port in RAW_PRINTING_PORTS
+    tls_first = wants_tls_first(expected) and not raw_printing
     speaks_first = expected is not None and expected.lower() in SPEAKS_FIRST
     first: Probe | None = None  # the probe sent on the first connection
     chan = await ladder.connect()
@@ -350,6 +356,8 @@ async def _climb(ladder: _Ladder) -> Identification | None:
             return found
     else:
         first = probes_for(expected)[0] if expected else HTTP_GET
+        if raw_printing:
+            first = PJL_INFO_ID
         said = b""  # what the server said on this connection before our probe
         try:
             # A greeting is sent on accept, so it arrives before the answer to any probe
@@ -393,6 +401,8 @@ async def _climb(ladder: _Ladder) -> Identification | None:
         ladder.note(got.data, eof=got.eof, echo=got.echo)
         if got.match is not None:
             return await _follow_up(ladder, ladder.result(got.match, first.name, got.data))
+        if raw_printing:
+            return None  # any other probe, or a ClientHello, would come out of the printer
         # 3. TLS.
         found = await _try_tls(ladder, await ladder.connect())
         if found is not None:
