@@ -88,7 +88,7 @@ async def _address(host: str, port: int) -> tuple[str, int]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except OSError as exc:
-        raise NetworkError(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
+        raise network_error(exc, host, port, action="resolve") from None
     return (str(infos[0][4][0]), port)
 
 
@@ -131,9 +131,7 @@ async def identify_udp(
                 try:
                     transport.sendto(payload, address)
                 except OSError as exc:
-                    raise NetworkError(
-                        f"cannot reach {where(host, port)}/udp: {exc.strerror or exc}"
-                    ) from None
+                    raise network_error(exc, host, port, action="send over udp to") from None
             end = min(loop.time() + UDP_WAIT, deadline)
             while True:
                 try:
