@@ -10,13 +10,14 @@ from portkit.cli import full_parser, main
 @pytest.mark.parametrize(
     ("argv", "value"),
     [
-        (["scan", "127.0.0.1"], 1.0),
+        # Not given: None, so that a -T template may choose; without one the scan waits 1 s.
+        (["scan", "127.0.0.1"], None),
         (["scan", "127.0.0.1", "--timeout", "0.25"], 0.25),
         (["scan", "127.0.0.1", "--timeout", "60"], 60.0),
         (["resolve", "h:22", "--timeout", "0.5"], 0.5),
     ],
 )
-def test_timeouts_are_seconds(argv: list[str], value: float) -> None:
+def test_timeouts_are_seconds(argv: list[str], value: float | None) -> None:
     assert full_parser().parse_args(argv).timeout == value
 
 
@@ -34,7 +35,8 @@ def test_timeouts_are_seconds(argv: list[str], value: float) -> None:
 def test_scan_timeout_bad_values_are_one_line_exit_2(
     timeout: str, said: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["scan", "127.0.0.1", "-p", "1", "--timeout", timeout]) == 2
+    # --timeout=VALUE: since scan accepts nmap's -6, argparse reads a bare -1 as an option.
+    assert main(["scan", "127.0.0.1", "-p", "1", f"--timeout={timeout}"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1, captured.err

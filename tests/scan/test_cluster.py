@@ -640,7 +640,7 @@ def _table_rows(text: str) -> list[str]:
         (["--rate-per-worker", "10"], "--rate-per-worker needs --workers, --cluster or --resume"),
         (["--max-rate-total", "10"], "--max-rate-total needs --workers, --cluster or --resume"),
         (["--workers", "2", "--rate-per-worker", "0"], "rate per worker must be positive, not 0"),
-        (["--workers", "2", "--max-rate-total", "-5"], "total rate must be positive, not -5"),
+        (["--workers", "2", "--max-rate-total=-5"], "total rate must be positive, not -5"),
     ],
 )
 def test_bad_cluster_options_exit_2_with_one_line(
