@@ -422,28 +422,34 @@ async def _first_match(ladder: _Ladder, probes: list[Probe]) -> Identification |
     A sliding window, not batches: a probe that ends early (the server closed, or its
     matchers all said no) makes room for the next at once, so a server that hangs up on
     what it does not understand does not hold the ladder for the slowest of a batch.
-    Among probes that end in the same turn, the earlier in ``probes`` wins.
+    The order is a priority: a match wins only once every earlier probe has ended
+    without one, so a server that answers two probes (Dante answers SOCKS 5 and SOCKS 4)
+    is named by the earlier, whichever answer arrives first.
     """
     running: dict[asyncio.Task[_Outcome | None], int] = {}
     upcoming = iter(enumerate(probes))
+    best: tuple[int, Identification] | None = None  # the earliest match so far
     try:
         while True:
-            while len(running) < PARALLEL_PROBES and ladder.remaining() > 0:
+            # Once something matched, no new probe starts: only earlier ones may still win.
+            while best is None and len(running) < PARALLEL_PROBES and ladder.remaining() > 0:
                 step = next(upcoming, None)
                 if step is None:
                     break
                 running[asyncio.create_task(_probe_once(ladder, step[1]))] = step[0]
+            if best is not None and all(index > best[0] for index in running.values()):
+                return best[1]
             if not running:
                 return None
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=running.__getitem__):
+            for task in done:
                 index = running.pop(task)
                 outcome = task.result()
                 if outcome is None:
                     continue
                 ladder.note(outcome.data, eof=outcome.eof, echo=outcome.echo)
-                if outcome.match is not None:
-                    return ladder.result(outcome.match, probes[index].name, outcome.data)
+                if outcome.match is not None and (best is None or index < best[0]):
+                    best = (index, ladder.result(outcome.match, probes[index].name, outcome.data))
     finally:
         for task in running:
             task.cancel()
