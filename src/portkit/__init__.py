@@ -6,7 +6,7 @@ system real: a registry of well-known ports, endpoint resolution, a host for ser
 applications, clients, and discovery of what answers where.
 """
 
-import typing as _typing
+from __future__ import annotations
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
@@ -30,7 +30,15 @@ from portkit._errors import (
     UsageError,
 )
 
-if _typing.TYPE_CHECKING:
+# Not `typing`: importing it costs every `portkit` command a few milliseconds of
+# start-up, and type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+# Not `typing`: importing it costs every `portkit` command a few milliseconds of start-up,
+# and type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
     from portkit.client import free_ports, listening_sockets
     from portkit.endpoint import Endpoint, parse_endpoint, parse_host_service, resolve
     from portkit.host import Host, load_config
@@ -60,7 +68,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
+def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'portkit' has no attribute {name!r}")
