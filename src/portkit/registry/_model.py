@@ -7,53 +7,19 @@ imports this module on every start-up, and importing :mod:`dataclasses` (with
 
 from __future__ import annotations
 
+from portkit._value import Frozen
+
 TYPE_CHECKING = False  # not `typing` at run time: it is on every command's start-up path
 if TYPE_CHECKING:
     from typing import Any
+
 
 __all__ = ["RegistryInfo", "Service"]
 
 TRANSPORTS = ("tcp", "udp", "sctp", "dccp")
 
 
-class _Frozen:
-    """Value semantics for a slotted class: keyword construction, equality, hash, repr,
-    immutability and :meth:`replace`. Subclasses list their fields in ``__slots__``."""
-
-    __slots__: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of a frozen {type(self).__name__}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of a frozen {type(self).__name__}")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-    def replace(self, **changes: Any) -> Any:
-        """A copy with ``changes`` applied (what :func:`dataclasses.replace` does)."""
-        values = {name: getattr(self, name) for name in self.__slots__}
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
-        values.update(changes)
-        return type(self)(**values)
-
-
-class Service(_Frozen):
+class Service(Frozen):
     """One registry entry: a service name on a port (or range) and transport.
 
     ``port`` is ``None`` for name-only entries (names registered for DNS-SD/SRV use
@@ -130,7 +96,7 @@ class Service(_Frozen):
         return self.port is not None and self.port <= port <= (self.port_end or self.port)
 
 
-class RegistryInfo(_Frozen):
+class RegistryInfo(Frozen):
     """Where the loaded registry data came from."""
 
     __slots__ = ("source", "date", "path", "entries")  # noqa: RUF023 (field order)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from portkit._errors import LookupNotFound
-from portkit.registry._model import TRANSPORTS, Service, _Frozen
+from portkit._value import Frozen
+from portkit.registry._model import TRANSPORTS, Service
 
 TYPE_CHECKING = False  # not `typing` at run time: it is on every command's start-up path
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ _PORT_QUERY = re.compile(r"(?P<lo>\d+)(?:-(?P<hi>\d+))?(?:/(?P<transport>[A-Za-z
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
-class Answer(_Frozen):
+class Answer(Frozen):
     """What one query found: its exact matches and, for names, related services."""
 
     __slots__ = ("query", "kind", "matches", "related")  # noqa: RUF023 (field order)
