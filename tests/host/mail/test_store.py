@@ -124,3 +124,51 @@ def test_imap_snapshot_reuses_a_scan_only_while_the_maildir_is_unchanged(tmp_pat
     assert inbox.snapshot(claim_recent=True) is settled  # nothing changed: no rescan
     box.deliver(b"two")
     assert len(inbox.snapshot(claim_recent=True).messages) == 2
+
+
+def test_the_index_keeps_sizes_and_times_and_follows_the_folder(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    first = box.deliver(b"x" * 10)
+    second = box.deliver(b"y" * 2000)
+    scanned = {e.key: (e.size, e.mtime) for e in box.scan()}
+    assert scanned == {
+        first: (10, os.stat(box.new / first).st_mtime),
+        second: (2000, os.stat(box.new / second).st_mtime),
+    }
+    index = (box.path / "portkit-index").read_text().splitlines()
+    assert index[0] == "portkit-index 1"
+    assert sorted(line.split("\t")[:2] for line in index[1:]) == sorted(
+        [[first, "10"], [second, "2000"]]
+    )
+    # a message another tool put there is stat'ed once and joins the index; a removed
+    # one leaves it
+    (box.cur / "1700000000.foreign:2,S").write_bytes(b"z" * 77)
+    (box.new / first).unlink()
+    assert {e.key: e.size for e in box.scan()} == {second: 2000, "1700000000.foreign": 77}
+    keys = {
+        line.split("\t")[0] for line in (box.path / "portkit-index").read_text().splitlines()[1:]
+    }
+    assert keys == {second, "1700000000.foreign"}
+
+
+def test_sizes_come_from_the_index_once_known(tmp_path: Path) -> None:
+    # Messages never change once delivered, so the index is trusted over a stat; this
+    # shows it is read (a damaged index, below, is not).
+    box = MaildirStore(tmp_path).maildir("alice")
+    key = box.deliver(b"x" * 10)
+    box.scan()
+    index = box.path / "portkit-index"
+    index.write_text(index.read_text().replace(f"{key}\t10\t", f"{key}\t11\t"))
+    assert [e.size for e in box.scan()] == [11]
+
+
+@pytest.mark.parametrize(
+    "damage", [b"", b"portkit-index 1\nkey\tnot-a-number\t1.0\n", b"portkit-index 1\nkey\t1"]
+)
+def test_a_damaged_index_is_rebuilt_from_the_files(tmp_path: Path, damage: bytes) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    key = box.deliver(b"x" * 10)
+    box.scan()
+    (box.path / "portkit-index").write_bytes(damage.replace(b"key", key.encode()))
+    assert [(e.key, e.size) for e in box.scan()] == [(key, 10)]
+    assert f"{key}\t10\t" in (box.path / "portkit-index").read_text()
