@@ -145,10 +145,15 @@ def test_the_index_keeps_sizes_and_times_and_follows_the_folder(tmp_path: Path) 
     (box.cur / "1700000000.foreign:2,S").write_bytes(b"z" * 77)
     (box.new / first).unlink()
     assert {e.key: e.size for e in box.scan()} == {second: 2000, "1700000000.foreign": 77}
-    keys = {
-        line.split("\t")[0] for line in (box.path / "portkit-index").read_text().splitlines()[1:]
-    }
-    assert keys == {second, "1700000000.foreign"}
+
+    def indexed() -> set[str]:
+        lines = (box.path / "portkit-index").read_text().splitlines()[1:]
+        return {line.split("\t")[0] for line in lines}
+
+    assert indexed() == {second, "1700000000.foreign"}
+    (box.new / second).unlink()  # nothing new to learn: the index still forgets it
+    box.scan()
+    assert indexed() == {"1700000000.foreign"}
 
 
 def test_sizes_come_from_the_index_once_known(tmp_path: Path) -> None:
@@ -163,12 +168,19 @@ def test_sizes_come_from_the_index_once_known(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "damage", [b"", b"portkit-index 1\nkey\tnot-a-number\t1.0\n", b"portkit-index 1\nkey\t1"]
+    "damage",
+    [
+        b"",
+        b"portkit-index 1\nkey\tnot-a-number\t1.0\n",
+        b"portkit-index 1\nkey\t1",
+        b"portkit-index 1\nkey\t10\t17",  # cut short in the time: parses, but wrong
+    ],
 )
 def test_a_damaged_index_is_rebuilt_from_the_files(tmp_path: Path, damage: bytes) -> None:
     box = MaildirStore(tmp_path).maildir("alice")
     key = box.deliver(b"x" * 10)
     box.scan()
     (box.path / "portkit-index").write_bytes(damage.replace(b"key", key.encode()))
-    assert [(e.key, e.size) for e in box.scan()] == [(key, 10)]
+    mtime = os.stat(box.new / key).st_mtime
+    assert [(e.key, e.size, e.mtime) for e in box.scan()] == [(key, 10, mtime)]
     assert f"{key}\t10\t" in (box.path / "portkit-index").read_text()

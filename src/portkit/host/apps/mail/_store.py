@@ -268,11 +268,11 @@ class Maildir:
         except (OSError, UnicodeDecodeError):
             return {}
         lines = text.split("\n")
-        if lines[0] != _INDEX_HEADER or lines[-1] != "":
-            return {}  # another format, or cut short: start again from the files
+        if lines[0] != _INDEX_HEADER:
+            return {}  # another format: start again from the files
         known: dict[str, tuple[int, float]] = {}
         try:
-            for line in lines[1:-1]:
+            for line in lines[1:-1]:  # not the last: it is "" unless the file was cut short
                 key, size, mtime = line.split("\t")
                 known[key] = (int(size), float(mtime))
         except ValueError:
