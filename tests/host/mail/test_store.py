@@ -184,3 +184,51 @@ def test_a_damaged_index_is_rebuilt_from_the_files(tmp_path: Path, damage: bytes
     mtime = os.stat(box.new / key).st_mtime
     assert [(e.key, e.size, e.mtime) for e in box.scan()] == [(key, 10, mtime)]
     assert f"{key}\t10\t" in (box.path / "portkit-index").read_text()
+
+
+def test_deliveries_arriving_together_share_one_directory_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from portkit.host.apps.mail import _store
+
+    store = MaildirStore(tmp_path)
+    box = store.maildir("alice")
+    real_fsync_dir = _store._fsync_dir
+    synced: list[set[str]] = []  # what new/ held at each fsync of it
+    first_started = threading.Event()
+    release_first = threading.Event()
+
+    def fsync_dir(path: Path) -> None:
+        if Path(path) == box.new:
+            synced.append(set(os.listdir(path)))
+            if len(synced) == 1:
+                first_started.set()
+                assert release_first.wait(30)
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(_store, "_fsync_dir", fsync_dir)
+    keys: dict[int, str] = {}
+
+    def deliver(n: int) -> None:
+        keys[n] = store.deliver(["alice"], b"message %d\r\n" % n)["alice"]
+
+    first = threading.Thread(target=deliver, args=(0,))
+    first.start()
+    assert first_started.wait(30)  # its fsync is under way (and held there)
+    others = [threading.Thread(target=deliver, args=(n,)) for n in range(1, 8)]
+    for thread in others:
+        thread.start()
+    for _ in range(3000):  # bounded: until all seven have renamed and wait for an fsync
+        if len(os.listdir(box.new)) == 8:
+            break
+        time.sleep(0.01)
+    assert not any(key in keys for key in range(1, 8))  # none acknowledged before an fsync
+    release_first.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    assert len(keys) == 8
+    # one fsync for the first, one more covering the seven that came while it ran
+    assert len(synced) == 2
+    assert {keys[n] for n in range(1, 8)} <= synced[1]

@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -123,6 +124,59 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _DirectorySync:
+    """Group commit for directory fsyncs: one fsync covers every rename made before it began.
+
+    A delivery renames its file into ``new/`` and must not be acknowledged until the rename
+    is on disk, which takes an fsync of the directory. Deliveries that arrive together
+    (several SMTP clients at once) would each wait for their own fsync, one after the
+    other; here a delivery whose rename happened before an fsync in progress started waits
+    for that one instead, and one whose rename came later waits for the next, which then
+    covers every rename queued meanwhile. Each caller still returns only once an fsync that
+    began after its own rename has succeeded.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._renamed: dict[str, int] = {}  # renames counted per directory
+        self._synced: dict[str, int] = {}  # renames known to be on disk
+        self._busy: set[str] = set()  # directories with an fsync in progress
+
+    def renamed(self, directory: Path) -> int:
+        """Count a rename into ``directory`` (after it returned); the ticket to wait for."""
+        key = str(directory)
+        with self._cond:
+            ticket = self._renamed.get(key, 0) + 1
+            self._renamed[key] = ticket
+            return ticket
+
+    def wait(self, directory: Path, ticket: int) -> None:
+        """Return once the renames up to ``ticket`` are on disk; raise if the fsync fails."""
+        key = str(directory)
+        with self._cond:
+            while True:
+                if self._synced.get(key, 0) >= ticket:
+                    return
+                if key not in self._busy:
+                    break
+                self._cond.wait()
+            self._busy.add(key)
+            covers = self._renamed[key]  # every rename counted so far precedes this fsync
+        ok = False
+        try:
+            _fsync_dir(directory)
+            ok = True
+        finally:
+            with self._cond:
+                self._busy.discard(key)
+                if ok:
+                    self._synced[key] = max(self._synced.get(key, 0), covers)
+                self._cond.notify_all()
+
+
+_directory_sync = _DirectorySync()
+
+
 def _info_flags(name: str) -> frozenset[str]:
     _, sep, info = name.partition(_INFO_SEP)
     if not sep:
@@ -202,7 +256,7 @@ class Maildir:
         tmp_path = self.write_tmp(data)
         if flags is None:
             key = self.publish(tmp_path)
-            _fsync_dir(self.new)
+            _directory_sync.wait(self.new, _directory_sync.renamed(self.new))
             return key
         os.rename(tmp_path, self.cur / (tmp_path.name + _info_suffix(flags)))
         _fsync_dir(self.cur)
@@ -453,7 +507,11 @@ class MaildirStore:
             for _, path in written:
                 path.unlink(missing_ok=True)
             raise
-        keys = {box.path.name: box.publish(path) for box, path in written}
-        for box in boxes:
-            _fsync_dir(box.new)
+        keys: dict[str, str] = {}
+        tickets: list[tuple[Path, int]] = []
+        for box, path in written:
+            keys[box.path.name] = box.publish(path)
+            tickets.append((box.new, _directory_sync.renamed(box.new)))
+        for directory, ticket in tickets:
+            _directory_sync.wait(directory, ticket)
         return keys
