@@ -88,6 +88,9 @@ class _MailApp(StreamApplication[RetrievalOptions]):
         implicit = self.options.tls == "implicit"
         if implicit and not await self._start_tls(writer, peer):
             return
+        # Keep up to a whole DRAIN_EVERY part queued while the client reads the previous
+        # one, rather than asyncio's 64 KiB: the next part is ready when the socket is.
+        writer.transport.set_write_buffer_limits(high=2 * DRAIN_EVERY, low=DRAIN_EVERY // 2)
         backend = self.backend(peer)
         session = self.new_session(backend)
         if implicit:
