@@ -62,8 +62,8 @@ class _Parser(argparse.ArgumentParser):
     def _get_formatter(self) -> argparse.HelpFormatter:
         # argparse makes a formatter for every add_argument, and its default width comes
         # from shutil, whose import (with zlib, bz2, lzma) is a start-up cost every command
-        # would pay; the width is the same one shutil.get_terminal_size gives.
-        return self.formatter_class(prog=self.prog, width=_terminal_width())  # type: ignore[call-arg]
+        # would pay; the width is the one argparse computes (the terminal's, less 2).
+        return self.formatter_class(prog=self.prog, width=_terminal_width() - 2)  # type: ignore[call-arg]
 
     def error(self, message: str) -> NoReturn:
         target = self.command_parser or self
