@@ -12,6 +12,7 @@ Prints a table of medians and the ratios of portkit to each peer.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -30,19 +31,44 @@ def portkit_command() -> list[str]:
     return [sys.executable, "-m", "portkit", "lookup", "443"]
 
 
-def wall(command: list[str], rounds: int) -> float:
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one run of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def interleaved(
+    commands: dict[str, list[str]], rounds: int
+) -> dict[str, list[tuple[float, float]]]:
+    """Run every command once per round, in turn, so that load from other processes on
+    the machine falls on all of them alike; one warm-up round is not counted."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for round_number in range(rounds + 1):
+        for name, command in commands.items():
+            result = timed(command)
+            if round_number:
+                samples[name].append(result)
+    return samples
+
+
+def compile_sources() -> None:
+    """Write bytecode for every module, as installing a wheel does: without it (a fresh
+    checkout, or PYTHONDONTWRITEBYTECODE set) each run would time the compiler too."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "src"), quiet=1)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
+    compile_sources()
     rounds = max(3, min(args.rounds, 500))  # bounded
 
     commands = {
@@ -52,7 +78,7 @@ def main() -> int:
     getent = shutil.which("getent")
     if getent:
         commands["getent services 443"] = [getent, "services", "443"]
-    results = {name: wall(cmd, rounds) for name, cmd in commands.items()}
+    samples = interleaved(commands, rounds)
 
     sys.path.insert(0, str(ROOT / "src"))
     from portkit.registry import load_registry
@@ -64,14 +90,21 @@ def main() -> int:
     per_lookup = timeit.timeit(lambda: registry.service_name(443), number=number) / number
     per_name = timeit.timeit(lambda: registry.by_name("imaps"), number=number) / number
 
-    print(f"rounds: {rounds} (medians)")
-    print(f"{'command':<24} {'ms':>8}")
-    for name, seconds in results.items():
-        print(f"{name:<24} {seconds * 1000:8.1f}")
-    ours = results["portkit lookup 443"]
-    for name, seconds in results.items():
+    print(f"rounds: {rounds}, interleaved (medians)")
+    print(f"{'command':<24} {'wall ms':>8} {'cpu ms':>8}")
+    for name, runs in samples.items():
+        wall = statistics.median(r[0] for r in runs) * 1000
+        cpu = statistics.median(r[1] for r in runs) * 1000
+        print(f"{name:<24} {wall:8.1f} {cpu:8.1f}")
+    ours = samples["portkit lookup 443"]
+    for name, runs in samples.items():
         if name != "portkit lookup 443":
-            print(f"ratio portkit / {name}: {ours / seconds:.2f}x")
+            # the median of the ratios of runs made one after the other
+            wall_ratio = statistics.median(a[0] / b[0] for a, b in zip(ours, runs, strict=True))
+            cpu_ratio = statistics.median(
+                a[1] / max(b[1], 1e-4) for a, b in zip(ours, runs, strict=True)
+            )
+            print(f"ratio portkit / {name}: wall {wall_ratio:.2f}x, cpu {cpu_ratio:.2f}x")
     print(f"registry load (in process): {load_ms:.1f} ms for {len(registry)} entries")
     print(f"lookup by port (loaded): {per_lookup * 1e6:.2f} us")
     print(f"lookup by name (loaded): {per_name * 1e6:.2f} us")

@@ -91,7 +91,13 @@ def portkit_serve(work: Path) -> Iterator[dict[str, int]]:
         "".join(
             f'[apps.{kind}]\nkind = "{kind}"\nlisten = ["127.0.0.1:{port}"]\n'
             f'maildir = "portkit-mail"\ndomains = ["example.test"]\nusers = ["{user}"]\n'
-            + ("max-message-size = 52428800\n" if kind == "smtp" else "")
+            # every bench client comes from 127.0.0.1: allow all of them at once (postfix
+            # has no such per-address cap by default)
+            + (
+                "max-message-size = 52428800\nmax-transfers-per-address = 64\nmax-transfers = 64\n"
+                if kind == "smtp"
+                else ""
+            )
             for kind, port in ports.items()
         )
     )

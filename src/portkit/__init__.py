@@ -6,8 +6,6 @@ system real: a registry of well-known ports, endpoint resolution, a host for ser
 applications, clients, and discovery of what answers where.
 """
 
-import typing as _typing
-
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
 from portkit._errors import (
@@ -30,12 +28,16 @@ from portkit._errors import (
     UsageError,
 )
 
-if _typing.TYPE_CHECKING:
+# Not `typing`: importing it costs every `portkit` command a few milliseconds of start-up,
+# and type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from portkit.client import free_ports, listening_sockets
     from portkit.endpoint import Endpoint, parse_endpoint, parse_host_service, resolve
     from portkit.host import Host, load_config
     from portkit.registry import Registry, Service, default_registry
     from portkit.scan import Identification, PortResult, PortState, TlsInfo, identify, scan
+del TYPE_CHECKING  # not part of the package's namespace
 
 # The rest of the public API is imported on first use, so that `import portkit` (and so
 # every `portkit` command) does not pay for asyncio, aiohttp or ada-url up front.
@@ -60,7 +62,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'portkit' has no attribute {name!r}")

@@ -93,3 +93,24 @@ def test_bad_input_is_one_line_exit_2(
     assert len(err.strip().splitlines()) == 1
     assert fragment in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("columns", [60, 100])
+def test_help_is_wrapped_to_the_terminal_width_as_argparse_does(
+    columns: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main(["lookup", "--help"]) == 0
+    ours = capsys.readouterr().out
+    # argparse's own formatter, which asks shutil for the width, on the same arguments
+    from portkit.cli import cmd_lookup
+
+    reference = argparse.ArgumentParser(
+        prog="portkit lookup",
+        description=cmd_lookup.SUMMARY,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd_lookup.configure(reference)
+    assert ours == reference.format_help()

@@ -107,3 +107,44 @@ def test_every_exported_name_resolves() -> None:
         assert getattr(portkit.client, name) is not None, name
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = portkit.client.no_such_name
+
+
+def test_a_socket_shared_by_two_processes_names_both() -> None:
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=[sock.fileno()]
+        )
+        try:
+            listing = listening_sockets(port=port)
+        finally:
+            child.kill()
+            child.wait()
+    assert sorted(s.pid or 0 for s in listing.sockets) == sorted([os.getpid(), child.pid])
+    assert {(s.transport, s.address, s.port) for s in listing.sockets} == {
+        ("tcp", "127.0.0.1", port)
+    }
+
+
+def test_without_sock_diag_psutil_gives_the_same_listing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portkit.client import _sockdiag
+
+    with held_port("tcp,udp,tcp6,udp6") as (port, _):
+        from_kernel = listening_sockets(port=port)
+        raw = [s for s in _sockdiag.listening_from_kernel(("tcp", "udp")) if s[3] == port]
+        assert len(raw) == 4  # the kernel answered itself (netlink sock_diag)
+
+        def unavailable(transports: tuple[str, ...]) -> list[_sockdiag.RawSocket]:
+            raise OSError(93, "Protocol not supported")  # as on a kernel without inet_diag
+
+        monkeypatch.setattr(_sockdiag, "listening_from_kernel", unavailable)
+        from_psutil = listening_sockets(port=port)
+    assert len(from_kernel.sockets) == 4
+    assert from_psutil == from_kernel

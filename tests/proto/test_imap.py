@@ -603,3 +603,31 @@ def test_a_literal_continuation_and_a_failed_login_are_not_invalid_commands() ->
     assert b"b OK" in text
     assert b"BYE" not in text
     assert sent(session.receive(b"c XYZZY\r\n" * 3)) == b"c BAD unknown command XYZZY\r\n" * 3
+
+
+@pytest.mark.parametrize(
+    ("state", "data", "quick"),
+    [
+        (ImapState.SELECTED, b"c FETCH 1:* (BODY.PEEK[])\r\n", True),
+        (ImapState.SELECTED, b"c uid fetch 1 FLAGS\r\nd SEARCH ALL\r\n", True),
+        (ImapState.SELECTED, b"c FETCH 1 FLAGS\r\nd STORE 1 +FLAGS (\\Seen)\r\n", False),
+        (ImapState.SELECTED, b"c SEARCH SUBJECT {5}\r\n", False),  # a literal follows
+        (ImapState.SELECTED, b"c EXPUNGE\r\n", False),
+        (ImapState.SELECTED, b"c APPEND INBOX {3+}\r\nx\r\n", False),
+        (ImapState.SELECTED, b"c SELECT INBOX\r\n", False),  # scans the mailbox
+        (ImapState.SELECTED, b"", False),
+        (ImapState.AUTHENTICATED, b"c FETCH 1 FLAGS\r\n", False),
+        (ImapState.NOT_AUTHENTICATED, b'a LOGIN alice "p w"\r\n', False),  # scrypt
+    ],
+)
+def test_quick_input_is_only_fetch_and_search_on_a_selected_mailbox(
+    state: ImapState, data: bytes, quick: bool
+) -> None:
+    assert session_in(state).quick(data) is quick
+
+
+def test_quick_waits_for_a_whole_line() -> None:
+    session = session_in(ImapState.SELECTED)
+    session.receive(b"c LOG")  # held in the buffer: the next input completes it
+    assert session.quick(b"OUT\r\n") is False
+    assert session_in(ImapState.SELECTED).quick(None) is False  # nothing in progress

@@ -356,3 +356,30 @@ def test_invalid_commands_after_login_do_not_count() -> None:
     out = sent(session.receive(b"USER alice\r\nPASS secret pass\r\n" + b"XYZZY\r\n" * 5))
     assert out.endswith(b"-ERR unknown command\r\n" * 5)
     assert session.state is Pop3State.TRANSACTION
+
+
+@pytest.mark.parametrize(
+    ("script", "data", "quick"),
+    [
+        (b"USER alice\r\nPASS secret pass\r\n", b"RETR 1\r\n", True),
+        (
+            b"USER alice\r\nPASS secret pass\r\n",
+            b"STAT\r\nLIST\r\nuidl\r\nTOP 1 0\r\nDELE 2\r\n",
+            True,
+        ),
+        (b"USER alice\r\nPASS secret pass\r\n", b"RETR 1\r\nQUIT\r\n", False),  # QUIT deletes
+        (b"USER alice\r\nPASS secret pass\r\n", b"", True),  # the end: nothing is committed
+        (b"USER alice\r\n", b"PASS secret pass\r\n", False),  # a password check
+        (b"", b"STAT\r\n", False),
+    ],
+)
+def test_quick_input_is_the_transaction_commands_that_change_nothing(
+    script: bytes, data: bytes, quick: bool
+) -> None:
+    _, session = run(script, one_byte=False)
+    assert session.quick(data) is quick
+
+
+def test_quick_waits_for_a_whole_line() -> None:
+    _, session = run(b"USER alice\r\nPASS secret pass\r\nRE", one_byte=False)
+    assert session.quick(b"TR 1\r\n") is False

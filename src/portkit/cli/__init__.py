@@ -22,7 +22,6 @@ import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, NoReturn, Protocol, cast
 
 from portkit._errors import (
     EXIT_FAILURE,
@@ -32,17 +31,23 @@ from portkit._errors import (
     UsageError,
 )
 
+# Not `typing` at run time: importing it costs every command a few milliseconds of
+# start-up, and type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn, Protocol
+
+    class CommandModule(Protocol):
+        SUMMARY: str
+
+        def configure(self, parser: argparse.ArgumentParser) -> None: ...
+
+        def run(self, args: argparse.Namespace) -> int: ...
+
+
 __all__ = ["console_main", "main"]
 
 PROG = "portkit"
-
-
-class CommandModule(Protocol):
-    SUMMARY: str
-
-    def configure(self, parser: argparse.ArgumentParser) -> None: ...
-
-    def run(self, args: argparse.Namespace) -> int: ...
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,10 +60,30 @@ class _Parser(argparse.ArgumentParser):
     #: set on the top-level parser: the invoked command's parser, once known
     command_parser: argparse.ArgumentParser | None = None
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for every add_argument, and its default width comes
+        # from shutil, whose import (with zlib, bz2, lzma) is a start-up cost every command
+        # would pay; the width is the one argparse computes (the terminal's, less 2).
+        return self.formatter_class(prog=self.prog, width=_terminal_width() - 2)  # type: ignore[call-arg]
+
     def error(self, message: str) -> NoReturn:
         target = self.command_parser or self
         hint = _option_hint(message, target)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see '{target.prog} --help')\n")
+
+
+def _terminal_width() -> int:
+    """$COLUMNS, else the width of the terminal on stdout, else 80 (as shutil answers)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def _option_hint(message: str, parser: argparse.ArgumentParser) -> str:
@@ -102,7 +127,7 @@ def _command_names() -> list[str]:
 
 def _load(name: str) -> CommandModule:
     module: ModuleType = importlib.import_module(f"portkit.cli.cmd_{name.replace('-', '_')}")
-    return cast(CommandModule, module)
+    return module  # each cmd_ module has the three names
 
 
 def _version() -> str:

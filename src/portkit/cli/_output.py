@@ -6,12 +6,14 @@ These avoid importing rich so that quick commands start fast; long-running comma
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
 
 from portkit._columns import format_table
+
+TYPE_CHECKING = False  # not `typing` at run time: it is on every command's start-up path
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 __all__ = ["format_table", "print_json", "print_table"]
 
@@ -23,5 +25,7 @@ def print_table(
 
 
 def print_json(value: Any, *, file: TextIO | None = None) -> None:
+    import json  # here, not at the top: quick commands that print tables do not pay for it
+
     json.dump(value, file or sys.stdout, indent=2, ensure_ascii=False)
     (file or sys.stdout).write("\n")

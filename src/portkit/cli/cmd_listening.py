@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not `typing` at run time: start-up cost
 
 if TYPE_CHECKING:
     from portkit.client import ListeningSocket, Listing

@@ -13,13 +13,10 @@ listening`` and ``portkit free-port`` start without it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-from portkit.client._free_port import ephemeral_range, free_ports, is_free
-from portkit.client._listening import ListeningSocket, Listing, listening_sockets
-
+TYPE_CHECKING = False  # not `typing` at run time: `portkit listening` starts faster
 if TYPE_CHECKING:
+    from typing import Any
+
     from portkit.client._connect import (
         DEFAULT_CONNECT_TIMEOUT,
         Conversation,
@@ -30,7 +27,9 @@ if TYPE_CHECKING:
         read_fd,
         tls_context,
     )
+    from portkit.client._free_port import ephemeral_range, free_ports, is_free
     from portkit.client._listen import DEFAULT_BIND, listen
+    from portkit.client._listening import ListeningSocket, Listing, listening_sockets
     from portkit.client._udp import MAX_DATAGRAM, UDP_LINGER, converse_udp
 
 __all__ = [
@@ -55,8 +54,15 @@ __all__ = [
     "tls_context",
 ]
 
-# Which private module holds each name imported on first use.
+# Which private module holds each name, imported on first use: a command pays only for
+# what it uses (`portkit listening` neither for asyncio and ssl nor for pathlib).
 _LAZY = {
+    "ephemeral_range": "_free_port",
+    "free_ports": "_free_port",
+    "is_free": "_free_port",
+    "ListeningSocket": "_listening",
+    "Listing": "_listening",
+    "listening_sockets": "_listening",
     "DEFAULT_CONNECT_TIMEOUT": "_connect",
     "Conversation": "_connect",
     "Timeouts": "_connect",
@@ -77,6 +83,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(f"portkit.client.{module}"), name)
     globals()[name] = value  # once imported, a plain module attribute
     return value

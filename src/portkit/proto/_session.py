@@ -252,6 +252,23 @@ class LineSession:
         """Whether an answer is unfinished: call :meth:`resume` after sending its part."""
         return False
 
+    def quick(self, data: bytes | None) -> bool:
+        """Whether :meth:`receive` of ``data`` (``None``: :meth:`resume`) does only quick
+        work: no password check, no fsync, no scan of a whole mailbox.
+
+        The I/O layer runs quick input inline and the rest in a worker thread; handing every
+        command to a thread costs more than reading one message file from the page cache.
+        The default is the safe answer.
+        """
+        return False
+
+    def _complete_lines(self, data: bytes) -> list[bytes] | None:
+        """The command lines ``data`` completes, or ``None`` when earlier input is waiting
+        in the buffer (then the lines cannot be judged from ``data`` alone)."""
+        if len(self._lines):
+            return None
+        return data.split(b"\n")[:-1]  # after the last newline: a line still incomplete
+
     def tls_started(self) -> None:
         """The I/O layer finished the TLS handshake after :class:`StartTls`."""
         self.tls_active = True

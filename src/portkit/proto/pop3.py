@@ -230,6 +230,18 @@ class Pop3Session(LineSession):
             self._maildrop = None
         self.state = Pop3State.CLOSED
 
+    def quick(self, data: bytes | None) -> bool:
+        """Commands on an open maildrop only read its fixed listing and message files (or
+        mark deletions, applied at QUIT): quick. Logins, and QUIT's deletions, are not."""
+        if self.state is not Pop3State.TRANSACTION:
+            return False
+        if data is None:
+            return True  # the rest of a long RETR
+        lines = self._complete_lines(data)
+        return lines is not None and all(
+            line.split(b" ", 1)[0].strip().upper() in _QUICK for line in lines
+        )
+
     def capabilities(self) -> list[bytes]:
         """The CAPA list for the current state (RFC 2449 section 6)."""
         caps = [b"TOP", b"UIDL", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING"]
@@ -496,6 +508,9 @@ class Pop3Session(LineSession):
         self._out.append(Close())
         return Pop3State.CLOSED
 
+
+# RFC 1939 section 5: the TRANSACTION commands that neither check a password nor change a file.
+_QUICK = frozenset({b"STAT", b"LIST", b"RETR", b"TOP", b"UIDL", b"NOOP", b"DELE", b"RSET"})
 
 _A = Pop3State.AUTHORIZATION
 _AU = Pop3State.AUTHORIZATION_USER

@@ -7,7 +7,7 @@
 [('imap', 143)]
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
 from portkit.registry._index import (
     Registry,
@@ -18,7 +18,10 @@ from portkit.registry._index import (
 )
 from portkit.registry._model import RegistryInfo, Service
 
+TYPE_CHECKING = False  # not `typing` at run time: it is on every command's start-up path
 if TYPE_CHECKING:
+    from typing import Any
+
     from portkit.registry._iana import IANA_CSV_URL
     from portkit.registry._query import Answer
     from portkit.registry._update import import_file, reset_cache, update_from_url

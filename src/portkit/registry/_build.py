@@ -8,7 +8,7 @@ The file format itself is in :mod:`portkit.registry._datafile`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from portkit._errors import RegistryError
 from portkit.registry._conventional import COMMON_USE, EXTRA_ALIASES, WELL_KNOWN
@@ -132,7 +132,7 @@ def apply_conventions(services: Iterable[Service]) -> list[Service]:
             old = result[hit]
             others = [n for n in old.names if n != primary]
             merged = tuple(dict.fromkeys([*others, *aliases]))
-            result[hit] = replace(old, name=primary, aliases=merged, plain=plain)
+            result[hit] = old.replace(name=primary, aliases=merged, plain=plain)
             # The conventional entry is listed first for its port.
             indexes.remove(hit)
             indexes.insert(0, hit)
@@ -141,13 +141,13 @@ def apply_conventions(services: Iterable[Service]) -> list[Service]:
         extra = EXTRA_ALIASES.get(service.name)
         if extra:
             merged = tuple(dict.fromkeys([*service.aliases, *extra]))
-            result[index] = replace(service, aliases=merged)
+            result[index] = service.replace(aliases=merged)
 
     for port, transport, label in COMMON_USE:
         indexes = where.get((port, transport), [])
         if indexes:
             first = indexes[0]
-            result[first] = replace(result[first], common_use=label)
+            result[first] = result[first].replace(common_use=label)
         else:
             result.append(
                 Service(

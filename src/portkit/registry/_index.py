@@ -7,18 +7,21 @@ portkit. Indexes are dictionaries, so a lookup costs microseconds once loaded.
 
 from __future__ import annotations
 
+import _thread
+import marshal
 import os
 import re
-import threading
+import sys
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from portkit._errors import LookupNotFound, RegistryError
 from portkit.registry._datafile import row_to_service, split_lines
 from portkit.registry._model import TRANSPORTS, RegistryInfo, Service
 
+TYPE_CHECKING = False  # not `typing` at run time: it is on every command's start-up path
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from portkit.registry._query import Answer
 
 __all__ = ["Registry", "cache_path", "default_registry", "reset_default_registry"]
@@ -28,12 +31,25 @@ DATA_FILE = "services.tsv"
 
 def cache_path() -> Path:
     """Where ``portkit registry update`` keeps the live registry ($PORTKIT_CACHE_DIR wins)."""
+    from pathlib import Path
+
+    return Path(_cache_file())
+
+
+def _cache_file() -> str:
+    """:func:`cache_path` as a string: the start-up path of a lookup does not import pathlib."""
     override = os.environ.get("PORTKIT_CACHE_DIR")
     if override:
-        return Path(override) / DATA_FILE
+        return os.path.join(override, DATA_FILE)
+    platform = sys.platform  # a variable: type checkers would call the other branch dead
+    if platform == "linux":
+        # What platformdirs answers on Linux (the XDG base directory rule), without
+        # importing it on every start-up.
+        base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache")
+        return os.path.join(base, "portkit", DATA_FILE)
     from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("portkit")) / DATA_FILE
+    return os.path.join(user_cache_dir("portkit"), DATA_FILE)
 
 
 def _check_transport(transport: str | None) -> str | None:
@@ -45,6 +61,61 @@ def _check_transport(transport: str | None) -> str | None:
     return lowered
 
 
+def _port_index(items: list[Service | list[str] | None]) -> tuple[dict[int, list[int]], list[int]]:
+    """Entry indexes by single port, and the indexes of range entries."""
+    by_port: dict[int, list[int]] = {}
+    ranges: list[int] = []
+    for index, item in enumerate(items):
+        if isinstance(item, Service):
+            port, port_end = item.port, item.port_end
+        else:
+            assert item is not None
+            try:
+                port = int(item[1]) if item[1] else None
+                port_end = int(item[2]) if item[2] else None
+            except ValueError:
+                raise RegistryError(
+                    f"registry entry {index + 1} has a bad port: {item[1]!r}-{item[2]!r}"
+                ) from None
+        if port is not None:
+            if port_end is not None and port_end != port:
+                ranges.append(index)
+            else:
+                by_port.setdefault(port, []).append(index)
+    return by_port, ranges
+
+
+def _name_index(items: list[Service | list[str] | None]) -> dict[str, list[int]]:
+    """Entry indexes by every name and alias."""
+    names: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, Service):
+            all_names: Iterable[str] = item.names
+        else:
+            assert item is not None
+            all_names = (item[0], *item[4].split())
+        for name in all_names:
+            if name:
+                names.setdefault(name, []).append(index)
+    return names
+
+
+class _CompactIndex:
+    """The precomputed part of a loaded registry: where each entry's line starts in the
+    data file, the port indexes, and the name index (kept marshalled until a lookup by
+    name needs it)."""
+
+    __slots__ = ("by_port", "names", "ranges", "starts")
+
+    def __init__(
+        self, starts: list[int], by_port: dict[int, list[int]], ranges: list[int], names: bytes
+    ) -> None:
+        self.starts = starts
+        self.by_port = by_port
+        self.ranges = ranges
+        self.names = names
+
+
 class Registry:
     """Every registered service, indexed by port and by name.
 
@@ -53,7 +124,7 @@ class Registry:
     """
 
     def __init__(self, services: Iterable[Service], *, info: RegistryInfo) -> None:
-        items: list[Service | list[str]] = list(services)
+        items: list[Service | list[str] | None] = list(services)
         self._setup(items, info)
 
     @classmethod
@@ -63,50 +134,49 @@ class Registry:
         registry._setup(list(rows), info)
         return registry
 
-    def _setup(self, items: list[Service | list[str]], info: RegistryInfo) -> None:
+    @classmethod
+    def _from_index(cls, text: str, index: _CompactIndex, *, info: RegistryInfo) -> Registry:
+        """A registry over the data file's ``text`` whose port and name indexes were
+        precomputed (see :func:`_compact_index`): entries are parsed only when returned."""
+        registry = cls.__new__(cls)
+        registry.info = info
+        registry._text = text
+        registry._starts = index.starts
+        registry._items = [None] * len(index.starts)
+        registry._by_port = index.by_port
+        registry._ranges = index.ranges
+        registry._names = None
+        registry._names_blob = index.names
+        registry._names_of_ports = {}
+        return registry
+
+    def _setup(self, items: list[Service | list[str] | None], info: RegistryInfo) -> None:
         self.info = info
         self._items = items
-        self._by_port: dict[int, list[int]] = {}
-        self._ranges: list[int] = []
+        self._text = ""
+        self._starts: list[int] = []
+        self._names_blob: bytes | None = None
+        self._by_port, self._ranges = _port_index(items)
         self._names: dict[str, list[int]] | None = None  # built on the first name lookup
         self._names_of_ports: dict[tuple[int, str], str | None] = {}
-        by_port = self._by_port
-        for index, item in enumerate(items):
-            if isinstance(item, Service):
-                port, port_end = item.port, item.port_end
-            else:
-                try:
-                    port = int(item[1]) if item[1] else None
-                    port_end = int(item[2]) if item[2] else None
-                except ValueError:
-                    raise RegistryError(
-                        f"registry entry {index + 1} has a bad port: {item[1]!r}-{item[2]!r}"
-                    ) from None
-            if port is not None:
-                if port_end is not None and port_end != port:
-                    self._ranges.append(index)
-                else:
-                    by_port.setdefault(port, []).append(index)
 
     @property
     def _by_name(self) -> dict[str, list[int]]:
         if self._names is None:
-            names: dict[str, list[int]] = {}
-            for index, item in enumerate(self._items):
-                if isinstance(item, Service):
-                    all_names: Iterable[str] = item.names
-                else:
-                    all_names = (item[0], *item[4].split())
-                for name in all_names:
-                    if name:
-                        names.setdefault(name, []).append(index)
-            self._names = names
+            if self._names_blob is not None:
+                self._names = marshal.loads(self._names_blob)
+            else:
+                self._names = _name_index(self._items)
+        assert self._names is not None
         return self._names
 
     def _get(self, index: int) -> Service:
         item = self._items[index]
         if isinstance(item, Service):
             return item
+        if item is None:
+            start = self._starts[index]
+            item = self._text[start : self._text.index("\n", start)].split("\t")
         service = row_to_service(item)
         self._items[index] = service
         return service
@@ -221,29 +291,108 @@ class Registry:
         return found
 
 
-def _load_file(path: Path, *, default_source: str) -> Registry:
+#: bump when the index file's layout changes
+_INDEX_FORMAT = 1
+
+
+def _build_index(text: str) -> tuple[dict[str, str], _CompactIndex]:
+    """Check the data file ``text`` line by line and compute its indexes."""
+    lines = text.split("\n")
+    header, rows = split_lines(lines)
+    starts: list[int] = []
+    position = 0
+    for line in lines:
+        if line and line[0] != "#":
+            starts.append(position)
+        position += len(line) + 1
+    items: list[Service | list[str] | None] = list(rows)
+    by_port, ranges = _port_index(items)
+    return header, _CompactIndex(starts, by_port, ranges, marshal.dumps(_name_index(items)))
+
+
+def _index_path(default_source: str) -> str:
+    name = "shipped.idx" if default_source == "shipped" else "services.idx"
+    return os.path.join(os.path.dirname(_cache_file()), name)
+
+
+def _read_index(
+    index_path: str, key: tuple[str, int, int]
+) -> tuple[dict[str, str], _CompactIndex] | None:
+    """The index saved for the data file ``key`` names, or None if absent, stale or damaged."""
     try:
-        header, rows = split_lines(path.read_text(encoding="utf-8").split("\n"))
+        with open(index_path, "rb") as file:
+            saved = marshal.loads(file.read())
+        version, saved_key, header, starts, by_port, ranges, names = saved
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if version != _INDEX_FORMAT or saved_key != list(key):
+        return None
+    if not (isinstance(header, dict) and isinstance(starts, list) and isinstance(names, bytes)):
+        return None
+    return header, _CompactIndex(starts, by_port, ranges, names)
+
+
+def _write_index(
+    index_path: str, key: tuple[str, int, int], header: dict[str, str], index: _CompactIndex
+) -> None:
+    """Save the index beside the cache, atomically; quietly skipped where it cannot be
+    written (a read-only or another user's home): the next start-up rebuilds it."""
+    data = marshal.dumps(
+        (_INDEX_FORMAT, list(key), header, index.starts, index.by_port, index.ranges, index.names)
+    )
+    directory, name = os.path.split(index_path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, index_path)
+    except OSError:
+        from contextlib import suppress
+
+        with suppress(OSError):
+            os.unlink(tmp)
+
+
+def _load_file(path: str, *, default_source: str) -> Registry:
+    """Load a data file through its compact index (built and saved on first use, and again
+    whenever the file changes), so a lookup parses only the entries it returns."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            stat = os.fstat(file.fileno())
+            text = file.read()
+        if not text.endswith("\n"):
+            text += "\n"
+        key = (path, stat.st_size, stat.st_mtime_ns)
+        index_path = _index_path(default_source)
+        loaded = _read_index(index_path, key)
+        if loaded is None or (loaded[1].starts and loaded[1].starts[-1] >= len(text)):
+            loaded = _build_index(text)
+            _write_index(index_path, key, *loaded)
+        header, index = loaded
         info = RegistryInfo(
             source=header.get("source", default_source),
             date=header.get("date", "unknown"),
-            path=str(path),
-            entries=len(rows),
+            path=path,
+            entries=len(index.starts),
         )
-        return Registry.from_rows(rows, info=info)
+        return Registry._from_index(text, index, info=info)
     except OSError as exc:
-        raise RegistryError(f"cannot read registry data {str(path)!r}: {exc.strerror}") from None
+        raise RegistryError(f"cannot read registry data {path!r}: {exc.strerror}") from None
     except (RegistryError, UnicodeDecodeError) as exc:
         raise RegistryError(
             f"{path}: {exc} (run 'portkit registry reset' to go back to the shipped data)"
         ) from None
 
 
-def _readable_cache() -> Path | None:
+def _readable_cache() -> str | None:
     """The cached live registry, if there is one this user may read."""
-    cached = cache_path()
+    cached = _cache_file()
     try:
-        if cached.is_file() and os.access(cached, os.R_OK):
+        if os.path.isfile(cached) and os.access(cached, os.R_OK):
             return cached
     except OSError:
         # Run with another user's HOME (sudo -u, a service account), the cache directory
@@ -260,10 +409,11 @@ def load_registry(*, use_cache: bool = True) -> Registry:
     if cached is not None:
         return _load_file(cached, default_source="IANA (downloaded)")
     # A plain path, not importlib.resources: this is on the start-up path of every lookup.
-    return _load_file(Path(__file__).with_name("data") / DATA_FILE, default_source="shipped")
+    shipped = os.path.join(os.path.dirname(__file__), "data", DATA_FILE)
+    return _load_file(shipped, default_source="shipped")
 
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()  # not threading: start-up cost
 _default: Registry | None = None
 
 

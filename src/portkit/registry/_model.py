@@ -1,16 +1,25 @@
-"""The registry's value objects."""
+"""The registry's value objects.
+
+They are plain classes with ``__slots__`` rather than dataclasses: ``portkit lookup``
+imports this module on every start-up, and importing :mod:`dataclasses` (with
+:mod:`inspect`) alone cost about a tenth of that start-up.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from portkit._value import Frozen
+
+TYPE_CHECKING = False  # not `typing` at run time: it is on every command's start-up path
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["RegistryInfo", "Service"]
 
 TRANSPORTS = ("tcp", "udp", "sctp", "dccp")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Service:
+class Service(Frozen):
     """One registry entry: a service name on a port (or range) and transport.
 
     ``port`` is ``None`` for name-only entries (names registered for DNS-SD/SRV use
@@ -18,14 +27,51 @@ class Service:
     ``port_end`` the last; for a single port both are equal.
     """
 
+    __slots__ = (  # noqa: RUF023 (the order of the fields in repr and comparisons)
+        "name",
+        "port",
+        "port_end",
+        "transport",
+        "description",
+        "aliases",
+        "plain",
+        "common_use",
+    )
+
     name: str
     port: int | None
     port_end: int | None
     transport: str | None
     description: str
-    aliases: tuple[str, ...] = ()
-    plain: str = ""  # a plain-language description, for the ports every course teaches
-    common_use: str = ""  # what usually runs there in practice, e.g. "Vite dev server"
+    aliases: tuple[str, ...]
+    plain: str  # a plain-language description, for the ports every course teaches
+    common_use: str  # what usually runs there in practice, e.g. "Vite dev server"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        port: int | None,
+        port_end: int | None,
+        transport: str | None,
+        description: str,
+        aliases: tuple[str, ...] = (),
+        plain: str = "",
+        common_use: str = "",
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "name", name)
+        setter(self, "port", port)
+        setter(self, "port_end", port_end)
+        setter(self, "transport", transport)
+        setter(self, "description", description)
+        setter(self, "aliases", aliases)
+        setter(self, "plain", plain)
+        setter(self, "common_use", common_use)
+
+    def replace(self, **changes: Any) -> Service:
+        result: Service = super().replace(**changes)
+        return result
 
     @property
     def note(self) -> str:
@@ -50,11 +96,19 @@ class Service:
         return self.port is not None and self.port <= port <= (self.port_end or self.port)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RegistryInfo:
+class RegistryInfo(Frozen):
     """Where the loaded registry data came from."""
+
+    __slots__ = ("source", "date", "path", "entries")  # noqa: RUF023 (field order)
 
     source: str
     date: str
     path: str
     entries: int
+
+    def __init__(self, *, source: str, date: str, path: str, entries: int) -> None:
+        setter = object.__setattr__
+        setter(self, "source", source)
+        setter(self, "date", date)
+        setter(self, "path", path)
+        setter(self, "entries", entries)

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Protocol
 
 from portkit._errors import LookupNotFound
+from portkit._value import Frozen
 from portkit.registry._model import TRANSPORTS, Service
 
+TYPE_CHECKING = False  # not `typing` at run time: it is on every command's start-up path
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class Registry(Protocol):
-    """The lookups a query needs (``Registry`` has them; ``Registry.lookup`` calls here)."""
+    class Registry(Protocol):
+        """The lookups a query needs (``Registry`` has them; ``Registry.lookup`` calls here)."""
 
-    def by_port(self, port: int, transport: str | None = None) -> list[Service]: ...
+        def by_port(self, port: int, transport: str | None = None) -> list[Service]: ...
 
-    def in_range(self, low: int, high: int, transport: str | None = None) -> list[Service]: ...
+        def in_range(self, low: int, high: int, transport: str | None = None) -> list[Service]: ...
 
-    def by_name(self, name: str, transport: str | None = None) -> list[Service]: ...
+        def by_name(self, name: str, transport: str | None = None) -> list[Service]: ...
 
-    def related(self, name: str, transport: str | None = None) -> list[Service]: ...
+        def related(self, name: str, transport: str | None = None) -> list[Service]: ...
 
 
 __all__ = ["Answer", "answer", "service_to_dict"]
@@ -28,14 +30,29 @@ _PORT_QUERY = re.compile(r"(?P<lo>\d+)(?:-(?P<hi>\d+))?(?:/(?P<transport>[A-Za-z
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Answer:
+class Answer(Frozen):
     """What one query found: its exact matches and, for names, related services."""
+
+    __slots__ = ("query", "kind", "matches", "related")  # noqa: RUF023 (field order)
 
     query: str
     kind: str  # "port", "range" or "name"
     matches: tuple[Service, ...]
-    related: tuple[Service, ...] = ()
+    related: tuple[Service, ...]
+
+    def __init__(
+        self,
+        *,
+        query: str,
+        kind: str,
+        matches: tuple[Service, ...],
+        related: tuple[Service, ...] = (),
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "query", query)
+        setter(self, "kind", kind)
+        setter(self, "matches", matches)
+        setter(self, "related", related)
 
 
 def _port(text: str, query: str) -> int:

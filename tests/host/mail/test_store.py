@@ -124,3 +124,111 @@ def test_imap_snapshot_reuses_a_scan_only_while_the_maildir_is_unchanged(tmp_pat
     assert inbox.snapshot(claim_recent=True) is settled  # nothing changed: no rescan
     box.deliver(b"two")
     assert len(inbox.snapshot(claim_recent=True).messages) == 2
+
+
+def test_the_index_keeps_sizes_and_times_and_follows_the_folder(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    first = box.deliver(b"x" * 10)
+    second = box.deliver(b"y" * 2000)
+    scanned = {e.key: (e.size, e.mtime) for e in box.scan()}
+    assert scanned == {
+        first: (10, os.stat(box.new / first).st_mtime),
+        second: (2000, os.stat(box.new / second).st_mtime),
+    }
+    index = (box.path / "portkit-index").read_text().splitlines()
+    assert index[0] == "portkit-index 1"
+    assert sorted(line.split("\t")[:2] for line in index[1:]) == sorted(
+        [[first, "10"], [second, "2000"]]
+    )
+    # a message another tool put there is stat'ed once and joins the index; a removed
+    # one leaves it
+    (box.cur / "1700000000.foreign:2,S").write_bytes(b"z" * 77)
+    (box.new / first).unlink()
+    assert {e.key: e.size for e in box.scan()} == {second: 2000, "1700000000.foreign": 77}
+
+    def indexed() -> set[str]:
+        lines = (box.path / "portkit-index").read_text().splitlines()[1:]
+        return {line.split("\t")[0] for line in lines}
+
+    assert indexed() == {second, "1700000000.foreign"}
+    (box.new / second).unlink()  # nothing new to learn: the index still forgets it
+    box.scan()
+    assert indexed() == {"1700000000.foreign"}
+
+
+def test_sizes_come_from_the_index_once_known(tmp_path: Path) -> None:
+    # Messages never change once delivered, so the index is trusted over a stat; this
+    # shows it is read (a damaged index, below, is not).
+    box = MaildirStore(tmp_path).maildir("alice")
+    key = box.deliver(b"x" * 10)
+    box.scan()
+    index = box.path / "portkit-index"
+    index.write_text(index.read_text().replace(f"{key}\t10\t", f"{key}\t11\t"))
+    assert [e.size for e in box.scan()] == [11]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"",
+        b"portkit-index 1\nkey\tnot-a-number\t1.0\n",
+        b"portkit-index 1\nkey\t1",
+        b"portkit-index 1\nkey\t10\t17",  # cut short in the time: parses, but wrong
+    ],
+)
+def test_a_damaged_index_is_rebuilt_from_the_files(tmp_path: Path, damage: bytes) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    key = box.deliver(b"x" * 10)
+    box.scan()
+    (box.path / "portkit-index").write_bytes(damage.replace(b"key", key.encode()))
+    mtime = os.stat(box.new / key).st_mtime
+    assert [(e.key, e.size, e.mtime) for e in box.scan()] == [(key, 10, mtime)]
+    assert f"{key}\t10\t" in (box.path / "portkit-index").read_text()
+
+
+def test_deliveries_arriving_together_share_one_directory_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from portkit.host.apps.mail import _store
+
+    store = MaildirStore(tmp_path)
+    box = store.maildir("alice")
+    real_fsync_dir = _store._fsync_dir
+    synced: list[set[str]] = []  # what new/ held at each fsync of it
+    first_started = threading.Event()
+    release_first = threading.Event()
+
+    def fsync_dir(path: Path) -> None:
+        if Path(path) == box.new:
+            synced.append(set(os.listdir(path)))
+            if len(synced) == 1:
+                first_started.set()
+                assert release_first.wait(30)
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(_store, "_fsync_dir", fsync_dir)
+    keys: dict[int, str] = {}
+
+    def deliver(n: int) -> None:
+        keys[n] = store.deliver(["alice"], b"message %d\r\n" % n)["alice"]
+
+    first = threading.Thread(target=deliver, args=(0,))
+    first.start()
+    assert first_started.wait(30)  # its fsync is under way (and held there)
+    others = [threading.Thread(target=deliver, args=(n,)) for n in range(1, 8)]
+    for thread in others:
+        thread.start()
+    for _ in range(3000):  # bounded: until all seven have renamed and wait for an fsync
+        if len(os.listdir(box.new)) == 8:
+            break
+        time.sleep(0.01)
+    assert not any(key in keys for key in range(1, 8))  # none acknowledged before an fsync
+    release_first.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    assert len(keys) == 8
+    # one fsync for the first, one more covering the seven that came while it ran
+    assert len(synced) == 2
+    assert {keys[n] for n in range(1, 8)} <= synced[1]

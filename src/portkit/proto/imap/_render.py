@@ -363,6 +363,8 @@ def _check_section(section: str) -> None:
 
 def section_bytes(raw: bytes, section: str) -> bytes:
     """The octets a BODY[section] names (RFC 3501 section 6.4.5)."""
+    if not section:
+        return raw  # BODY[]: the whole message, the commonest FETCH, with nothing to split
     m = _SECTION_TEXT_RE.match(section)
     assert m is not None
     numbers = [int(n) for n in m.group(1).split(".")] if m.group(1) else []

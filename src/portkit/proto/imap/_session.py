@@ -173,6 +173,30 @@ class ImapSession(LineSession):
         """Whether a command's output is not complete yet (see :meth:`resume`)."""
         return self._job is not None
 
+    def quick(self, data: bytes | None) -> bool:
+        """FETCH and SEARCH on the selected mailbox (and a FETCH answering in batches) read
+        message files and the snapshot the mailbox keeps: quick. Everything else, and any
+        line with a literal (RFC 3501 section 4.3), goes the safe way."""
+        if self.state is not ImapState.SELECTED:
+            return False
+        if data is None:
+            return self._job is not None
+        if self._job is not None or self._reader.buffered():
+            return False
+        lines = self._complete_lines(data)
+        if not lines:
+            return False
+        for line in lines:
+            words = line.rstrip(b"\r").split(b" ", 3)
+            if len(words) < 3 or line.rstrip(b"\r").endswith(b"}"):
+                return False
+            name = words[1].upper()
+            if name == b"UID":
+                name = words[2].upper()
+            if name not in _QUICK:
+                return False
+        return True
+
     def poll(self) -> list[Event]:
         """While idling (RFC 2177), report mailbox changes; otherwise nothing."""
         if self.state is ImapState.IDLE and self._selection is not None:
@@ -443,6 +467,9 @@ class ImapSession(LineSession):
         self._selected().close(cmd)
         return ImapState.AUTHENTICATED
 
+
+# What :meth:`ImapSession.quick` lets run inline (RFC 3501 sections 6.4.4, 6.4.5, 6.4.8).
+_QUICK = frozenset({b"FETCH", b"SEARCH"})
 
 _NA = ImapState.NOT_AUTHENTICATED
 _AI = ImapState.AUTHENTICATING

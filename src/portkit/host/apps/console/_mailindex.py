@@ -96,7 +96,8 @@ class MessageMeta:
         """The store's own description of this message (for flag changes and deletion)."""
         return MaildirEntry(
             key=self.key,
-            path=self.path,
+            directory=self.path.parent,
+            name=self.path.name,
             size=self.size,
             mtime=self.mtime,
             flags=self.flags,

@@ -20,6 +20,7 @@ from typing import Any
 
 import portkit.proto.imap as imap
 import portkit.proto.pop3 as pop3
+from portkit._errors import PortkitError
 from portkit.host._app import AppContext, StreamApplication
 from portkit.host._limits import Admission, SendClock
 from portkit.host._tls import server_context
@@ -87,6 +88,9 @@ class _MailApp(StreamApplication[RetrievalOptions]):
         implicit = self.options.tls == "implicit"
         if implicit and not await self._start_tls(writer, peer):
             return
+        # Keep up to a whole DRAIN_EVERY part queued while the client reads the previous
+        # one, rather than asyncio's 64 KiB: the next part is ready when the socket is.
+        writer.transport.set_write_buffer_limits(high=2 * DRAIN_EVERY, low=DRAIN_EVERY // 2)
         backend = self.backend(peer)
         session = self.new_session(backend)
         if implicit:
@@ -123,17 +127,25 @@ class _MailApp(StreamApplication[RetrievalOptions]):
                     continue
                 last_input = loop.time()
                 self.counters.bytes_in += len(data)
-                # The session reads mail files and verifies scrypt hashes (tens of ms): in a
-                # worker thread, so one client's login or RETR never stalls the others.
-                # b"" is the end of input: what was asked is still answered, then Close.
-                events = await asyncio.to_thread(session.receive, data)
+                # Logins verify scrypt hashes (tens of ms) and some commands fsync or scan a
+                # mailbox: those run in a worker thread, so one client never stalls the
+                # others. RETR and FETCH read a message file, quicker than the hop to a
+                # thread and back: inline. b"" is the end of input: what was asked is still
+                # answered, then Close.
+                if session.quick(data):
+                    events = session.receive(data)
+                else:
+                    events = await asyncio.to_thread(session.receive, data)
                 for event in events:
                     if isinstance(event, LoginSucceeded):
                         user = event.user
                 if await self._act(session, events, writer, backend) is False:
                     return
                 while session.pending():  # a long answer, batch by batch (bounded memory)
-                    events = await asyncio.to_thread(session.resume)
+                    if session.quick(None):
+                        events = session.resume()
+                    else:
+                        events = await asyncio.to_thread(session.resume)
                     if await self._act(session, events, writer, backend) is False:
                         return
         finally:
@@ -226,6 +238,10 @@ class _MailApp(StreamApplication[RetrievalOptions]):
         ``send-timeout`` seconds; it is sampled every second at most.
         """
         transport = writer.transport
+        if not transport.get_write_buffer_size() and not transport.is_closing():
+            # The kernel took it all at once (the common case for a short answer): there
+            # is nothing to wait for, and no clock or TCP_INFO query to set up per command.
+            return True
         sock = transport.get_extra_info("socket")
         loop = asyncio.get_running_loop()
         clock = SendClock(
@@ -245,8 +261,8 @@ class _MailApp(StreamApplication[RetrievalOptions]):
                     return False
 
 
-class _NotTaken(Exception):
-    """The client did not take an answer within the send timeout."""
+class _NotTaken(PortkitError):
+    """The client did not take an answer within the send timeout (caught in ``_act``)."""
 
 
 def _taken(sock: Any, transport: asyncio.WriteTransport) -> int:

@@ -33,6 +33,7 @@ import re
 import secrets
 import ssl
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
@@ -95,6 +96,12 @@ class SmtpHandler:
         self.accounts = accounts
         self.options = options
         self.ctx = ctx
+        # Deliveries wait on fsync, not on the CPU: as many at once as messages may be in
+        # transfer, so that those arriving together share fsyncs (the store's group
+        # commit) instead of queueing for asyncio's few default worker threads.
+        self.executor = ThreadPoolExecutor(
+            max_workers=min(options.max_transfers, 64), thread_name_prefix="portkit-smtp-store"
+        )
 
     async def handle_MAIL(
         self,
@@ -142,7 +149,9 @@ class SmtpHandler:
         peer = format_peer((_source(session.peer), int(session.peer[1]) if session.peer else 0))
         try:
             # fsync is slow and blocking: off the event loop, so other sessions go on.
-            await asyncio.to_thread(self.store.deliver, users, data)
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.store.deliver, users, data
+            )
         except OSError as exc:
             self.ctx.logger.error("%s: storing message failed: %s", peer, exc)
             self.ctx.counters.errors += 1
@@ -387,3 +396,4 @@ class SmtpApp(Application):
                 async with asyncio.timeout(2.0):
                     await server.wait_closed()
         self._servers.clear()
+        self.handler.executor.shutdown(wait=False)  # idle by now: every session has ended

@@ -10,6 +10,11 @@ The on-disk format is plain Maildir (``tmp/``, ``new/``, ``cur/``) so that other
   shares; IMAP system flags map onto its letters.
 - IMAP UIDs are kept in ``portkit-uidlist`` inside the Maildir, updated under a lock, so that
   every session and process agrees on them (RFC 3501 section 2.3.1.1).
+- Each message's size and time are kept in ``portkit-index`` beside them: a message file
+  never changes once delivered (flags change its name, not its content or mtime), so a
+  session lists the directories and stats only messages it has not seen before, instead
+  of every message every time. The index is only a cache: a missing or damaged one is
+  rebuilt from the files.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +59,8 @@ _INFO_SEP = ":2,"
 _UIDLIST = "portkit-uidlist"
 _UIDLIST_LOCK = ".portkit-uidlist.lock"
 _POP3_LOCK = ".portkit-pop3.lock"
+_INDEX = "portkit-index"
+_INDEX_HEADER = "portkit-index 1"
 # Maildir says to clean tmp/ files untouched for 36 hours: a writer that old has died.
 _STALE_TMP_SECONDS = 36 * 3600
 _USER_RE = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
@@ -76,11 +84,22 @@ class MaildirEntry:
     """
 
     key: str
-    path: Path
+    directory: Path  # new/ or cur/
+    name: str  # the file's name there: the key and the info suffix
     size: int
     mtime: float
     flags: frozenset[str]
     recent: bool  # still in new/: no session has seen it yet
+
+    @property
+    def path(self) -> Path:
+        # made when asked: a scan builds an entry per message, and most are never opened
+        return self.directory / self.name
+
+    @property
+    def file(self) -> str:
+        """The path as a string, for the os calls that read and rename messages."""
+        return f"{self.directory}/{self.name}"
 
 
 def _safe_hostname() -> str:
@@ -103,6 +122,59 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _DirectorySync:
+    """Group commit for directory fsyncs: one fsync covers every rename made before it began.
+
+    A delivery renames its file into ``new/`` and must not be acknowledged until the rename
+    is on disk, which takes an fsync of the directory. Deliveries that arrive together
+    (several SMTP clients at once) would each wait for their own fsync, one after the
+    other; here a delivery whose rename happened before an fsync in progress started waits
+    for that one instead, and one whose rename came later waits for the next, which then
+    covers every rename queued meanwhile. Each caller still returns only once an fsync that
+    began after its own rename has succeeded.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._renamed: dict[str, int] = {}  # renames counted per directory
+        self._synced: dict[str, int] = {}  # renames known to be on disk
+        self._busy: set[str] = set()  # directories with an fsync in progress
+
+    def renamed(self, directory: Path) -> int:
+        """Count a rename into ``directory`` (after it returned); the ticket to wait for."""
+        key = str(directory)
+        with self._cond:
+            ticket = self._renamed.get(key, 0) + 1
+            self._renamed[key] = ticket
+            return ticket
+
+    def wait(self, directory: Path, ticket: int) -> None:
+        """Return once the renames up to ``ticket`` are on disk; raise if the fsync fails."""
+        key = str(directory)
+        with self._cond:
+            while True:
+                if self._synced.get(key, 0) >= ticket:
+                    return
+                if key not in self._busy:
+                    break
+                self._cond.wait()
+            self._busy.add(key)
+            covers = self._renamed[key]  # every rename counted so far precedes this fsync
+        ok = False
+        try:
+            _fsync_dir(directory)
+            ok = True
+        finally:
+            with self._cond:
+                self._busy.discard(key)
+                if ok:
+                    self._synced[key] = max(self._synced.get(key, 0), covers)
+                self._cond.notify_all()
+
+
+_directory_sync = _DirectorySync()
 
 
 def _info_flags(name: str) -> frozenset[str]:
@@ -184,7 +256,7 @@ class Maildir:
         tmp_path = self.write_tmp(data)
         if flags is None:
             key = self.publish(tmp_path)
-            _fsync_dir(self.new)
+            _directory_sync.wait(self.new, _directory_sync.renamed(self.new))
             return key
         os.rename(tmp_path, self.cur / (tmp_path.name + _info_suffix(flags)))
         _fsync_dir(self.cur)
@@ -206,31 +278,75 @@ class Maildir:
 
     def scan(self) -> list[MaildirEntry]:
         """List every visible message (``new/`` and ``cur/``), oldest first."""
+        known = self._read_index()
+        learned = False
         entries: list[MaildirEntry] = []
         for sub, recent in ((self.new, True), (self.cur, False)):
             try:
-                listing = list(os.scandir(sub))
+                names = os.listdir(sub)
             except FileNotFoundError:
                 continue
-            for item in listing:
-                if item.name.startswith("."):
+            for name in names:
+                if name.startswith("."):
                     continue
-                try:
-                    st = item.stat()
-                except FileNotFoundError:  # renamed or deleted while we looked
-                    continue
+                key = name.partition(_INFO_SEP)[0].partition(":")[0]
+                facts = known.get(key)
+                if facts is None:
+                    try:
+                        st = os.stat(sub / name)
+                    except FileNotFoundError:  # renamed or deleted while we looked
+                        continue
+                    facts = known[key] = (st.st_size, st.st_mtime)
+                    learned = True
                 entries.append(
                     MaildirEntry(
-                        key=item.name.partition(_INFO_SEP)[0].partition(":")[0],
-                        path=Path(item.path),
-                        size=st.st_size,
-                        mtime=st.st_mtime,
-                        flags=_info_flags(item.name) if not recent else frozenset(),
+                        key=key,
+                        directory=sub,
+                        name=name,
+                        size=facts[0],
+                        mtime=facts[1],
+                        flags=_info_flags(name) if not recent else frozenset(),
                         recent=recent,
                     )
                 )
+        if learned or len(known) > len(entries):
+            present = {e.key for e in entries}
+            self._write_index({k: v for k, v in known.items() if k in present})
         entries.sort(key=lambda e: (e.mtime, e.key))
         return entries
+
+    def _read_index(self) -> dict[str, tuple[int, float]]:
+        """``{key: (size, mtime)}`` from the index; empty when it is missing or damaged."""
+        try:
+            text = (self.path / _INDEX).read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return {}
+        lines = text.split("\n")
+        if lines[0] != _INDEX_HEADER:
+            return {}  # another format: start again from the files
+        known: dict[str, tuple[int, float]] = {}
+        try:
+            for line in lines[1:-1]:  # not the last: it is "" unless the file was cut short
+                key, size, mtime = line.split("\t")
+                known[key] = (int(size), float(mtime))
+        except ValueError:
+            return {}
+        return known
+
+    def _write_index(self, known: dict[str, tuple[int, float]]) -> None:
+        """Replace the index atomically; a failure only costs the next scan some stats."""
+        body = [_INDEX_HEADER]
+        body.extend(
+            f"{key}\t{size}\t{mtime!r}"
+            for key, (size, mtime) in known.items()
+            if "\t" not in key and "\n" not in key
+        )
+        tmp = self.path / f".{_INDEX}.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            tmp.write_text("\n".join(body) + "\n", "utf-8")
+            os.replace(tmp, self.path / _INDEX)
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
     def find(self, key: str) -> MaildirEntry:
         """The current entry for ``key``; raises :class:`MessageGone` if it was removed."""
@@ -242,7 +358,8 @@ class Maildir:
     def read(self, entry: MaildirEntry) -> bytes:
         """The message's bytes, following a rename by another session if needed."""
         try:
-            return entry.path.read_bytes()
+            with open(entry.file, "rb") as file:
+                return file.read()
         except FileNotFoundError:
             return self.find(entry.key).path.read_bytes()
 
@@ -252,20 +369,21 @@ class Maildir:
         """Rename the message into ``cur/`` with the info suffix for ``flags``."""
         current = entry
         for _ in range(3):
-            old_info = current.path.name.partition(_INFO_SEP)[2]
-            target = self.cur / (current.key + _info_suffix(flags, old_info))
+            old_info = current.name.partition(_INFO_SEP)[2]
+            target = current.key + _info_suffix(flags, old_info)
             try:
-                if current.path != target:
-                    os.rename(current.path, target)
+                if current.directory != self.cur or current.name != target:
+                    os.rename(current.file, f"{self.cur}/{target}")
             except FileNotFoundError:
                 current = self.find(entry.key)
                 continue
-            st = target.stat()
+            # a rename keeps the content and the mtime: no stat needed
             return MaildirEntry(
                 key=entry.key,
-                path=target,
-                size=st.st_size,
-                mtime=st.st_mtime,
+                directory=self.cur,
+                name=target,
+                size=current.size,
+                mtime=current.mtime,
                 flags=frozenset(f for f in flags if f in FLAG_LETTERS),
                 recent=False,
             )
@@ -285,7 +403,7 @@ class Maildir:
     def delete(self, entry: MaildirEntry) -> None:
         """Remove a message; a message already removed by someone else is fine."""
         try:
-            entry.path.unlink()
+            os.unlink(entry.file)
         except FileNotFoundError:
             with contextlib.suppress(MessageGone):
                 self.find(entry.key).path.unlink(missing_ok=True)
@@ -389,7 +507,11 @@ class MaildirStore:
             for _, path in written:
                 path.unlink(missing_ok=True)
             raise
-        keys = {box.path.name: box.publish(path) for box, path in written}
-        for box in boxes:
-            _fsync_dir(box.new)
+        keys: dict[str, str] = {}
+        tickets: list[tuple[Path, int]] = []
+        for box, path in written:
+            keys[box.path.name] = box.publish(path)
+            tickets.append((box.new, _directory_sync.renamed(box.new)))
+        for directory, ticket in tickets:
+            _directory_sync.wait(directory, ticket)
         return keys
