@@ -14,10 +14,6 @@ from portkit import PortkitError
 # Internal control-flow signals, each caught inside the module that raises it, so that no
 # caller of portkit ever sees one. The reason says why each stays outside the tree.
 NOT_PORTKIT_ERRORS = {
-    "portkit.host.apps.mail._retrieval._NotTaken": (
-        "the POP3/IMAP send loop's 'the client did not take the answer in time' signal; the "
-        "connection handler catches it to reset the connection, it never leaves the module"
-    ),
     "portkit.scan._channel.Closed": (
         "identification's 'the peer closed' signal; the ladder catches it to move to the "
         "next probe, it never leaves scan"
