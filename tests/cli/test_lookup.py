@@ -113,4 +113,7 @@ def test_help_is_wrapped_to_the_terminal_width_as_argparse_does(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cmd_lookup.configure(reference)
+    from portkit.cli._args import add_verbosity
+
+    add_verbosity(reference)  # every command's -v/-q, added as the command line adds it
     assert ours == reference.format_help()
