@@ -399,20 +399,24 @@ async def _directory(apps: list[ServedApp]) -> list[tuple[object, ...]]:
 
 def _meaning(port: int, expected: str, identified: str) -> str:
     """What the pair (registry's name, identified service) says about ``port``."""
-    import re
-
     from portkit.registry import default_registry
+    from portkit.registry._verdict import port_verdict
 
-    if identified == "unknown":
-        return "something answers, but no protocol matched"
-    if expected == identified:
-        return "the well-known extension: clients find it without being told"
-    if expected == "-":
-        return "an unregistered port: clients must be told the number"
-    notes = " ".join(s.note for s in default_registry().by_port(port, "tcp"))
-    if re.search(rf"\b{re.escape(identified)}\b", notes, re.IGNORECASE):
-        return f"a usual alternate for {identified}, not its well-known port: clients must be told"
-    return f"registered to {expected}, but {identified} answers: clients must be told"
+    kind = port_verdict(
+        default_registry(),
+        port,
+        "tcp",
+        None if expected == "-" else expected,
+        None if identified == "unknown" else identified,
+    )
+    return {
+        "unidentified": "something answers, but no protocol matched",
+        "match": "the well-known extension: clients find it without being told",
+        "unregistered": "an unregistered port: clients must be told the number",
+        "alternate": f"a usual alternate for {identified}, not its well-known port: "
+        "clients must be told",
+        "unexpected": f"registered to {expected}, but {identified} answers: clients must be told",
+    }[kind]
 
 
 def http_url(app: ServedApp, path: str = "/") -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,27 +58,18 @@ def verdict_of(result: PortResult) -> Verdict:
         return Verdict("", "")
     expected = result.expected
     actual = found.service
-    if not actual:
-        return Verdict("unidentified", "something answers, but no protocol matched")
-    if expected is None:
-        return Verdict("unregistered", f"{actual} on an unregistered port")
-    if actual == expected:
-        return Verdict("match", f"{actual}, as registered")
-
     from portkit.registry import default_registry
+    from portkit.registry._verdict import port_verdict
 
-    registry = default_registry()
-    entries = registry.by_port(result.port, result.transport)
-    if any(actual in entry.names for entry in entries):
-        return Verdict("match", f"{actual}, as registered")
-    # The registered name may say the protocol ("pcsync-https" on 8443, "http-alt" on
-    # 8080), and the registry's notes name what usually runs on a port besides its
-    # registered service ("HTTP alternate: proxies, Tomcat, ..." on 8080).
-    words = {word for entry in entries for word in entry.name.split("-")}
-    notes = " ".join(entry.note for entry in entries)
-    if actual in words or re.search(rf"\b{re.escape(actual)}\b", notes, re.IGNORECASE):
-        return Verdict("alternate", f"{actual} on a usual alternate port (registered: {expected})")
-    return Verdict("unexpected", f"registered to {expected}, but {actual} answers")
+    kind = port_verdict(default_registry(), result.port, result.transport, expected, actual)
+    text = {
+        "unidentified": "something answers, but no protocol matched",
+        "unregistered": f"{actual} on an unregistered port",
+        "match": f"{actual}, as registered",
+        "alternate": f"{actual} on a usual alternate port (registered: {expected})",
+        "unexpected": f"registered to {expected}, but {actual} answers",
+    }[kind]
+    return Verdict(kind, text)
 
 
 def _utc(epoch: float) -> str:
