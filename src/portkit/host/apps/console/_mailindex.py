@@ -39,7 +39,13 @@ from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
-from portkit.host.apps.mail._store import FLAG_LETTERS, Maildir, MaildirEntry, MessageGone
+from portkit.host.apps.mail._store import (
+    Maildir,
+    MaildirEntry,
+    MessageGone,
+    info_flags,
+    message_key,
+)
 
 __all__ = ["Address", "MailIndex", "MessageMeta", "Query", "message_id"]
 
@@ -52,7 +58,6 @@ _SETTLE = 0.05
 BODY_SEARCH_LIMIT = 1024 * 1024
 
 _SEEN = "\\Seen"
-_INFO_SEP = ":2,"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -189,7 +194,7 @@ def _meta(user: str, key: str, path: Path, size: int, mtime: float, recent: bool
         path=path,
         size=size,
         mtime=mtime,
-        flags=_flags(path.name) if not recent else frozenset(),
+        flags=info_flags(path.name) if not recent else frozenset(),
         recent=recent,
         sender=froms[0] if froms else None,
         to=_addresses(_all(headers, "To")),
@@ -198,14 +203,6 @@ def _meta(user: str, key: str, path: Path, size: int, mtime: float, recent: bool
         date=_parse_date(_one(headers, "Date"), mtime),
         message_id=_header_text(_one(headers, "Message-ID")).strip("<>"),
     )
-
-
-_LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
-
-
-def _flags(name: str) -> frozenset[str]:
-    _, sep, info = name.partition(_INFO_SEP)
-    return frozenset(_LETTER_FLAGS[c] for c in info if c in _LETTER_FLAGS) if sep else frozenset()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -389,7 +386,7 @@ class MailIndex:
             return False
         fresh = old  # updated in place: copying 10,000 entries per arrival costs more
         for name in added:
-            key = name.partition(_INFO_SEP)[0].partition(":")[0]
+            key = message_key(name)
             path = directory / name
             moved = self._by_id.get(message_id(user, key))
             try:
@@ -398,7 +395,7 @@ class MailIndex:
                     meta = dataclasses.replace(
                         moved,
                         path=path,
-                        flags=_flags(name) if not recent else frozenset(),
+                        flags=info_flags(name) if not recent else frozenset(),
                         recent=recent,
                         mtime=info.st_mtime,
                     )

@@ -42,6 +42,8 @@ __all__ = [
     "MaildirStore",
     "MaildropLocked",
     "MessageGone",
+    "info_flags",
+    "message_key",
 ]
 
 # IMAP system flags and their Maildir info letters (cr.yp.to/proto/maildir.html: "D" draft,
@@ -177,11 +179,17 @@ class _DirectorySync:
 _directory_sync = _DirectorySync()
 
 
-def _info_flags(name: str) -> frozenset[str]:
+def info_flags(name: str) -> frozenset[str]:
+    """The flags a Maildir file name carries in its ``:2,`` info suffix."""
     _, sep, info = name.partition(_INFO_SEP)
     if not sep:
         return frozenset()
     return frozenset(_LETTER_FLAGS[c] for c in info if c in _LETTER_FLAGS)
+
+
+def message_key(name: str) -> str:
+    """A Maildir file name without its info suffix: the message's lasting key."""
+    return name.partition(_INFO_SEP)[0].partition(":")[0]
 
 
 def _info_suffix(flags: Iterable[str], keep_letters: str = "") -> str:
@@ -289,7 +297,7 @@ class Maildir:
             for name in names:
                 if name.startswith("."):
                     continue
-                key = name.partition(_INFO_SEP)[0].partition(":")[0]
+                key = message_key(name)
                 facts = known.get(key)
                 if facts is None:
                     try:
@@ -305,7 +313,7 @@ class Maildir:
                         name=name,
                         size=facts[0],
                         mtime=facts[1],
-                        flags=_info_flags(name) if not recent else frozenset(),
+                        flags=info_flags(name) if not recent else frozenset(),
                         recent=recent,
                     )
                 )
