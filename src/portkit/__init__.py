@@ -6,8 +6,6 @@ system real: a registry of well-known ports, endpoint resolution, a host for ser
 applications, clients, and discovery of what answers where.
 """
 
-__version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
-
 from portkit._errors import (
     ConfigError,
     ConnectionRefused,
@@ -27,6 +25,7 @@ from portkit._errors import (
     TargetError,
     UsageError,
 )
+from portkit._version import __version__ as __version__
 
 # Not `typing`: importing it costs every `portkit` command a few milliseconds of start-up,
 # and type checkers treat any name TYPE_CHECKING as true.

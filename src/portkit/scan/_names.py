@@ -248,7 +248,7 @@ def _table_path(transport: str) -> Path | None:
 
     try:
         import portkit.registry
-        from portkit import __version__
+        from portkit._version import __version__
         from portkit.registry import cache_path
 
         live = cache_path()

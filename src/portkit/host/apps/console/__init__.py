@@ -16,31 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from portkit.host._app import AppContext, Application, Kind, Where, option
+from portkit.host._app import AppContext, Application, Kind, Where
+from portkit.host.apps.console._options import MIN_TOKEN, ConsoleOptions
 
 __all__ = ["KINDS", "ConsoleKind", "ConsoleOptions"]
-
-#: Shortest token accepted: a guessable token is no protection.
-MIN_TOKEN = 16
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class ConsoleOptions:
-    """Options of a ``console`` application."""
-
-    maildir: Path | None = option(
-        None, help="the mail store to show (the smtp/pop3/imap maildir); none: no inbox"
-    )
-    token: str | None = option(
-        None, help="required to listen beyond loopback: clients send it as a bearer token"
-    )
-    page_size: int = option(50, help="messages per inbox page", min=1, max=1000)
-    scans: Path | None = option(
-        None, help="a directory of saved scans (portkit scan -o json) to show at /scans"
-    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

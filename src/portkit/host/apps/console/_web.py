@@ -36,10 +36,10 @@ from aiohttp.web_protocol import RequestHandler
 
 from portkit._errors import ConfigError, PortkitError
 from portkit.host._app import AppContext, Application, Listener
-from portkit.host.apps.console import ConsoleOptions
 from portkit.host.apps.console._hostview import History, find_host, host_document
 from portkit.host.apps.console._mailindex import MailIndex, MessageMeta
 from portkit.host.apps.console._message import attachment_bytes, parse_message
+from portkit.host.apps.console._options import ConsoleOptions
 from portkit.host.apps.console._scans import list_scans, load_scan, scan_path
 
 __all__ = ["ConsoleApp"]
