@@ -616,11 +616,20 @@ def test_a_literal_continuation_and_a_failed_login_are_not_invalid_commands() ->
         (ImapState.SELECTED, b"c APPEND INBOX {3+}\r\nx\r\n", False),
         (ImapState.SELECTED, b"c SELECT INBOX\r\n", False),  # scans the mailbox
         (ImapState.SELECTED, b"", False),
+        (ImapState.SELECTED, b"c UID STORE 1 +FLAGS (\\Seen)\r\n", False),  # renames
+        (ImapState.SELECTED, b"c NOOP\r\n", False),  # may take \Recent: renames
+        (ImapState.SELECTED, b"c FETCH 1 FLAGS\r\nd LOGOUT\r\n", True),
         (ImapState.AUTHENTICATED, b"c FETCH 1 FLAGS\r\n", False),
+        (ImapState.AUTHENTICATED, b"c CAPABILITY\r\nd LOGOUT\r\n", True),
+        (ImapState.NOT_AUTHENTICATED, b"a CAPABILITY\r\n", True),
+        (ImapState.NOT_AUTHENTICATED, b"a LOGOUT\r\n", True),
         (ImapState.NOT_AUTHENTICATED, b'a LOGIN alice "p w"\r\n', False),  # scrypt
+        (ImapState.NOT_AUTHENTICATED, b"a UID\r\n", False),
+        (ImapState.AUTHENTICATING, b"a LOGOUT\r\n", False),  # a SASL response
+        (ImapState.IDLE, b"DONE\r\n", False),
     ],
 )
-def test_quick_input_is_only_fetch_and_search_on_a_selected_mailbox(
+def test_quick_input_is_only_what_needs_no_store_or_reads_the_selected_mailbox(
     state: ImapState, data: bytes, quick: bool
 ) -> None:
     assert session_in(state).quick(data) is quick

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import mailbox
 import os
@@ -118,12 +119,53 @@ def test_imap_snapshot_reuses_a_scan_only_while_the_maildir_is_unchanged(tmp_pat
     inbox = ImapStoreMailbox(box)
     assert len(inbox.snapshot(claim_recent=True).messages) == 1
     old = time.time() - 10
-    for directory in (box.new, box.cur):
-        os.utime(directory, (old, old))
+    for path in (box.new, box.cur, box.path / "portkit-uidlist"):
+        os.utime(path, (old, old))
     settled = inbox.snapshot(claim_recent=True)
     assert inbox.snapshot(claim_recent=True) is settled  # nothing changed: no rescan
+    # another session of the same mailbox shares it
+    assert ImapStoreMailbox(box).snapshot(claim_recent=True) is settled
     box.deliver(b"two")
     assert len(inbox.snapshot(claim_recent=True).messages) == 2
+
+
+def test_sessions_share_a_listing_only_while_the_directories_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    store = MaildirStore(tmp_path)
+    box = store.maildir("alice")
+    assert store.maildir("alice") is box  # one object per user: its memory is shared
+    key = box.deliver(b"one")
+    old = time.time() - 10
+    for directory in (box.new, box.cur):
+        os.utime(directory, (old, old))
+    listing = box.listing()
+    assert box.listing() is listing
+    # a change by another process (its own Maildir object) is seen at once
+    other = Maildir(box.path)
+    [entry] = other.scan()
+    other.set_flags(entry, {"\\Seen"})
+    [moved] = box.listing().entries
+    assert (moved.key, moved.directory, moved.flags) == (key, box.cur, frozenset({"\\Seen"}))
+    # a listing younger than the clock's granularity is not trusted, even if unchanged
+    assert box.listing() is not box.listing()
+
+
+def test_uids_follow_a_list_another_process_replaced(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    key = box.deliver(b"one")
+    uidlist = box.path / "portkit-uidlist"
+    old = time.time() - 10
+    box.uids(box.scan())  # writes the list
+    os.utime(uidlist, (old, old))
+    validity, _, uids = box.uids(box.scan())  # reads it under the lock
+    assert box.uids(box.scan())[2] is uids  # unchanged: the same answer, no lock
+    # another process starts a new UID epoch (RFC 3501 2.3.1.1) by replacing the list
+    replacement = box.path / "uidlist.new"
+    replacement.write_text(f"{validity + 1} 8\n7 {key}\n", "ascii")
+    os.replace(replacement, uidlist)
+    os.utime(uidlist, (old, old))
+    assert box.uids(box.scan()) == (validity + 1, 8, {key: 7})
 
 
 def test_the_index_keeps_sizes_and_times_and_follows_the_folder(tmp_path: Path) -> None:
@@ -164,7 +206,8 @@ def test_sizes_come_from_the_index_once_known(tmp_path: Path) -> None:
     box.scan()
     index = box.path / "portkit-index"
     index.write_text(index.read_text().replace(f"{key}\t10\t", f"{key}\t11\t"))
-    assert [e.size for e in box.scan()] == [11]
+    # a process starting afresh (the running one keeps what it learned in memory)
+    assert [e.size for e in Maildir(box.path).scan()] == [11]
 
 
 @pytest.mark.parametrize(
@@ -182,7 +225,8 @@ def test_a_damaged_index_is_rebuilt_from_the_files(tmp_path: Path, damage: bytes
     box.scan()
     (box.path / "portkit-index").write_bytes(damage.replace(b"key", key.encode()))
     mtime = os.stat(box.new / key).st_mtime
-    assert [(e.key, e.size, e.mtime) for e in box.scan()] == [(key, 10, mtime)]
+    fresh = Maildir(box.path)  # a process starting afresh
+    assert [(e.key, e.size, e.mtime) for e in fresh.scan()] == [(key, 10, mtime)]
     assert f"{key}\t10\t" in (box.path / "portkit-index").read_text()
 
 
@@ -232,3 +276,12 @@ def test_deliveries_arriving_together_share_one_directory_fsync(
     # one fsync for the first, one more covering the seven that came while it ran
     assert len(synced) == 2
     assert {keys[n] for n in range(1, 8)} <= synced[1]
+
+
+@pytest.mark.parametrize("indexed", [0, 1, 4095, 4096, 4097, 100_000])
+def test_a_message_is_read_whole_whatever_size_the_index_says(tmp_path: Path, indexed: int) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    data = os.urandom(4096)
+    box.deliver(data)
+    [entry] = box.scan()
+    assert box.read(dataclasses.replace(entry, size=indexed)) == data

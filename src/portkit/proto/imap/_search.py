@@ -21,7 +21,7 @@ from portkit.proto.imap._grammar import (
     parse_date,
     parse_sequence_set,
 )
-from portkit.proto.imap._mailbox import View
+from portkit.proto.imap._mailbox import MessageRecord
 from portkit.proto.imap._render import POLICY, split_header, unfold
 
 __all__ = ["Predicate", "SearchContext", "compile_keys"]
@@ -43,7 +43,7 @@ _FLAG_KEYS = {
 class SearchContext:
     """One message during SEARCH; reads and parses it only if a key needs its contents."""
 
-    def __init__(self, index: int, view: View, read: Callable[[int], bytes]) -> None:
+    def __init__(self, index: int, view: MessageRecord, read: Callable[[int], bytes]) -> None:
         self.index = index
         self.view = view
         self._read = read

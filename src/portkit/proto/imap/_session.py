@@ -64,7 +64,7 @@ MAX_COMMAND = 2 * 1024 * 1024
 #: Cap on one whole command before login: enough for LOGIN or AUTHENTICATE with literals.
 MAX_COMMAND_UNAUTHENTICATED = 64 * 1024
 #: FETCH output is produced in batches of about this many octets (bounded memory).
-OUTPUT_BATCH = 1024 * 1024
+OUTPUT_BATCH = 256 * 1024
 #: The pseudo-command a continuation line is dispatched as (AUTHENTICATING and IDLE).
 CONTINUATION = "(continuation line)"
 
@@ -175,25 +175,27 @@ class ImapSession(LineSession):
 
     def quick(self, data: bytes | None) -> bool:
         """FETCH and SEARCH on the selected mailbox (and a FETCH answering in batches) read
-        message files and the snapshot the mailbox keeps: quick. Everything else, and any
-        line with a literal (RFC 3501 section 4.3), goes the safe way."""
-        if self.state is not ImapState.SELECTED:
-            return False
+        message files and the snapshot the mailbox keeps: quick. CAPABILITY and LOGOUT
+        touch no store in any state. Everything else, and any line with a literal (RFC
+        3501 section 4.3), goes the safe way."""
+        if self.state in (ImapState.AUTHENTICATING, ImapState.IDLE):
+            return False  # a continuation line: a password, or DONE
         if data is None:
-            return self._job is not None
+            return self._job is not None and self.state is ImapState.SELECTED
         if self._job is not None or self._reader.buffered():
             return False
         lines = self._complete_lines(data)
         if not lines:
             return False
+        quick = _QUICK_SELECTED if self.state is ImapState.SELECTED else _QUICK_ANY
         for line in lines:
             words = line.rstrip(b"\r").split(b" ", 3)
-            if len(words) < 3 or line.rstrip(b"\r").endswith(b"}"):
+            if len(words) < 2 or line.rstrip(b"\r").endswith(b"}"):
                 return False
             name = words[1].upper()
-            if name == b"UID":
-                name = words[2].upper()
-            if name not in _QUICK:
+            if name == b"UID" and len(words) > 2:
+                name = b"UID " + words[2].upper()
+            if name not in quick:
                 return False
         return True
 
@@ -468,8 +470,11 @@ class ImapSession(LineSession):
         return ImapState.AUTHENTICATED
 
 
-# What :meth:`ImapSession.quick` lets run inline (RFC 3501 sections 6.4.4, 6.4.5, 6.4.8).
-_QUICK = frozenset({b"FETCH", b"SEARCH"})
+# What :meth:`ImapSession.quick` lets run inline: commands that answer from the session
+# alone (RFC 3501 sections 6.1.1, 6.1.3), and on the selected mailbox those that read it
+# (sections 6.4.4, 6.4.5, 6.4.8).
+_QUICK_ANY = frozenset({b"CAPABILITY", b"LOGOUT"})
+_QUICK_SELECTED = _QUICK_ANY | {b"FETCH", b"SEARCH", b"UID FETCH", b"UID SEARCH"}
 
 _NA = ImapState.NOT_AUTHENTICATED
 _AI = ImapState.AUTHENTICATING
