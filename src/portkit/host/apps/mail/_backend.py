@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
 from portkit.host.apps.mail._store import Maildir, MaildirEntry, MaildirStore, MessageGone
-from portkit.proto.imap import MessageRecord, Snapshot
+from portkit.proto.sessions.imap import MessageRecord, Snapshot
 
 __all__ = ["ImapStoreMailbox", "MailBackend", "Pop3StoreMaildrop"]
 

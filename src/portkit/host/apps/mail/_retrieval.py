@@ -1,7 +1,7 @@
 """The pop3 and imap kinds: thin asyncio adapters around the sans-io sessions in proto/.
 
-Each connection gets a session object (:class:`~portkit.proto.pop3.Pop3Session` or
-:class:`~portkit.proto.imap.ImapSession`); this module only moves bytes between the socket
+Each connection gets a session object (:class:`~portkit.proto.sessions.pop3.Pop3Session` or
+:class:`~portkit.proto.sessions.imap.ImapSession`); this module only moves bytes between the socket
 and the session and acts on its events: write, start TLS, delay a failed login, close.
 
 Connections are admitted by :class:`~portkit.host._limits.Admission` (``max-connections``,
@@ -18,8 +18,8 @@ import ssl
 from collections.abc import Sequence
 from typing import Any
 
-import portkit.proto.imap as imap
-import portkit.proto.pop3 as pop3
+import portkit.proto.sessions.imap as imap
+import portkit.proto.sessions.pop3 as pop3
 from portkit._errors import PortkitError
 from portkit.host._app import AppContext, StreamApplication
 from portkit.host._limits import Admission, SendClock
@@ -35,7 +35,7 @@ from portkit.host.apps.mail._options import (
     guard_of,
 )
 from portkit.host.apps.mail._store import MaildirStore
-from portkit.proto._session import (
+from portkit.proto.sessions._line import (
     Close,
     Event,
     LineSession,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portkit._errors import LocalProtocolError, PortkitError, RemoteProtocolError
-from portkit.proto.imap import (
+from portkit.proto.sessions.imap import (
     COMMANDS,
     CONTINUATION,
     MAX_LINE,

@@ -12,7 +12,7 @@ import email.message
 from collections.abc import Callable, Iterator, Sequence
 
 from portkit._errors import PortkitError
-from portkit.proto.imap._grammar import (
+from portkit.proto.sessions.imap._grammar import (
     SYSTEM_FLAGS,
     BadCommand,
     Command,
@@ -24,8 +24,8 @@ from portkit.proto.imap._grammar import (
     parse_sequence_set,
     parse_store_item,
 )
-from portkit.proto.imap._mailbox import ImapMailbox, MessageRecord
-from portkit.proto.imap._render import (
+from portkit.proto.sessions.imap._mailbox import ImapMailbox, MessageRecord
+from portkit.proto.sessions.imap._render import (
     FetchAtt,
     bodystructure,
     envelope,
@@ -35,7 +35,7 @@ from portkit.proto.imap._render import (
     parse_message,
     section_bytes,
 )
-from portkit.proto.imap._search import SearchContext, compile_keys
+from portkit.proto.sessions.imap._search import SearchContext, compile_keys
 
 __all__ = ["R_EXPUNGEISSUED", "R_READ_ONLY", "R_TRYCREATE", "Selection"]
 

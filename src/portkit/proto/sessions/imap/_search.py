@@ -12,7 +12,7 @@ import email.message
 import email.utils
 from collections.abc import Callable, Iterator
 
-from portkit.proto.imap._grammar import (
+from portkit.proto.sessions.imap._grammar import (
     MAX_NESTING,
     BadCommand,
     Token,
@@ -21,8 +21,8 @@ from portkit.proto.imap._grammar import (
     parse_date,
     parse_sequence_set,
 )
-from portkit.proto.imap._mailbox import MessageRecord
-from portkit.proto.imap._render import POLICY, split_header, unfold
+from portkit.proto.sessions.imap._mailbox import MessageRecord
+from portkit.proto.sessions.imap._render import POLICY, split_header, unfold
 
 __all__ = ["Predicate", "SearchContext", "compile_keys"]
 

@@ -20,7 +20,7 @@ import enum
 from collections.abc import Callable, Iterator, Sequence
 
 from portkit._errors import RemoteProtocolError
-from portkit.proto._session import (
+from portkit.proto.sessions._line import (
     LINE_TOO_LONG,
     MAX_BAD_COMMANDS,
     Close,
@@ -32,17 +32,17 @@ from portkit.proto._session import (
     Transition,
     decode_sasl_plain,
 )
-from portkit.proto.imap._account import R_NO_MAILBOX, Account
-from portkit.proto.imap._framing import MAX_LINE, R_LINE_TOO_LONG, CommandReader, Reply
-from portkit.proto.imap._grammar import (
+from portkit.proto.sessions.imap._account import R_NO_MAILBOX, Account
+from portkit.proto.sessions.imap._framing import MAX_LINE, R_LINE_TOO_LONG, CommandReader, Reply
+from portkit.proto.sessions.imap._grammar import (
     BadCommand,
     Command,
     astring,
     is_inbox,
     parse_flags,
 )
-from portkit.proto.imap._mailbox import ImapBackend
-from portkit.proto.imap._selected import R_TRYCREATE, Selection
+from portkit.proto.sessions.imap._mailbox import ImapBackend
+from portkit.proto.sessions.imap._selected import R_TRYCREATE, Selection
 
 __all__ = [
     "COMMANDS",
@@ -99,7 +99,7 @@ Handler = Callable[["ImapSession", Command], "ImapState | None"]
 class ImapSession(LineSession):
     """One IMAP conversation with one client.
 
-    Bytes go in through :meth:`receive`, events come out (see :mod:`portkit.proto._session`).
+    Bytes go in through :meth:`receive`, events come out (see :mod:`portkit.proto.sessions._line`).
     A FETCH of many messages answers in batches of about :data:`OUTPUT_BATCH` octets: while
     :meth:`pending` is true, call :meth:`resume` after sending what came out. While a
     client idles (RFC 2177) the I/O layer calls :meth:`poll` now and then.

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portkit._errors import LocalProtocolError, PortkitError
-from portkit.proto.pop3 import (
+from portkit.proto.sessions.pop3 import (
     COMMANDS,
     CONTINUATION,
     TRANSITIONS,

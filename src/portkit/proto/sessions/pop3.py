@@ -11,7 +11,7 @@ The session's legal moves are one table, :data:`TRANSITIONS`: ``(state, command)
 table for the current state gets ``-ERR`` naming both. The SASL response line after
 ``AUTH PLAIN`` is dispatched as the pseudo-command :data:`CONTINUATION`.
 The receive loop, end of input and the STLS guard come from
-:class:`~portkit.proto._session.LineSession`.
+:class:`~portkit.proto.sessions._line.LineSession`.
 
 The mail itself comes from a :class:`Pop3Backend`, which authenticates and opens the
 maildrop (taking the exclusive lock of RFC 1939 section 8).
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from portkit._errors import PortkitError
-from portkit.proto._session import (
+from portkit.proto.sessions._line import (
     MAX_BAD_COMMANDS,
     Close,
     Event,
