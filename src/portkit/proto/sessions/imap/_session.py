@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Sequence
+from typing import Unpack
 
 from portkit._errors import RemoteProtocolError
 from portkit.proto.sessions._line import (
@@ -25,6 +26,7 @@ from portkit.proto.sessions._line import (
     MAX_BAD_COMMANDS,
     Close,
     Event,
+    LineOptions,
     LineSession,
     LoginFailed,
     LoginSucceeded,
@@ -122,26 +124,17 @@ class ImapSession(LineSession):
         self,
         backend: ImapBackend,
         *,
-        tls_available: bool = False,
-        tls_active: bool = False,
-        plaintext_login: bool = True,
         max_literal: int = MAX_LITERAL,
         max_command: int = MAX_COMMAND,
         max_command_unauthenticated: int = MAX_COMMAND_UNAUTHENTICATED,
-        max_bad_commands: int = MAX_BAD_COMMANDS,
+        **options: Unpack[LineOptions],
     ) -> None:
-        super().__init__(
-            max_line=MAX_LINE,
-            tls_available=tls_available,
-            tls_active=tls_active,
-            plaintext_login=plaintext_login,
-        )
+        super().__init__(max_line=MAX_LINE, **options)
         self.backend = backend
         self.max_literal = max_literal
         self.max_command = max(max_command, max_literal + MAX_LINE)
         self.max_command_unauthenticated = max_command_unauthenticated
         self.state = ImapState.NOT_AUTHENTICATED
-        self.user: str | None = None
         self._reader = CommandReader(
             self._lines,
             max_literal=max_literal,
@@ -151,8 +144,6 @@ class ImapSession(LineSession):
         self._selection: Selection | None = None
         self._continued = ""  # the tag of the command a continuation line belongs to
         self._job: Iterator[None] | None = None  # a FETCH answering in batches
-        self.max_bad_commands = max_bad_commands
-        self._bad_commands = 0  # commands answered BAD so far, counted before login
 
     @property
     def read_only(self) -> bool:
@@ -276,10 +267,10 @@ class ImapSession(LineSession):
 
     def _count_bad(self) -> None:
         """A command was answered BAD; before login, too many of them end the session."""
-        if self.state not in (ImapState.NOT_AUTHENTICATED, ImapState.AUTHENTICATING):
-            return
-        self._bad_commands += 1
-        if self._bad_commands > self.max_bad_commands:
+        if (
+            self.state in (ImapState.NOT_AUTHENTICATED, ImapState.AUTHENTICATING)
+            and self._too_many_bad()
+        ):
             self._send_line(R_TOO_MANY_BAD)
             self._move(ImapState.LOGOUT)
             self._out.append(Close())
