@@ -285,3 +285,23 @@ def test_a_message_is_read_whole_whatever_size_the_index_says(tmp_path: Path, in
     box.deliver(data)
     [entry] = box.scan()
     assert box.read(dataclasses.replace(entry, size=indexed)) == data
+
+
+def test_a_listing_made_while_the_mtimes_were_fresh_is_never_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portkit.host.apps.mail import _store
+
+    box = MaildirStore(tmp_path).maildir("alice")
+    box.deliver(b"one")
+    fresh = time.time_ns() - 500_000_000  # younger than a second: a tick may hide a change
+    for directory in (box.new, box.cur):
+        os.utime(directory, ns=(fresh, fresh))
+    assert len(box.listing().entries) == 1
+    # a second delivery in the same clock tick leaves the mtime as it was
+    box.deliver(b"two")
+    for directory in (box.new, box.cur):
+        os.utime(directory, ns=(fresh, fresh))
+    # later the same mtime looks settled, but the listing was made while it was not
+    monkeypatch.setattr(_store, "_STABLE_NS", 100_000_000)
+    assert len(box.listing().entries) == 2

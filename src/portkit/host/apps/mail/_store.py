@@ -71,9 +71,10 @@ _INDEX_HEADER = "portkit-index 1"
 _STALE_TMP_SECONDS = 36 * 3600
 _USER_RE = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
 _counter = itertools.count()
-# A directory's mtime is only as fine as the kernel's clock tick: a change in the same tick
-# as the last one can leave it as it was. An unchanged mtime is trusted only once it is
-# older than this, when any later change must have moved it.
+# A directory's mtime is only as fine as the kernel's clock tick (a second on some file
+# systems): a change in the same tick as the last one can leave it as it was. What was
+# read while the mtime was younger than this is never trusted later, however old the
+# mtime has become: a change right after the read may have left it as it was.
 _STABLE_NS = 1_000_000_000
 
 T = TypeVar("T")
@@ -97,18 +98,19 @@ class Listing:
 
     stamp: tuple[int, int]  # mtimes of new/ and cur/ (ns) taken before they were listed
     entries: tuple[MaildirEntry, ...]
+    settled: bool  # the stamp was older than _STABLE_NS when taken: it can vouch for this
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _UidMemo:
     keys: frozenset[str]
-    stat: tuple[int, int, int]  # the UID list's inode, mtime (ns) and size when read
+    stat: tuple[int, int, int]  # the UID list's inode, mtime (ns) and size, once settled
     result: tuple[int, int, Mapping[str, int]]
 
 
-def _unchanged(stamp: Sequence[int], now: Sequence[int]) -> bool:
-    """Whether mtimes ``now`` prove nothing changed since ``stamp`` (see _STABLE_NS)."""
-    return tuple(stamp) == tuple(now) and time.time_ns() - max(now) > _STABLE_NS
+def _settled(mtime_ns: int) -> bool:
+    """Whether a change after now must move an mtime that reads ``mtime_ns`` now."""
+    return time.time_ns() - mtime_ns > _STABLE_NS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -365,9 +367,10 @@ class Maildir:
         """
         stamp = self._stamp()  # before listing: a change during the listing moves it on
         last = self._listing
-        if last is not None and stamp != (0, 0) and _unchanged(last.stamp, stamp):
+        if last is not None and last.settled and last.stamp == stamp:
             return last
-        listing = Listing(stamp=stamp, entries=tuple(self._scan()))
+        settled = stamp != (0, 0) and _settled(max(stamp))
+        listing = Listing(stamp=stamp, entries=tuple(self._scan()), settled=settled)
         self._listing = listing
         return listing
 
@@ -579,7 +582,7 @@ class Maildir:
         memo = self._uid_memo
         if memo is not None and memo.keys == present:
             stat = self._uidlist_stat()
-            if stat == memo.stat and time.time_ns() - memo.stat[1] > _STABLE_NS:
+            if stat == memo.stat:
                 return memo.result
         with self._flock(_UIDLIST_LOCK, blocking=True):
             validity, uidnext, known = self._read_uidlist()
@@ -597,7 +600,7 @@ class Maildir:
                 self._write_uidlist(validity, uidnext, known)
                 stat = self._uidlist_stat()
             result = (validity, uidnext, known)
-            if stat is not None:
+            if stat is not None and _settled(stat[1]):
                 self._uid_memo = _UidMemo(keys=present, stat=stat, result=result)
             return result
 
