@@ -6,10 +6,13 @@ import dataclasses
 import errno
 import mailbox
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portkit._errors import ConfigError
 from portkit.host.apps.mail import Maildir, MaildirStore, MaildropLocked
@@ -305,3 +308,59 @@ def test_a_listing_made_while_the_mtimes_were_fresh_is_never_trusted(
     # later the same mtime looks settled, but the listing was made while it was not
     monkeypatch.setattr(_store, "_STABLE_NS", 100_000_000)
     assert len(box.listing().entries) == 2
+
+
+_OPS = st.lists(
+    st.sampled_from(["deliver", "append", "flag", "delete", "claim", "outside", "renumber", "age"]),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS, picks=st.lists(st.integers(0, 50), min_size=12, max_size=12))
+def test_what_a_maildir_keeps_in_memory_matches_a_fresh_look(
+    ops: list[str], picks: list[int]
+) -> None:
+    # Differential: the long-lived Maildir (listing kept and reused, entries reused, UIDs
+    # memoised, one shared snapshot) against a new object that knows nothing, after any
+    # sequence of changes made through it or by another process.
+    with tempfile.TemporaryDirectory() as root:
+        box = MaildirStore(Path(root)).maildir("alice")
+        outside = Maildir(box.path)
+        for step, (op, pick) in enumerate(zip(ops, picks, strict=False)):
+            entries = box.scan()
+            entry = entries[pick % len(entries)] if entries else None
+            if op == "deliver":
+                box.deliver(b"message %d" % step)
+            elif op == "append":
+                box.deliver(b"appended %d" % step, flags={"\\Seen"})
+            elif op == "flag" and entry is not None:
+                box.set_flags(entry, {"\\Flagged"} if pick % 2 else {"\\Seen", "\\Answered"})
+            elif op == "delete" and entry is not None:
+                box.delete(entry)
+            elif op == "claim":
+                box.mark_seen_by_session(entries)
+            elif op == "outside" and entry is not None:
+                [theirs] = [e for e in outside.scan() if e.key == entry.key]
+                outside.set_flags(theirs, {"\\Deleted"})
+            elif op == "renumber" and (box.path / "portkit-uidlist").exists():
+                # another process starts a new UID epoch (RFC 3501 2.3.1.1), in a rename
+                lines = (box.path / "portkit-uidlist").read_text().splitlines()
+                validity = int(lines[0].split()[0])
+                keys = [line.split(" ", 1)[1] for line in lines[1:]]
+                body = [f"{validity + 1} {len(keys) + 1}"]
+                body += [f"{uid} {key}" for uid, key in enumerate(keys, 1)]
+                replacement = box.path / f"uidlist.{step}"
+                replacement.write_text("\n".join(body) + "\n")
+                os.replace(replacement, box.path / "portkit-uidlist")
+            elif op == "age":  # everything settles: the memory is trusted from here on
+                old = time.time_ns() - 10_000_000_000 - step * 1_000_000
+                for path in (box.new, box.cur, box.path / "portkit-uidlist"):
+                    if path.exists():
+                        os.utime(path, ns=(old, old))
+            fresh = Maildir(box.path)
+            assert box.scan() == fresh.scan()
+            kept = ImapStoreMailbox(box).snapshot(claim_recent=False)
+            assert kept == ImapStoreMailbox(fresh).snapshot(claim_recent=False)
+            for e in box.scan():
+                assert box.read(e) == Path(e.file).read_bytes()
