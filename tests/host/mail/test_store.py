@@ -364,3 +364,45 @@ def test_what_a_maildir_keeps_in_memory_matches_a_fresh_look(
             assert kept == ImapStoreMailbox(fresh).snapshot(claim_recent=False)
             for e in box.scan():
                 assert box.read(e) == Path(e.file).read_bytes()
+
+
+def test_a_maildir_is_known_only_while_unchanged_and_nothing_is_new(tmp_path: Path) -> None:
+    store = MaildirStore(tmp_path)
+    assert store.known("alice") is False
+    assert not (tmp_path / "alice").exists()  # asking creates nothing
+    box = store.maildir("alice")
+    ages = iter(range(100, 0, -1))
+
+    def settle() -> None:  # as if every change was long ago (each time a new mtime)
+        old = time.time_ns() - next(ages) * 1_000_000_000
+        for path in (box.new, box.cur, box.path / "portkit-uidlist"):
+            os.utime(path, ns=(old, old))
+
+    box.deliver(b"one")
+    inbox = ImapStoreMailbox(box)
+    inbox.snapshot(claim_recent=True)  # takes \Recent: moves it to cur/
+    assert store.known("alice") is False  # just changed: the mtimes are not settled yet
+    settle()
+    inbox.snapshot(claim_recent=True)  # a settled listing and UID list, kept in memory
+    assert store.known("alice") is True
+    box.deliver(b"two")
+    assert store.known("alice") is False
+    inbox.snapshot(claim_recent=False)  # EXAMINE: lists it, leaves it in new/
+    settle()
+    inbox.snapshot(claim_recent=False)
+    assert store.known("alice") is False  # unchanged, but SELECT would move "two"
+    inbox.snapshot(claim_recent=True)
+    settle()
+    inbox.snapshot(claim_recent=True)
+    assert store.known("alice") is True
+    # another process replaces the UID list (a new epoch): the UIDs in memory may be wrong
+    replacement = box.path / "uidlist.new"
+    replacement.write_text((box.path / "portkit-uidlist").read_text())
+    os.replace(replacement, box.path / "portkit-uidlist")
+    assert store.known("alice") is False
+    settle()
+    inbox.snapshot(claim_recent=True)
+    assert store.known("alice") is True
+    [entry, _] = Maildir(box.path).scan()  # another process changes a flag
+    Maildir(box.path).set_flags(entry, {"\\Seen"})
+    assert store.known("alice") is False

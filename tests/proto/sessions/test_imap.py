@@ -96,12 +96,16 @@ class MemoryMailbox:
 class MemoryBackend:
     def __init__(self) -> None:
         self.box = MemoryMailbox()
+        self.ready = False  # what inbox_ready answers
 
     def authenticate(self, user: str, password: str) -> bool:
         return (user, password) == ("alice", "p w")
 
     def inbox(self, user: str) -> MemoryMailbox:
         return self.box
+
+    def inbox_ready(self, user: str) -> bool:
+        return self.ready
 
 
 def sent(events: Sequence[Event]) -> bytes:
@@ -633,6 +637,30 @@ def test_quick_input_is_only_what_needs_no_store_or_reads_the_selected_mailbox(
     state: ImapState, data: bytes, quick: bool
 ) -> None:
     assert session_in(state).quick(data) is quick
+
+
+@pytest.mark.parametrize("state", [ImapState.AUTHENTICATED, ImapState.SELECTED])
+@pytest.mark.parametrize("command", [b"SELECT", b"EXAMINE"])
+def test_opening_the_inbox_is_quick_only_while_the_backend_knows_it(
+    state: ImapState, command: bytes
+) -> None:
+    session = session_in(state)
+    assert isinstance(session.backend, MemoryBackend)
+    line = b"c " + command + b" INBOX\r\n"
+    assert session.quick(line) is False  # a listing to make, or messages to move
+    session.backend.ready = True
+    assert session.quick(line) is True
+    assert session.quick(line + b"d FETCH 1 FLAGS\r\n") is (state is ImapState.SELECTED)
+    assert session.quick(b"c SELECT {5}\r\n") is False  # a literal follows
+    # and it answers the same either way
+    assert b"c OK [READ-" in sent(session.receive(line))
+
+
+def test_opening_is_never_quick_before_login() -> None:
+    session = session_in(ImapState.NOT_AUTHENTICATED)
+    assert isinstance(session.backend, MemoryBackend)
+    session.backend.ready = True
+    assert session.quick(b"c SELECT INBOX\r\n") is False
 
 
 def test_quick_waits_for_a_whole_line() -> None:

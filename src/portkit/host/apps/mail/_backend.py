@@ -158,5 +158,8 @@ class MailBackend:
     def open_maildrop(self, user: str) -> Pop3StoreMaildrop:
         return Pop3StoreMaildrop(self.store.maildir(self.accounts.mailbox_of(user)))
 
+    def inbox_ready(self, user: str) -> bool:
+        return self.store.known(self.accounts.mailbox_of(user))
+
     def inbox(self, user: str) -> ImapStoreMailbox:
         return ImapStoreMailbox(self.store.maildir(self.accounts.mailbox_of(user)))

@@ -374,6 +374,22 @@ class Maildir:
         self._listing = listing
         return listing
 
+    def known(self) -> bool:
+        """Whether the Maildir is as this object last saw it, with nothing in ``new/``:
+        then :meth:`listing` and :meth:`uids` answer from memory and a session that opens
+        it moves no file (a few ``stat`` calls, no listing, no lock, no rename)."""
+        last = self._listing
+        if last is None or not last.settled or last.stamp != self._stamp():
+            return False
+        if any(e.recent for e in last.entries):
+            return False
+        memo = self._uid_memo
+        return (
+            memo is not None
+            and memo.stat == self._uidlist_stat()
+            and memo.keys == {e.key for e in last.entries}
+        )
+
     def derived(self, source: tuple[object, ...], build: Callable[[T | None], T]) -> T:
         """What ``build`` makes from ``source`` (e.g. a listing), kept while the same
         objects are given: a mailbox's sessions share one view of an unchanged Maildir.
@@ -648,6 +664,12 @@ class MaildirStore:
             box = self._boxes.setdefault(user, Maildir(self.root / user))
         box.ensure()
         return box
+
+    def known(self, user: str) -> bool:
+        """Whether ``user``'s Maildir is open here and unchanged (see
+        :meth:`Maildir.known`); never creates or touches anything."""
+        box = self._boxes.get(user)
+        return box is not None and box.known()
 
     def deliver(self, users: Sequence[str], data: bytes) -> dict[str, str]:
         """Store ``data`` once per user, all or nothing as far as a crash allows.

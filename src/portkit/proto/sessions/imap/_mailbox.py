@@ -63,3 +63,8 @@ class ImapBackend(Protocol):
     def inbox(self, user: str) -> ImapMailbox:
         """The user's INBOX."""
         ...
+
+    def inbox_ready(self, user: str) -> bool:
+        """Whether the user's INBOX can be opened now from what the store already knows
+        (nothing to list, no message to move): then SELECT is quick work."""
+        ...

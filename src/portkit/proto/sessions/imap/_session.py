@@ -167,8 +167,9 @@ class ImapSession(LineSession):
     def quick(self, data: bytes | None) -> bool:
         """FETCH and SEARCH on the selected mailbox (and a FETCH answering in batches) read
         message files and the snapshot the mailbox keeps: quick. CAPABILITY and LOGOUT
-        touch no store in any state. Everything else, and any line with a literal (RFC
-        3501 section 4.3), goes the safe way."""
+        touch no store in any state. SELECT and EXAMINE are quick while the backend says
+        the INBOX opens from what it knows. Everything else, and any line with a literal
+        (RFC 3501 section 4.3), goes the safe way."""
         if self.state in (ImapState.AUTHENTICATING, ImapState.IDLE):
             return False  # a continuation line: a password, or DONE
         if data is None:
@@ -186,9 +187,14 @@ class ImapSession(LineSession):
             name = words[1].upper()
             if name == b"UID" and len(words) > 2:
                 name = b"UID " + words[2].upper()
-            if name not in quick:
+            if name not in quick and not (name in _OPENING and self._inbox_ready()):
                 return False
         return True
+
+    def _inbox_ready(self) -> bool:
+        if self.user is None or self.state not in _OPEN_FROM:
+            return False
+        return self.backend.inbox_ready(self.user)
 
     def poll(self) -> list[Event]:
         """While idling (RFC 2177), report mailbox changes; otherwise nothing."""
@@ -466,6 +472,9 @@ class ImapSession(LineSession):
 # (sections 6.4.4, 6.4.5, 6.4.8).
 _QUICK_ANY = frozenset({b"CAPABILITY", b"LOGOUT"})
 _QUICK_SELECTED = _QUICK_ANY | {b"FETCH", b"SEARCH", b"UID FETCH", b"UID SEARCH"}
+# Quick only when the backend can open the INBOX from what it knows (RFC 3501 6.3.1-2).
+_OPENING = frozenset({b"SELECT", b"EXAMINE"})
+_OPEN_FROM = frozenset({ImapState.AUTHENTICATED, ImapState.SELECTED})
 
 _NA = ImapState.NOT_AUTHENTICATED
 _AI = ImapState.AUTHENTICATING
