@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from portkit._errors import ConfigError
 from portkit.host.apps.mail import Maildir, MaildirStore, MaildropLocked
 from portkit.host.apps.mail._backend import ImapStoreMailbox
-from portkit.host.apps.mail._store import MessageGone
+from portkit.host.apps.mail._store import MaildirEntry, MessageGone
 
 
 def test_delivery_lands_in_new_and_standard_tools_read_it(tmp_path: Path) -> None:
@@ -406,3 +406,36 @@ def test_a_maildir_is_known_only_while_unchanged_and_nothing_is_new(tmp_path: Pa
     [entry, _] = Maildir(box.path).scan()  # another process changes a flag
     Maildir(box.path).set_flags(entry, {"\\Seen"})
     assert store.known("alice") is False
+
+
+def test_listings_are_made_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sessions in worker threads share one Maildir object, whose listing updates what it
+    # knows of each file (a dict): two listings at once could change it under each other.
+    import threading
+
+    box = MaildirStore(tmp_path).maildir("alice")
+    box.deliver(b"one")  # just changed: every listing looks again
+    real_scan = Maildir._scan
+    active, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_scan(self: Maildir) -> list[MaildirEntry]:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+        try:
+            time.sleep(0.2)  # long enough for the other thread to arrive meanwhile
+            return real_scan(self)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(Maildir, "_scan", slow_scan)
+    threads = [threading.Thread(target=box.listing) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert most == 1
+    assert [e.key for e in box.listing().entries] == [e.key for e in Maildir(box.path).scan()]

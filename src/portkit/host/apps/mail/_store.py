@@ -267,6 +267,8 @@ class Maildir:
         self.cur = path / "cur"
         # What was last seen, kept while unchanged (assigned whole: safe across threads).
         self._listing: Listing | None = None
+        # One listing made at a time: sessions in worker threads share _facts and _indexed.
+        self._listing_lock = threading.Lock()
         self._uid_memo: _UidMemo | None = None
         self._derived: tuple[tuple[object, ...], object] | None = None
         self._facts: dict[str, tuple[int, float]] = {}  # {key: (size, mtime)} of files seen
@@ -369,9 +371,10 @@ class Maildir:
         last = self._listing
         if last is not None and last.settled and last.stamp == stamp:
             return last
-        settled = stamp != (0, 0) and _settled(max(stamp))
-        listing = Listing(stamp=stamp, entries=tuple(self._scan()), settled=settled)
-        self._listing = listing
+        with self._listing_lock:
+            settled = stamp != (0, 0) and _settled(max(stamp))
+            listing = Listing(stamp=stamp, entries=tuple(self._scan()), settled=settled)
+            self._listing = listing
         return listing
 
     def known(self) -> bool:
