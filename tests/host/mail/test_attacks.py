@@ -407,3 +407,50 @@ def test_one_address_cannot_hold_every_message_transfer(tmp_path: Path) -> None:
         for sock in socks:
             sock.close()
         stop()
+
+
+@pytest.mark.parametrize(
+    ("kind", "login", "logged_in", "noop", "done"),
+    [
+        (
+            "pop3",
+            b"USER alice\r\nPASS " + PASSWORD.encode() + b"\r\n",
+            b"+OK maildrop",
+            b"NOOP\r\n",
+            b"+OK",
+        ),
+        (
+            "imap",
+            b'a LOGIN alice "' + PASSWORD.encode() + b'"\r\n',
+            b"a OK",
+            b"b NOOP\r\n",
+            b"b OK",
+        ),
+    ],
+)
+def test_the_idle_timeout_counts_from_the_last_command(
+    tmp_path: Path, kind: str, login: bytes, logged_in: bytes, noop: bytes, done: bytes
+) -> None:
+    host, stop = start_host(tmp_path, idle_timeout=1.0)
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", host.ports[kind]), timeout=TIMEOUT) as sock,
+            sock.makefile("rb") as file,
+        ):
+
+            def answer(last: bytes) -> None:
+                while not (line := file.readline()).startswith(last):
+                    assert line, "dropped although it kept talking"
+
+            file.readline()  # the greeting
+            sock.sendall(login)
+            answer(logged_in)
+            # A command every 0.3 s for twice the idle timeout: each answered, never dropped.
+            for _ in range(7):
+                sock.sendall(noop)
+                answer(done)
+                time.sleep(0.3)
+            # Then silence: dropped after the idle timeout (the read sees the end).
+            assert file.read() == b""
+    finally:
+        stop()

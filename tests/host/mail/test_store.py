@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import mailbox
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portkit._errors import ConfigError
 from portkit.host.apps.mail import Maildir, MaildirStore, MaildropLocked
 from portkit.host.apps.mail._backend import ImapStoreMailbox
-from portkit.host.apps.mail._store import MessageGone
+from portkit.host.apps.mail._store import MaildirEntry, MessageGone
 
 
 def test_delivery_lands_in_new_and_standard_tools_read_it(tmp_path: Path) -> None:
@@ -118,12 +122,53 @@ def test_imap_snapshot_reuses_a_scan_only_while_the_maildir_is_unchanged(tmp_pat
     inbox = ImapStoreMailbox(box)
     assert len(inbox.snapshot(claim_recent=True).messages) == 1
     old = time.time() - 10
-    for directory in (box.new, box.cur):
-        os.utime(directory, (old, old))
+    for path in (box.new, box.cur, box.path / "portkit-uidlist"):
+        os.utime(path, (old, old))
     settled = inbox.snapshot(claim_recent=True)
     assert inbox.snapshot(claim_recent=True) is settled  # nothing changed: no rescan
+    # another session of the same mailbox shares it
+    assert ImapStoreMailbox(box).snapshot(claim_recent=True) is settled
     box.deliver(b"two")
     assert len(inbox.snapshot(claim_recent=True).messages) == 2
+
+
+def test_sessions_share_a_listing_only_while_the_directories_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    store = MaildirStore(tmp_path)
+    box = store.maildir("alice")
+    assert store.maildir("alice") is box  # one object per user: its memory is shared
+    key = box.deliver(b"one")
+    old = time.time() - 10
+    for directory in (box.new, box.cur):
+        os.utime(directory, (old, old))
+    listing = box.listing()
+    assert box.listing() is listing
+    # a change by another process (its own Maildir object) is seen at once
+    other = Maildir(box.path)
+    [entry] = other.scan()
+    other.set_flags(entry, {"\\Seen"})
+    [moved] = box.listing().entries
+    assert (moved.key, moved.directory, moved.flags) == (key, box.cur, frozenset({"\\Seen"}))
+    # a listing younger than the clock's granularity is not trusted, even if unchanged
+    assert box.listing() is not box.listing()
+
+
+def test_uids_follow_a_list_another_process_replaced(tmp_path: Path) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    key = box.deliver(b"one")
+    uidlist = box.path / "portkit-uidlist"
+    old = time.time() - 10
+    box.uids(box.scan())  # writes the list
+    os.utime(uidlist, (old, old))
+    validity, _, uids = box.uids(box.scan())  # reads it under the lock
+    assert box.uids(box.scan())[2] is uids  # unchanged: the same answer, no lock
+    # another process starts a new UID epoch (RFC 3501 2.3.1.1) by replacing the list
+    replacement = box.path / "uidlist.new"
+    replacement.write_text(f"{validity + 1} 8\n7 {key}\n", "ascii")
+    os.replace(replacement, uidlist)
+    os.utime(uidlist, (old, old))
+    assert box.uids(box.scan()) == (validity + 1, 8, {key: 7})
 
 
 def test_the_index_keeps_sizes_and_times_and_follows_the_folder(tmp_path: Path) -> None:
@@ -164,7 +209,8 @@ def test_sizes_come_from_the_index_once_known(tmp_path: Path) -> None:
     box.scan()
     index = box.path / "portkit-index"
     index.write_text(index.read_text().replace(f"{key}\t10\t", f"{key}\t11\t"))
-    assert [e.size for e in box.scan()] == [11]
+    # a process starting afresh (the running one keeps what it learned in memory)
+    assert [e.size for e in Maildir(box.path).scan()] == [11]
 
 
 @pytest.mark.parametrize(
@@ -182,7 +228,8 @@ def test_a_damaged_index_is_rebuilt_from_the_files(tmp_path: Path, damage: bytes
     box.scan()
     (box.path / "portkit-index").write_bytes(damage.replace(b"key", key.encode()))
     mtime = os.stat(box.new / key).st_mtime
-    assert [(e.key, e.size, e.mtime) for e in box.scan()] == [(key, 10, mtime)]
+    fresh = Maildir(box.path)  # a process starting afresh
+    assert [(e.key, e.size, e.mtime) for e in fresh.scan()] == [(key, 10, mtime)]
     assert f"{key}\t10\t" in (box.path / "portkit-index").read_text()
 
 
@@ -232,3 +279,163 @@ def test_deliveries_arriving_together_share_one_directory_fsync(
     # one fsync for the first, one more covering the seven that came while it ran
     assert len(synced) == 2
     assert {keys[n] for n in range(1, 8)} <= synced[1]
+
+
+@pytest.mark.parametrize("indexed", [0, 1, 4095, 4096, 4097, 100_000])
+def test_a_message_is_read_whole_whatever_size_the_index_says(tmp_path: Path, indexed: int) -> None:
+    box = MaildirStore(tmp_path).maildir("alice")
+    data = os.urandom(4096)
+    box.deliver(data)
+    [entry] = box.scan()
+    assert box.read(dataclasses.replace(entry, size=indexed)) == data
+
+
+def test_a_listing_made_while_the_mtimes_were_fresh_is_never_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portkit.host.apps.mail import _store
+
+    box = MaildirStore(tmp_path).maildir("alice")
+    box.deliver(b"one")
+    fresh = time.time_ns() - 500_000_000  # younger than a second: a tick may hide a change
+    for directory in (box.new, box.cur):
+        os.utime(directory, ns=(fresh, fresh))
+    assert len(box.listing().entries) == 1
+    # a second delivery in the same clock tick leaves the mtime as it was
+    box.deliver(b"two")
+    for directory in (box.new, box.cur):
+        os.utime(directory, ns=(fresh, fresh))
+    # later the same mtime looks settled, but the listing was made while it was not
+    monkeypatch.setattr(_store, "_STABLE_NS", 100_000_000)
+    assert len(box.listing().entries) == 2
+
+
+_OPS = st.lists(
+    st.sampled_from(["deliver", "append", "flag", "delete", "claim", "outside", "renumber", "age"]),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS, picks=st.lists(st.integers(0, 50), min_size=12, max_size=12))
+def test_what_a_maildir_keeps_in_memory_matches_a_fresh_look(
+    ops: list[str], picks: list[int]
+) -> None:
+    # Differential: the long-lived Maildir (listing kept and reused, entries reused, UIDs
+    # memoised, one shared snapshot) against a new object that knows nothing, after any
+    # sequence of changes made through it or by another process.
+    with tempfile.TemporaryDirectory() as root:
+        box = MaildirStore(Path(root)).maildir("alice")
+        outside = Maildir(box.path)
+        for step, (op, pick) in enumerate(zip(ops, picks, strict=False)):
+            entries = box.scan()
+            entry = entries[pick % len(entries)] if entries else None
+            if op == "deliver":
+                box.deliver(b"message %d" % step)
+            elif op == "append":
+                box.deliver(b"appended %d" % step, flags={"\\Seen"})
+            elif op == "flag" and entry is not None:
+                box.set_flags(entry, {"\\Flagged"} if pick % 2 else {"\\Seen", "\\Answered"})
+            elif op == "delete" and entry is not None:
+                box.delete(entry)
+            elif op == "claim":
+                box.mark_seen_by_session(entries)
+            elif op == "outside" and entry is not None:
+                [theirs] = [e for e in outside.scan() if e.key == entry.key]
+                outside.set_flags(theirs, {"\\Deleted"})
+            elif op == "renumber" and (box.path / "portkit-uidlist").exists():
+                # another process starts a new UID epoch (RFC 3501 2.3.1.1), in a rename
+                lines = (box.path / "portkit-uidlist").read_text().splitlines()
+                validity = int(lines[0].split()[0])
+                keys = [line.split(" ", 1)[1] for line in lines[1:]]
+                body = [f"{validity + 1} {len(keys) + 1}"]
+                body += [f"{uid} {key}" for uid, key in enumerate(keys, 1)]
+                replacement = box.path / f"uidlist.{step}"
+                replacement.write_text("\n".join(body) + "\n")
+                os.replace(replacement, box.path / "portkit-uidlist")
+            elif op == "age":  # everything settles: the memory is trusted from here on
+                old = time.time_ns() - 10_000_000_000 - step * 1_000_000
+                for path in (box.new, box.cur, box.path / "portkit-uidlist"):
+                    if path.exists():
+                        os.utime(path, ns=(old, old))
+            fresh = Maildir(box.path)
+            assert box.scan() == fresh.scan()
+            kept = ImapStoreMailbox(box).snapshot(claim_recent=False)
+            assert kept == ImapStoreMailbox(fresh).snapshot(claim_recent=False)
+            for e in box.scan():
+                assert box.read(e) == Path(e.file).read_bytes()
+
+
+def test_a_maildir_is_known_only_while_unchanged_and_nothing_is_new(tmp_path: Path) -> None:
+    store = MaildirStore(tmp_path)
+    assert store.known("alice") is False
+    assert not (tmp_path / "alice").exists()  # asking creates nothing
+    box = store.maildir("alice")
+    ages = iter(range(100, 0, -1))
+
+    def settle() -> None:  # as if every change was long ago (each time a new mtime)
+        old = time.time_ns() - next(ages) * 1_000_000_000
+        for path in (box.new, box.cur, box.path / "portkit-uidlist"):
+            os.utime(path, ns=(old, old))
+
+    box.deliver(b"one")
+    inbox = ImapStoreMailbox(box)
+    inbox.snapshot(claim_recent=True)  # takes \Recent: moves it to cur/
+    assert store.known("alice") is False  # just changed: the mtimes are not settled yet
+    settle()
+    inbox.snapshot(claim_recent=True)  # a settled listing and UID list, kept in memory
+    assert store.known("alice") is True
+    box.deliver(b"two")
+    assert store.known("alice") is False
+    inbox.snapshot(claim_recent=False)  # EXAMINE: lists it, leaves it in new/
+    settle()
+    inbox.snapshot(claim_recent=False)
+    assert store.known("alice") is False  # unchanged, but SELECT would move "two"
+    inbox.snapshot(claim_recent=True)
+    settle()
+    inbox.snapshot(claim_recent=True)
+    assert store.known("alice") is True
+    # another process replaces the UID list (a new epoch): the UIDs in memory may be wrong
+    replacement = box.path / "uidlist.new"
+    replacement.write_text((box.path / "portkit-uidlist").read_text())
+    os.replace(replacement, box.path / "portkit-uidlist")
+    assert store.known("alice") is False
+    settle()
+    inbox.snapshot(claim_recent=True)
+    assert store.known("alice") is True
+    [entry, _] = Maildir(box.path).scan()  # another process changes a flag
+    Maildir(box.path).set_flags(entry, {"\\Seen"})
+    assert store.known("alice") is False
+
+
+def test_listings_are_made_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sessions in worker threads share one Maildir object, whose listing updates what it
+    # knows of each file (a dict): two listings at once could change it under each other.
+    import threading
+
+    box = MaildirStore(tmp_path).maildir("alice")
+    box.deliver(b"one")  # just changed: every listing looks again
+    real_scan = Maildir._scan
+    active, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_scan(self: Maildir) -> list[MaildirEntry]:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+        try:
+            time.sleep(0.2)  # long enough for the other thread to arrive meanwhile
+            return real_scan(self)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(Maildir, "_scan", slow_scan)
+    threads = [threading.Thread(target=box.listing) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert most == 1
+    assert [e.key for e in box.listing().entries] == [e.key for e in Maildir(box.path).scan()]

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
 from portkit.host.apps.mail._store import Maildir, MaildirEntry, MaildirStore, MessageGone
-from portkit.proto.imap import MessageRecord, Snapshot
+from portkit.proto.sessions.imap import MessageRecord, Snapshot
 
 __all__ = ["ImapStoreMailbox", "MailBackend", "Pop3StoreMaildrop"]
-
-# Directory mtimes are only as fine as the kernel's clock tick; trust an unchanged mtime
-# only once it is older than this.
-_STABLE_NS = 1_000_000_000
 
 
 def _uidl(key: str) -> str:
@@ -55,55 +49,26 @@ class ImapStoreMailbox:
     def __init__(self, box: Maildir) -> None:
         self._box = box
         self._by_uid: dict[int, MaildirEntry] = {}
-        self._cached: tuple[tuple[int, int], Snapshot] | None = None
-        self._unclaimed = False
-
-    def _stamp(self) -> tuple[int, int]:
-        return (os.stat(self._box.new).st_mtime_ns, os.stat(self._box.cur).st_mtime_ns)
 
     def snapshot(self, *, claim_recent: bool) -> Snapshot:
-        # Every arrival, flag change and removal renames or unlinks a file, which changes the
-        # mtime of new/ or cur/. While both are unchanged (and older than the timestamp
-        # granularity, so a change in the same tick cannot hide) the last scan still holds:
-        # an IDLE client polling every second costs two stat() calls, not one per message.
-        stamp = self._stamp()  # before scanning: a change during the scan moves it on
-        cached = self._cached
-        if (
-            cached is not None
-            and cached[0] == stamp
-            and time.time_ns() - max(stamp) > _STABLE_NS
-            and not (claim_recent and self._unclaimed)
-        ):
-            return cached[1]
-        snap = self._scan(claim_recent=claim_recent)
-        self._cached = (stamp, snap)
-        return snap
-
-    def _scan(self, *, claim_recent: bool) -> Snapshot:
-        entries = self._box.scan()
-        claimed: set[str] = set()
-        if claim_recent:
-            fresh = [e for e in entries if e.recent]
-            if fresh:
-                # Moving new/ -> cur/ is how a Maildir session takes \Recent: the next
-                # session sees them in cur/, no longer recent (RFC 3501 section 2.3.2).
-                moved = {m.key: m for m in self._box.mark_seen_by_session(fresh)}
-                claimed = {k for k, m in moved.items() if not m.recent}
-                entries = [moved.get(e.key, e) for e in entries]
-        self._unclaimed = any(e.recent for e in entries)  # still in new/
-        validity, uidnext, uids = self._box.uids(entries)
-        self._by_uid = {uids[e.key]: e for e in entries if e.key in uids}
-        records = [
-            MessageRecord(
-                uid=uid,
-                flags=e.flags,
-                size=e.size,
-                internaldate=e.mtime,
-                recent=e.recent or e.key in claimed,
+        listing = self._box.listing()
+        entries = listing.entries
+        if claim_recent and any(e.recent for e in entries):
+            # Moving new/ -> cur/ is how a Maildir session takes \Recent: the next
+            # session sees them in cur/, no longer recent (RFC 3501 section 2.3.2).
+            moved = {m.key: m for m in self._box.mark_seen_by_session(entries)}
+            claimed = frozenset(e.key for e in entries if e.recent and not moved[e.key].recent)
+            entries = tuple(moved.get(e.key, e) for e in entries)
+            snap, by_uid = _snapshot(entries, self._box.uids(entries), claimed, None)
+        else:
+            # Nothing of this session's own in it: every session of an unchanged
+            # mailbox shares one snapshot, built once.
+            uids = self._box.uids(entries)
+            snap, by_uid = self._box.derived(
+                (listing, uids), lambda last: _snapshot(entries, uids, frozenset(), last)
             )
-            for uid, e in sorted(self._by_uid.items())
-        ]
-        return Snapshot(uidvalidity=validity, uidnext=uidnext, messages=records)
+        self._by_uid = dict(by_uid)  # this session's own: flag changes rename its files
+        return snap
 
     def _entry(self, uid: int) -> MaildirEntry:
         try:
@@ -125,6 +90,40 @@ class ImapStoreMailbox:
 
     def append(self, data: bytes, flags: frozenset[str]) -> None:
         self._box.deliver(data, flags=flags)
+
+
+_Files = Mapping[int, MaildirEntry]
+
+
+def _snapshot(
+    entries: Sequence[MaildirEntry],
+    uids: tuple[int, int, Mapping[str, int]],
+    claimed: frozenset[str],
+    last: tuple[Snapshot, _Files] | None,
+) -> tuple[Snapshot, _Files]:
+    """The mailbox as IMAP sees it, and each UID's file.
+
+    ``claimed``: the keys whose \\Recent this session took now. A message with the same
+    UID and the same entry as in ``last`` keeps its record (no change of file, flags or
+    \\Recent): after one arrival, a snapshot is not built again message by message.
+    """
+    validity, uidnext, by_key = uids
+    by_uid = {by_key[e.key]: e for e in entries if e.key in by_key}
+    last_records = {r.uid: r for r in last[0].messages} if last is not None else {}
+    last_files = last[1] if last is not None else {}
+    records = tuple(
+        last_records[uid]
+        if last_files.get(uid) is e and e.key not in claimed
+        else MessageRecord(
+            uid=uid,
+            flags=e.flags,
+            size=e.size,
+            internaldate=e.mtime,
+            recent=e.recent or e.key in claimed,
+        )
+        for uid, e in sorted(by_uid.items())
+    )
+    return Snapshot(uidvalidity=validity, uidnext=uidnext, messages=records), by_uid
 
 
 class MailBackend:
@@ -158,6 +157,9 @@ class MailBackend:
 
     def open_maildrop(self, user: str) -> Pop3StoreMaildrop:
         return Pop3StoreMaildrop(self.store.maildir(self.accounts.mailbox_of(user)))
+
+    def inbox_ready(self, user: str) -> bool:
+        return self.store.known(self.accounts.mailbox_of(user))
 
     def inbox(self, user: str) -> ImapStoreMailbox:
         return ImapStoreMailbox(self.store.maildir(self.accounts.mailbox_of(user)))

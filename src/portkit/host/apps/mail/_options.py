@@ -26,7 +26,7 @@ from portkit._errors import ConfigError
 from portkit.host._app import Where, option
 from portkit.host._tls import check_cert_key
 from portkit.host.apps.mail._auth import LoginGuard, MailAccounts
-from portkit.proto._session import MAX_BAD_COMMANDS
+from portkit.proto.sessions._line import MAX_BAD_COMMANDS
 
 __all__ = [
     "ImapOptions",

@@ -1,7 +1,7 @@
 """The pop3 and imap kinds: thin asyncio adapters around the sans-io sessions in proto/.
 
-Each connection gets a session object (:class:`~portkit.proto.pop3.Pop3Session` or
-:class:`~portkit.proto.imap.ImapSession`); this module only moves bytes between the socket
+Each connection gets a session object (:class:`~portkit.proto.sessions.pop3.Pop3Session` or
+:class:`~portkit.proto.sessions.imap.ImapSession`); this module only moves bytes between the socket
 and the session and acts on its events: write, start TLS, delay a failed login, close.
 
 Connections are admitted by :class:`~portkit.host._limits.Admission` (``max-connections``,
@@ -18,8 +18,8 @@ import ssl
 from collections.abc import Sequence
 from typing import Any
 
-import portkit.proto.imap as imap
-import portkit.proto.pop3 as pop3
+import portkit.proto.sessions.imap as imap
+import portkit.proto.sessions.pop3 as pop3
 from portkit._errors import PortkitError
 from portkit.host._app import AppContext, StreamApplication
 from portkit.host._limits import Admission, SendClock
@@ -35,7 +35,7 @@ from portkit.host.apps.mail._options import (
     guard_of,
 )
 from portkit.host.apps.mail._store import MaildirStore
-from portkit.proto._session import (
+from portkit.proto.sessions._line import (
     Close,
     Event,
     LineSession,
@@ -97,6 +97,7 @@ class _MailApp(StreamApplication[RetrievalOptions]):
             session.tls_started()
         user = "-"
         loop = asyncio.get_running_loop()
+        clock = _ReadClock()
         last_input = loop.time()
         # A client that has not logged in by then is dropped, however busy it keeps the
         # connection: strangers cannot hold slots for the whole idle timeout.
@@ -112,8 +113,7 @@ class _MailApp(StreamApplication[RetrievalOptions]):
                 try:
                     if wait <= 0:
                         raise TimeoutError
-                    async with asyncio.timeout(wait):
-                        data = await reader.read(CHUNK)
+                    data = await clock.read(reader, wait)
                 except TimeoutError:
                     if user == "-" and loop.time() >= login_by:
                         self.ctx.access(peer, "- no login within the login timeout")
@@ -149,6 +149,7 @@ class _MailApp(StreamApplication[RetrievalOptions]):
                     if await self._act(session, events, writer, backend) is False:
                         return
         finally:
+            await clock.close()
             session.connection_lost()
             self.ctx.access(peer, f"{user} {self.ctx.kind} session ended")
 
@@ -259,6 +260,50 @@ class _MailApp(StreamApplication[RetrievalOptions]):
             except TimeoutError:
                 if clock.expired(loop.time(), _taken(sock, transport)):
                     return False
+
+
+class _ReadClock:
+    """The time limit of each read from one connection, in one :func:`asyncio.timeout`
+    that is moved from read to read.
+
+    A new ``asyncio.timeout`` per read costs about three times as much as moving one
+    (here 9 µs against 3), and a POP3 client reading a mailbox sends a command per
+    message. Between reads the clock is stopped: a long answer is bounded by the send
+    clock, not by the idle timeout.
+    """
+
+    def __init__(self) -> None:
+        self._timeout: asyncio.Timeout | None = None
+
+    async def read(self, reader: asyncio.StreamReader, seconds: float) -> bytes:
+        """Up to :data:`CHUNK` octets; raise :class:`TimeoutError` after ``seconds``."""
+        if self._timeout is None:
+            self._timeout = asyncio.timeout(None)
+            await self._timeout.__aenter__()
+        timeout = self._timeout
+        timeout.reschedule(asyncio.get_running_loop().time() + seconds)
+        try:
+            data = await reader.read(CHUNK)
+        except BaseException as exc:
+            # The timeout ends here: it turns its own cancellation into TimeoutError,
+            # and lets any other exception through; the next read starts a new one.
+            self._timeout = None
+            await timeout.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        if timeout.expired():
+            # The time ran out just as the data came: the data wins, as it would leaving
+            # an ``async with asyncio.timeout()``, and this timeout is done.
+            self._timeout = None
+            await timeout.__aexit__(None, None, None)
+        else:
+            timeout.reschedule(None)
+        return data
+
+    async def close(self) -> None:
+        """Leave the timeout (when the connection ends between reads)."""
+        timeout, self._timeout = self._timeout, None
+        if timeout is not None:
+            await timeout.__aexit__(None, None, None)
 
 
 class _NotTaken(PortkitError):

@@ -15,6 +15,9 @@ The on-disk format is plain Maildir (``tmp/``, ``new/``, ``cur/``) so that other
   session lists the directories and stats only messages it has not seen before, instead
   of every message every time. The index is only a cache: a missing or damaged one is
   rebuilt from the files.
+- Within one process, the last listing and UID assignment are kept in memory while the
+  directories and the UID list are unchanged (see :meth:`Maildir.listing`): a session that
+  opens an unchanged mailbox costs a few ``stat`` calls, not a listing and a lock.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 from portkit._errors import ConfigError, PortkitError
 
@@ -67,6 +71,13 @@ _INDEX_HEADER = "portkit-index 1"
 _STALE_TMP_SECONDS = 36 * 3600
 _USER_RE = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
 _counter = itertools.count()
+# A directory's mtime is only as fine as the kernel's clock tick (a second on some file
+# systems): a change in the same tick as the last one can leave it as it was. What was
+# read while the mtime was younger than this is never trusted later, however old the
+# mtime has become: a change right after the read may have left it as it was.
+_STABLE_NS = 1_000_000_000
+
+T = TypeVar("T")
 
 
 class MaildropLocked(PortkitError):
@@ -75,6 +86,31 @@ class MaildropLocked(PortkitError):
 
 class MessageGone(PortkitError):
     """A message was removed (expunged, deleted) by another session."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    """The messages of a Maildir at one instant (``new/`` and ``cur/``), oldest first.
+
+    While the Maildir is unchanged :meth:`Maildir.listing` returns the same object, so what
+    is built from a listing can be kept as long as the listing is the same.
+    """
+
+    stamp: tuple[int, int]  # mtimes of new/ and cur/ (ns) taken before they were listed
+    entries: tuple[MaildirEntry, ...]
+    settled: bool  # the stamp was older than _STABLE_NS when taken: it can vouch for this
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _UidMemo:
+    keys: frozenset[str]
+    stat: tuple[int, int, int]  # the UID list's inode, mtime (ns) and size, once settled
+    result: tuple[int, int, Mapping[str, int]]
+
+
+def _settled(mtime_ns: int) -> bool:
+    """Whether a change after now must move an mtime that reads ``mtime_ns`` now."""
+    return time.time_ns() - mtime_ns > _STABLE_NS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +215,28 @@ class _DirectorySync:
 _directory_sync = _DirectorySync()
 
 
+def _read_file(path: str, size: int) -> bytes:
+    """The whole file at ``path``, whose size the index says is ``size``.
+
+    A message file never changes, so one read of the known size (and one octet more, to
+    see the end) takes it whole: open, read, close. A buffered ``open().read()`` would
+    also ask whether the file is a terminal and stat it twice, which for a FETCH of
+    hundreds of small messages costs more than reading them. A file that turns out longer
+    or shorter than the index says is read on to its end all the same.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) == size:
+            return data
+        parts = [data]
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 def info_flags(name: str) -> frozenset[str]:
     """The flags a Maildir file name carries in its ``:2,`` info suffix."""
     _, sep, info = name.partition(_INFO_SEP)
@@ -207,6 +265,14 @@ class Maildir:
         self.tmp = path / "tmp"
         self.new = path / "new"
         self.cur = path / "cur"
+        # What was last seen, kept while unchanged (assigned whole: safe across threads).
+        self._listing: Listing | None = None
+        # One listing made at a time: sessions in worker threads share _facts and _indexed.
+        self._listing_lock = threading.Lock()
+        self._uid_memo: _UidMemo | None = None
+        self._derived: tuple[tuple[object, ...], object] | None = None
+        self._facts: dict[str, tuple[int, float]] = {}  # {key: (size, mtime)} of files seen
+        self._indexed: frozenset[str] | None = None  # the keys in the index file, once read
 
     def ensure(self) -> None:
         """Create the three directories (and the Maildir itself) when missing.
@@ -286,7 +352,73 @@ class Maildir:
 
     def scan(self) -> list[MaildirEntry]:
         """List every visible message (``new/`` and ``cur/``), oldest first."""
-        known = self._read_index()
+        return list(self.listing().entries)
+
+    def _stamp(self) -> tuple[int, int]:
+        try:
+            return (os.stat(self.new).st_mtime_ns, os.stat(self.cur).st_mtime_ns)
+        except FileNotFoundError:
+            return (0, 0)  # never trusted: the next listing looks again
+
+    def listing(self) -> Listing:
+        """The messages now; the same :class:`Listing` as last time while nothing changed.
+
+        Every arrival, flag change, move and removal renames or unlinks a file in ``new/``
+        or ``cur/``, which moves that directory's mtime; while both are unchanged (and old
+        enough to be trusted) the last listing still holds.
+        """
+        stamp = self._stamp()  # before listing: a change during the listing moves it on
+        last = self._listing
+        if last is not None and last.settled and last.stamp == stamp:
+            return last
+        with self._listing_lock:
+            settled = stamp != (0, 0) and _settled(max(stamp))
+            listing = Listing(stamp=stamp, entries=tuple(self._scan()), settled=settled)
+            self._listing = listing
+        return listing
+
+    def known(self) -> bool:
+        """Whether the Maildir is as this object last saw it, with nothing in ``new/``:
+        then :meth:`listing` and :meth:`uids` answer from memory and a session that opens
+        it moves no file (a few ``stat`` calls, no listing, no lock, no rename)."""
+        last = self._listing
+        if last is None or not last.settled or last.stamp != self._stamp():
+            return False
+        if any(e.recent for e in last.entries):
+            return False
+        memo = self._uid_memo
+        return (
+            memo is not None
+            and memo.stat == self._uidlist_stat()
+            and memo.keys == {e.key for e in last.entries}
+        )
+
+    def derived(self, source: tuple[object, ...], build: Callable[[T | None], T]) -> T:
+        """What ``build`` makes from ``source`` (e.g. a listing), kept while the same
+        objects are given: a mailbox's sessions share one view of an unchanged Maildir.
+
+        ``build`` is given the value it made last time (``None`` at first), to take the
+        parts that still hold; one caller, one kind of value.
+        """
+        last = self._derived
+        if (
+            last is not None
+            and len(last[0]) == len(source)
+            and all(a is b for a, b in zip(last[0], source, strict=True))
+        ):
+            return cast(T, last[1])
+        value = build(None if last is None else cast(T, last[1]))
+        self._derived = (source, value)
+        return value
+
+    def _scan(self) -> list[MaildirEntry]:
+        # A file listed last time under the same name in the same directory is the same
+        # message with the same flags: its entry is taken as it was. Another one's size and
+        # time come from memory, else from the index, else from a stat (then the index
+        # learns them).
+        last = self._listing
+        reuse = {(e.recent, e.name): e for e in last.entries} if last is not None else {}
+        facts = self._facts
         learned = False
         entries: list[MaildirEntry] = []
         for sub, recent in ((self.new, True), (self.cur, False)):
@@ -297,29 +429,40 @@ class Maildir:
             for name in names:
                 if name.startswith("."):
                     continue
+                entry = reuse.get((recent, name))
+                if entry is not None:
+                    entries.append(entry)
+                    continue
                 key = message_key(name)
-                facts = known.get(key)
-                if facts is None:
+                known = facts.get(key)
+                if known is None and self._indexed is None:
+                    from_index = self._read_index()
+                    self._indexed = frozenset(from_index)
+                    facts.update(from_index)
+                    known = facts.get(key)
+                if known is None:
                     try:
                         st = os.stat(sub / name)
                     except FileNotFoundError:  # renamed or deleted while we looked
                         continue
-                    facts = known[key] = (st.st_size, st.st_mtime)
+                    known = facts[key] = (st.st_size, st.st_mtime)
                     learned = True
                 entries.append(
                     MaildirEntry(
                         key=key,
                         directory=sub,
                         name=name,
-                        size=facts[0],
-                        mtime=facts[1],
+                        size=known[0],
+                        mtime=known[1],
                         flags=info_flags(name) if not recent else frozenset(),
                         recent=recent,
                     )
                 )
-        if learned or len(known) > len(entries):
-            present = {e.key for e in entries}
-            self._write_index({k: v for k, v in known.items() if k in present})
+        present = {e.key for e in entries}
+        if len(facts) > len(present):
+            self._facts = facts = {k: v for k, v in facts.items() if k in present}
+        if learned or (self._indexed is not None and not self._indexed <= present):
+            self._write_index(facts)
         entries.sort(key=lambda e: (e.mtime, e.key))
         return entries
 
@@ -355,6 +498,8 @@ class Maildir:
             os.replace(tmp, self.path / _INDEX)
         except OSError:
             tmp.unlink(missing_ok=True)
+            return
+        self._indexed = frozenset(known)
 
     def find(self, key: str) -> MaildirEntry:
         """The current entry for ``key``; raises :class:`MessageGone` if it was removed."""
@@ -366,8 +511,7 @@ class Maildir:
     def read(self, entry: MaildirEntry) -> bytes:
         """The message's bytes, following a rename by another session if needed."""
         try:
-            with open(entry.file, "rb") as file:
-                return file.read()
+            return _read_file(entry.file, entry.size)
         except FileNotFoundError:
             return self.find(entry.key).path.read_bytes()
 
@@ -437,15 +581,30 @@ class Maildir:
         """The exclusive maildrop lock of RFC 1939 section 8; raises :class:`MaildropLocked`."""
         return self._flock(_POP3_LOCK, blocking=False)
 
-    def uids(self, entries: Sequence[MaildirEntry]) -> tuple[int, int, dict[str, int]]:
+    def _uidlist_stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path / _UIDLIST)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def uids(self, entries: Sequence[MaildirEntry]) -> tuple[int, int, Mapping[str, int]]:
         """Assign UIDs to new keys; return ``(uidvalidity, uidnext, {key: uid})``.
 
         UIDs are strictly ascending in arrival order and never reused (RFC 3501 2.3.1.1).
-        Keys no longer present are dropped from the list.
+        Keys no longer present are dropped from the list. For the same keys as last time,
+        while the list file is the one last read or written, the answer is the last one
+        (the same object), with no lock taken: the list is always replaced by a rename, so
+        any change gives it a new inode and mtime.
         """
+        present = frozenset(e.key for e in entries)
+        memo = self._uid_memo
+        if memo is not None and memo.keys == present:
+            stat = self._uidlist_stat()
+            if stat == memo.stat:
+                return memo.result
         with self._flock(_UIDLIST_LOCK, blocking=True):
             validity, uidnext, known = self._read_uidlist()
-            present = {e.key for e in entries}
             changed = False
             for entry in entries:
                 if entry.key not in known:
@@ -455,9 +614,14 @@ class Maildir:
             for key in [k for k in known if k not in present]:
                 del known[key]
                 changed = True
-            if changed or not (self.path / _UIDLIST).exists():
+            stat = self._uidlist_stat()
+            if changed or stat is None:
                 self._write_uidlist(validity, uidnext, known)
-            return validity, uidnext, known
+                stat = self._uidlist_stat()
+            result = (validity, uidnext, known)
+            if stat is not None and _settled(stat[1]):
+                self._uid_memo = _UidMemo(keys=present, stat=stat, result=result)
+            return result
 
     def _read_uidlist(self) -> tuple[int, int, dict[str, int]]:
         try:
@@ -489,16 +653,26 @@ class MaildirStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # One Maildir object per user, so that its sessions share what it keeps in memory.
+        self._boxes: dict[str, Maildir] = {}
 
     def maildir(self, user: str) -> Maildir:
         """The Maildir of ``user`` (created on first use)."""
-        if not _USER_RE.fullmatch(user):
-            raise ConfigError(
-                f"mail user names are lower-case letters, digits, '._+-', not {user!r}"
-            )
-        box = Maildir(self.root / user)
+        box = self._boxes.get(user)
+        if box is None:
+            if not _USER_RE.fullmatch(user):
+                raise ConfigError(
+                    f"mail user names are lower-case letters, digits, '._+-', not {user!r}"
+                )
+            box = self._boxes.setdefault(user, Maildir(self.root / user))
         box.ensure()
         return box
+
+    def known(self, user: str) -> bool:
+        """Whether ``user``'s Maildir is open here and unchanged (see
+        :meth:`Maildir.known`); never creates or touches anything."""
+        box = self._boxes.get(user)
+        return box is not None and box.known()
 
     def deliver(self, users: Sequence[str], data: bytes) -> dict[str, str]:
         """Store ``data`` once per user, all or nothing as far as a crash allows.

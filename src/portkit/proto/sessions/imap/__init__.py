@@ -19,12 +19,17 @@ Where each part lives:
 
 from __future__ import annotations
 
-from portkit.proto._session import Close, Event, LoginFailed, LoginSucceeded, Send, StartTls
-from portkit.proto.imap._framing import MAX_LINE
-from portkit.proto.imap._grammar import MAX_NESTING, SYSTEM_FLAGS, parse_sequence_set
-from portkit.proto.imap._mailbox import ImapBackend, ImapMailbox, MessageRecord, Snapshot
-from portkit.proto.imap._render import MAX_MIME_DEPTH, bodystructure, envelope, parse_message
-from portkit.proto.imap._session import (
+from portkit.proto.sessions._line import Close, Event, LoginFailed, LoginSucceeded, Send, StartTls
+from portkit.proto.sessions.imap._framing import MAX_LINE
+from portkit.proto.sessions.imap._grammar import MAX_NESTING, SYSTEM_FLAGS, parse_sequence_set
+from portkit.proto.sessions.imap._mailbox import ImapBackend, ImapMailbox, MessageRecord, Snapshot
+from portkit.proto.sessions.imap._render import (
+    MAX_MIME_DEPTH,
+    bodystructure,
+    envelope,
+    parse_message,
+)
+from portkit.proto.sessions.imap._session import (
     COMMANDS,
     CONTINUATION,
     MAX_COMMAND,

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portkit._errors import RemoteProtocolError
-from portkit.proto._session import LINE_TOO_LONG, LineBuffer
-from portkit.proto.imap._grammar import LITERAL_RE, Command, Tokenizer, valid_tag
+from portkit.proto.sessions._line import LINE_TOO_LONG, LineBuffer
+from portkit.proto.sessions.imap._grammar import LITERAL_RE, Command, Tokenizer, valid_tag
 
 __all__ = [
     "MAX_LINE",

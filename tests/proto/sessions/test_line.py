@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portkit._errors import LocalProtocolError
-from portkit.proto._session import (
+from portkit.proto.sessions._line import (
     LINE_TOO_LONG,
     LineBuffer,
     Overflow,

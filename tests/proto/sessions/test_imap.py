@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portkit._errors import LocalProtocolError, PortkitError, RemoteProtocolError
-from portkit.proto.imap import (
+from portkit.proto.sessions.imap import (
     COMMANDS,
     CONTINUATION,
     MAX_LINE,
@@ -96,12 +96,16 @@ class MemoryMailbox:
 class MemoryBackend:
     def __init__(self) -> None:
         self.box = MemoryMailbox()
+        self.ready = False  # what inbox_ready answers
 
     def authenticate(self, user: str, password: str) -> bool:
         return (user, password) == ("alice", "p w")
 
     def inbox(self, user: str) -> MemoryMailbox:
         return self.box
+
+    def inbox_ready(self, user: str) -> bool:
+        return self.ready
 
 
 def sent(events: Sequence[Event]) -> bytes:
@@ -616,14 +620,47 @@ def test_a_literal_continuation_and_a_failed_login_are_not_invalid_commands() ->
         (ImapState.SELECTED, b"c APPEND INBOX {3+}\r\nx\r\n", False),
         (ImapState.SELECTED, b"c SELECT INBOX\r\n", False),  # scans the mailbox
         (ImapState.SELECTED, b"", False),
+        (ImapState.SELECTED, b"c UID STORE 1 +FLAGS (\\Seen)\r\n", False),  # renames
+        (ImapState.SELECTED, b"c NOOP\r\n", False),  # may take \Recent: renames
+        (ImapState.SELECTED, b"c FETCH 1 FLAGS\r\nd LOGOUT\r\n", True),
         (ImapState.AUTHENTICATED, b"c FETCH 1 FLAGS\r\n", False),
+        (ImapState.AUTHENTICATED, b"c CAPABILITY\r\nd LOGOUT\r\n", True),
+        (ImapState.NOT_AUTHENTICATED, b"a CAPABILITY\r\n", True),
+        (ImapState.NOT_AUTHENTICATED, b"a LOGOUT\r\n", True),
         (ImapState.NOT_AUTHENTICATED, b'a LOGIN alice "p w"\r\n', False),  # scrypt
+        (ImapState.NOT_AUTHENTICATED, b"a UID\r\n", False),
+        (ImapState.AUTHENTICATING, b"a LOGOUT\r\n", False),  # a SASL response
+        (ImapState.IDLE, b"DONE\r\n", False),
     ],
 )
-def test_quick_input_is_only_fetch_and_search_on_a_selected_mailbox(
+def test_quick_input_is_only_what_needs_no_store_or_reads_the_selected_mailbox(
     state: ImapState, data: bytes, quick: bool
 ) -> None:
     assert session_in(state).quick(data) is quick
+
+
+@pytest.mark.parametrize("state", [ImapState.AUTHENTICATED, ImapState.SELECTED])
+@pytest.mark.parametrize("command", [b"SELECT", b"EXAMINE"])
+def test_opening_the_inbox_is_quick_only_while_the_backend_knows_it(
+    state: ImapState, command: bytes
+) -> None:
+    session = session_in(state)
+    assert isinstance(session.backend, MemoryBackend)
+    line = b"c " + command + b" INBOX\r\n"
+    assert session.quick(line) is False  # a listing to make, or messages to move
+    session.backend.ready = True
+    assert session.quick(line) is True
+    assert session.quick(line + b"d FETCH 1 FLAGS\r\n") is (state is ImapState.SELECTED)
+    assert session.quick(b"c SELECT {5}\r\n") is False  # a literal follows
+    # and it answers the same either way
+    assert b"c OK [READ-" in sent(session.receive(line))
+
+
+def test_opening_is_never_quick_before_login() -> None:
+    session = session_in(ImapState.NOT_AUTHENTICATED)
+    assert isinstance(session.backend, MemoryBackend)
+    session.backend.ready = True
+    assert session.quick(b"c SELECT INBOX\r\n") is False
 
 
 def test_quick_waits_for_a_whole_line() -> None:

@@ -11,7 +11,7 @@ The session's legal moves are one table, :data:`TRANSITIONS`: ``(state, command)
 table for the current state gets ``-ERR`` naming both. The SASL response line after
 ``AUTH PLAIN`` is dispatched as the pseudo-command :data:`CONTINUATION`.
 The receive loop, end of input and the STLS guard come from
-:class:`~portkit.proto._session.LineSession`.
+:class:`~portkit.proto.sessions._line.LineSession`.
 
 The mail itself comes from a :class:`Pop3Backend`, which authenticates and opens the
 maildrop (taking the exclusive lock of RFC 1939 section 8).
@@ -22,13 +22,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Unpack
 
 from portkit._errors import PortkitError
-from portkit.proto._session import (
+from portkit.proto.sessions._line import (
     MAX_BAD_COMMANDS,
     Close,
     Event,
+    LineOptions,
     LineSession,
     LoginFailed,
     LoginSucceeded,
@@ -150,6 +151,11 @@ def byte_stuff(message: bytes) -> bytes:
     return message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
 
+def _is_number(arg: str) -> bool:
+    """A message number or line count: ASCII digits only (``str.isdigit`` takes "²" too)."""
+    return arg.isascii() and arg.isdigit()
+
+
 def _top(message: bytes, lines: int) -> bytes:
     """Headers, the blank line, and the first ``lines`` lines of the body (RFC 1939 TOP)."""
     normal = message.replace(b"\r\n", b"\n")
@@ -189,29 +195,13 @@ class Pop3Session(LineSession):
             session (``-ERR``, then :class:`Close`).
     """
 
-    def __init__(
-        self,
-        backend: Pop3Backend,
-        *,
-        tls_available: bool = False,
-        tls_active: bool = False,
-        plaintext_login: bool = True,
-        max_bad_commands: int = MAX_BAD_COMMANDS,
-    ) -> None:
-        super().__init__(
-            max_line=MAX_LINE,
-            tls_available=tls_available,
-            tls_active=tls_active,
-            plaintext_login=plaintext_login,
-        )
+    def __init__(self, backend: Pop3Backend, **options: Unpack[LineOptions]) -> None:
+        super().__init__(max_line=MAX_LINE, **options)
         self.backend = backend
         self.state = Pop3State.AUTHORIZATION
-        self.user: str | None = None
         self._maildrop: Pop3Maildrop | None = None
         self._listing: Sequence[tuple[str, int]] = ()
         self._deleted: set[int] = set()
-        self.max_bad_commands = max_bad_commands
-        self._bad_commands = 0  # invalid commands so far, counted before login
 
     # -- I/O surface -----------------------------------------------------------------------
 
@@ -292,10 +282,7 @@ class Pop3Session(LineSession):
     def _refuse(self, line: bytes) -> None:
         """Answer a command that cannot run; before login, too many of them end the session."""
         self._reply(line)
-        if self.state is Pop3State.TRANSACTION:
-            return
-        self._bad_commands += 1
-        if self._bad_commands > self.max_bad_commands:
+        if self.state is not Pop3State.TRANSACTION and self._too_many_bad():
             self._reply(R_TOO_MANY_BAD)
             self._out.append(Close())
             self.connection_lost()
@@ -407,7 +394,7 @@ class Pop3Session(LineSession):
 
     def _msg_arg(self, arg: str) -> int | None:
         """The 0-based index for a message-number argument, replying -ERR if invalid."""
-        if not arg.isdigit() or not 1 <= int(arg) <= len(self._listing):
+        if not _is_number(arg) or not 1 <= int(arg) <= len(self._listing):
             self._reply(R_NO_SUCH_MSG)
             return None
         index = int(arg) - 1
@@ -450,12 +437,17 @@ class Pop3Session(LineSession):
             args, lambda i: self._listing[i][0].encode("ascii"), b"unique-id listing follows"
         )
 
-    def _retr(self, cmd: Pop3Command) -> None:
+    def _message_of(self, cmd: Pop3Command, arity: int = 1) -> int | None:
+        """The message a command's first argument names, after checking it has ``arity``
+        arguments and the others are numbers; ``None`` once the error is answered."""
         args = cmd.args
-        if len(args) != 1:
+        if len(args) != arity or not all(_is_number(a) for a in args[1:]):
             self._reply(R_BAD_ARGS)
-            return
-        index = self._msg_arg(args[0])
+            return None
+        return self._msg_arg(args[0])
+
+    def _retr(self, cmd: Pop3Command) -> None:
+        index = self._message_of(cmd)
         if index is None:
             return
         assert self._maildrop is not None
@@ -463,25 +455,17 @@ class Pop3Session(LineSession):
         self._multi(b"+OK %d octets" % len(data), byte_stuff(data))
 
     def _top_cmd(self, cmd: Pop3Command) -> None:
-        args = cmd.args
-        if len(args) != 2 or not args[1].isdigit():
-            self._reply(R_BAD_ARGS)
-            return
-        index = self._msg_arg(args[0])
+        index = self._message_of(cmd, arity=2)  # RFC 1939 section 7: TOP msg n
         if index is None:
             return
         assert self._maildrop is not None
         self._multi(
             b"+OK top of message follows",
-            byte_stuff(_top(self._maildrop.read(index), int(args[1]))),
+            byte_stuff(_top(self._maildrop.read(index), int(cmd.args[1]))),
         )
 
     def _dele(self, cmd: Pop3Command) -> None:
-        args = cmd.args
-        if len(args) != 1:
-            self._reply(R_BAD_ARGS)
-            return
-        index = self._msg_arg(args[0])
+        index = self._message_of(cmd)
         if index is not None:
             self._deleted.add(index)
             self._reply(b"+OK message %d deleted" % (index + 1))

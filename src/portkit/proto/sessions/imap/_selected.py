@@ -7,11 +7,12 @@ or lost meanwhile reach the client only through untagged EXISTS/EXPUNGE/FETCH re
 
 from __future__ import annotations
 
+import dataclasses
 import email.message
 from collections.abc import Callable, Iterator, Sequence
 
 from portkit._errors import PortkitError
-from portkit.proto.imap._grammar import (
+from portkit.proto.sessions.imap._grammar import (
     SYSTEM_FLAGS,
     BadCommand,
     Command,
@@ -23,8 +24,8 @@ from portkit.proto.imap._grammar import (
     parse_sequence_set,
     parse_store_item,
 )
-from portkit.proto.imap._mailbox import ImapMailbox, View
-from portkit.proto.imap._render import (
+from portkit.proto.sessions.imap._mailbox import ImapMailbox, MessageRecord
+from portkit.proto.sessions.imap._render import (
     FetchAtt,
     bodystructure,
     envelope,
@@ -34,7 +35,7 @@ from portkit.proto.imap._render import (
     parse_message,
     section_bytes,
 )
-from portkit.proto.imap._search import SearchContext, compile_keys
+from portkit.proto.sessions.imap._search import SearchContext, compile_keys
 
 __all__ = ["R_EXPUNGEISSUED", "R_READ_ONLY", "R_TRYCREATE", "Selection"]
 
@@ -47,6 +48,11 @@ R_BADCHARSET = b"NO [BADCHARSET (US-ASCII UTF-8)] unsupported charset"
 
 class Selection:
     """INBOX as selected by one session.
+
+    :attr:`view` is what this session has told the client about each message (RFC 3501
+    section 2.3.1.2): sequence numbers and flags change for the client only when the
+    session reports the change, so it keeps its own list beside the store's, sharing the
+    store's records until it reports a change of flags.
 
     Args:
         inbox: the store's mailbox.
@@ -62,7 +68,7 @@ class Selection:
         self._send = send
         snap = inbox.snapshot(claim_recent=not read_only)
         self.uidvalidity, self.uidnext = snap.uidvalidity, snap.uidnext
-        self.view = [View.of(m) for m in snap.messages]
+        self.view: list[MessageRecord] = list(snap.messages)
 
     def _untagged(self, line: bytes) -> None:
         self._send(b"* " + line + b"\r\n")
@@ -80,6 +86,11 @@ class Selection:
         self._untagged(b"OK [PERMANENTFLAGS " + permanent + b"] flags stored permanently")
         self._untagged(b"OK [UIDVALIDITY %d] uids valid" % self.uidvalidity)
         self._untagged(b"OK [UIDNEXT %d] predicted next uid" % self.uidnext)
+
+    def _set_view_flags(self, index: int, flags: frozenset[str]) -> MessageRecord:
+        """Record that the client is told message ``index`` now has ``flags``."""
+        view = self.view[index] = dataclasses.replace(self.view[index], flags=flags)
+        return view
 
     def largest_uid(self) -> int:
         return self.view[-1].uid if self.view else 0
@@ -100,10 +111,12 @@ class Selection:
         for i, view in enumerate(self.view):
             record = current.get(view.uid)
             if record is not None and record.flags != view.flags:
-                view.flags = record.flags
-                self._untagged(b"%d FETCH (FLAGS %s)" % (i + 1, flag_list(view.flags, view.recent)))
+                self._set_view_flags(i, record.flags)
+                self._untagged(
+                    b"%d FETCH (FLAGS %s)" % (i + 1, flag_list(record.flags, view.recent))
+                )
         top = self.largest_uid()
-        fresh = [View.of(m) for m in snap.messages if m.uid > top]
+        fresh = [m for m in snap.messages if m.uid > top]
         if fresh:
             self.view.extend(fresh)
             self._untagged(b"%d EXISTS" % len(self.view))
@@ -156,7 +169,7 @@ class Selection:
                 parsed = parse_message(message())
             return parsed
 
-        items: list[bytes] = []
+        items: list[bytes | tuple[bytes, bytes]] = []
         set_seen = False
         for att in atts:
             if att.name == "FLAGS":
@@ -178,16 +191,26 @@ class Selection:
                 if att.partial is not None:
                     start, length = att.partial
                     data = data[start : start + length]
-                items.append(att.label.encode() + b" {%d}\r\n" % len(data) + data)
+                # a literal (RFC 3501 section 4.3): its octets are joined once, below
+                items.append((att.label.encode() + b" {%d}\r\n" % len(data), data))
                 if not att.peek and not self.read_only and "\\Seen" not in view.flags:
                     set_seen = True
         if set_seen:
             # RFC 3501 6.4.5: BODY[...] (not PEEK) sets \Seen, and FLAGS is then returned.
-            view.flags = view.flags | {"\\Seen"}
+            view = self._set_view_flags(index, view.flags | {"\\Seen"})
             self.inbox.set_flags(view.uid, view.flags)
         if set_seen or any(a.name == "FLAGS" for a in atts):
             items.append(b"FLAGS " + flag_list(view.flags, view.recent))
-        self._send(b"* %d FETCH (" % (index + 1) + b" ".join(items) + b")\r\n")
+        parts = [b"* %d FETCH (" % (index + 1)]
+        for item in items:
+            if len(parts) > 1:
+                parts.append(b" ")
+            if isinstance(item, tuple):
+                parts.extend(item)
+            else:
+                parts.append(item)
+        parts.append(b")\r\n")
+        self._send(b"".join(parts))
 
     # -- the commands of the selected state (RFC 3501 section 6.4) ----------------------------
 
@@ -273,7 +296,7 @@ class Selection:
             except PortkitError:
                 complete = False
                 continue
-            view.flags = new
+            self._set_view_flags(i, new)
             if not silent:
                 uid = b"UID %d " % view.uid if by_uid else b""
                 self._untagged(b"%d FETCH (%sFLAGS %s)" % (i + 1, uid, flag_list(new, view.recent)))

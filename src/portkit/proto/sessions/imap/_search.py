@@ -12,7 +12,7 @@ import email.message
 import email.utils
 from collections.abc import Callable, Iterator
 
-from portkit.proto.imap._grammar import (
+from portkit.proto.sessions.imap._grammar import (
     MAX_NESTING,
     BadCommand,
     Token,
@@ -21,8 +21,8 @@ from portkit.proto.imap._grammar import (
     parse_date,
     parse_sequence_set,
 )
-from portkit.proto.imap._mailbox import View
-from portkit.proto.imap._render import POLICY, split_header, unfold
+from portkit.proto.sessions.imap._mailbox import MessageRecord
+from portkit.proto.sessions.imap._render import POLICY, split_header, unfold
 
 __all__ = ["Predicate", "SearchContext", "compile_keys"]
 
@@ -43,7 +43,7 @@ _FLAG_KEYS = {
 class SearchContext:
     """One message during SEARCH; reads and parses it only if a key needs its contents."""
 
-    def __init__(self, index: int, view: View, read: Callable[[int], bytes]) -> None:
+    def __init__(self, index: int, view: MessageRecord, read: Callable[[int], bytes]) -> None:
         self.index = index
         self.view = view
         self._read = read

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Sequence
+from typing import Unpack
 
 from portkit._errors import RemoteProtocolError
-from portkit.proto._session import (
+from portkit.proto.sessions._line import (
     LINE_TOO_LONG,
     MAX_BAD_COMMANDS,
     Close,
     Event,
+    LineOptions,
     LineSession,
     LoginFailed,
     LoginSucceeded,
@@ -32,17 +34,17 @@ from portkit.proto._session import (
     Transition,
     decode_sasl_plain,
 )
-from portkit.proto.imap._account import R_NO_MAILBOX, Account
-from portkit.proto.imap._framing import MAX_LINE, R_LINE_TOO_LONG, CommandReader, Reply
-from portkit.proto.imap._grammar import (
+from portkit.proto.sessions.imap._account import R_NO_MAILBOX, Account
+from portkit.proto.sessions.imap._framing import MAX_LINE, R_LINE_TOO_LONG, CommandReader, Reply
+from portkit.proto.sessions.imap._grammar import (
     BadCommand,
     Command,
     astring,
     is_inbox,
     parse_flags,
 )
-from portkit.proto.imap._mailbox import ImapBackend
-from portkit.proto.imap._selected import R_TRYCREATE, Selection
+from portkit.proto.sessions.imap._mailbox import ImapBackend
+from portkit.proto.sessions.imap._selected import R_TRYCREATE, Selection
 
 __all__ = [
     "COMMANDS",
@@ -64,7 +66,7 @@ MAX_COMMAND = 2 * 1024 * 1024
 #: Cap on one whole command before login: enough for LOGIN or AUTHENTICATE with literals.
 MAX_COMMAND_UNAUTHENTICATED = 64 * 1024
 #: FETCH output is produced in batches of about this many octets (bounded memory).
-OUTPUT_BATCH = 1024 * 1024
+OUTPUT_BATCH = 256 * 1024
 #: The pseudo-command a continuation line is dispatched as (AUTHENTICATING and IDLE).
 CONTINUATION = "(continuation line)"
 
@@ -99,7 +101,7 @@ Handler = Callable[["ImapSession", Command], "ImapState | None"]
 class ImapSession(LineSession):
     """One IMAP conversation with one client.
 
-    Bytes go in through :meth:`receive`, events come out (see :mod:`portkit.proto._session`).
+    Bytes go in through :meth:`receive`, events come out (see :mod:`portkit.proto.sessions._line`).
     A FETCH of many messages answers in batches of about :data:`OUTPUT_BATCH` octets: while
     :meth:`pending` is true, call :meth:`resume` after sending what came out. While a
     client idles (RFC 2177) the I/O layer calls :meth:`poll` now and then.
@@ -122,26 +124,17 @@ class ImapSession(LineSession):
         self,
         backend: ImapBackend,
         *,
-        tls_available: bool = False,
-        tls_active: bool = False,
-        plaintext_login: bool = True,
         max_literal: int = MAX_LITERAL,
         max_command: int = MAX_COMMAND,
         max_command_unauthenticated: int = MAX_COMMAND_UNAUTHENTICATED,
-        max_bad_commands: int = MAX_BAD_COMMANDS,
+        **options: Unpack[LineOptions],
     ) -> None:
-        super().__init__(
-            max_line=MAX_LINE,
-            tls_available=tls_available,
-            tls_active=tls_active,
-            plaintext_login=plaintext_login,
-        )
+        super().__init__(max_line=MAX_LINE, **options)
         self.backend = backend
         self.max_literal = max_literal
         self.max_command = max(max_command, max_literal + MAX_LINE)
         self.max_command_unauthenticated = max_command_unauthenticated
         self.state = ImapState.NOT_AUTHENTICATED
-        self.user: str | None = None
         self._reader = CommandReader(
             self._lines,
             max_literal=max_literal,
@@ -151,8 +144,6 @@ class ImapSession(LineSession):
         self._selection: Selection | None = None
         self._continued = ""  # the tag of the command a continuation line belongs to
         self._job: Iterator[None] | None = None  # a FETCH answering in batches
-        self.max_bad_commands = max_bad_commands
-        self._bad_commands = 0  # commands answered BAD so far, counted before login
 
     @property
     def read_only(self) -> bool:
@@ -175,27 +166,35 @@ class ImapSession(LineSession):
 
     def quick(self, data: bytes | None) -> bool:
         """FETCH and SEARCH on the selected mailbox (and a FETCH answering in batches) read
-        message files and the snapshot the mailbox keeps: quick. Everything else, and any
-        line with a literal (RFC 3501 section 4.3), goes the safe way."""
-        if self.state is not ImapState.SELECTED:
-            return False
+        message files and the snapshot the mailbox keeps: quick. CAPABILITY and LOGOUT
+        touch no store in any state. SELECT and EXAMINE are quick while the backend says
+        the INBOX opens from what it knows. Everything else, and any line with a literal
+        (RFC 3501 section 4.3), goes the safe way."""
+        if self.state in (ImapState.AUTHENTICATING, ImapState.IDLE):
+            return False  # a continuation line: a password, or DONE
         if data is None:
-            return self._job is not None
+            return self._job is not None and self.state is ImapState.SELECTED
         if self._job is not None or self._reader.buffered():
             return False
         lines = self._complete_lines(data)
         if not lines:
             return False
+        quick = _QUICK_SELECTED if self.state is ImapState.SELECTED else _QUICK_ANY
         for line in lines:
             words = line.rstrip(b"\r").split(b" ", 3)
-            if len(words) < 3 or line.rstrip(b"\r").endswith(b"}"):
+            if len(words) < 2 or line.rstrip(b"\r").endswith(b"}"):
                 return False
             name = words[1].upper()
-            if name == b"UID":
-                name = words[2].upper()
-            if name not in _QUICK:
+            if name == b"UID" and len(words) > 2:
+                name = b"UID " + words[2].upper()
+            if name not in quick and not (name in _OPENING and self._inbox_ready()):
                 return False
         return True
+
+    def _inbox_ready(self) -> bool:
+        if self.user is None or self.state not in _OPEN_FROM:
+            return False
+        return self.backend.inbox_ready(self.user)
 
     def poll(self) -> list[Event]:
         """While idling (RFC 2177), report mailbox changes; otherwise nothing."""
@@ -274,10 +273,10 @@ class ImapSession(LineSession):
 
     def _count_bad(self) -> None:
         """A command was answered BAD; before login, too many of them end the session."""
-        if self.state not in (ImapState.NOT_AUTHENTICATED, ImapState.AUTHENTICATING):
-            return
-        self._bad_commands += 1
-        if self._bad_commands > self.max_bad_commands:
+        if (
+            self.state in (ImapState.NOT_AUTHENTICATED, ImapState.AUTHENTICATING)
+            and self._too_many_bad()
+        ):
             self._send_line(R_TOO_MANY_BAD)
             self._move(ImapState.LOGOUT)
             self._out.append(Close())
@@ -468,8 +467,14 @@ class ImapSession(LineSession):
         return ImapState.AUTHENTICATED
 
 
-# What :meth:`ImapSession.quick` lets run inline (RFC 3501 sections 6.4.4, 6.4.5, 6.4.8).
-_QUICK = frozenset({b"FETCH", b"SEARCH"})
+# What :meth:`ImapSession.quick` lets run inline: commands that answer from the session
+# alone (RFC 3501 sections 6.1.1, 6.1.3), and on the selected mailbox those that read it
+# (sections 6.4.4, 6.4.5, 6.4.8).
+_QUICK_ANY = frozenset({b"CAPABILITY", b"LOGOUT"})
+_QUICK_SELECTED = _QUICK_ANY | {b"FETCH", b"SEARCH", b"UID FETCH", b"UID SEARCH"}
+# Quick only when the backend can open the INBOX from what it knows (RFC 3501 6.3.1-2).
+_OPENING = frozenset({b"SELECT", b"EXAMINE"})
+_OPEN_FROM = frozenset({ImapState.AUTHENTICATED, ImapState.SELECTED})
 
 _NA = ImapState.NOT_AUTHENTICATED
 _AI = ImapState.AUTHENTICATING

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from portkit.proto.imap._grammar import MONTHS, SYSTEM_FLAGS, BadCommand, Token
+from portkit.proto.sessions.imap._grammar import MONTHS, SYSTEM_FLAGS, BadCommand, Token
 
 __all__ = [
     "MACROS",

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portkit._errors import LocalProtocolError, PortkitError
-from portkit.proto.pop3 import (
+from portkit.proto.sessions.pop3 import (
     COMMANDS,
     CONTINUATION,
     TRANSITIONS,
@@ -383,3 +383,19 @@ def test_quick_input_is_the_transaction_commands_that_change_nothing(
 def test_quick_waits_for_a_whole_line() -> None:
     _, session = run(b"USER alice\r\nPASS secret pass\r\nRE", one_byte=False)
     assert session.quick(b"TR 1\r\n") is False
+
+
+@pytest.mark.parametrize(
+    ("line", "answer"),
+    [
+        (b"RETR \xc2\xb2\r\n", b"-ERR no such message\r\n"),  # U+00B2: a digit, not ASCII
+        (b"TOP 1 \xc2\xb2\r\n", b"-ERR bad arguments\r\n"),
+        (b"TOP 1\r\n", b"-ERR bad arguments\r\n"),
+        (b"DELE 1 2\r\n", b"-ERR bad arguments\r\n"),
+        (b"LIST \xd9\xa1\r\n", b"-ERR no such message\r\n"),  # ARABIC-INDIC DIGIT ONE
+    ],
+)
+def test_message_numbers_are_ascii_digits(line: bytes, answer: bytes) -> None:
+    session = session_in(Pop3State.TRANSACTION)
+    assert sent(session.receive(line)) == answer
+    assert session.state is Pop3State.TRANSACTION

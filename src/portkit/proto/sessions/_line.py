@@ -22,7 +22,7 @@ import base64
 import binascii
 import enum
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypedDict, TypeVar
 
 from portkit._errors import LocalProtocolError
 
@@ -32,6 +32,7 @@ __all__ = [
     "Close",
     "Event",
     "LineBuffer",
+    "LineOptions",
     "LineSession",
     "LoginFailed",
     "LoginSucceeded",
@@ -193,11 +194,22 @@ class Transition(Generic[Handler, State]):
         return landed
 
 
+class LineOptions(TypedDict, total=False):
+    """The options every line session takes (see :class:`LineSession`), by keyword."""
+
+    tls_available: bool
+    tls_active: bool
+    plaintext_login: bool
+    max_bad_commands: int
+
+
 class LineSession:
     """The receive loop of a line-based server session (see the module docstring).
 
     Subclasses read their input in :meth:`_read` (by default one line at a time, passed to
-    :meth:`_line`) and say when they are :attr:`closed`.
+    :meth:`_line`) and say when they are :attr:`closed`. What they share besides: the
+    logged-in :attr:`user`, the STARTTLS guard, and the count of invalid commands before
+    login (:meth:`_too_many_bad`).
 
     Args:
         max_line: the longest command line kept; longer ones go to :meth:`_line_too_long`.
@@ -205,14 +217,25 @@ class LineSession:
         tls_active: the connection is already TLS (implicit TLS, or after STARTTLS).
         plaintext_login: allow passwords without TLS (RFC 2595 section 2.3 lets a server
             refuse them; a development server on loopback may allow them).
+        max_bad_commands: invalid commands (unknown, not allowed yet, malformed) allowed
+            before login; with the next one the session ends.
     """
 
     def __init__(
-        self, *, max_line: int, tls_available: bool, tls_active: bool, plaintext_login: bool
+        self,
+        *,
+        max_line: int,
+        tls_available: bool = False,
+        tls_active: bool = False,
+        plaintext_login: bool = True,
+        max_bad_commands: int = MAX_BAD_COMMANDS,
     ) -> None:
         self.tls_available = tls_available
         self.tls_active = tls_active
         self.plaintext_login = plaintext_login
+        self.max_bad_commands = max_bad_commands
+        self.user: str | None = None  # who logged in (or, in POP3, who USER named)
+        self._bad_commands = 0  # invalid commands so far, counted before login
         self._lines = LineBuffer(max_line)
         self._out: list[Event] = []
         self._input_ended = False
@@ -290,6 +313,12 @@ class LineSession:
 
     def _login_allowed(self) -> bool:
         return self.plaintext_login or self.tls_active
+
+    def _too_many_bad(self) -> bool:
+        """Count one more invalid command before login; whether that is one too many
+        (then the subclass says goodbye and ends the session, as dovecot's login does)."""
+        self._bad_commands += 1
+        return self._bad_commands > self.max_bad_commands
 
     def _start_tls(self, *, active: bytes, unavailable: bytes, go: bytes) -> None:
         """Answer STARTTLS/STLS (RFC 2595 section 4, RFC 3501 section 6.2.1) with one of

@@ -1,4 +1,4 @@
-"""What an IMAP session needs from the mail store, and what it remembers of a mailbox."""
+"""What an IMAP session needs from the mail store."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["ImapBackend", "ImapMailbox", "MessageRecord", "Snapshot", "View"]
+__all__ = ["ImapBackend", "ImapMailbox", "MessageRecord", "Snapshot"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,27 +64,7 @@ class ImapBackend(Protocol):
         """The user's INBOX."""
         ...
 
-
-@dataclass(slots=True)
-class View:
-    """What this session has told the client about one message (RFC 3501 section 2.3.1.2).
-
-    Sequence numbers and flags change for the client only when the session reports the
-    change, so the session keeps its own copy beside the store's.
-    """
-
-    uid: int
-    flags: frozenset[str]
-    size: int
-    internaldate: float
-    recent: bool
-
-    @classmethod
-    def of(cls, record: MessageRecord) -> View:
-        return cls(
-            uid=record.uid,
-            flags=record.flags,
-            size=record.size,
-            internaldate=record.internaldate,
-            recent=record.recent,
-        )
+    def inbox_ready(self, user: str) -> bool:
+        """Whether the user's INBOX can be opened now from what the store already knows
+        (nothing to list, no message to move): then SELECT is quick work."""
+        ...

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from portkit.proto.imap._grammar import BadCommand, Command, astring, is_inbox, list_match
-from portkit.proto.imap._mailbox import ImapMailbox
+from portkit.proto.sessions.imap._grammar import BadCommand, Command, astring, is_inbox, list_match
+from portkit.proto.sessions.imap._mailbox import ImapMailbox
 
 __all__ = ["R_CANNOT", "R_NO_MAILBOX", "Account"]
 
