@@ -24,9 +24,9 @@ import re
 import ssl
 import stat
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from portkit._errors import (
     ConnectTimeout,
@@ -366,22 +366,14 @@ async def _pump(
     def idle_since() -> float:
         return last_activity
 
-    down = asyncio.ensure_future(downstream())
-    guards = [down, asyncio.ensure_future(upstream())]
+    guards = [upstream()]
     if timeouts.idle is not None:
-        guards.append(asyncio.ensure_future(_watchdog(timeouts.idle, idle_since, where)))
+        guards.append(_watchdog(timeouts.idle, idle_since, where))
     try:
-        # The conversation ends when the peer closes (down finishes) or something
+        # The conversation ends when the peer closes (downstream returns) or something
         # fails; the source ending alone only half-closes.
-        while not down.done():
-            done, _ = await asyncio.wait(guards, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # raise what failed
-                guards.remove(task)
+        await run_beside(downstream(), *guards)
     finally:
-        for task in guards:
-            task.cancel()
-        await asyncio.gather(*guards, return_exceptions=True)
         await _close(writer)
     return Conversation(
         peer=peer,
@@ -390,6 +382,24 @@ async def _pump(
         closed_by_peer=not source_done,
         tls=tls_info,
     )
+
+
+async def run_beside(main: Coroutine[Any, Any, None], *guards: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` with ``guards`` beside it until ``main`` returns; then stop the guards.
+
+    The first of them to fail stops the others, and its exception is raised as it is,
+    not inside an ``ExceptionGroup``: the caller's ``except NetworkError`` (and the CLI's
+    one-line message) sees the error that ended the conversation.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(guard) for guard in guards]
+            await main
+            for task in tasks:
+                task.cancel()
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]  # in the order they failed; main's own comes last
+        raise first from first.__cause__
 
 
 async def _watchdog(idle: float, last_activity: Callable[[], float], where: str) -> None:
