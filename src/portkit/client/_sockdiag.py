@@ -102,29 +102,39 @@ def owners(inodes: set[int]) -> dict[int, list[int]]:
     if not inodes:
         return found
     links = {f"socket:[{inode}]": inode for inode in inodes}
-    readlink = os.readlink
-    for entry in os.listdir("/proc"):
+    inode_of, readlink, listdir = links.get, os.readlink, os.listdir
+    for entry in listdir("/proc"):
         if not entry.isdigit():
             continue
+        fd_dir = f"/proc/{entry}/fd"
         try:
-            # links read relative to the open directory: no path walk per descriptor
-            directory = os.open(f"/proc/{entry}/fd", os.O_RDONLY | os.O_DIRECTORY)
+            # Listed by path first: a kernel thread (most processes on a quiet machine)
+            # has no descriptors, and then costs no descriptor of ours either.
+            names = listdir(fd_dir)
+            if not names:
+                continue
+            # Links read relative to the open directory: no path walk per descriptor.
+            directory = os.open(fd_dir, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:  # not ours to read, or it exited
             continue
+        held: set[int] = set()
         try:
-            for name in os.listdir(directory):
+            for name in names:
                 try:
-                    inode = links.get(readlink(name, dir_fd=directory))
-                except OSError:
+                    inode = inode_of(readlink(name, dir_fd=directory))
+                except PermissionError:
+                    # Access is decided per process (ptrace's read check), not per
+                    # descriptor: the rest would be refused too (a process of another
+                    # user namespace refuses even root).
+                    break
+                except OSError:  # closed since the listing
                     continue
                 if inode is not None:
-                    holders = found.setdefault(inode, [])
-                    if int(entry) not in holders:
-                        holders.append(int(entry))
-        except OSError:
-            continue
+                    held.add(inode)
         finally:
             os.close(directory)
+        for inode in held:
+            found.setdefault(inode, []).append(int(entry))
     return found
 
 
