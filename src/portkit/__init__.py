@@ -27,6 +27,7 @@ from portkit._errors import (
     TargetError,
     UsageError,
 )
+from portkit._lazy import load_attribute as _load_attribute
 
 # Not `typing`: importing it costs every `portkit` command a few milliseconds of start-up,
 # and type checkers treat any name TYPE_CHECKING as true.
@@ -66,11 +67,7 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'portkit' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _load_attribute(globals(), module, name)
 
 
 __all__ = [

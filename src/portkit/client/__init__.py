@@ -13,6 +13,8 @@ listening`` and ``portkit free-port`` start without it.
 
 from __future__ import annotations
 
+from portkit._lazy import load_attribute as _load_attribute
+
 TYPE_CHECKING = False  # not `typing` at run time: `portkit listening` starts faster
 if TYPE_CHECKING:
     from typing import Any
@@ -83,8 +85,4 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"portkit.client.{module}"), name)
-    globals()[name] = value  # once imported, a plain module attribute
-    return value
+    return _load_attribute(globals(), f"portkit.client.{module}", name)

@@ -112,6 +112,16 @@ def _ssl_reason(exc: ssl.SSLError) -> str:
     return reason
 
 
+def _handshake_error(exc: ssl.SSLError, where: str) -> TlsError:
+    """The one-line error for a failed TLS handshake with ``where``."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TlsError(
+            f"tls handshake with {where} failed: {exc.verify_message} "
+            "(--insecure skips verification, --cafile names a trusted certificate)"
+        )
+    return TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}")
+
+
 async def _open(
     host: str,
     port: int,
@@ -130,13 +140,8 @@ async def _open(
                 server_hostname=(server_hostname or host) if tls else None,
                 limit=BUFFER_LIMIT,
             )
-    except ssl.SSLCertVerificationError as exc:
-        raise TlsError(
-            f"tls handshake with {where} failed: {exc.verify_message} "
-            "(--insecure skips verification, --cafile names a trusted certificate)"
-        ) from exc
     except ssl.SSLError as exc:
-        raise TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}") from exc
+        raise _handshake_error(exc, where) from exc
     except OSError as exc:  # after the TLS errors, which are OSErrors too
         raise network_error(exc, host, port, timeout=connect_timeout) from exc
 
@@ -297,13 +302,8 @@ async def _starttls(
         await writer.drain()
     try:
         await writer.start_tls(tls, server_hostname=server_hostname)
-    except ssl.SSLCertVerificationError as exc:
-        raise TlsError(
-            f"tls handshake with {where} failed: {exc.verify_message} "
-            "(--insecure skips verification, --cafile names a trusted certificate)"
-        ) from exc
     except ssl.SSLError as exc:
-        raise TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}") from exc
+        raise _handshake_error(exc, where) from exc
     return dialogue.transcript[-1]
 
 

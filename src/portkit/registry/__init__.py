@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from portkit._lazy import load_attribute as _load_attribute
 from portkit.registry._index import (
     Registry,
     cache_path,
@@ -40,9 +41,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'portkit.registry' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+    return _load_attribute(globals(), module, name)
 
 
 __all__ = [
