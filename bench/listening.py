@@ -15,6 +15,7 @@ HEAD~3``): its ``portkit listening`` then runs in the same rounds, for a before/
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import socket
@@ -84,8 +85,6 @@ def main() -> int:
             if kind == socket.SOCK_STREAM:
                 sock.listen()
             held.append(sock)
-        import os
-
         env_path = str(ROOT / "src")
         os.environ["PYTHONPATH"] = env_path + os.pathsep + os.environ.get("PYTHONPATH", "")
         os.environ["XDG_CACHE_HOME"] = cache.name
@@ -134,7 +133,12 @@ def main() -> int:
         for sock in held:
             sock.close()
         cache.cleanup()
-    print(f"{count} extra listeners, median of {rounds} runs (ms, lower is better)")
+    # The owner walk (portkit's and ss's alike) visits every process: say how many there were.
+    processes = sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+    print(
+        f"{count} extra listeners, {processes} processes, median of {rounds} runs "
+        "(ms, lower is better)"
+    )
     print(f"{'command':<24}{'wall':>8}{'cpu':>8}{'portkit/peer (cpu)':>20}")
     for name, (wall_s, cpu_s) in results.items():
         paired = (

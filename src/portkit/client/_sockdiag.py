@@ -106,27 +106,24 @@ def owners(inodes: set[int]) -> dict[int, list[int]]:
     for entry in listdir("/proc"):
         if not entry.isdigit():
             continue
-        fd_dir = f"/proc/{entry}/fd"
         try:
-            # Listed by path first: a kernel thread (most processes on a quiet machine)
-            # has no descriptors, and then costs no descriptor of ours either.
+            # One link first, under the same access check as the descriptors' (ptrace's
+            # read check, per process): refused, the process is not ours to inspect (one
+            # of another user namespace refuses even root), so its descriptors are not
+            # listed for nothing; absent, it is a kernel thread (two thirds of the
+            # processes on a quiet machine) or has exited, and holds no descriptor.
+            readlink(f"/proc/{entry}/exe")
+            fd_dir = f"/proc/{entry}/fd"
             names = listdir(fd_dir)
-            if not names:
-                continue
             # Links read relative to the open directory: no path walk per descriptor.
             directory = os.open(fd_dir, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:  # not ours to read, or it exited
+        except OSError:
             continue
         held: set[int] = set()
         try:
             for name in names:
                 try:
                     inode = inode_of(readlink(name, dir_fd=directory))
-                except PermissionError:
-                    # Access is decided per process (ptrace's read check), not per
-                    # descriptor: the rest would be refused too (a process of another
-                    # user namespace refuses even root).
-                    break
                 except OSError:  # closed since the listing
                     continue
                 if inode is not None:
