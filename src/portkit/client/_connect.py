@@ -38,7 +38,7 @@ from portkit.endpoint._authority import host_port
 from portkit.endpoint._oserror import network_error
 
 if TYPE_CHECKING:
-    from portkit.scan._model import TlsInfo
+    from portkit.results import TlsInfo
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

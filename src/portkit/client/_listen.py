@@ -20,7 +20,7 @@ from portkit.client._udp import UDP_LINGER, open_udp, peer_error, pump_udp
 from portkit.endpoint._authority import host_port
 
 if TYPE_CHECKING:
-    from portkit.scan import TlsInfo
+    from portkit.results import TlsInfo
 
 __all__ = ["DEFAULT_BIND", "listen"]
 
