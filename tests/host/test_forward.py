@@ -246,3 +246,42 @@ async def test_a_reset_from_the_backend_closes_the_client(tmp_path: Path, splice
         counters = host.apps["fwd"].counters
         await eventually(lambda: counters.connections_open == 0, "connection closed")
     assert "ended: Connection reset by peer" in (tmp_path / "fwd.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("to", "said"),
+    [
+        ("127.0.0.1", "no port in '127.0.0.1'"),
+        ("127.0.0.1:0", "cannot forward to port 0 in '127.0.0.1:0'"),
+        ("127.0.0.1:70000", "port must be 0-65535, not 70000"),
+        ("127.0.0.1:nosuchservice", "nosuchservice"),
+        ("127.0.0.1:53/udp", "forward is TCP, not udp: '127.0.0.1:53/udp'"),
+    ],
+)
+def test_a_bad_to_is_one_line_naming_the_key(tmp_path: Path, to: str, said: str) -> None:
+    from portkit import ConfigError
+    from portkit.host._config import load_config
+
+    path = tmp_path / "serve.toml"
+    path.write_text(f'[apps.fwd]\nkind = "forward"\nlisten = "127.0.0.1:0"\nto = "{to}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "[apps.fwd] to:" in message
+    assert said in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("to", "target"),
+    [
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        ("[::1]:8080", ("::1", 8080)),
+        ("localhost:http", ("localhost", 80)),  # a service name, as portkit connect reads it
+        ("https://backend.example", ("backend.example", 443)),
+    ],
+)
+def test_to_is_read_as_every_endpoint_is(to: str, target: tuple[str, int]) -> None:
+    from portkit.host.apps.forward import parse_target
+
+    assert parse_target(to) == target

@@ -18,13 +18,14 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
-import ipaddress
 import os
 import socket
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from portkit._errors import EndpointError
+from portkit.endpoint import parse_endpoint
 from portkit.host._app import AppContext, Application, Kind, Where, format_peer, option
 from portkit.host._limits import Admission
 from portkit.host.apps._sockets import SocketApplication, wait_readable, wait_writable
@@ -41,7 +42,9 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 class ForwardOptions:
     """Options of a ``forward`` application."""
 
-    to: str = dataclasses.field(metadata={"help": "where to forward: HOST:PORT or [V6]:PORT"})
+    to: str = dataclasses.field(
+        metadata={"help": "where to forward: HOST:PORT, [V6]:PORT, HOST:SERVICE or a URL"}
+    )
     max_connections: int = option(
         512, help="connections forwarded at once; more are refused", min=1
     )
@@ -60,23 +63,20 @@ class ForwardOptions:
     splice: bool = option(True, help="zero-copy with os.splice where the platform has it")
 
 
-def parse_target(text: str) -> tuple[str, int] | None:
-    """``HOST:PORT`` / ``[V6]:PORT`` -> (host, port), or None if malformed."""
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-        if not sep:
-            return None
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return None
-    else:
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or ":" in host:
-            return None
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        return None
-    return host, int(port)
+def parse_target(text: str) -> tuple[str, int]:
+    """Where ``to`` forwards: ``HOST:PORT``, ``[V6]:PORT``, ``HOST:SERVICE`` or a URL ->
+    (host, port), read by the endpoint parser every command uses (``portkit connect``'s).
+
+    Raises:
+        EndpointError: not one of those forms, port 0, or a UDP service (forward is TCP);
+            the message quotes the text.
+    """
+    endpoint = parse_endpoint(text)
+    if endpoint.transport != "tcp":
+        raise EndpointError(f"forward is TCP, not {endpoint.transport}: {text!r}")
+    if endpoint.port == 0:
+        raise EndpointError(f"cannot forward to port 0 in {text!r}: nothing can listen on port 0")
+    return endpoint.host, endpoint.port
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -94,9 +94,7 @@ class ForwardApp(SocketApplication):
     def __init__(self, options: ForwardOptions, ctx: AppContext) -> None:
         super().__init__(ctx)
         self.options = options
-        target = parse_target(options.to)
-        assert target is not None  # checked at configuration load
-        self.target = target
+        self.target = parse_target(options.to)  # checked at configuration load
         self.use_splice = options.splice and HAVE_SPLICE
         self.admission = Admission(options.max_connections, options.per_source)
 
@@ -245,10 +243,10 @@ class ForwardKind:
     options: type[ForwardOptions] = ForwardOptions
 
     def check(self, options: ForwardOptions, where: Where) -> None:
-        if parse_target(options.to) is None:
-            raise where.error(
-                "to", f"must be HOST:PORT or [V6]:PORT with a port 1-65535, not {options.to!r}"
-            )
+        try:
+            parse_target(options.to)
+        except EndpointError as exc:
+            raise where.error("to", str(exc)) from None
 
     def create(self, options: ForwardOptions, ctx: AppContext) -> Application:
         return ForwardApp(options, ctx)
