@@ -27,7 +27,7 @@ from portkit._errors import (
     TargetError,
     UsageError,
 )
-from portkit._lazy import load_attribute as _load_attribute
+from portkit._lazy import lazy_attributes as _lazy_attributes
 
 # Not `typing`: importing it costs every `portkit` command a few milliseconds of start-up,
 # and type checkers treat any name TYPE_CHECKING as true.
@@ -63,11 +63,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'portkit' has no attribute {name!r}")
-    return _load_attribute(globals(), module, name)
+__getattr__ = _lazy_attributes(__name__, globals(), _LAZY)
 
 
 __all__ = [
