@@ -25,6 +25,7 @@ from portkit._errors import (
     TargetError,
     UsageError,
 )
+from portkit._lazy import lazy_attributes as _lazy_attributes
 from portkit._version import __version__ as __version__
 
 # Not `typing`: importing it costs every `portkit` command a few milliseconds of start-up,
@@ -61,15 +62,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'portkit' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_attributes(__name__, globals(), _LAZY)
 
 
 __all__ = [

@@ -6,6 +6,7 @@ import asyncio
 import os
 import pty
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,19 @@ async def test_idle_timeout_exits_4() -> None:
     assert status == 4
     assert out == b"HELLO\n"
     assert err == f"portkit: no data to or from 127.0.0.1:{server.port} for 0.5 s\n".encode()
+
+
+async def test_ctrl_c_exits_130_with_one_line() -> None:
+    async with echo_server() as server:
+        proc, stdin, stdout, stderr = await _spawn("connect", "-q", f"127.0.0.1:{server.port}")
+        assert await stdout.readline() == b"HELLO\n"  # connected; stdin stays open
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(10):
+            err = await stderr.read()
+            status = await proc.wait()
+        stdin.close()
+    assert status == 130
+    assert err == b"portkit: interrupted\n"
 
 
 @pytest.mark.parametrize(

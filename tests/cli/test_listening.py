@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,28 @@ def test_udp_written_in_the_port_selects_udp(capsys: pytest.CaptureFixture[str])
     assert "udp 127.0.0.1" in udp
     assert tcp == f"nothing listens on port {port}\n"
     assert "names udp, but --tcp was given" in conflict
+
+
+def test_console_script_output_arrives_whole_through_a_pipe() -> None:
+    # `portkit listening` ends without the interpreter's teardown: what it printed must
+    # still be flushed, and its exit status kept (1: nothing listens on that port).
+    run = [sys.executable, "-m", "portkit", "listening"]
+    # Buffered output, as a user's shell gives it (the test runner may set unbuffered).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = str(SRC)
+    held = []
+    try:
+        for _ in range(300):  # more output than a pipe's buffer holds
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            held.append(sock)
+        listed = subprocess.run([*run, "--tcp", "--json"], capture_output=True, env=env, timeout=60)
+        ports = {sock.getsockname()[1] for sock in held}
+    finally:
+        for sock in held:
+            sock.close()
+    assert listed.returncode == 0, listed.stderr
+    assert ports <= {s["port"] for s in json.loads(listed.stdout)["sockets"]}
+    nothing = subprocess.run([*run, "--port", "0"], capture_output=True, env=env, timeout=60)
+    assert (nothing.returncode, nothing.stdout) == (1, b"nothing listens on port 0\n")

@@ -19,6 +19,7 @@ __all__ = [
     "echo_server",
     "held_port",
     "refused_port",
+    "reset_after_a_line",
     "self_signed_cert",
     "server_tls_context",
     "unanswered_port",
@@ -161,3 +162,12 @@ def refused_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+async def reset_after_a_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A server handler that reads one line, then resets the connection (RST, not FIN)."""
+    await reader.readline()
+    sock = writer.get_extra_info("socket")
+    # SO_LINGER with a zero timeout turns close() into a RST.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    writer.transport.abort()

@@ -18,6 +18,7 @@ from portkit.client import Timeouts, TlsError, converse, read_fd, tls_context
 from tests.client.helpers import (
     echo_server,
     refused_port,
+    reset_after_a_line,
     self_signed_cert,
     server_tls_context,
     unanswered_port,
@@ -199,14 +200,7 @@ async def test_idle_timeout() -> None:
 
 
 async def test_reset_by_peer_is_a_network_error() -> None:
-    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readline()
-        sock = writer.get_extra_info("socket")
-        # SO_LINGER with a zero timeout turns close() into a RST.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        writer.transport.abort()
-
-    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    server = await asyncio.start_server(reset_after_a_line, "127.0.0.1", 0)
     async with server:
         port = server.sockets[0].getsockname()[1]
         with pytest.raises(NetworkError, match="reset by peer"):
@@ -271,3 +265,39 @@ def test_any_chunking_arrives_intact_and_in_order(chunks: list[bytes]) -> None:
     received, out = asyncio.run(main())
     assert received == b"".join(chunks)
     assert out == received[::-1]
+
+
+async def test_cancelling_closes_the_connection_and_the_input() -> None:
+    # Ctrl-C cancels the conversation: both directions stop, the input is let go of,
+    # and the server sees the connection close; the cancellation itself propagates.
+    connected = asyncio.Event()
+    closed = asyncio.Event()
+    input_closed = False
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        assert await reader.read() == b"go\n"  # then end of file: the client closed
+        closed.set()
+        writer.close()
+
+    async def source() -> AsyncIterator[bytes]:
+        nonlocal input_closed
+        try:
+            yield b"go\n"
+            await asyncio.Event().wait()
+        finally:
+            input_closed = True
+
+    server = await asyncio.start_server(held, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        task = asyncio.create_task(converse("127.0.0.1", port, source(), bytearray().extend))
+        async with asyncio.timeout(10):
+            await connected.wait()
+        await asyncio.sleep(0.1)  # let "go" be sent: the source now waits for more input
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with asyncio.timeout(10):
+            await closed.wait()
+    assert input_closed

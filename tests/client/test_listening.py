@@ -148,3 +148,40 @@ def test_without_sock_diag_psutil_gives_the_same_listing(
         from_psutil = listening_sockets(port=port)
     assert len(from_kernel.sockets) == 4
     assert from_psutil == from_kernel
+
+
+def _plain_owners(inodes: set[int]) -> dict[int, set[int]]:
+    """The oracle for owners(): every process, every descriptor, each link by full path."""
+    found: dict[int, set[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            descriptors = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in descriptors:
+            try:
+                link = os.readlink(f"/proc/{entry}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and int(link[8:-1]) in inodes:
+                found.setdefault(int(link[8:-1]), set()).add(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's /proc")
+def test_owner_walk_agrees_with_a_plain_walk_of_every_descriptor() -> None:
+    from portkit.client._sockdiag import listening_from_kernel, owners
+
+    # A holder with few descriptors (stdio and its sockets), and this process with many.
+    with held_port("tcp,udp") as (port, pid), socket.socket() as mine:
+        mine.bind(("127.0.0.1", 0))
+        mine.listen()
+        ours = {port, mine.getsockname()[1]}
+        inodes = {s[4] for s in listening_from_kernel(("tcp", "udp")) if s[3] in ours}
+        found = {inode: set(pids) for inode, pids in owners(inodes).items()}
+        expected = _plain_owners(inodes)
+    assert len(inodes) == 3
+    assert found == expected
+    assert {next(iter(pids)) for pids in found.values()} == {pid, os.getpid()}

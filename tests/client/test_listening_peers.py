@@ -14,23 +14,31 @@ from tests.client.helpers import held_port
 KINDS = "tcp,udp,tcp6,udp6"
 
 
-def _ours(port: int) -> set[tuple[str, str, int, int | None]]:
-    return {(s.transport, s.address, s.port, s.pid) for s in listening_sockets(port=port).sockets}
+Row = tuple[str, str, int, int | None]  # transport, address, port, pid
 
 
-def test_agrees_with_ss() -> None:
-    ss = shutil.which("ss")
-    if ss is None:
-        pytest.skip("ss (iproute2) is not installed; scripts/install-system-deps.sh installs it")
+def _ours_and_the_tools(tool: str, *argv: str) -> tuple[set[Row], str]:
+    """Hold a port over TCP and UDP, IPv4 and IPv6; list it with listening_sockets() and
+    with ``tool ARGV`` (``{port}`` in an argument is the port); return both listings."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed; scripts/install-system-deps.sh installs it")
     with held_port(KINDS) as (port, _):
-        ours = _ours(port)
+        ours = {
+            (s.transport, s.address, s.port, s.pid) for s in listening_sockets(port=port).sockets
+        }
         text = subprocess.run(
-            [ss, "-H", "-l", "-n", "-t", "-u", "-p", f"sport = :{port}"],
+            [path, *(arg.format(port=port) for arg in argv)],
             capture_output=True,
             text=True,
             check=True,
             timeout=30,
         ).stdout
+    return ours, text
+
+
+def test_agrees_with_ss() -> None:
+    ours, text = _ours_and_the_tools("ss", "-H", "-l", "-n", "-t", "-u", "-p", "sport = :{port}")
     theirs = set()
     for line in text.splitlines():
         # udp UNCONN 0 0 127.0.0.1:18901 0.0.0.0:* users:(("python3",pid=18695,fd=4))
@@ -45,15 +53,8 @@ def test_agrees_with_ss() -> None:
 
 
 def test_agrees_with_lsof() -> None:
-    lsof = shutil.which("lsof")
-    if lsof is None:
-        pytest.skip("lsof is not installed; scripts/install-system-deps.sh installs it")
-    with held_port(KINDS) as (port, _):
-        ours = _ours(port)
-        text = subprocess.run(
-            [lsof, "-nP", f"-i:{port}"], capture_output=True, text=True, check=True, timeout=30
-        ).stdout
-    theirs = set()
+    ours, text = _ours_and_the_tools("lsof", "-nP", "-i:{port}")
+    theirs: set[Row] = set()
     for line in text.splitlines()[1:]:
         # python3 18695 root 3u IPv6 4192182 0t0 TCP [::1]:18901 (LISTEN)
         fields = line.split()

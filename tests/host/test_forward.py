@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from portkit.host._host import Host
+from tests.client.helpers import reset_after_a_line
 from tests.host._helpers import eventually, running_host
 
 BIG = 8 * 1024 * 1024
@@ -50,16 +51,24 @@ async def backend() -> AsyncIterator[int]:
         yield server.sockets[0].getsockname()[1]
 
 
-def config(port: int, **options: object) -> str:
+def config(port: int, *, logged: bool = False, **options: object) -> str:
+    """A one-application configuration forwarding to ``port``; ``logged``: to ``fwd.log``."""
     extra = "".join(
         f"{k} = {str(v).lower() if isinstance(v, bool) else v}\n" for k, v in options.items()
     )
-    return f'[apps.fwd]\nkind = "forward"\nlisten = "127.0.0.1:0"\nto = "127.0.0.1:{port}"\n{extra}'
+    log = 'access_log = "fwd.log"\n' if logged else ""
+    return f'[apps.fwd]\nkind = "forward"\nlisten = "127.0.0.1:0"\nto = "127.0.0.1:{port}"\n{extra}{log}'
 
 
 @pytest.fixture(params=[True, False], ids=["splice", "copy"])
-async def host(request: pytest.FixtureRequest, backend: int, tmp_path: Path) -> AsyncIterator[Host]:
-    async with running_host(config(backend, splice=request.param), tmp_path) as running:
+def splice(request: pytest.FixtureRequest) -> bool:
+    """Both ways of copying: zero-copy splice, and recv/sendall."""
+    return bool(request.param)
+
+
+@pytest.fixture
+async def host(splice: bool, backend: int, tmp_path: Path) -> AsyncIterator[Host]:
+    async with running_host(config(backend, splice=splice), tmp_path) as running:
         yield running
 
 
@@ -189,11 +198,10 @@ async def test_one_address_cannot_take_every_slot(backend: int, tmp_path: Path) 
             hog.close()
 
 
-@pytest.mark.parametrize("splice", [True, False], ids=["splice", "copy"])
 async def test_a_client_that_never_reads_is_dropped(
     backend: int, tmp_path: Path, splice: bool
 ) -> None:
-    text = config(backend, send_timeout=0.5, splice=splice) + 'access_log = "fwd.log"\n'
+    text = config(backend, logged=True, send_timeout=0.5, splice=splice)
     async with running_host(text, tmp_path) as host:
         with socket.socket() as client:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -203,3 +211,77 @@ async def test_a_client_that_never_reads_is_dropped(
             await eventually(lambda: counters.connections_open == 1, "forwarding")
             await eventually(lambda: counters.connections_open == 0, "dropped")
     assert "ended: send timeout: nothing taken for 0.5s" in (tmp_path / "fwd.log").read_text()
+
+
+async def test_idle_connection_is_closed_both_ways(
+    backend: int, tmp_path: Path, splice: bool
+) -> None:
+    text = config(backend, logged=True, idle_timeout=0.5, splice=splice)
+    async with running_host(text, tmp_path) as host:
+        reader, writer = await connect(host)
+        writer.write(b"upper\nab\n")
+        assert await reader.readline() == b"AB\n"
+        async with asyncio.timeout(10):  # then nothing moves: the forwarder closes
+            assert await reader.read() == b""
+        await close(writer)
+        counters = host.apps["fwd"].counters
+        await eventually(lambda: counters.connections_open == 0, "connection closed")
+    log = (tmp_path / "fwd.log").read_text()
+    # What moved before the timeout is counted: 9 bytes up, 3 down.
+    assert "ended: idle timeout: nothing moved for 0.5s" in log
+    assert log.rstrip().endswith("up=9 3")
+
+
+async def test_a_reset_from_the_backend_closes_the_client(tmp_path: Path, splice: bool) -> None:
+    server = await asyncio.start_server(reset_after_a_line, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    text = config(port, logged=True, splice=splice)
+    async with server, running_host(text, tmp_path) as host:
+        reader, writer = await connect(host)
+        writer.write(b"reset me\n")  # the client's own direction stays open
+        async with asyncio.timeout(10):
+            with contextlib.suppress(ConnectionResetError):
+                assert await reader.read() == b""
+        await close(writer)
+        counters = host.apps["fwd"].counters
+        await eventually(lambda: counters.connections_open == 0, "connection closed")
+    assert "ended: Connection reset by peer" in (tmp_path / "fwd.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("to", "said"),
+    [
+        ("127.0.0.1", "no port in '127.0.0.1'"),
+        ("127.0.0.1:0", "cannot forward to port 0 in '127.0.0.1:0'"),
+        ("127.0.0.1:70000", "port must be 0-65535, not 70000"),
+        ("127.0.0.1:nosuchservice", "nosuchservice"),
+        ("127.0.0.1:53/udp", "forward is TCP, not udp: '127.0.0.1:53/udp'"),
+    ],
+)
+def test_a_bad_to_is_one_line_naming_the_key(tmp_path: Path, to: str, said: str) -> None:
+    from portkit import ConfigError
+    from portkit.host._config import load_config
+
+    path = tmp_path / "serve.toml"
+    path.write_text(f'[apps.fwd]\nkind = "forward"\nlisten = "127.0.0.1:0"\nto = "{to}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "[apps.fwd] to:" in message
+    assert said in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("to", "target"),
+    [
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        ("[::1]:8080", ("::1", 8080)),
+        ("localhost:http", ("localhost", 80)),  # a service name, as portkit connect reads it
+        ("https://backend.example", ("backend.example", 443)),
+    ],
+)
+def test_to_is_read_as_every_endpoint_is(to: str, target: tuple[str, int]) -> None:
+    from portkit.host.apps.forward import parse_target
+
+    assert parse_target(to) == target

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import TYPE_CHECKING, NamedTuple
 
+TYPE_CHECKING = False  # not `typing` at run time: this module is on every command's start-up
 if TYPE_CHECKING:
     from portkit.endpoint import Endpoint
 
 __all__ = [
-    "PortArgument",
     "add_target_arguments",
     "add_verbosity",
     "port_argument",
@@ -51,13 +50,6 @@ def probe_seconds(text: str) -> float:
     return value
 
 
-class PortArgument(NamedTuple):
-    """A port named on the command line, and the transport the text named (if any)."""
-
-    port: int
-    transport: str | None  #: "tcp" or "udp" when written (``53/udp``, ``udp://``), else None
-
-
 def add_target_arguments(
     parser: argparse.ArgumentParser,
     *,
@@ -86,9 +78,13 @@ def target_endpoint(args: argparse.Namespace, *, default_scheme: str | None = No
     return parse_endpoint(args.target, default_scheme=default_scheme)
 
 
-def port_argument(text: str) -> PortArgument:
+def port_argument(text: str) -> tuple[int, str | None]:
     """Read a port the way every endpoint is read: ``8080``, ``http``, ``53/udp``,
     ``domain/udp``, ``localhost:8080``, ``http://localhost:8080/``, ``udp://host:53``.
+
+    Returns:
+        The port, and the transport the text named: ``"tcp"`` or ``"udp"`` when written
+        (``53/udp``, ``udp://``), else None.
 
     Raises:
         EndpointError: text that names no port, quoting it.
@@ -98,10 +94,10 @@ def port_argument(text: str) -> PortArgument:
 
     if ":" not in text:  # a port or service name, perhaps with /udp
         port, transport, written = port_of(text)
-        return PortArgument(port, transport if written else None)
+        return port, transport if written else None
     endpoint = parse_endpoint(text)  # a URL or host:port: the endpoint parser reads it whole
     written = endpoint.scheme in ("tcp", "udp") or text.strip().lower().endswith(("/tcp", "/udp"))
-    return PortArgument(endpoint.port, endpoint.transport if written else None)
+    return endpoint.port, endpoint.transport if written else None
 
 
 def add_verbosity(

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 SUMMARY = "list this machine's listening sockets (TCP, UDP, IPv4, IPv6) and their processes"
 
+#: Nothing is left to finish after the output: skip the interpreter's teardown.
+QUICK_EXIT = True
+
 # Exit status when --port finds nothing listening (like grep: "no match" is 1, not an error).
 EXIT_NOTHING_LISTENS = 1
 

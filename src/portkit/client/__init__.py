@@ -13,10 +13,10 @@ listening`` and ``portkit free-port`` start without it.
 
 from __future__ import annotations
 
+from portkit._lazy import lazy_attributes as _lazy_attributes
+
 TYPE_CHECKING = False  # not `typing` at run time: `portkit listening` starts faster
 if TYPE_CHECKING:
-    from typing import Any
-
     from portkit.client._connect import (
         DEFAULT_CONNECT_TIMEOUT,
         Conversation,
@@ -57,34 +57,26 @@ __all__ = [
 # Which private module holds each name, imported on first use: a command pays only for
 # what it uses (`portkit listening` neither for asyncio and ssl nor for pathlib).
 _LAZY = {
-    "ephemeral_range": "_free_port",
-    "free_ports": "_free_port",
-    "is_free": "_free_port",
-    "ListeningSocket": "_listening",
-    "Listing": "_listening",
-    "listening_sockets": "_listening",
-    "DEFAULT_CONNECT_TIMEOUT": "_connect",
-    "Conversation": "_connect",
-    "Timeouts": "_connect",
-    "TlsError": "_connect",
-    "converse": "_connect",
-    "crlf": "_connect",
-    "read_fd": "_connect",
-    "tls_context": "_connect",
-    "DEFAULT_BIND": "_listen",
-    "listen": "_listen",
-    "MAX_DATAGRAM": "_udp",
-    "UDP_LINGER": "_udp",
-    "converse_udp": "_udp",
+    "ephemeral_range": "._free_port",
+    "free_ports": "._free_port",
+    "is_free": "._free_port",
+    "ListeningSocket": "._listening",
+    "Listing": "._listening",
+    "listening_sockets": "._listening",
+    "DEFAULT_CONNECT_TIMEOUT": "._connect",
+    "Conversation": "._connect",
+    "Timeouts": "._connect",
+    "TlsError": "._connect",
+    "converse": "._connect",
+    "crlf": "._connect",
+    "read_fd": "._connect",
+    "tls_context": "._connect",
+    "DEFAULT_BIND": "._listen",
+    "listen": "._listen",
+    "MAX_DATAGRAM": "._udp",
+    "UDP_LINGER": "._udp",
+    "converse_udp": "._udp",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"portkit.client.{module}"), name)
-    globals()[name] = value  # once imported, a plain module attribute
-    return value
+__getattr__ = _lazy_attributes(__name__, globals(), _LAZY)

@@ -24,9 +24,9 @@ import re
 import ssl
 import stat
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from portkit._errors import (
     ConnectTimeout,
@@ -38,7 +38,7 @@ from portkit.endpoint._authority import host_port
 from portkit.endpoint._oserror import network_error
 
 if TYPE_CHECKING:
-    from portkit.scan._model import TlsInfo
+    from portkit.results import TlsInfo
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -112,6 +112,16 @@ def _ssl_reason(exc: ssl.SSLError) -> str:
     return reason
 
 
+def _handshake_error(exc: ssl.SSLError, where: str) -> TlsError:
+    """The one-line error for a failed TLS handshake with ``where``."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TlsError(
+            f"tls handshake with {where} failed: {exc.verify_message} "
+            "(--insecure skips verification, --cafile names a trusted certificate)"
+        )
+    return TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}")
+
+
 async def _open(
     host: str,
     port: int,
@@ -130,13 +140,8 @@ async def _open(
                 server_hostname=(server_hostname or host) if tls else None,
                 limit=BUFFER_LIMIT,
             )
-    except ssl.SSLCertVerificationError as exc:
-        raise TlsError(
-            f"tls handshake with {where} failed: {exc.verify_message} "
-            "(--insecure skips verification, --cafile names a trusted certificate)"
-        ) from exc
     except ssl.SSLError as exc:
-        raise TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}") from exc
+        raise _handshake_error(exc, where) from exc
     except OSError as exc:  # after the TLS errors, which are OSErrors too
         raise network_error(exc, host, port, timeout=connect_timeout) from exc
 
@@ -297,13 +302,8 @@ async def _starttls(
         await writer.drain()
     try:
         await writer.start_tls(tls, server_hostname=server_hostname)
-    except ssl.SSLCertVerificationError as exc:
-        raise TlsError(
-            f"tls handshake with {where} failed: {exc.verify_message} "
-            "(--insecure skips verification, --cafile names a trusted certificate)"
-        ) from exc
     except ssl.SSLError as exc:
-        raise TlsError(f"tls handshake with {where} failed: {_ssl_reason(exc)}") from exc
+        raise _handshake_error(exc, where) from exc
     return dialogue.transcript[-1]
 
 
@@ -366,22 +366,14 @@ async def _pump(
     def idle_since() -> float:
         return last_activity
 
-    down = asyncio.ensure_future(downstream())
-    guards = [down, asyncio.ensure_future(upstream())]
+    guards = [upstream()]
     if timeouts.idle is not None:
-        guards.append(asyncio.ensure_future(_watchdog(timeouts.idle, idle_since, where)))
+        guards.append(_watchdog(timeouts.idle, idle_since, where))
     try:
-        # The conversation ends when the peer closes (down finishes) or something
+        # The conversation ends when the peer closes (downstream returns) or something
         # fails; the source ending alone only half-closes.
-        while not down.done():
-            done, _ = await asyncio.wait(guards, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # raise what failed
-                guards.remove(task)
+        await run_beside(downstream(), *guards)
     finally:
-        for task in guards:
-            task.cancel()
-        await asyncio.gather(*guards, return_exceptions=True)
         await _close(writer)
     return Conversation(
         peer=peer,
@@ -390,6 +382,24 @@ async def _pump(
         closed_by_peer=not source_done,
         tls=tls_info,
     )
+
+
+async def run_beside(main: Coroutine[Any, Any, None], *guards: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` with ``guards`` beside it until ``main`` returns; then stop the guards.
+
+    The first of them to fail stops the others, and its exception is raised as it is,
+    not inside an ``ExceptionGroup``: the caller's ``except NetworkError`` (and the CLI's
+    one-line message) sees the error that ended the conversation.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(guard) for guard in guards]
+            await main
+            for task in tasks:
+                task.cancel()
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]  # in the order they failed; main's own comes last
+        raise first from first.__cause__
 
 
 async def _watchdog(idle: float, last_activity: Callable[[], float], where: str) -> None:

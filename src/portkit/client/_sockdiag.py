@@ -102,29 +102,36 @@ def owners(inodes: set[int]) -> dict[int, list[int]]:
     if not inodes:
         return found
     links = {f"socket:[{inode}]": inode for inode in inodes}
-    readlink = os.readlink
-    for entry in os.listdir("/proc"):
+    inode_of, readlink, listdir = links.get, os.readlink, os.listdir
+    for entry in listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            # links read relative to the open directory: no path walk per descriptor
-            directory = os.open(f"/proc/{entry}/fd", os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:  # not ours to read, or it exited
-            continue
-        try:
-            for name in os.listdir(directory):
-                try:
-                    inode = links.get(readlink(name, dir_fd=directory))
-                except OSError:
-                    continue
-                if inode is not None:
-                    holders = found.setdefault(inode, [])
-                    if int(entry) not in holders:
-                        holders.append(int(entry))
+            # One link first, under the same access check as the descriptors' (ptrace's
+            # read check, per process): refused, the process is not ours to inspect (one
+            # of another user namespace refuses even root), so its descriptors are not
+            # listed for nothing; absent, it is a kernel thread (two thirds of the
+            # processes on a quiet machine) or has exited, and holds no descriptor.
+            readlink(f"/proc/{entry}/exe")
+            fd_dir = f"/proc/{entry}/fd"
+            names = listdir(fd_dir)
+            # Links read relative to the open directory: no path walk per descriptor.
+            directory = os.open(fd_dir, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             continue
+        held: set[int] = set()
+        try:
+            for name in names:
+                try:
+                    inode = inode_of(readlink(name, dir_fd=directory))
+                except OSError:  # closed since the listing
+                    continue
+                if inode is not None:
+                    held.add(inode)
         finally:
             os.close(directory)
+        for inode in held:
+            found.setdefault(inode, []).append(int(entry))
     return found
 
 

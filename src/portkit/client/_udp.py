@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from portkit._errors import ConnectionRefused, NetworkError
-from portkit.client._connect import Conversation, _watchdog
+from portkit.client._connect import Conversation, _watchdog, run_beside
 from portkit.endpoint._authority import host_port
 from portkit.endpoint._oserror import network_error
 
@@ -136,27 +136,17 @@ async def pump_udp(
     def idle_since() -> float:
         return last_activity
 
-    up = asyncio.ensure_future(upstream())
-    guards = [up, asyncio.ensure_future(downstream())]
+    guards = [downstream()]
     if idle is not None:
-        guards.append(asyncio.ensure_future(_watchdog(idle, idle_since, name)))
-    try:
-        # The conversation ends when the source has ended and the replies have stopped
-        # (up finishes), or when something fails.
-        while not up.done():
-            done, _ = await asyncio.wait(guards, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-                guards.remove(task)
-        # A refusal reported while the last reply was awaited still counts.
-        while not protocol.queue.empty():
-            item = protocol.queue.get_nowait()
-            if isinstance(item, Exception):
-                raise peer_error(item, name)
-    finally:
-        for task in guards:
-            task.cancel()
-        await asyncio.gather(*guards, return_exceptions=True)
+        guards.append(_watchdog(idle, idle_since, name))
+    # The conversation ends when the source has ended and the replies have stopped
+    # (upstream returns), or when something fails.
+    await run_beside(upstream(), *guards)
+    # A refusal reported while the last reply was awaited still counts.
+    while not protocol.queue.empty():
+        item = protocol.queue.get_nowait()
+        if isinstance(item, Exception):
+            raise peer_error(item, name)
     return sent, received
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from portkit._lazy import lazy_attributes as _lazy_attributes
 from portkit.registry._index import (
     Registry,
     cache_path,
@@ -20,8 +21,6 @@ from portkit.registry._model import RegistryInfo, Service
 
 TYPE_CHECKING = False  # not `typing` at run time: it is on every command's start-up path
 if TYPE_CHECKING:
-    from typing import Any
-
     from portkit.registry._iana import IANA_CSV_URL
     from portkit.registry._query import Answer
     from portkit.registry._update import import_file, reset_cache, update_from_url
@@ -36,13 +35,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'portkit.registry' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = _lazy_attributes(__name__, globals(), _LAZY)
 
 
 __all__ = [

@@ -132,6 +132,9 @@ class ExecApp(SocketApplication):
         # The child holds the connection now. The host keeps its descriptor, untouched,
         # only to read the connection's byte counts from the kernel when the program ends
         # (the bytes never pass through the host); the client sees the close then.
+        # A task of its own, awaited below, not a TaskGroup's: when the host's stop cancels
+        # this connection, the relay must go on reading until the program has ended, so that
+        # its last words (often why it failed) still reach the log.
         relay = asyncio.create_task(self._relay_stderr(proc, who))
         try:
             if self.options.timeout:

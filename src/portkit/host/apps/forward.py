@@ -18,13 +18,14 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
-import ipaddress
 import os
 import socket
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from portkit._errors import EndpointError
+from portkit.endpoint import parse_endpoint
 from portkit.host._app import AppContext, Application, Kind, Where, format_peer, option
 from portkit.host._limits import Admission
 from portkit.host.apps._sockets import SocketApplication, wait_readable, wait_writable
@@ -41,7 +42,9 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 class ForwardOptions:
     """Options of a ``forward`` application."""
 
-    to: str = dataclasses.field(metadata={"help": "where to forward: HOST:PORT or [V6]:PORT"})
+    to: str = dataclasses.field(
+        metadata={"help": "where to forward: HOST:PORT, [V6]:PORT, HOST:SERVICE or a URL"}
+    )
     max_connections: int = option(
         512, help="connections forwarded at once; more are refused", min=1
     )
@@ -60,28 +63,29 @@ class ForwardOptions:
     splice: bool = option(True, help="zero-copy with os.splice where the platform has it")
 
 
-def parse_target(text: str) -> tuple[str, int] | None:
-    """``HOST:PORT`` / ``[V6]:PORT`` -> (host, port), or None if malformed."""
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-        if not sep:
-            return None
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return None
-    else:
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or ":" in host:
-            return None
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        return None
-    return host, int(port)
+def parse_target(text: str) -> tuple[str, int]:
+    """Where ``to`` forwards: ``HOST:PORT``, ``[V6]:PORT``, ``HOST:SERVICE`` or a URL ->
+    (host, port), read by the endpoint parser every command uses (``portkit connect``'s).
+
+    Raises:
+        EndpointError: not one of those forms, port 0, or a UDP service (forward is TCP);
+            the message quotes the text.
+    """
+    endpoint = parse_endpoint(text)
+    if endpoint.transport != "tcp":
+        raise EndpointError(f"forward is TCP, not {endpoint.transport}: {text!r}")
+    if endpoint.port == 0:
+        raise EndpointError(f"cannot forward to port 0 in {text!r}: nothing can listen on port 0")
+    return endpoint.host, endpoint.port
 
 
-@dataclasses.dataclass(slots=True)
-class _Activity:
-    last: float
+@dataclasses.dataclass(slots=True, kw_only=True)
+class _Traffic:
+    """What one forwarded connection has moved so far, and when it last moved anything."""
+
+    last: float  # time.monotonic() of the last bytes either way
+    up: int = 0  # client -> backend
+    down: int = 0  # backend -> client
 
 
 class ForwardApp(SocketApplication):
@@ -90,9 +94,7 @@ class ForwardApp(SocketApplication):
     def __init__(self, options: ForwardOptions, ctx: AppContext) -> None:
         super().__init__(ctx)
         self.options = options
-        target = parse_target(options.to)
-        assert target is not None  # checked at configuration load
-        self.target = target
+        self.target = parse_target(options.to)  # checked at configuration load
         self.use_splice = options.splice and HAVE_SPLICE
         self.admission = Admission(options.max_connections, options.per_source)
 
@@ -108,26 +110,25 @@ class ForwardApp(SocketApplication):
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)  # a clean close: FIN, then close
             return
-        activity = _Activity(last=time.monotonic())
+        traffic = _Traffic(last=time.monotonic())
+        outcome = "closed"
         with upstream:
-            up = asyncio.create_task(self._pump(conn, upstream, activity, inbound=True))
-            down = asyncio.create_task(self._pump(upstream, conn, activity, inbound=False))
-            watchdog = asyncio.create_task(self._watch(activity, (up, down)))
             try:
-                await _until_done_or_failed((up, down))
-            finally:
-                watchdog.cancel()
-                for task in (up, down):
-                    task.cancel()
-        sent, received = (_result(task) for task in (up, down))
-        # The direction that failed first names the outcome, not the other one it ended.
-        ordered = sorted((up, down), key=lambda task: task.cancelled())
-        failed = [_failure(task) for task in ordered if _failure(task)]
-        outcome = "closed" if not failed else f"ended: {failed[0]}"
+                async with asyncio.TaskGroup() as group:
+                    pumps = (
+                        group.create_task(self._pump(conn, upstream, traffic, inbound=True)),
+                        group.create_task(self._pump(upstream, conn, traffic, inbound=False)),
+                    )
+                    await self._until_done_or_idle(traffic, pumps)
+            except* OSError as failed:
+                # A failure (reset, send timeout, idle) ended the other direction too; the
+                # one that came first names the outcome.
+                first = failed.exceptions[0]
+                outcome = f"ended: {getattr(first, 'strerror', None) or repr(first)}"
         self.ctx.access(
             who,
-            f"-> {self.options.to} {outcome} in {time.monotonic() - started:.3f}s up={sent}",
-            nbytes=received,
+            f"-> {self.options.to} {outcome} in {time.monotonic() - started:.3f}s up={traffic.up}",
+            nbytes=traffic.down,
         )
 
     async def _connect(self) -> socket.socket:
@@ -149,28 +150,30 @@ class ForwardApp(SocketApplication):
             return sock
         raise last_error
 
-    async def _watch(self, activity: _Activity, tasks: tuple[asyncio.Task[int], ...]) -> None:
+    async def _until_done_or_idle(
+        self, traffic: _Traffic, pumps: tuple[asyncio.Task[None], ...]
+    ) -> None:
+        """Return once both directions have ended; raise once nothing moved for too long."""
         timeout = self.options.idle_timeout
         while True:
-            remaining = activity.last + timeout - time.monotonic()
+            remaining = traffic.last + timeout - time.monotonic()
             if remaining <= 0:
-                for task in tasks:
-                    task.cancel()
+                raise TimeoutError(errno.ETIMEDOUT, f"idle timeout: nothing moved for {timeout}s")
+            _, pending = await asyncio.wait(pumps, timeout=remaining)
+            if not pending:
                 return
-            await asyncio.sleep(remaining)
 
     async def _pump(
-        self, src: socket.socket, dst: socket.socket, activity: _Activity, *, inbound: bool
-    ) -> int:
-        """Copy ``src`` -> ``dst`` until EOF, then half-close ``dst``; return bytes copied."""
+        self, src: socket.socket, dst: socket.socket, traffic: _Traffic, *, inbound: bool
+    ) -> None:
+        """Copy ``src`` -> ``dst`` until EOF, then half-close ``dst``."""
         if self.use_splice:
-            total = await self._pump_splice(src, dst, activity, inbound=inbound)
+            await self._pump_splice(src, dst, traffic, inbound=inbound)
         else:
-            total = await self._pump_copy(src, dst, activity, inbound=inbound)
+            await self._pump_copy(src, dst, traffic, inbound=inbound)
         # EOF from src: pass the half-close on (RFC 9293 section 3.6: FIN in one direction).
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
-        return total
 
     def _send_timeout(self) -> TimeoutError:
         # A peer that takes nothing holds a pipe full of data and both sockets; without
@@ -178,40 +181,36 @@ class ForwardApp(SocketApplication):
         seconds = self.options.send_timeout
         return TimeoutError(errno.ETIMEDOUT, f"send timeout: nothing taken for {seconds}s")
 
-    def _count(self, n: int, *, inbound: bool) -> None:
+    def _moved(self, n: int, traffic: _Traffic, *, inbound: bool) -> None:
+        traffic.last = time.monotonic()
         if inbound:
+            traffic.up += n
             self.counters.bytes_in += n
         else:
+            traffic.down += n
             self.counters.bytes_out += n
 
     async def _pump_copy(
-        self, src: socket.socket, dst: socket.socket, activity: _Activity, *, inbound: bool
-    ) -> int:
+        self, src: socket.socket, dst: socket.socket, traffic: _Traffic, *, inbound: bool
+    ) -> None:
         loop = asyncio.get_running_loop()
-        total = 0
-        while True:
-            data = await loop.sock_recv(src, CHUNK)
-            if not data:
-                return total
+        while data := await loop.sock_recv(src, CHUNK):
             try:
                 async with asyncio.timeout(self.options.send_timeout):
                     await loop.sock_sendall(dst, data)
             except TimeoutError:
                 raise self._send_timeout() from None
-            total += len(data)
-            activity.last = time.monotonic()
-            self._count(len(data), inbound=inbound)
+            self._moved(len(data), traffic, inbound=inbound)
 
     async def _pump_splice(
-        self, src: socket.socket, dst: socket.socket, activity: _Activity, *, inbound: bool
-    ) -> int:
+        self, src: socket.socket, dst: socket.socket, traffic: _Traffic, *, inbound: bool
+    ) -> None:
         flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
         read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             with contextlib.suppress(OSError):  # a bigger pipe means fewer round trips
                 fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
             src_fd, dst_fd = src.fileno(), dst.fileno()
-            total = 0
             while True:
                 try:
                     n = os.splice(src_fd, write_end, CHUNK, flags=flags)
@@ -219,7 +218,7 @@ class ForwardApp(SocketApplication):
                     await wait_readable(src_fd)
                     continue
                 if n == 0:
-                    return total
+                    return
                 pending = n
                 while pending:  # the pipe is empty again before the next read
                     try:
@@ -230,38 +229,10 @@ class ForwardApp(SocketApplication):
                                 await wait_writable(dst_fd)
                         except TimeoutError:
                             raise self._send_timeout() from None
-                total += n
-                activity.last = time.monotonic()
-                self._count(n, inbound=inbound)
+                self._moved(n, traffic, inbound=inbound)
         finally:
             os.close(read_end)
             os.close(write_end)
-
-
-async def _until_done_or_failed(tasks: tuple[asyncio.Task[int], ...]) -> None:
-    """Wait for both directions to end; if one fails (reset, idle), cancel the other."""
-    pending = set(tasks)
-    while pending:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        if any(_failure(task) for task in done):
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-            return
-
-
-def _result(task: asyncio.Task[int]) -> int:
-    return task.result() if task.done() and not _failure(task) else 0
-
-
-def _failure(task: asyncio.Task[int]) -> str:
-    if not task.done():
-        return ""
-    if task.cancelled():
-        return "idle timeout or stop"
-    exc = task.exception()
-    return "" if exc is None else (getattr(exc, "strerror", None) or repr(exc))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -272,10 +243,10 @@ class ForwardKind:
     options: type[ForwardOptions] = ForwardOptions
 
     def check(self, options: ForwardOptions, where: Where) -> None:
-        if parse_target(options.to) is None:
-            raise where.error(
-                "to", f"must be HOST:PORT or [V6]:PORT with a port 1-65535, not {options.to!r}"
-            )
+        try:
+            parse_target(options.to)
+        except EndpointError as exc:
+            raise where.error("to", str(exc)) from None
 
     def create(self, options: ForwardOptions, ctx: AppContext) -> Application:
         return ForwardApp(options, ctx)
