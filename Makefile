@@ -55,7 +55,7 @@ pytest: $(VENV)/.test system-deps
 
 # The other Pythons the package declares (pyproject classifiers), where they are installed:
 # pyenv's builds, which are part of this machine. None is ever downloaded; a missing one is
-# named and left out, or is an error with PYTHONS_REQUIRED=1 (CI). Each gets its own
+# named and left out, or is an error with PYTHONS_REQUIRED=1. Each gets its own
 # virtualenv (.venv-3.12, ...) with the test extras. QUICK=1 runs the fast subset CI runs
 # (about 30 s a Python): the sans-io and client tests, without lab, slow or CLI tests.
 OTHER_PYTHONS ?= 3.12 3.13
@@ -80,7 +80,7 @@ test-pythons: $(if $(QUICK),,system-deps)
 	  $$venv/bin/pytest -q -p no:cacheprovider $(if $(QUICK),$(QUICK_TESTS)) || exit 1; \
 	done
 
-# CI (.ci/run) runs `make test-pythons QUICK=1 PYTHONS_REQUIRED=1` after test: see
+# CI (.ci/run) runs `make test-pythons QUICK=1` after test: see
 # CONTRIBUTING.md "Set up".
 test: lint typecheck layers pytest
 
