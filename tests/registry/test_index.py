@@ -84,3 +84,54 @@ def test_a_cache_that_cannot_be_written_still_answers(
     registry = load_registry()
     assert registry.service_name(443) == "https"
     assert registry.by_name("imaps")[0].port == 993
+
+
+def test_entries_after_non_ascii_text_are_read_whole() -> None:
+    # The index keeps byte offsets into the UTF-8 file: a multi-byte description before an
+    # entry must not shift where that entry's line is read from.
+    first = Service(
+        name="café", port=4001, port_end=4001, transport="tcp", description="Ünïcödé ✓ 名前"
+    )
+    _write([first, _entry("alpha", 4002), _entry("omega", 4003)])
+    for _ in range(2):  # built, then read back from the saved index
+        registry = load_registry()
+        assert [s.name for s in registry.by_port(4002)] == ["alpha"]
+        assert registry.by_port(4001)[0].description == "Ünïcödé ✓ 名前"
+        assert registry.service_name(4003) == "omega"
+
+
+def test_port_lookups_agree_with_a_registry_built_in_memory() -> None:
+    from portkit.registry import Registry
+
+    indexed = load_registry(use_cache=False)
+    load_registry(use_cache=False)  # the second load reads the saved index
+    indexed = load_registry(use_cache=False)
+    built = Registry(list(indexed), info=indexed.info)
+    for port in (0, 1, 22, 80, 443, 1023, 5000, 5004, 6000, 6063, 8080, 49151, 65535):
+        assert indexed.by_port(port) == built.by_port(port)
+        assert indexed.service_name(port, "udp") == built.service_name(port, "udp")
+    for low, high, transport in ((6000, 6100, None), (1, 30, "udp"), (443, 443, "tcp")):
+        expected = [
+            s
+            for s in indexed
+            if s.port is not None
+            and s.port <= high
+            and (s.port_end or s.port) >= low
+            and transport in (None, s.transport)
+        ]
+        found = indexed.in_range(low, high, transport)
+        assert len(found) == len(expected) > 0
+        assert sorted(map(repr, found)) == sorted(map(repr, expected))
+    assert indexed.in_range(70000, 80000) == []
+
+
+def test_an_index_whose_arrays_disagree_is_rebuilt() -> None:
+    import marshal
+
+    _write([_entry("alpha", 4001), _entry("beta", 4002)])
+    load_registry()
+    index = cache_path().parent / "services.idx"
+    saved = list(marshal.loads(index.read_bytes()))
+    saved[5] = saved[5][:-4]  # the offsets array one short
+    index.write_bytes(marshal.dumps(tuple(saved)))
+    assert load_registry().service_name(4002) == "beta"

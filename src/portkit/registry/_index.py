@@ -2,7 +2,9 @@
 
 Data is read on first use (not at import), from the user's cache when ``portkit
 registry update`` has put a live IANA file there, else from the data shipped with
-portkit. Indexes are dictionaries, so a lookup costs microseconds once loaded.
+portkit. The port index is three flat arrays (ports, offsets, entry numbers) read from the
+saved index with one copy each, so a lookup costs microseconds once loaded and loading costs
+little more than reading two files.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import marshal
 import os
 import re
 import sys
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 
 from portkit._errors import LookupNotFound, RegistryError
@@ -61,8 +65,42 @@ def _check_transport(transport: str | None) -> str | None:
     return lowered
 
 
-def _port_index(items: list[Service | list[str] | None]) -> tuple[dict[int, list[int]], list[int]]:
-    """Entry indexes by single port, and the indexes of range entries."""
+class _PortIndex:
+    """Entry numbers by single port, flat: ``ports`` sorted, the entries of ``ports[i]`` are
+    ``entries[offsets[i]:offsets[i + 1]]`` (in data file order, so conventional first)."""
+
+    __slots__ = ("entries", "offsets", "ports")
+
+    def __init__(self, ports: array[int], offsets: array[int], entries: array[int]) -> None:
+        self.ports = ports
+        self.offsets = offsets
+        self.entries = entries
+
+    @classmethod
+    def of(cls, by_port: dict[int, list[int]]) -> _PortIndex:
+        ports = array("H", sorted(by_port))
+        offsets = array("I", [0])
+        entries = array("I")
+        for port in ports:
+            entries.extend(by_port[port])
+            offsets.append(len(entries))
+        return cls(ports, offsets, entries)
+
+    def get(self, port: int) -> array[int]:
+        i = bisect_left(self.ports, port)
+        if i == len(self.ports) or self.ports[i] != port:
+            return array("I")
+        return self.entries[self.offsets[i] : self.offsets[i + 1]]
+
+    def between(self, low: int, high: int) -> array[int]:
+        """The entries of every port from ``low`` to ``high``, by port."""
+        first = bisect_left(self.ports, low)
+        last = bisect_right(self.ports, high)
+        return self.entries[self.offsets[first] : self.offsets[last]]
+
+
+def _port_index(items: list[Service | list[str] | None]) -> tuple[_PortIndex, list[int]]:
+    """Entry numbers by single port, and the numbers of range entries."""
     by_port: dict[int, list[int]] = {}
     ranges: list[int] = []
     for index, item in enumerate(items):
@@ -78,11 +116,13 @@ def _port_index(items: list[Service | list[str] | None]) -> tuple[dict[int, list
                     f"registry entry {index + 1} has a bad port: {item[1]!r}-{item[2]!r}"
                 ) from None
         if port is not None:
+            if not 0 <= port <= 65535:
+                raise RegistryError(f"registry entry {index + 1} has a bad port: {port}")
             if port_end is not None and port_end != port:
                 ranges.append(index)
             else:
                 by_port.setdefault(port, []).append(index)
-    return by_port, ranges
+    return _PortIndex.of(by_port), ranges
 
 
 def _name_index(items: list[Service | list[str] | None]) -> dict[str, list[int]]:
@@ -102,13 +142,13 @@ def _name_index(items: list[Service | list[str] | None]) -> dict[str, list[int]]
 
 class _CompactIndex:
     """The precomputed part of a loaded registry: where each entry's line starts in the
-    data file, the port indexes, and the name index (kept marshalled until a lookup by
-    name needs it)."""
+    data file (byte offsets), the port indexes, and the name index (kept marshalled until a
+    lookup by name needs it)."""
 
     __slots__ = ("by_port", "names", "ranges", "starts")
 
     def __init__(
-        self, starts: list[int], by_port: dict[int, list[int]], ranges: list[int], names: bytes
+        self, starts: array[int], by_port: _PortIndex, ranges: list[int], names: bytes
     ) -> None:
         self.starts = starts
         self.by_port = by_port
@@ -135,12 +175,13 @@ class Registry:
         return registry
 
     @classmethod
-    def _from_index(cls, text: str, index: _CompactIndex, *, info: RegistryInfo) -> Registry:
-        """A registry over the data file's ``text`` whose port and name indexes were
-        precomputed (see :func:`_compact_index`): entries are parsed only when returned."""
+    def _from_index(cls, data: bytes, index: _CompactIndex, *, info: RegistryInfo) -> Registry:
+        """A registry over the data file's bytes whose port and name indexes were
+        precomputed (see :func:`_build_index`): entries are decoded and parsed only when
+        returned."""
         registry = cls.__new__(cls)
         registry.info = info
-        registry._text = text
+        registry._data = data
         registry._starts = index.starts
         registry._items = [None] * len(index.starts)
         registry._by_port = index.by_port
@@ -153,8 +194,8 @@ class Registry:
     def _setup(self, items: list[Service | list[str] | None], info: RegistryInfo) -> None:
         self.info = info
         self._items = items
-        self._text = ""
-        self._starts: list[int] = []
+        self._data = b""
+        self._starts: array[int] = array("I")
         self._names_blob: bytes | None = None
         self._by_port, self._ranges = _port_index(items)
         self._names: dict[str, list[int]] | None = None  # built on the first name lookup
@@ -176,7 +217,8 @@ class Registry:
             return item
         if item is None:
             start = self._starts[index]
-            item = self._text[start : self._text.index("\n", start)].split("\t")
+            line = self._data[start : self._data.index(b"\n", start)]
+            item = line.decode("utf-8").split("\t")
         service = row_to_service(item)
         self._items[index] = service
         return service
@@ -198,7 +240,7 @@ class Registry:
     def by_port(self, port: int, transport: str | None = None) -> list[Service]:
         """Entries for ``port``: its own first (conventional first), then ranges covering it."""
         transport = _check_transport(transport)
-        found = self._select(self._by_port.get(port, ()), transport)
+        found = self._select(self._by_port.get(port), transport)
         ranges = self._select(self._ranges, transport)
         return found + [s for s in ranges if s.covers(port)]
 
@@ -206,8 +248,7 @@ class Registry:
         """Entries on any port from ``low`` to ``high`` inclusive."""
         transport = _check_transport(transport)
         found: list[Service] = []
-        for port in range(low, high + 1):
-            found += self._select(self._by_port.get(port, ()), transport)
+        found += self._select(self._by_port.between(low, high), transport)
         found += [
             s
             for s in self._select(self._ranges, transport)
@@ -292,17 +333,17 @@ class Registry:
 
 
 #: bump when the index file's layout changes
-_INDEX_FORMAT = 1
+_INDEX_FORMAT = 2
 
 
-def _build_index(text: str) -> tuple[dict[str, str], _CompactIndex]:
-    """Check the data file ``text`` line by line and compute its indexes."""
-    lines = text.split("\n")
-    header, rows = split_lines(lines)
-    starts: list[int] = []
+def _build_index(data: bytes) -> tuple[dict[str, str], _CompactIndex]:
+    """Check the data file (its bytes, UTF-8) line by line and compute its indexes."""
+    lines = data.split(b"\n")
+    header, rows = split_lines([line.decode("utf-8") for line in lines])
+    starts = array("I")
     position = 0
     for line in lines:
-        if line and line[0] != "#":
+        if line and line[0] != 0x23:  # "#"
             starts.append(position)
         position += len(line) + 1
     items: list[Service | list[str] | None] = list(rows)
@@ -322,14 +363,19 @@ def _read_index(
     try:
         with open(index_path, "rb") as file:
             saved = marshal.loads(file.read())
-        version, saved_key, header, starts, by_port, ranges, names = saved
+        version, saved_key, header, *arrays, ranges, names = saved
+        if version != _INDEX_FORMAT or saved_key != list(key):
+            return None
+        if not (isinstance(header, dict) and isinstance(names, bytes)):
+            return None
+        starts, ports, offsets, entries = (
+            array(code, blob) for code, blob in zip("IHII", arrays, strict=True)
+        )
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    if version != _INDEX_FORMAT or saved_key != list(key):
+    if len(offsets) != len(ports) + 1 or (offsets and offsets[-1] != len(entries)):
         return None
-    if not (isinstance(header, dict) and isinstance(starts, list) and isinstance(names, bytes)):
-        return None
-    return header, _CompactIndex(starts, by_port, ranges, names)
+    return header, _CompactIndex(starts, _PortIndex(ports, offsets, entries), ranges, names)
 
 
 def _write_index(
@@ -337,8 +383,16 @@ def _write_index(
 ) -> None:
     """Save the index beside the cache, atomically; quietly skipped where it cannot be
     written (a read-only or another user's home): the next start-up rebuilds it."""
+    by_port = index.by_port
     data = marshal.dumps(
-        (_INDEX_FORMAT, list(key), header, index.starts, index.by_port, index.ranges, index.names)
+        (
+            _INDEX_FORMAT,
+            list(key),
+            header,
+            *(a.tobytes() for a in (index.starts, by_port.ports, by_port.offsets, by_port.entries)),
+            index.ranges,
+            index.names,
+        )
     )
     directory, name = os.path.split(index_path)
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
@@ -361,16 +415,16 @@ def _load_file(path: str, *, default_source: str) -> Registry:
     """Load a data file through its compact index (built and saved on first use, and again
     whenever the file changes), so a lookup parses only the entries it returns."""
     try:
-        with open(path, encoding="utf-8") as file:
+        with open(path, "rb") as file:
             stat = os.fstat(file.fileno())
-            text = file.read()
-        if not text.endswith("\n"):
-            text += "\n"
+            data = file.read()
+        if not data.endswith(b"\n"):
+            data += b"\n"
         key = (path, stat.st_size, stat.st_mtime_ns)
         index_path = _index_path(default_source)
         loaded = _read_index(index_path, key)
-        if loaded is None or (loaded[1].starts and loaded[1].starts[-1] >= len(text)):
-            loaded = _build_index(text)
+        if loaded is None or (loaded[1].starts and loaded[1].starts[-1] >= len(data)):
+            loaded = _build_index(data)
             _write_index(index_path, key, *loaded)
         header, index = loaded
         info = RegistryInfo(
@@ -379,7 +433,7 @@ def _load_file(path: str, *, default_source: str) -> Registry:
             path=path,
             entries=len(index.starts),
         )
-        return Registry._from_index(text, index, info=info)
+        return Registry._from_index(data, index, info=info)
     except OSError as exc:
         raise RegistryError(f"cannot read registry data {path!r}: {exc.strerror}") from None
     except (RegistryError, UnicodeDecodeError) as exc:
