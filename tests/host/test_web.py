@@ -327,7 +327,8 @@ async def test_every_500_is_logged_with_its_cause(
 
     make_site(tmp_path)
     caplog.set_level(logging.ERROR, logger="portkit.host.app.site")
-    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\n'
+    # One process: the fault is injected into, and the log read from, this process.
+    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\nworkers = 1\n'
     async with running_host(text, tmp_path) as host:
         monkeypatch.setattr(web_module, "lookup", broken)
         status, _, _ = await get(url(host, "site", "/index.html"))

@@ -54,6 +54,11 @@ MAX_FIELDS = 128
 #: How often a stopping application looks whether its last response has ended.
 STOP_POLL = 0.05
 
+#: Seconds a connection accepted just before a stop gets to send its first request head
+#: (within the grace period): it may be on its way, and closing a connection with unread
+#: data resets it, losing a request the client had every reason to think accepted.
+FRESH_WAIT = 1.0
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WebOptions:
@@ -82,6 +87,12 @@ class WebOptions:
     max_connections: int = option(4096, help="connections served at once; more are refused", min=1)
     per_source: int | None = option(
         None, help="connections at once from one address; default: half of max_connections", min=1
+    )
+    workers: int | None = option(
+        None,
+        help="processes serving this application; default: one per CPU (1: the host's own)",
+        min=1,
+        max=256,
     )
 
 
@@ -124,6 +135,7 @@ class WebApp(Application):
         self._clocks: dict[RequestHandler, SendClock] = {}  # responses being sent
         self._ssl: Any = None  # made by prepare()
         self._requests: dict[RequestHandler, int] = {}  # requests served per connection
+        self._stopping = False
         self.small_files = SmallFiles()
 
     # -- requests -------------------------------------------------------------------------
@@ -142,7 +154,7 @@ class WebApp(Application):
         # forever by never pausing.
         count = self._requests.get(request.protocol, 0) + 1
         self._requests[request.protocol] = count
-        last = faulty or count >= self.options.max_requests
+        last = faulty or count >= self.options.max_requests or self._stopping
         try:
             response = await self.respond(request)
         except web.HTTPException as exc:
@@ -182,6 +194,7 @@ class WebApp(Application):
         counters.bytes_out += request.writer.output_size
         if response.status >= 500:
             counters.errors += 1
+        counters.changed()
         if not self.ctx.access_logger.handlers:
             return
         if self.ctx.access_format == "combined":
@@ -233,6 +246,7 @@ class WebApp(Application):
         slot = admit(self.admission, peer, self.ctx, stopping=False)
         if slot is None:
             self.counters.rejected += 1
+            self.counters.changed()
             # Not at once: aiohttp starts the connection's task right after this hook, and
             # a connection already lost by then fails an assertion in it (a traceback per
             # refused client).
@@ -363,20 +377,29 @@ class WebApp(Application):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(grace, 0.0)
+        self._stopping = True  # from now on every response closes its connection
         try:
             for site in list(runner.sites):
                 await site.stop()
             # Requests in progress get `grace` seconds; a connection with none (idle
-            # keep-alive, no request head yet, or its response just ended) closes at once.
+            # keep-alive, or its response just ended) closes at once, and one that has
+            # not sent its first request head yet gets FRESH_WAIT seconds to send it.
             # aiohttp's own shutdown is not used for this: it waits the timeout once for
             # the handlers, then once more after asking them to stop (twice the grace
             # when a client does not read), and takes a timeout of 0 as "wait forever".
             while True:
-                for handler in list(self._waiting):
+                now = time.monotonic()
+                for handler, since in list(self._waiting.items()):
                     transport = self._transports.get(handler)
-                    if transport is not None and not transport.is_closing():
+                    young = self._requests.get(handler, 0) == 0 and now - since < FRESH_WAIT
+                    if transport is not None and not transport.is_closing() and not young:
                         transport.close()
-                if len(self._waiting) >= len(self._transports) or loop.time() >= deadline:
+                busy = [
+                    handler
+                    for handler, transport in self._transports.items()
+                    if not transport.is_closing()
+                ]
+                if not busy or loop.time() >= deadline:
                     break
                 await asyncio.sleep(STOP_POLL)  # no event marks "the last response ended"
             left = [t for t in self._transports.values() if not t.is_closing()]
