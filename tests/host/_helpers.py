@@ -165,6 +165,17 @@ class ServeProcess:
         self.close()
 
 
+def show_status(status_file: Path) -> str:
+    """The output of ``portkit serve --status`` for ``status_file``."""
+    return subprocess.run(
+        [sys.executable, "-m", "portkit", "serve", "--status", "--status-file", str(status_file)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def addresses(doc: dict[str, Any], app: str) -> list[tuple[str, int]]:
     """The (host, port) pairs application ``app`` listens on, from a status document."""
     for entry in doc["apps"]:

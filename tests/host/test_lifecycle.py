@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from portkit.cli import main
-from tests.host._helpers import SRC, ServeProcess, addresses
+from tests.host._helpers import SRC, ServeProcess, addresses, show_status
 
 BIG = 16 * 1024 * 1024
 
@@ -92,21 +92,7 @@ def test_ready_via_notify_socket_ready_file_and_status(tmp_path: Path) -> None:
         status_file = tmp_path / "status.json"
         counters = poll_status(status_file, "echo", lambda c: c["connections_total"] == 1)
         assert counters["bytes_in"] == counters["bytes_out"] == 5
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "portkit",
-                "serve",
-                "--status",
-                "--status-file",
-                str(status_file),
-            ],
-            env={**os.environ, "PYTHONPATH": str(SRC)},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        out = show_status(status_file)
         assert "APP" in out.splitlines()[1]
         assert any(line.split()[:2] == ["echo", "echo"] for line in out.splitlines())
         serve.signal(signal.SIGTERM)

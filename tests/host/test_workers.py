@@ -29,7 +29,7 @@ import pytest
 
 from portkit.host._limits import Admission, AdmissionTable, SharedAdmission, Slot
 from portkit.host._tls import self_signed_pem
-from tests.host._helpers import ServeProcess, addresses, eventually, running_host, url
+from tests.host._helpers import ServeProcess, addresses, eventually, running_host, show_status, url
 
 SOURCES = 16  # client addresses 127.0.0.1 .. 127.0.0.16
 
@@ -300,6 +300,10 @@ def test_a_killed_worker_is_restarted_and_stop_leaves_no_process(tmp_path: Path)
                 assert sock.makefile("rb").read().endswith(b"small and served\n")
         workers = worker_pids(serve)
         assert children(parent) == set(workers)
+        status_file = tmp_path / "status.json"
+        shown = show_status(status_file)
+        header, row = shown.splitlines()[1:3]
+        assert row.split()[header.split().index("PROCS")] == "2"
         serve.signal(signal.SIGTERM)
         assert serve.wait(30) == 0
     assert not any(alive(pid) for pid in workers)
