@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from portkit.cli import main
-from tests.host._helpers import SRC, ServeProcess, addresses, show_status
+from tests.host._helpers import SRC, ServeProcess, addresses, poll_status, show_status
 
 BIG = 16 * 1024 * 1024
 
@@ -47,17 +47,6 @@ def site(tmp: Path) -> Path:
 
 def echo_app(port: int = 0) -> dict[str, Any]:
     return {"kind": "echo", "listen": f"127.0.0.1:{port}"}
-
-
-def poll_status(path: Path, app: str, done: Any) -> dict[str, int]:
-    """Re-read the status file (rewritten every second) until ``done(counters)``."""
-    deadline = time.monotonic() + 30
-    while True:
-        doc = json.loads(path.read_text())
-        counters: dict[str, int] = next(a for a in doc["apps"] if a["name"] == app)["counters"]
-        if done(counters) or time.monotonic() > deadline:
-            return counters
-        time.sleep(0.05)
 
 
 async def echo_round_trip(address: tuple[str, int], payload: bytes = b"ping\n") -> bytes:

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from email.parser import BytesParser
@@ -18,7 +19,16 @@ import pytest
 
 from portkit.host._host import Host
 from portkit.host._tls import self_signed_pem
-from tests.host._helpers import SRC, curl, parse_head, running_host, url
+from tests.host._helpers import (
+    SRC,
+    ServeProcess,
+    addresses,
+    curl,
+    parse_head,
+    poll_status,
+    running_host,
+    url,
+)
 
 SECRET = b"TOPSECRET-4f1c outside the document root"
 DOT_SECRET = b"DOTSECRET-77a0 in a dot-file inside the root"
@@ -399,6 +409,33 @@ async def test_a_half_closed_client_gets_its_answers_then_the_connection_closes(
         # A FIN in the middle of a request head: nothing to answer, the connection closes.
         assert await _half_closed_exchange(host, b"GET / HT") == b""
         assert host.apps["site"].counters.snapshot().connections_open == 0
+
+
+def test_a_client_that_closes_after_its_answer_holds_no_connection(tmp_path: Path) -> None:
+    # curl asks with keep-alive, reads the answer and closes. Its FIN may come while the
+    # host is still finishing the response: the connection must close then, not wait
+    # half-closed for the keep-alive timeout (holding a per-source slot all that time).
+    # `portkit serve` itself, on uvloop, where the FIN often comes in that moment.
+    make_site(tmp_path)
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\n'
+        "keepalive_timeout = 120.0\nheader_timeout = 120.0\n"
+    )
+    with ServeProcess(config, tmp_path) as serve:
+        host, port = addresses(serve.start(), "site")[0]
+        for _ in range(20):
+            done = subprocess.run(
+                ["curl", "-sS", "--max-time", "20", "-o", os.devnull, f"http://{host}:{port}/"],
+                check=False,
+            )
+            assert done.returncode == 0
+        counters = poll_status(
+            tmp_path / "status.json",
+            "site",
+            lambda c: c["connections_total"] == 20 and c["connections_open"] == 0,
+        )
+        assert (counters["connections_total"], counters["connections_open"]) == (20, 0)
 
 
 async def test_portkit_connect_reads_the_answer_to_a_half_closed_request(

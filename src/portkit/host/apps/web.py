@@ -524,21 +524,25 @@ class _Handler(RequestHandler):
     at the peer's close regardless.)
     """
 
-    __slots__ = ("_counters", "_peer_done")
+    __slots__ = ("_answered", "_counters", "_peer_done")
 
     def __init__(self, counters: Counters, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._counters = counters
         self._peer_done = False
+        self._answered = 0  # responses finished (aiohttp's _request_count: requests parsed)
 
     def data_received(self, data: bytes) -> None:
         self._counters.bytes_in += len(data)
         super().data_received(data)
 
     def eof_received(self) -> bool:  # type: ignore[override]
-        # Requests parsed and queued, or one taken from the queue and not yet answered:
-        # aiohttp's loop waits on ``_waiter`` only between requests.
-        pending = bool(self._messages) or (self._waiter is None and self._request_count > 0)
+        # Requests parsed and not yet answered (queued, or being answered). Counted rather
+        # than read from aiohttp's state: after a response ends, aiohttp runs a while
+        # before it waits for the next request, and a FIN in that moment, taken for a
+        # request in progress, kept an idle connection half-closed until its keep-alive
+        # timeout.
+        pending = self._request_count > self._answered
         transport = self.transport
         if not pending or transport is None or transport.get_extra_info("sslcontext"):
             return False  # asyncio closes the transport
@@ -549,6 +553,7 @@ class _Handler(RequestHandler):
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
         result = await super().finish_response(request, resp, start_time)
+        self._answered += 1
         if self._peer_done and not self._messages:
             self.close()  # the last request is answered: no keep-alive after the FIN
         return result
