@@ -27,6 +27,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from portkit.host._config import parse_config
+from portkit.host._host import BindError, Host
 from portkit.host._limits import Admission, AdmissionTable, SharedAdmission, Slot
 from portkit.host._tls import self_signed_pem
 from tests.host._helpers import ServeProcess, addresses, eventually, running_host, show_status, url
@@ -256,6 +258,62 @@ async def test_tls_workers_share_one_certificate(tmp_path: Path) -> None:
                 await writer.wait_closed()
         assert len(certs) == 1
         await eventually(lambda: host.apps["site"].counters.connections_total == 12, "counted")
+
+
+async def test_an_inherited_socket_is_shared_by_the_workers(tmp_path: Path) -> None:
+    # Socket activation hands over one socket, without SO_REUSEPORT: every worker accepts
+    # on it.
+    site(tmp_path)
+    inherited = socket.socket()
+    inherited.bind(("127.0.0.1", 0))
+    inherited.listen(16)
+    address = inherited.getsockname()
+    config = parse_config(
+        web(workers=2).replace('"127.0.0.1:0"', f'"127.0.0.1:{address[1]}"'),
+        file=str(tmp_path / "serve.toml"),
+        base_dir=tmp_path,
+    )
+    host = Host(config, status_file=tmp_path / "status.json", inherited=[("site", inherited)])
+    await host.start()
+    try:
+        assert host.bound("site") == [address]
+        assert len(host.status()["apps"][0]["workers"]) == 2
+        for _ in range(10):
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(b"GET /small.txt HTTP/1.0\r\n\r\n")
+            assert (await reader.read()).endswith(b"small and served\n")
+            writer.close()
+            await writer.wait_closed()
+        app = host.apps["site"]
+        await eventually(lambda: app.counters.connections_total == 10, "ten connections")
+    finally:
+        await host.stop(1.0)
+
+
+async def test_a_port_another_server_listens_on_is_refused(tmp_path: Path) -> None:
+    # Another server's SO_REUSEPORT socket would let the workers' sockets join it and
+    # take half of its connections: binding must fail as it does without workers.
+    site(tmp_path)
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.bind(("127.0.0.1", 0))
+    other.listen(16)
+    port = other.getsockname()[1]
+    config = parse_config(
+        web(workers=2).replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"'),
+        file=str(tmp_path / "serve.toml"),
+        base_dir=tmp_path,
+    )
+    host = Host(config, status_file=tmp_path / "status.json")
+    try:
+        with pytest.raises(
+            BindError, match=r"cannot listen on 127\.0\.0\.1:\d+ for \[apps\.site\]"
+        ):
+            await host.start()
+    finally:
+        other.close()
+        if host.ready.is_set():  # started after all: stop its workers
+            await host.stop(0.0)
 
 
 # -- the processes' life: `portkit serve` as a process ---------------------------------------
