@@ -367,6 +367,31 @@ def test_a_killed_worker_is_restarted_and_stop_leaves_no_process(tmp_path: Path)
     assert not any(alive(pid) for pid in workers)
 
 
+def test_a_worker_holds_none_of_the_hosts_descriptors(tmp_path: Path) -> None:
+    # Forked from the running host: its event loop (epoll set, self-pipe) and sockets
+    # must not live on in the worker. The worker has one loop, its own.
+    site(tmp_path)
+    config = tmp_path / "serve.toml"
+    config.write_text(web(workers=2) + '[apps.echo]\nkind = "echo"\nlisten = "127.0.0.1:0"\n')
+    with ServeProcess(config, tmp_path) as serve:
+        doc = serve.start()
+        assert serve.proc is not None
+        echo_port = addresses(doc, "echo")[0][1]
+        for pid in doc["apps"][0]["workers"]:
+            fd_dir = Path(f"/proc/{pid}/fd")
+            targets = [os.readlink(fd_dir / name) for name in os.listdir(fd_dir)]
+            assert targets.count("anon_inode:[eventpoll]") == 1, targets
+            held = subprocess.run(
+                ["ss", "-tlnpH", f"( sport = :{echo_port} )"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert f"pid={pid}," not in held, held  # the echo application's socket
+        serve.signal(signal.SIGTERM)
+        assert serve.wait(30) == 0
+
+
 def test_workers_die_with_a_killed_host(tmp_path: Path) -> None:
     site(tmp_path)
     with ServeProcess(write_config(tmp_path, workers=2), tmp_path) as serve:
