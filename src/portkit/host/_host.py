@@ -7,7 +7,9 @@ The order of :meth:`Host.start` is the order trusted daemons use:
 2. privileges are dropped to ``[host] user`` when running as root;
 3. applications start on duplicates of the listening sockets (the host keeps the
    originals, so a reload can hand an unchanged address to a new application without ever
-   closing the port);
+   closing the port); an application with ``workers`` above 1 (web, video) gets one
+   ``SO_REUSEPORT`` socket per worker and address, bound in step 1 with the others, and is
+   run by a :class:`~portkit.host._workers.WorkerGroup` that forks its worker processes;
 4. readiness is announced: a log line, the ``--ready-file``, ``READY=1`` to ``NOTIFY_SOCKET``.
 
 SIGTERM/SIGINT stop gracefully (stop accepting, ``grace`` seconds for in-flight
