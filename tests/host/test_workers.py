@@ -392,6 +392,33 @@ def test_a_worker_holds_none_of_the_hosts_descriptors(tmp_path: Path) -> None:
         assert serve.wait(30) == 0
 
 
+def test_sigterm_to_a_worker_is_a_graceful_stop_and_it_is_replaced(tmp_path: Path) -> None:
+    # systemd stops a service by signalling every process of it: a worker finishes what
+    # it serves, as the host would.
+    site(tmp_path)
+    with ServeProcess(write_config(tmp_path, workers=2), tmp_path) as serve:
+        doc = serve.start()
+        host, port = addresses(doc, "site")[0]
+        with socket.create_connection((host, port)) as download:
+            download.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            download.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+            stream = download.makefile("rb")
+            head = stream.read(4096)
+            (serving,) = server_sockets(port)[host]
+            rest: list[bytes] = []
+            reading = threading.Thread(target=lambda: rest.append(stream.read()))
+            reading.start()
+            os.kill(serving, signal.SIGTERM)
+            reading.join(30)
+            wait_until(lambda: serving not in worker_pids(serve), "a new worker")
+        assert len((head + rest[0]).partition(b"\r\n\r\n")[2]) == 16 * 1024 * 1024
+        assert f"worker 0 (pid {serving}) exited with status 0" in serve.stderr() or (
+            f"worker 1 (pid {serving}) exited with status 0" in serve.stderr()
+        )
+        serve.signal(signal.SIGTERM)
+        assert serve.wait(30) == 0
+
+
 def test_workers_die_with_a_killed_host(tmp_path: Path) -> None:
     site(tmp_path)
     with ServeProcess(write_config(tmp_path, workers=2), tmp_path) as serve:

@@ -30,7 +30,9 @@ How the pieces keep their promises:
   opened once by the host with ``O_APPEND``: lines never mix (for a pipe as standard
   error, lines up to ``PIPE_BUF``, 4096 bytes).
 - **Stopping.** :meth:`WorkerGroup.stop` tells every worker to stop with the grace
-  period, then kills what is left after it. A worker whose parent dies gets ``SIGKILL``
+  period, then kills what is left after it. SIGTERM to a worker itself is a graceful stop
+  too (systemd signals every process of a service), after which the group starts another
+  unless it is stopping. A worker whose parent dies gets ``SIGKILL``
   from the kernel (``PR_SET_PDEATHSIG``), and one whose control pipe ends stops on its own:
   no worker outlives the host.
 - **Restarts.** A worker that dies is started again (its connections died with it, and
@@ -423,23 +425,35 @@ class WorkerGroup(Application):
         await app.start(self._listeners[index])
         control.setblocking(False)
         loop = asyncio.get_running_loop()
+        # SIGTERM to a worker (systemd's stop signals every process of the service) is a
+        # graceful stop too; the host starts another unless it is stopping itself.
+        terminated = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, terminated.set)
         await loop.sock_sendall(control, b"ready\n")
         publisher = asyncio.create_task(_publish_now_and_then(board, index, counters))
-        grace = 0.0
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = await loop.sock_recv(control, 4096)
-            if not chunk:
-                # The host is gone without a word (or its end was closed): stop with the
-                # grace the application was configured with.
-                grace = self.grace
-                break
-            data += chunk
-        if data.startswith(b"stop "):
-            grace = float(data[5:].strip() or 0.0)
-        await app.stop(grace)
+        told = asyncio.create_task(_read_stop(control))
+        signalled = asyncio.create_task(terminated.wait())
+        await asyncio.wait([told, signalled], return_when=asyncio.FIRST_COMPLETED)
+        # Told to stop: with the host's grace for this stop; the host gone without a word
+        # (its end of the pipe closed), or SIGTERM: with the configured grace.
+        grace = told.result() if told.done() else None
+        told.cancel()
+        signalled.cancel()
+        await app.stop(self.grace if grace is None else grace)
         publisher.cancel()
         board.publish(index, counters)
+
+
+async def _read_stop(control: socket.socket) -> float | None:  # pragma: no cover - worker
+    """Wait for ``stop GRACE`` from the host: GRACE, or None when the pipe ends first."""
+    loop = asyncio.get_running_loop()
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = await loop.sock_recv(control, 4096)
+        if not chunk:
+            return None
+        data += chunk
+    return float(data.removeprefix(b"stop ").strip() or 0.0)
 
 
 async def _publish_now_and_then(board: _Board, index: int, counters: Counters) -> None:
