@@ -392,6 +392,30 @@ def test_a_worker_holds_none_of_the_hosts_descriptors(tmp_path: Path) -> None:
         assert serve.wait(30) == 0
 
 
+class Download:
+    """A 16 MiB download begun (head read), whose rest a thread reads once asked to."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        self.sock.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+        self._stream = self.sock.makefile("rb")
+        self.head = self._stream.read(4096)
+        self._rest: list[bytes] = []
+        self._reading = threading.Thread(target=lambda: self._rest.append(self._stream.read()))
+
+    def read_on(self) -> None:
+        """Go on reading in a thread (while the test waits on the host)."""
+        self._reading.start()
+
+    def body(self) -> bytes:
+        """The whole body, once the rest is read."""
+        self._reading.join(30)
+        self._stream.close()
+        self.sock.close()
+        return (self.head + self._rest[0]).partition(b"\r\n\r\n")[2]
+
+
 def test_sigterm_to_a_worker_is_a_graceful_stop_and_it_is_replaced(tmp_path: Path) -> None:
     # systemd stops a service by signalling every process of it: a worker finishes what
     # it serves, as the host would.
@@ -399,19 +423,12 @@ def test_sigterm_to_a_worker_is_a_graceful_stop_and_it_is_replaced(tmp_path: Pat
     with ServeProcess(write_config(tmp_path, workers=2), tmp_path) as serve:
         doc = serve.start()
         host, port = addresses(doc, "site")[0]
-        with socket.create_connection((host, port)) as download:
-            download.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            download.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
-            stream = download.makefile("rb")
-            head = stream.read(4096)
-            (serving,) = server_sockets(port)[host]
-            rest: list[bytes] = []
-            reading = threading.Thread(target=lambda: rest.append(stream.read()))
-            reading.start()
-            os.kill(serving, signal.SIGTERM)
-            reading.join(30)
-            wait_until(lambda: serving not in worker_pids(serve), "a new worker")
-        assert len((head + rest[0]).partition(b"\r\n\r\n")[2]) == 16 * 1024 * 1024
+        download = Download(host, port)
+        (serving,) = server_sockets(port)[host]
+        download.read_on()
+        os.kill(serving, signal.SIGTERM)
+        assert len(download.body()) == 16 * 1024 * 1024
+        wait_until(lambda: serving not in worker_pids(serve), "a new worker")
         assert f"worker 0 (pid {serving}) exited with status 0" in serve.stderr() or (
             f"worker 1 (pid {serving}) exited with status 0" in serve.stderr()
         )
@@ -436,28 +453,20 @@ def test_reload_replaces_the_workers_and_keeps_a_download(tmp_path: Path) -> Non
         doc = serve.start()
         old = doc["apps"][0]["workers"]
         host, port = addresses(doc, "site")[0]
-        with socket.create_connection((host, port)) as download:
-            download.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            download.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
-            stream = download.makefile("rb")
-            head = stream.read(4096)
-            assert head.startswith(b"HTTP/1.0 200")
-            config.write_text(config.read_text().replace("workers = 2", "workers = 3"))
-            rest: list[bytes] = []
-            reading = threading.Thread(target=lambda: rest.append(stream.read()))
-            reading.start()
-            serve.signal(signal.SIGHUP)  # READY=1 once the old workers are done
-            serve.wait_notify("READY=1")
-            reading.join(30)
-            new = worker_pids(serve)
-            assert len(new) == 3
-            assert not set(new) & set(old)
-            for _ in range(6):
-                with socket.create_connection((host, port)) as sock:
-                    sock.sendall(b"GET /small.txt HTTP/1.0\r\n\r\n")
-                    assert sock.makefile("rb").read().endswith(b"small and served\n")
-        body = (head + rest[0]).partition(b"\r\n\r\n")[2]
-        assert len(body) == 16 * 1024 * 1024
+        download = Download(host, port)
+        assert download.head.startswith(b"HTTP/1.0 200")
+        config.write_text(config.read_text().replace("workers = 2", "workers = 3"))
+        download.read_on()
+        serve.signal(signal.SIGHUP)  # READY=1 once the old workers are done
+        serve.wait_notify("READY=1")
+        assert len(download.body()) == 16 * 1024 * 1024
+        new = worker_pids(serve)
+        assert len(new) == 3
+        assert not set(new) & set(old)
+        for _ in range(6):
+            with socket.create_connection((host, port)) as sock:
+                sock.sendall(b"GET /small.txt HTTP/1.0\r\n\r\n")
+                assert sock.makefile("rb").read().endswith(b"small and served\n")
         wait_until(lambda: not any(alive(pid) for pid in old), "the old workers exit")
         assert "reload: [apps.site] restarted: options workers" in serve.stderr()
         serve.signal(signal.SIGTERM)
