@@ -1,8 +1,9 @@
 """Benchmark `portkit serve` against its peers, side by side in one run, on loopback only.
 
-1. Static files under wrk: the ``web`` application (default settings) vs a bare aiohttp
-   static-file app vs nginx (one worker per core), all serving the same directory
-   (requests/s and p99 latency, per file size).
+1. Static files under wrk: the ``web`` application (default settings: one worker process
+   per core), the same with ``workers = 1``, a bare aiohttp static-file app and nginx (one
+   worker per core), all serving the same directory (requests/s and p99 latency, per file
+   size).
 2. TCP forwarding: the ``forward`` application vs socat (throughput of one large transfer,
    and connections/s for short request/response connections).
 
@@ -146,6 +147,17 @@ def bench_static(
         [PY, "-m", "portkit", "serve", str(config), "--status-file", str(tmp / "s.json")],
         p1,
     )
+    # The same with one process (workers = 1): what the worker processes add.
+    p4 = free_port()
+    one = tmp / "one.toml"
+    one.write_text(
+        f'[apps.web]\nkind = "web"\nlisten = "127.0.0.1:{p4}"\nroot = "{root}"\n'
+        f"max_connections = 10000\nworkers = 1\n"
+    )
+    servers["portkit 1 proc"] = (
+        [PY, "-m", "portkit", "serve", str(one), "--status-file", str(tmp / "s1.json")],
+        p4,
+    )
     servers["bare aiohttp"] = ([PY, "-c", BARE_AIOHTTP, str(root), str(p2)], p2)
     if shutil.which("nginx"):
         (tmp / "nginx.conf").write_text(NGINX.format(tmp=tmp, port=p3, root=root))
@@ -163,6 +175,21 @@ def bench_static(
                 for label, (_args, port) in servers.items():
                     samples[label].append(
                         wrk(f"http://127.0.0.1:{port}/{name}", duration, connections)
+                    )
+            if "nginx" in samples:
+                # Paired: each round's ratio comes from runs a few seconds apart.
+                for label in ("portkit web", "portkit 1 proc"):
+                    ratios = [
+                        mine / theirs
+                        for (mine, _), (theirs, _) in zip(
+                            samples[label], samples["nginx"], strict=True
+                        )
+                    ]
+                    shown = " ".join(f"{r:.2f}" for r in ratios)
+                    print(
+                        f"  {label} / nginx, {name}, per round: {shown}"
+                        f" (median {statistics.median(ratios):.2f}x)",
+                        flush=True,
                     )
             for label, runs in samples.items():
                 rps = statistics.median(r for r, _ in runs)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,28 @@ class ServeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def poll_status(path: Path, app: str, done: Any) -> dict[str, int]:
+    """Re-read the status file (rewritten every second) until ``done(counters)``."""
+    deadline = time.monotonic() + 30
+    while True:
+        doc = json.loads(path.read_text())
+        counters: dict[str, int] = next(a for a in doc["apps"] if a["name"] == app)["counters"]
+        if done(counters) or time.monotonic() > deadline:
+            return counters
+        time.sleep(0.05)
+
+
+def show_status(status_file: Path) -> str:
+    """The output of ``portkit serve --status`` for ``status_file``."""
+    return subprocess.run(
+        [sys.executable, "-m", "portkit", "serve", "--status", "--status-file", str(status_file)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def addresses(doc: dict[str, Any], app: str) -> list[tuple[str, int]]:

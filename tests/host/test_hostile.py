@@ -83,7 +83,8 @@ async def test_a_client_that_never_reads_is_dropped(
 ) -> None:
     site(tmp_path)
     caplog.set_level(logging.INFO, logger="portkit.host.app.site")
-    async with running_host(web(kind, send_timeout=0.5), tmp_path) as host:
+    # One process (workers = 1): the log lines are read from this process's records.
+    async with running_host(web(kind, send_timeout=0.5, workers=1), tmp_path) as host:
         with never_reading(host.bound("site")[0], 1):
             counters = host.apps["site"].counters
             await eventually(lambda: counters.connections_open == 1, "the client is served")

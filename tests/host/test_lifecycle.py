@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from portkit.cli import main
-from tests.host._helpers import SRC, ServeProcess, addresses
+from tests.host._helpers import SRC, ServeProcess, addresses, poll_status, show_status
 
 BIG = 16 * 1024 * 1024
 
@@ -47,17 +47,6 @@ def site(tmp: Path) -> Path:
 
 def echo_app(port: int = 0) -> dict[str, Any]:
     return {"kind": "echo", "listen": f"127.0.0.1:{port}"}
-
-
-def poll_status(path: Path, app: str, done: Any) -> dict[str, int]:
-    """Re-read the status file (rewritten every second) until ``done(counters)``."""
-    deadline = time.monotonic() + 30
-    while True:
-        doc = json.loads(path.read_text())
-        counters: dict[str, int] = next(a for a in doc["apps"] if a["name"] == app)["counters"]
-        if done(counters) or time.monotonic() > deadline:
-            return counters
-        time.sleep(0.05)
 
 
 async def echo_round_trip(address: tuple[str, int], payload: bytes = b"ping\n") -> bytes:
@@ -92,21 +81,7 @@ def test_ready_via_notify_socket_ready_file_and_status(tmp_path: Path) -> None:
         status_file = tmp_path / "status.json"
         counters = poll_status(status_file, "echo", lambda c: c["connections_total"] == 1)
         assert counters["bytes_in"] == counters["bytes_out"] == 5
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "portkit",
-                "serve",
-                "--status",
-                "--status-file",
-                str(status_file),
-            ],
-            env={**os.environ, "PYTHONPATH": str(SRC)},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        out = show_status(status_file)
         assert "APP" in out.splitlines()[1]
         assert any(line.split()[:2] == ["echo", "echo"] for line in out.splitlines())
         serve.signal(signal.SIGTERM)

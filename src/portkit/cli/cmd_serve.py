@@ -350,6 +350,7 @@ def _print_status(doc: dict[str, Any], print_table: Any) -> None:
                 app["name"],
                 app["kind"],
                 " ".join(app["listen"]),
+                len(app.get("workers", ())) or 1,
                 c["connections_open"],
                 c["connections_total"],
                 c["bytes_in"],
@@ -360,6 +361,17 @@ def _print_status(doc: dict[str, Any], print_table: Any) -> None:
         )
     print(f"portkit serve, pid {doc['pid']}, {doc['config']}, {doc['reloads']} reloads")
     print_table(
-        ["APP", "KIND", "LISTEN", "OPEN", "TOTAL", "BYTES-IN", "BYTES-OUT", "ERRORS", "REJECTED"],
+        [
+            "APP",
+            "KIND",
+            "LISTEN",
+            "PROCS",
+            "OPEN",
+            "TOTAL",
+            "BYTES-IN",
+            "BYTES-OUT",
+            "ERRORS",
+            "REJECTED",
+        ],
         rows,
     )

@@ -155,6 +155,7 @@ class Counters:
         "connections_open",
         "connections_total",
         "errors",
+        "on_change",
         "rejected",
     )
 
@@ -165,13 +166,22 @@ class Counters:
         self.bytes_out = 0
         self.errors = 0
         self.rejected = 0  # connections refused by a limit (instances, per_source, cps)
+        #: Called by :meth:`changed` (a worker process publishes its counters with it).
+        self.on_change: Callable[[Counters], None] | None = None
 
     def opened(self) -> None:
         self.connections_open += 1
         self.connections_total += 1
+        self.changed()
 
     def closed(self) -> None:
         self.connections_open -= 1
+        self.changed()
+
+    def changed(self) -> None:
+        """A connection or a response ended: tell whoever watches (see :attr:`on_change`)."""
+        if self.on_change is not None:
+            self.on_change(self)
 
     def snapshot(self) -> CountersSnapshot:
         return CountersSnapshot(

@@ -7,7 +7,9 @@ The order of :meth:`Host.start` is the order trusted daemons use:
 2. privileges are dropped to ``[host] user`` when running as root;
 3. applications start on duplicates of the listening sockets (the host keeps the
    originals, so a reload can hand an unchanged address to a new application without ever
-   closing the port);
+   closing the port); an application with ``workers`` above 1 (web, video) gets one
+   ``SO_REUSEPORT`` socket per worker and address, bound in step 1 with the others, and is
+   run by a :class:`~portkit.host._workers.WorkerGroup` that forks its worker processes;
 4. readiness is announced: a log line, the ``--ready-file``, ``READY=1`` to ``NOTIFY_SOCKET``.
 
 SIGTERM/SIGINT stop gracefully (stop accepting, ``grace`` seconds for in-flight
@@ -77,14 +79,26 @@ class BindError(NetworkError):
     """A listening socket could not be bound."""
 
 
-def bind_listener(address: ListenAddress, owner: str) -> socket.socket:
-    """Bind and listen on ``address`` (non-blocking, SO_REUSEADDR, IPv6-only for v6)."""
+def bind_listener(
+    address: ListenAddress, owner: str, *, reuse_port: bool = False, port: int | None = None
+) -> socket.socket:
+    """Bind and listen on ``address`` (non-blocking, SO_REUSEADDR, IPv6-only for v6).
+
+    ``reuse_port``: with ``SO_REUSEPORT``, so that more sockets (one per worker process)
+    can join it on the same address; ``port`` overrides the address's port (the port a
+    first socket got for port 0).
+    """
     sock = socket.socket(address.family, socket.SOCK_STREAM)
+    where = (address.host, address.port if port is None else port)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if address.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((address.host, address.port))
+        if reuse_port:
+            if port is None and address.port != 0:
+                _check_free(address)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(where)
         sock.listen(BACKLOG)
         sock.setblocking(False)
     except OSError as exc:
@@ -96,6 +110,38 @@ def bind_listener(address: ListenAddress, owner: str) -> socket.socket:
             ) from None
         raise BindError(f"{what}: {exc.strerror or exc}") from None
     return sock
+
+
+def _check_free(address: ListenAddress) -> None:
+    """Fail as a plain bind would when something listens on ``address`` already.
+
+    Sockets with ``SO_REUSEPORT`` of one user share a port: without this check a second
+    ``portkit serve`` on the same port would silently take half of the connections. A
+    socket without it cannot bind where anything listens.
+    """
+    probe = socket.socket(address.family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if address.family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        probe.bind((address.host, address.port))
+    finally:
+        probe.close()
+
+
+def workers_of(config: AppConfig) -> int:
+    """How many processes serve ``config``: its ``workers`` option, else one per CPU.
+
+    Kinds without the option are served by the host process itself (1).
+    """
+    if not hasattr(config.options, "workers"):
+        return 1
+    count: int | None = config.options.workers
+    if count is None:
+        from portkit.host._workers import default_workers
+
+        return default_workers()
+    return count
 
 
 def default_status_path() -> Path:
@@ -138,6 +184,8 @@ class Host:
         self.status_file = status_file or config.host.status_file or default_status_path()
         self._inherited = list(inherited)
         self._sockets: dict[str, socket.socket] = {}
+        # More SO_REUSEPORT sockets on the address of a key, one per worker beyond the first.
+        self._siblings: dict[str, list[socket.socket]] = {}
         self._running: dict[str, _Running] = {}
         self._stopped = asyncio.Event()
         self.ready = asyncio.Event()  # set once every application serves
@@ -172,7 +220,7 @@ class Host:
             except BaseException:
                 await self._stop_apps(list(self._running), 0.0)
                 for key in fresh:
-                    self._sockets.pop(key).close()
+                    self._close_key(key)
                 raise
             for name, sock in self._inherited:
                 if sock.fileno() >= 0 and sock not in self._sockets.values():
@@ -192,9 +240,8 @@ class Host:
             # Stop accepting first: with the host's copies closed, a listening socket dies
             # as soon as its application closes its own, and new clients are refused rather
             # than left waiting in a backlog that nobody will accept from.
-            for sock in self._sockets.values():
-                sock.close()
-            self._sockets.clear()
+            for key in list(self._sockets):
+                self._close_key(key)
             await self._stop_apps(list(self._running), grace)
             if self._status_task is not None:
                 self._status_task.cancel()
@@ -240,7 +287,8 @@ class Host:
             needed = {_socket_key(a.name, addr) for a in new.apps for addr in a.listen}
             for key in list(self._sockets):
                 if key not in needed:
-                    self._sockets.pop(key).close()
+                    self._close_key(key)
+            self._trim_siblings(new)
             await asyncio.sleep(0)  # let each stop close its servers before others accept
             try:
                 await self._start_apps(to_start, new)
@@ -321,15 +369,17 @@ class Host:
         """The status document (``--status``, ``--ready-file``): apps, endpoints, counters."""
         apps = []
         for name, run in self._running.items():
-            snap = run.ctx.counters.snapshot()
-            apps.append(
-                {
-                    "name": name,
-                    "kind": run.config.kind,
-                    "listen": [_format(a) for a in self.bound(name)],
-                    "counters": dataclasses.asdict(snap),
-                }
-            )
+            snap = run.app.counters.snapshot()
+            entry: dict[str, Any] = {
+                "name": name,
+                "kind": run.config.kind,
+                "listen": [_format(a) for a in self.bound(name)],
+                "counters": dataclasses.asdict(snap),
+            }
+            pids = getattr(run.app, "pids", None)
+            if pids is not None:
+                entry["workers"] = pids
+            apps.append(entry)
         return {
             "pid": os.getpid(),
             "config": self.config.source,
@@ -341,23 +391,57 @@ class Host:
     # -- internals ------------------------------------------------------------------------
 
     def _bind_all(self, config: HostConfig) -> list[str]:
-        """Bind every listener ``config`` needs that is not bound yet; all or nothing."""
+        """Bind every listener ``config`` needs that is not bound yet; all or nothing.
+
+        An application served by worker processes gets one ``SO_REUSEPORT`` socket per
+        worker and address (the first one in ``_sockets``, the others in ``_siblings``).
+        """
         fresh: list[str] = []
+        fresh_siblings: list[tuple[str, socket.socket]] = []
         try:
             for app in config.apps:
+                workers = workers_of(app)
+                reuse_port = hasattr(app.options, "workers")
                 for address in app.listen:
                     key = _socket_key(app.name, address)
-                    if key in self._sockets:
-                        continue
-                    self._sockets[key] = self._take_inherited(app.name, address) or bind_listener(
-                        address, app.name
-                    )
-                    fresh.append(key)
+                    if key not in self._sockets:
+                        self._sockets[key] = self._take_inherited(
+                            app.name, address
+                        ) or bind_listener(address, app.name, reuse_port=reuse_port)
+                        fresh.append(key)
+                    primary = self._sockets[key]
+                    if workers < 2 or not primary.getsockopt(
+                        socket.SOL_SOCKET, socket.SO_REUSEPORT
+                    ):
+                        continue  # one process, or one socket the workers share
+                    siblings = self._siblings.setdefault(key, [])
+                    while len(siblings) < workers - 1:
+                        port = _sockname(primary)[1]
+                        sibling = bind_listener(address, app.name, reuse_port=True, port=port)
+                        siblings.append(sibling)
+                        fresh_siblings.append((key, sibling))
         except BaseException:
+            for key, sibling in fresh_siblings:
+                self._siblings[key].remove(sibling)
+                sibling.close()
             for key in fresh:
-                self._sockets.pop(key).close()
+                self._close_key(key)
             raise
         return fresh
+
+    def _close_key(self, key: str) -> None:
+        """Close the listening socket(s) of ``key``."""
+        self._sockets.pop(key).close()
+        for sibling in self._siblings.pop(key, []):
+            sibling.close()
+
+    def _trim_siblings(self, config: HostConfig) -> None:
+        """Close the worker sockets no application of ``config`` needs any longer."""
+        for app in config.apps:
+            for address in app.listen:
+                siblings = self._siblings.get(_socket_key(app.name, address), [])
+                while len(siblings) > max(0, workers_of(app) - 1):
+                    siblings.pop().close()
 
     def _take_inherited(self, name: str, address: ListenAddress) -> socket.socket | None:
         """An activation socket named after the app, else one bound to ``address``."""
@@ -459,22 +543,41 @@ class Host:
 
     def _create_app(self, config: AppConfig, whole: HostConfig) -> _Running:
         kind = load_kind(config.kind)
-        ctx = AppContext.for_app(
-            config.name, config.kind, Counters(), access_format=_access_format(config, whole)
-        )
+        access_format = _access_format(config, whole)
+        ctx = AppContext.for_app(config.name, config.kind, Counters(), access_format=access_format)
         handler = _access_handler(config, whole)
         ctx.access_logger.handlers.clear()
         ctx.access_logger.propagate = False
         ctx.access_logger.setLevel(logging.INFO)
         if handler is not None:
             ctx.access_logger.addHandler(handler)
-        app = kind.create(config.options, ctx)
+        workers = workers_of(config)
+        app: Application
         listeners = []
-        for address in config.listen:
-            original = self._sockets[_socket_key(config.name, address)]
-            dup = original.dup()
-            dup.setblocking(False)
-            listeners.append(Listener(sock=dup, endpoint=address.text))
+        for index in range(workers):
+            for address in config.listen:
+                key = _socket_key(config.name, address)
+                siblings = self._siblings.get(key, [])
+                original = siblings[index - 1] if 0 < index <= len(siblings) else self._sockets[key]
+                dup = original.dup()
+                dup.setblocking(False)
+                listeners.append(Listener(sock=dup, endpoint=address.text))
+        if workers == 1:
+            app = kind.create(config.options, ctx)
+        else:
+            from portkit.host._workers import WorkerGroup
+
+            # The application each worker runs; its counters are the worker's own.
+            inner = AppContext.for_app(
+                config.name, config.kind, Counters(), access_format=access_format
+            )
+            app = WorkerGroup(
+                kind.create(config.options, inner),
+                ctx,
+                count=workers,
+                access_fd=_handler_fd(handler),
+                grace=whole.host.grace,
+            )
         return _Running(config=config, app=app, ctx=ctx, listeners=listeners, handler=handler)
 
     async def _stop_apps(self, names: list[str], grace: float) -> None:
@@ -499,7 +602,7 @@ class Host:
 
     def _announce_ready(self) -> None:
         self.ready.set()
-        count = sum(len(run.listeners) for run in self._running.values())
+        count = sum(len(run.config.listen) for run in self._running.values())
         log.info(
             "ready: %d applications on %d listeners (pid %d)",
             len(self._running),
@@ -542,6 +645,12 @@ def _access_handler(config: AppConfig, whole: HostConfig) -> logging.Handler | N
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     return handler
+
+
+def _handler_fd(handler: logging.Handler | None) -> int | None:
+    """The descriptor an access-log handler writes to (workers write there too)."""
+    stream = getattr(handler, "stream", None)
+    return None if stream is None else int(stream.fileno())
 
 
 def _access_format(config: AppConfig, whole: HostConfig) -> str:

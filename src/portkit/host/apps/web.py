@@ -54,6 +54,11 @@ MAX_FIELDS = 128
 #: How often a stopping application looks whether its last response has ended.
 STOP_POLL = 0.05
 
+#: Seconds a connection accepted just before a stop gets to send its first request head
+#: (within the grace period): it may be on its way, and closing a connection with unread
+#: data resets it, losing a request the client had every reason to think accepted.
+FRESH_WAIT = 1.0
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WebOptions:
@@ -82,6 +87,12 @@ class WebOptions:
     max_connections: int = option(4096, help="connections served at once; more are refused", min=1)
     per_source: int | None = option(
         None, help="connections at once from one address; default: half of max_connections", min=1
+    )
+    workers: int | None = option(
+        None,
+        help="processes serving this application; default: one per CPU (1: the host's own)",
+        min=1,
+        max=256,
     )
 
 
@@ -115,8 +126,9 @@ class WebApp(Application):
         super().__init__(ctx)
         self.options = options
         self.root = options.root.resolve()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._transports: dict[RequestHandler, asyncio.Transport] = {}
+        self._socks: dict[RequestHandler, Any] = {}  # each connection's socket, for TCP_INFO
         self._waiting: dict[RequestHandler, float] = {}  # handler -> since when, no request head
         self._sweeper: asyncio.Task[None] | None = None
         self.admission = Admission(options.max_connections, options.per_source)
@@ -124,6 +136,7 @@ class WebApp(Application):
         self._clocks: dict[RequestHandler, SendClock] = {}  # responses being sent
         self._ssl: Any = None  # made by prepare()
         self._requests: dict[RequestHandler, int] = {}  # requests served per connection
+        self._stopping = False
         self.small_files = SmallFiles()
 
     # -- requests -------------------------------------------------------------------------
@@ -142,7 +155,7 @@ class WebApp(Application):
         # forever by never pausing.
         count = self._requests.get(request.protocol, 0) + 1
         self._requests[request.protocol] = count
-        last = faulty or count >= self.options.max_requests
+        last = faulty or count >= self.options.max_requests or self._stopping
         try:
             response = await self.respond(request)
         except web.HTTPException as exc:
@@ -182,6 +195,7 @@ class WebApp(Application):
         counters.bytes_out += request.writer.output_size
         if response.status >= 500:
             counters.errors += 1
+        counters.changed()
         if not self.ctx.access_logger.handlers:
             return
         if self.ctx.access_format == "combined":
@@ -233,18 +247,21 @@ class WebApp(Application):
         slot = admit(self.admission, peer, self.ctx, stopping=False)
         if slot is None:
             self.counters.rejected += 1
+            self.counters.changed()
             # Not at once: aiohttp starts the connection's task right after this hook, and
             # a connection already lost by then fails an assertion in it (a traceback per
             # refused client).
             asyncio.get_running_loop().call_soon(transport.abort)
             return
         self._transports[handler] = transport
+        self._socks[handler] = transport.get_extra_info("socket")
         self._slots[handler] = slot
         self._waiting[handler] = time.monotonic()
         self.counters.opened()
 
     def _on_disconnect(self, handler: RequestHandler) -> None:
         if self._transports.pop(handler, None) is not None:
+            self._socks.pop(handler, None)
             self._waiting.pop(handler, None)
             self._clocks.pop(handler, None)
             self._requests.pop(handler, None)
@@ -253,10 +270,10 @@ class WebApp(Application):
 
     def _start_send_clock(self, handler: RequestHandler) -> None:
         """A response begins: from now on the client must take it (send_timeout)."""
-        transport = self._transports.get(handler)
-        if transport is None:
+        if handler not in self._transports:
             return
-        acked = bytes_acked(transport.get_extra_info("socket"))
+        # The socket object asked for once per connection (asyncio makes one per call).
+        acked = bytes_acked(self._socks.get(handler))
         if acked is not None:  # None: no TCP_INFO here, so no send timeout either
             options = self.options
             self._clocks[handler] = SendClock(
@@ -314,20 +331,19 @@ class WebApp(Application):
         self._ssl = self.ssl_context()
 
     async def start(self, listeners: Sequence[Listener]) -> None:
-        app = web.Application(client_max_size=1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        runner = web.AppRunner(
-            app,
+        # aiohttp's low-level server: every request goes to handle(), with no router and
+        # no middleware chain in between (an Application's routing and handling took about
+        # a sixth of a worker's time for a small file, for one catch-all route).
+        server = web.Server(
+            self.handle,  # type: ignore[arg-type]
             access_log_class=_AccessLogger.bind(self),
             keepalive_timeout=self.options.keepalive_timeout,
-            handle_signals=False,
             max_line_size=MAX_LINE,
             max_field_size=MAX_LINE,
             max_headers=MAX_FIELDS,
         )
+        runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
-        server = runner.server
-        assert server is not None
         # Count connections and watch request heads: wrap the server's own hooks.
         made, lost = server.connection_made, server.connection_lost
 
@@ -363,20 +379,29 @@ class WebApp(Application):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(grace, 0.0)
+        self._stopping = True  # from now on every response closes its connection
         try:
             for site in list(runner.sites):
                 await site.stop()
             # Requests in progress get `grace` seconds; a connection with none (idle
-            # keep-alive, no request head yet, or its response just ended) closes at once.
+            # keep-alive, or its response just ended) closes at once, and one that has
+            # not sent its first request head yet gets FRESH_WAIT seconds to send it.
             # aiohttp's own shutdown is not used for this: it waits the timeout once for
             # the handlers, then once more after asking them to stop (twice the grace
             # when a client does not read), and takes a timeout of 0 as "wait forever".
             while True:
-                for handler in list(self._waiting):
+                now = time.monotonic()
+                for handler, since in list(self._waiting.items()):
                     transport = self._transports.get(handler)
-                    if transport is not None and not transport.is_closing():
+                    young = self._requests.get(handler, 0) == 0 and now - since < FRESH_WAIT
+                    if transport is not None and not transport.is_closing() and not young:
                         transport.close()
-                if len(self._waiting) >= len(self._transports) or loop.time() >= deadline:
+                busy = [
+                    handler
+                    for handler, transport in self._transports.items()
+                    if not transport.is_closing()
+                ]
+                if not busy or loop.time() >= deadline:
                     break
                 await asyncio.sleep(STOP_POLL)  # no event marks "the last response ended"
             left = [t for t in self._transports.values() if not t.is_closing()]
@@ -501,21 +526,25 @@ class _Handler(RequestHandler):
     at the peer's close regardless.)
     """
 
-    __slots__ = ("_counters", "_peer_done")
+    __slots__ = ("_answered", "_counters", "_peer_done")
 
     def __init__(self, counters: Counters, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._counters = counters
         self._peer_done = False
+        self._answered = 0  # responses finished (aiohttp's _request_count: requests parsed)
 
     def data_received(self, data: bytes) -> None:
         self._counters.bytes_in += len(data)
         super().data_received(data)
 
     def eof_received(self) -> bool:  # type: ignore[override]
-        # Requests parsed and queued, or one taken from the queue and not yet answered:
-        # aiohttp's loop waits on ``_waiter`` only between requests.
-        pending = bool(self._messages) or (self._waiter is None and self._request_count > 0)
+        # Requests parsed and not yet answered (queued, or being answered). Counted rather
+        # than read from aiohttp's state: after a response ends, aiohttp runs a while
+        # before it waits for the next request, and a FIN in that moment, taken for a
+        # request in progress, kept an idle connection half-closed until its keep-alive
+        # timeout.
+        pending = self._request_count > self._answered
         transport = self.transport
         if not pending or transport is None or transport.get_extra_info("sslcontext"):
             return False  # asyncio closes the transport
@@ -526,6 +555,7 @@ class _Handler(RequestHandler):
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
         result = await super().finish_response(request, resp, start_time)
+        self._answered += 1
         if self._peer_done and not self._messages:
             self.close()  # the last request is answered: no keep-alive after the FIN
         return result
