@@ -194,7 +194,7 @@ def test_check_finds_portkit_toml_in_the_current_directory(
     assert main(["serve", "--check"]) == 0
     out = capsys.readouterr().out
     assert "here" in out
-    assert "portkit.toml: ok, 1 applications" in out
+    assert "portkit.toml: ok, 1 application\n" in out
 
 
 @pytest.mark.parametrize(

@@ -460,3 +460,11 @@ def test_what_an_application_logs_names_the_application(tmp_path: Path) -> None:
     lines = [line for line in serve.stderr().splitlines() if "cannot open the widget" in line]
     assert len(lines) == 1
     assert lines[0].startswith("portkit serve: [apps.widget] 127.0.0.1:"), lines
+
+
+def test_log_lines_count_in_words() -> None:
+    from portkit.host._host import _count
+
+    assert _count(1, "application") == "1 application"
+    assert _count(0, "listener") == "0 listeners"
+    assert _count(3, "listener") == "3 listeners"

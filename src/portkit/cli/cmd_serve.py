@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             print_json([{"name": n, "kind": k, "listen": ls.split()} for n, k, ls in rows])
         else:
             print_table(["APP", "KIND", "LISTEN"], rows)
-            print(f"{args.config}: ok, {len(rows)} applications")
+            print(f"{args.config}: ok, {len(rows)} application{'' if len(rows) == 1 else 's'}")
         return 0
 
     handler = logging.StreamHandler(sys.stderr)

@@ -236,7 +236,7 @@ class Host:
         _systemd.notify("STOPPING=1")
         grace = self.config.host.grace if grace is None else grace
         async with self._lock:
-            log.info("stopping: %d applications, %.1fs grace", len(self._running), grace)
+            log.info("stopping: %s, %.1fs grace", _count(len(self._running), "application"), grace)
             # Stop accepting first: with the host's copies closed, a listening socket dies
             # as soon as its application closes its own, and new clients are refused rather
             # than left waiting in a backlog that nobody will accept from.
@@ -308,7 +308,7 @@ class Host:
             self.reloads += 1
             self._log_reload(old, new, changed, to_start)
             self._write_status()
-            _systemd.notify("READY=1", f"STATUS={len(self._running)} applications")
+            _systemd.notify("READY=1", f"STATUS={_count(len(self._running), 'application')}")
             return True
 
     def _log_reload(
@@ -603,17 +603,11 @@ class Host:
     def _announce_ready(self) -> None:
         self.ready.set()
         count = sum(len(run.config.listen) for run in self._running.values())
-        log.info(
-            "ready: %d applications on %d listeners (pid %d)",
-            len(self._running),
-            count,
-            os.getpid(),
-        )
+        apps = _count(len(self._running), "application")
+        log.info("ready: %s on %s (pid %d)", apps, _count(count, "listener"), os.getpid())
         if self.ready_file is not None:
             _write_json_atomic(self.ready_file, self.status())
-        _systemd.notify(
-            "READY=1", f"STATUS={len(self._running)} applications", f"MAINPID={os.getpid()}"
-        )
+        _systemd.notify("READY=1", f"STATUS={apps}", f"MAINPID={os.getpid()}")
 
     def _write_status(self) -> None:
         try:
@@ -668,6 +662,11 @@ def _sockname(sock: socket.socket) -> tuple[str, int]:
 def _format(address: tuple[str, int]) -> str:
     host, port = address
     return host_port(host, port)
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 application``, ``2 applications``: log lines a person reads."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
