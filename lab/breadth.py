@@ -221,8 +221,8 @@ def _certificate(d: Path) -> tuple[Path, Path]:
 
 def _openvpn(d: Path, port: int) -> list[str]:
     key, cert = _certificate(d)
-    return ["/usr/sbin/openvpn", "--tls-server", "--proto", "tcp-server", "--local", HOST,
-            "--port", str(port), "--dev", "null", "--ca", str(cert), "--cert", str(cert),
+    return ["/usr/sbin/openvpn", "--server", "10.251.0.0", "255.255.255.0", "--proto", "tcp-server", "--local", HOST,
+            "--port", str(port), "--dev", "tun", "--topology", "subnet", "--ca", str(cert), "--cert", str(cert),
             "--key", str(key), "--dh", "none", "--verb", "1"]  # fmt: skip
 
 
