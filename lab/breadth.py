@@ -220,9 +220,13 @@ def _certificate(d: Path) -> tuple[Path, Path]:
 
 
 def _openvpn(d: Path, port: int) -> list[str]:
+    # A server for many clients, as deployed (--server): a point-to-point --tls-server
+    # serves one peer, closes on the first stray bytes and is deaf for about a second
+    # while it restarts. The tun device exists only inside the namespace.
     key, cert = _certificate(d)
-    return ["/usr/sbin/openvpn", "--server", "10.251.0.0", "255.255.255.0", "--proto", "tcp-server", "--local", HOST,
-            "--port", str(port), "--dev", "tun", "--topology", "subnet", "--ca", str(cert), "--cert", str(cert),
+    return ["/usr/sbin/openvpn", "--server", "10.251.0.0", "255.255.255.0",
+            "--proto", "tcp-server", "--local", HOST, "--port", str(port),
+            "--dev", "tun", "--topology", "subnet", "--ca", str(cert), "--cert", str(cert),
             "--key", str(key), "--dh", "none", "--verb", "1"]  # fmt: skip
 
 

@@ -30,7 +30,7 @@ from portkit.proto.epmd import EPMD, EPMD_PORT_PLEASE
 from portkit.proto.finger import FINGER, FINGER_LIST
 from portkit.proto.ftp import FTP, FTP_SYST
 from portkit.proto.git import GIT, GIT_UPLOAD_PACK
-from portkit.proto.http import HTTP, HTTP2, HTTP_GET, HTTP_GET_VERSION
+from portkit.proto.http import HTTP, HTTP2, HTTP_GET, HTTP_GET_CONSUL_SELF, HTTP_GET_VERSION
 from portkit.proto.ident import IDENT, IDENT_QUERY
 from portkit.proto.ike import IKE, IKE_SA_INIT
 from portkit.proto.irc import IRC, IRC_REGISTER
@@ -80,6 +80,7 @@ from portkit.proto.xmpp import XMPP, XMPP_STREAM
 from portkit.proto.zookeeper import ZOOKEEPER, ZOOKEEPER_SRVR
 
 __all__ = [
+    "API_DOCUMENTS",
     "BANNER_MATCHERS",
     "MATCHERS",
     "MAX_RESPONSE_BYTES",
@@ -167,10 +168,14 @@ TCP_PROBES: tuple[Probe, ...] = (
     RELP_OPEN,
     # After SOCKS 5, in a later batch: a proxy that speaks both (Dante) is named socks5.
     SOCKS4_CONNECT,
-    # Only worth sending where the registry expects etcd, Docker or Kubernetes: anywhere
-    # else the GET above has already answered.
+    # Only worth sending where the registry expects etcd, Docker, Kubernetes or Consul:
+    # anywhere else the GET above has already answered (and an answer without a product
+    # is followed by these documents).
     HTTP_GET_VERSION,
+    HTTP_GET_CONSUL_SELF,
 )
+# The documents that name HTTP API servers (see above).
+API_DOCUMENTS: tuple[Probe, ...] = (HTTP_GET_VERSION, HTTP_GET_CONSUL_SELF)
 UDP_PROBES: tuple[Probe, ...] = (
     DNS_VERSION_UDP,
     NTP_CLIENT,

@@ -19,7 +19,14 @@ from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verd
 from portkit.proto._text import parse_head, split_product
 from portkit.proto.httpapps import classify
 
-__all__ = ["HTTP", "HTTP2", "HTTP_GET", "HTTP_GET_VERSION", "http_get_request"]
+__all__ = [
+    "HTTP",
+    "HTTP2",
+    "HTTP_GET",
+    "HTTP_GET_CONSUL_SELF",
+    "HTTP_GET_VERSION",
+    "http_get_request",
+]
 
 USER_AGENT = "portkit"
 MAX_BODY_BYTES = 8192
@@ -213,4 +220,13 @@ HTTP_GET_VERSION = Probe(
     build=lambda host: http_get_request(host, "/version"),
     matchers=("http",),
     services=("etcd-client", "docker", "kubernetes"),
+)
+
+# Consul with its web UI on redirects / to /ui/; the agent's own description names its
+# version in Config.Version (see :mod:`portkit.proto.httpapps`).
+HTTP_GET_CONSUL_SELF = Probe(
+    name="http-get-consul-self",
+    build=lambda host: http_get_request(host, "/v1/agent/self"),
+    matchers=("http",),
+    services=("consul",),
 )

@@ -11,8 +11,9 @@ whether the server is better named by another service than ``http``:
   object of their own shape; InfluxDB adds ``X-Influxdb-Version`` to every response.
 - ``consul``: HashiCorp Consul's HTTP API adds ``X-Consul-*`` headers (``X-Consul-Index``,
   ``X-Consul-Knownleader``, ``X-Consul-Default-Acl-Policy``) to its answers, and
-  ``/v1/agent/self`` holds ``{"Config": {"Version": ...}}``; with its web UI turned off
-  the agent answers ``GET /`` with a text page that begins "Consul Agent".
+  ``/v1/agent/self`` holds ``{"Config": {"Version": ...}}`` (with ``Datacenter`` and
+  ``NodeName``, the agent's description); with its web UI turned off the agent answers
+  ``GET /`` with a text page that begins "Consul Agent", with it on a redirect to ``/ui/``.
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ def _json_shape(body: bytes) -> Classified | None:
     # Docker Engine API /version: ApiVersion, Version, GoVersion, ...
     if "ApiVersion" in doc and "GoVersion" in doc:
         return Classified(service="docker", product="Docker", version=text("Version"))
+    # Consul's /v1/agent/self: the agent's configuration, its Member and its version.
+    config = doc.get("Config")
+    if isinstance(config, dict) and "Datacenter" in config and "NodeName" in config:
+        return Classified(service="consul", product="Consul", version=_consul_version(body))
     # Kubernetes API server /version: major, minor, gitVersion, platform.
     if "gitVersion" in doc and "major" in doc and "platform" in doc:
         version = text("gitVersion")

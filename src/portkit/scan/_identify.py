@@ -25,7 +25,11 @@ memory-BIO TLS is ``_channel.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import functools
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 
 from portkit._errors import (
@@ -35,6 +39,7 @@ from portkit._errors import (
     UsageError,
 )
 from portkit.proto import (
+    API_DOCUMENTS,
     BANNER_MATCHERS,
     MATCHERS,
     SPEAKS_FIRST,
@@ -50,7 +55,7 @@ from portkit.proto import (
     tls_name,
     wants_tls_first,
 )
-from portkit.proto.http import HTTP_GET, HTTP_GET_VERSION
+from portkit.proto.http import HTTP_GET, HTTP_GET_CONSUL_SELF
 from portkit.proto.jetdirect import PJL_INFO_ID
 from portkit.proto.mail import SMTP_EHLO
 from portkit.proto.starttls import STARTTLS_PROTOCOLS, StartTlsClient
@@ -61,14 +66,16 @@ from portkit.scan._channel import (
     is_echo,
     server_hostname,
 )
-from portkit.scan._identify_udp import UDP_WAIT, identify_udp
+from portkit.scan._identify_udp import LIGHT_UDP_PROBES, UDP_WAIT, identify_udp
 from portkit.scan._model import Identification, PortResult, PortState, TlsInfo, nmap_service
 
 __all__ = [
     "BANNER_WAIT",
     "CONNECT_TIMEOUT",
     "DEFAULT_BUDGET",
+    "DETECT_LEVELS",
     "EVIDENCE_BYTES",
+    "LIGHT_UDP_PROBES",
     "LIKELY_PROBE_WAIT",
     "PARALLEL_PROBES",
     "PROBE_WAIT",
@@ -76,6 +83,7 @@ __all__ = [
     "SPEAKS_FIRST_WAIT",
     "TLS_TIMEOUT",
     "UDP_WAIT",
+    "detect_level",
     "identify",
     "nmap_service",
     "probe_port",
@@ -98,6 +106,9 @@ RAW_PRINTING_PORTS = range(9100, 9108)
 """Raw printing ports ("JetDirect"): a printer prints whatever arrives there, so the ladder
 sends only the PJL identity query (which prints nothing), as nmap's version detection
 leaves these ports alone."""
+FOLLOW_UP_WAIT = 3.0
+"""Seconds for a recognised server to answer its own protocol's probe (an IRC server
+finishes looking up the client's name before it answers registration)."""
 QUIET_WAIT = 0.1
 """Once a probe's own matchers have all said no, seconds of silence that end its answer."""
 TLS_TIMEOUT = 2.0
@@ -107,7 +118,48 @@ RTT_FACTOR = 4
 PARALLEL_PROBES = 4
 """Probes sent at once (each on its own connection) once the likely ones have failed."""
 INNER_PROBES = 4
-"""Probes tried inside TLS after the greeting and HTTP, each needing a new handshake."""
+"""Probes tried inside TLS after the greeting and HTTP, each needing a new handshake
+(every probe at ``--detect=all``)."""
+
+DETECT_LEVELS = ("light", "normal", "all")
+"""How far down the ladder identification goes (nmap's ``--version-intensity``):
+
+- ``light``: listen, the probe likely for the port, TLS (and inside it the greeting and
+  HTTP), and the follow-ups of a match; no generic probes. UDP: the probes likely for
+  the port, else the first :data:`LIGHT_UDP_PROBES` of the catalogue.
+- ``normal`` (the default): and then every generic TCP probe (the API documents only
+  after an HTTP answer), :data:`INNER_PROBES` inside TLS; UDP: every probe.
+- ``all``: every probe, inside TLS too, and the API documents as generic probes, in
+  twice the budget.
+"""
+_BUDGET_FACTOR = {"light": 1.0, "normal": 1.0, "all": 2.0}
+_LEVEL: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "portkit_detect_level", default="normal"
+)
+
+
+@contextlib.contextmanager
+def detect_level(level: str) -> Iterator[None]:
+    """Within the block, :func:`identify` goes as far as ``level`` unless told otherwise.
+
+    How ``portkit scan --detect=LEVEL`` reaches every identification of a scan without
+    threading the level through the scan engine. Tasks created inside the block (and the
+    scan's, started from it) see it.
+
+    Raises:
+        UsageError: ``level`` is not one of :data:`DETECT_LEVELS`.
+    """
+    token = _LEVEL.set(_checked_level(level))
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
+
+
+def _checked_level(level: str) -> str:
+    if level not in DETECT_LEVELS:
+        raise UsageError(f"detect level must be light, normal or all, not {level!r}")
+    return level
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,6 +230,7 @@ class _Ladder:
     port: int
     expected: str | None
     deadline: float
+    level: str = "normal"
     rtt: float = 0.0
     evidence: bytes = b""
     connections: int = 0
@@ -258,7 +311,8 @@ async def identify(
     *,
     transport: str = "tcp",
     expected: str | None = None,
-    budget: float = DEFAULT_BUDGET,
+    budget: float | None = None,
+    level: str | None = None,
 ) -> Identification:
     """Find out what answers on ``host``:``port``.
 
@@ -267,7 +321,10 @@ async def identify(
         port: the port, 1-65535.
         transport: ``"tcp"`` or ``"udp"``.
         expected: the registry's service name for the port, to try its probes first.
-        budget: seconds the whole identification may take.
+        budget: seconds the whole identification may take (default
+            :data:`DEFAULT_BUDGET`, twice that at level ``all``).
+        level: how far down the ladder to go, one of :data:`DETECT_LEVELS` (default:
+            the :func:`detect_level` in force, else ``normal``).
 
     Returns:
         The :class:`Identification`; ``service`` is ``None`` when nothing matched, with
@@ -277,19 +334,26 @@ async def identify(
         ConnectionRefused: nothing listens (TCP), or the port is closed (UDP, ICMP).
         ConnectTimeout: the first TCP connection was not accepted in time.
         NetworkError: another connection failure.
-        UsageError: a port, transport or budget out of range.
+        UsageError: a port, transport, budget or level out of range.
     """
     if transport not in ("tcp", "udp"):
         raise UsageError(f"transport must be tcp or udp, not {transport!r}")
     if not 0 < port <= 65535:
         raise UsageError(f"port must be 1-65535, not {port}")
+    level, deadline = _level_and_deadline(level, budget)
+    if transport == "udp":
+        return await identify_udp(host, port, expected, deadline, light=level == "light")
+    ladder = _Ladder(host=host, port=port, expected=expected, deadline=deadline, level=level)
+    return await _identify_tcp(ladder)
+
+
+def _level_and_deadline(level: str | None, budget: float | None) -> tuple[str, float]:
+    level = _LEVEL.get() if level is None else _checked_level(level)
+    if budget is None:
+        budget = DEFAULT_BUDGET * _BUDGET_FACTOR[level]
     if not budget > 0:
         raise UsageError(f"budget must be positive, not {budget}")
-    deadline = asyncio.get_running_loop().time() + budget
-    if transport == "udp":
-        return await identify_udp(host, port, expected, deadline)
-    ladder = _Ladder(host=host, port=port, expected=expected, deadline=deadline)
-    return await _identify_tcp(ladder)
+    return level, asyncio.get_running_loop().time() + budget
 
 
 async def _identify_tcp(ladder: _Ladder) -> Identification:
@@ -353,7 +417,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
     if tls_first:
         found = await _try_tls(ladder, chan)
         if found is not None:
-            return found
+            return await _follow_up(ladder, found)
     else:
         first = probes_for(expected)[0] if expected else HTTP_GET
         if raw_printing:
@@ -406,17 +470,26 @@ async def _climb(ladder: _Ladder) -> Identification | None:
         # 3. TLS.
         found = await _try_tls(ladder, await ladder.connect())
         if found is not None:
-            return found
+            return await _follow_up(ladder, found)
     # 4. The remaining probes, each on a connection of its own, a few at a time: a server
     #    that ignores what it does not understand costs one wait per few probes, not one
-    #    per probe. GET /version is not among them: it follows an HTTP answer (step 2's
-    #    follow-up), and a server that did not answer GET / will not answer it either.
-    #    Where the registry expects etcd, Docker or Kubernetes, GET /version was step 2.
-    remaining = [p for p in probes_for(expected) if p is not first and p is not HTTP_GET_VERSION]
+    #    per probe. The API documents (GET /version, ...) are not among them: they follow
+    #    an HTTP answer (step 2's follow-up), and a server that did not answer GET / will
+    #    not answer them either. Where the registry expects etcd, Docker, Kubernetes or
+    #    Consul, its document was step 2.
+    if ladder.level == "light":
+        return None
+    remaining = [
+        p
+        for p in probes_for(expected)
+        if p is not first and (p not in API_DOCUMENTS or ladder.level == "all")
+    ]
     return await _first_match(ladder, remaining)
 
 
-async def _first_match(ladder: _Ladder, probes: list[Probe]) -> Identification | None:
+async def _first_match(
+    ladder: _Ladder, probes: list[Probe], tls: TlsInfo | None = None
+) -> Identification | None:
     """Run ``probes``, :data:`PARALLEL_PROBES` at a time, in order; the first match wins.
 
     A sliding window, not batches: a probe that ends early (the server closed, or its
@@ -424,51 +497,87 @@ async def _first_match(ladder: _Ladder, probes: list[Probe]) -> Identification |
     what it does not understand does not hold the ladder for the slowest of a batch.
     The order is a priority: a match wins only once every earlier probe has ended
     without one, so a server that answers two probes (Dante answers SOCKS 5 and SOCKS 4)
-    is named by the earlier, whichever answer arrives first.
+    is named by the earlier, whichever answer arrives first. Once something matched, no
+    new probe starts and the later ones still running are stopped; every probe has ended
+    (and closed its connection) when this returns. With ``tls`` (the handshake that
+    showed TLS on this port) each probe goes inside a handshake of its own.
     """
-    running: dict[asyncio.Task[_Outcome | None], int] = {}
-    upcoming = iter(enumerate(probes))
+    slots = asyncio.Semaphore(PARALLEL_PROBES)
+    running: dict[int, asyncio.Task[None]] = {}
     best: tuple[int, Identification] | None = None  # the earliest match so far
+
+    async def run(index: int, probe: Probe) -> None:
+        nonlocal best
+        outcome = await _probe_once(ladder, probe, tls=tls is not None)
+        if outcome is None:
+            return
+        ladder.note(outcome.data, eof=outcome.eof, echo=outcome.echo)
+        if outcome.match is not None and (best is None or index < best[0]):
+            name = _named(probe, tls is not None)
+            best = (index, ladder.result(outcome.match, name, outcome.data, tls))
+            for later, task in list(running.items()):
+                if later > index:
+                    task.cancel()
+
+    def ended(index: int, _task: asyncio.Task[None]) -> None:
+        slots.release()
+        running.pop(index, None)
+
+    async with _structured() as group:
+        for index, probe in enumerate(probes):
+            await slots.acquire()
+            if best is not None or ladder.remaining() <= 0:
+                slots.release()
+                break
+            task = group.create_task(run(index, probe))
+            running[index] = task
+            # A task cancelled before it started never runs its own code: its slot is
+            # given back when it is done, however it ended.
+            task.add_done_callback(functools.partial(ended, index))
+    return None if best is None else best[1]
+
+
+@contextlib.asynccontextmanager
+async def _structured() -> AsyncIterator[asyncio.TaskGroup]:
+    """An :class:`asyncio.TaskGroup` whose one failure comes out as itself.
+
+    The ladder's tasks fail only with portkit's own errors (a connection that broke in
+    an unexpected way); callers catch those by class, not inside an exception group.
+    """
     try:
-        while True:
-            # Once something matched, no new probe starts: only earlier ones may still win.
-            while best is None and len(running) < PARALLEL_PROBES and ladder.remaining() > 0:
-                step = next(upcoming, None)
-                if step is None:
-                    break
-                running[asyncio.create_task(_probe_once(ladder, step[1]))] = step[0]
-            if best is not None and all(index > best[0] for index in running.values()):
-                return best[1]
-            if not running:
-                return None
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                index = running.pop(task)
-                outcome = task.result()
-                if outcome is None:
-                    continue
-                ladder.note(outcome.data, eof=outcome.eof, echo=outcome.echo)
-                if outcome.match is not None and (best is None or index < best[0]):
-                    best = (index, ladder.result(outcome.match, probes[index].name, outcome.data))
-    finally:
-        for task in running:
-            task.cancel()
-        # Let the stopped probes close their connections before going on.
-        await asyncio.gather(*running, return_exceptions=True)
+        async with asyncio.TaskGroup() as group:
+            yield group
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]
+        raise first from first.__cause__
 
 
-async def _probe_once(ladder: _Ladder, probe: Probe) -> _Outcome | None:
-    """Send ``probe`` on a new connection and judge the answer; ``None`` if none was made."""
+async def _probe_once(
+    ladder: _Ladder, probe: Probe, *, wait: float | None = None, tls: bool = False
+) -> _Outcome | None:
+    """Send ``probe`` on a new connection and judge the answer; ``None`` if none was made.
+
+    With ``tls`` the probe goes inside a TLS handshake made first (``None`` when that
+    fails). ``wait`` replaces the probe's own wait (:data:`PROBE_WAIT` unless it says).
+    """
     try:
         chan = await ladder.connect()
     except Closed:
         return None
     try:
+        if tls:
+            shaken = await chan.start_tls(
+                server_hostname(ladder.host),
+                ladder.phase_deadline(PROBE_WAIT),
+                ladder.phase_deadline(TLS_TIMEOUT),
+            )
+            if shaken is None:
+                return None
         return await _exchange(
             chan,
             probe.build(ladder.host),
             matchers_for(probe),
-            ladder.wait(PROBE_WAIT),
+            ladder.wait(wait or probe.wait or PROBE_WAIT),
             ladder.deadline,
             own=len(probe.matchers),
         )
@@ -477,45 +586,70 @@ async def _probe_once(ladder: _Ladder, probe: Probe) -> _Outcome | None:
 
 
 async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
-    """Complete a match made by someone else's probe.
+    """Complete a match made by someone else's probe, or one that named no product.
 
     A plain answer that says "this is a TLS port" (nginx's 400 page) is confirmed with a
     handshake. A server recognised only from its reaction to another protocol's probe
-    (RabbitMQ answering an HTTP request with its AMQP header) is asked once with its own
-    probe, which names the product. An HTTP server that named no product is asked
-    ``GET /version``: etcd, Docker and Kubernetes answer ``GET /`` with a bare 404, and
-    their version document names them.
+    (RabbitMQ answering an HTTP request with its AMQP header, an IRC server's notices
+    before registration) is asked once with its own probe, which names the product. An
+    HTTP server that named no product is asked for the documents that name API servers
+    (:func:`_api_documents`). A match made inside TLS is followed up inside TLS.
     """
-    if found.service is None or found.tls is not None or ladder.remaining() <= 0:
+    if found.service is None or ladder.remaining() <= 0:
         return found
-    if wants_tls_first(found.service):
+    inside = found.tls is not None
+    if not inside and wants_tls_first(found.service):
         try:
-            inner = await _try_tls(ladder, await ladder.connect())
+            within = await _try_tls(ladder, await ladder.connect())
         except Closed:
             return found
-        return inner if inner is not None else found
+        return within if within is not None else found
+    service = (plain_name(found.service) or found.service) if inside else found.service
+    if service == "consul" and found.version is None:
+        return await _api_documents(ladder, found, (HTTP_GET_CONSUL_SELF,))
     if found.product is not None:
         return found
-    if found.service == "http" and found.probe != HTTP_GET_VERSION.name:
-        return await _version_document(ladder, found)
-    own = next((p for p in TCP_PROBES if found.service in p.services), None)
-    if own is None or own.name == found.probe:
+    if service == "http":
+        return await _api_documents(ladder, found, API_DOCUMENTS)
+    own = next((p for p in TCP_PROBES if service in p.services), None)
+    if own is None or found.probe in (own.name, f"tls+{own.name}"):
         return found
-    got = await _probe_once(ladder, own)
-    if got is None or got.match is None or got.match.service != found.service:
+    got = await _probe_once(ladder, own, wait=FOLLOW_UP_WAIT, tls=inside)
+    if got is None or got.match is None or got.match.service != service:
         return found
-    better = ladder.result(got.match, own.name, got.data)
+    better = ladder.result(got.match, _named(own, inside), got.data, found.tls)
     return better if better.product or better.version else found
 
 
-async def _version_document(ladder: _Ladder, found: Identification) -> Identification:
-    """``found`` (HTTP, no product) named better by the server's answer to ``GET /version``."""
-    got = await _probe_once(ladder, HTTP_GET_VERSION)
-    if got is None or got.match is None:
+def _named(probe: Probe, inside: bool) -> str:
+    return f"tls+{probe.name}" if inside else probe.name
+
+
+async def _api_documents(
+    ladder: _Ladder, found: Identification, probes: tuple[Probe, ...]
+) -> Identification:
+    """``found`` (HTTP) named better by the server's answer to one of ``probes``.
+
+    etcd, Docker and Kubernetes answer ``GET /`` with a bare 404 and name themselves in
+    ``GET /version``; Consul with its web UI on redirects ``/`` to ``/ui/`` and names
+    its version in ``GET /v1/agent/self``. The documents are asked for at once, each on
+    a connection of its own (inside TLS when ``found`` was); the first in ``probes``
+    order that names a product wins. Not asked again when ``found`` came from one.
+    """
+    inside = found.tls is not None
+    if found.probe in {_named(p, inside) for p in probes}:
         return found
-    better = ladder.result(got.match, HTTP_GET_VERSION.name, got.data)
-    # A web server's 404 page for /version says no more than its / did: keep the first.
-    return better if better.product else found
+    async with _structured() as group:
+        asked = [group.create_task(_probe_once(ladder, p, tls=inside)) for p in probes]
+    for probe, task in zip(probes, asked, strict=True):
+        got = task.result()
+        if got is None or got.match is None:
+            continue
+        better = ladder.result(got.match, _named(probe, inside), got.data, found.tls)
+        # A web server's 404 page for /version says no more than its / did: keep the first.
+        if better.product:
+            return better
+    return found
 
 
 async def _try_tls(ladder: _Ladder, chan: Channel) -> Identification | None:
@@ -574,34 +708,13 @@ async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identifi
         ladder.note(got.data, eof=got.eof, echo=got.echo)
         if got.match is not None:
             return ladder.result(got.match, "tls+http-get", got.data, info)
-    others = [p for p in probes_for(plain_expected) if p is not HTTP_GET][:INNER_PROBES]
-    for probe in others:
-        if ladder.remaining() <= 0:
-            break
-        try:
-            inner = await ladder.connect()
-        except Closed:
-            break
-        try:
-            again = await inner.start_tls(
-                server_hostname(ladder.host),
-                ladder.phase_deadline(PROBE_WAIT),
-                ladder.phase_deadline(TLS_TIMEOUT),
-            )
-            if again is None:
-                break
-            got = await _exchange(
-                inner,
-                probe.build(ladder.host),
-                matchers_for(probe),
-                ladder.wait(PROBE_WAIT),
-                ladder.deadline,
-                own=len(probe.matchers),
-            )
-        finally:
-            await inner.close()
-        if got.match is not None:
-            return ladder.result(got.match, f"tls+{probe.name}", got.data, info)
+    if ladder.level != "light":
+        others = [p for p in probes_for(plain_expected) if p is not HTTP_GET]
+        if ladder.level == "normal":
+            others = [p for p in others if p not in API_DOCUMENTS][:INNER_PROBES]
+        found = await _first_match(ladder, others, tls=info)
+        if found is not None:
+            return found
     h2 = await _alpn_h2(ladder)
     if h2 is not None:
         return Identification(
@@ -686,7 +799,8 @@ async def probe_port(
     *,
     transport: str = "tcp",
     expected: str | None = None,
-    budget: float = DEFAULT_BUDGET,
+    budget: float | None = None,
+    level: str | None = None,
 ) -> PortResult:
     """Identify what answers on ``host``:``port`` and report it as a :class:`PortResult`.
 
@@ -696,19 +810,17 @@ async def probe_port(
     started = time.perf_counter()
     try:
         if transport == "udp":
-            found = await identify(host, port, transport="udp", expected=expected, budget=budget)
+            found = await identify(
+                host, port, transport="udp", expected=expected, budget=budget, level=level
+            )
             state = PortState.OPEN if found.service or found.evidence else PortState.OPEN_FILTERED
             reason = "udp-response" if found.evidence else "no-response"
             return PortResult(
                 host=host, port=port, transport="udp", state=state, reason=reason,
                 expected=expected, identified=found,
             )  # fmt: skip
-        ladder = _Ladder(
-            host=host,
-            port=port,
-            expected=expected,
-            deadline=asyncio.get_running_loop().time() + budget,
-        )
+        level, deadline = _level_and_deadline(level, budget)
+        ladder = _Ladder(host=host, port=port, expected=expected, deadline=deadline, level=level)
         found = await _identify_tcp(ladder)
     except ConnectionRefused:
         closed = "port-unreach" if transport == "udp" else "conn-refused"
