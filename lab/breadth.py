@@ -372,6 +372,9 @@ SERVERS = (
            "3.4.23", _etcd),
     Server("node-exporter", "/usr/bin/prometheus-node-exporter", 9100, "tcp", "http-get",
            "http", "Prometheus Node Exporter", "", _node_exporter),
+    # The same daemon's metrics: the follow-up that names its version.
+    Server("node-exporter-metrics", "/usr/bin/prometheus-node-exporter", 9100, "tcp",
+           "http-get-metrics", "http", "Prometheus Node Exporter", "1.5.0", _node_exporter),
     Server("influxdb", "/usr/bin/influxd", 8086, "tcp", "http-get", "http", "InfluxDB",
            "1.6.7~rc0", _influxd),
     Server("tftpd-hpa", "/usr/sbin/in.tftpd", 69, "udp", "tftp-read", "tftp", "", "",

@@ -30,7 +30,14 @@ from portkit.proto.epmd import EPMD, EPMD_PORT_PLEASE
 from portkit.proto.finger import FINGER, FINGER_LIST
 from portkit.proto.ftp import FTP, FTP_SYST
 from portkit.proto.git import GIT, GIT_UPLOAD_PACK
-from portkit.proto.http import HTTP, HTTP2, HTTP_GET, HTTP_GET_CONSUL_SELF, HTTP_GET_VERSION
+from portkit.proto.http import (
+    HTTP,
+    HTTP2,
+    HTTP_GET,
+    HTTP_GET_CONSUL_SELF,
+    HTTP_GET_METRICS,
+    HTTP_GET_VERSION,
+)
 from portkit.proto.ident import IDENT, IDENT_QUERY
 from portkit.proto.ike import IKE, IKE_SA_INIT
 from portkit.proto.irc import IRC, IRC_REGISTER
@@ -82,6 +89,7 @@ from portkit.proto.zookeeper import ZOOKEEPER, ZOOKEEPER_SRVR
 __all__ = [
     "API_DOCUMENTS",
     "BANNER_MATCHERS",
+    "FOLLOW_UP_PROBES",
     "MATCHERS",
     "MAX_RESPONSE_BYTES",
     "SPEAKS_FIRST",
@@ -176,6 +184,9 @@ TCP_PROBES: tuple[Probe, ...] = (
 )
 # The documents that name HTTP API servers (see above).
 API_DOCUMENTS: tuple[Probe, ...] = (HTTP_GET_VERSION, HTTP_GET_CONSUL_SELF)
+# Probes sent only to complete a match: the API documents, and a Prometheus exporter's
+# metrics (its page names it, its metrics its version).
+FOLLOW_UP_PROBES: tuple[Probe, ...] = (*API_DOCUMENTS, HTTP_GET_METRICS)
 UDP_PROBES: tuple[Probe, ...] = (
     DNS_VERSION_UDP,
     NTP_CLIENT,

@@ -55,7 +55,7 @@ from portkit.proto import (
     tls_name,
     wants_tls_first,
 )
-from portkit.proto.http import HTTP_GET, HTTP_GET_CONSUL_SELF
+from portkit.proto.http import HTTP_GET, HTTP_GET_CONSUL_SELF, HTTP_GET_METRICS
 from portkit.proto.jetdirect import PJL_INFO_ID
 from portkit.proto.mail import SMTP_EHLO
 from portkit.proto.starttls import STARTTLS_PROTOCOLS, StartTlsClient
@@ -607,6 +607,8 @@ async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
     service = (plain_name(found.service) or found.service) if inside else found.service
     if service == "consul" and found.version is None:
         return await _api_documents(ladder, found, (HTTP_GET_CONSUL_SELF,))
+    if _exporter(found) and found.version is None:
+        return await _api_documents(ladder, found, (HTTP_GET_METRICS,))
     if found.product is not None:
         return found
     if service == "http":
@@ -621,6 +623,11 @@ async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
     return better if better.product or better.version else found
 
 
+def _exporter(found: Identification) -> bool:
+    """A Prometheus exporter, known by its page: its metrics name its version."""
+    return found.product is not None and found.product.startswith("Prometheus ")
+
+
 def _named(probe: Probe, inside: bool) -> str:
     return f"tls+{probe.name}" if inside else probe.name
 
@@ -632,7 +639,8 @@ async def _api_documents(
 
     etcd, Docker and Kubernetes answer ``GET /`` with a bare 404 and name themselves in
     ``GET /version``; Consul with its web UI on redirects ``/`` to ``/ui/`` and names
-    its version in ``GET /v1/agent/self``. The documents are asked for at once, each on
+    its version in ``GET /v1/agent/self``; a Prometheus exporter's ``GET /metrics``
+    holds its version. The documents are asked for at once, each on
     a connection of its own (inside TLS when ``found`` was); the first in ``probes``
     order that names a product wins. Not asked again when ``found`` came from one.
     """
