@@ -563,12 +563,12 @@ SPEC_ANSWERS = {
     "socks4-granted": ("socks4", b"\x00\x5a\x00\x00\x00\x00\x00\x00", "socks4", None, None),
     "socks4-identd": ("socks4", b"\x00\x5c\x00\x00\x00\x00\x00\x00", "socks4", None, None),
     "lpd-no-entries": ("lpd", b"no entries\n", "printer", None, None),
-    "lpd-unknown": ("lpd", b"lpd: lp: unknown printer\n", "printer", None, None),
+    "lpd-unknown": ("lpd", b"lpd: lp: unknown printer\n", "printer", "BSD lpd", None),
     "lpd-lprng": (
         "lpd",
         b"Printer: lp@print1 'Laser'\n Queue: no printable jobs in queue\n",
         "printer",
-        None,
+        "LPRng",
         None,
     ),
     "tns-refuse": (
