@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,17 @@ async def test_a_bad_level_to_the_library_names_it() -> None:
         await identify(HOST, 1, level="most")
     with pytest.raises(UsageError, match="'most'"), detect_level("most"):
         pass
+
+
+@pytest.mark.parametrize("flag", ["--detect", "-sV"])
+def test_detect_before_a_target_still_scans_that_target(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The level is optional and given with "=": the word after --detect is a target.
+    with socket.socket() as closed:
+        closed.bind((HOST, 0))  # bound, not listening: refused
+        port = closed.getsockname()[1]
+        assert main(["scan", flag, HOST, "-p", str(port), "-o", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [result] = [r for h in doc["hosts"] for r in h["ports"]]
+    assert (result["host"], result["port"], result["state"]) == (HOST, port, "closed")
