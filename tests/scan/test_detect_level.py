@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -140,3 +140,40 @@ def test_detect_before_a_target_still_scans_that_target(
     doc = json.loads(capsys.readouterr().out)
     [result] = [r for h in doc["hosts"] for r in h["ports"]]
     assert (result["host"], result["port"], result["state"]) == (HOST, port, "closed")
+
+
+class _Radius(asyncio.DatagramProtocol):
+    """Counts datagrams; rejects an Access-Request (RFC 2865 §4.1) at once."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.received += 1
+        if data[:1] == b"\x01":
+            self.transport.sendto(b"\x03" + data[1:2] + (20).to_bytes(2, "big") + bytes(16), addr)
+
+
+async def _udp_identify(level: str) -> tuple[int, str | None]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((HOST, 0))
+    transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
+        _Radius, sock=sock
+    )
+    try:
+        async with asyncio.timeout(20):
+            found = await identify(HOST, sock.getsockname()[1], transport="udp", level=level)
+    finally:
+        transport.close()
+    return server.received, found.service
+
+
+async def test_light_udp_sends_only_the_common_probes() -> None:
+    light = await _udp_identify("light")
+    normal = await _udp_identify("normal")
+    assert light == (4, None)  # DNS, NTP, SNMP v3 and v2c; RADIUS is not among them
+    assert normal[1] == "radius"
+    assert normal[0] > 4
