@@ -18,8 +18,8 @@ arrive, so a quick server is identified as soon as its answer is complete. Waits
 phase and short; reads stop at :data:`portkit.proto.MAX_RESPONSE_BYTES`. Nothing matched
 means an honest "unknown" that keeps the first bytes the server sent.
 
-UDP (DNS, NTP, SNMP, SIP, memcached) is ``_identify_udp.py``; the TCP connection with its
-memory-BIO TLS is ``_channel.py``.
+UDP is ``_identify_udp.py``; one probe's exchange and the ladder's state are
+``_exchange.py``; the TCP connection with its memory-BIO TLS is ``_channel.py``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import contextlib
 import contextvars
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 
 from portkit._errors import (
     ConnectionRefused,
@@ -44,15 +44,11 @@ from portkit.proto import (
     MATCHERS,
     SPEAKS_FIRST,
     TCP_PROBES,
-    Match,
-    Matcher,
-    NoMatch,
     Probe,
     Reader,
     matchers_for,
     plain_name,
     probes_for,
-    tls_name,
     wants_tls_first,
 )
 from portkit.proto.http import HTTP_GET, HTTP_GET_CONSUL_SELF, HTTP_GET_METRICS
@@ -65,6 +61,18 @@ from portkit.scan._channel import (
     Closed,
     is_echo,
     server_hostname,
+)
+from portkit.scan._exchange import (
+    CONNECT_TIMEOUT,
+    PROBE_WAIT,
+    QUIET_WAIT,
+    TLS_TIMEOUT,
+    Ladder,
+    Outcome,
+    exchange,
+    named,
+    probe_once,
+    structured,
 )
 from portkit.scan._identify_udp import LIGHT_UDP_PROBES, UDP_WAIT, identify_udp
 from portkit.scan._model import Identification, PortResult, PortState, TlsInfo, nmap_service
@@ -92,14 +100,10 @@ __all__ = [
 
 DEFAULT_BUDGET = 6.0
 """Seconds one port's whole identification may take."""
-CONNECT_TIMEOUT = 2.0
-"""Seconds to wait for a TCP connection to be accepted."""
 BANNER_WAIT = 0.3
 """Seconds to listen for a greeting when the registry names no protocol we can probe."""
 SPEAKS_FIRST_WAIT = 1.5
 """Seconds to listen when the registry expects a server that greets first."""
-PROBE_WAIT = 0.6
-"""Seconds to wait for the answer to one probe (plus a few round trips)."""
 LIKELY_PROBE_WAIT = 1.5
 """Seconds to wait for the answer to the most likely probe (a slow web app, a late greeting)."""
 RAW_PRINTING_PORTS = range(9100, 9108)
@@ -109,12 +113,6 @@ leaves these ports alone."""
 FOLLOW_UP_WAIT = 3.0
 """Seconds for a recognised server to answer its own protocol's probe (an IRC server
 finishes looking up the client's name before it answers registration)."""
-QUIET_WAIT = 0.1
-"""Once a probe's own matchers have all said no, seconds of silence that end its answer."""
-TLS_TIMEOUT = 2.0
-"""Seconds a TLS handshake may take."""
-RTT_FACTOR = 4
-"""Waits grow by this many measured connect round trips, for distant servers."""
 PARALLEL_PROBES = 4
 """Probes sent at once (each on its own connection) once the likely ones have failed."""
 INNER_PROBES = 4
@@ -162,149 +160,6 @@ def _checked_level(level: str) -> str:
     return level
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Outcome:
-    match: Match | None
-    data: bytes
-    eof: bool
-    echo: bool = False  # the server sent our own bytes back
-
-
-async def _exchange(
-    chan: Channel,
-    payload: bytes | None,
-    matchers: tuple[Matcher, ...],
-    wait: float,
-    deadline: float,
-    carry: bytes = b"",
-    own: int | None = None,
-) -> _Outcome:
-    """Send ``payload`` (if any) and judge the answer until a verdict, EOF or ``wait``.
-
-    ``carry`` is what the server already said on this connection (its greeting), judged
-    together with the answer. Once the first ``own`` matchers (the probe's) have all said
-    no, only :data:`QUIET_WAIT` more silence is awaited for a late greeting.
-    """
-    reader = Reader(matchers)
-    if carry:
-        reader.feed(carry)
-    loop = asyncio.get_running_loop()
-    if payload:
-        try:
-            await chan.send(payload)
-        except Closed:
-            return _Outcome(match=reader.finish(), data=b"", eof=True)
-    end = min(loop.time() + wait, deadline)
-    eof = False
-    while True:
-        try:
-            chunk = await chan.recv(end)
-        except (TimeoutError, Closed):
-            match = reader.finish()
-            break
-        if not chunk:
-            eof = True
-            match = reader.finish()
-            break
-        match = reader.feed(chunk)
-        if match is not None or reader.done or reader.full:
-            break
-        if own is not None and all(
-            isinstance(reader.verdicts.get(m.name), NoMatch) for m in matchers[:own]
-        ):
-            end = min(end, loop.time() + QUIET_WAIT)
-    data = bytes(reader.data)
-    answer = data[len(carry) :]
-    if is_echo(payload, answer):
-        # Whatever a matcher saw in our own bytes (RabbitMQ does answer garbage with the
-        # AMQP header we also send), an echo is not an answer.
-        return _Outcome(match=None, data=data, eof=eof, echo=True)
-    return _Outcome(match=match, data=data, eof=eof)
-
-
-@dataclass(slots=True)
-class _Ladder:
-    """One port's identification: the budget, what was seen, the connections made."""
-
-    host: str
-    port: int
-    expected: str | None
-    deadline: float
-    level: str = "normal"
-    rtt: float = 0.0
-    evidence: bytes = b""
-    connections: int = 0
-    hangups: int = 0  # answers that were a close and nothing else
-    silences: int = 0  # answers that were nothing until the wait ran out
-    echoes: int = 0  # answers that were our own bytes sent back
-    noted: int = 0  # answers seen with some bytes in them
-
-    def answers(self) -> int:
-        return self.noted
-
-    def remaining(self) -> float:
-        return self.deadline - asyncio.get_running_loop().time()
-
-    def wait(self, base: float) -> float:
-        return min(base + RTT_FACTOR * self.rtt, max(self.remaining(), 0.0))
-
-    def phase_deadline(self, base: float) -> float:
-        return asyncio.get_running_loop().time() + self.wait(base)
-
-    def note(self, data: bytes, *, eof: bool = False, echo: bool = False) -> None:
-        """Keep the first bytes seen as evidence; count closes, silences and echoes."""
-        self.echoes += echo
-        if data and not self.evidence:
-            self.evidence = data[:EVIDENCE_BYTES]
-        if data:
-            self.noted += 1
-        elif eof:
-            self.hangups += 1
-        else:
-            self.silences += 1
-
-    def unknown(self) -> str:
-        """Say honestly what an unrecognised server did."""
-        if self.echoes and self.echoes == self.answers():
-            return "the server echoes what it is sent"
-        if self.evidence:
-            return "no probe matched"
-        if self.hangups and not self.silences:
-            return "the server closes every connection without a word"
-        return "no answer to any probe"
-
-    async def connect(self) -> Channel:
-        if self.remaining() <= 0:
-            raise Closed("budget spent")
-        timeout = min(CONNECT_TIMEOUT, self.remaining())
-        try:
-            chan, rtt = await Channel.open(self.host, self.port, timeout)
-        except (ConnectionRefused, ConnectTimeout) as exc:
-            if self.connections == 0:
-                raise
-            raise Closed(str(exc)) from None
-        if self.connections == 0:
-            self.rtt = rtt
-        self.connections += 1
-        return chan
-
-    def result(
-        self, match: Match, probe: str, data: bytes, tls: TlsInfo | None = None
-    ) -> Identification:
-        service = tls_name(match.service) if tls is not None else match.service
-        return Identification(
-            service=service,
-            product=match.product,
-            version=match.version,
-            extra=match.extra,
-            tls=tls,
-            confidence=match.confidence,
-            method="probed",
-            probe=probe,
-            evidence=data[:EVIDENCE_BYTES],
-        )
-
-
 async def identify(
     host: str,
     port: int,
@@ -343,7 +198,7 @@ async def identify(
     level, deadline = _level_and_deadline(level, budget)
     if transport == "udp":
         return await identify_udp(host, port, expected, deadline, light=level == "light")
-    ladder = _Ladder(host=host, port=port, expected=expected, deadline=deadline, level=level)
+    ladder = Ladder(host=host, port=port, expected=expected, deadline=deadline, level=level)
     return await _identify_tcp(ladder)
 
 
@@ -356,7 +211,7 @@ def _level_and_deadline(level: str | None, budget: float | None) -> tuple[str, f
     return level, asyncio.get_running_loop().time() + budget
 
 
-async def _identify_tcp(ladder: _Ladder) -> Identification:
+async def _identify_tcp(ladder: Ladder) -> Identification:
     try:
         found = await _climb(ladder)
     except Closed:
@@ -376,7 +231,7 @@ async def _identify_tcp(ladder: _Ladder) -> Identification:
     )
 
 
-async def _starttls(ladder: _Ladder, protocol: str) -> TlsInfo | None:
+async def _starttls(ladder: Ladder, protocol: str) -> TlsInfo | None:
     """On a new connection, walk ``protocol``'s STARTTLS dialogue; what TLS showed, or None.
 
     None when the server refuses, does not answer in time, or the budget is spent: the
@@ -404,7 +259,7 @@ async def _starttls(ladder: _Ladder, protocol: str) -> TlsInfo | None:
         await chan.close()
 
 
-async def _climb(ladder: _Ladder) -> Identification | None:
+async def _climb(ladder: Ladder) -> Identification | None:
     """Walk the TCP ladder; ``None`` when nothing matched."""
     expected = ladder.expected
     raw_printing = ladder.port in RAW_PRINTING_PORTS
@@ -432,7 +287,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
             if likely and not speaks_first:
                 listen = 0.0
             if listen:
-                got = await _exchange(
+                got = await exchange(
                     chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline
                 )
                 ladder.note(got.data, eof=got.eof, echo=got.echo)
@@ -448,7 +303,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
                 # greeting may be SMTP or FTP: EHLO settles it (with the greeting).
                 first = SMTP_EHLO
             # 2. The first probe goes on the same connection.
-            got = await _exchange(
+            got = await exchange(
                 chan,
                 first.build(ladder.host),
                 matchers_for(first),
@@ -488,7 +343,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
 
 
 async def _first_match(
-    ladder: _Ladder, probes: list[Probe], tls: TlsInfo | None = None
+    ladder: Ladder, probes: list[Probe], tls: TlsInfo | None = None
 ) -> Identification | None:
     """Run ``probes``, :data:`PARALLEL_PROBES` at a time, in order; the first match wins.
 
@@ -508,12 +363,12 @@ async def _first_match(
 
     async def run(index: int, probe: Probe) -> None:
         nonlocal best
-        outcome = await _probe_once(ladder, probe, tls=tls is not None)
+        outcome = await probe_once(ladder, probe, tls=tls is not None)
         if outcome is None:
             return
         ladder.note(outcome.data, eof=outcome.eof, echo=outcome.echo)
         if outcome.match is not None and (best is None or index < best[0]):
-            name = _named(probe, tls is not None)
+            name = named(probe, tls is not None)
             best = (index, ladder.result(outcome.match, name, outcome.data, tls))
             for later, task in list(running.items()):
                 if later > index:
@@ -523,7 +378,7 @@ async def _first_match(
         slots.release()
         running.pop(index, None)
 
-    async with _structured() as group:
+    async with structured() as group:
         for index, probe in enumerate(probes):
             await slots.acquire()
             if best is not None or ladder.remaining() <= 0:
@@ -537,55 +392,7 @@ async def _first_match(
     return None if best is None else best[1]
 
 
-@contextlib.asynccontextmanager
-async def _structured() -> AsyncIterator[asyncio.TaskGroup]:
-    """An :class:`asyncio.TaskGroup` whose one failure comes out as itself.
-
-    The ladder's tasks fail only with portkit's own errors (a connection that broke in
-    an unexpected way); callers catch those by class, not inside an exception group.
-    """
-    try:
-        async with asyncio.TaskGroup() as group:
-            yield group
-    except BaseExceptionGroup as failed:
-        first = failed.exceptions[0]
-        raise first from first.__cause__
-
-
-async def _probe_once(
-    ladder: _Ladder, probe: Probe, *, wait: float | None = None, tls: bool = False
-) -> _Outcome | None:
-    """Send ``probe`` on a new connection and judge the answer; ``None`` if none was made.
-
-    With ``tls`` the probe goes inside a TLS handshake made first (``None`` when that
-    fails). ``wait`` replaces the probe's own wait (:data:`PROBE_WAIT` unless it says).
-    """
-    try:
-        chan = await ladder.connect()
-    except Closed:
-        return None
-    try:
-        if tls:
-            shaken = await chan.start_tls(
-                server_hostname(ladder.host),
-                ladder.phase_deadline(PROBE_WAIT),
-                ladder.phase_deadline(TLS_TIMEOUT),
-            )
-            if shaken is None:
-                return None
-        return await _exchange(
-            chan,
-            probe.build(ladder.host),
-            matchers_for(probe),
-            ladder.wait(wait or probe.wait or PROBE_WAIT),
-            ladder.deadline,
-            own=len(probe.matchers),
-        )
-    finally:
-        await chan.close()
-
-
-async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
+async def _follow_up(ladder: Ladder, found: Identification) -> Identification:
     """Complete a match made by someone else's probe, or one that named no product.
 
     A plain answer that says "this is a TLS port" (nginx's 400 page) is confirmed with a
@@ -616,10 +423,10 @@ async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
     own = next((p for p in TCP_PROBES if service in p.services), None)
     if own is None or found.probe in (own.name, f"tls+{own.name}"):
         return found
-    got = await _probe_once(ladder, own, wait=FOLLOW_UP_WAIT, tls=inside)
+    got = await probe_once(ladder, own, wait=FOLLOW_UP_WAIT, tls=inside)
     if got is None or got.match is None or got.match.service != service:
         return found
-    better = ladder.result(got.match, _named(own, inside), got.data, found.tls)
+    better = ladder.result(got.match, named(own, inside), got.data, found.tls)
     return better if better.product or better.version else found
 
 
@@ -628,12 +435,8 @@ def _exporter(found: Identification) -> bool:
     return found.product is not None and found.product.startswith("Prometheus ")
 
 
-def _named(probe: Probe, inside: bool) -> str:
-    return f"tls+{probe.name}" if inside else probe.name
-
-
 async def _api_documents(
-    ladder: _Ladder, found: Identification, probes: tuple[Probe, ...]
+    ladder: Ladder, found: Identification, probes: tuple[Probe, ...]
 ) -> Identification:
     """``found`` (HTTP) named better by the server's answer to one of ``probes``.
 
@@ -645,22 +448,22 @@ async def _api_documents(
     order that names a product wins. Not asked again when ``found`` came from one.
     """
     inside = found.tls is not None
-    if found.probe in {_named(p, inside) for p in probes}:
+    if found.probe in {named(p, inside) for p in probes}:
         return found
-    async with _structured() as group:
-        asked = [group.create_task(_probe_once(ladder, p, tls=inside)) for p in probes]
+    async with structured() as group:
+        asked = [group.create_task(probe_once(ladder, p, tls=inside)) for p in probes]
     for probe, task in zip(probes, asked, strict=True):
         got = task.result()
         if got is None or got.match is None:
             continue
-        better = ladder.result(got.match, _named(probe, inside), got.data, found.tls)
+        better = ladder.result(got.match, named(probe, inside), got.data, found.tls)
         # A web server's 404 page for /version says no more than its / did: keep the first.
         if better.product:
             return better
     return found
 
 
-async def _try_tls(ladder: _Ladder, chan: Channel) -> Identification | None:
+async def _try_tls(ladder: Ladder, chan: Channel) -> Identification | None:
     """Handshake on ``chan`` (and close it); on success, climb the ladder inside TLS.
 
     Returns ``None`` when the server is not TLS and its answer matched nothing.
@@ -688,7 +491,7 @@ async def _try_tls(ladder: _Ladder, chan: Channel) -> Identification | None:
         await chan.close()
 
 
-async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identification:
+async def _inside_tls(ladder: Ladder, chan: Channel, info: TlsInfo) -> Identification:
     """The ladder again, inside a completed TLS handshake."""
     plain_expected = ladder.expected
     if plain_expected:
@@ -698,14 +501,14 @@ async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identifi
     listen = SPEAKS_FIRST_WAIT if plain_expected in SPEAKS_FIRST else BANNER_WAIT
     if plain_expected is not None and plain_expected in HTTP_GET.services:
         listen = 0.0
-    got = _Outcome(match=None, data=b"", eof=False)
+    got = Outcome(match=None, data=b"", eof=False)
     if listen:
-        got = await _exchange(chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline)
+        got = await exchange(chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline)
         ladder.note(got.data, eof=got.eof, echo=got.echo)
         if got.match is not None:
             return ladder.result(got.match, "tls+banner", got.data, info)
     if not got.eof:
-        got = await _exchange(
+        got = await exchange(
             chan,
             HTTP_GET.build(ladder.host),
             matchers_for(HTTP_GET),
@@ -743,7 +546,7 @@ async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identifi
     )
 
 
-async def _alpn_h2(ladder: _Ladder) -> TlsInfo | None:
+async def _alpn_h2(ladder: Ladder) -> TlsInfo | None:
     """A handshake offering only HTTP/2 (RFC 7301 ALPN ``h2``, RFC 9113 §3.2).
 
     A server that speaks only HTTP/2 ignores or closes on every HTTP/1 probe; choosing
@@ -828,7 +631,7 @@ async def probe_port(
                 expected=expected, identified=found,
             )  # fmt: skip
         level, deadline = _level_and_deadline(level, budget)
-        ladder = _Ladder(host=host, port=port, expected=expected, deadline=deadline, level=level)
+        ladder = Ladder(host=host, port=port, expected=expected, deadline=deadline, level=level)
         found = await _identify_tcp(ladder)
     except ConnectionRefused:
         closed = "port-unreach" if transport == "udp" else "conn-refused"
