@@ -330,6 +330,26 @@ def _rsyslog(d: Path, port: int) -> list[str]:
     return ["/usr/sbin/rsyslogd", "-n", "-f", str(conf), "-i", str(d / "pid")]
 
 
+def _leafnode(d: Path, port: int) -> list[str]:
+    # Leafnode is an inetd service (one process per connection, as fingerd): socat accepts
+    # and hands it the connection. It greets with its version (RFC 3977 section 5.1).
+    # It insists on a fully qualified host name outside the reserved example domains: the
+    # process gets a UTS namespace of its own with one (the host's name is not touched;
+    # the namespace has no resolver, so the name is never looked up).
+    conf = _write(d / "config", "server = 127.0.0.1\nexpire = 20\n")
+    listen = f"TCP-LISTEN:{port},bind={HOST},reuseaddr,fork"
+    return ["unshare", "--uts", "sh", "-c",
+            f"hostname news.portkit-lab.net && exec socat {listen} "
+            f"'EXEC:/usr/sbin/leafnode -F {conf},nofork'"]  # fmt: skip
+
+
+def _varnish(d: Path, port: int) -> list[str]:
+    # A cache in front of a backend that does not answer (the next port): every request
+    # gets Varnish's own 503 page, with its Via header.
+    return ["/usr/sbin/varnishd", "-F", "-j", "none", "-n", str(d / "work"),
+            "-a", f"{HOST}:{port}", "-b", f"{HOST}:{port + 1}", "-s", "malloc,16m"]  # fmt: skip
+
+
 def _zookeeper(d: Path, port: int) -> list[str]:
     # Debian's defaults otherwise: only "srvr" among the four-letter words.
     conf = _write(
@@ -409,6 +429,10 @@ SERVERS = (
            "", "", _ejabberd, user="ejabberd", idle=1.5),
     Server("rsyslog-relp", "/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so", 2514, "tcp",
            "relp-open", "relp", "librelp", "1.11.0", _rsyslog),
+    Server("leafnode", "/usr/sbin/leafnode", 119, "tcp", "", "nntp", "Leafnode", "1.12.0",
+           _leafnode),
+    Server("varnish", "/usr/sbin/varnishd", 6081, "tcp", "http-get", "http",
+           "Varnish http accelerator", "7.1", _varnish),
     Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",
            _charon),
 )  # fmt: skip

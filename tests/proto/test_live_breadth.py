@@ -56,6 +56,8 @@ SERVERS = {
     # etcd answers GET / with a bare 404: its /version document names it.
     "etcd": (22379, "etcd-client", "etcd"),
     "openvpn": (21194, "openvpn", ""),
+    "leafnode": (20119, "nntp", "Leafnode"),
+    "varnish": (26081, "http", "Varnish"),
     # UDP without a hint: each probe gets its turn, so only the first few families fit the
     # default budget (the registry's service goes first where there is one).
     "coturn": (23478, "stun", "Coturn"),
@@ -66,7 +68,7 @@ SERVERS = {
 # Servers that announce their version: it must be read (nmap -sV reports each).
 VERSIONED = {
     "squid", "tinyproxy", "cupsd", "ngircd", "inspircd", "beanstalkd", "x11",
-    "node-exporter", "influxdb", "rsyslog-relp", "coturn", "etcd",
+    "node-exporter", "influxdb", "rsyslog-relp", "coturn", "etcd", "leafnode", "varnish",
 }  # fmt: skip
 # Found through the registry's hint, on their own ports (the probe of the service first).
 HINTED = {

@@ -123,6 +123,14 @@ def _judge(data: bytes, final: bool) -> Verdict:
     if product is None and head.headers.get("x-powered-by"):
         # No Server header (Express, Next.js, PHP apps): the framework may say who it is.
         product, version, _ = split_product(head.headers["x-powered-by"])
+    if product in (None, "Varnish"):
+        # Varnish answers for itself as "Server: Varnish" (or not at all) and names its
+        # version in the comment of its Via entry (RFC 9110 §7.6.3): "1.1 varnish
+        # (Varnish/7.1)". A Via entry behind another Server names a cache in the path,
+        # not what answers, so only then.
+        via = _VARNISH_VIA.search(head.headers.get("via", ""))
+        if via is not None:
+            product, version = "Varnish http accelerator", via.group(1)
     body = data[head.body_offset :]
     length = head.headers.get("content-length", "")
     wanted = min(int(length), MAX_BODY_BYTES) if length.isdigit() else None
@@ -171,6 +179,7 @@ def _judge(data: bytes, final: bool) -> Verdict:
     return Match(service="http", product=product, version=version, extra=extra)
 
 
+_VARNISH_VIA = re.compile(r"\(Varnish/(\d[\w.]*)\)")
 _TITLE = re.compile(rb"<title[^>]*>([^<]{1,300})</title>", re.IGNORECASE)
 
 # What mongod sends back to an HTTP request on its native port.
