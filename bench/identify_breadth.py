@@ -52,15 +52,16 @@ ALIASES = {
     "http-proxy": {"http-proxy", "squid-http"},
     "X11": {"x11"},
     "isakmp": {"isakmp", "ike"},
+    "rpcbind": {"rpcbind", "sunrpc"},
     "zookeeper": {"zookeeper"},
 }
 # Servers that cannot move off their port, and ports not to use for those that can.
-FIXED = {"nmbd": 137, "charon": 500}  # charon stays silent on other ports here
+FIXED = {"nmbd": 137, "charon": 500, "rpcbind": 111}  # charon stays silent on other ports here
 # inspircd: the same daemon as inspircd-registered, only listened to; avahi answers only
 # on the namespace's non-loopback address, and the scans here are of 127.0.0.1;
 # dante-socks4 is the same daemon as dante-socks5 (it speaks both, and is named socks5).
 # node-exporter-metrics is node-exporter again (its metrics are a fixture of their own).
-SKIP = {"inspircd", "avahi", "dante-socks4", "node-exporter-metrics"}
+SKIP = {"inspircd", "avahi", "dante-socks4", "node-exporter-metrics", "rpcbind-udp"}
 
 
 def plan() -> list[tuple[breadth.Server, int]]:

@@ -350,6 +350,13 @@ def _varnish(d: Path, port: int) -> list[str]:
             "-a", f"{HOST}:{port}", "-b", f"{HOST}:{port + 1}", "-s", "malloc,16m"]  # fmt: skip
 
 
+def _rpcbind(d: Path, port: int) -> list[str]:
+    # rpcbind listens on 111 only (TCP and UDP) and keeps its socket and state under /run:
+    # a mount namespace of its own gives it a private /run.
+    return ["unshare", "--mount", "sh", "-c",
+            "mount -t tmpfs tmpfs /run && exec /usr/sbin/rpcbind -f -w"]  # fmt: skip
+
+
 def _zookeeper(d: Path, port: int) -> list[str]:
     # Debian's defaults otherwise: only "srvr" among the four-letter words.
     conf = _write(
@@ -433,6 +440,11 @@ SERVERS = (
            _leafnode),
     Server("varnish", "/usr/sbin/varnishd", 6081, "tcp", "http-get", "http",
            "Varnish http accelerator", "7.1", _varnish),
+    Server("rpcbind", "/usr/sbin/rpcbind", 111, "tcp", "rpcbind-dump", "rpcbind", "rpcbind",
+           "2-4", _rpcbind),
+    # The same daemon over UDP (captured on its own; the bench scans its TCP port).
+    Server("rpcbind-udp", "/usr/sbin/rpcbind", 111, "udp", "rpcbind-dump-udp", "rpcbind",
+           "rpcbind", "2-4", _rpcbind),
     Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",
            _charon),
 )  # fmt: skip

@@ -58,6 +58,7 @@ SERVERS = {
     "openvpn": (21194, "openvpn", ""),
     "leafnode": (20119, "nntp", "Leafnode"),
     "varnish": (26081, "http", "Varnish"),
+    "rpcbind": (111, "rpcbind", "rpcbind"),  # it listens on 111 only
     # UDP without a hint: each probe gets its turn, so only the first few families fit the
     # default budget (the registry's service goes first where there is one).
     "coturn": (23478, "stun", "Coturn"),
@@ -69,6 +70,7 @@ SERVERS = {
 VERSIONED = {
     "squid", "tinyproxy", "cupsd", "ngircd", "inspircd", "beanstalkd", "x11",
     "node-exporter", "influxdb", "rsyslog-relp", "coturn", "etcd", "leafnode", "varnish",
+    "rpcbind",
 }  # fmt: skip
 # Found through the registry's hint, on their own ports (the probe of the service first).
 HINTED = {

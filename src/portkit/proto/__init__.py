@@ -67,6 +67,7 @@ from portkit.proto.radius import RADIUS, RADIUS_ACCESS_REQUEST
 from portkit.proto.rdp import RDP, RDP_NEGOTIATE
 from portkit.proto.redis import REDIS, REDIS_PING
 from portkit.proto.relp import RELP, RELP_OPEN
+from portkit.proto.rpc import RPCBIND_DUMP_TCP, RPCBIND_DUMP_UDP, RPCBIND_TCP, RPCBIND_UDP
 from portkit.proto.rsync import RSYNC
 from portkit.proto.rtsp import RTSP, RTSP_OPTIONS
 from portkit.proto.sip import SIP, SIP_OPTIONS_TCP, SIP_OPTIONS_UDP
@@ -120,7 +121,7 @@ MATCHERS: dict[str, Matcher] = {
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
         TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
         ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC, FINGER, DTLS,
-        SOCKS4, LPD, TNS, JETDIRECT, LLMNR, RELP,
+        SOCKS4, LPD, TNS, JETDIRECT, LLMNR, RELP, RPCBIND_TCP, RPCBIND_UDP,
     )
 }  # fmt: skip
 
@@ -168,6 +169,7 @@ TCP_PROBES: tuple[Probe, ...] = (
     ZOOKEEPER_SRVR,
     KAFKA_API_VERSIONS,
     CQL_OPTIONS,
+    RPCBIND_DUMP_TCP,
     GIT_UPLOAD_PACK,
     OPENVPN_RESET,
     FINGER_LIST,
@@ -197,6 +199,7 @@ UDP_PROBES: tuple[Probe, ...] = (
     TFTP_READ,
     STUN_BINDING,
     NETBIOS_NBSTAT,
+    RPCBIND_DUMP_UDP,
     COAP_DISCOVER,
     MDNS_QUERY,
     LLMNR_QUERY,

@@ -588,6 +588,7 @@ _PROTOCOL_OF = {
     "postgres": "postgresql",
     "mariadb": "mysql",
     "mqtts": "secure-mqtt",
+    "sunrpc": "rpcbind",
 }
 
 
