@@ -2,11 +2,10 @@
 
     sudo .venv/bin/python bench/identify_breadth.py [--markdown]
 
-Starts every server of lab/breadth.py that is installed (Squid, Tinyproxy, CUPS, ngIRCd,
-InspIRCd, Prosody, rsync, svnserve, oidentd, epmd, beanstalkd, Xtigervnc's X11,
-microsocks, etcd, node exporter, InfluxDB, tftpd-hpa, coturn, libcoap's server, nmbd)
-in a fresh namespace, each on a port its registry entry does not explain (nmbd excepted:
-it answers on 137 only). Then, one after the other in the same run:
+Starts every server of lab/breadth.py that is installed (34 on Debian 12 with
+scripts/install-system-deps.sh) in a fresh namespace, each on a port its registry entry
+does not explain (nmbd, charon and rpcbind excepted: they answer on their own port
+only). Then, one after the other in the same run:
 
 - ``portkit scan 127.0.0.1 -p T:...,U:... --udp --detect -o json``;
 - ``nmap -sT -sU -sV -p T:...,U:... 127.0.0.1 -oX -``.
