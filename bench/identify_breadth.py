@@ -159,6 +159,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--no-nmap", action="store_true", help="run portkit's side only")
+    parser.add_argument(
+        "--level", choices=("light", "normal", "all"), default="normal",
+        help="portkit's --detect=LEVEL (default normal)",
+    )  # fmt: skip
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("identify_breadth: needs root (network namespace)", file=sys.stderr)
@@ -176,7 +180,7 @@ def main() -> int:
             udp = ",".join(str(p) for s, p in servers if s.transport == "udp")
             spec = f"T:{tcp},U:{udp}"
             portkit = [str(REPO / ".venv" / "bin" / "portkit"), "scan", HOST, "-p", spec,
-                       "--udp", "--detect", "-o", "json"]  # fmt: skip
+                       "--udp", f"--detect={args.level}", "-o", "json"]  # fmt: skip
             pk_time, pk_out = run_ns(ns, portkit, NMAP_TIMEOUT)
             nmap = ["nmap", "-sT", "-sU", "-sV", "-Pn", "-n", "-p", spec, HOST, "-oX", "-"]
             nm_time, nm_out = (1.0, "<nmaprun/>")
