@@ -350,6 +350,20 @@ def _varnish(d: Path, port: int) -> list[str]:
             "-a", f"{HOST}:{port}", "-b", f"{HOST}:{port + 1}", "-s", "malloc,16m"]  # fmt: skip
 
 
+def _dictd(d: Path, port: int) -> list[str]:
+    # dictd serves at least one database: a one-word dictionary made with dictfmt. It
+    # greets with its version (RFC 2229 section 3.1).
+    subprocess.run(["dictfmt", "-j", "--utf8", "-s", "lab", str(d / "lab")],
+                   input=b"hello\n  a greeting\n", check=True, capture_output=True)  # fmt: skip
+    conf = _write(
+        d / "dictd.conf",
+        "global {\nlisten_to 127.0.0.1\n}\naccess {\nallow 127.0.0.1\n}\n"
+        f'database lab {{\ndata "{d / "lab.dict"}"\nindex "{d / "lab.index"}"\n}}\n',
+    )
+    return ["/usr/sbin/dictd", "-d", "nodetach", "-p", str(port), "-c", str(conf),
+            "--pid-file", str(d / "pid")]  # fmt: skip
+
+
 def _rpcbind(d: Path, port: int) -> list[str]:
     # rpcbind listens on 111 only (TCP and UDP) and keeps its socket and state under /run:
     # a mount namespace of its own gives it a private /run.
@@ -440,6 +454,8 @@ SERVERS = (
            _leafnode),
     Server("varnish", "/usr/sbin/varnishd", 6081, "tcp", "http-get", "http",
            "Varnish http accelerator", "7.1", _varnish),
+    Server("dictd", "/usr/sbin/dictd", 2628, "tcp", "", "dict", "dictd", "1.13.0", _dictd,
+           owner="dictd"),
     Server("rpcbind", "/usr/sbin/rpcbind", 111, "tcp", "rpcbind-dump", "rpcbind", "rpcbind",
            "2-4", _rpcbind),
     # The same daemon over UDP (captured on its own; the bench scans its TCP port).

@@ -59,6 +59,7 @@ SERVERS = {
     "leafnode": (20119, "nntp", "Leafnode"),
     "varnish": (26081, "http", "Varnish"),
     "rpcbind": (111, "rpcbind", "rpcbind"),  # it listens on 111 only
+    "dictd": (22628, "dict", "dictd"),
     # UDP without a hint: each probe gets its turn, so only the first few families fit the
     # default budget (the registry's service goes first where there is one).
     "coturn": (23478, "stun", "Coturn"),
@@ -70,7 +71,7 @@ SERVERS = {
 VERSIONED = {
     "squid", "tinyproxy", "cupsd", "ngircd", "inspircd", "beanstalkd", "x11",
     "node-exporter", "influxdb", "rsyslog-relp", "coturn", "etcd", "leafnode", "varnish",
-    "rpcbind",
+    "rpcbind", "dictd",
 }  # fmt: skip
 # Found through the registry's hint, on their own ports (the probe of the service first).
 HINTED = {

@@ -655,6 +655,14 @@ SPEC_ANSWERS = {
         None,
         None,
     ),
+    # RFC 2229 §3.1: another DICT server's banner, no product named, empty capabilities.
+    "dict-other-server": (
+        "dict",
+        b"220 dict.example.net JDict server <> <17.2@dict.example.net>\r\n",
+        "dict",
+        None,
+        None,
+    ),
     "consul-ui-disabled": (
         "http",
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8"

@@ -24,6 +24,7 @@ from portkit.proto.amqp import AMQP, AMQP_HEADER
 from portkit.proto.beanstalkd import BEANSTALKD, BEANSTALKD_STATS
 from portkit.proto.cassandra import CASSANDRA, CQL_OPTIONS
 from portkit.proto.coap import COAP, COAP_DISCOVER
+from portkit.proto.dict import DICT
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
 from portkit.proto.dtls import DTLS, DTLS_CLIENT_HELLO
 from portkit.proto.epmd import EPMD, EPMD_PORT_PLEASE
@@ -121,20 +122,20 @@ MATCHERS: dict[str, Matcher] = {
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
         TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
         ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC, FINGER, DTLS,
-        SOCKS4, LPD, TNS, JETDIRECT, LLMNR, RELP, RPCBIND_TCP, RPCBIND_UDP,
+        SOCKS4, LPD, TNS, JETDIRECT, LLMNR, RELP, RPCBIND_TCP, RPCBIND_UDP, DICT,
     )
 }  # fmt: skip
 
 # Servers that speak first; their greetings are judged by these, whatever was sent.
 # An HTTP/2-only server sends its SETTINGS preface first too (RFC 9113 §3.4).
 BANNER_MATCHERS: tuple[Matcher, ...] = (
-    SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, IRC, RSYNC, SVN, NNTP, HTTP2,
+    SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, IRC, RSYNC, SVN, NNTP, HTTP2, DICT,
 )  # fmt: skip
 
 # Registry names of services whose servers greet first: worth listening longer for.
 SPEAKS_FIRST = frozenset(
     {"ssh", "smtp", "submission", "ftp", "pop3", "imap", "telnet", "mysql", "rfb", "lmtp",
-     "pop2", "rsync", "svn", "nntp"}
+     "pop2", "rsync", "svn", "nntp", "dict"}
 )  # fmt: skip
 
 # The generic ladder for a TCP port that stays silent, most common first. TLS is tried

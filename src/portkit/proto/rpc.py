@@ -107,6 +107,8 @@ def _judge_tcp(data: bytes, final: bool) -> Verdict:
 
 
 RPCBIND_TCP = Matcher(name="rpcbind-tcp", judge=_judge_tcp, max_bytes=16 * 1024)
+
+
 def _judge_udp(data: bytes, final: bool) -> Verdict:
     # A datagram is the whole message, and nothing in it says how long it is: judged
     # only once it has all come.
