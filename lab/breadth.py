@@ -454,7 +454,7 @@ SERVERS = (
            _leafnode),
     Server("varnish", "/usr/sbin/varnishd", 6081, "tcp", "http-get", "http",
            "Varnish http accelerator", "7.1", _varnish),
-    Server("dictd", "/usr/sbin/dictd", 2628, "tcp", "", "dict", "dictd", "1.13.0", _dictd,
+    Server("dictd", "/usr/sbin/dictd", 2628, "tcp", "", "dict", "dictd", "1.13.0/rf", _dictd,
            owner="dictd"),
     Server("rpcbind", "/usr/sbin/rpcbind", 111, "tcp", "rpcbind-dump", "rpcbind", "rpcbind",
            "2-4", _rpcbind),

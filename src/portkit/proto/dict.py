@@ -19,7 +19,8 @@ MAX_LINE = 1024
 _BANNER = re.compile(
     rb"^220 (?P<text>[^\r\n<>]*?) ?<(?P<caps>[\w.]*)> <(?P<msgid>[^<>@\s]+@[^<>\s]+)>\r?$"
 )
-_DICTD = re.compile(rb"\bdictd (\d[\w.]*)(?:/\w+)?(?: on (.+))?$")
+# The version as dictd prints it, its build tag included ("1.13.0/rf"), as nmap -sV reports it.
+_DICTD = re.compile(rb"\bdictd (\d[\w.]*(?:/\w+)?)(?: on (.+))?$")
 
 
 def _judge(data: bytes, final: bool) -> Verdict:
