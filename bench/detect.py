@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-NAMESPACE = "pk-identify-bench"
+# Unique per run: other runs (and other checkouts) may bench at the same time.
+NAMESPACE = f"pk-idbench-{os.getpid()}"
 HOST = "127.0.0.1"
 NMAP_TIMEOUT = 600
 

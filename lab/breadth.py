@@ -220,9 +220,13 @@ def _certificate(d: Path) -> tuple[Path, Path]:
 
 
 def _openvpn(d: Path, port: int) -> list[str]:
+    # A server for many clients, as deployed (--server): a point-to-point --tls-server
+    # serves one peer, closes on the first stray bytes and is deaf for about a second
+    # while it restarts. The tun device exists only inside the namespace.
     key, cert = _certificate(d)
-    return ["/usr/sbin/openvpn", "--tls-server", "--proto", "tcp-server", "--local", HOST,
-            "--port", str(port), "--dev", "null", "--ca", str(cert), "--cert", str(cert),
+    return ["/usr/sbin/openvpn", "--server", "10.251.0.0", "255.255.255.0",
+            "--proto", "tcp-server", "--local", HOST, "--port", str(port),
+            "--dev", "tun", "--topology", "subnet", "--ca", str(cert), "--cert", str(cert),
             "--key", str(key), "--dh", "none", "--verb", "1"]  # fmt: skip
 
 
@@ -326,6 +330,47 @@ def _rsyslog(d: Path, port: int) -> list[str]:
     return ["/usr/sbin/rsyslogd", "-n", "-f", str(conf), "-i", str(d / "pid")]
 
 
+def _leafnode(d: Path, port: int) -> list[str]:
+    # Leafnode is an inetd service (one process per connection, as fingerd): socat accepts
+    # and hands it the connection. It greets with its version (RFC 3977 section 5.1).
+    # It insists on a fully qualified host name outside the reserved example domains: the
+    # process gets a UTS namespace of its own with one (the host's name is not touched;
+    # the namespace has no resolver, so the name is never looked up).
+    conf = _write(d / "config", "server = 127.0.0.1\nexpire = 20\n")
+    listen = f"TCP-LISTEN:{port},bind={HOST},reuseaddr,fork"
+    return ["unshare", "--uts", "sh", "-c",
+            f"hostname news.portkit-lab.net && exec socat {listen} "
+            f"'EXEC:/usr/sbin/leafnode -F {conf},nofork'"]  # fmt: skip
+
+
+def _varnish(d: Path, port: int) -> list[str]:
+    # A cache in front of a backend that does not answer (the next port): every request
+    # gets Varnish's own 503 page, with its Via header.
+    return ["/usr/sbin/varnishd", "-F", "-j", "none", "-n", str(d / "work"),
+            "-a", f"{HOST}:{port}", "-b", f"{HOST}:{port + 1}", "-s", "malloc,16m"]  # fmt: skip
+
+
+def _dictd(d: Path, port: int) -> list[str]:
+    # dictd serves at least one database: a one-word dictionary made with dictfmt. It
+    # greets with its version (RFC 2229 section 3.1).
+    subprocess.run(["dictfmt", "-j", "--utf8", "-s", "lab", str(d / "lab")],
+                   input=b"hello\n  a greeting\n", check=True, capture_output=True)  # fmt: skip
+    conf = _write(
+        d / "dictd.conf",
+        "global {\nlisten_to 127.0.0.1\n}\naccess {\nallow 127.0.0.1\n}\n"
+        f'database lab {{\ndata "{d / "lab.dict"}"\nindex "{d / "lab.index"}"\n}}\n',
+    )
+    return ["/usr/sbin/dictd", "-d", "nodetach", "-p", str(port), "-c", str(conf),
+            "--pid-file", str(d / "pid")]  # fmt: skip
+
+
+def _rpcbind(d: Path, port: int) -> list[str]:
+    # rpcbind listens on 111 only (TCP and UDP) and keeps its socket and state under /run:
+    # a mount namespace of its own gives it a private /run.
+    return ["unshare", "--mount", "sh", "-c",
+            "mount -t tmpfs tmpfs /run && exec /usr/sbin/rpcbind -f -w"]  # fmt: skip
+
+
 def _zookeeper(d: Path, port: int) -> list[str]:
     # Debian's defaults otherwise: only "srvr" among the four-letter words.
     conf = _write(
@@ -368,6 +413,9 @@ SERVERS = (
            "3.4.23", _etcd),
     Server("node-exporter", "/usr/bin/prometheus-node-exporter", 9100, "tcp", "http-get",
            "http", "Prometheus Node Exporter", "", _node_exporter),
+    # The same daemon's metrics: the follow-up that names its version.
+    Server("node-exporter-metrics", "/usr/bin/prometheus-node-exporter", 9100, "tcp",
+           "http-get-metrics", "http", "Prometheus Node Exporter", "1.5.0", _node_exporter),
     Server("influxdb", "/usr/bin/influxd", 8086, "tcp", "http-get", "http", "InfluxDB",
            "1.6.7~rc0", _influxd),
     Server("tftpd-hpa", "/usr/sbin/in.tftpd", 69, "udp", "tftp-read", "tftp", "", "",
@@ -396,11 +444,23 @@ SERVERS = (
            "", _danted),
     Server("dante-socks5", "/usr/sbin/danted", 1082, "tcp", "socks5-greeting", "socks5", "",
            "", _danted),
-    Server("lpd", "/usr/sbin/lpd", 515, "tcp", "lpd-queue-state", "printer", "", "", _lpd),
+    Server("lpd", "/usr/sbin/lpd", 515, "tcp", "lpd-queue-state", "printer", "BSD lpd", "",
+           _lpd),
     Server("ejabberd", "/usr/sbin/ejabberdctl", 5232, "tcp", "xmpp-stream", "xmpp-client",
            "", "", _ejabberd, user="ejabberd", idle=1.5),
     Server("rsyslog-relp", "/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so", 2514, "tcp",
            "relp-open", "relp", "librelp", "1.11.0", _rsyslog),
+    Server("leafnode", "/usr/sbin/leafnode", 119, "tcp", "", "nntp", "Leafnode", "1.12.0",
+           _leafnode),
+    Server("varnish", "/usr/sbin/varnishd", 6081, "tcp", "http-get", "http",
+           "Varnish http accelerator", "7.1", _varnish),
+    Server("dictd", "/usr/sbin/dictd", 2628, "tcp", "", "dict", "dictd", "1.13.0/rf", _dictd,
+           owner="dictd"),
+    Server("rpcbind", "/usr/sbin/rpcbind", 111, "tcp", "rpcbind-dump", "rpcbind", "rpcbind",
+           "2-4", _rpcbind),
+    # The same daemon over UDP (captured on its own; the bench scans its TCP port).
+    Server("rpcbind-udp", "/usr/sbin/rpcbind", 111, "udp", "rpcbind-dump-udp", "rpcbind",
+           "rpcbind", "2-4", _rpcbind),
     Server("charon", "/usr/lib/ipsec/charon", 500, "udp", "ike-sa-init", "isakmp", "", "",
            _charon),
 )  # fmt: skip

@@ -250,7 +250,7 @@ async def capture(target: Target) -> bytes:
     sys.path.insert(0, str(REPO / "src"))
     from portkit import proto
 
-    probes = {p.name: p for p in (*proto.TCP_PROBES, *proto.UDP_PROBES)}
+    probes = {p.name: p for p in (*proto.TCP_PROBES, *proto.UDP_PROBES, *proto.FOLLOW_UP_PROBES)}
     payload = probes[target.probe].build(target.host) if target.probe else b""
     if target.transport == "udp":
         return await _capture_udp(target.host, target.port, payload)

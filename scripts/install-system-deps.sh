@@ -7,7 +7,7 @@
 # the less common families (lab/breadth.py: Squid, Tinyproxy, CUPS, ngIRCd, InspIRCd,
 # Prosody, svnserve, oidentd, beanstalkd, microsocks, etcd, node exporter, InfluxDB,
 # tftpd-hpa, coturn, libcoap, FreeRADIUS, Avahi, strongSwan, OpenVPN, Dante, BSD lpd,
-# rsyslog with RELP, ejabberd).
+# rsyslog with RELP, ejabberd, Leafnode, Varnish, rpcbind, dictd).
 #
 # Nothing is started in the host's namespace: a temporary policy-rc.d refuses every
 # service start during the install, and postfix is preseeded to "No configuration".
@@ -26,6 +26,7 @@ packages=(
   microsocks etcd-server prometheus-node-exporter influxdb tftpd-hpa coturn libcoap3-bin
   freeradius avahi-daemon strongswan-charon openvpn rsync git fingerd finger
   dante-server lpr rsyslog-relp ejabberd
+  leafnode varnish rpcbind dictd dictfmt
   chromium ffmpeg
 )
 

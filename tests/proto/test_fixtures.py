@@ -22,7 +22,7 @@ PLAIN = {tls: plain for plain, tls in TLS_SERVICES.items()}
 # One matcher per transport answers for a service.
 UDP_MATCHERS = (
     "dns-udp", "ntp", "snmp", "sip", "memcached-udp", "tftp", "stun", "coap", "netbios-ns", "radius", "mdns", "ike",
-    "ssdp", "quic", "dtls", "llmnr",
+    "ssdp", "quic", "dtls", "llmnr", "rpcbind-udp",
 )  # fmt: skip
 
 

@@ -35,7 +35,8 @@ SERVERS = {
     "tinyproxy": (23129, "http-proxy", "Tinyproxy"),
     "cupsd": (20631, "ipp", "CUPS"),
     "ngircd": (26999, "irc", "ngIRCd"),
-    "inspircd": (26998, "irc", ""),
+    # InspIRCd answers registration after its hostname lookup: the follow-up waits.
+    "inspircd": (26998, "irc", "InspIRCd"),
     "prosody": (25999, "xmpp-client", ""),
     "ejabberd": (25232, "xmpp-client", ""),
     "rsync": (20873, "rsync", ""),
@@ -52,16 +53,29 @@ SERVERS = {
     "dante-socks5": (21082, "socks5", ""),
     "lpd": (20515, "printer", ""),
     "rsyslog-relp": (22514, "relp", "librelp"),
+    # etcd answers GET / with a bare 404: its /version document names it.
+    "etcd": (22379, "etcd-client", "etcd"),
+    "openvpn": (21194, "openvpn", ""),
+    "leafnode": (20119, "nntp", "Leafnode"),
+    "varnish": (26081, "http", "Varnish"),
+    "rpcbind": (111, "rpcbind", "rpcbind"),  # it listens on 111 only
+    "dictd": (22628, "dict", "dictd"),
     # UDP without a hint: each probe gets its turn, so only the first few families fit the
     # default budget (the registry's service goes first where there is one).
     "coturn": (23478, "stun", "Coturn"),
     "nmbd": (137, "netbios-ns", ""),
+    # FreeRADIUS holds its Access-Reject back a second.
+    "freeradius": (21812, "radius", ""),
 }
-# Found only through the registry's hint, on their own ports: etcd answers GET / with a
-# bare 404 (GET /version names it), and OpenVPN answers after up to a second.
+# Servers that announce their version: it must be read (nmap -sV reports each).
+VERSIONED = {
+    "squid", "tinyproxy", "cupsd", "ngircd", "inspircd", "beanstalkd", "x11",
+    "node-exporter", "influxdb", "rsyslog-relp", "coturn", "etcd", "leafnode", "varnish",
+    "rpcbind", "dictd",
+}  # fmt: skip
+# Found through the registry's hint, on their own ports (the probe of the service first).
 HINTED = {
-    "etcd": (2379, "etcd-client", "etcd"),
-    "openvpn": (1194, "openvpn", ""),
+    "openvpn-hinted": (1194, "openvpn", ""),
 }
 
 
@@ -94,8 +108,8 @@ def verdicts() -> Iterator[dict[int, dict[str, Any]]]:
         breadth.add_test_interface(NAMESPACE)
         every = SERVERS | HINTED
         for name, (port, *_rest) in every.items():
-            started.append(breadth.start(known[name], state, NAMESPACE, port))
-        specs = [f"{port}/{known[name].transport}" for name, (port, *_r) in every.items()]
+            started.append(breadth.start(known[_daemon(name)], state, NAMESPACE, port))
+        specs = [f"{port}/{known[_daemon(name)].transport}" for name, (port, *_r) in every.items()]
         # --wait: until every TCP server accepts, then identify with no registry hint.
         plain = _inside("--wait", *specs)
         hinted = _inside(*(f"{port}/tcp" for port, *_r in HINTED.values()))
@@ -119,6 +133,10 @@ def verdicts() -> Iterator[dict[int, dict[str, Any]]]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+def _daemon(name: str) -> str:
+    return name.removesuffix("-hinted")
+
+
 def _inside(*args: str) -> list[dict[str, Any]]:
     proc = subprocess.run(
         ["ip", "netns", "exec", NAMESPACE, sys.executable, str(INSIDE), *args],
@@ -137,3 +155,5 @@ def test_server_is_named(verdicts: dict[int, dict[str, Any]], server: str) -> No
     if product:
         assert found["product"] is not None, found
         assert product.lower() in found["product"].lower()
+    if server in VERSIONED:
+        assert found["version"], found

@@ -59,6 +59,35 @@ def test_ssh_tolerates_text_before_the_identification_string() -> None:
                             extra="protocol 2.0")  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("banner", "version", "extra"),
+    [
+        # nmap -sV's spelling: the distribution's package revision is part of the version.
+        (
+            b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5\r\n",
+            "9.6p1 Ubuntu 3ubuntu13.5",
+            "protocol 2.0",
+        ),
+        (
+            b"SSH-2.0-OpenSSH_8.4p1 Raspbian-5+deb11u3\r\n",
+            "8.4p1 Raspbian 5+deb11u3",
+            "protocol 2.0",
+        ),
+        # Anything else in the comment stays a comment.
+        (
+            b"SSH-2.0-OpenSSH_9.8 FreeBSD-openssh-portable\r\n",
+            "9.8 FreeBSD openssh-portable",
+            "protocol 2.0",
+        ),
+        (b"SSH-2.0-OpenSSH_9.7 hello-world\r\n", "9.7", "protocol 2.0; hello-world"),
+        (b"SSH-1.99-OpenSSH_3.9p1\r\n", "3.9p1", "protocol 1.99"),
+    ],
+)
+def test_ssh_version_as_nmap_writes_it(banner: bytes, version: str, extra: str) -> None:
+    verdict = judge("ssh", banner)
+    assert verdict == Match(service="ssh", product="OpenSSH", version=version, extra=extra)
+
+
 def test_ssh_rejects_an_http_answer() -> None:
     assert isinstance(judge("ssh", b"HTTP/1.1 400 Bad Request\r\n\r\n"), NoMatch)
 

@@ -7,6 +7,8 @@ the near misses that must not be claimed.
 
 from __future__ import annotations
 
+import struct
+
 import dns.message
 import dns.rrset
 import pytest
@@ -559,16 +561,22 @@ def _json_response(body: bytes, headers: bytes = b"") -> bytes:
             + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
 
 
+def _rpc_record(after_reply_stat: bytes) -> bytes:
+    """An RPC reply to our call, MSG_ACCEPTED, in one last fragment (RFC 5531 §9, §11)."""
+    message = b"pkrp" + struct.pack(">II", 1, 0) + after_reply_stat
+    return struct.pack(">I", 0x80000000 | len(message)) + message
+
+
 SPEC_ANSWERS = {
     "socks4-granted": ("socks4", b"\x00\x5a\x00\x00\x00\x00\x00\x00", "socks4", None, None),
     "socks4-identd": ("socks4", b"\x00\x5c\x00\x00\x00\x00\x00\x00", "socks4", None, None),
     "lpd-no-entries": ("lpd", b"no entries\n", "printer", None, None),
-    "lpd-unknown": ("lpd", b"lpd: lp: unknown printer\n", "printer", None, None),
+    "lpd-unknown": ("lpd", b"lpd: lp: unknown printer\n", "printer", "BSD lpd", None),
     "lpd-lprng": (
         "lpd",
         b"Printer: lp@print1 'Laser'\n Queue: no printable jobs in queue\n",
         "printer",
-        None,
+        "LPRng",
         None,
     ),
     "tns-refuse": (
@@ -627,6 +635,33 @@ SPEC_ANSWERS = {
         "consul",
         "Consul",
         "1.16.1",
+    ),
+    # RFC 5531 replies over TCP (record marking, §11) to our DUMP call (XID "pkrp").
+    "rpcbind-portmap-v2": (
+        "rpcbind-tcp",
+        _rpc_record(
+            struct.pack(">III", 0, 0, 0)  # AUTH_NONE verifier, SUCCESS
+            + struct.pack(">IIIII", 1, 100000, 2, 6, 111)
+            + struct.pack(">I", 0)
+        ),
+        "rpcbind",
+        None,  # only version 2: the older portmap or rpcbind, not told apart
+        "2",
+    ),
+    "rpcbind-program-unavailable": (
+        "rpcbind-tcp",
+        _rpc_record(struct.pack(">III", 0, 0, 1)),  # PROG_UNAVAIL (an NFS server, say)
+        "rpcbind",
+        None,
+        None,
+    ),
+    # RFC 2229 §3.1: another DICT server's banner, no product named, empty capabilities.
+    "dict-other-server": (
+        "dict",
+        b"220 dict.example.net JDict server <> <17.2@dict.example.net>\r\n",
+        "dict",
+        None,
+        None,
     ),
     "consul-ui-disabled": (
         "http",

@@ -115,7 +115,11 @@ async def test_ssh_on_the_http_port() -> None:
     banner = (FIXTURES / "ssh-22-tcp.bin").read_bytes()
     async with serve(greeter(banner)) as port:
         found = await bounded_identify(port, expected="http")
-    assert (found.service, found.product, found.version) == ("ssh", "OpenSSH", "9.2p1")
+    assert (found.service, found.product, found.version) == (
+        "ssh",
+        "OpenSSH",
+        "9.2p1 Debian 2+deb12u10",
+    )
     assert found.probe in ("banner", "http-get")
 
 

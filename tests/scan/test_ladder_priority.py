@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 
 from portkit.proto.socks import SOCKS4_CONNECT, SOCKS5_GREETING
-from portkit.scan._identify import _first_match, _Ladder
+from portkit.scan._exchange import Ladder as _Ladder
+from portkit.scan._identify import _first_match
 
 HOST = "127.0.0.1"
 

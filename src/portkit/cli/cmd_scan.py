@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 
 from portkit.cli._args import probe_seconds
@@ -18,6 +19,7 @@ examples:
   portkit scan 10.0.0.0/28 --exclude 10.0.0.1 -p 1-1024 -o xml --output scan.xml
   portkit scan 127.0.0.1 -p T:80,U:53 --udp   TCP 80 and UDP 53
   portkit scan 127.0.0.1 --top 100 --detect   and identify what answers
+  portkit scan 127.0.0.1 -p- --detect=light   identify with fewer probes (light, normal, all)
   sudo portkit scan 127.0.0.1 -p- --syn       raw SYN packets (root or CAP_NET_RAW)
   portkit scan 127.0.0.1 -sT -Pn -n -sV -oA base   nmap's flags: base.nmap, base.xml, base.gnmap
   portkit scan 127.0.0.1 --top-ports 100 -oX -     nmap's XML on stdout
@@ -58,6 +60,25 @@ _CLUSTER_OPTIONS = (
     "max_rate_total",
     "plan_only",
 )
+
+
+# portkit.scan._identify.DETECT_LEVELS (a test keeps them equal), written out so that
+# configuring the parser does not import identification.
+_DETECT_LEVELS = ("light", "normal", "all")
+
+
+class _DetectLevel(argparse.Action):
+    """``--detect=LEVEL``: detection on, at that level."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        namespace.detect = True
+        namespace.detect_level = self.const
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -162,8 +183,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--detect",
         "-sV",
         action="store_true",
-        help="identify what answers on each open TCP port and open or silent UDP port",
+        help="identify what answers on each open TCP port and open or silent UDP port; "
+        "--detect=LEVEL says how far down the probe ladder to go: light (the likely "
+        "probe and TLS), normal (the default) or all (also the rare probes, in twice "
+        "the time), like nmap's --version-intensity",
     )
+    # "--detect=all" is an option string of its own: argparse takes an exact match
+    # before splitting at "=", and --detect itself takes no value, so that
+    # `portkit scan --detect HOST` (and nmap's -sV HOST) still scans HOST.
+    for level in _DETECT_LEVELS:
+        parser.add_argument(
+            f"--detect={level}",
+            action=_DetectLevel,
+            nargs=0,
+            const=level,
+            dest="detect_level",
+            help=argparse.SUPPRESS,
+        )
     parser.add_argument(
         "-o",
         "--format",
@@ -245,13 +281,18 @@ def _command_line(args: argparse.Namespace) -> str:
             ("-sT", args.connect),
             ("--syn", args.syn),
             ("--udp", args.udp),
-            ("--detect", args.detect),
+            (_detect_flag(args), args.detect),
             ("--open", args.open_only),
             ("--reason", args.reason),
         )
         if on
     ]
     return shlex.join(words)
+
+
+def _detect_flag(args: argparse.Namespace) -> str:
+    level = args.detect_level
+    return "--detect" if level in (None, "normal") else f"--detect={level}"
 
 
 def _outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
@@ -357,29 +398,37 @@ def _run(args: argparse.Namespace) -> int:
         from portkit._errors import UsageError
 
         raise UsageError(f"--min-rate must be positive, not {args.min_rate:g}")
-    return asyncio.run(
-        run_scan_command(
-            targets=targets,
-            ports=args.ports,
-            top=args.top,
-            syn=args.syn,
-            udp=args.udp,
-            # --udp alone is a UDP scan (T: items in -p still go to TCP), as nmap -sU;
-            # -sU -sT (or --syn) is both, as nmap.
-            tcp=not args.udp or args.syn or args.connect,
-            exclude=exclude,
-            timeout=1.0 if timeout is None else timeout,
-            retries=2 if retries is None else retries,
-            rate=rate,
-            concurrency=concurrency,
-            processes=args.processes,
-            detect=args.detect,
-            outputs=outputs,
-            open_only=args.open_only,
-            reason=args.reason,
-            verbosity=verbosity(args),
-            deadline=deadline,
-            command_line=_command_line(args),
-            cluster=cluster,
+    level: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if args.detect_level is not None:
+        from portkit.scan._identify import detect_level
+
+        # Every identification of this scan runs in a task of asyncio.run's, which
+        # starts from this context.
+        level = detect_level(args.detect_level)
+    with level:
+        return asyncio.run(
+            run_scan_command(
+                targets=targets,
+                ports=args.ports,
+                top=args.top,
+                syn=args.syn,
+                udp=args.udp,
+                # --udp alone is a UDP scan (T: items in -p still go to TCP), as nmap -sU;
+                # -sU -sT (or --syn) is both, as nmap.
+                tcp=not args.udp or args.syn or args.connect,
+                exclude=exclude,
+                timeout=1.0 if timeout is None else timeout,
+                retries=2 if retries is None else retries,
+                rate=rate,
+                concurrency=concurrency,
+                processes=args.processes,
+                detect=args.detect,
+                outputs=outputs,
+                open_only=args.open_only,
+                reason=args.reason,
+                verbosity=verbosity(args),
+                deadline=deadline,
+                command_line=_command_line(args),
+                cluster=cluster,
+            )
         )
-    )

@@ -24,13 +24,21 @@ from portkit.proto.amqp import AMQP, AMQP_HEADER
 from portkit.proto.beanstalkd import BEANSTALKD, BEANSTALKD_STATS
 from portkit.proto.cassandra import CASSANDRA, CQL_OPTIONS
 from portkit.proto.coap import COAP, COAP_DISCOVER
+from portkit.proto.dict import DICT
 from portkit.proto.dns import DNS_TCP, DNS_UDP, DNS_VERSION_TCP, DNS_VERSION_UDP
 from portkit.proto.dtls import DTLS, DTLS_CLIENT_HELLO
 from portkit.proto.epmd import EPMD, EPMD_PORT_PLEASE
 from portkit.proto.finger import FINGER, FINGER_LIST
 from portkit.proto.ftp import FTP, FTP_SYST
 from portkit.proto.git import GIT, GIT_UPLOAD_PACK
-from portkit.proto.http import HTTP, HTTP2, HTTP_GET, HTTP_GET_VERSION
+from portkit.proto.http import (
+    HTTP,
+    HTTP2,
+    HTTP_GET,
+    HTTP_GET_CONSUL_SELF,
+    HTTP_GET_METRICS,
+    HTTP_GET_VERSION,
+)
 from portkit.proto.ident import IDENT, IDENT_QUERY
 from portkit.proto.ike import IKE, IKE_SA_INIT
 from portkit.proto.irc import IRC, IRC_REGISTER
@@ -60,6 +68,7 @@ from portkit.proto.radius import RADIUS, RADIUS_ACCESS_REQUEST
 from portkit.proto.rdp import RDP, RDP_NEGOTIATE
 from portkit.proto.redis import REDIS, REDIS_PING
 from portkit.proto.relp import RELP, RELP_OPEN
+from portkit.proto.rpc import RPCBIND_DUMP_TCP, RPCBIND_DUMP_UDP, RPCBIND_TCP, RPCBIND_UDP
 from portkit.proto.rsync import RSYNC
 from portkit.proto.rtsp import RTSP, RTSP_OPTIONS
 from portkit.proto.sip import SIP, SIP_OPTIONS_TCP, SIP_OPTIONS_UDP
@@ -80,7 +89,9 @@ from portkit.proto.xmpp import XMPP, XMPP_STREAM
 from portkit.proto.zookeeper import ZOOKEEPER, ZOOKEEPER_SRVR
 
 __all__ = [
+    "API_DOCUMENTS",
     "BANNER_MATCHERS",
+    "FOLLOW_UP_PROBES",
     "MATCHERS",
     "MAX_RESPONSE_BYTES",
     "SPEAKS_FIRST",
@@ -111,20 +122,20 @@ MATCHERS: dict[str, Matcher] = {
         IRC, RSYNC, SVN, NNTP, XMPP, IDENT, EPMD, BEANSTALKD, X11, SOCKS5,
         TFTP, STUN, COAP, NETBIOS_NS, GIT, OPENVPN, RADIUS, MDNS, IKE,
         ZOOKEEPER, MSSQL, KAFKA, CASSANDRA, SSDP, QUIC, FINGER, DTLS,
-        SOCKS4, LPD, TNS, JETDIRECT, LLMNR, RELP,
+        SOCKS4, LPD, TNS, JETDIRECT, LLMNR, RELP, RPCBIND_TCP, RPCBIND_UDP, DICT,
     )
 }  # fmt: skip
 
 # Servers that speak first; their greetings are judged by these, whatever was sent.
 # An HTTP/2-only server sends its SETTINGS preface first too (RFC 9113 §3.4).
 BANNER_MATCHERS: tuple[Matcher, ...] = (
-    SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, IRC, RSYNC, SVN, NNTP, HTTP2,
+    SSH, SMTP, FTP, POP3, IMAP, TELNET, MYSQL, VNC, IRC, RSYNC, SVN, NNTP, HTTP2, DICT,
 )  # fmt: skip
 
 # Registry names of services whose servers greet first: worth listening longer for.
 SPEAKS_FIRST = frozenset(
     {"ssh", "smtp", "submission", "ftp", "pop3", "imap", "telnet", "mysql", "rfb", "lmtp",
-     "pop2", "rsync", "svn", "nntp"}
+     "pop2", "rsync", "svn", "nntp", "dict"}
 )  # fmt: skip
 
 # The generic ladder for a TCP port that stays silent, most common first. TLS is tried
@@ -159,6 +170,7 @@ TCP_PROBES: tuple[Probe, ...] = (
     ZOOKEEPER_SRVR,
     KAFKA_API_VERSIONS,
     CQL_OPTIONS,
+    RPCBIND_DUMP_TCP,
     GIT_UPLOAD_PACK,
     OPENVPN_RESET,
     FINGER_LIST,
@@ -167,10 +179,17 @@ TCP_PROBES: tuple[Probe, ...] = (
     RELP_OPEN,
     # After SOCKS 5, in a later batch: a proxy that speaks both (Dante) is named socks5.
     SOCKS4_CONNECT,
-    # Only worth sending where the registry expects etcd, Docker or Kubernetes: anywhere
-    # else the GET above has already answered.
+    # Only worth sending where the registry expects etcd, Docker, Kubernetes or Consul:
+    # anywhere else the GET above has already answered (and an answer without a product
+    # is followed by these documents).
     HTTP_GET_VERSION,
+    HTTP_GET_CONSUL_SELF,
 )
+# The documents that name HTTP API servers (see above).
+API_DOCUMENTS: tuple[Probe, ...] = (HTTP_GET_VERSION, HTTP_GET_CONSUL_SELF)
+# Probes sent only to complete a match: the API documents, and a Prometheus exporter's
+# metrics (its page names it, its metrics its version).
+FOLLOW_UP_PROBES: tuple[Probe, ...] = (*API_DOCUMENTS, HTTP_GET_METRICS)
 UDP_PROBES: tuple[Probe, ...] = (
     DNS_VERSION_UDP,
     NTP_CLIENT,
@@ -181,6 +200,7 @@ UDP_PROBES: tuple[Probe, ...] = (
     TFTP_READ,
     STUN_BINDING,
     NETBIOS_NBSTAT,
+    RPCBIND_DUMP_UDP,
     COAP_DISCOVER,
     MDNS_QUERY,
     LLMNR_QUERY,

@@ -94,6 +94,8 @@ class Probe:
     ``build(host)`` returns the bytes (some protocols name the host in the request).
     ``matchers`` name the matchers for the answer, in order of preference.
     ``services`` are the registry names for which this probe is the first choice.
+    ``wait`` is how long its servers may take to answer, in seconds, where that is
+    longer than the ladder's usual wait (``None``: the usual wait).
     """
 
     name: str
@@ -101,6 +103,7 @@ class Probe:
     matchers: tuple[str, ...]
     services: tuple[str, ...] = ()
     transport: str = "tcp"
+    wait: float | None = None
 
 
 @dataclass(slots=True)

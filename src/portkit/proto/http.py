@@ -17,12 +17,21 @@ import re
 from portkit.endpoint._authority import bracket_host
 from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verdict, expect_prefix
 from portkit.proto._text import parse_head, split_product
-from portkit.proto.httpapps import classify
+from portkit.proto.httpapps import classify, is_exposition
 
-__all__ = ["HTTP", "HTTP2", "HTTP_GET", "HTTP_GET_VERSION", "http_get_request"]
+__all__ = [
+    "HTTP",
+    "HTTP2",
+    "HTTP_GET",
+    "HTTP_GET_CONSUL_SELF",
+    "HTTP_GET_METRICS",
+    "HTTP_GET_VERSION",
+    "http_get_request",
+]
 
 USER_AGENT = "portkit"
 MAX_BODY_BYTES = 8192
+_MAX_BYTES = 8192 + MAX_BODY_BYTES  # a head and a body
 
 _STATUS_LINE = re.compile(r"^HTTP/(\d)\.(\d) (\d{3})(?: |$)")
 
@@ -114,12 +123,24 @@ def _judge(data: bytes, final: bool) -> Verdict:
     if product is None and head.headers.get("x-powered-by"):
         # No Server header (Express, Next.js, PHP apps): the framework may say who it is.
         product, version, _ = split_product(head.headers["x-powered-by"])
+    if product in (None, "Varnish"):
+        # Varnish answers for itself as "Server: Varnish" (or not at all) and names its
+        # version in the comment of its Via entry (RFC 9110 §7.6.3): "1.1 varnish
+        # (Varnish/7.1)". A Via entry behind another Server names a cache in the path,
+        # not what answers, so only then.
+        via = _VARNISH_VIA.search(head.headers.get("via", ""))
+        if via is not None:
+            product, version = "Varnish http accelerator", via.group(1)
     body = data[head.body_offset :]
     length = head.headers.get("content-length", "")
     wanted = min(int(length), MAX_BODY_BYTES) if length.isdigit() else None
     content_type = head.headers.get("content-type", "")
     if wanted is None and "json" in content_type:
         wanted = MAX_BODY_BYTES  # no length: the end of the stream ends the body
+    if is_exposition(content_type):
+        # Prometheus metrics name the exporter's version far into the text: as much of
+        # it as the matcher may keep (its length is no help, it has none).
+        wanted = max(_MAX_BYTES - head.body_offset, 0)
     if wanted is not None and len(body) < wanted and not final:
         return NEED_MORE  # the whole (bounded) body may name the product
     # Judge the declared body only: bytes after it must not change the verdict.
@@ -158,6 +179,7 @@ def _judge(data: bytes, final: bool) -> Verdict:
     return Match(service="http", product=product, version=version, extra=extra)
 
 
+_VARNISH_VIA = re.compile(r"\(Varnish/(\d[\w.]*)\)")
 _TITLE = re.compile(rb"<title[^>]*>([^<]{1,300})</title>", re.IGNORECASE)
 
 # What mongod sends back to an HTTP request on its native port.
@@ -168,7 +190,7 @@ _PLAIN_TO_TLS = re.compile(
 )
 
 
-HTTP = Matcher(name="http", judge=_judge, max_bytes=8192 + MAX_BODY_BYTES)
+HTTP = Matcher(name="http", judge=_judge, max_bytes=_MAX_BYTES)
 
 # RFC 9113 §4.1: a frame header is Length (24 bits), Type (8), Flags (8), a reserved
 # bit and the Stream Identifier (31). §6.5: SETTINGS is type 0x4, on stream 0, its
@@ -213,4 +235,20 @@ HTTP_GET_VERSION = Probe(
     build=lambda host: http_get_request(host, "/version"),
     matchers=("http",),
     services=("etcd-client", "docker", "kubernetes"),
+)
+
+# Consul with its web UI on redirects / to /ui/; the agent's own description names its
+# version in Config.Version (see :mod:`portkit.proto.httpapps`).
+HTTP_GET_CONSUL_SELF = Probe(
+    name="http-get-consul-self",
+    build=lambda host: http_get_request(host, "/v1/agent/self"),
+    matchers=("http",),
+    services=("consul",),
+)
+
+# A Prometheus exporter's metrics carry its version (see :mod:`portkit.proto.httpapps`).
+HTTP_GET_METRICS = Probe(
+    name="http-get-metrics",
+    build=lambda host: http_get_request(host, "/metrics"),
+    matchers=("http",),
 )

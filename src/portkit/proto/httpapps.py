@@ -11,8 +11,13 @@ whether the server is better named by another service than ``http``:
   object of their own shape; InfluxDB adds ``X-Influxdb-Version`` to every response.
 - ``consul``: HashiCorp Consul's HTTP API adds ``X-Consul-*`` headers (``X-Consul-Index``,
   ``X-Consul-Knownleader``, ``X-Consul-Default-Acl-Policy``) to its answers, and
-  ``/v1/agent/self`` holds ``{"Config": {"Version": ...}}``; with its web UI turned off
-  the agent answers ``GET /`` with a text page that begins "Consul Agent".
+  ``/v1/agent/self`` holds ``{"Config": {"Version": ...}}`` (with ``Datacenter`` and
+  ``NodeName``, the agent's description); with its web UI turned off the agent answers
+  ``GET /`` with a text page that begins "Consul Agent", with it on a redirect to ``/ui/``.
+- Prometheus exporters title their page "... Exporter" and link ``/metrics``; the
+  metrics, in Prometheus's text exposition format (``text/plain; version=0.0.4``),
+  carry ``<exporter>_build_info{...,version="1.5.0"} 1``, which the exporter library
+  adds to every exporter.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 
 from portkit.proto._text import Head, split_product
 
-__all__ = ["Classified", "classify"]
+__all__ = ["Classified", "classify", "is_exposition"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +56,12 @@ _IPP_TOKEN = re.compile(r"(?:^|\s)IPP/\d+\.\d+(?:\s|$)")
 _CUPS_TITLE = re.compile(rb"<title>[^<]{0,80}CUPS v(\d[\w.]*)</title>", re.IGNORECASE)
 # Prometheus exporters link their metrics from a page titled after the exporter.
 _EXPORTER = re.compile(rb"<title>([\w .-]{1,60} Exporter)</title>", re.IGNORECASE)
+# node_exporter_build_info{branch="...",...,version="1.5.0"} 1 (go_build_info's version is
+# the Go module's, often "(devel)": only an exporter's own counts).
+_BUILD_INFO = re.compile(
+    rb"^([a-z][a-z0-9_]{0,40}_exporter)_build_info\{[^}\n]{0,400}?\bversion=\"([^\"\n]{1,40})\"",
+    re.MULTILINE,
+)
 _ERROR_PAGE_BY = re.compile(rb"Generated .{0,120}? by \S+ \((squid)/([\w.]+)\)", re.IGNORECASE)
 
 
@@ -84,10 +95,23 @@ def classify(head: Head, body: bytes) -> Classified | None:
         return Classified(service="http", product="InfluxDB http admin", version=influx or None)
     if "json" in headers.get("content-type", ""):
         return _json_shape(body)
+    if is_exposition(headers.get("content-type", "")):
+        built = _BUILD_INFO.search(body)
+        if built is not None:
+            name = built.group(1).decode("ascii").replace("_", " ").title()
+            return Classified(
+                service="http", product=f"Prometheus {name}", version=built.group(2).decode()
+            )
     exporter = _EXPORTER.search(body)
     if exporter is not None and b'href="/metrics"' in body:
         return Classified(service="http", product=f"Prometheus {exporter.group(1).decode()}")
     return None
+
+
+def is_exposition(content_type: str) -> bool:
+    """Whether ``content_type`` is Prometheus's text exposition format (version 0.0.4)."""
+    kind, _, parameters = content_type.partition(";")
+    return kind.strip().lower() == "text/plain" and "version=0.0.4" in parameters
 
 
 def _json_shape(body: bytes) -> Classified | None:
@@ -108,6 +132,10 @@ def _json_shape(body: bytes) -> Classified | None:
     # Docker Engine API /version: ApiVersion, Version, GoVersion, ...
     if "ApiVersion" in doc and "GoVersion" in doc:
         return Classified(service="docker", product="Docker", version=text("Version"))
+    # Consul's /v1/agent/self: the agent's configuration, its Member and its version.
+    config = doc.get("Config")
+    if isinstance(config, dict) and "Datacenter" in config and "NodeName" in config:
+        return Classified(service="consul", product="Consul", version=_consul_version(body))
     # Kubernetes API server /version: major, minor, gitVersion, platform.
     if "gitVersion" in doc and "major" in doc and "platform" in doc:
         version = text("gitVersion")

@@ -11,6 +11,9 @@ what the common daemons print is taken as LPD:
   ``Rank   Owner   Job`` table heading;
 - LPRng: "Printer: lp@host" (its status header).
 
+BSD lpd names itself in its messages ("lpd: ..."), LPRng by its status header: those
+name the product. The other answers are common to every daemon and name none.
+
 The request is four bytes (03 "lp" LF), told apart from an echo by its first octet.
 """
 
@@ -23,12 +26,12 @@ from portkit.proto._match import NEED_MORE, Match, Matcher, NoMatch, Probe, Verd
 __all__ = ["LPD", "LPD_QUEUE_STATE"]
 
 _FIRST_LINES = re.compile(
-    rb"^(?:(?:[\w.-]+: )?lpd: (?P<refusal>Your host does not have line printer access)"
-    rb"|(?:[\w.-]+: )?(?:lpd: )?\S+: unknown printer"
+    rb"^(?:(?:[\w.-]+: )?(?P<bsd>lpd: )(?P<refusal>Your host does not have line printer access)"
+    rb"|(?:[\w.-]+: (?=lpd: ))?(?P<bsd_unknown>lpd: )?\S+: unknown printer"
     rb"|no entries"
     rb"|\S+ is (?:ready|down|ready and printing)\b.*"
     rb"|Rank\s+Owner\s+Job\b.*"
-    rb"|Printer: \S+@\S+.*)\r?$"
+    rb"|(?P<lprng>Printer: \S+@\S+.*))\r?$"
 )
 
 
@@ -44,8 +47,15 @@ def _judge(data: bytes, final: bool) -> Verdict:
     if line is None:
         return NoMatch(reason="not an LPD answer")
     extra = data[:end].decode("ascii", "replace").strip()[:80]
+    product = None
+    if line["bsd"] or line["bsd_unknown"]:
+        product = "BSD lpd"
+    elif line["lprng"]:
+        product = "LPRng"
     # One line decides; the rest of a queue listing changes nothing.
-    return Match(service="printer", extra=extra, confidence=9 if line["refusal"] else 8)
+    return Match(
+        service="printer", product=product, extra=extra, confidence=9 if line["refusal"] else 8
+    )
 
 
 LPD = Matcher(name="lpd", judge=_judge, max_bytes=4096)

@@ -5,6 +5,8 @@ attributes (type, length, value). §4.1: an Access-Request carries User-Name, a
 User-Password and NAS-Identifier. A server that knows our address as a client answers
 Access-Reject (3), Access-Accept (2) or Access-Challenge (11) with our Identifier; one
 that does not know us stays silent (§4.1: "silently discarded"), which is honest silence.
+A reject may come late: FreeRADIUS holds it back for ``reject_delay`` (1 s by default)
+to slow down password guessing, so the probe waits longer than most.
 """
 
 from __future__ import annotations
@@ -53,4 +55,5 @@ RADIUS_ACCESS_REQUEST = Probe(
     matchers=("radius",),
     services=("radius", "radius-acct", "sa-msg-port"),
     transport="udp",
+    wait=1.6,
 )

@@ -2,6 +2,10 @@
 
 RFC 4253 §4.2: the server sends ``SSH-protoversion-softwareversion SP comments CR LF``,
 at most 255 characters, and may send other lines before it (not starting with ``SSH-``).
+
+Reported as nmap's version detection reports it: OpenSSH's comment naming the
+distribution's package (``Debian-2+deb12u3``, ``Ubuntu-3ubuntu0.10``) is part of the
+version (``9.2p1 Debian 2+deb12u3``), the protocol version goes to ``extra``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,19 @@ def parse_software(software: str) -> tuple[str, str | None]:
     return product, (version or None)
 
 
+# Distributions that append their package revision to OpenSSH's comment field.
+_DISTRIBUTIONS = ("Debian", "Ubuntu", "Raspbian", "FreeBSD", "NetBSD")
+
+
+def _with_package(version: str | None, comments: str) -> tuple[str | None, str]:
+    """Fold a ``Debian-2+deb12u3`` comment into the version; the rest stays comment."""
+    word, _, rest = comments.partition(" ")
+    name, dash, revision = word.partition("-")
+    if version is None or not dash or not revision or name not in _DISTRIBUTIONS:
+        return version, comments
+    return f"{version} {name} {revision}", rest
+
+
 def _judge(data: bytes, final: bool) -> Verdict:
     pos = 0
     for _ in range(MAX_PRE_LINES + 1):
@@ -62,6 +79,8 @@ def _judge(data: bytes, final: bool) -> Verdict:
             return NoMatch(reason="bad identification string")
         software, _, comments = parts[2].partition(" ")
         product, version = parse_software(software)
+        if product == "OpenSSH":
+            version, comments = _with_package(version, comments)
         extra = f"protocol {parts[1]}" + (f"; {comments}" if comments else "")
         return Match(service="ssh", product=product, version=version, extra=extra)
     return NoMatch(reason="no identification string")

@@ -18,15 +18,19 @@ arrive, so a quick server is identified as soon as its answer is complete. Waits
 phase and short; reads stop at :data:`portkit.proto.MAX_RESPONSE_BYTES`. Nothing matched
 means an honest "unknown" that keeps the first bytes the server sent.
 
-UDP (DNS, NTP, SNMP, SIP, memcached) is ``_identify_udp.py``; the TCP connection with its
-memory-BIO TLS is ``_channel.py``.
+UDP is ``_identify_udp.py``; one probe's exchange and the ladder's state are
+``_exchange.py``; the TCP connection with its memory-BIO TLS is ``_channel.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import functools
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 
 from portkit._errors import (
     ConnectionRefused,
@@ -35,22 +39,19 @@ from portkit._errors import (
     UsageError,
 )
 from portkit.proto import (
+    API_DOCUMENTS,
     BANNER_MATCHERS,
     MATCHERS,
     SPEAKS_FIRST,
     TCP_PROBES,
-    Match,
-    Matcher,
-    NoMatch,
     Probe,
     Reader,
     matchers_for,
     plain_name,
     probes_for,
-    tls_name,
     wants_tls_first,
 )
-from portkit.proto.http import HTTP_GET, HTTP_GET_VERSION
+from portkit.proto.http import HTTP_GET, HTTP_GET_CONSUL_SELF, HTTP_GET_METRICS
 from portkit.proto.jetdirect import PJL_INFO_ID
 from portkit.proto.mail import SMTP_EHLO
 from portkit.proto.starttls import STARTTLS_PROTOCOLS, StartTlsClient
@@ -61,14 +62,28 @@ from portkit.scan._channel import (
     is_echo,
     server_hostname,
 )
-from portkit.scan._identify_udp import UDP_WAIT, identify_udp
+from portkit.scan._exchange import (
+    CONNECT_TIMEOUT,
+    PROBE_WAIT,
+    QUIET_WAIT,
+    TLS_TIMEOUT,
+    Ladder,
+    Outcome,
+    exchange,
+    named,
+    probe_once,
+    structured,
+)
+from portkit.scan._identify_udp import LIGHT_UDP_PROBES, UDP_WAIT, identify_udp
 from portkit.scan._model import Identification, PortResult, PortState, TlsInfo, nmap_service
 
 __all__ = [
     "BANNER_WAIT",
     "CONNECT_TIMEOUT",
     "DEFAULT_BUDGET",
+    "DETECT_LEVELS",
     "EVIDENCE_BYTES",
+    "LIGHT_UDP_PROBES",
     "LIKELY_PROBE_WAIT",
     "PARALLEL_PROBES",
     "PROBE_WAIT",
@@ -76,6 +91,7 @@ __all__ = [
     "SPEAKS_FIRST_WAIT",
     "TLS_TIMEOUT",
     "UDP_WAIT",
+    "detect_level",
     "identify",
     "nmap_service",
     "probe_port",
@@ -84,172 +100,64 @@ __all__ = [
 
 DEFAULT_BUDGET = 6.0
 """Seconds one port's whole identification may take."""
-CONNECT_TIMEOUT = 2.0
-"""Seconds to wait for a TCP connection to be accepted."""
 BANNER_WAIT = 0.3
 """Seconds to listen for a greeting when the registry names no protocol we can probe."""
 SPEAKS_FIRST_WAIT = 1.5
 """Seconds to listen when the registry expects a server that greets first."""
-PROBE_WAIT = 0.6
-"""Seconds to wait for the answer to one probe (plus a few round trips)."""
 LIKELY_PROBE_WAIT = 1.5
 """Seconds to wait for the answer to the most likely probe (a slow web app, a late greeting)."""
 RAW_PRINTING_PORTS = range(9100, 9108)
 """Raw printing ports ("JetDirect"): a printer prints whatever arrives there, so the ladder
 sends only the PJL identity query (which prints nothing), as nmap's version detection
 leaves these ports alone."""
-QUIET_WAIT = 0.1
-"""Once a probe's own matchers have all said no, seconds of silence that end its answer."""
-TLS_TIMEOUT = 2.0
-"""Seconds a TLS handshake may take."""
-RTT_FACTOR = 4
-"""Waits grow by this many measured connect round trips, for distant servers."""
+FOLLOW_UP_WAIT = 3.0
+"""Seconds for a recognised server to answer its own protocol's probe (an IRC server
+finishes looking up the client's name before it answers registration)."""
 PARALLEL_PROBES = 4
 """Probes sent at once (each on its own connection) once the likely ones have failed."""
 INNER_PROBES = 4
-"""Probes tried inside TLS after the greeting and HTTP, each needing a new handshake."""
+"""Probes tried inside TLS after the greeting and HTTP, each needing a new handshake
+(every probe at ``--detect=all``)."""
+
+DETECT_LEVELS = ("light", "normal", "all")
+"""How far down the ladder identification goes (nmap's ``--version-intensity``):
+
+- ``light``: listen, the probe likely for the port, TLS (and inside it the greeting and
+  HTTP), and the follow-ups of a match; no generic probes. UDP: the probes likely for
+  the port, else the first :data:`LIGHT_UDP_PROBES` of the catalogue.
+- ``normal`` (the default): and then every generic TCP probe (the API documents only
+  after an HTTP answer), :data:`INNER_PROBES` inside TLS; UDP: every probe.
+- ``all``: every probe, inside TLS too, and the API documents as generic probes, in
+  twice the budget.
+"""
+_BUDGET_FACTOR = {"light": 1.0, "normal": 1.0, "all": 2.0}
+_LEVEL: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "portkit_detect_level", default="normal"
+)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Outcome:
-    match: Match | None
-    data: bytes
-    eof: bool
-    echo: bool = False  # the server sent our own bytes back
+@contextlib.contextmanager
+def detect_level(level: str) -> Iterator[None]:
+    """Within the block, :func:`identify` goes as far as ``level`` unless told otherwise.
 
+    How ``portkit scan --detect=LEVEL`` reaches every identification of a scan without
+    threading the level through the scan engine. Tasks created inside the block (and the
+    scan's, started from it) see it.
 
-async def _exchange(
-    chan: Channel,
-    payload: bytes | None,
-    matchers: tuple[Matcher, ...],
-    wait: float,
-    deadline: float,
-    carry: bytes = b"",
-    own: int | None = None,
-) -> _Outcome:
-    """Send ``payload`` (if any) and judge the answer until a verdict, EOF or ``wait``.
-
-    ``carry`` is what the server already said on this connection (its greeting), judged
-    together with the answer. Once the first ``own`` matchers (the probe's) have all said
-    no, only :data:`QUIET_WAIT` more silence is awaited for a late greeting.
+    Raises:
+        UsageError: ``level`` is not one of :data:`DETECT_LEVELS`.
     """
-    reader = Reader(matchers)
-    if carry:
-        reader.feed(carry)
-    loop = asyncio.get_running_loop()
-    if payload:
-        try:
-            await chan.send(payload)
-        except Closed:
-            return _Outcome(match=reader.finish(), data=b"", eof=True)
-    end = min(loop.time() + wait, deadline)
-    eof = False
-    while True:
-        try:
-            chunk = await chan.recv(end)
-        except (TimeoutError, Closed):
-            match = reader.finish()
-            break
-        if not chunk:
-            eof = True
-            match = reader.finish()
-            break
-        match = reader.feed(chunk)
-        if match is not None or reader.done or reader.full:
-            break
-        if own is not None and all(
-            isinstance(reader.verdicts.get(m.name), NoMatch) for m in matchers[:own]
-        ):
-            end = min(end, loop.time() + QUIET_WAIT)
-    data = bytes(reader.data)
-    answer = data[len(carry) :]
-    if is_echo(payload, answer):
-        # Whatever a matcher saw in our own bytes (RabbitMQ does answer garbage with the
-        # AMQP header we also send), an echo is not an answer.
-        return _Outcome(match=None, data=data, eof=eof, echo=True)
-    return _Outcome(match=match, data=data, eof=eof)
+    token = _LEVEL.set(_checked_level(level))
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
 
 
-@dataclass(slots=True)
-class _Ladder:
-    """One port's identification: the budget, what was seen, the connections made."""
-
-    host: str
-    port: int
-    expected: str | None
-    deadline: float
-    rtt: float = 0.0
-    evidence: bytes = b""
-    connections: int = 0
-    hangups: int = 0  # answers that were a close and nothing else
-    silences: int = 0  # answers that were nothing until the wait ran out
-    echoes: int = 0  # answers that were our own bytes sent back
-    noted: int = 0  # answers seen with some bytes in them
-
-    def answers(self) -> int:
-        return self.noted
-
-    def remaining(self) -> float:
-        return self.deadline - asyncio.get_running_loop().time()
-
-    def wait(self, base: float) -> float:
-        return min(base + RTT_FACTOR * self.rtt, max(self.remaining(), 0.0))
-
-    def phase_deadline(self, base: float) -> float:
-        return asyncio.get_running_loop().time() + self.wait(base)
-
-    def note(self, data: bytes, *, eof: bool = False, echo: bool = False) -> None:
-        """Keep the first bytes seen as evidence; count closes, silences and echoes."""
-        self.echoes += echo
-        if data and not self.evidence:
-            self.evidence = data[:EVIDENCE_BYTES]
-        if data:
-            self.noted += 1
-        elif eof:
-            self.hangups += 1
-        else:
-            self.silences += 1
-
-    def unknown(self) -> str:
-        """Say honestly what an unrecognised server did."""
-        if self.echoes and self.echoes == self.answers():
-            return "the server echoes what it is sent"
-        if self.evidence:
-            return "no probe matched"
-        if self.hangups and not self.silences:
-            return "the server closes every connection without a word"
-        return "no answer to any probe"
-
-    async def connect(self) -> Channel:
-        if self.remaining() <= 0:
-            raise Closed("budget spent")
-        timeout = min(CONNECT_TIMEOUT, self.remaining())
-        try:
-            chan, rtt = await Channel.open(self.host, self.port, timeout)
-        except (ConnectionRefused, ConnectTimeout) as exc:
-            if self.connections == 0:
-                raise
-            raise Closed(str(exc)) from None
-        if self.connections == 0:
-            self.rtt = rtt
-        self.connections += 1
-        return chan
-
-    def result(
-        self, match: Match, probe: str, data: bytes, tls: TlsInfo | None = None
-    ) -> Identification:
-        service = tls_name(match.service) if tls is not None else match.service
-        return Identification(
-            service=service,
-            product=match.product,
-            version=match.version,
-            extra=match.extra,
-            tls=tls,
-            confidence=match.confidence,
-            method="probed",
-            probe=probe,
-            evidence=data[:EVIDENCE_BYTES],
-        )
+def _checked_level(level: str) -> str:
+    if level not in DETECT_LEVELS:
+        raise UsageError(f"detect level must be light, normal or all, not {level!r}")
+    return level
 
 
 async def identify(
@@ -258,7 +166,8 @@ async def identify(
     *,
     transport: str = "tcp",
     expected: str | None = None,
-    budget: float = DEFAULT_BUDGET,
+    budget: float | None = None,
+    level: str | None = None,
 ) -> Identification:
     """Find out what answers on ``host``:``port``.
 
@@ -267,7 +176,10 @@ async def identify(
         port: the port, 1-65535.
         transport: ``"tcp"`` or ``"udp"``.
         expected: the registry's service name for the port, to try its probes first.
-        budget: seconds the whole identification may take.
+        budget: seconds the whole identification may take (default
+            :data:`DEFAULT_BUDGET`, twice that at level ``all``).
+        level: how far down the ladder to go, one of :data:`DETECT_LEVELS` (default:
+            the :func:`detect_level` in force, else ``normal``).
 
     Returns:
         The :class:`Identification`; ``service`` is ``None`` when nothing matched, with
@@ -277,22 +189,29 @@ async def identify(
         ConnectionRefused: nothing listens (TCP), or the port is closed (UDP, ICMP).
         ConnectTimeout: the first TCP connection was not accepted in time.
         NetworkError: another connection failure.
-        UsageError: a port, transport or budget out of range.
+        UsageError: a port, transport, budget or level out of range.
     """
     if transport not in ("tcp", "udp"):
         raise UsageError(f"transport must be tcp or udp, not {transport!r}")
     if not 0 < port <= 65535:
         raise UsageError(f"port must be 1-65535, not {port}")
-    if not budget > 0:
-        raise UsageError(f"budget must be positive, not {budget}")
-    deadline = asyncio.get_running_loop().time() + budget
+    level, deadline = _level_and_deadline(level, budget)
     if transport == "udp":
-        return await identify_udp(host, port, expected, deadline)
-    ladder = _Ladder(host=host, port=port, expected=expected, deadline=deadline)
+        return await identify_udp(host, port, expected, deadline, light=level == "light")
+    ladder = Ladder(host=host, port=port, expected=expected, deadline=deadline, level=level)
     return await _identify_tcp(ladder)
 
 
-async def _identify_tcp(ladder: _Ladder) -> Identification:
+def _level_and_deadline(level: str | None, budget: float | None) -> tuple[str, float]:
+    level = _LEVEL.get() if level is None else _checked_level(level)
+    if budget is None:
+        budget = DEFAULT_BUDGET * _BUDGET_FACTOR[level]
+    if not budget > 0:
+        raise UsageError(f"budget must be positive, not {budget}")
+    return level, asyncio.get_running_loop().time() + budget
+
+
+async def _identify_tcp(ladder: Ladder) -> Identification:
     try:
         found = await _climb(ladder)
     except Closed:
@@ -312,7 +231,7 @@ async def _identify_tcp(ladder: _Ladder) -> Identification:
     )
 
 
-async def _starttls(ladder: _Ladder, protocol: str) -> TlsInfo | None:
+async def _starttls(ladder: Ladder, protocol: str) -> TlsInfo | None:
     """On a new connection, walk ``protocol``'s STARTTLS dialogue; what TLS showed, or None.
 
     None when the server refuses, does not answer in time, or the budget is spent: the
@@ -340,7 +259,7 @@ async def _starttls(ladder: _Ladder, protocol: str) -> TlsInfo | None:
         await chan.close()
 
 
-async def _climb(ladder: _Ladder) -> Identification | None:
+async def _climb(ladder: Ladder) -> Identification | None:
     """Walk the TCP ladder; ``None`` when nothing matched."""
     expected = ladder.expected
     raw_printing = ladder.port in RAW_PRINTING_PORTS
@@ -353,7 +272,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
     if tls_first:
         found = await _try_tls(ladder, chan)
         if found is not None:
-            return found
+            return await _follow_up(ladder, found)
     else:
         first = probes_for(expected)[0] if expected else HTTP_GET
         if raw_printing:
@@ -368,7 +287,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
             if likely and not speaks_first:
                 listen = 0.0
             if listen:
-                got = await _exchange(
+                got = await exchange(
                     chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline
                 )
                 ladder.note(got.data, eof=got.eof, echo=got.echo)
@@ -384,7 +303,7 @@ async def _climb(ladder: _Ladder) -> Identification | None:
                 # greeting may be SMTP or FTP: EHLO settles it (with the greeting).
                 first = SMTP_EHLO
             # 2. The first probe goes on the same connection.
-            got = await _exchange(
+            got = await exchange(
                 chan,
                 first.build(ladder.host),
                 matchers_for(first),
@@ -406,17 +325,26 @@ async def _climb(ladder: _Ladder) -> Identification | None:
         # 3. TLS.
         found = await _try_tls(ladder, await ladder.connect())
         if found is not None:
-            return found
+            return await _follow_up(ladder, found)
     # 4. The remaining probes, each on a connection of its own, a few at a time: a server
     #    that ignores what it does not understand costs one wait per few probes, not one
-    #    per probe. GET /version is not among them: it follows an HTTP answer (step 2's
-    #    follow-up), and a server that did not answer GET / will not answer it either.
-    #    Where the registry expects etcd, Docker or Kubernetes, GET /version was step 2.
-    remaining = [p for p in probes_for(expected) if p is not first and p is not HTTP_GET_VERSION]
+    #    per probe. The API documents (GET /version, ...) are not among them: they follow
+    #    an HTTP answer (step 2's follow-up), and a server that did not answer GET / will
+    #    not answer them either. Where the registry expects etcd, Docker, Kubernetes or
+    #    Consul, its document was step 2.
+    if ladder.level == "light":
+        return None
+    remaining = [
+        p
+        for p in probes_for(expected)
+        if p is not first and (p not in API_DOCUMENTS or ladder.level == "all")
+    ]
     return await _first_match(ladder, remaining)
 
 
-async def _first_match(ladder: _Ladder, probes: list[Probe]) -> Identification | None:
+async def _first_match(
+    ladder: Ladder, probes: list[Probe], tls: TlsInfo | None = None
+) -> Identification | None:
     """Run ``probes``, :data:`PARALLEL_PROBES` at a time, in order; the first match wins.
 
     A sliding window, not batches: a probe that ends early (the server closed, or its
@@ -424,101 +352,118 @@ async def _first_match(ladder: _Ladder, probes: list[Probe]) -> Identification |
     what it does not understand does not hold the ladder for the slowest of a batch.
     The order is a priority: a match wins only once every earlier probe has ended
     without one, so a server that answers two probes (Dante answers SOCKS 5 and SOCKS 4)
-    is named by the earlier, whichever answer arrives first.
+    is named by the earlier, whichever answer arrives first. Once something matched, no
+    new probe starts and the later ones still running are stopped; every probe has ended
+    (and closed its connection) when this returns. With ``tls`` (the handshake that
+    showed TLS on this port) each probe goes inside a handshake of its own.
     """
-    running: dict[asyncio.Task[_Outcome | None], int] = {}
-    upcoming = iter(enumerate(probes))
+    slots = asyncio.Semaphore(PARALLEL_PROBES)
+    running: dict[int, asyncio.Task[None]] = {}
     best: tuple[int, Identification] | None = None  # the earliest match so far
-    try:
-        while True:
-            # Once something matched, no new probe starts: only earlier ones may still win.
-            while best is None and len(running) < PARALLEL_PROBES and ladder.remaining() > 0:
-                step = next(upcoming, None)
-                if step is None:
-                    break
-                running[asyncio.create_task(_probe_once(ladder, step[1]))] = step[0]
-            if best is not None and all(index > best[0] for index in running.values()):
-                return best[1]
-            if not running:
-                return None
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                index = running.pop(task)
-                outcome = task.result()
-                if outcome is None:
-                    continue
-                ladder.note(outcome.data, eof=outcome.eof, echo=outcome.echo)
-                if outcome.match is not None and (best is None or index < best[0]):
-                    best = (index, ladder.result(outcome.match, probes[index].name, outcome.data))
-    finally:
-        for task in running:
-            task.cancel()
-        # Let the stopped probes close their connections before going on.
-        await asyncio.gather(*running, return_exceptions=True)
+
+    async def run(index: int, probe: Probe) -> None:
+        nonlocal best
+        outcome = await probe_once(ladder, probe, tls=tls is not None)
+        if outcome is None:
+            return
+        ladder.note(outcome.data, eof=outcome.eof, echo=outcome.echo)
+        if outcome.match is not None and (best is None or index < best[0]):
+            name = named(probe, tls is not None)
+            best = (index, ladder.result(outcome.match, name, outcome.data, tls))
+            for later, task in list(running.items()):
+                if later > index:
+                    task.cancel()
+
+    def ended(index: int, _task: asyncio.Task[None]) -> None:
+        slots.release()
+        running.pop(index, None)
+
+    async with structured() as group:
+        for index, probe in enumerate(probes):
+            await slots.acquire()
+            if best is not None or ladder.remaining() <= 0:
+                slots.release()
+                break
+            task = group.create_task(run(index, probe))
+            running[index] = task
+            # A task cancelled before it started never runs its own code: its slot is
+            # given back when it is done, however it ended.
+            task.add_done_callback(functools.partial(ended, index))
+    return None if best is None else best[1]
 
 
-async def _probe_once(ladder: _Ladder, probe: Probe) -> _Outcome | None:
-    """Send ``probe`` on a new connection and judge the answer; ``None`` if none was made."""
-    try:
-        chan = await ladder.connect()
-    except Closed:
-        return None
-    try:
-        return await _exchange(
-            chan,
-            probe.build(ladder.host),
-            matchers_for(probe),
-            ladder.wait(PROBE_WAIT),
-            ladder.deadline,
-            own=len(probe.matchers),
-        )
-    finally:
-        await chan.close()
-
-
-async def _follow_up(ladder: _Ladder, found: Identification) -> Identification:
-    """Complete a match made by someone else's probe.
+async def _follow_up(ladder: Ladder, found: Identification) -> Identification:
+    """Complete a match made by someone else's probe, or one that named no product.
 
     A plain answer that says "this is a TLS port" (nginx's 400 page) is confirmed with a
     handshake. A server recognised only from its reaction to another protocol's probe
-    (RabbitMQ answering an HTTP request with its AMQP header) is asked once with its own
-    probe, which names the product. An HTTP server that named no product is asked
-    ``GET /version``: etcd, Docker and Kubernetes answer ``GET /`` with a bare 404, and
-    their version document names them.
+    (RabbitMQ answering an HTTP request with its AMQP header, an IRC server's notices
+    before registration) is asked once with its own probe, which names the product. An
+    HTTP server that named no product is asked for the documents that name API servers
+    (:func:`_api_documents`). A match made inside TLS is followed up inside TLS.
     """
-    if found.service is None or found.tls is not None or ladder.remaining() <= 0:
+    if found.service is None or ladder.remaining() <= 0:
         return found
-    if wants_tls_first(found.service):
+    inside = found.tls is not None
+    if not inside and wants_tls_first(found.service):
         try:
-            inner = await _try_tls(ladder, await ladder.connect())
+            within = await _try_tls(ladder, await ladder.connect())
         except Closed:
             return found
-        return inner if inner is not None else found
+        return within if within is not None else found
+    service = (plain_name(found.service) or found.service) if inside else found.service
+    if service == "consul" and found.version is None:
+        return await _api_documents(ladder, found, (HTTP_GET_CONSUL_SELF,))
+    if _exporter(found) and found.version is None:
+        return await _api_documents(ladder, found, (HTTP_GET_METRICS,))
     if found.product is not None:
         return found
-    if found.service == "http" and found.probe != HTTP_GET_VERSION.name:
-        return await _version_document(ladder, found)
-    own = next((p for p in TCP_PROBES if found.service in p.services), None)
-    if own is None or own.name == found.probe:
+    if service == "http":
+        return await _api_documents(ladder, found, API_DOCUMENTS)
+    own = next((p for p in TCP_PROBES if service in p.services), None)
+    if own is None or found.probe in (own.name, f"tls+{own.name}"):
         return found
-    got = await _probe_once(ladder, own)
-    if got is None or got.match is None or got.match.service != found.service:
+    got = await probe_once(ladder, own, wait=FOLLOW_UP_WAIT, tls=inside)
+    if got is None or got.match is None or got.match.service != service:
         return found
-    better = ladder.result(got.match, own.name, got.data)
+    better = ladder.result(got.match, named(own, inside), got.data, found.tls)
     return better if better.product or better.version else found
 
 
-async def _version_document(ladder: _Ladder, found: Identification) -> Identification:
-    """``found`` (HTTP, no product) named better by the server's answer to ``GET /version``."""
-    got = await _probe_once(ladder, HTTP_GET_VERSION)
-    if got is None or got.match is None:
+def _exporter(found: Identification) -> bool:
+    """A Prometheus exporter, known by its page: its metrics name its version."""
+    return found.product is not None and found.product.startswith("Prometheus ")
+
+
+async def _api_documents(
+    ladder: Ladder, found: Identification, probes: tuple[Probe, ...]
+) -> Identification:
+    """``found`` (HTTP) named better by the server's answer to one of ``probes``.
+
+    etcd, Docker and Kubernetes answer ``GET /`` with a bare 404 and name themselves in
+    ``GET /version``; Consul with its web UI on redirects ``/`` to ``/ui/`` and names
+    its version in ``GET /v1/agent/self``; a Prometheus exporter's ``GET /metrics``
+    holds its version. The documents are asked for at once, each on
+    a connection of its own (inside TLS when ``found`` was); the first in ``probes``
+    order that names a product wins. Not asked again when ``found`` came from one.
+    """
+    inside = found.tls is not None
+    if found.probe in {named(p, inside) for p in probes}:
         return found
-    better = ladder.result(got.match, HTTP_GET_VERSION.name, got.data)
-    # A web server's 404 page for /version says no more than its / did: keep the first.
-    return better if better.product else found
+    async with structured() as group:
+        asked = [group.create_task(probe_once(ladder, p, tls=inside)) for p in probes]
+    for probe, task in zip(probes, asked, strict=True):
+        got = task.result()
+        if got is None or got.match is None:
+            continue
+        better = ladder.result(got.match, named(probe, inside), got.data, found.tls)
+        # A web server's 404 page for /version says no more than its / did: keep the first.
+        if better.product:
+            return better
+    return found
 
 
-async def _try_tls(ladder: _Ladder, chan: Channel) -> Identification | None:
+async def _try_tls(ladder: Ladder, chan: Channel) -> Identification | None:
     """Handshake on ``chan`` (and close it); on success, climb the ladder inside TLS.
 
     Returns ``None`` when the server is not TLS and its answer matched nothing.
@@ -546,7 +491,7 @@ async def _try_tls(ladder: _Ladder, chan: Channel) -> Identification | None:
         await chan.close()
 
 
-async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identification:
+async def _inside_tls(ladder: Ladder, chan: Channel, info: TlsInfo) -> Identification:
     """The ladder again, inside a completed TLS handshake."""
     plain_expected = ladder.expected
     if plain_expected:
@@ -556,14 +501,14 @@ async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identifi
     listen = SPEAKS_FIRST_WAIT if plain_expected in SPEAKS_FIRST else BANNER_WAIT
     if plain_expected is not None and plain_expected in HTTP_GET.services:
         listen = 0.0
-    got = _Outcome(match=None, data=b"", eof=False)
+    got = Outcome(match=None, data=b"", eof=False)
     if listen:
-        got = await _exchange(chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline)
+        got = await exchange(chan, None, BANNER_MATCHERS, ladder.wait(listen), ladder.deadline)
         ladder.note(got.data, eof=got.eof, echo=got.echo)
         if got.match is not None:
             return ladder.result(got.match, "tls+banner", got.data, info)
     if not got.eof:
-        got = await _exchange(
+        got = await exchange(
             chan,
             HTTP_GET.build(ladder.host),
             matchers_for(HTTP_GET),
@@ -574,34 +519,13 @@ async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identifi
         ladder.note(got.data, eof=got.eof, echo=got.echo)
         if got.match is not None:
             return ladder.result(got.match, "tls+http-get", got.data, info)
-    others = [p for p in probes_for(plain_expected) if p is not HTTP_GET][:INNER_PROBES]
-    for probe in others:
-        if ladder.remaining() <= 0:
-            break
-        try:
-            inner = await ladder.connect()
-        except Closed:
-            break
-        try:
-            again = await inner.start_tls(
-                server_hostname(ladder.host),
-                ladder.phase_deadline(PROBE_WAIT),
-                ladder.phase_deadline(TLS_TIMEOUT),
-            )
-            if again is None:
-                break
-            got = await _exchange(
-                inner,
-                probe.build(ladder.host),
-                matchers_for(probe),
-                ladder.wait(PROBE_WAIT),
-                ladder.deadline,
-                own=len(probe.matchers),
-            )
-        finally:
-            await inner.close()
-        if got.match is not None:
-            return ladder.result(got.match, f"tls+{probe.name}", got.data, info)
+    if ladder.level != "light":
+        others = [p for p in probes_for(plain_expected) if p is not HTTP_GET]
+        if ladder.level == "normal":
+            others = [p for p in others if p not in API_DOCUMENTS][:INNER_PROBES]
+        found = await _first_match(ladder, others, tls=info)
+        if found is not None:
+            return found
     h2 = await _alpn_h2(ladder)
     if h2 is not None:
         return Identification(
@@ -622,7 +546,7 @@ async def _inside_tls(ladder: _Ladder, chan: Channel, info: TlsInfo) -> Identifi
     )
 
 
-async def _alpn_h2(ladder: _Ladder) -> TlsInfo | None:
+async def _alpn_h2(ladder: Ladder) -> TlsInfo | None:
     """A handshake offering only HTTP/2 (RFC 7301 ALPN ``h2``, RFC 9113 §3.2).
 
     A server that speaks only HTTP/2 ignores or closes on every HTTP/1 probe; choosing
@@ -664,6 +588,7 @@ _PROTOCOL_OF = {
     "postgres": "postgresql",
     "mariadb": "mysql",
     "mqtts": "secure-mqtt",
+    "sunrpc": "rpcbind",
 }
 
 
@@ -686,7 +611,8 @@ async def probe_port(
     *,
     transport: str = "tcp",
     expected: str | None = None,
-    budget: float = DEFAULT_BUDGET,
+    budget: float | None = None,
+    level: str | None = None,
 ) -> PortResult:
     """Identify what answers on ``host``:``port`` and report it as a :class:`PortResult`.
 
@@ -696,19 +622,17 @@ async def probe_port(
     started = time.perf_counter()
     try:
         if transport == "udp":
-            found = await identify(host, port, transport="udp", expected=expected, budget=budget)
+            found = await identify(
+                host, port, transport="udp", expected=expected, budget=budget, level=level
+            )
             state = PortState.OPEN if found.service or found.evidence else PortState.OPEN_FILTERED
             reason = "udp-response" if found.evidence else "no-response"
             return PortResult(
                 host=host, port=port, transport="udp", state=state, reason=reason,
                 expected=expected, identified=found,
             )  # fmt: skip
-        ladder = _Ladder(
-            host=host,
-            port=port,
-            expected=expected,
-            deadline=asyncio.get_running_loop().time() + budget,
-        )
+        level, deadline = _level_and_deadline(level, budget)
+        ladder = Ladder(host=host, port=port, expected=expected, deadline=deadline, level=level)
         found = await _identify_tcp(ladder)
     except ConnectionRefused:
         closed = "port-unreach" if transport == "udp" else "conn-refused"

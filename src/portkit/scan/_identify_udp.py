@@ -25,10 +25,13 @@ from portkit.proto import UDP_PROBES, Match, Probe, matchers_for, probes_for
 from portkit.scan._channel import EVIDENCE_BYTES, is_echo, where
 from portkit.scan._model import Identification
 
-__all__ = ["UDP_WAIT", "identify_udp"]
+__all__ = ["LIGHT_UDP_PROBES", "UDP_WAIT", "identify_udp"]
 
 UDP_WAIT = 0.6
 """Seconds to wait for the answers to one round of UDP probes."""
+LIGHT_UDP_PROBES = 4
+"""UDP probes a light identification sends to a port the registry names nothing for:
+the first of the catalogue (DNS, NTP, SNMP v3 and v2c)."""
 
 _UDP_MATCHERS = tuple(dict.fromkeys(m for p in UDP_PROBES for m in matchers_for(p)))
 
@@ -59,15 +62,20 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self.queue.put_nowait(exc)
 
 
-def _udp_rounds(expected: str | None) -> tuple[tuple[Probe, ...], ...]:
+def _udp_rounds(expected: str | None, light: bool = False) -> tuple[tuple[Probe, ...], ...]:
     """The UDP probes in rounds: those likely for the port, then every other one at once.
 
-    A round waits :data:`UDP_WAIT` for answers, so a silent port costs two rounds, not
-    one wait per probe. A port the registry names no UDP probe for gets them all at once.
+    A round waits :data:`UDP_WAIT` for answers (or its slowest probe's own wait), so a
+    silent port costs two rounds, not one wait per probe. A port the registry names no
+    UDP probe for gets them all at once. ``light`` (``--detect=light``) keeps the first
+    round only, and of a port the registry names nothing for, the first
+    :data:`LIGHT_UDP_PROBES` of the catalogue.
     """
     order = probes_for(expected, "udp")
     wanted = expected.lower() if expected else None
     likely = tuple(p for p in order if wanted is not None and wanted in p.services)
+    if light:
+        return (likely or order[:LIGHT_UDP_PROBES],)
     if not likely:
         return (order,)
     return (likely, order[len(likely) :])
@@ -110,7 +118,7 @@ def _unconnected(address: tuple[str, int]) -> socket.socket:
 
 
 async def identify_udp(
-    host: str, port: int, expected: str | None, deadline: float
+    host: str, port: int, expected: str | None, deadline: float, *, light: bool = False
 ) -> Identification:
     loop = asyncio.get_running_loop()
     address = await _address(host, port)
@@ -123,7 +131,7 @@ async def identify_udp(
     evidence = b""
     echoes = 0
     try:
-        for round_ in _udp_rounds(expected):
+        for round_ in _udp_rounds(expected, light):
             if loop.time() >= deadline:
                 break
             sent = [(probe, probe.build(host)) for probe in round_]
@@ -132,7 +140,9 @@ async def identify_udp(
                     transport.sendto(payload, address)
                 except OSError as exc:
                     raise network_error(exc, host, port, action="send over udp to") from None
-            end = min(loop.time() + UDP_WAIT, deadline)
+            # A round waits for its slowest server (a RADIUS reject is held back 1 s).
+            wait = max((p.wait or UDP_WAIT for p, _ in sent), default=UDP_WAIT)
+            end = min(loop.time() + wait, deadline)
             while True:
                 try:
                     async with asyncio.timeout(max(end - loop.time(), 0.0)):
