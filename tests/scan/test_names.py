@@ -84,5 +84,5 @@ def test_expected_names_from_the_kept_table_match_the_registry(cache_dir: Path) 
 
 def test_table_key_covers_the_version(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = _names._table_path("tcp")
-    monkeypatch.setattr("portkit.__version__", "0.0.0-other")
+    monkeypatch.setattr("portkit._version.__version__", "0.0.0-other")
     assert _names._table_path("tcp") != first
