@@ -46,6 +46,16 @@ def test_misspelt_option_suggests_and_points_at_the_command_help(
     assert "(see 'portkit lookup --help')" in err
 
 
+def test_a_flag_given_a_value_says_what_it_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["scan", "127.0.0.1", "--detect=bogus"], capsys)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "--detect takes no value or one of: light, normal, all" in err
+    code, _, err = run(["scan", "127.0.0.1", "--open=yes"], capsys)
+    assert code == 2
+    assert "--open takes no value (see 'portkit scan --help')" in err
+
+
 def _script(shell: str, capsys: pytest.CaptureFixture[str]) -> str:
     code, out, err = run(["completion", shell], capsys)
     assert code == 0, err

@@ -93,6 +93,15 @@ def _option_hint(message: str, parser: argparse.ArgumentParser) -> str:
     with it (``-oZ`` read as ``-o Z``: did you mean -oN, -oX, -oG or -oA?).
     """
     known = [o for action in parser._actions for o in action.option_strings]
+    explicit = re.match(r"argument ([^:]+): ignored explicit argument (.*)$", message)
+    if explicit is not None:
+        # A flag given a value it does not take; where the flag has spelled-out values of
+        # its own (--detect=light), name them.
+        flags = explicit[1].split("/")
+        values = [o.partition("=")[2] for o in known if o.partition("=")[0] in flags and "=" in o]
+        if values:
+            return f"; {flags[0]} takes no value or one of: {', '.join(values)}"
+        return f"; {flags[0]} takes no value"
     choice = re.match(r"argument (-\w)\b[^:]*: invalid choice: ", message)
     if choice is not None:
         longer = [o for o in known if o.startswith(choice[1]) and len(o) > 2 and o[2] != "-"]
