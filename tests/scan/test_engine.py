@@ -89,6 +89,53 @@ def test_results_are_identical_run_to_run(netns: str) -> None:
         assert other == runs[0]
 
 
+COUNTED = """
+import asyncio, collections, json, socket, sys
+from portkit.scan._scan import plan_scan, scan_batches
+async def main():
+    socks = []
+    for host, port in [("127.0.0.2", 22), ("127.0.0.2", 1999), ("127.0.0.3", 80)]:
+        s = socket.socket(); s.bind((host, port)); s.listen(8); socks.append(s)
+    runs = []
+    for processes in (1, 2):
+        plan = await plan_scan(["127.0.0.2", "127.0.0.3"], "1-9000", processes=processes)
+        opened, made, counted = [], collections.Counter(), collections.Counter()
+        async for batch in scan_batches(plan, count_after=int(sys.argv[1])):
+            for r in batch.results:
+                if r.state.value == "open":
+                    opened.append([r.host, r.port])
+                else:
+                    made[r.host, r.state.value, r.reason] += 1
+            for (host, transport, state, reason), n in batch.counts.items():
+                counted[host, transport, state.value, reason] += n
+        runs.append({"opened": sorted(opened), "made": sorted(made.items()),
+                     "counted": sorted(counted.items())})
+    print(json.dumps(runs))
+asyncio.run(main())
+"""
+
+
+@needs_root
+@pytest.mark.root
+def test_closed_ports_past_the_limit_come_as_counts(netns: str) -> None:
+    # The CLI's reports only count a host's closed ports past their listing limit: the
+    # connect engine (and each forked process of it) hands those over as counts.
+    runs = json.loads(run_in_namespace(netns, COUNTED, "5"))
+    for processes, run in zip((1, 2), runs, strict=True):
+        assert run["opened"] == [["127.0.0.2", 22], ["127.0.0.2", 1999], ["127.0.0.3", 80]]
+        made = {tuple(key): n for key, n in run["made"]}
+        counted = {tuple(key): n for key, n in run["counted"]}
+        for host, opens in (("127.0.0.2", 2), ("127.0.0.3", 1)):
+            rows = made.get((host, "closed", "conn-refused"), 0)
+            # At most 5 closed results per host from each process, the rest counted.
+            assert 5 <= rows <= 5 * processes, (processes, made)
+            assert rows + counted[(host, "tcp", "closed", "conn-refused")] == 9000 - opens
+        assert set(counted) == {
+            ("127.0.0.2", "tcp", "closed", "conn-refused"),
+            ("127.0.0.3", "tcp", "closed", "conn-refused"),
+        }
+
+
 async def test_hostname_is_carried_on_results(listeners: list[Listener]) -> None:
     results = await collect(scan("localhost", "1", tcp=True))
     assert {r.hostname for r in results} == {"localhost"}

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from portkit._rlimit import raise_fd_limit
 from portkit.proto import udp_payload
-from portkit.results import Batches, PortState
+from portkit.results import Batches, CountKey, PortState
 from portkit.scan._drive import drive
 from portkit.scan._schedule import MIN_WINDOW, Policy, ProbeScheduler
 from portkit.scan._targets import Target
@@ -131,6 +131,7 @@ class _SocketTransport:
         kind: ProbeKind,
         scheduler: ProbeScheduler[int],
         names: Sequence[str | None] | None = None,
+        count_after: int | None = None,
     ) -> None:
         self.transport = kind.value
         self._names = names
@@ -141,12 +142,23 @@ class _SocketTransport:
         self._inflight: dict[int, socket.socket] = {}
         self._registered: set[int] = set()  # fds known to the epoll set (oneshot: re-armed by MOD)
         self._spare: dict[int, list[socket.socket]] = {socket.AF_INET: [], socket.AF_INET6: []}
+        # With count_after (TCP): a host's ports refused at once, past that many made
+        # into rows, are only counted (the CLI's reports only count them).
+        self._count_after = count_after if self._tcp else None
+        self._made_refused: dict[Target, int] = {}
+        self._refused_counted: dict[Target, int] = {}
 
     def descriptors(self) -> list[int]:
         return [self._ep.fileno()]
 
-    def take_counts(self) -> None:
-        return None
+    def take_counts(self) -> dict[CountKey, int] | None:
+        if self._count_after is None:
+            return None
+        counted, self._refused_counted = self._refused_counted, {}
+        return {
+            (target.address, "tcp", CLOSED, "conn-refused"): count
+            for target, count in counted.items()
+        }
 
     def close(self) -> None:
         for sock in self._inflight.values():
@@ -252,71 +264,102 @@ class _SocketTransport:
 
     def launch(self, now: float, most: int | None) -> None:
         scheduler = self._scheduler
-        tcp = self._tcp
-        spare = self._spare
-        finish_now = scheduler.finish_now
-        sent = scheduler.sent
         while True:
             attempt, probes = scheduler.take(now, most)
             if not probes:
                 return
-            for index, (target, port) in enumerate(probes):
-                host = target.address
-                if ":" in host:
-                    family = socket.AF_INET6
-                    address: tuple[str, int] | tuple[str, int, int, int] = (host, port, 0, 0)
+            refused = self._launch(attempt, probes)
+            # The ports refused at once were answers: counted after the batch, which
+            # is the same for the window (take reads it once per batch).
+            scheduler.answered_at_once(refused)
+
+    def _launch(self, attempt: int, probes: list[tuple[Target, int]]) -> int:
+        """Send ``probes``; return how many were refused before ``connect`` returned.
+
+        Those (the common case over a near link: a closed port's RST is processed
+        before the second ``connect`` of the same probe) are finished here, without
+        a call into the scheduler per port: a row, or with ``count_after`` a count
+        once the host has that many rows of them. Every other outcome goes through
+        the scheduler as it comes, with the refusals so far told to it first.
+        """
+        scheduler = self._scheduler
+        tcp = self._tcp
+        spare = self._spare
+        sent = scheduler.sent
+        rows_append = scheduler.rows.append
+        count_after = self._count_after
+        made = self._made_refused
+        counted = self._refused_counted
+        refused = 0
+        for index, (target, port) in enumerate(probes):
+            host = target.address
+            if ":" in host:
+                family = socket.AF_INET6
+                address: tuple[str, int] | tuple[str, int, int, int] = (host, port, 0, 0)
+            else:
+                family = socket.AF_INET
+                address = (host, port)
+            pool = spare[family]
+            try:
+                if tcp and pool:
+                    sock = pool.pop()
                 else:
-                    family = socket.AF_INET
-                    address = (host, port)
-                pool = spare[family]
-                try:
-                    if tcp and pool:
-                        sock = pool.pop()
-                    else:
-                        sock = socket.socket(
-                            family,
-                            (socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
-                            | socket.SOCK_NONBLOCK,
-                        )
-                except OSError as exc:
-                    if exc.errno not in _RESOURCE_ERRNOS:
-                        raise
-                    err = exc.errno
-                else:
-                    began = monotonic()
-                    err = sock.connect_ex(address)
-                    if tcp:
-                        if err == EINPROGRESS:
-                            err = sock.connect_ex(address)  # the answer, if it is already here
-                        if err == ECONNREFUSED:
-                            # The common case, at once: refused before connect returned
-                            # (loopback, or a very near host). The socket is unconnected
-                            # again: reuse it.
-                            pool.append(sock)
-                            finish_now(target, port, CLOSED, "conn-refused", monotonic() - began)
-                            continue
-                    if err in _RESOURCE_ERRNOS:
-                        self._discard(sock)
-                if err in _RESOURCE_ERRNOS:
-                    # Out of ports or descriptors: put the rest back, shrink, let answers drain.
-                    scheduler.give_back(probes[index:], attempt)
-                    scheduler.short_of_resources()
-                    return
-                fd = sock.fileno()
-                sent(fd, target, port, attempt, began)
+                    sock = socket.socket(
+                        family,
+                        (socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM) | socket.SOCK_NONBLOCK,
+                    )
+            except OSError as exc:
+                if exc.errno not in _RESOURCE_ERRNOS:
+                    raise
+                err = exc.errno
+            else:
+                began = monotonic()
+                err = sock.connect_ex(address)
                 if tcp:
-                    self._settle_tcp(fd, sock, err, monotonic())
-                elif err:
-                    self._settle_udp(fd, sock, err, began)
+                    if err == EINPROGRESS:
+                        err = sock.connect_ex(address)  # the answer, if it is already here
+                    if err == ECONNREFUSED:
+                        # The common case, at once: refused before connect returned
+                        # (loopback, or a very near host). The socket is unconnected
+                        # again: reuse it.
+                        pool.append(sock)
+                        refused += 1
+                        if count_after is not None:
+                            done = made.get(target, 0)
+                            if done >= count_after:
+                                counted[target] = counted.get(target, 0) + 1
+                                continue
+                            made[target] = done + 1
+                        rows_append((target, port, CLOSED, "conn-refused", monotonic() - began))
+                        continue
+                if err in _RESOURCE_ERRNOS:
+                    self._discard(sock)
+            if refused:
+                # What follows reads the scheduler's answer count (a probe sent
+                # now remembers it): bring it up to date first.
+                scheduler.answered_at_once(refused)
+                refused = 0
+            if err in _RESOURCE_ERRNOS:
+                # Out of ports or descriptors: put the rest back, shrink, let answers drain.
+                scheduler.give_back(probes[index:], attempt)
+                scheduler.short_of_resources()
+                return 0
+            fd = sock.fileno()
+            sent(fd, target, port, attempt, began)
+            if tcp:
+                self._settle_tcp(fd, sock, err, monotonic())
+            elif err:
+                self._settle_udp(fd, sock, err, began)
+            else:
+                # The request likely for the port first, another one on each re-send.
+                name = None if self._names is None else self._names[port]
+                try:
+                    sock.send(udp_payload(name, attempt, host))
+                except OSError as exc:
+                    self._settle_udp(fd, sock, exc.errno or errno.EIO, began)
                 else:
-                    # The request likely for the port first, another one on each re-send.
-                    name = None if self._names is None else self._names[port]
-                    try:
-                        sock.send(udp_payload(name, attempt, host))
-                    except OSError as exc:
-                        self._settle_udp(fd, sock, exc.errno or errno.EIO, began)
-                    else:
-                        self._wait_for(fd, sock)
+                    self._wait_for(fd, sock)
+        return refused
 
 
 def run_socket_engine(
@@ -324,13 +367,17 @@ def run_socket_engine(
     kind: ProbeKind,
     options: EngineOptions,
     names: Sequence[str | None] | None = None,
+    *,
+    count_after: int | None = None,
 ) -> Batches:
     """Probe every (target, port) of ``probes``; yield results in batches as they come.
 
     Only as many probes are taken from ``probes`` as fit the window, so memory stays
     bounded whatever the size of the scan. Closing the generator (``aclose``, a break,
     Ctrl-C) closes every socket still in flight. ``names[port]`` is each result's
-    ``expected`` service name.
+    ``expected`` service name. With ``count_after`` (TCP), once that many closed ports
+    of a host have been yielded as results, its further ports refused at once are
+    yielded as counts (:attr:`ResultBatch.counts`): the CLI's reports only count them.
 
     TCP sockets are reused: on Linux a second ``connect`` on a non-blocking socket
     whose first attempt has completed returns that attempt's result (``ECONNREFUSED``,
@@ -351,4 +398,4 @@ def run_socket_engine(
         adaptive=kind is ProbeKind.TCP_CONNECT,
     )
     scheduler: ProbeScheduler[int] = ProbeScheduler(probes, policy, monotonic())
-    return drive(_SocketTransport(kind, scheduler, names), scheduler, names)
+    return drive(_SocketTransport(kind, scheduler, names, count_after), scheduler, names)

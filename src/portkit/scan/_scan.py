@@ -179,14 +179,10 @@ async def _tcp_batches(plan: ScanPlan, count_after: int | None = None) -> Batche
             if plan.syn:
                 from portkit.scan._syn import run_syn_engine
 
-                # Counts only from one process: shards' results are named here.
-                return run_syn_engine(
-                    probes,
-                    options,
-                    table,
-                    count_after=count_after if processes == 1 else None,
-                )
-            return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, table)
+                return run_syn_engine(probes, options, table, count_after=count_after)
+            return run_socket_engine(
+                probes, ProbeKind.TCP_CONNECT, options, table, count_after=count_after
+            )
 
         return engine
 
