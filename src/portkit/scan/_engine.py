@@ -30,7 +30,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from portkit._rlimit import raise_fd_limit
-from portkit.proto import udp_payload
 from portkit.results import Batches, CountKey, PortState
 from portkit.scan._drive import drive
 from portkit.scan._schedule import MIN_WINDOW, Policy, ProbeScheduler
@@ -288,6 +287,9 @@ class _SocketTransport:
         sent = scheduler.sent
         rows_append = scheduler.rows.append
         count_after = self._count_after
+        if not tcp:
+            # Here: a TCP scan has no use for the protocol modules (40 ms of imports).
+            from portkit.proto import udp_payload
         made = self._made_refused
         counted = self._refused_counted
         refused = 0
