@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 from portkit._errors import PortSpecError, TargetError
 from portkit._rlimit import raise_fd_limit
-from portkit.scan._engine import window_size
+from portkit.scan._engine import ProbeKind, window_size
 from portkit.scan._model import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._scan import scan
 
@@ -484,3 +485,26 @@ async def test_udp_datagrams_are_the_ports_probe_then_the_next_ones() -> None:
     assert [(r.port, r.state) for r in results] == [(port, PortState.OPEN_FILTERED)]
     assert got == [udp_payload("coap", attempt, "127.0.0.4") for attempt in range(3)]
     assert got[0].startswith(b"@\x01")  # a CoAP GET (RFC 7252 section 3), not a generic one
+
+
+async def test_tcp_sockets_share_one_source_port_and_keep_it(free_ports: list[int]) -> None:
+    from portkit.scan._engine import _SocketTransport
+    from portkit.scan._schedule import Policy, ProbeScheduler
+
+    scheduler: ProbeScheduler[int] = ProbeScheduler(iter([]), Policy(), 0.0)
+    transport = _SocketTransport(ProbeKind.TCP_CONNECT, scheduler)
+    try:
+        one = transport._tcp_socket(socket.AF_INET)
+        two = transport._tcp_socket(socket.AF_INET)
+        with one, two:
+            port = one.getsockname()[1]
+            assert port != 0
+            assert two.getsockname()[1] == port  # one source port for the scan
+            # Refused, the socket is unconnected again but still holds the port: the
+            # next connect from it needs no new one.
+            for closed in free_ports[:3]:
+                one.setblocking(True)
+                assert one.connect_ex(("127.0.0.2", closed)) == errno.ECONNREFUSED
+                assert one.getsockname()[1] == port
+    finally:
+        transport.close()

@@ -26,6 +26,7 @@ import select
 import socket
 import struct
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -144,19 +145,67 @@ class _SocketTransport:
         # With count_after (TCP): a host's ports refused at once, past that many made
         # into rows, are only counted (the CLI's reports only count them).
         self._count_after = count_after if self._tcp else None
-        self._made_refused: dict[Target, int] = {}
-        self._refused_counted: dict[Target, int] = {}
+        # Keyed by address, not Target: a frozen dataclass hashes in Python, a str once.
+        self._made_refused: dict[str, int] = {}
+        self._full: set[str] = set()  # hosts past count_after rows of them
+        self._refused_counted: list[str] = []  # one address per port counted
+
+        # TCP sockets connect from one source port, chosen by the kernel for an anchor
+        # socket that holds it for the scan (see _tcp_socket).
+        self._anchors: dict[int, socket.socket | None] = {}
 
     def descriptors(self) -> list[int]:
         return [self._ep.fileno()]
 
+    def _anchor(self, family: int) -> socket.socket | None:
+        """A socket holding this scan's source port for ``family`` (None: none could)."""
+        try:
+            anchor = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            return None
+        try:
+            anchor.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            anchor.bind(("::", 0, 0, 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
+        except OSError:
+            anchor.close()
+            return None
+        return anchor
+
+    def _tcp_socket(self, family: int) -> socket.socket:
+        """A new TCP socket, bound to the scan's source port when one is held.
+
+        Bound explicitly, a socket keeps its port across the connects it is reused
+        for, and the kernel skips choosing and hashing an ephemeral port on each
+        (measured over a veth link: 7.7 us against 9.1 us per refused connect). Every
+        connect from the port goes to a different (address, port) at any moment: a
+        probe's socket is closed before its probe is sent again, and open ports are
+        closed with a RST, so no TIME_WAIT holds a four-tuple. The anchor (bound, never
+        connected) keeps the port from the kernel's ephemeral choices meanwhile
+        (SO_REUSEADDR lets the scan's sockets share it, and a port so bound is one the
+        kernel does not hand to other connects).
+        """
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        if family not in self._anchors:
+            self._anchors[family] = self._anchor(family)
+        anchor = self._anchors[family]
+        if anchor is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(anchor.getsockname())
+            except OSError:
+                # The port is taken after all: this socket takes an ephemeral port as
+                # an unbound one does (a fresh socket: the failed bind left nothing).
+                sock.close()
+                sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        return sock
+
     def take_counts(self) -> dict[CountKey, int] | None:
         if self._count_after is None:
             return None
-        counted, self._refused_counted = self._refused_counted, {}
+        counted, self._refused_counted = self._refused_counted, []
         return {
-            (target.address, "tcp", CLOSED, "conn-refused"): count
-            for target, count in counted.items()
+            (address, "tcp", CLOSED, "conn-refused"): count
+            for address, count in Counter(counted).items()
         }
 
     def close(self) -> None:
@@ -167,6 +216,9 @@ class _SocketTransport:
             for sock in pool:
                 sock.close()
         self._ep.close()
+        for anchor in self._anchors.values():
+            if anchor is not None:
+                anchor.close()
 
     def _discard(self, sock: socket.socket) -> None:
         self._registered.discard(sock.fileno())
@@ -291,7 +343,8 @@ class _SocketTransport:
             # Here: a TCP scan has no use for the protocol modules (40 ms of imports).
             from portkit.proto import udp_payload
         made = self._made_refused
-        counted = self._refused_counted
+        full = self._full
+        count = self._refused_counted.append
         refused = 0
         for index, (target, port) in enumerate(probes):
             host = target.address
@@ -303,13 +356,12 @@ class _SocketTransport:
                 address = (host, port)
             pool = spare[family]
             try:
-                if tcp and pool:
+                if not tcp:
+                    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+                elif pool:
                     sock = pool.pop()
                 else:
-                    sock = socket.socket(
-                        family,
-                        (socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM) | socket.SOCK_NONBLOCK,
-                    )
+                    sock = self._tcp_socket(family)
             except OSError as exc:
                 if exc.errno not in _RESOURCE_ERRNOS:
                     raise
@@ -327,11 +379,15 @@ class _SocketTransport:
                         pool.append(sock)
                         refused += 1
                         if count_after is not None:
-                            done = made.get(target, 0)
-                            if done >= count_after:
-                                counted[target] = counted.get(target, 0) + 1
+                            if host in full:
+                                count(host)
                                 continue
-                            made[target] = done + 1
+                            done = made.get(host, 0)
+                            if done >= count_after:
+                                full.add(host)
+                                count(host)
+                                continue
+                            made[host] = done + 1
                         rows_append((target, port, CLOSED, "conn-refused", monotonic() - began))
                         continue
                 if err in _RESOURCE_ERRNOS:
