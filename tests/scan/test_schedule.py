@@ -458,3 +458,19 @@ def test_batched_answers_give_one_sample() -> None:
     assert s.answer_all(keys, 0.05) is not None
     assert s.rtt.samples == 1
     assert s.rtt.srtt == pytest.approx(0.05)
+
+
+def test_round_trips_run_from_when_a_batch_left_not_when_it_was_queued() -> None:
+    # A batch built at 0.0 waits 0.5 s for a busy sender process, leaves at 0.5 and is
+    # answered 2 ms later: the round trip is 2 ms, not 502 ms.
+    s = scheduler(4, timeout=1.0, adaptive=True, min_timeout=0.01)
+    attempt, probes = s.take(0.0)
+    keys = [port for _t, port in probes]
+    s.arm(keys, s.track(keys, probes, attempt, 0.0), attempt, 0.5)
+    assert s.answer_all(keys[:2], 0.502) is not None
+    assert s.rtt.srtt == pytest.approx(0.002)
+    s.answer(keys[2], CLOSED, "reset", 0.503)
+    assert s.take_rows()[-1][4] == pytest.approx(0.003)  # its row's rtt too
+    # The last one's deadline runs from when it left as well.
+    assert s.expire(0.5 + s.rtt.wait(0) - 0.001) == []
+    assert s.expire(0.5 + s.rtt.wait(0)) == [keys[3]]

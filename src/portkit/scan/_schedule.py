@@ -239,6 +239,9 @@ class ProbeScheduler(Generic[K]):
         self._retries = max(0, policy.retries)
         timeout = max(0.001, policy.timeout)
         self.rtt = RttEstimator(timeout, max(0.001, policy.min_timeout), timeout)
+        # A wait between tracking and leaving shorter than this cannot move a timeout
+        # (a hundredth of the floor): not worth re-stamping a batch for.
+        self._restamp_after = self.rtt.floor / 100
         self._adaptive = policy.adaptive
         self._silent = policy.silent
         self._again: deque[tuple[Target, int, int]] = deque()
@@ -310,9 +313,26 @@ class ProbeScheduler(Generic[K]):
     def arm(
         self, keys: Sequence[K], entries: Sequence[Outstanding], attempt: int, at: float
     ) -> None:
-        """Start the deadlines of tracked probes that left at ``at``."""
-        if keys:
-            self._deadlines[attempt].append((at, keys, entries))
+        """Start the deadlines of tracked probes that left at ``at``.
+
+        Their entries are stamped with ``at`` too when they waited noticeably between
+        :meth:`track` and leaving (a batch queued for a sender process on a busy
+        machine waits milliseconds to seconds): the round trips measured from them
+        then measure the path, not the queue. An estimate that counted the queue grew
+        past the floor under load, and every dropped port waited that much longer.
+        """
+        if not keys:
+            return
+        if entries and at - entries[0][3] > self._restamp_after:
+            outstanding = self.outstanding
+            restamped = []
+            for key, entry in zip(keys, entries, strict=True):
+                if outstanding.get(key) is entry:  # not answered already
+                    entry = (entry[0], entry[1], entry[2], at, entry[4])
+                    outstanding[key] = entry
+                restamped.append(entry)
+            entries = restamped
+        self._deadlines[attempt].append((at, keys, entries))
 
     def sent(self, key: K, target: Target, port: int, attempt: int, now: float) -> None:
         """One probe left at ``now``: :meth:`track` and :meth:`arm` in one."""
