@@ -474,3 +474,17 @@ def test_round_trips_run_from_when_a_batch_left_not_when_it_was_queued() -> None
     # The last one's deadline runs from when it left as well.
     assert s.expire(0.5 + s.rtt.wait(0) - 0.001) == []
     assert s.expire(0.5 + s.rtt.wait(0)) == [keys[3]]
+
+
+def test_a_batch_of_answers_is_timed_by_its_last() -> None:
+    # Two probes left 10 ms apart; both answers are read together at 12 ms. The first
+    # answer sat in the socket buffer (the reader was busy); the last one's 2 ms is the
+    # round trip the batch shows.
+    s = scheduler(2, timeout=1.0, adaptive=True, min_timeout=0.001)
+    for at in (0.0, 0.010):
+        attempt, probes = s.take(at, 1)
+        keys = [port for _t, port in probes]
+        s.arm(keys, s.track(keys, probes, attempt, at), attempt, at)
+    assert s.answer_all([1, 2], 0.012) is not None
+    assert s.rtt.samples == 1
+    assert s.rtt.srtt == pytest.approx(0.002)

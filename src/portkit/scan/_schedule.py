@@ -377,8 +377,9 @@ class ProbeScheduler(Generic[K]):
 
         All or nothing: None when one of them is not outstanding or one repeats. The
         caller makes their rows (:attr:`rows`): one per key, in any form it likes,
-        such as counts (see the SYN engine). With ``now`` (when they arrived), the
-        first first-attempt probe among them is one round-trip sample.
+        such as counts (see the SYN engine). With ``now`` (when they were read, in the
+        order they arrived), the last first-attempt probe among them is one round-trip
+        sample.
         """
         outstanding = self.outstanding
         found = list(map(outstanding.get, keys))
@@ -389,9 +390,13 @@ class ProbeScheduler(Generic[K]):
         self.answers += len(keys)
         self.window.grow(len(keys))
         if self._adaptive and now is not None:
-            first = next((e for e in found if e is not None and e[2] == 0), None)
-            if first is not None:
-                self.rtt.sample(now - first[3])  # one sample a batch: cheap, enough
+            # One sample a batch (cheap, enough): its last first-attempt answer's. The
+            # answers were read together at ``now``; the last to arrive sat least long
+            # in the socket buffer before this read, so its time is the closest to the
+            # path's (on a busy machine the first ones' counted the wait for a core).
+            last = next((e for e in reversed(found) if e is not None and e[2] == 0), None)
+            if last is not None:
+                self.rtt.sample(now - last[3])
         return found  # type: ignore[return-value]  # no None left
 
     def drop(self, key: K, state: PortState, reason: str) -> Outstanding | None:
