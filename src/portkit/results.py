@@ -14,7 +14,6 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
 __all__ = [
     "Batches",
     "CountKey",
