@@ -508,3 +508,18 @@ async def test_tcp_sockets_share_one_source_port_and_keep_it(free_ports: list[in
                 assert one.getsockname()[1] == port
     finally:
         transport.close()
+
+
+async def test_plan_interleaves_ports_across_each_host_group() -> None:
+    from portkit.scan._scan import HOST_GROUP, plan_scan
+
+    plan = await plan_scan(["127.0.0.1"], "1-3")
+    assert [(t.address, p) for t, p in plan.probes("tcp")] == [("127.0.0.1", p) for p in (1, 2, 3)]
+    # A group of 256 hosts, then a group of one: ports interleaved within each group.
+    plan = await plan_scan(["10.0.0.0/24", "10.0.1.0"], "7,9")
+    pairs = [(t.address, p) for t, p in plan.probes("tcp")]
+    first = [f"10.0.0.{i}" for i in range(HOST_GROUP)]
+    assert pairs == [(h, 7) for h in first] + [(h, 9) for h in first] + [
+        ("10.0.1.0", 7),
+        ("10.0.1.0", 9),
+    ]

@@ -84,6 +84,11 @@ class ScanPlan:
             return
         hosts = self.iter_targets()
         while group := list(itertools.islice(hosts, HOST_GROUP)):
+            if len(group) == 1:
+                # One host (a sweep's usual case): the pairs made in C, not one
+                # generator step per port.
+                yield from zip(itertools.repeat(group[0]), ports)
+                continue
             for port in ports:
                 for target in group:
                     yield target, port
