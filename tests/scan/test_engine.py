@@ -523,3 +523,17 @@ async def test_plan_interleaves_ports_across_each_host_group() -> None:
         ("10.0.1.0", 7),
         ("10.0.1.0", 9),
     ]
+
+
+async def test_results_come_in_bounded_batches_when_every_port_is_refused_at_once() -> None:
+    # Loopback refuses before connect returns: no probe is ever outstanding, so the
+    # window does not bound a launch; the batches must still be small (bounded memory).
+    from portkit.scan._drive import READY_CAP
+    from portkit.scan._engine import EngineOptions, run_socket_engine
+    from portkit.scan._targets import Target
+
+    probes = ((Target(address="127.0.0.2"), port) for port in range(40000, 52000))
+    batches = run_socket_engine(probes, ProbeKind.TCP_CONNECT, EngineOptions())
+    sizes = [len(batch.results) async for batch in batches]
+    assert sum(sizes) == 12000
+    assert max(sizes) <= READY_CAP

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import mmap
 import os
+import pickle
+import struct
 from collections.abc import Iterator
 
 import pytest
 
-from portkit.results import Batches, PortResult, PortState
+from portkit.results import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._engine import EngineOptions, ProbeKind, run_socket_engine
 from portkit.scan._executors import (
     Dask,
@@ -18,7 +22,7 @@ from portkit.scan._executors import (
     Sharded,
     local_executor,
 )
-from portkit.scan._shard import MIN_PROBES_PER_PROCESS
+from portkit.scan._shard import MIN_PROBES_PER_PROCESS, QUEUED_MESSAGES
 from portkit.scan._targets import Target
 
 from .conftest import Listener
@@ -83,3 +87,45 @@ async def test_sharded_streams_every_probe_once(
     assert {(r.host, r.port) for r in found if r.state is PortState.OPEN} == {
         (ls.host, ls.port) for ls in v4
     }
+
+
+async def test_forked_results_wait_in_their_pipes_not_in_memory() -> None:
+    # A forked process that makes results faster than they are taken blocks on its
+    # pipe: at most QUEUED_MESSAGES of its batches (and what the pipe holds) wait in
+    # this process, however far ahead it could run.
+    produced = mmap.mmap(-1, 8)  # shared with the forked process: its batch count
+    total, rows = 120, 400
+
+    async def fast(_probes: Iterator[tuple[Target, int]]) -> Batches:
+        for index in range(total):
+            results = [
+                PortResult(host="192.0.2.1", port=1 + (index * rows + i) % 65535,
+                           transport="tcp", state=PortState.CLOSED, reason="conn-refused")
+                for i in range(rows)
+            ]  # fmt: skip
+            yield ResultBatch(results)
+            struct.pack_into("q", produced, 0, index + 1)
+
+    async def nothing(_probes: Iterator[tuple[Target, int]]) -> Batches:
+        return
+        yield  # an async generator that yields nothing
+
+    taken = 0
+    ahead = []
+    probes = iter([(Target(address="192.0.2.1"), 1)] * 4)
+    async for batch in Sharded(2).stream(
+        fast, probes, transport="tcp", names=None, own_engine=nothing
+    ):
+        if batch.results:
+            taken += 1
+            ahead.append(struct.unpack_from("q", produced, 0)[0] - taken)
+            await asyncio.sleep(0.005)  # a slow consumer (a report, identification)
+    assert taken == total
+    # Beside those queued here, one read of the pipe (64 KiB) may add what it holds,
+    # the pipe holds that much again (Linux's default size), and one more message may
+    # be on its way in the forked process.
+    sample = [(r, None, 1, "closed", "conn-refused", None) for r in ["192.0.2.1"] * rows]
+    size = len(pickle.dumps(("rows", (sample, [])), protocol=pickle.HIGHEST_PROTOCOL))
+    in_pipe = -(-65536 // size)
+    assert max(ahead) <= QUEUED_MESSAGES + 2 * in_pipe + 1, (ahead, in_pipe)
+    assert max(ahead) < total // 2  # far from all of them
