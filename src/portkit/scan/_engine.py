@@ -437,7 +437,8 @@ def run_socket_engine(
 ) -> Batches:
     """Probe every (target, port) of ``probes``; yield results in batches as they come.
 
-    Only as many probes are taken from ``probes`` as fit the window, so memory stays
+    Only as many probes are taken from ``probes`` as fit the window (and at most
+    ``READY_CAP`` at a time, the rows handed over at once), so memory stays
     bounded whatever the size of the scan. Closing the generator (``aclose``, a break,
     Ctrl-C) closes every socket still in flight. ``names[port]`` is each result's
     ``expected`` service name. With ``count_after`` (TCP), once that many closed ports
