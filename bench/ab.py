@@ -132,7 +132,7 @@ def main() -> int:
         else:
             ns = stack.enter_context(namespace("pk-ab-"))
             stack.enter_context(scan_bench.listeners(ns))
-            scenarios = [(name, argv, want) for name, argv, _nmap, want in scan_bench.scenarios()]
+            scenarios = [(s.title, s.ours, s.expected) for s in scan_bench.loopback_scenarios()]
         for name, portkit_argv, expected in scenarios:
             if args.only and args.only not in name:
                 continue

@@ -31,10 +31,16 @@ so both pay their start-up) and its CPU time (user + system, children included),
 with portkit's figure as a fraction of nmap's. On a shared machine the wall times move
 with everyone else's load; the CPU times much less.
 
+``--base SRC`` also runs portkit from another tree's ``src`` (``git archive REV src | tar
+-x -C /tmp/base``) in every round, beside this tree's and nmap's: before and after a
+change under the same load. (Compile both trees' bytecode first, ``python -m compileall``,
+or each run compiles what it imports.)
+
 Needs root (namespaces, raw sockets) and nmap. Traffic stays inside the namespaces.
 
     sudo python bench/scan.py [--rounds 7] [--markdown] [--only syn] [--link veth]
     sudo python bench/scan.py --link veth --masscan 2000000
+    sudo python bench/scan.py --link veth --base /tmp/base/src --only "1 host"
     sudo python bench/scan.py --memory     # peak RSS of a /16 x --top 100 scan
     sudo python bench/scan.py --engines    # asyncio per connection vs the epoll engine
 """
@@ -123,9 +129,10 @@ def open_set(xml_path: Path) -> Opens:
     return found
 
 
-def timed(ns: str, argv: list[str]) -> Run:
-    """Run ``argv`` in the namespace; return its wall time, CPU time and peak RSS."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def timed(ns: str, argv: list[str], src: Path = ROOT / "src") -> Run:
+    """Run ``argv`` in the namespace (portkit from ``src``); return its wall time, CPU
+    time and peak RSS."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -182,17 +189,27 @@ def topology(args: argparse.Namespace) -> Iterator[tuple[str, list[Scenario], Li
             yield ns, loopback_scenarios(), None
 
 
-def measure(ns: str, scenario: Scenario, rounds: int, tmp: Path) -> dict[str, list[Run]]:
-    """Paired rounds, alternating which tool goes first; every open set checked."""
-    ours_xml, theirs_xml = tmp / "portkit.xml", tmp / "nmap.xml"
+def measure(
+    ns: str, scenario: Scenario, rounds: int, tmp: Path, base: Path | None = None
+) -> dict[str, list[Run]]:
+    """Paired rounds, alternating which tool goes first; every open set checked.
+
+    With ``base`` (another tree's ``src``), portkit from that tree runs in each round
+    too (``runs["base"]``): before and after a change, beside nmap, in the same run.
+    """
+    ours_xml, theirs_xml, base_xml = tmp / "portkit.xml", tmp / "nmap.xml", tmp / "base.xml"
     order = [
         ("portkit", [*scenario.ours, "-o", "xml", "--output", str(ours_xml)], ours_xml),
         ("nmap", [*scenario.theirs, "-oX", str(theirs_xml)], theirs_xml),
     ]
-    runs: dict[str, list[Run]] = {"portkit": [], "nmap": []}
+    if base is not None:
+        order.insert(
+            1, ("base", [*scenario.ours, "-o", "xml", "--output", str(base_xml)], base_xml)
+        )
+    runs: dict[str, list[Run]] = {tool: [] for tool, _cmd, _out in order}
     for rnd in range(rounds):
         for tool, cmd, out in order if rnd % 2 == 0 else order[::-1]:
-            runs[tool].append(timed(ns, cmd))
+            runs[tool].append(timed(ns, cmd, base if tool == "base" and base else ROOT / "src"))
             got = open_set(out)
             if got != scenario.expected:
                 missing = sorted(scenario.expected - got)
@@ -337,6 +354,12 @@ def main() -> int:
         "--memory", action="store_true", help="instead: peak RSS of a /16 x --top 100 scan"
     )
     parser.add_argument(
+        "--base",
+        type=Path,
+        metavar="SRC",
+        help="also run portkit from another tree's src in every round (before/after)",
+    )
+    parser.add_argument(
         "--engines",
         action="store_true",
         help="instead: a full sweep with asyncio connections vs portkit's epoll engine",
@@ -358,7 +381,21 @@ def main() -> int:
         for scenario in scenarios:
             if args.only and args.only not in scenario.title:
                 continue
-            runs = measure(ns, scenario, args.rounds, Path(tmp))
+            runs = measure(ns, scenario, args.rounds, Path(tmp), args.base)
+            if args.base is not None:
+                # The base tree's runs against nmap's of the same rounds.
+                before = {"portkit": runs["base"], "nmap": runs["nmap"]}
+                b_wall, _n, b_ratio = median_ratio(before, "wall")
+                b_cpu, _n, b_cpu_ratio = median_ratio(before, "cpu")
+                b_rounds = sorted(
+                    a.wall / b.wall for a, b in zip(runs["base"], runs["nmap"], strict=True)
+                )
+                print(
+                    f"{scenario.title}: base tree: wall {b_wall:.3f} s, ratio {b_ratio:.2f} "
+                    f"(rounds {', '.join(f'{r:.2f}' for r in b_rounds)}); CPU {b_cpu:.3f} s, "
+                    f"ratio {b_cpu_ratio:.2f}",
+                    flush=True,
+                )
             ours_w, theirs_w, ratio_w = median_ratio(runs, "wall")
             ours_c, theirs_c, ratio_c = median_ratio(runs, "cpu")
             rss = statistics.median(r.rss_mb for r in runs["portkit"])

@@ -14,8 +14,6 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from portkit.proto import plain_name
-
 __all__ = [
     "Batches",
     "CountKey",
@@ -112,6 +110,10 @@ def nmap_service(found: Identification | None, expected: str | None = None) -> d
     name = found.service
     tunnel = None
     if found.tls is not None:
+        # Here, not at the top: importing every protocol module (dnspython among them)
+        # is 40 ms, and a scan without identification needs none of it.
+        from portkit.proto import plain_name
+
         plain = "unknown" if name == "tls" else plain_name(name)
         if plain is not None:
             name, tunnel = plain, "ssl"

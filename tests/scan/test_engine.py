@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 from portkit._errors import PortSpecError, TargetError
 from portkit._rlimit import raise_fd_limit
-from portkit.scan._engine import window_size
+from portkit.scan._engine import ProbeKind, window_size
 from portkit.scan._model import Batches, PortResult, PortState, ResultBatch
 from portkit.scan._scan import scan
 
@@ -87,6 +88,53 @@ def test_results_are_identical_run_to_run(netns: str) -> None:
     assert opened == [("127.0.0.2", 22), ("127.0.0.2", 1999), ("127.0.0.3", 80)]
     for other in runs[1:]:
         assert other == runs[0]
+
+
+COUNTED = """
+import asyncio, collections, json, socket, sys
+from portkit.scan._scan import plan_scan, scan_batches
+async def main():
+    socks = []
+    for host, port in [("127.0.0.2", 22), ("127.0.0.2", 1999), ("127.0.0.3", 80)]:
+        s = socket.socket(); s.bind((host, port)); s.listen(8); socks.append(s)
+    runs = []
+    for processes in (1, 2):
+        plan = await plan_scan(["127.0.0.2", "127.0.0.3"], "1-9000", processes=processes)
+        opened, made, counted = [], collections.Counter(), collections.Counter()
+        async for batch in scan_batches(plan, count_after=int(sys.argv[1])):
+            for r in batch.results:
+                if r.state.value == "open":
+                    opened.append([r.host, r.port])
+                else:
+                    made[r.host, r.state.value, r.reason] += 1
+            for (host, transport, state, reason), n in batch.counts.items():
+                counted[host, transport, state.value, reason] += n
+        runs.append({"opened": sorted(opened), "made": sorted(made.items()),
+                     "counted": sorted(counted.items())})
+    print(json.dumps(runs))
+asyncio.run(main())
+"""
+
+
+@needs_root
+@pytest.mark.root
+def test_closed_ports_past_the_limit_come_as_counts(netns: str) -> None:
+    # The CLI's reports only count a host's closed ports past their listing limit: the
+    # connect engine (and each forked process of it) hands those over as counts.
+    runs = json.loads(run_in_namespace(netns, COUNTED, "5"))
+    for processes, run in zip((1, 2), runs, strict=True):
+        assert run["opened"] == [["127.0.0.2", 22], ["127.0.0.2", 1999], ["127.0.0.3", 80]]
+        made = {tuple(key): n for key, n in run["made"]}
+        counted = {tuple(key): n for key, n in run["counted"]}
+        for host, opens in (("127.0.0.2", 2), ("127.0.0.3", 1)):
+            rows = made.get((host, "closed", "conn-refused"), 0)
+            # At most 5 closed results per host from each process, the rest counted.
+            assert 5 <= rows <= 5 * processes, (processes, made)
+            assert rows + counted[(host, "tcp", "closed", "conn-refused")] == 9000 - opens
+        assert set(counted) == {
+            ("127.0.0.2", "tcp", "closed", "conn-refused"),
+            ("127.0.0.3", "tcp", "closed", "conn-refused"),
+        }
 
 
 async def test_hostname_is_carried_on_results(listeners: list[Listener]) -> None:
@@ -437,3 +485,55 @@ async def test_udp_datagrams_are_the_ports_probe_then_the_next_ones() -> None:
     assert [(r.port, r.state) for r in results] == [(port, PortState.OPEN_FILTERED)]
     assert got == [udp_payload("coap", attempt, "127.0.0.4") for attempt in range(3)]
     assert got[0].startswith(b"@\x01")  # a CoAP GET (RFC 7252 section 3), not a generic one
+
+
+async def test_tcp_sockets_share_one_source_port_and_keep_it(free_ports: list[int]) -> None:
+    from portkit.scan._engine import _SocketTransport
+    from portkit.scan._schedule import Policy, ProbeScheduler
+
+    scheduler: ProbeScheduler[int] = ProbeScheduler(iter([]), Policy(), 0.0)
+    transport = _SocketTransport(ProbeKind.TCP_CONNECT, scheduler)
+    try:
+        one = transport._tcp_socket(socket.AF_INET)
+        two = transport._tcp_socket(socket.AF_INET)
+        with one, two:
+            port = one.getsockname()[1]
+            assert port != 0
+            assert two.getsockname()[1] == port  # one source port for the scan
+            # Refused, the socket is unconnected again but still holds the port: the
+            # next connect from it needs no new one.
+            for closed in free_ports[:3]:
+                one.setblocking(True)
+                assert one.connect_ex(("127.0.0.2", closed)) == errno.ECONNREFUSED
+                assert one.getsockname()[1] == port
+    finally:
+        transport.close()
+
+
+async def test_plan_interleaves_ports_across_each_host_group() -> None:
+    from portkit.scan._scan import HOST_GROUP, plan_scan
+
+    plan = await plan_scan(["127.0.0.1"], "1-3")
+    assert [(t.address, p) for t, p in plan.probes("tcp")] == [("127.0.0.1", p) for p in (1, 2, 3)]
+    # A group of 256 hosts, then a group of one: ports interleaved within each group.
+    plan = await plan_scan(["10.0.0.0/24", "10.0.1.0"], "7,9")
+    pairs = [(t.address, p) for t, p in plan.probes("tcp")]
+    first = [f"10.0.0.{i}" for i in range(HOST_GROUP)]
+    assert pairs == [(h, 7) for h in first] + [(h, 9) for h in first] + [
+        ("10.0.1.0", 7),
+        ("10.0.1.0", 9),
+    ]
+
+
+async def test_results_come_in_bounded_batches_when_every_port_is_refused_at_once() -> None:
+    # Loopback refuses before connect returns: no probe is ever outstanding, so the
+    # window does not bound a launch; the batches must still be small (bounded memory).
+    from portkit.scan._drive import READY_CAP
+    from portkit.scan._engine import EngineOptions, run_socket_engine
+    from portkit.scan._targets import Target
+
+    probes = ((Target(address="127.0.0.2"), port) for port in range(40000, 52000))
+    batches = run_socket_engine(probes, ProbeKind.TCP_CONNECT, EngineOptions())
+    sizes = [len(batch.results) async for batch in batches]
+    assert sum(sizes) == 12000
+    assert max(sizes) <= READY_CAP

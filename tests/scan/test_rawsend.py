@@ -197,3 +197,17 @@ def test_sender_process_holds_none_of_the_scanners_descriptors() -> None:
             assert mark not in held
         finally:
             sender.close()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to split")
+def test_cores_are_split_only_with_one_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    from portkit.scan import _rawsend
+
+    allowed = os.sched_getaffinity(0)
+    here = min(allowed)
+    monkeypatch.setattr(_rawsend, "_current_cpu", lambda: here)
+    monkeypatch.setattr(_rawsend, "_runnable_elsewhere", lambda: 0)
+    assert _rawsend._split_cores() == (allowed, {here}, allowed - {here})
+    # Other tasks want every other core: keeping to one core would only wait for it.
+    monkeypatch.setattr(_rawsend, "_runnable_elsewhere", lambda: len(allowed) - 1)
+    assert _rawsend._split_cores() is None

@@ -391,7 +391,8 @@ def test_rtt_estimator_keeps_between_floor_and_ceiling() -> None:
 
 def test_adaptive_wait_shrinks_to_the_measured_link() -> None:
     # Ports 1-10 answer in 2 ms; port 11 is dropped. On a fixed 1 s wait the dropped
-    # port would cost 1 + 2 + 4 s; measured, it costs the floor's 0.1 + 0.2 + 0.4 s.
+    # port would cost 1 + 2 + 4 s; measured, it costs the floor three times: 2 ms + 4 x
+    # its variation, doubled twice, is still under the floor.
     s = scheduler(11, timeout=1.0, retries=2, adaptive=True, min_timeout=0.1)
     now = 0.0
     send_all(s, now)
@@ -407,7 +408,26 @@ def test_adaptive_wait_shrinks_to_the_measured_link() -> None:
         s.expire(now)
         send_all(s, now)
     assert s.take_rows()[-1][1:] == (11, PortState.FILTERED, "no-response", None)
-    assert now == pytest.approx(0.1 + 0.2 + 0.4)
+    assert now == pytest.approx(0.1 + 0.1 + 0.1)
+
+
+def test_re_sends_double_the_estimate_not_the_floor() -> None:
+    rtt = RttEstimator(initial=1.0, floor=0.1, ceiling=1.0)
+    # Nothing measured: the configured wait, doubled per re-send.
+    assert [rtt.wait(a) for a in range(3)] == [1.0, 2.0, 4.0]
+    rtt.sample(0.1)  # estimate 0.1 + 4 x 0.05 = 0.3: above the floor, doubled
+    assert [rtt.wait(a) for a in range(3)] == pytest.approx([0.3, 0.6, 1.2])
+    for _ in range(50):
+        rtt.sample(0.0001)  # a near host: the estimate far under the floor
+    assert [rtt.wait(a) for a in range(3)] == [0.1, 0.1, 0.1]
+    rtt.sample(0.06)  # the estimate jumps to ~0.07: attempt 1 doubles past the floor
+    assert 0.05 < rtt.estimate < 0.1
+    assert rtt.wait(0) == 0.1
+    assert rtt.wait(1) == pytest.approx(2 * rtt.estimate)
+    assert rtt.wait(1) > 0.1
+    for _ in range(50):
+        rtt.sample(3.0)  # slower than the ceiling: the ceiling, doubled per re-send
+    assert [rtt.wait(a) for a in range(3)] == [1.0, 2.0, 4.0]
 
 
 def test_fixed_wait_without_adaptive() -> None:
@@ -438,3 +458,33 @@ def test_batched_answers_give_one_sample() -> None:
     assert s.answer_all(keys, 0.05) is not None
     assert s.rtt.samples == 1
     assert s.rtt.srtt == pytest.approx(0.05)
+
+
+def test_round_trips_run_from_when_a_batch_left_not_when_it_was_queued() -> None:
+    # A batch built at 0.0 waits 0.5 s for a busy sender process, leaves at 0.5 and is
+    # answered 2 ms later: the round trip is 2 ms, not 502 ms.
+    s = scheduler(4, timeout=1.0, adaptive=True, min_timeout=0.01)
+    attempt, probes = s.take(0.0)
+    keys = [port for _t, port in probes]
+    s.arm(keys, s.track(keys, probes, attempt, 0.0), attempt, 0.5)
+    assert s.answer_all(keys[:2], 0.502) is not None
+    assert s.rtt.srtt == pytest.approx(0.002)
+    s.answer(keys[2], CLOSED, "reset", 0.503)
+    assert s.take_rows()[-1][4] == pytest.approx(0.003)  # its row's rtt too
+    # The last one's deadline runs from when it left as well.
+    assert s.expire(0.5 + s.rtt.wait(0) - 0.001) == []
+    assert s.expire(0.5 + s.rtt.wait(0)) == [keys[3]]
+
+
+def test_a_batch_of_answers_is_timed_by_its_last() -> None:
+    # Two probes left 10 ms apart; both answers are read together at 12 ms. The first
+    # answer sat in the socket buffer (the reader was busy); the last one's 2 ms is the
+    # round trip the batch shows.
+    s = scheduler(2, timeout=1.0, adaptive=True, min_timeout=0.001)
+    for at in (0.0, 0.010):
+        attempt, probes = s.take(at, 1)
+        keys = [port for _t, port in probes]
+        s.arm(keys, s.track(keys, probes, attempt, at), attempt, at)
+    assert s.answer_all([1, 2], 0.012) is not None
+    assert s.rtt.samples == 1
+    assert s.rtt.srtt == pytest.approx(0.002)

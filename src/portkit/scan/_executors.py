@@ -1,18 +1,23 @@
-"""Executors: where the shards of a scan run (this process, forked processes, Dask).
+"""Executors: where a scan's work runs (this process, forked processes, Dask).
 
 One interface (:class:`Executor`): ``start``, ``submit(task, attempt)`` returning a
-future of (shard index, sorted results), ``close``, and ``slots``, how many shards run
-at once. The scan's ceilings (``--rate``, ``--concurrency``) are split across those
-slots in one place, ``EngineOptions.share``.
+future of (shard index, sorted results), ``close``, ``slots`` (how many run at once),
+``machines`` and ``share``: the scan's ceilings (``--rate``, ``--concurrency``) split
+across the slots, the one place they are split (every executor's ``share`` is
+:func:`share_ceilings`, ``EngineOptions.share``'s even split).
 
 - :class:`InProcess`: one shard at a time in this process (``--resume`` alone); a
   shard's own scan may still fork as a local scan does (``--processes``).
-- :class:`Forked`: ``--resume --processes N``: shards in N forked processes here.
+- :class:`Sharded`: one scan split across ``slots`` processes of this machine, this
+  one among them: each runs every n-th probe and streams its results back as they
+  come (:meth:`Sharded.stream`, ``_shard.sharded``). What every local TCP scan runs
+  on (one slot: no fork); its ``submit`` runs a shard that way.
+- :class:`Forked`: ``--resume --processes N``: shards in N forked processes here, each
+  shard's results back whole.
 - :class:`Dask`: ``--workers N`` (a local Dask cluster) or ``--cluster ADDRESS``.
 
-(A single scan's extra processes, ``--processes`` without shards, are not shards:
-they split one stream of probes and stream results back, see ``_shard``; they are
-forked the same way, :func:`~portkit.scan._fork.fork_process`.)
+Every forked process is made by :func:`~portkit.scan._fork.fork_process` (none of
+this process's descriptors, a fresh loop).
 """
 
 from __future__ import annotations
@@ -23,22 +28,52 @@ import importlib
 import logging
 import os
 import signal
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from portkit._errors import NetworkError, PortkitError, UsageError
-from portkit.results import PortResult
+from portkit.results import Batches, PortResult
+from portkit.scan._engine import EngineOptions
 from portkit.scan._fork import Messages, fork_process, send
-from portkit.scan._scan import scan_batches
-from portkit.scan._shards import ShardTask, result_key
+from portkit.scan._shard import Engine, process_count, sharded
+from portkit.scan._targets import Target
 
-__all__ = ["Dask", "Executor", "Forked", "InProcess", "PlanOnly", "make_executor", "run_shard"]
+if TYPE_CHECKING:
+    # Shards (and the scan they run) are imported where used: a local scan imports
+    # this module to run on its cores and needs neither.
+    from portkit.scan._shards import ShardTask
+
+__all__ = [
+    "Dask",
+    "Executor",
+    "Forked",
+    "InProcess",
+    "PlanOnly",
+    "Sharded",
+    "local_executor",
+    "make_executor",
+    "run_shard",
+    "share_ceilings",
+]
 
 log = logging.getLogger("portkit.scan.cluster")
 
 WORKER_WAIT = 30.0  # seconds to wait for a first worker on an existing cluster
 
 
+def share_ceilings(options: EngineOptions, slots: int) -> EngineOptions:
+    """Each of ``slots``' options when they run one scan together: ``options.share``.
+
+    The one split of ``--rate`` and ``--concurrency``, for every executor: each slot
+    gets an equal share, rounded down, so that together they never exceed them.
+    """
+    return options.share(slots)
+
+
 async def _run_shard_async(task: ShardTask) -> list[PortResult]:
+    from portkit.scan._scan import scan_batches
+    from portkit.scan._shards import result_key
+
     results: list[PortResult] = []
     if not task.shard.targets:  # every host of it excluded
         return results
@@ -66,6 +101,10 @@ class Executor(Protocol):
     slots: int
     machines: int
 
+    def share(self, options: EngineOptions) -> EngineOptions:
+        """What each slot runs with: :func:`share_ceilings` over ``slots``."""
+        ...
+
     async def start(self) -> None: ...
 
     def submit(
@@ -75,7 +114,17 @@ class Executor(Protocol):
     async def close(self) -> None: ...
 
 
-class InProcess:
+class _Slots:
+    """What every executor shares: ``slots`` and the one split of the ceilings."""
+
+    slots: int = 1
+    machines: int = 1
+
+    def share(self, options: EngineOptions) -> EngineOptions:
+        return share_ceilings(options, self.slots)
+
+
+class InProcess(_Slots):
     """Shards in this process (``--resume`` without a cluster: one at a time)."""
 
     machines = 1
@@ -108,7 +157,46 @@ class PlanOnly(InProcess):
         raise RuntimeError("a plan-only scan sends nothing")  # pragma: no cover (a bug)
 
 
-class Forked:
+class Sharded(InProcess):
+    """One scan split across ``slots`` processes of this machine, this one among them.
+
+    :meth:`stream` gives each process every ``slots``-th probe (``_shard.sharded``),
+    runs its engine there under its share of the ceilings (:meth:`share`) and streams
+    the results back as they come; with one slot nothing is forked. A shard
+    submitted here runs in this process as a local scan does, on these cores.
+    """
+
+    def __init__(self, slots: int = 1) -> None:
+        super().__init__(max(1, slots))
+
+    def stream(
+        self,
+        engine: Engine,
+        probes: Iterator[tuple[Target, int]],
+        *,
+        transport: str,
+        names: Sequence[str | None] | None,
+        own_engine: Engine | None = None,
+    ) -> Batches:
+        """Run ``engine`` over ``probes`` on the slots; results as they come.
+
+        ``own_engine`` (default ``engine``) is this process's; the forked processes'
+        results are named here with ``names``.
+        """
+        if self.slots == 1:
+            return (own_engine or engine)(probes)
+        return sharded(
+            engine, probes, self.slots, transport=transport, names=names, own_engine=own_engine
+        )
+
+
+def local_executor(probes: int, wanted: int | None = None) -> Sharded:
+    """The cores of this machine for a scan of ``probes`` probes (``wanted`` processes,
+    or as many as ``_shard.process_count`` judges worth forking)."""
+    return Sharded(process_count(probes, wanted))
+
+
+class Forked(_Slots):
     """Shards in forked processes of this machine, ``slots`` at a time (``--processes``).
 
     Each shard runs in a process of its own (:func:`~portkit.scan._fork.fork_process`:
@@ -182,7 +270,7 @@ class Forked:
         self._children.clear()
 
 
-class Dask:
+class Dask(_Slots):
     """Shards on Dask workers: a local cluster we start, or a scheduler we are given."""
 
     def __init__(

@@ -289,6 +289,11 @@ def _split_cores() -> tuple[set[int], set[int], set[int]] | None:
     kernel's sending and the scanner's Python take turns on one core instead of
     running side by side. Measured: a sweep took 0.8 s instead of 0.45 s about every
     other run. So while the sender runs, each keeps to its own core(s).
+
+    Only on a machine with a core to spare: where other tasks already want every
+    core but this one, a process kept to one core waits for it while another core
+    frees up. Measured over a veth link under a load average of 6, a one-port SYN
+    scan took 0.37 s (median of 8) with the split and 0.29 s without.
     """
     if not hasattr(os, "sched_getaffinity"):
         return None
@@ -296,7 +301,24 @@ def _split_cores() -> tuple[set[int], set[int], set[int]] | None:
     here = _current_cpu()
     if len(allowed) < 2 or here is None or here not in allowed:
         return None
+    if _runnable_elsewhere() >= len(allowed) - 1:
+        return None
     return allowed, {here}, allowed - {here}
+
+
+def _runnable_elsewhere() -> int:
+    """How many other tasks want a core right now.
+
+    The kernel's count of runnable tasks at this moment (proc(5): the fourth field of
+    /proc/loadavg), less this one; not the one-minute load average, which still
+    counts a busy minute that has just ended (a previous scan, say).
+    """
+    try:
+        with open("/proc/loadavg", encoding="ascii") as stat:
+            runnable = int(stat.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return max(0, runnable - 1)
 
 
 class Batch:

@@ -27,9 +27,10 @@ from portkit.scan._engine import (
     ProbeKind,
     run_socket_engine,
 )
+from portkit.scan._executors import Sharded, local_executor
 from portkit.scan._names import expected_names
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
-from portkit.scan._shard import Engine, process_count, sharded
+from portkit.scan._shard import Engine
 from portkit.scan._targets import (
     Target,
     TargetSpec,
@@ -83,6 +84,11 @@ class ScanPlan:
             return
         hosts = self.iter_targets()
         while group := list(itertools.islice(hosts, HOST_GROUP)):
+            if len(group) == 1:
+                # One host (a sweep's usual case): the pairs made in C, not one
+                # generator step per port.
+                yield from zip(itertools.repeat(group[0]), ports)
+                continue
             for port in ports:
                 for target in group:
                     yield target, port
@@ -166,42 +172,34 @@ async def _tcp_batches(plan: ScanPlan, count_after: int | None = None) -> Batche
     if plan.syn and plan.processes is None:
         # One scanning process: the SYN engine's sender process already keeps a second
         # core busy with the kernel's share of the work.
-        processes = 1
+        executor = Sharded(1)
     else:
-        processes = process_count(plan.host_count * len(plan.ports.tcp), plan.processes)
-    if plan.options.concurrency is not None:
-        processes = min(processes, plan.options.concurrency)  # at least one probe each
+        executor = local_executor(plan.host_count * len(plan.ports.tcp), plan.processes)
+    if plan.options.concurrency is not None and executor.slots > plan.options.concurrency:
+        executor = Sharded(plan.options.concurrency)  # at least one probe in flight each
     names = expected_names("tcp", plan.ports.tcp)
-    options = plan.options.share(processes)
+    options = executor.share(plan.options)
 
     def engine_with(table: Sequence[str | None] | None) -> Engine:
         def engine(probes: Iterator[tuple[Target, int]]) -> Batches:
             if plan.syn:
                 from portkit.scan._syn import run_syn_engine
 
-                # Counts only from one process: shards' results are named here.
-                return run_syn_engine(
-                    probes,
-                    options,
-                    table,
-                    count_after=count_after if processes == 1 else None,
-                )
-            return run_socket_engine(probes, ProbeKind.TCP_CONNECT, options, table)
+                return run_syn_engine(probes, options, table, count_after=count_after)
+            return run_socket_engine(
+                probes, ProbeKind.TCP_CONNECT, options, table, count_after=count_after
+            )
 
         return engine
 
-    if processes > 1:
-        # Forked processes send their results unnamed; this process names them.
-        batches = sharded(
-            engine_with(None),
-            plan.probes("tcp"),
-            processes,
-            transport="tcp",
-            names=names,
-            own_engine=engine_with(names),
-        )
-    else:
-        batches = engine_with(names)(plan.probes("tcp"))
+    # Forked processes send their results unnamed; this process names them.
+    batches = executor.stream(
+        engine_with(None),
+        plan.probes("tcp"),
+        transport="tcp",
+        names=names,
+        own_engine=engine_with(names),
+    )
     async with contextlib.aclosing(batches):
         async for batch in batches:
             yield batch

@@ -23,7 +23,9 @@ Policy:
   nothing is filtered or down, and slowing down would only make that scan slower.
 - *rate*: a token bucket; at most ``rate`` probes taken per second, in bursts of a
   hundredth of a second's worth.
-- *retries*: attempt ``a`` of a probe waits ``rto * 2**a`` for its answer; after
+- *retries*: attempt ``a`` of a probe waits ``rto * 2**a`` for its answer (with
+  ``adaptive``, the doubling is of the measured estimate and the floor applies after
+  it: see :meth:`RttEstimator.wait`); after
   ``retries`` re-sends the probe is finished in the ``silent`` state (filtered for
   TCP, open|filtered for UDP), reason ``no-response``.
 - *rto* (retransmission timeout): ``timeout`` until round trips are measured; with
@@ -116,15 +118,33 @@ class RttEstimator:
     a scan's probes use nmap's 100 ms by default (the floor is a parameter).
     """
 
-    __slots__ = ("ceiling", "floor", "rto", "rttvar", "samples", "srtt")
+    __slots__ = ("ceiling", "estimate", "floor", "rto", "rttvar", "samples", "srtt")
 
     def __init__(self, initial: float, floor: float, ceiling: float) -> None:
         self.ceiling = ceiling
         self.floor = min(floor, ceiling)
         self.rto = min(initial, ceiling)
+        self.estimate = self.rto  # SRTT + 4 RTTVAR, before the floor
         self.srtt: float | None = None
         self.rttvar = 0.0
         self.samples = 0
+
+    def wait(self, attempt: int) -> float:
+        """Seconds attempt ``attempt`` (0: the first) waits for its answer.
+
+        Each re-send doubles the estimate (RFC 6298 section 5.5, "back off the
+        timer"), never past ``ceiling`` doubled as often; the floor applies after
+        the doubling, not before it. The doubling is there for a path that got slower
+        than measured; the floor is a margin against noise in the measure. Where the
+        floor dominates (a near host: round trips of some microseconds against 100
+        ms), doubling it would only make every dropped port cost 0.1 + 0.2 + 0.4 s
+        instead of 3 x 0.1 s: the first wait already covered a hundred round trips.
+        """
+        scale = 1 << attempt
+        wait = self.estimate * scale
+        if wait < self.floor:
+            return self.floor
+        return min(wait, self.ceiling * scale)
 
     def sample(self, rtt: float) -> None:
         """One measured round trip, in seconds."""
@@ -136,7 +156,7 @@ class RttEstimator:
             srtt = 0.875 * srtt + 0.125 * rtt
         self.srtt, self.rttvar = srtt, rttvar
         self.samples += 1
-        rto = srtt + 4 * rttvar
+        rto = self.estimate = srtt + 4 * rttvar
         self.rto = self.floor if rto < self.floor else min(rto, self.ceiling)
 
 
@@ -219,6 +239,9 @@ class ProbeScheduler(Generic[K]):
         self._retries = max(0, policy.retries)
         timeout = max(0.001, policy.timeout)
         self.rtt = RttEstimator(timeout, max(0.001, policy.min_timeout), timeout)
+        # A wait between tracking and leaving shorter than this cannot move a timeout
+        # (a hundredth of the floor): not worth re-stamping a batch for.
+        self._restamp_after = self.rtt.floor / 100
         self._adaptive = policy.adaptive
         self._silent = policy.silent
         self._again: deque[tuple[Target, int, int]] = deque()
@@ -290,9 +313,26 @@ class ProbeScheduler(Generic[K]):
     def arm(
         self, keys: Sequence[K], entries: Sequence[Outstanding], attempt: int, at: float
     ) -> None:
-        """Start the deadlines of tracked probes that left at ``at``."""
-        if keys:
-            self._deadlines[attempt].append((at, keys, entries))
+        """Start the deadlines of tracked probes that left at ``at``.
+
+        Their entries are stamped with ``at`` too when they waited noticeably between
+        :meth:`track` and leaving (a batch queued for a sender process on a busy
+        machine waits milliseconds to seconds): the round trips measured from them
+        then measure the path, not the queue. An estimate that counted the queue grew
+        past the floor under load, and every dropped port waited that much longer.
+        """
+        if not keys:
+            return
+        if entries and at - entries[0][3] > self._restamp_after:
+            outstanding = self.outstanding
+            restamped = []
+            for key, entry in zip(keys, entries, strict=True):
+                if outstanding.get(key) is entry:  # not answered already
+                    entry = (entry[0], entry[1], entry[2], at, entry[4])
+                    outstanding[key] = entry
+                restamped.append(entry)
+            entries = restamped
+        self._deadlines[attempt].append((at, keys, entries))
 
     def sent(self, key: K, target: Target, port: int, attempt: int, now: float) -> None:
         """One probe left at ``now``: :meth:`track` and :meth:`arm` in one."""
@@ -337,8 +377,9 @@ class ProbeScheduler(Generic[K]):
 
         All or nothing: None when one of them is not outstanding or one repeats. The
         caller makes their rows (:attr:`rows`): one per key, in any form it likes,
-        such as counts (see the SYN engine). With ``now`` (when they arrived), the
-        first first-attempt probe among them is one round-trip sample.
+        such as counts (see the SYN engine). With ``now`` (when they were read, in the
+        order they arrived), the last first-attempt probe among them is one round-trip
+        sample.
         """
         outstanding = self.outstanding
         found = list(map(outstanding.get, keys))
@@ -349,9 +390,13 @@ class ProbeScheduler(Generic[K]):
         self.answers += len(keys)
         self.window.grow(len(keys))
         if self._adaptive and now is not None:
-            first = next((e for e in found if e is not None and e[2] == 0), None)
-            if first is not None:
-                self.rtt.sample(now - first[3])  # one sample a batch: cheap, enough
+            # One sample a batch (cheap, enough): its last first-attempt answer's. The
+            # answers were read together at ``now``; the last to arrive sat least long
+            # in the socket buffer before this read, so its time is the closest to the
+            # path's (on a busy machine the first ones' counted the wait for a core).
+            last = next((e for e in reversed(found) if e is not None and e[2] == 0), None)
+            if last is not None:
+                self.rtt.sample(now - last[3])
         return found  # type: ignore[return-value]  # no None left
 
     def drop(self, key: K, state: PortState, reason: str) -> Outstanding | None:
@@ -379,6 +424,14 @@ class ProbeScheduler(Generic[K]):
                 self.window.grow()
         self.rows.append((target, port, state, reason, rtt))
 
+    def answered_at_once(self, count: int) -> None:
+        """``count`` probes were settled by an answer before they were outstanding, and
+        the transport made (or counted) their rows itself: :meth:`finish_now` for many,
+        without a row each."""
+        if count:
+            self.answers += count
+            self.window.grow(count)
+
     def unanswered(self, key: K, now: float) -> Outstanding | None:
         """``key`` will get no answer (the kernel gave up on it): as if its deadline passed."""
         entry = self.outstanding.pop(key, None)
@@ -397,9 +450,11 @@ class ProbeScheduler(Generic[K]):
         """
         expired: list[K] = []
         outstanding = self.outstanding
-        rto = self.rtt.rto
+        waiting = self.rtt.wait
         for attempt, queue in enumerate(self._deadlines):
-            wait = rto * (1 << attempt)  # (the same sum as wake_at's, to the last bit)
+            if not queue:
+                continue
+            wait = waiting(attempt)  # (the same sum as wake_at's, to the last bit)
             while queue and queue[0][0] + wait <= now:
                 _deadline, keys, entries = queue.popleft()
                 for key, entry in zip(keys, entries, strict=True):
@@ -437,10 +492,10 @@ class ProbeScheduler(Generic[K]):
     def wake_at(self, now: float) -> float | None:
         """When the driver should act again if no answer comes first; None: only on answers."""
         wake: float | None = None
-        rto = self.rtt.rto
+        waiting = self.rtt.wait
         for attempt, queue in enumerate(self._deadlines):
             if queue:
-                deadline = queue[0][0] + rto * (1 << attempt)
+                deadline = queue[0][0] + waiting(attempt)
                 if wake is None or deadline < wake:
                     wake = deadline
         if self._again or not self.exhausted:
