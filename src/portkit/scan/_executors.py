@@ -23,6 +23,7 @@ import importlib
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from portkit._errors import NetworkError, PortkitError, UsageError
@@ -31,7 +32,16 @@ from portkit.scan._fork import Messages, fork_process, send
 from portkit.scan._scan import scan_batches
 from portkit.scan._shards import ShardTask, result_key
 
-__all__ = ["Dask", "Executor", "Forked", "InProcess", "PlanOnly", "make_executor", "run_shard"]
+__all__ = [
+    "Dask",
+    "Executor",
+    "Forked",
+    "InProcess",
+    "PlanOnly",
+    "make_executor",
+    "run_shard",
+    "run_shards",
+]
 
 log = logging.getLogger("portkit.scan.cluster")
 
@@ -55,6 +65,15 @@ def run_shard(task: ShardTask) -> tuple[int, list[PortResult]]:
     This is the function Dask workers call (in a worker thread, with its own loop).
     """
     return task.shard.index, asyncio.run(_run_shard_async(task))
+
+
+def run_shards(tasks: Sequence[ShardTask]) -> list[tuple[int, list[PortResult]]]:
+    """Run shards one after another (shards of one host block, sent together)."""
+
+    async def run_all() -> list[tuple[int, list[PortResult]]]:
+        return [(task.shard.index, await _run_shard_async(task)) for task in tasks]
+
+    return asyncio.run(run_all())
 
 
 class Executor(Protocol):
@@ -250,15 +269,25 @@ class Dask:
         # Each worker is taken for a machine of its own (its own uplink and ceiling):
         # --rate-per-worker is per worker process, whatever its threads.
         self.machines = max(1, len(info["workers"]))
-        self.ahead = self.slots
+        # A worker's next shards wait in the scheduler's queue: one finishing starts the
+        # next without a round trip to the client, and the client's round trips overlap.
+        self.ahead = 3 * self.slots
 
     def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
         key = f"portkit-shard-{self._token}-{task.shard.index}-{attempt}"
-        future = self._client.submit(run_shard, task, key=key, pure=False)
+        return self._result(self._client.submit(run_shard, task, key=key, pure=False), task)
 
-        async def result() -> tuple[int, list[PortResult]]:
+    def submit_batch(
+        self, tasks: Sequence[ShardTask], attempt: int
+    ) -> asyncio.Future[list[tuple[int, list[PortResult]]]]:
+        """Shards run one after another by one worker, as one Dask task."""
+        key = f"portkit-shards-{self._token}-{tasks[0].shard.index}-{len(tasks)}-{attempt}"
+        return self._result(self._client.submit(run_shards, tasks, key=key, pure=False), tasks[0])
+
+    def _result(self, future: Any, task: ShardTask) -> asyncio.Future[Any]:
+        async def result() -> Any:
             try:
-                value: tuple[int, list[PortResult]] = await future
+                value = await future
             except asyncio.CancelledError:
                 this = asyncio.current_task()
                 if this is not None and this.cancelling():
