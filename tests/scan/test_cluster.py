@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,15 @@ import portkit
 from portkit._errors import NetworkError, PortkitError
 from portkit.cli import main
 from portkit.scan._cluster import (
+    BATCH_PROBES,
+    BATCH_SHARDS,
     ClusterOptions,
     ClusterScan,
     _Scheduler,
     cluster_batches,
 )
 from portkit.scan._engine import EngineOptions
-from portkit.scan._executors import InProcess
+from portkit.scan._executors import Dask, InProcess, run_shards
 from portkit.scan._model import PortResult, ResultBatch
 from portkit.scan._ports import PortSet
 from portkit.scan._scan import ScanPlan, plan_scan, scan_batches
@@ -417,7 +419,7 @@ def test_a_lost_scheduler_is_one_line_and_the_finished_shards_resume(
     assert len(err.strip().splitlines()) == 1
     assert "dask scheduler" in err
     # The report streamed into a file aside, removed when the scan failed: no half a document.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.state"]
+    assert not [p.name for p in tmp_path.iterdir() if "out.json" in p.name]
     header, *records = state.read_text().splitlines()
     assert 1 <= len(records) < json.loads(header)["shards"]
     resumed = run_portkit(*common, "--resume", str(state))  # the state's own block sizes
@@ -529,6 +531,82 @@ async def test_a_host_block_is_never_in_two_running_shards(lab: Lab) -> None:
     assert_complete(plan, results)
     assert max(len(o) for o in executor.overlaps) == 2
     assert all(len(o) == len(set(o)) for o in executor.overlaps)
+
+
+class _Batching(_Recording):
+    """As _Recording, and runs the batches of shards the scheduler sends together as a
+    worker does (run_shards, in a thread of its own), recording them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[Shard]] = []
+
+    def submit_batch(
+        self, tasks: Sequence[ShardTask], attempt: int
+    ) -> asyncio.Future[list[tuple[int, list[PortResult]]]]:
+        block = tasks[0].shard.host_block
+        self.batches.append([t.shard for t in tasks])
+        self.running.append(block)
+        self.overlaps.append(list(self.running))
+        future = asyncio.ensure_future(asyncio.to_thread(run_shards, tasks))
+        future.add_done_callback(lambda _: self.running.remove(block))
+        return future
+
+
+async def test_shards_of_one_host_block_go_together_and_hosts_are_done_after_their_last(
+    lab: Lab,
+) -> None:
+    plan = await lab.plan()
+    targets = list(plan.iter_targets())
+    # One host block, port blocks of 20: the shards that wait on the running one are
+    # sent together, up to a batch's worth of work.
+    layout = Layout(host_block=len(targets), port_block=20)
+    shards = make_shards(targets, plan.ports, layout)
+    port_blocks = len(shards)
+    assert port_blocks > 2 * BATCH_SHARDS  # enough for full batches
+    executor = _Batching()
+
+    def make_task(shard: Shard) -> ShardTask:
+        return ShardTask(shard=shard, syn=False, options=EngineOptions(), detect=False)
+
+    scheduler = _Scheduler(shards, make_task, executor, None, port_blocks=port_blocks)
+    batches = [b async for b in scheduler.batches()]
+    results = [r for b in batches for r in b.results]
+    assert_complete(plan, results)
+    assert [result_key(r) for r in results] == [
+        result_key(r) for r in shard_order(plan, layout, results)
+    ]
+    assert executor.batches
+    for batch in executor.batches:
+        assert len({s.host_block for s in batch}) == 1
+        assert len(batch) <= BATCH_SHARDS
+        assert sum(s.probe_count for s in batch) <= BATCH_PROBES
+    assert [len(b) for b in executor.batches[:-1]] == [BATCH_SHARDS] * (len(executor.batches) - 1)
+    assert sum(len(b) for b in executor.batches) == port_blocks
+    assert max(len(o) for o in executor.overlaps) == 1  # politeness holds
+    # A host is done once its last port block is handed on, and not before.
+    done = [(i, b.done) for i, b in enumerate(batches) if b.done]
+    assert [i for i, _ in done] == [port_blocks - 1]
+    assert sorted(h for _, hosts in done for h in hosts) == sorted(t.address for t in targets)
+
+
+async def test_a_dask_worker_runs_a_batch_of_shards(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []
+    submit_batch = Dask.submit_batch
+
+    def spy(self: Dask, tasks: Sequence[ShardTask], attempt: int) -> Any:
+        sent.append(len(tasks))
+        return submit_batch(self, tasks, attempt)
+
+    monkeypatch.setattr(Dask, "submit_batch", spy)
+    plan = await plan_scan([lab.hosts[0]], lab.port_spec)
+    single = await collect(scan_batches(plan))
+    clustered = await collect(cluster_batches(plan, ClusterOptions(workers=1, shard_probes=50)))
+    assert comparable(clustered) == comparable(single)
+    assert sent
+    assert max(sent) > 1
 
 
 # --- resume after an interrupt, every output format --------------------------------

@@ -84,8 +84,7 @@ def open_outputs(paths: Sequence[str | None]) -> Iterator[list[TextIO]]:
         yield streams
         for stream in streams:
             if stream is not sys.stdout:
-                stream.flush()
-                os.fsync(stream.fileno())
+                stream.close()  # flushed: an error writing it is raised here
         for aside, final in renames:
             os.replace(aside, final)
         renames.clear()

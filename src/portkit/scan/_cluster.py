@@ -197,7 +197,8 @@ class _Scheduler:
         return self._in_flight + len(self._finished)
 
     def _fill(self) -> None:
-        ahead = self._window + self._depth
+        # Enough pending shards to find a free host block, and a batch to send with it.
+        ahead = self._window + self._depth + (BATCH_SHARDS if self._batches else 0)
         while len(self._pending) < ahead and (shard := next(self._todo, None)) is not None:
             self._pending.append(shard)
         while len(self._running) < self._depth and self._pending:
