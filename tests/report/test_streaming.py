@@ -6,11 +6,13 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 from portkit.report import ScanInfo, ScanSummary, make_report
 from portkit.report._base import CollectingReport
+from portkit.report._read import read_scan, replay
 from portkit.results import PortResult, PortState
 
 INFO = ScanInfo(
@@ -115,3 +117,15 @@ def test_a_host_done_twice_is_written_once_per_time_it_came() -> None:
         report.hosts_done(["127.0.0.9", "127.0.0.200"])  # .200: never seen, nothing written
     report.end(END)
     assert order("grep", out.getvalue()) == ["127.0.0.9", "127.0.0.9"]
+
+
+def test_a_saved_scan_is_written_again_in_its_own_host_order(tmp_path: Path) -> None:
+    _early, whole, _report = streamed("json")
+    saved = tmp_path / "scan.json"
+    saved.write_text(whole)
+    for fmt in ("json", "xml", "grep", "table"):
+        out = io.StringIO()
+        replay(read_scan(str(saved)), make_report(fmt, out))
+        assert order(fmt, out.getvalue()) == ["127.0.0.9", "127.0.0.1", "127.0.0.5"]
+        if fmt == "json":
+            assert out.getvalue() == whole

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -268,20 +269,23 @@ class CollectingReport:
     def add_counts(self, counts: Mapping[CountKey, int]) -> None:
         self.hosts.add_counts(counts)
 
-    def hosts_done(self, addresses: Sequence[str]) -> None:
-        """Every port of ``addresses`` is in: write those hosts now, in address order."""
+    def hosts_done(self, addresses: Sequence[str], *, at: float | None = None) -> None:
+        """Every port of ``addresses`` is in: write those hosts now, in address order.
+
+        ``at``: when they were done (epoch seconds; ``None``: now).
+        """
         tables = self.hosts.pop(addresses)
         for table in tables:
-            self._write(table, None)
+            self._write(table, time.time() if at is None else at)
         if tables:
             self.out.flush()
 
-    def _write(self, table: HostTable, summary: ScanSummary | None) -> None:
+    def _write(self, table: HostTable, done: float) -> None:
         self.totals.add(table)
-        self.write_host(table, summary)
+        self.write_host(table, done)
 
-    def write_host(self, table: HostTable, summary: ScanSummary | None) -> None:
-        """Write one host (``summary``: the scan's end, when written at :meth:`end`)."""
+    def write_host(self, table: HostTable, done: float) -> None:
+        """Write one host, done at ``done`` (epoch seconds)."""
         raise NotImplementedError
 
     def finish(self, summary: ScanSummary) -> None:
@@ -290,7 +294,7 @@ class CollectingReport:
 
     def end(self, summary: ScanSummary) -> None:
         for table in self.hosts.pop(list(self.hosts.addresses())):
-            self._write(table, summary)
+            self._write(table, summary.end)
         self.finish(summary)
         self.out.flush()
 
@@ -305,8 +309,9 @@ class Report(Protocol):
     def add_counts(self, counts: Mapping[CountKey, int]) -> None:
         """Ports only counted, per (host, transport, state, reason), after their results."""
 
-    def hosts_done(self, addresses: Sequence[str]) -> None:
-        """Every port of ``addresses`` has been added (nothing more will come for them)."""
+    def hosts_done(self, addresses: Sequence[str], *, at: float | None = None) -> None:
+        """Every port of ``addresses`` has been added (nothing more will come for them),
+        at ``at`` (epoch seconds; ``None``: now)."""
 
     def end(self, summary: ScanSummary) -> None: ...
 

@@ -35,7 +35,7 @@ class GrepReport(CollectingReport):
         print(f"# portkit {info.version} scan initiated {started} as: {info.args}", file=self.out)
         self.out.flush()
 
-    def write_host(self, table: HostTable, summary: ScanSummary | None) -> None:
+    def write_host(self, table: HostTable, done: float) -> None:
         ports = ", ".join(
             f"{r.port}/{r.state.value}/{r.transport}//{_field(service_of(r))}//"
             f"{_field(product_of(r))}/"

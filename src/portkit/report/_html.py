@@ -266,9 +266,8 @@ class HtmlReport(CollectingReport):
         self._surprises: list[dict[str, Any]] = []
         self._tls = 0
 
-    def write_host(self, table: HostTable, summary: ScanSummary | None) -> None:
-        now = time.time() if summary is None else summary.end
-        host = _host_view(self.totals.hosts, table, now)
+    def write_host(self, table: HostTable, done: float) -> None:
+        host = _host_view(self.totals.hosts, table, done)  # certificates judged at that time
         for port in host["ports"]:
             self._tls += port["tls"] is not None
             if port["verdict"] == "unexpected":

@@ -111,7 +111,7 @@ class JsonReport(CollectingReport):
         )
         self.out.flush()
 
-    def write_host(self, table: HostTable, summary: ScanSummary | None) -> None:
+    def write_host(self, table: HostTable, done: float) -> None:
         comma = "," if self.totals.hosts > 1 else ""  # totals count this host already
         self.out.write(f"{comma}\n    {_nested(host_json(table), 2)}")
 
@@ -173,7 +173,7 @@ class JsonLinesReport:
                 raise ValueError(f"only closed ports are counted, not {state.value}")
             self.counts[state.value] = self.counts.get(state.value, 0) + n
 
-    def hosts_done(self, addresses: Sequence[str]) -> None:
+    def hosts_done(self, addresses: Sequence[str], *, at: float | None = None) -> None:
         return None  # every line is written as found already
 
     def end(self, summary: ScanSummary) -> None:

@@ -20,7 +20,7 @@ class TableReport(CollectingReport):
     """A table per host, each written once the host is done (at the end, or at Ctrl-C,
     for a scan in one process), then the summary line."""
 
-    def write_host(self, table: HostTable, summary: ScanSummary | None) -> None:
+    def write_host(self, table: HostTable, done: float) -> None:
         detect = self.info is not None and self.info.detect
         reason = self.info is not None and self.info.reason
         hostname = table.hostname and escape_controls(table.hostname)

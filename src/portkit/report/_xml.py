@@ -106,10 +106,9 @@ class NmapXmlReport(CollectingReport):
         self._w('<verbose level="0"/>\n<debugging level="0"/>\n')
         self.out.flush()
 
-    def write_host(self, table: HostTable, summary: ScanSummary | None) -> None:
+    def write_host(self, table: HostTable, done: float) -> None:
         assert self.info is not None
-        # nmap's endtime is when the host's scan ended: now, or the scan's end.
-        start, end = int(self.info.start), int(time.time() if summary is None else summary.end)
+        start, end = int(self.info.start), int(done)  # nmap's: when the host's scan ended
         family = "ipv6" if ":" in table.address else "ipv4"
         self._w(f'<host starttime="{start}" endtime="{end}">')
         self._w('<status state="up" reason="user-set" reason_ttl="0"/>\n')
