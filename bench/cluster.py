@@ -183,6 +183,67 @@ async def _shard_cost_at(address: str, hosts: str, ports: str) -> dict[str, floa
     return {"shards": plan.probe_count, "direct": direct, "sharded": sharded}
 
 
+def _noop(value: int) -> int:
+    return value
+
+
+async def _breakdown() -> dict[str, float]:
+    """Where a one-probe shard's fixed cost goes, on a two-worker local cluster."""
+    import pickle
+
+    import distributed
+
+    from portkit.scan import plan_scan
+    from portkit.scan._executors import run_shard
+    from portkit.scan._shards import ShardTask, choose_layout, make_shards
+    from portkit.scan._targets import TargetTable
+
+    plan = await plan_scan(["127.0.0.1-200"], "9")
+    table = TargetTable(plan.targets)
+    layout = choose_layout(len(table), plan.ports, slots=2, shard_probes=1)
+    tasks = [
+        ShardTask(shard=shard, syn=False, options=plan.options, detect=False)
+        for shard in make_shards(table, plan.ports, layout)
+    ]
+
+    def in_process() -> float:
+        run_shard(tasks[0])
+        start = time.perf_counter()
+        for task in tasks:
+            run_shard(task)
+        return (time.perf_counter() - start) / len(tasks)
+
+    figures = {
+        "task_bytes": float(len(pickle.dumps(tasks[0]))),
+        "result_bytes": float(len(pickle.dumps(run_shard(tasks[0])))),
+        "run_shard_ms": await asyncio.to_thread(in_process) * 1000,
+    }
+
+    async def window(client: Any, depth: int, count: int = 200) -> float:
+        """No-op tasks, ``depth`` in flight at a time: seconds a task."""
+        running: set[Any] = set()
+        submitted = 0
+        start = time.perf_counter()
+        while submitted < count or running:
+            while submitted < count and len(running) < depth:
+                running.add(asyncio.ensure_future(client.submit(_noop, submitted, pure=False)))
+                submitted += 1
+            _done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        return (time.perf_counter() - start) / count
+
+    async with (
+        distributed.LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+            asynchronous=True, silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster.scheduler_address, asynchronous=True) as client,  # type: ignore[no-untyped-call]
+    ):  # fmt: skip
+        await window(client, 4, 20)  # warm
+        for depth in (4, 8, 16, 64):
+            figures[f"noop_depth_{depth}_ms"] = await window(client, depth) * 1000
+    return figures
+
+
 @contextmanager
 def running_cluster(ns: str, workers: int = 2) -> Iterator[str]:
     """``dask scheduler`` and ``dask worker`` processes in the namespace; yields the address."""
@@ -554,6 +615,10 @@ def main() -> int:
     )
     parser.add_argument("--inner-client", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--inner-shard-cost-at", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--inner-breakdown", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="where a shard's fixed cost goes (loopback)"
+    )
     parser.add_argument(
         "--shard-costs-only", action="store_true", help="namespaces: skip the scans"
     )
@@ -564,6 +629,9 @@ def main() -> int:
         " --client-memory: measure that portkit instead",
     )
     args = parser.parse_args()
+    if args.inner_breakdown:
+        print(json.dumps(asyncio.run(_breakdown())))
+        return 0
     if args.inner_shard_cost_at:
         print(json.dumps(asyncio.run(_shard_cost_at(*args.inner_shard_cost_at))))
         return 0
@@ -575,6 +643,15 @@ def main() -> int:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         print("bench/cluster.py needs root and iproute2 (a network namespace)", file=sys.stderr)
         return 2
+    if args.breakdown:
+        with namespace("pk-cluster-bench-") as ns:
+            argv = ["ip", "netns", "exec", ns, sys.executable, __file__, "--inner-breakdown"]
+            proc = subprocess.run(argv, env=env(), capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"breakdown failed: {proc.stderr.strip()[-400:]}")
+        for key, value in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+            print(f"{key}: {value:.2f}")
+        return 0
     if args.client_memory:
         src = ROOT / "src" if args.compare_src is None else Path(args.compare_src).resolve()
         return client_memory(args.client_memory.split(","), args.formats.split(","), src)

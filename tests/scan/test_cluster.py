@@ -544,12 +544,17 @@ class _Batching(_Recording):
     def submit_batch(
         self, tasks: Sequence[ShardTask], attempt: int
     ) -> asyncio.Future[list[tuple[int, list[PortResult]]]]:
-        block = tasks[0].shard.host_block
+        blocks = {t.shard.host_block for t in tasks}
         self.batches.append([t.shard for t in tasks])
-        self.running.append(block)
+        self.running.extend(blocks)
         self.overlaps.append(list(self.running))
         future = asyncio.ensure_future(asyncio.to_thread(run_shards, tasks))
-        future.add_done_callback(lambda _: self.running.remove(block))
+
+        def finished(_: object) -> None:
+            for block in blocks:
+                self.running.remove(block)
+
+        future.add_done_callback(finished)
         return future
 
 
@@ -588,6 +593,52 @@ async def test_shards_of_one_host_block_go_together_and_hosts_are_done_after_the
     done = [(i, b.done) for i, b in enumerate(batches) if b.done]
     assert [i for i, _ in done] == [port_blocks - 1]
     assert sorted(h for _, hosts in done for h in hosts) == sorted(t.address for t in targets)
+
+
+async def test_small_shards_of_many_host_blocks_go_several_to_a_task_politely(
+    lab: Lab,
+) -> None:
+    # Hosts of loopback where nothing listens (closed ports): 24 host blocks x 10 port
+    # blocks on three slots.
+    plan = await plan_scan([f"127.202.{lab.hosts[0].split('.')[2]}.1-24"], "1-40")
+    targets = list(plan.iter_targets())
+    layout = Layout(host_block=1, port_block=4)
+    shards = make_shards(targets, plan.ports, layout)
+    executor = _Batching()
+
+    def make_task(shard: Shard) -> ShardTask:
+        return ShardTask(shard=shard, syn=False, options=EngineOptions(), detect=False)
+
+    port_blocks = len(shards) // len(targets)
+    scheduler = _Scheduler(shards, make_task, executor, None, port_blocks=port_blocks)
+    results = await collect(scheduler.batches())
+    assert_complete(plan, results)
+    assert [result_key(r) for r in results] == [
+        result_key(r) for r in shard_order(plan, layout, results)
+    ]
+    assert any(len({s.host_block for s in batch}) > 1 for batch in executor.batches)
+    # Never a host block in two tasks running at once, batched or not; and several
+    # tasks at once (a batch does not take every host block).
+    assert all(len(o) == len(set(o)) for o in executor.overlaps)
+    assert max(len({*o}) for o in executor.overlaps) > 8
+    # A batch takes at most a slot's share of the host blocks.
+    assert max(len({s.host_block for s in batch}) for batch in executor.batches) <= 24 // 3
+
+
+async def test_a_plan_of_few_shards_sends_them_one_by_one(lab: Lab) -> None:
+    # Three shards, three slots: batching them would leave two slots idle.
+    plan = await plan_scan(lab.hosts[:3], lab.port_spec)
+    targets = list(plan.iter_targets())
+    shards = make_shards(targets, plan.ports, Layout(host_block=1, port_block=len(plan.ports)))
+    executor = _Batching()
+
+    def make_task(shard: Shard) -> ShardTask:
+        return ShardTask(shard=shard, syn=False, options=EngineOptions(), detect=False)
+
+    results = await collect(_Scheduler(shards, make_task, executor, None).batches())
+    assert_complete(plan, results)
+    assert executor.batches == []
+    assert max(len(o) for o in executor.overlaps) == 3
 
 
 async def test_a_dask_worker_runs_a_batch_of_shards(

@@ -144,9 +144,11 @@ def _describe(shard: Shard) -> str:
     return f"{hosts}, {len(shard.ports)} ports"
 
 
-# Shards of one host block never run at once (politeness), so those waiting behind a
-# running one would each pay a round trip to the cluster in turn: they are sent
-# together, as one task run shard after shard, up to this much work.
+# A task sent to a worker may carry several small shards, run one after another there,
+# so that the round trip to the cluster (the bulk of a shard's fixed cost) is paid once
+# for them: shards of one host block (they never run at once anyway, politeness), and
+# shards of other free host blocks while the plan has enough shards left to keep every
+# slot busy. Up to this much work a task: a default shard's worth.
 BATCH_PROBES = DEFAULT_SHARD_PROBES
 BATCH_SHARDS = 16
 
@@ -220,16 +222,26 @@ class _Scheduler:
                 self._pending.append(more)
 
     def _companions(self, first: Shard) -> list[Shard]:
-        """Pending shards of ``first``'s host block to send along with it (they would
-        wait for it anyway), in order, up to a batch's worth of work."""
-        probes, taken = first.probe_count, list[Shard]()
+        """Pending shards to send along with ``first``, in order, up to a batch's worth
+        of work: of its host block (they would wait for it anyway), and of other free
+        host blocks while enough shards and host blocks are left for every slot."""
+        left = len(self.shards) - self._next - self._outstanding()
+        spread = min(BATCH_SHARDS, left // (2 * self._depth))  # shards, other blocks too
+        most_blocks = self._host_blocks // self._depth  # host blocks in one batch
+        probes, blocks, taken = first.probe_count, {first.host_block}, list[Shard]()
         for shard in self._pending:
-            if len(taken) + 1 >= BATCH_SHARDS:
+            if len(taken) + 1 >= BATCH_SHARDS or probes + shard.probe_count > BATCH_PROBES:
                 break
-            if shard.host_block != first.host_block:
-                continue
-            if probes + shard.probe_count > BATCH_PROBES:
-                break
+            if not shard.targets:
+                continue  # finished without being sent (_fill)
+            if shard.host_block not in blocks:
+                if (
+                    shard.host_block in self._busy_hosts
+                    or len(taken) + 1 >= spread
+                    or len(blocks) >= most_blocks
+                ):
+                    continue
+                blocks.add(shard.host_block)
             probes += shard.probe_count
             taken.append(shard)
         for shard in taken:
@@ -245,7 +257,7 @@ class _Scheduler:
             future = submit_batch([self._make_task(s) for s in shards], attempt)
         self._running[future] = (shards, attempt)
         self._in_flight += len(shards)
-        self._busy_hosts.add(shards[0].host_block)
+        self._busy_hosts.update(s.host_block for s in shards)
 
     def _release(self) -> Iterator[ResultBatch]:
         """Each shard's results that are next in order, one batch a shard."""
@@ -282,7 +294,7 @@ class _Scheduler:
                 for future in done:
                     shards, attempt = self._running.pop(future)
                     self._in_flight -= len(shards)
-                    self._busy_hosts.discard(shards[0].host_block)
+                    self._busy_hosts.difference_update(s.host_block for s in shards)
                     self._collect(future, shards, attempt)
                 for released in self._release():
                     yield released
