@@ -322,6 +322,12 @@ class _Scheduler:
                 raise NetworkError(
                     f"the dask scheduler gave up {what} ({_describe(shard)}): {reason}"
                 ) from exc
+            if _dask_error("CommClosedError", exc):
+                # The scheduler died while the result was being fetched from its worker.
+                raise NetworkError(
+                    f"lost the dask scheduler or a worker while fetching {what} "
+                    f"({_describe(shard)}): {_first_line(exc)}"
+                ) from exc
             if isinstance(exc, (ImportError, AttributeError)):
                 hint = " (is the same portkit installed on every worker?)"
             else:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from portkit._errors import NetworkError, PortkitError, UsageError
 from portkit.results import PortResult
 from portkit.scan._fork import Messages, fork_process, send
+from portkit.scan._packed import PackedResults, pack, unpack
 from portkit.scan._scan import scan_batches
 from portkit.scan._shards import ShardTask, result_key
 
@@ -40,7 +41,9 @@ __all__ = [
     "PlanOnly",
     "make_executor",
     "run_shard",
+    "run_shard_packed",
     "run_shards",
+    "run_shards_packed",
 ]
 
 log = logging.getLogger("portkit.scan.cluster")
@@ -74,6 +77,24 @@ def run_shards(tasks: Sequence[ShardTask]) -> list[tuple[int, list[PortResult]]]
         return [(task.shard.index, await _run_shard_async(task)) for task in tasks]
 
     return asyncio.run(run_all())
+
+
+def run_shard_packed(task: ShardTask) -> tuple[int, PackedResults]:
+    """:func:`run_shard`, its results packed to travel (what Dask workers call)."""
+    index, results = run_shard(task)
+    return index, pack(results)
+
+
+def run_shards_packed(tasks: Sequence[ShardTask]) -> list[tuple[int, PackedResults]]:
+    """:func:`run_shards`, each shard's results packed to travel."""
+    return [(index, pack(results)) for index, results in run_shards(tasks)]
+
+
+def _unpacked(value: Any) -> Any:
+    if isinstance(value, list):
+        return [(index, unpack(packed)) for index, packed in value]
+    index, packed = value
+    return index, unpack(packed)
 
 
 class Executor(Protocol):
@@ -275,14 +296,16 @@ class Dask:
 
     def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
         key = f"portkit-shard-{self._token}-{task.shard.index}-{attempt}"
-        return self._result(self._client.submit(run_shard, task, key=key, pure=False), task)
+        future = self._client.submit(run_shard_packed, task, key=key, pure=False)
+        return self._result(future, task)
 
     def submit_batch(
         self, tasks: Sequence[ShardTask], attempt: int
     ) -> asyncio.Future[list[tuple[int, list[PortResult]]]]:
         """Shards run one after another by one worker, as one Dask task."""
         key = f"portkit-shards-{self._token}-{tasks[0].shard.index}-{len(tasks)}-{attempt}"
-        return self._result(self._client.submit(run_shards, tasks, key=key, pure=False), tasks[0])
+        future = self._client.submit(run_shards_packed, tasks, key=key, pure=False)
+        return self._result(future, tasks[0])
 
     def _result(self, future: Any, task: ShardTask) -> asyncio.Future[Any]:
         async def result() -> Any:
@@ -295,7 +318,7 @@ class Dask:
                 raise NetworkError(
                     f"the dask scheduler dropped shard {task.shard.index} (scheduler lost?)"
                 ) from None
-            return value
+            return _unpacked(value)
 
         return asyncio.ensure_future(result())
 
