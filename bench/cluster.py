@@ -187,6 +187,39 @@ def _noop(value: int) -> int:
     return value
 
 
+def _result_costs(count: int = 4096, rounds: int = 5) -> dict[str, float]:
+    """A full shard's results (closed ports of 16 hosts) pickled and unpickled as
+    objects, and packed as columns (what the workers send): ms, medians of paired rounds."""
+    import pickle
+
+    from portkit.results import PortResult, PortState
+    from portkit.scan._packed import pack, unpack
+
+    results = [
+        PortResult(host=f"198.18.1.{i % 16 + 1}", port=i // 16 + 1, transport="tcp",
+                   state=PortState.CLOSED, reason="conn-refused", expected="http", rtt=1e-4)
+        for i in range(count)
+    ]  # fmt: skip
+    costs: dict[str, list[float]] = {k: [] for k in ("objects", "packed", "bytes_o", "bytes_p")}
+    for _ in range(rounds):
+        start = time.perf_counter()
+        data = pickle.dumps(results)
+        pickle.loads(data)
+        costs["objects"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        packed = pickle.dumps(pack(results))
+        unpack(pickle.loads(packed))
+        costs["packed"].append(time.perf_counter() - start)
+        costs["bytes_o"].append(len(data))
+        costs["bytes_p"].append(len(packed))
+    return {
+        "shard_results_objects_ms": statistics.median(costs["objects"]) * 1000,
+        "shard_results_packed_ms": statistics.median(costs["packed"]) * 1000,
+        "shard_results_objects_bytes": statistics.median(costs["bytes_o"]),
+        "shard_results_packed_bytes": statistics.median(costs["bytes_p"]),
+    }
+
+
 async def _breakdown() -> dict[str, float]:
     """Where a one-probe shard's fixed cost goes, on a two-worker local cluster."""
     import pickle
@@ -194,7 +227,7 @@ async def _breakdown() -> dict[str, float]:
     import distributed
 
     from portkit.scan import plan_scan
-    from portkit.scan._executors import run_shard
+    from portkit.scan._executors import run_shard, run_shard_packed
     from portkit.scan._shards import ShardTask, choose_layout, make_shards
     from portkit.scan._targets import TargetTable
 
@@ -208,7 +241,7 @@ async def _breakdown() -> dict[str, float]:
 
     def in_process() -> tuple[float, int]:
         """Seconds a one-probe shard takes on a worker itself; its result's size."""
-        size = len(pickle.dumps(run_shard(tasks[0])))
+        size = len(pickle.dumps(run_shard_packed(tasks[0])))  # as it travels
         start = time.perf_counter()
         for task in tasks:
             run_shard(task)
@@ -220,6 +253,7 @@ async def _breakdown() -> dict[str, float]:
         "result_bytes": float(size),
         "run_shard_ms": took * 1000,
     }
+    figures |= _result_costs()
 
     async def window(client: Any, depth: int, count: int = 200) -> float:
         """No-op tasks, ``depth`` in flight at a time: seconds a task."""
