@@ -12,7 +12,13 @@ How it behaves:
 - each shard runs the ordinary engine (:func:`portkit.scan.scan_batches`, with
   detection when asked) on one worker and comes back whole; the client hands shards
   to the report in shard order with results sorted within each, so the output is the
-  same run to run, resumed or not, and equal to a single-machine scan's;
+  same run to run, resumed or not, with a single-machine scan's hosts and ports; a
+  batch says which hosts it completes (``ResultBatch.done``: its shard was the host
+  block's last), so reports write them then and memory stays bounded;
+- small shards go to a worker several to a task (those of one host block, and of
+  other free host blocks while the plan has shards enough for every slot), and more
+  are queued on the cluster than it has slots: the round trip, most of a shard's
+  fixed cost, is paid less often and overlapped;
 - ``--rate`` and ``--concurrency`` are global ceilings, split evenly among the
   worker slots; a host block is never in two running shards at once, so a host gets
   at most one slot's share at any moment;
