@@ -97,8 +97,8 @@ def services(ns: str) -> AbstractContextManager[None]:
     return python_in_namespace(ns, SERVE, list(HOSTS), what="the bench services")
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def env(src: Path = ROOT / "src") -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(src)}
 
 
 def run_scan(ns: str, args: list[str]) -> tuple[float, dict[str, Any]]:
@@ -158,6 +158,126 @@ async def _shard_cost(shards: int) -> dict[str, float]:
     if not len(remote) == len(local) == shards:
         raise SystemExit("the shard-cost scan lost results")
     return {"shards": shards, "direct": direct, "sharded": sharded}
+
+
+async def _shard_cost_at(address: str, hosts: str, ports: str) -> dict[str, float]:
+    """One-probe shards of ``hosts`` x ``ports`` through the running cluster at
+    ``address``, against the same probes in one local scan (best of two each)."""
+    from portkit.scan import plan_scan, scan_batches
+    from portkit.scan._cluster import ClusterOptions, ClusterScan
+
+    plan = await plan_scan([hosts], ports)
+    direct = sharded = float("inf")
+    options = ClusterOptions(address=address, shard_probes=1)
+    for _round in range(3):  # the first also imports portkit on the workers: not counted
+        start = time.perf_counter()
+        local = [r async for batch in scan_batches(plan) for r in batch.results]
+        took = time.perf_counter() - start
+        run = await ClusterScan.open(plan, options, detect=False)
+        start = time.perf_counter()
+        remote = [r async for batch in run.batches() for r in batch.results]
+        if _round:
+            direct, sharded = min(direct, took), min(sharded, time.perf_counter() - start)
+        if not len(remote) == len(local) == plan.probe_count:
+            raise SystemExit("the shard-cost scan lost results")
+    return {"shards": plan.probe_count, "direct": direct, "sharded": sharded}
+
+
+def _noop(value: int) -> int:
+    return value
+
+
+def _result_costs(count: int = 4096, rounds: int = 5) -> dict[str, float]:
+    """A full shard's results (closed ports of 16 hosts) pickled and unpickled as
+    objects, and packed as columns (what the workers send): ms, medians of paired rounds."""
+    import pickle
+
+    from portkit.results import PortResult, PortState
+    from portkit.scan._packed import pack, unpack
+
+    results = [
+        PortResult(host=f"198.18.1.{i % 16 + 1}", port=i // 16 + 1, transport="tcp",
+                   state=PortState.CLOSED, reason="conn-refused", expected="http", rtt=1e-4)
+        for i in range(count)
+    ]  # fmt: skip
+    costs: dict[str, list[float]] = {k: [] for k in ("objects", "packed", "bytes_o", "bytes_p")}
+    for _ in range(rounds):
+        start = time.perf_counter()
+        data = pickle.dumps(results)
+        pickle.loads(data)
+        costs["objects"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        packed = pickle.dumps(pack(results))
+        unpack(pickle.loads(packed))
+        costs["packed"].append(time.perf_counter() - start)
+        costs["bytes_o"].append(len(data))
+        costs["bytes_p"].append(len(packed))
+    return {
+        "shard_results_objects_ms": statistics.median(costs["objects"]) * 1000,
+        "shard_results_packed_ms": statistics.median(costs["packed"]) * 1000,
+        "shard_results_objects_bytes": statistics.median(costs["bytes_o"]),
+        "shard_results_packed_bytes": statistics.median(costs["bytes_p"]),
+    }
+
+
+async def _breakdown() -> dict[str, float]:
+    """Where a one-probe shard's fixed cost goes, on a two-worker local cluster."""
+    import pickle
+
+    import distributed
+
+    from portkit.scan import plan_scan
+    from portkit.scan._executors import run_shard, run_shard_packed
+    from portkit.scan._shards import ShardTask, choose_layout, make_shards
+    from portkit.scan._targets import TargetTable
+
+    plan = await plan_scan(["127.0.0.1-200"], "9")
+    table = TargetTable(plan.targets)
+    layout = choose_layout(len(table), plan.ports, slots=2, shard_probes=1)
+    tasks = [
+        ShardTask(shard=shard, syn=False, options=plan.options, detect=False)
+        for shard in make_shards(table, plan.ports, layout)
+    ]
+
+    def in_process() -> tuple[float, int]:
+        """Seconds a one-probe shard takes on a worker itself; its result's size."""
+        size = len(pickle.dumps(run_shard_packed(tasks[0])))  # as it travels
+        start = time.perf_counter()
+        for task in tasks:
+            run_shard(task)
+        return (time.perf_counter() - start) / len(tasks), size
+
+    took, size = await asyncio.to_thread(in_process)
+    figures = {
+        "task_bytes": float(len(pickle.dumps(tasks[0]))),
+        "result_bytes": float(size),
+        "run_shard_ms": took * 1000,
+    }
+    figures |= _result_costs()
+
+    async def window(client: Any, depth: int, count: int = 200) -> float:
+        """No-op tasks, ``depth`` in flight at a time: seconds a task."""
+        running: set[Any] = set()
+        submitted = 0
+        start = time.perf_counter()
+        while submitted < count or running:
+            while submitted < count and len(running) < depth:
+                running.add(asyncio.ensure_future(client.submit(_noop, submitted, pure=False)))
+                submitted += 1
+            _done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        return (time.perf_counter() - start) / count
+
+    async with (
+        distributed.LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+            asynchronous=True, silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster.scheduler_address, asynchronous=True) as client,  # type: ignore[no-untyped-call]
+    ):  # fmt: skip
+        await window(client, 4, 20)  # warm
+        for depth in (4, 8, 16, 64):
+            figures[f"noop_depth_{depth}_ms"] = await window(client, depth) * 1000
+    return figures
 
 
 @contextmanager
@@ -273,7 +393,7 @@ def topology(workers: int) -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def cluster_in(names: dict[str, str], workers: int) -> Iterator[str]:
+def cluster_in(names: dict[str, str], workers: int, src: Path = ROOT / "src") -> Iterator[str]:
     """A ``dask scheduler`` in its namespace and ``workers`` ``dask worker``s, each in its
     own; yields the scheduler's address."""
     quiet: dict[str, Any] = {
@@ -286,7 +406,7 @@ def cluster_in(names: dict[str, str], workers: int) -> Iterator[str]:
 
         def dask(role: str, *argv: str) -> subprocess.Popen[bytes]:
             cmd = ["ip", "netns", "exec", names[role], sys.executable, "-m", "dask", *argv]
-            return subprocess.Popen(cmd, env=env(), **quiet)
+            return subprocess.Popen(cmd, env=env(src), **quiet)
 
         procs = [
             dask("scheduler", "scheduler", "--host", f"{_NET}.3", "--port", "8786",
@@ -305,7 +425,7 @@ def cluster_in(names: dict[str, str], workers: int) -> Iterator[str]:
                 for i in range(1, workers + 1)
             ]  # fmt: skip
             wait = ["ip", "netns", "exec", names["client"], sys.executable, "-c", WAIT_WORKERS]
-            subprocess.run([*wait, address, str(workers)], env=env(), check=True, timeout=120)
+            subprocess.run([*wait, address, str(workers)], env=env(src), check=True, timeout=120)
             yield address
         finally:
             for proc in reversed(procs):
@@ -318,11 +438,14 @@ def open_pairs(report: dict[str, Any]) -> set[tuple[str, int]]:
     return {(h, p) for h, p, _s, _i in findings(report)}
 
 
-def topology_bench(rounds: int, rate: int, max_workers: int, markdown: bool) -> int:
+def topology_bench(
+    rounds: int, rate: int, max_workers: int, markdown: bool, compare: Path | None = None
+) -> int:
     ports = sorted(random.Random(17).sample(range(1, 2001), 12))
     expected = {(f"198.18.1.{h}", p) for h in range(1, TARGET_HOSTS + 1) for p in ports}
     scan = [f"198.18.1.1-{TARGET_HOSTS}", "-p", TOPOLOGY_PORTS]
     rows = []
+    shard_rows: list[tuple[int, str, float, float, float | None]] = []
     with topology(max_workers) as names:
         target = python_in_namespace(
             names["target"], LISTEN, [str(p) for p in ports], what="target listeners"
@@ -346,11 +469,25 @@ def topology_bench(rounds: int, rate: int, max_workers: int, markdown: bool) -> 
                             f"cluster {many[-1]:.2f} s (x{many[-1] / one[-1]:.2f})",
                             flush=True,
                         )
-                ratios = [m / o for m, o in zip(many, one, strict=True)]
-                rows.append(
-                    (workers, statistics.median(one), statistics.median(many),
-                     statistics.median(ratios))
-                )  # fmt: skip
+                    costs = shard_costs(names["client"], address)
+                if compare is not None:  # the same measurement with another portkit
+                    with cluster_in(names, workers, compare) as address:
+                        before = shard_costs(names["client"], address, compare)
+                for label, cost in costs.items():
+                    per = (cost["sharded"] - cost["direct"]) / cost["shards"] * 1000
+                    was = None
+                    if compare is not None:
+                        old = before[label]
+                        was = (old["sharded"] - old["direct"]) / old["shards"] * 1000
+                    shown = "" if was is None else f" (the other portkit: {was:.2f} ms)"
+                    print(f"{workers} workers, {label}: {per:.2f} ms a shard{shown}", flush=True)
+                    shard_rows.append((workers, label, cost["shards"], per, was))
+                if one:
+                    ratios = [m / o for m, o in zip(many, one, strict=True)]
+                    rows.append(
+                        (workers, statistics.median(one), statistics.median(many),
+                         statistics.median(ratios))
+                    )  # fmt: skip
     for workers, a, b, r in rows:
         print(f"{workers} workers: one process {a:.2f} s, cluster {b:.2f} s, paired ratio x{r:.2f}")
     if markdown:
@@ -360,6 +497,127 @@ def topology_bench(rounds: int, rate: int, max_workers: int, markdown: bool) -> 
         print("|---:|---:|---:|---:|")
         for workers, a, b, r in rows:
             print(f"| {workers} | {a:.2f} s | {b:.2f} s | {r:.2f} |")
+        print("\n| workers | one-probe shards | shards | overhead a shard | other portkit |")
+        print("|---:|---|---:|---:|---:|")
+        for workers, label, count, per, was in shard_rows:
+            other = "" if was is None else f"{was:.2f} ms"
+            print(f"| {workers} | {label} | {count:.0f} | {per:.2f} ms | {other} |")
+    return 0
+
+
+SHARD_COSTS = {
+    "64 hosts x 4 ports": ("198.18.1.1-64", "1-4"),
+    "1 host x 256 ports": ("198.18.1.1", "1-256"),
+}
+
+
+def shard_costs(ns: str, address: str, src: Path = ROOT / "src") -> dict[str, dict[str, float]]:
+    """Per-shard cost through the running cluster, measured from the client namespace
+    (client and workers running the portkit of ``src``)."""
+    costs = {}
+    for label, (hosts, ports) in SHARD_COSTS.items():
+        argv = ["ip", "netns", "exec", ns, sys.executable, __file__,
+                "--inner-shard-cost-at", address, hosts, ports]  # fmt: skip
+        proc = subprocess.run(argv, env=env(src), capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"shard cost run failed: {proc.stderr.strip()[-400:]}")
+        costs[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return costs
+
+
+# --- the client's memory with every result of a big plan flowing through it ----------
+
+# Run in a namespace with no interface but a loopback that is down: the scan's cluster
+# is replaced by _Answering, which answers each shard in this process at once and sends
+# nothing; and even if it did not, no packet could leave. What is measured is the
+# client: shards made, results merged in order, every report written.
+CLIENT_PLANS = {
+    "16-top100": ["10.0.0.0/16", "--top", "100"],
+    "8-1port": ["10.0.0.0/8", "-p", "443"],
+}
+
+
+class _Answering:
+    """Stands for three workers: every probe of a shard answered filtered (no answer),
+    one in about 1,000 open; returned whole, as a worker returns a shard."""
+
+    slots = machines = 3
+    ahead = 9
+
+    async def start(self) -> None:
+        return None
+
+    def submit(self, task: Any, attempt: int) -> asyncio.Future[Any]:
+        from portkit.results import PortResult, PortState
+
+        shard = task.shard
+        items = [("tcp", p) for p in shard.ports.tcp] + [("udp", p) for p in shard.ports.udp]
+        results = []
+        for target in shard.targets:
+            last = int(target.address.rsplit(".", 1)[1])
+            for transport, port in items:
+                opened = (last * 7 + port) % 997 == 0
+                results.append(
+                    PortResult(
+                        host=target.address,
+                        port=port,
+                        transport=transport,
+                        state=PortState.OPEN if opened else PortState.FILTERED,
+                        reason="syn-ack" if opened else "no-response",
+                    )
+                )
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result((shard.index, results))
+        return future
+
+    async def close(self) -> None:
+        return None
+
+
+def _inner_client(plan: str, fmt: str, output: str) -> int:
+    import resource
+
+    import portkit.scan._cluster as cluster
+    from portkit.cli import main as portkit_main
+
+    cluster.make_executor = lambda **_kw: _Answering()  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    code = portkit_main(
+        ["scan", *CLIENT_PLANS[plan], "--cluster", "tcp://127.0.0.1:1", "-q",
+         "-o", fmt, "--output", output]
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"code": code, "elapsed": elapsed, "peak_mib": peak}))
+    return 0
+
+
+def client_memory(plans: list[str], formats: list[str], src: Path = ROOT / "src") -> int:
+    rows = []
+    with namespace("pk-clt-mem-", loopback=False) as ns, tempfile.TemporaryDirectory() as tmp:
+        for plan in plans:
+            for fmt in formats:
+                # /8: 16.7 million hosts are gigabytes of report: written to /dev/null.
+                out = os.devnull if plan.startswith("8") else str(Path(tmp) / f"scan.{fmt}")
+                argv = ["ip", "netns", "exec", ns, sys.executable, __file__,
+                        "--inner-client", plan, fmt, out]  # fmt: skip
+                proc = subprocess.run(
+                    argv, env=env(src), capture_output=True, text=True, check=False
+                )
+                if proc.returncode != 0:
+                    raise SystemExit(f"{plan} {fmt}: {proc.stderr.strip()[-400:]}")
+                got = json.loads(proc.stdout.strip().splitlines()[-1])
+                size = 0 if out == os.devnull else Path(out).stat().st_size
+                if out != os.devnull:
+                    Path(out).unlink()
+                rows.append((plan, fmt, got["peak_mib"], got["elapsed"], size))
+                print(f"{plan} -o {fmt}: peak {got['peak_mib']:.0f} MiB, "
+                      f"{got['elapsed']:.1f} s, output {size / 2**20:,.0f} MiB", flush=True)  # fmt: skip
+    print("\n| plan | format | client peak RSS | time | output |")
+    print("|---|---|---:|---:|---:|")
+    for plan, fmt, peak, elapsed, size in rows:
+        shown = "(/dev/null)" if plan.startswith("8") else f"{size / 2**20:,.0f} MiB"
+        print(f"| {plan} | `{fmt}` | {peak:.0f} MiB | {elapsed:.0f} s | {shown} |")
     return 0
 
 
@@ -383,15 +641,60 @@ def main() -> int:
     parser.add_argument("--topology", choices=["loopback", "namespaces"], default="loopback")
     parser.add_argument("--rate", type=int, default=8000, help="probes/s (namespaces)")
     parser.add_argument("--max-workers", type=int, default=3, help="namespaces: 1..N workers")
+    parser.add_argument(
+        "--client-memory",
+        metavar="PLAN[,PLAN]",
+        help=f"the client's peak memory per output format, plans of {', '.join(CLIENT_PLANS)}",
+    )
+    parser.add_argument(
+        "--formats", default="jsonl,grep,table,xml,json,html", help="--client-memory: formats"
+    )
+    parser.add_argument("--inner-client", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--inner-shard-cost-at", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--inner-breakdown", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="where a shard's fixed cost goes (loopback)"
+    )
+    parser.add_argument(
+        "--shard-costs-only", action="store_true", help="namespaces: skip the scans"
+    )
+    parser.add_argument(
+        "--compare-src",
+        metavar="DIR",
+        help="namespaces: also measure the shard cost with the portkit in DIR (a src/);"
+        " --client-memory: measure that portkit instead",
+    )
     args = parser.parse_args()
+    if args.inner_breakdown:
+        print(json.dumps(asyncio.run(_breakdown())))
+        return 0
+    if args.inner_shard_cost_at:
+        print(json.dumps(asyncio.run(_shard_cost_at(*args.inner_shard_cost_at))))
+        return 0
+    if args.inner_client:
+        return _inner_client(*args.inner_client)
     if args.inner_shard_cost:
         print(json.dumps(asyncio.run(_shard_cost(args.inner_shard_cost))))
         return 0
     if os.geteuid() != 0 or shutil.which("ip") is None:
         print("bench/cluster.py needs root and iproute2 (a network namespace)", file=sys.stderr)
         return 2
+    if args.breakdown:
+        with namespace("pk-cluster-bench-") as ns:
+            argv = ["ip", "netns", "exec", ns, sys.executable, __file__, "--inner-breakdown"]
+            proc = subprocess.run(argv, env=env(), capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"breakdown failed: {proc.stderr.strip()[-400:]}")
+        for key, value in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+            print(f"{key}: {value:.2f}")
+        return 0
+    if args.client_memory:
+        src = ROOT / "src" if args.compare_src is None else Path(args.compare_src).resolve()
+        return client_memory(args.client_memory.split(","), args.formats.split(","), src)
     if args.topology == "namespaces":
-        return topology_bench(args.rounds, args.rate, args.max_workers, args.markdown)
+        rounds = 0 if args.shard_costs_only else args.rounds
+        compare = None if args.compare_src is None else Path(args.compare_src).resolve()
+        return topology_bench(rounds, args.rate, args.max_workers, args.markdown, compare)
     detect = [] if args.no_detect else ["--detect"]
     big = ["127.0.0.1-16", "-p", "1-1000", *detect]
     trivial = ["127.0.0.1", "-p", "22"]

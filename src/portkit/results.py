@@ -151,6 +151,9 @@ class ResultBatch:
 
     results: list[PortResult]
     counts: Mapping[CountKey, int] = field(default_factory=dict)
+    # Hosts whose every port has now been handed on (a cluster scan knows it after a
+    # host's last shard): a report may write them now and forget them.
+    done: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import ipaddress
 import json
 import os
 import random
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,15 @@ import portkit
 from portkit._errors import NetworkError, PortkitError
 from portkit.cli import main
 from portkit.scan._cluster import (
+    BATCH_PROBES,
+    BATCH_SHARDS,
     ClusterOptions,
     ClusterScan,
     _Scheduler,
     cluster_batches,
 )
 from portkit.scan._engine import EngineOptions
-from portkit.scan._executors import InProcess
+from portkit.scan._executors import Dask, InProcess, run_shards
 from portkit.scan._model import PortResult, ResultBatch
 from portkit.scan._ports import PortSet
 from portkit.scan._scan import ScanPlan, plan_scan, scan_batches
@@ -397,6 +400,8 @@ def test_a_lost_scheduler_is_one_line_and_the_finished_shards_resume(
             *portkit_cmd(*common, *shards, "--cluster", dask_processes.address, "--rate", "800"),
             "--resume",
             str(state),
+            "--output",
+            str(tmp_path / "out.json"),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -413,6 +418,8 @@ def test_a_lost_scheduler_is_one_line_and_the_finished_shards_resume(
     assert scan.returncode == 1
     assert len(err.strip().splitlines()) == 1
     assert "dask scheduler" in err
+    # The report streamed into a file aside, removed when the scan failed: no half a document.
+    assert not [p.name for p in tmp_path.iterdir() if "out.json" in p.name]
     header, *records = state.read_text().splitlines()
     assert 1 <= len(records) < json.loads(header)["shards"]
     resumed = run_portkit(*common, "--resume", str(state))  # the state's own block sizes
@@ -526,6 +533,133 @@ async def test_a_host_block_is_never_in_two_running_shards(lab: Lab) -> None:
     assert all(len(o) == len(set(o)) for o in executor.overlaps)
 
 
+class _Batching(_Recording):
+    """As _Recording, and runs the batches of shards the scheduler sends together as a
+    worker does (run_shards, in a thread of its own), recording them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[Shard]] = []
+
+    def submit_batch(
+        self, tasks: Sequence[ShardTask], attempt: int
+    ) -> asyncio.Future[list[tuple[int, list[PortResult]]]]:
+        blocks = {t.shard.host_block for t in tasks}
+        self.batches.append([t.shard for t in tasks])
+        self.running.extend(blocks)
+        self.overlaps.append(list(self.running))
+        future = asyncio.ensure_future(asyncio.to_thread(run_shards, tasks))
+
+        def finished(_: object) -> None:
+            for block in blocks:
+                self.running.remove(block)
+
+        future.add_done_callback(finished)
+        return future
+
+
+async def test_shards_of_one_host_block_go_together_and_hosts_are_done_after_their_last(
+    lab: Lab,
+) -> None:
+    plan = await lab.plan()
+    targets = list(plan.iter_targets())
+    # One host block, port blocks of 20: the shards that wait on the running one are
+    # sent together, up to a batch's worth of work.
+    layout = Layout(host_block=len(targets), port_block=20)
+    shards = make_shards(targets, plan.ports, layout)
+    port_blocks = len(shards)
+    assert port_blocks > 2 * BATCH_SHARDS  # enough for full batches
+    executor = _Batching()
+
+    def make_task(shard: Shard) -> ShardTask:
+        return ShardTask(shard=shard, syn=False, options=EngineOptions(), detect=False)
+
+    scheduler = _Scheduler(shards, make_task, executor, None, port_blocks=port_blocks)
+    batches = [b async for b in scheduler.batches()]
+    results = [r for b in batches for r in b.results]
+    assert_complete(plan, results)
+    assert [result_key(r) for r in results] == [
+        result_key(r) for r in shard_order(plan, layout, results)
+    ]
+    assert executor.batches
+    for batch in executor.batches:
+        assert len({s.host_block for s in batch}) == 1
+        assert len(batch) <= BATCH_SHARDS
+        assert sum(s.probe_count for s in batch) <= BATCH_PROBES
+    assert [len(b) for b in executor.batches[:-1]] == [BATCH_SHARDS] * (len(executor.batches) - 1)
+    assert sum(len(b) for b in executor.batches) == port_blocks
+    assert max(len(o) for o in executor.overlaps) == 1  # politeness holds
+    # A host is done once its last port block is handed on, and not before.
+    done = [(i, b.done) for i, b in enumerate(batches) if b.done]
+    assert [i for i, _ in done] == [port_blocks - 1]
+    assert sorted(h for _, hosts in done for h in hosts) == sorted(t.address for t in targets)
+
+
+async def test_small_shards_of_many_host_blocks_go_several_to_a_task_politely(
+    lab: Lab,
+) -> None:
+    # Hosts of loopback where nothing listens (closed ports): 24 host blocks x 10 port
+    # blocks on three slots.
+    plan = await plan_scan([f"127.202.{lab.hosts[0].split('.')[2]}.1-24"], "1-40")
+    targets = list(plan.iter_targets())
+    layout = Layout(host_block=1, port_block=4)
+    shards = make_shards(targets, plan.ports, layout)
+    executor = _Batching()
+
+    def make_task(shard: Shard) -> ShardTask:
+        return ShardTask(shard=shard, syn=False, options=EngineOptions(), detect=False)
+
+    port_blocks = len(shards) // len(targets)
+    scheduler = _Scheduler(shards, make_task, executor, None, port_blocks=port_blocks)
+    results = await collect(scheduler.batches())
+    assert_complete(plan, results)
+    assert [result_key(r) for r in results] == [
+        result_key(r) for r in shard_order(plan, layout, results)
+    ]
+    assert any(len({s.host_block for s in batch}) > 1 for batch in executor.batches)
+    # Never a host block in two tasks running at once, batched or not; and several
+    # tasks at once (a batch does not take every host block).
+    assert all(len(o) == len(set(o)) for o in executor.overlaps)
+    assert max(len({*o}) for o in executor.overlaps) > 8
+    # A batch takes at most a slot's share of the host blocks.
+    assert max(len({s.host_block for s in batch}) for batch in executor.batches) <= 24 // 3
+
+
+async def test_a_plan_of_few_shards_sends_them_one_by_one(lab: Lab) -> None:
+    # Three shards, three slots: batching them would leave two slots idle.
+    plan = await plan_scan(lab.hosts[:3], lab.port_spec)
+    targets = list(plan.iter_targets())
+    shards = make_shards(targets, plan.ports, Layout(host_block=1, port_block=len(plan.ports)))
+    executor = _Batching()
+
+    def make_task(shard: Shard) -> ShardTask:
+        return ShardTask(shard=shard, syn=False, options=EngineOptions(), detect=False)
+
+    results = await collect(_Scheduler(shards, make_task, executor, None).batches())
+    assert_complete(plan, results)
+    assert executor.batches == []
+    assert max(len(o) for o in executor.overlaps) == 3
+
+
+async def test_a_dask_worker_runs_a_batch_of_shards(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []
+    submit_batch = Dask.submit_batch
+
+    def spy(self: Dask, tasks: Sequence[ShardTask], attempt: int) -> Any:
+        sent.append(len(tasks))
+        return submit_batch(self, tasks, attempt)
+
+    monkeypatch.setattr(Dask, "submit_batch", spy)
+    plan = await plan_scan([lab.hosts[0]], lab.port_spec)
+    single = await collect(scan_batches(plan))
+    clustered = await collect(cluster_batches(plan, ClusterOptions(workers=1, shard_probes=50)))
+    assert comparable(clustered) == comparable(single)
+    assert sent
+    assert max(sent) > 1
+
+
 # --- resume after an interrupt, every output format --------------------------------
 
 _XML_VOLATILE = re.compile(
@@ -533,12 +667,23 @@ _XML_VOLATILE = re.compile(
 )
 
 
-def normalise(fmt: str, text: str) -> str:
+def normalise(fmt: str, text: str, *, ordered: bool = False) -> str:
+    """``text`` without times; hosts in address order unless ``ordered`` (a cluster scan
+    writes each host when its last shard is in, in shard order; one process, sorted)."""
     if fmt == "xml":
-        text = re.sub(r"<!-- portkit .*? -->", "", text)
-        return _XML_VOLATILE.sub(r'\1=""', text)
+        text = _XML_VOLATILE.sub(r'\1=""', re.sub(r"<!-- portkit .*? -->", "", text))
+        if ordered:
+            return text
+        head, sep, rest = text.partition("<host ")
+        hosts = re.findall(r"<host .*?</host>\n", sep + rest, flags=re.DOTALL)
+        tail = (sep + rest)[sum(map(len, hosts)) :]
+        return head + "".join(sorted(hosts, key=_host_key)) + tail
     if fmt == "grep":
-        return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+        lines = [line for line in text.splitlines() if not line.startswith("#")]
+        return "\n".join(lines if ordered else sorted(lines, key=_host_key))
+    if fmt == "table":
+        blocks = [re.sub(r" in [\d.]+ s", " in - s", b) for b in text.split("\n\n")]
+        return "\n\n".join(blocks if ordered else sorted(blocks[:-1], key=_host_key) + blocks[-1:])
 
     def clean(value: Any) -> Any:
         if isinstance(value, dict):
@@ -552,10 +697,21 @@ def normalise(fmt: str, text: str) -> str:
         return value
 
     if fmt == "json":
-        return json.dumps(clean(json.loads(text)), sort_keys=True)
+        document = clean(json.loads(text))
+        if not ordered:
+            document["hosts"].sort(key=lambda h: ipaddress.ip_address(h["address"]))
+        return json.dumps(document, sort_keys=True)
     return "\n".join(
         json.dumps(clean(json.loads(line)), sort_keys=True) for line in text.splitlines()
     )
+
+
+def _host_key(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address a host's part of a report (an XML element, a grep line, a table) is of."""
+    for pattern in (r'addr="([^"]+)"', r"^Host: (\S+)", r"^(\S+)"):
+        if found := re.search(pattern, text.lstrip("\n")):
+            return ipaddress.ip_address(found.group(1))
+    raise AssertionError(f"no address in {text!r}")
 
 
 def portkit_cmd(*args: str) -> list[str]:
@@ -608,22 +764,21 @@ def test_resume_after_an_interrupt_gives_the_full_scan_in_every_format(
         assert resumed.returncode == 0, resumed.stderr
         reference = run_portkit(*common, "-o", fmt)
         assert reference.returncode == 0, reference.stderr
-        if fmt == "table":
-            assert _table_rows(resumed.stdout) == _table_rows(reference.stdout)
-        elif fmt == "jsonl":
+        if fmt == "jsonl":
             # Lines stream as found: a local scan in engine order, a sharded one in
             # shard order (the same on every run, resumed or not).
             lines = normalise(fmt, resumed.stdout).splitlines()
             assert sorted(lines) == sorted(normalise(fmt, reference.stdout).splitlines())
-            fresh = run_portkit(*common, *shards, "--resume", str(tmp_path / "fresh"), "-o", fmt)
-            assert lines == normalise(fmt, fresh.stdout).splitlines()
         else:
+            # The same hosts and ports; a sharded scan writes each host as its last
+            # shard comes in, so in shard order rather than sorted.
             assert normalise(fmt, resumed.stdout) == normalise(fmt, reference.stdout)
+        # That order is the same on every run, resumed or not.
+        fresh = run_portkit(*common, *shards, "--resume", str(tmp_path / fmt), "-o", fmt)
+        assert normalise(fmt, resumed.stdout, ordered=True) == normalise(
+            fmt, fresh.stdout, ordered=True
+        )
     assert len(state.read_text().splitlines()) == total + 1  # each shard recorded once
-
-
-def _table_rows(text: str) -> list[str]:
-    return [re.sub(r" in [\d.]+ s", " in - s", line) for line in text.splitlines()]
 
 
 # --- command-line errors ------------------------------------------------------------

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from portkit._errors import EXIT_INTERRUPTED, EXIT_OK
+from portkit.cli._output import open_outputs
 from portkit.report import ScanInfo, ScanSummary, make_report
 from portkit.report._base import LIST_LIMIT
 from portkit.report._formats import TeeReport
@@ -26,25 +27,6 @@ def _version() -> str:
     import portkit
 
     return portkit.__version__
-
-
-@contextlib.contextmanager
-def _open_outputs(paths: Sequence[str | None]) -> Iterator[list[TextIO]]:
-    """One stream per path (None: stdout), every file opened before the scan starts."""
-    from portkit._errors import UsageError
-
-    with contextlib.ExitStack() as stack:
-        streams: list[TextIO] = []
-        for path in paths:
-            if path is None:
-                streams.append(sys.stdout)
-                continue
-            try:
-                handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed by the stack)
-            except OSError as exc:
-                raise UsageError(f"cannot write output file {path!r}: {exc.strerror}") from None
-            streams.append(stack.enter_context(handle))
-        yield streams
 
 
 def _announce_open(results: Sequence[PortResult]) -> None:
@@ -110,7 +92,7 @@ async def run_scan_command(
     started = time.time()
     clock = time.monotonic()
     interrupted = timed_out = False
-    with _open_outputs([path for _fmt, path in outputs]) as streams:
+    with open_outputs([path for _fmt, path in outputs]) as streams:
         reports = [
             make_report(fmt, out) for (fmt, _path), out in zip(outputs, streams, strict=True)
         ]
@@ -147,6 +129,8 @@ async def run_scan_command(
                             report.add(batch.results)
                             if batch.counts:
                                 report.add_counts(batch.counts)
+                            if batch.done:  # a cluster scan: these hosts are complete
+                                report.hosts_done(batch.done)
                             bar.advance(batch.total)
         except TimeoutError:  # --host-timeout: like Ctrl-C, but the user asked for it
             timed_out = True

@@ -38,18 +38,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     from portkit._errors import UsageError
+    from portkit.cli._output import open_outputs
     from portkit.report import make_report
     from portkit.report._read import read_scan, replay
 
     saved = read_scan(args.file)
-    if args.output is None:
-        replay(saved, make_report(args.format, sys.stdout))
-        return 0
     try:
-        with open(args.output, "w", encoding="utf-8") as out:
+        # A file is written aside and renamed into place: whole, or the old one kept.
+        with open_outputs([args.output]) as (out,):
             replay(saved, make_report(args.format, out))
     except OSError as exc:
         raise UsageError(f"cannot write output file {args.output!r}: {exc.strerror}") from None

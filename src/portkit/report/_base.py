@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Protocol, TextIO
 
 from portkit.results import CountKey, PortResult, PortState
 
-__all__ = ["LIST_LIMIT", "HostTable", "Report", "ScanInfo", "ScanSummary"]
+__all__ = ["LIST_LIMIT", "HostTable", "Report", "ScanInfo", "ScanSummary", "Totals"]
 
 # A state with more ports than this on one host is summarised as a count (nmap does
 # the same with its "Not shown: N closed ports"); open ports are always listed.
@@ -199,27 +200,63 @@ class Hosts:
             table._reasons[key] = table._reasons.get(key, 0) + n
 
     def tables(self) -> list[HostTable]:
-        def key(table: HostTable) -> tuple[int, int]:
-            ip = ipaddress.ip_address(table.address)
-            return (ip.version, int(ip))
+        return sorted(self._by_address.values(), key=_address_key)
 
-        return sorted(self._by_address.values(), key=key)
+    def pop(self, addresses: Iterable[str]) -> list[HostTable]:
+        """The tables of ``addresses`` (those seen), in address order, forgotten here."""
+        found = (self._by_address.pop(a, None) for a in dict.fromkeys(addresses))
+        return sorted((t for t in found if t is not None), key=_address_key)
+
+    def addresses(self) -> Iterable[str]:
+        return self._by_address.keys()
 
     def __len__(self) -> int:
         return len(self._by_address)
 
 
-class CollectingReport:
-    """A report that keeps every host's ports until :meth:`end` (the sorted formats).
+def _address_key(table: HostTable) -> tuple[int, int]:
+    ip = ipaddress.ip_address(table.address)
+    return (ip.version, int(ip))
 
-    Subclasses write their document in ``end``; ``begin`` may be extended to write a
-    header, keeping ``self.info`` set.
+
+class Totals:
+    """What the hosts written so far add up to (for a report's closing summary)."""
+
+    __slots__ = ("by_state", "hosts", "open", "ports")
+
+    def __init__(self) -> None:
+        self.hosts = 0
+        self.ports = 0
+        self.open = 0
+        self.by_state: dict[PortState, int] = {}
+
+    def add(self, table: HostTable) -> None:
+        self.hosts += 1
+        for (_transport, state), n in table.counts.items():
+            self.by_state[state] = self.by_state.get(state, 0) + n
+            self.ports += n
+            if state is PortState.OPEN:
+                self.open += n
+
+
+class CollectingReport:
+    """A report written host by host, each host's ports sorted (the per-host formats).
+
+    A host is held (its listed ports, counts of the rest) until it is *done*: every
+    port of it added. :meth:`hosts_done` says so while the scan runs (a cluster scan
+    does after a host's last shard), and the host is written then and forgotten, so
+    memory holds the hosts in progress, not the scan. Hosts never declared done are
+    written at :meth:`end`, in address order (a scan in one process: all of them).
+
+    Subclasses write a host in :meth:`write_host` and close the document in
+    :meth:`finish`; ``begin`` may be extended to write a header, keeping ``self.info``.
     """
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.hosts = Hosts()
         self.info: ScanInfo | None = None
+        self.totals = Totals()
 
     def begin(self, info: ScanInfo) -> None:
         self.info = info
@@ -232,6 +269,35 @@ class CollectingReport:
     def add_counts(self, counts: Mapping[CountKey, int]) -> None:
         self.hosts.add_counts(counts)
 
+    def hosts_done(self, addresses: Sequence[str], *, at: float | None = None) -> None:
+        """Every port of ``addresses`` is in: write those hosts now, in address order.
+
+        ``at``: when they were done (epoch seconds; ``None``: now).
+        """
+        tables = self.hosts.pop(addresses)
+        for table in tables:
+            self._write(table, time.time() if at is None else at)
+        if tables:
+            self.out.flush()
+
+    def _write(self, table: HostTable, done: float) -> None:
+        self.totals.add(table)
+        self.write_host(table, done)
+
+    def write_host(self, table: HostTable, done: float) -> None:
+        """Write one host, done at ``done`` (epoch seconds)."""
+        raise NotImplementedError
+
+    def finish(self, summary: ScanSummary) -> None:
+        """Close the document, every host written (``self.totals`` adds them up)."""
+        raise NotImplementedError
+
+    def end(self, summary: ScanSummary) -> None:
+        for table in self.hosts.pop(list(self.hosts.addresses())):
+            self._write(table, summary.end)
+        self.finish(summary)
+        self.out.flush()
+
 
 class Report(Protocol):
     """A scan report: told the plan, fed results as they come, told how it ended."""
@@ -242,6 +308,10 @@ class Report(Protocol):
 
     def add_counts(self, counts: Mapping[CountKey, int]) -> None:
         """Ports only counted, per (host, transport, state, reason), after their results."""
+
+    def hosts_done(self, addresses: Sequence[str], *, at: float | None = None) -> None:
+        """Every port of ``addresses`` has been added (nothing more will come for them),
+        at ``at`` (epoch seconds; ``None``: now)."""
 
     def end(self, summary: ScanSummary) -> None: ...
 

@@ -53,6 +53,10 @@ class TeeReport:
         for report in self.reports:
             report.add_counts(counts)
 
+    def hosts_done(self, addresses: Sequence[str], *, at: float | None = None) -> None:
+        for report in self.reports:
+            report.hosts_done(addresses, at=at)
+
     def end(self, summary: ScanSummary) -> None:
         for report in self.reports:
             report.end(summary)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from portkit._display import escape_controls, printable
 from portkit.report._base import CollectingReport, HostTable, ScanSummary, port_ranges
@@ -30,6 +32,7 @@ from portkit.results import PortResult, PortState, TlsInfo
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
 
 __all__ = ["HtmlReport", "Verdict", "verdict_of"]
 
@@ -218,8 +221,9 @@ def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
 
 
-def render_page(context: dict[str, Any]) -> str:
-    """The page for ``context`` (see :meth:`HtmlReport.end`), style and script inlined."""
+def render_page(context: dict[str, Any]) -> Iterator[str]:
+    """The page for ``context`` (see :meth:`HtmlReport.finish`) in pieces, style and
+    script inlined; ``index`` and ``sections`` are the hosts' parts, already rendered."""
     from markupsafe import Markup
 
     style, script = _asset("report.css"), _asset("report.js")
@@ -229,7 +233,7 @@ def render_page(context: dict[str, Any]) -> str:
         "base-uri 'none'; form-action 'none'"
     )
     template = _environment().get_template("scan.html.j2")
-    return template.render(
+    return template.generate(
         **context,
         # Our own files, written verbatim so that their hashes match the policy.
         style=Markup(style),
@@ -238,25 +242,47 @@ def render_page(context: dict[str, Any]) -> str:
     )
 
 
-class HtmlReport(CollectingReport):
-    """Collects results and writes one HTML page at the end (or at Ctrl-C)."""
+def _spooled(spool: TextIO) -> Iterator[Markup]:
+    """What was written to ``spool`` (our own rendered HTML), back in pieces."""
+    from markupsafe import Markup
 
-    def end(self, summary: ScanSummary) -> None:
+    spool.seek(0)
+    while chunk := spool.read(1 << 16):
+        yield Markup(chunk)
+
+
+class HtmlReport(CollectingReport):
+    """One HTML page, written at the end (or at Ctrl-C).
+
+    The page opens with the summary and the host index, which need every host, so the
+    hosts are rendered as they are done into spool files (on disk, not in memory) and
+    the page is written from them at the end.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__(out)
+        self._sections = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._index = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._surprises: list[dict[str, Any]] = []
+        self._tls = 0
+
+    def write_host(self, table: HostTable, done: float) -> None:
+        host = _host_view(self.totals.hosts, table, done)  # certificates judged at that time
+        for port in host["ports"]:
+            self._tls += port["tls"] is not None
+            if port["verdict"] == "unexpected":
+                self._surprises.append({"host": {"address": host["address"]}, "port": port})
+        environment = _environment()
+        detect = self.info is not None and self.info.detect
+        self._sections.write(
+            environment.get_template("host.html.j2").render(host=host, detect=detect)
+        )
+        self._index.write(environment.get_template("index.html.j2").render(host=host))
+
+    def finish(self, summary: ScanSummary) -> None:
         info = self.info
         assert info is not None
-        tables = self.hosts.tables()
-        hosts = [_host_view(n, table, summary.end) for n, table in enumerate(tables, 1)]
-        ports = [port for host in hosts for port in host["ports"]]
-        by_state: dict[str, int] = {}
-        for table in tables:
-            for (_t, state), n in table.counts.items():
-                by_state[state.value] = by_state.get(state.value, 0) + n
-        surprises = [
-            {"host": host, "port": port}
-            for host in hosts
-            for port in host["ports"]
-            if port["verdict"] == "unexpected"
-        ]
+        totals = self.totals
         context = {
             "version": info.version,
             "args": _shown(info.args),
@@ -268,11 +294,18 @@ class HtmlReport(CollectingReport):
             "tcp_ports": port_ranges(info.tcp_ports),
             "udp_ports": port_ranges(info.udp_ports),
             "detect": info.detect,
-            "hosts": hosts,
-            "scanned": sum(table.total for table in tables),
-            "by_state": [(s.value, by_state[s.value]) for s in PortState if s.value in by_state],
-            "open": sum(table.open_count for table in tables),
-            "tls": sum(1 for port in ports if port["tls"] is not None),
-            "surprises": surprises,
+            "host_count": totals.hosts,
+            "index": _spooled(self._index),
+            "sections": _spooled(self._sections),
+            "scanned": totals.ports,
+            "by_state": [(s.value, totals.by_state[s]) for s in PortState if s in totals.by_state],
+            "open": totals.open,
+            "tls": self._tls,
+            "surprises": self._surprises,
         }
-        self.out.write(render_page(context))
+        try:
+            for piece in render_page(context):
+                self.out.write(piece)
+        finally:
+            self._sections.close()
+            self._index.close()

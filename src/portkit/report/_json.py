@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from portkit.report._base import (
     CollectingReport,
+    HostTable,
     ScanInfo,
     ScanSummary,
     expected_of,
@@ -73,36 +74,55 @@ def _summary_json(summary: ScanSummary) -> dict[str, Any]:
     }
 
 
-class JsonReport(CollectingReport):
-    """One JSON document: scan, hosts (listed ports, counts of the rest), summary."""
+def _nested(value: Any, depth: int) -> str:
+    """``value`` as ``json.dump(..., indent=2)`` writes it ``depth`` levels down."""
+    # JSON strings hold no raw newline (it is escaped), so every newline is layout.
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return text.replace("\n", "\n" + "  " * depth)
 
-    def end(self, summary: ScanSummary) -> None:
-        assert self.info is not None
-        hosts = [
-            {
-                "address": table.address,
-                "hostname": table.hostname,
-                "ports": [result_json(r) for r in table.ports()],
-                "not_shown": [
-                    {"transport": t, "state": s.value, "count": n} for t, s, n in table.extra()
-                ],
-                "counts": {f"{t}/{s.value}": n for (t, s), n in sorted(table.counts.items())},
-            }
-            for table in self.hosts.tables()
-        ]
-        document = {
-            "portkit": self.info.version,
-            "schema": SCHEMA_VERSION,
-            "scan": _scan_json(self.info),
-            "hosts": hosts,
-            "summary": {
-                **_summary_json(summary),
-                "hosts": len(hosts),
-                "open": sum(t.open_count for t in self.hosts.tables()),
-            },
+
+def host_json(table: HostTable) -> dict[str, Any]:
+    """One host as a JSON object (the ``hosts`` items of the schema)."""
+    return {
+        "address": table.address,
+        "hostname": table.hostname,
+        "ports": [result_json(r) for r in table.ports()],
+        "not_shown": [{"transport": t, "state": s.value, "count": n} for t, s, n in table.extra()],
+        "counts": {f"{t}/{s.value}": n for (t, s), n in sorted(table.counts.items())},
+    }
+
+
+class JsonReport(CollectingReport):
+    """One JSON document: scan, hosts (listed ports, counts of the rest), summary.
+
+    Written as it goes, byte for byte what one ``json.dump(document, indent=2)`` of
+    the whole would be: the head at ``begin``, each host as it is done, the end of the
+    ``hosts`` array and the summary at ``end`` (which also runs on Ctrl-C).
+    """
+
+    def begin(self, info: ScanInfo) -> None:
+        super().begin(info)
+        self.out.write(
+            "{\n"
+            f'  "portkit": {_nested(info.version, 1)},\n'
+            f'  "schema": {SCHEMA_VERSION},\n'
+            f'  "scan": {_nested(_scan_json(info), 1)},\n'
+            '  "hosts": ['
+        )
+        self.out.flush()
+
+    def write_host(self, table: HostTable, done: float) -> None:
+        comma = "," if self.totals.hosts > 1 else ""  # totals count this host already
+        self.out.write(f"{comma}\n    {_nested(host_json(table), 2)}")
+
+    def finish(self, summary: ScanSummary) -> None:
+        closing = "\n  ]" if self.totals.hosts else "]"
+        tail = {
+            **_summary_json(summary),
+            "hosts": self.totals.hosts,
+            "open": self.totals.open,
         }
-        json.dump(document, self.out, indent=2, ensure_ascii=False)
-        self.out.write("\n")
+        self.out.write(f'{closing},\n  "summary": {_nested(tail, 1)}\n}}\n')
 
 
 class JsonLinesReport:
@@ -152,6 +172,9 @@ class JsonLinesReport:
             if state is not PortState.CLOSED:
                 raise ValueError(f"only closed ports are counted, not {state.value}")
             self.counts[state.value] = self.counts.get(state.value, 0) + n
+
+    def hosts_done(self, addresses: Sequence[str], *, at: float | None = None) -> None:
+        return None  # every line is written as found already
 
     def end(self, summary: ScanSummary) -> None:
         self._line(

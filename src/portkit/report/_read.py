@@ -297,4 +297,6 @@ def replay(saved: SavedScan, report: Report) -> None:
         counts: dict[CountKey, int] = {(host, transport, state, reason): count - len(first)}
         if counts[(host, transport, state, reason)]:
             report.add_counts(counts)
+    for address in saved.hostnames:  # in the order the scan wrote them (a cluster: its own)
+        report.hosts_done([address], at=saved.summary.end)
     report.end(saved.summary)

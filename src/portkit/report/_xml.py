@@ -5,8 +5,10 @@ scaninfo, verbose, debugging, host, status, address, hostnames, ports, extraport
 extrareasons, port, state, service, runstats, finished, hosts. portkit does no host
 discovery, so every host is "up" with reason "user-set", as with nmap's ``-Pn``.
 
-The head is written at ``begin`` and hosts plus runstats at ``end``, which also runs
-on Ctrl-C (then with ``exit="error"``), so the document is always well-formed.
+The head is written at ``begin``, each host as it is done (as nmap writes a host when
+its scan finishes; a scan in one process has them all at the end), and runstats at
+``end``, which also runs on Ctrl-C (then with ``exit="error"``), so the document is
+always well-formed.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _service(result: PortResult) -> str:
 
 
 class NmapXmlReport(CollectingReport):
-    """Writes an nmap-compatible XML document."""
+    """Writes an nmap-compatible XML document, host by host."""
 
     def _w(self, text: str) -> None:
         self.out.write(text)
@@ -104,7 +106,9 @@ class NmapXmlReport(CollectingReport):
         self._w('<verbose level="0"/>\n<debugging level="0"/>\n')
         self.out.flush()
 
-    def _host(self, table: HostTable, start: int, end: int) -> None:
+    def write_host(self, table: HostTable, done: float) -> None:
+        assert self.info is not None
+        start, end = int(self.info.start), int(done)  # nmap's: when the host's scan ended
         family = "ipv6" if ":" in table.address else "ipv4"
         self._w(f'<host starttime="{start}" endtime="{end}">')
         self._w('<status state="up" reason="user-set" reason_ttl="0"/>\n')
@@ -129,13 +133,9 @@ class NmapXmlReport(CollectingReport):
             )
         self._w("</ports>\n</host>\n")
 
-    def end(self, summary: ScanSummary) -> None:
-        assert self.info is not None
-        start, end = int(self.info.start), int(summary.end)
-        tables = self.hosts.tables()
-        for table in tables:
-            self._host(table, start, end)
-        count = len(tables)
+    def finish(self, summary: ScanSummary) -> None:
+        end = int(summary.end)
+        count = self.totals.hosts
         noun = "IP address" if count == 1 else "IP addresses"
         text = (
             f"portkit done at {_timestr(summary.end)}; {count} {noun} ({count} host"
@@ -156,4 +156,3 @@ class NmapXmlReport(CollectingReport):
             + _attrs(up=count, down=0, total=count)
             + "/>\n</runstats>\n</nmaprun>\n"
         )
-        self.out.flush()

@@ -12,7 +12,13 @@ How it behaves:
 - each shard runs the ordinary engine (:func:`portkit.scan.scan_batches`, with
   detection when asked) on one worker and comes back whole; the client hands shards
   to the report in shard order with results sorted within each, so the output is the
-  same run to run, resumed or not, and equal to a single-machine scan's;
+  same run to run, resumed or not, with a single-machine scan's hosts and ports; a
+  batch says which hosts it completes (``ResultBatch.done``: its shard was the host
+  block's last), so reports write them then and memory stays bounded;
+- small shards go to a worker several to a task (those of one host block, and of
+  other free host blocks while the plan has shards enough for every slot), and more
+  are queued on the cluster than it has slots: the round trip, most of a shard's
+  fixed cost, is paid less often and overlapped;
 - ``--rate`` and ``--concurrency`` are global ceilings, split evenly among the
   worker slots; a host block is never in two running shards at once, so a host gets
   at most one slot's share at any moment;
@@ -28,6 +34,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import re
 import resource
 import sys
@@ -143,6 +150,18 @@ def _describe(shard: Shard) -> str:
     return f"{hosts}, {len(shard.ports)} ports"
 
 
+# A task sent to a worker may carry several small shards, run one after another there,
+# so that the round trip to the cluster (the bulk of a shard's fixed cost) is paid once
+# for them: shards of one host block (they never run at once anyway, politeness), and
+# shards of other free host blocks while the plan has enough shards left to keep every
+# slot busy. Up to this much work a task: a default shard's worth.
+BATCH_PROBES = DEFAULT_SHARD_PROBES
+BATCH_SHARDS = 16
+
+# What a submitted task comes back as: one shard's (index, results), or a batch's list.
+_Done = tuple[int, list[PortResult]] | list[tuple[int, list[PortResult]]]
+
+
 class _Scheduler:
     """Hands out shards politely and gives results back in shard order, once each."""
 
@@ -152,18 +171,24 @@ class _Scheduler:
         make_task: Callable[[Shard], ShardTask],
         executor: Executor,
         journal: ShardJournal | None,
+        *,
+        port_blocks: int = 1,
     ) -> None:
         self.shards = shards
         self._make_task = make_task
         self._executor = executor
         self._journal = journal
+        # A shard of the last port block finishes its hosts (port block major order).
+        self._host_blocks = max(1, len(shards) // max(1, port_blocks))
+        self._last_port_block = max(1, port_blocks) - 1
         done = journal.finished if journal is not None else frozenset()
         # Shards are made as they come up: a few ahead of the running ones (enough to
         # find one whose host block is free), never the whole plan.
         self._todo = (shards[i] for i in range(len(shards)) if i not in done)
         self._pending: list[Shard] = []
         self._from_journal = set(done)
-        self._running: dict[asyncio.Future[tuple[int, list[PortResult]]], tuple[Shard, int]] = {}
+        self._running: dict[asyncio.Future[_Done], tuple[list[Shard], int]] = {}
+        self._in_flight = 0  # shards in self._running
         self._busy_hosts: set[int] = set()
         self._finished: dict[int, list[PortResult]] = {}
         self._next = 0  # the next shard index to hand out
@@ -171,15 +196,17 @@ class _Scheduler:
         # that finishes starts its next shard without a round trip to this client (the
         # bulk of a shard's fixed cost). Each still holds a host block of its own.
         self._depth = executor.slots + getattr(executor, "ahead", 0)
+        self._batches = callable(getattr(executor, "submit_batch", None))
         # Shards submitted or finished but not yet handed out: bounds the memory held
         # for results that wait on a slower shard before them.
         self._window = max(4, 2 * self._depth)
 
     def _outstanding(self) -> int:
-        return len(self._running) + len(self._finished)
+        return self._in_flight + len(self._finished)
 
     def _fill(self) -> None:
-        ahead = self._window + self._depth
+        # Enough pending shards to find a free host block, and a batch to send with it.
+        ahead = self._window + self._depth + (BATCH_SHARDS if self._batches else 0)
         while len(self._pending) < ahead and (shard := next(self._todo, None)) is not None:
             self._pending.append(shard)
         while len(self._running) < self._depth and self._pending:
@@ -193,17 +220,53 @@ class _Scheduler:
             if not shard.targets:  # every host of it excluded, or past the walk's end
                 self._finished[shard.index] = []
                 continue
-            self._start(shard, 0)
-            if (more := next(self._todo, None)) is not None:
+            unit = [shard]
+            if self._batches:
+                unit += self._companions(shard)
+            self._start(unit, 0)
+            while len(self._pending) < ahead and (more := next(self._todo, None)) is not None:
                 self._pending.append(more)
 
-    def _start(self, shard: Shard, attempt: int) -> None:
-        future = self._executor.submit(self._make_task(shard), attempt)
-        self._running[future] = (shard, attempt)
-        self._busy_hosts.add(shard.host_block)
+    def _companions(self, first: Shard) -> list[Shard]:
+        """Pending shards to send along with ``first``, in order, up to a batch's worth
+        of work: of its host block (they would wait for it anyway), and of other free
+        host blocks while enough shards and host blocks are left for every slot."""
+        left = len(self.shards) - self._next - self._outstanding()
+        spread = min(BATCH_SHARDS, left // (2 * self._depth))  # shards, other blocks too
+        most_blocks = self._host_blocks // self._depth  # host blocks in one batch
+        probes, blocks, taken = first.probe_count, {first.host_block}, list[Shard]()
+        for shard in self._pending:
+            if len(taken) + 1 >= BATCH_SHARDS or probes + shard.probe_count > BATCH_PROBES:
+                break
+            if not shard.targets:
+                continue  # finished without being sent (_fill)
+            if shard.host_block not in blocks:
+                if (
+                    shard.host_block in self._busy_hosts
+                    or len(taken) + 1 >= spread
+                    or len(blocks) >= most_blocks
+                ):
+                    continue
+                blocks.add(shard.host_block)
+            probes += shard.probe_count
+            taken.append(shard)
+        for shard in taken:
+            self._pending.remove(shard)
+        return taken
 
-    def _release(self) -> Iterator[list[PortResult]]:
-        """Yield each shard's results that are next in order (one list per shard)."""
+    def _start(self, shards: list[Shard], attempt: int) -> None:
+        future: asyncio.Future[_Done]
+        if len(shards) == 1:
+            future = self._executor.submit(self._make_task(shards[0]), attempt)  # type: ignore[assignment]
+        else:
+            submit_batch = self._executor.submit_batch  # type: ignore[attr-defined]
+            future = submit_batch([self._make_task(s) for s in shards], attempt)
+        self._running[future] = (shards, attempt)
+        self._in_flight += len(shards)
+        self._busy_hosts.update(s.host_block for s in shards)
+
+    def _release(self) -> Iterator[ResultBatch]:
+        """Each shard's results that are next in order, one batch a shard."""
         while self._next < len(self.shards):
             index = self._next
             if index in self._finished:
@@ -214,16 +277,19 @@ class _Scheduler:
             else:
                 return
             self._next += 1
-            yield results
+            done: tuple[str, ...] = ()
+            if index // self._host_blocks == self._last_port_block:
+                done = tuple(dict.fromkeys(r.host for r in results))
+            yield ResultBatch(results, done=done)
 
     async def batches(self) -> Batches:
         try:
             for released in self._release():
-                yield ResultBatch(released)
+                yield released
             while self._next < len(self.shards):
                 self._fill()
                 for released in self._release():  # empty shards finish in _fill
-                    yield ResultBatch(released)
+                    yield released
                 if self._next >= len(self.shards):
                     break
                 if not self._running:  # pragma: no cover (a bug, not a user error)
@@ -232,57 +298,65 @@ class _Scheduler:
                     list(self._running), return_when=asyncio.FIRST_COMPLETED
                 )
                 for future in done:
-                    shard, attempt = self._running.pop(future)
-                    self._busy_hosts.discard(shard.host_block)
-                    self._collect(future, shard, attempt)
+                    shards, attempt = self._running.pop(future)
+                    self._in_flight -= len(shards)
+                    self._busy_hosts.difference_update(s.host_block for s in shards)
+                    self._collect(future, shards, attempt)
                 for released in self._release():
-                    yield ResultBatch(released)
+                    yield released
         finally:
             await self._cancel()
 
-    def _collect(
-        self, future: asyncio.Future[tuple[int, list[PortResult]]], shard: Shard, attempt: int
-    ) -> None:
+    def _collect(self, future: asyncio.Future[_Done], shards: list[Shard], attempt: int) -> None:
         assert isinstance(future, asyncio.Future)
+        shard = shards[0]
+        what = f"shard {shard.index}" if len(shards) == 1 else f"shards {shard.index}.."
         exc = future.exception()
         if exc is not None:
             if _dask_error("KilledWorker", exc):
                 if attempt < RESUBMITS:
-                    log.warning(
-                        "shard %d: its workers kept dying; submitting it again", shard.index
-                    )
-                    self._start(shard, attempt + 1)
+                    log.warning("%s: its workers kept dying; submitting it again", what)
+                    self._start(shards, attempt + 1)
                     return
                 raise NetworkError(
-                    f"shard {shard.index} ({_describe(shard)}) failed: every worker that ran it died"
+                    f"{what} ({_describe(shard)}) failed: every worker that ran it died"
                 ) from exc
             if isinstance(exc, PortkitError):
                 raise exc  # the engine's own one-line errors, from whichever worker
             if _dask_error("FutureCancelledError", exc):
                 reason = getattr(exc, "reason", None) or "cancelled"
                 raise NetworkError(
-                    f"the dask scheduler gave up shard {shard.index} ({_describe(shard)}): {reason}"
+                    f"the dask scheduler gave up {what} ({_describe(shard)}): {reason}"
+                ) from exc
+            if _dask_error("CommClosedError", exc):
+                # The scheduler died while the result was being fetched from its worker.
+                raise NetworkError(
+                    f"lost the dask scheduler or a worker while fetching {what} "
+                    f"({_describe(shard)}): {_first_line(exc)}"
                 ) from exc
             if isinstance(exc, (ImportError, AttributeError)):
                 hint = " (is the same portkit installed on every worker?)"
             else:
                 hint = ""
             raise NetworkError(
-                f"shard {shard.index} ({_describe(shard)}) failed on a worker: "
+                f"{what} ({_describe(shard)}) failed on a worker: "
                 f"{type(exc).__name__}: {_first_line(exc)}{hint}"
             ) from exc
-        index, results = future.result()
-        if index != shard.index:  # pragma: no cover (a bug)
-            raise RuntimeError(f"shard {shard.index} came back as shard {index}")
-        if index < self._next or index in self._finished:
-            return  # ran twice (a retry raced its first run): it counts once
-        if self._journal is not None:
-            self._journal.record(index, results)
-        self._finished[index] = results
+        value = future.result()
+        pairs = value if isinstance(value, list) else [value]
+        if [i for i, _ in pairs] != [s.index for s in shards]:  # pragma: no cover (a bug)
+            raise RuntimeError(f"{what} came back as shards {[i for i, _ in pairs]}")
+        for index, results in pairs:
+            if index < self._next or index in self._finished:
+                continue  # ran twice (a retry raced its first run): it counts once
+            if self._journal is not None:
+                self._journal.record(index, results)
+            self._finished[index] = results
 
     async def _cancel(self) -> None:
         running = [f for f in self._running if isinstance(f, asyncio.Future)]
         self._running.clear()
+        self._in_flight = 0
         for future in running:
             future.cancel()
         if running:
@@ -380,7 +454,9 @@ class ClusterScan:
             layout.port_block,
             executor.slots,
         )
-        scan = cls(executor, _Scheduler(shards, make_task, executor, journal), journal, engine)
+        port_blocks = math.ceil(max(1, len(plan.ports)) / layout.port_block)
+        scheduler = _Scheduler(shards, make_task, executor, journal, port_blocks=port_blocks)
+        scan = cls(executor, scheduler, journal, engine)
         scan.plan_only = options.plan_only
         scan.layout = layout
         return scan

@@ -10,8 +10,8 @@ across the slots, the one place they are split (every executor's ``share`` is
   shard's own scan may still fork as a local scan does (``--processes``).
 - :class:`Sharded`: one scan split across ``slots`` processes of this machine, this
   one among them: each runs every n-th probe and streams its results back as they
-  come (:meth:`Sharded.stream`, ``_shard.sharded``). What every local TCP scan runs
-  on (one slot: no fork); its ``submit`` runs a shard that way.
+  come (``stream``, from ``_shard.Cores``, what every local TCP scan runs on; one
+  slot: no fork); its ``submit`` runs a shard that way.
 - :class:`Forked`: ``--resume --processes N``: shards in N forked processes here, each
   shard's results back whole.
 - :class:`Dask`: ``--workers N`` (a local Dask cluster) or ``--cluster ADDRESS``.
@@ -28,20 +28,17 @@ import importlib
 import logging
 import os
 import signal
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from portkit._errors import NetworkError, PortkitError, UsageError
-from portkit.results import Batches, PortResult
+from portkit.results import PortResult
 from portkit.scan._engine import EngineOptions
 from portkit.scan._fork import Messages, fork_process, send
-from portkit.scan._shard import Engine, process_count, sharded
-from portkit.scan._targets import Target
-
-if TYPE_CHECKING:
-    # Shards (and the scan they run) are imported where used: a local scan imports
-    # this module to run on its cores and needs neither.
-    from portkit.scan._shards import ShardTask
+from portkit.scan._packed import PackedResults, pack, unpack
+from portkit.scan._scan import scan_batches
+from portkit.scan._shard import Cores, Slots, process_count, share_ceilings
+from portkit.scan._shards import ShardTask, result_key
 
 __all__ = [
     "Dask",
@@ -53,6 +50,9 @@ __all__ = [
     "local_executor",
     "make_executor",
     "run_shard",
+    "run_shard_packed",
+    "run_shards",
+    "run_shards_packed",
     "share_ceilings",
 ]
 
@@ -61,18 +61,7 @@ log = logging.getLogger("portkit.scan.cluster")
 WORKER_WAIT = 30.0  # seconds to wait for a first worker on an existing cluster
 
 
-def share_ceilings(options: EngineOptions, slots: int) -> EngineOptions:
-    """Each of ``slots``' options when they run one scan together: ``options.share``.
-
-    The one split of ``--rate`` and ``--concurrency``, for every executor: each slot
-    gets an equal share, rounded down, so that together they never exceed them.
-    """
-    return options.share(slots)
-
-
 async def _run_shard_async(task: ShardTask) -> list[PortResult]:
-    from portkit.scan._scan import scan_batches
-    from portkit.scan._shards import result_key
 
     results: list[PortResult] = []
     if not task.shard.targets:  # every host of it excluded
@@ -90,6 +79,33 @@ def run_shard(task: ShardTask) -> tuple[int, list[PortResult]]:
     This is the function Dask workers call (in a worker thread, with its own loop).
     """
     return task.shard.index, asyncio.run(_run_shard_async(task))
+
+
+def run_shards(tasks: Sequence[ShardTask]) -> list[tuple[int, list[PortResult]]]:
+    """Run shards one after another (shards of one host block, sent together)."""
+
+    async def run_all() -> list[tuple[int, list[PortResult]]]:
+        return [(task.shard.index, await _run_shard_async(task)) for task in tasks]
+
+    return asyncio.run(run_all())
+
+
+def run_shard_packed(task: ShardTask) -> tuple[int, PackedResults]:
+    """:func:`run_shard`, its results packed to travel (what Dask workers call)."""
+    index, results = run_shard(task)
+    return index, pack(results)
+
+
+def run_shards_packed(tasks: Sequence[ShardTask]) -> list[tuple[int, PackedResults]]:
+    """:func:`run_shards`, each shard's results packed to travel."""
+    return [(index, pack(results)) for index, results in run_shards(tasks)]
+
+
+def _unpacked(value: Any) -> Any:
+    if isinstance(value, list):
+        return [(index, unpack(packed)) for index, packed in value]
+    index, packed = value
+    return index, unpack(packed)
 
 
 class Executor(Protocol):
@@ -114,17 +130,7 @@ class Executor(Protocol):
     async def close(self) -> None: ...
 
 
-class _Slots:
-    """What every executor shares: ``slots`` and the one split of the ceilings."""
-
-    slots: int = 1
-    machines: int = 1
-
-    def share(self, options: EngineOptions) -> EngineOptions:
-        return share_ceilings(options, self.slots)
-
-
-class InProcess(_Slots):
+class InProcess(Slots):
     """Shards in this process (``--resume`` without a cluster: one at a time)."""
 
     machines = 1
@@ -157,46 +163,18 @@ class PlanOnly(InProcess):
         raise RuntimeError("a plan-only scan sends nothing")  # pragma: no cover (a bug)
 
 
-class Sharded(InProcess):
-    """One scan split across ``slots`` processes of this machine, this one among them.
-
-    :meth:`stream` gives each process every ``slots``-th probe (``_shard.sharded``),
-    runs its engine there under its share of the ceilings (:meth:`share`) and streams
-    the results back as they come; with one slot nothing is forked. A shard
-    submitted here runs in this process as a local scan does, on these cores.
-    """
-
-    def __init__(self, slots: int = 1) -> None:
-        super().__init__(max(1, slots))
-
-    def stream(
-        self,
-        engine: Engine,
-        probes: Iterator[tuple[Target, int]],
-        *,
-        transport: str,
-        names: Sequence[str | None] | None,
-        own_engine: Engine | None = None,
-    ) -> Batches:
-        """Run ``engine`` over ``probes`` on the slots; results as they come.
-
-        ``own_engine`` (default ``engine``) is this process's; the forked processes'
-        results are named here with ``names``.
-        """
-        if self.slots == 1:
-            return (own_engine or engine)(probes)
-        return sharded(
-            engine, probes, self.slots, transport=transport, names=names, own_engine=own_engine
-        )
+class Sharded(Cores, InProcess):
+    """One scan split across ``slots`` processes of this machine, this one among them
+    (:class:`~portkit.scan._shard.Cores`, what every local TCP scan runs on); a shard
+    submitted here runs in this process as a local scan does, on these cores."""
 
 
 def local_executor(probes: int, wanted: int | None = None) -> Sharded:
-    """The cores of this machine for a scan of ``probes`` probes (``wanted`` processes,
-    or as many as ``_shard.process_count`` judges worth forking)."""
+    """:func:`~portkit.scan._shard.local_cores` as an executor (shards can be submitted)."""
     return Sharded(process_count(probes, wanted))
 
 
-class Forked(_Slots):
+class Forked(Slots):
     """Shards in forked processes of this machine, ``slots`` at a time (``--processes``).
 
     Each shard runs in a process of its own (:func:`~portkit.scan._fork.fork_process`:
@@ -270,7 +248,7 @@ class Forked(_Slots):
         self._children.clear()
 
 
-class Dask(_Slots):
+class Dask(Slots):
     """Shards on Dask workers: a local cluster we start, or a scheduler we are given."""
 
     def __init__(
@@ -338,15 +316,27 @@ class Dask(_Slots):
         # Each worker is taken for a machine of its own (its own uplink and ceiling):
         # --rate-per-worker is per worker process, whatever its threads.
         self.machines = max(1, len(info["workers"]))
-        self.ahead = self.slots
+        # A worker's next shards wait in the scheduler's queue: one finishing starts the
+        # next without a round trip to the client, and the client's round trips overlap.
+        self.ahead = 3 * self.slots
 
     def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
         key = f"portkit-shard-{self._token}-{task.shard.index}-{attempt}"
-        future = self._client.submit(run_shard, task, key=key, pure=False)
+        future = self._client.submit(run_shard_packed, task, key=key, pure=False)
+        return self._result(future, task)
 
-        async def result() -> tuple[int, list[PortResult]]:
+    def submit_batch(
+        self, tasks: Sequence[ShardTask], attempt: int
+    ) -> asyncio.Future[list[tuple[int, list[PortResult]]]]:
+        """Shards run one after another by one worker, as one Dask task."""
+        key = f"portkit-shards-{self._token}-{tasks[0].shard.index}-{len(tasks)}-{attempt}"
+        future = self._client.submit(run_shards_packed, tasks, key=key, pure=False)
+        return self._result(future, tasks[0])
+
+    def _result(self, future: Any, task: ShardTask) -> asyncio.Future[Any]:
+        async def result() -> Any:
             try:
-                value: tuple[int, list[PortResult]] = await future
+                value = await future
             except asyncio.CancelledError:
                 this = asyncio.current_task()
                 if this is not None and this.cancelling():
@@ -354,7 +344,7 @@ class Dask(_Slots):
                 raise NetworkError(
                     f"the dask scheduler dropped shard {task.shard.index} (scheduler lost?)"
                 ) from None
-            return value
+            return _unpacked(value)
 
         return asyncio.ensure_future(result())
 

@@ -27,10 +27,9 @@ from portkit.scan._engine import (
     ProbeKind,
     run_socket_engine,
 )
-from portkit.scan._executors import Sharded, local_executor
 from portkit.scan._names import expected_names
 from portkit.scan._ports import PortSet, parse_ports, port_set_from_top
-from portkit.scan._shard import Engine
+from portkit.scan._shard import Cores, Engine, local_cores
 from portkit.scan._targets import (
     Target,
     TargetSpec,
@@ -172,11 +171,11 @@ async def _tcp_batches(plan: ScanPlan, count_after: int | None = None) -> Batche
     if plan.syn and plan.processes is None:
         # One scanning process: the SYN engine's sender process already keeps a second
         # core busy with the kernel's share of the work.
-        executor = Sharded(1)
+        executor = Cores(1)
     else:
-        executor = local_executor(plan.host_count * len(plan.ports.tcp), plan.processes)
+        executor = local_cores(plan.host_count * len(plan.ports.tcp), plan.processes)
     if plan.options.concurrency is not None and executor.slots > plan.options.concurrency:
-        executor = Sharded(plan.options.concurrency)  # at least one probe in flight each
+        executor = Cores(plan.options.concurrency)  # at least one probe in flight each
     names = expected_names("tcp", plan.ports.tcp)
     options = executor.share(plan.options)
 

@@ -30,11 +30,21 @@ from typing import Any
 
 from portkit._errors import PortkitError
 from portkit.results import Batches, PortState, ResultBatch
+from portkit.scan._engine import EngineOptions
 from portkit.scan._fork import Messages, fork_process, send
 from portkit.scan._names import result_maker
 from portkit.scan._targets import Target
 
-__all__ = ["MIN_PROBES_PER_PROCESS", "QUEUED_MESSAGES", "process_count", "sharded"]
+__all__ = [
+    "MIN_PROBES_PER_PROCESS",
+    "QUEUED_MESSAGES",
+    "Cores",
+    "Slots",
+    "local_cores",
+    "process_count",
+    "sharded",
+    "share_ceilings",
+]
 
 MIN_PROBES_PER_PROCESS = 6000  # below this the fork costs more than it saves
 # Messages (batches of results) from the forked processes held here at most; past
@@ -190,3 +200,61 @@ async def sharded(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)  # done already, or told to stop now
             os.waitpid(pid, 0)  # noqa: ASYNC222 (killed just above: returns at once)
+
+
+def share_ceilings(options: EngineOptions, slots: int) -> EngineOptions:
+    """Each of ``slots``' options when they run one scan together: ``options.share``.
+
+    The one split of ``--rate`` and ``--concurrency``, for every executor: each slot
+    gets an equal share, rounded down, so that together they never exceed them.
+    """
+    return options.share(slots)
+
+
+class Slots:
+    """What every executor shares: ``slots`` and the one split of the ceilings."""
+
+    slots: int = 1
+    machines: int = 1
+
+    def share(self, options: EngineOptions) -> EngineOptions:
+        return share_ceilings(options, self.slots)
+
+
+class Cores(Slots):
+    """One scan split across ``slots`` processes of this machine, this one among them.
+
+    :meth:`stream` gives each process every ``slots``-th probe (``_shard.sharded``),
+    runs its engine there under its share of the ceilings (:meth:`share`) and streams
+    the results back as they come; with one slot nothing is forked. (The executor
+    that also runs whole shards this way is ``_executors.Sharded``.)
+    """
+
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = max(1, slots)
+
+    def stream(
+        self,
+        engine: Engine,
+        probes: Iterator[tuple[Target, int]],
+        *,
+        transport: str,
+        names: Sequence[str | None] | None,
+        own_engine: Engine | None = None,
+    ) -> Batches:
+        """Run ``engine`` over ``probes`` on the slots; results as they come.
+
+        ``own_engine`` (default ``engine``) is this process's; the forked processes'
+        results are named here with ``names``.
+        """
+        if self.slots == 1:
+            return (own_engine or engine)(probes)
+        return sharded(
+            engine, probes, self.slots, transport=transport, names=names, own_engine=own_engine
+        )
+
+
+def local_cores(probes: int, wanted: int | None = None) -> Cores:
+    """The cores of this machine for a scan of ``probes`` probes (``wanted`` processes,
+    or as many as :func:`process_count` judges worth forking)."""
+    return Cores(process_count(probes, wanted))
