@@ -569,3 +569,40 @@ async def test_a_precompressed_sibling_still_reaches_clients_that_accept_it(
     status, headers, body = await get("-H", "Accept-Encoding: gzip", url(host, "site", "/page.txt"))
     assert (status, headers.get("content-encoding")) == (200, "gzip")
     assert gzip.decompress(body) == b"plain text\n"
+
+
+async def test_connections_queued_when_the_application_stops_are_answered(
+    tmp_path: Path,
+) -> None:
+    # The kernel completes a connection before the server accepts it; closing the
+    # listener would reset those still queued, so clients that had connected would lose
+    # their request. Here the event loop does not run between the connects and the stop:
+    # all five are still in the queue when the application stops.
+    import socket
+
+    make_site(tmp_path)
+    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\nworkers = 1\n'
+    async with running_host(text, tmp_path) as host:
+        address = host.bound("site")[0]
+        clients = []
+        for _ in range(5):
+            client = socket.create_connection(address, timeout=10)
+            client.sendall(b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n")
+            clients.append(client)
+
+        def answer(client: socket.socket) -> bytes:
+            received = b""
+            try:
+                while chunk := client.recv(65536):
+                    received += chunk
+            except OSError as exc:
+                return repr(exc).encode()
+            finally:
+                client.close()
+            return received
+
+        answers = [asyncio.ensure_future(asyncio.to_thread(answer, c)) for c in clients]
+        await host._running["site"].app.stop(5.0)
+        got = await asyncio.gather(*answers)
+    assert [a.split(b"\r\n", 1)[0] for a in got] == [b"HTTP/1.1 200 OK"] * 5
+    assert all(a.endswith(b"h1{}\n") for a in got)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -429,7 +431,7 @@ class _Site(web.SockSite):
     ``header_timeout`` instead, like a request head.
     """
 
-    __slots__ = ("_counters", "_handshake_timeout")
+    __slots__ = ("_counters", "_factory", "_handshake_timeout")
 
     def __init__(
         self,
@@ -444,13 +446,14 @@ class _Site(web.SockSite):
         super().__init__(runner, sock, ssl_context=ssl_context, backlog=backlog)
         self._handshake_timeout = handshake_timeout
         self._counters = counters
+        self._factory: Any = None
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        factory = _handler_factory(server, self._counters)
+        self._factory = factory = _handler_factory(server, self._counters)
         if self._ssl_context is None:
             self._server = await loop.create_server(factory, sock=self._sock, backlog=self._backlog)
         else:
@@ -461,6 +464,52 @@ class _Site(web.SockSite):
                 backlog=self._backlog,
                 ssl_handshake_timeout=self._handshake_timeout,
             )
+
+    async def stop(self) -> None:
+        """Close the listener without resetting the connections in its queue.
+
+        The kernel completes handshakes before this process accepts them, and closing a
+        listening socket resets every connection still queued: clients that had
+        connected would lose their request. They are accepted first, the listener is
+        closed, and each is then served like any other while the host stops (one
+        response, then the connection closes).
+        """
+        queued = _take_queue(self._sock)
+        await super().stop()
+        loop = asyncio.get_running_loop()
+        for conn in queued:
+            # Each as a task of its own: a TLS handshake must not hold up the others.
+            if self._ssl_context is None:
+                start = loop.connect_accepted_socket(self._factory, conn)
+            else:
+                start = loop.connect_accepted_socket(
+                    self._factory,
+                    conn,
+                    ssl=self._ssl_context,
+                    ssl_handshake_timeout=self._handshake_timeout,
+                )
+            task = asyncio.ensure_future(start)
+            task.add_done_callback(functools.partial(_close_unless_served, conn))
+
+
+def _close_unless_served(conn: socket.socket, task: asyncio.Future[Any]) -> None:
+    if task.cancelled() or task.exception() is not None:
+        conn.close()  # gone meanwhile, or its TLS handshake failed
+
+
+def _take_queue(sock: Any, most: int = BACKLOG) -> list[socket.socket]:
+    """The connections waiting in listening socket ``sock``'s queue, accepted now."""
+    queued: list[socket.socket] = []
+    if not isinstance(sock, socket.socket):
+        return queued
+    while len(queued) < most:
+        try:
+            conn, _ = sock.accept()
+        except OSError:  # BlockingIOError: the queue is empty
+            break
+        conn.setblocking(False)
+        queued.append(conn)
+    return queued
 
 
 def _log_item(text: str) -> str:
