@@ -179,3 +179,10 @@ async def test_light_udp_sends_only_the_common_probes() -> None:
     assert light == (4, None)  # DNS, NTP, SNMP v3 and v2c; RADIUS is not among them
     assert normal[1] == "radius"
     assert normal[0] > 4
+
+
+async def test_the_level_reaches_the_workers_of_a_sharded_scan() -> None:
+    # --workers runs shards in Dask worker processes: the level set by the command must
+    # travel with each shard, not stay in the command's own context.
+    light = await _count_connections("--detect=light", "--workers", "1")
+    assert light <= 3

@@ -442,9 +442,20 @@ class ClusterScan:
         # has its process (a cluster worker, a forked process) to itself.
         processes = plan.processes if isinstance(executor, InProcess) else 1
 
+        level = "normal"
+        if detect:
+            from portkit.scan._identify import current_level
+
+            level = current_level()
+
         def make_task(shard: Shard) -> ShardTask:
             return ShardTask(
-                shard=shard, syn=plan.syn, options=engine, detect=detect, processes=processes
+                shard=shard,
+                syn=plan.syn,
+                options=engine,
+                detect=detect,
+                level=level,
+                processes=processes,
             )
 
         log.debug(

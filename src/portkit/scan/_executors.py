@@ -66,9 +66,15 @@ async def _run_shard_async(task: ShardTask) -> list[PortResult]:
     results: list[PortResult] = []
     if not task.shard.targets:  # every host of it excluded
         return results
-    async with contextlib.aclosing(scan_batches(task.plan(), detect=task.detect)) as batches:
-        async for batch in batches:
-            results.extend(batch.results)
+    level: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if task.detect:
+        from portkit.scan._identify import detect_level
+
+        level = detect_level(task.level)  # the scan's tasks start from this context
+    with level:
+        async with contextlib.aclosing(scan_batches(task.plan(), detect=task.detect)) as batches:
+            async for batch in batches:
+                results.extend(batch.results)
     results.sort(key=result_key)
     return results
 

@@ -91,6 +91,7 @@ __all__ = [
     "SPEAKS_FIRST_WAIT",
     "TLS_TIMEOUT",
     "UDP_WAIT",
+    "current_level",
     "detect_level",
     "identify",
     "nmap_service",
@@ -152,6 +153,11 @@ def detect_level(level: str) -> Iterator[None]:
         yield
     finally:
         _LEVEL.reset(token)
+
+
+def current_level() -> str:
+    """The level :func:`detect_level` set for this context (``normal`` if none)."""
+    return _LEVEL.get()
 
 
 def _checked_level(level: str) -> str:

@@ -194,6 +194,9 @@ class ShardTask:
     syn: bool
     options: EngineOptions
     detect: bool
+    # How far identification goes (``--detect=LEVEL``): a worker is another process, so
+    # the level the command set in its own context travels with the task.
+    level: str = "normal"
     # A cluster worker is a process already: its shard runs in it, without forking more
     # (``None``: the engine's own choice, as a local scan; used when shards run here).
     processes: int | None = 1
