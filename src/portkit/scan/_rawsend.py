@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from portkit._bpf import DROP_ALL, attach_filter
 from portkit.scan._fork import close_inherited
 
 __all__ = [
@@ -61,7 +62,6 @@ _REPORT = struct.Struct("=HiiHd")
 _SLOT = struct.Struct("=H")
 _NAME_SIZE = 28  # room for a struct sockaddr_in6 (a sockaddr_in takes the first 16)
 _NAME_SIZE4 = 16
-_SO_ATTACH_FILTER = 26
 _TCP_SIZE = 20  # an IPv6 slot holds the TCP segment only: the kernel adds the header
 
 
@@ -103,10 +103,7 @@ def _ipv6_sending_socket() -> socket.socket | None:
         if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
             return None
         raise
-    nothing = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))  # ret 0
-    sock.setsockopt(
-        socket.SOL_SOCKET, _SO_ATTACH_FILTER, struct.pack("HL", 1, ctypes.addressof(nothing))
-    )
+    attach_filter(sock, DROP_ALL)
     return sock
 
 

@@ -17,18 +17,17 @@ our source port in the kernel, so a busy host's traffic does not reach Python.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import itertools
 import os
 import secrets
 import socket
-import struct
 import time
 from collections.abc import Iterator, Sequence
 from itertools import repeat
 from typing import cast
 
+from portkit._bpf import attach_filter
 from portkit._errors import PrivilegeError, TargetError
 from portkit.results import Batches, CountKey, PortState
 from portkit.scan._drive import drive
@@ -66,7 +65,6 @@ __all__ = ["SOURCE_PORT_RANGE", "check_privilege", "run_syn_engine"]
 # Above Linux's default ephemeral range (32768-60999), so the kernel never hands our
 # source port to a connection of its own while we scan.
 SOURCE_PORT_RANGE = (61000, 65535)
-_SO_ATTACH_FILTER = 26
 _SO_RCVBUFFORCE = 33
 _RECV_BUFFER = 32 << 20
 _READ_CAP = 4096  # packets read per wake-up before yielding results
@@ -116,11 +114,7 @@ def _bpf_program(sport: int, *, ipv6: bool = False) -> list[tuple[int, int, int,
 
 
 def _attach_filter(sock: socket.socket, sport: int, *, ipv6: bool = False) -> None:
-    program = _bpf_program(sport, ipv6=ipv6)
-    # The kernel copies the program during setsockopt; buf only has to live until then.
-    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
-    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    attach_filter(sock, _bpf_program(sport, ipv6=ipv6))
 
 
 def _source_for(dst: str) -> str:
