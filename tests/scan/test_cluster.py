@@ -500,19 +500,26 @@ async def test_a_failing_forked_shard_is_one_error() -> None:
 
 
 class _Recording(InProcess):
-    """Runs shards in this process, three at a time, and records which run together."""
+    """Runs shards in this process, three at a time, and records which run together.
+
+    A task runs until its future is done: that is what the scheduler sees (a future's
+    done callbacks run an iteration of the loop later, so they would lag behind it)."""
 
     def __init__(self) -> None:
         super().__init__(slots=3)
         self.ahead = 0
-        self.running: list[int] = []
+        self._live: list[tuple[asyncio.Future[Any], list[int]]] = []
         self.overlaps: list[list[int]] = []
 
+    def _record(self, future: asyncio.Future[Any], blocks: list[int]) -> None:
+        """The host blocks of the tasks running now, with those of ``future``'s."""
+        self._live = [(f, b) for f, b in self._live if not f.done()]
+        self._live.append((future, blocks))
+        self.overlaps.append([block for _, running in self._live for block in running])
+
     def submit(self, task: ShardTask, attempt: int) -> asyncio.Future[tuple[int, list[PortResult]]]:
-        self.running.append(task.shard.host_block)
-        self.overlaps.append(list(self.running))
         future = super().submit(task, attempt)
-        future.add_done_callback(lambda _: self.running.remove(task.shard.host_block))
+        self._record(future, [task.shard.host_block])
         return future
 
 
@@ -544,17 +551,9 @@ class _Batching(_Recording):
     def submit_batch(
         self, tasks: Sequence[ShardTask], attempt: int
     ) -> asyncio.Future[list[tuple[int, list[PortResult]]]]:
-        blocks = {t.shard.host_block for t in tasks}
         self.batches.append([t.shard for t in tasks])
-        self.running.extend(blocks)
-        self.overlaps.append(list(self.running))
         future = asyncio.ensure_future(asyncio.to_thread(run_shards, tasks))
-
-        def finished(_: object) -> None:
-            for block in blocks:
-                self.running.remove(block)
-
-        future.add_done_callback(finished)
+        self._record(future, sorted({t.shard.host_block for t in tasks}))
         return future
 
 
