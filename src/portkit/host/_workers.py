@@ -16,7 +16,7 @@ How the pieces keep their promises:
   socket activation is one socket: the workers then all accept on it.
 - **No inherited event loop.** A worker is forked from the running host: it lets go of
   every descriptor but its own (the loop's epoll set, its self-pipe, other applications'
-  sockets, other workers' pipes: :func:`silence_inherited`), resets the signal handlers,
+  sockets, other workers' pipes: :func:`portkit._inherited.silence_inherited`), resets the signal handlers,
   freezes the inherited objects out of the garbage collector (collecting one would close
   a descriptor number that may by then name something else) and runs a new event loop
   of its own.
@@ -59,10 +59,11 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from portkit._errors import PortkitError
+from portkit._inherited import silence_inherited
 from portkit.host._app import ABORT_WAIT, AppContext, Application, Counters, Listener
 from portkit.host._limits import Admission, AdmissionTable, SharedAdmission
 
-__all__ = ["WorkerGroup", "default_workers", "silence_inherited"]
+__all__ = ["WorkerGroup", "default_workers"]
 
 log = logging.getLogger("portkit.host")
 
@@ -93,27 +94,6 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def silence_inherited(*keep: int) -> None:
-    """Point every descriptor above standard error except ``keep`` at ``/dev/null``.
-
-    Run in a forked worker. Closing them would free their numbers for the worker's own
-    sockets while the host's Python objects still hold them: a log handler the host had
-    opened on a file would then write its lines into a client's connection. Pointed at
-    ``/dev/null``, the numbers stay taken and the host's objects are harmless (the open
-    files themselves, the event loop's epoll set among them, are released all the same).
-    """
-    kept = set(keep)
-    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    try:
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd > 2 and fd not in kept and fd != null:
-                with contextlib.suppress(OSError):  # the listing's own descriptor
-                    os.dup2(null, fd, inheritable=False)
-    finally:
-        os.close(null)
 
 
 class _Board:

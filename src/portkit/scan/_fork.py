@@ -5,7 +5,7 @@ of its parent: the loop's epoll set, its self-pipe, every socket in flight. Shar
 epoll set is how one process's ``EPOLL_CTL`` calls corrupt the other's (epoll(7):
 registrations belong to the open file, not to the process), and a socket the parent
 closes stays open in the child. So each forked helper of the scanner lets go of all
-of them but the few it was made to use (:func:`close_inherited`).
+of them but the few it was made to use (:func:`portkit._inherited.silence_inherited`).
 
 :func:`fork_process` is the one way the scan forks a process that runs Python work
 (the scan's extra processes, shards run in processes of their own): the child gets a
@@ -25,32 +25,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from portkit._errors import PortkitError
+from portkit._inherited import silence_inherited
 
-__all__ = ["Messages", "close_inherited", "fork_process", "send"]
+__all__ = ["Messages", "fork_process", "send"]
 
 _HEADER = struct.Struct("!I")  # the length of one pickled (kind, payload) message
-
-
-def close_inherited(*keep: int) -> None:
-    """Let go of every descriptor above stderr except ``keep`` (in the child, after fork).
-
-    Each one is pointed at ``/dev/null`` rather than closed: the parent's Python objects
-    (its loop, sockets, log handlers) still hold those numbers in the child, and a closed
-    number is the next one a new socket gets, so a stale object closed or written later
-    would hit the child's own socket. Replacing the file keeps the number taken while the
-    parent's file (its epoll set, a socket in flight) is released all the same.
-    """
-    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    try:
-        held = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:  # no /proc: every number that may be open
-        held = list(range(3, os.sysconf("SC_OPEN_MAX")))
-    spared = {*keep, null, 0, 1, 2}
-    for fd in held:
-        if fd not in spared:
-            with contextlib.suppress(OSError):  # the directory listing's own, now closed
-                os.dup2(null, fd, inheritable=False)
-    os.close(null)
 
 
 def send(fd: int, kind: str, payload: object) -> None:
@@ -104,7 +83,7 @@ def fork_process(work: Callable[[int], Coroutine[Any, Any, None]]) -> tuple[int,
     if pid == 0:  # pragma: no cover - runs in the forked process
         code = 0
         try:
-            close_inherited(write_fd)  # the parent's loop, sockets and pipes are not ours
+            silence_inherited(write_fd)  # the parent's loop, sockets and pipes are not ours
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.set_wakeup_fd(-1)
             asyncio.events._set_running_loop(None)  # the parent's loop is not ours

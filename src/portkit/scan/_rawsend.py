@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from portkit._bpf import DROP_ALL, attach_filter
-from portkit.scan._fork import close_inherited
+from portkit._inherited import silence_inherited
 
 __all__ = [
     "PACKET_SIZE",
@@ -524,7 +524,7 @@ class BatchSender:
             keep = [jobs, reports, self._sock.fileno()]
             if self._sock6 is not None:
                 keep.append(self._sock6.fileno())
-            close_inherited(*keep)
+            silence_inherited(*keep)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scanner decides when to stop
             signal.set_wakeup_fd(-1)  # the scanner's event loop is not ours
             pending = b""
