@@ -107,6 +107,15 @@ def resolve_path(root: Path, url_path: str, *, hidden: bool = False) -> Path | N
     name (``env_alias -> .env``, ``repo -> .git``) does not reach what its target's name
     would not.
     """
+    resolved = _resolve(root, url_path, hidden=hidden)
+    return None if resolved is None else Path(resolved[0])
+
+
+def _resolve(
+    root: Path, url_path: str, *, hidden: bool
+) -> tuple[str, os.stat_result | None] | None:
+    """:func:`resolve_path`'s answer as a string, with the entry's ``stat`` when the walk
+    already made it (no symlink on the way), else None in its place."""
     if "\x00" in url_path or "\\" in url_path:
         return None
     parts = [part for part in url_path.split("/") if part]
@@ -116,39 +125,42 @@ def resolve_path(root: Path, url_path: str, *, hidden: bool = False) -> Path | N
     # Strings and os.path rather than pathlib: this runs for every request, and pathlib's
     # object juggling cost more than the system calls.
     base = str(root)
-    real = _plain(base, parts)
-    if real is None:
-        try:  # Path.resolve is this same call
-            real = os.path.realpath(os.path.join(base, *parts), strict=True)
-        except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
-            return None
+    plain = _plain(base, parts)
+    if plain is not None:
+        return plain  # under the root by construction, and every segment was checked above
+    try:  # Path.resolve is this same call
+        real = os.path.realpath(os.path.join(base, *parts), strict=True)
+    except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
+        return None
     if real != base:
         prefix = base if base.endswith("/") else base + "/"
         if not real.startswith(prefix):
             return None
         if not hidden and any(part.startswith(".") for part in real[len(prefix) :].split("/")):
             return None
-    return Path(real)
+    return real, None
 
 
-def _plain(base: str, parts: list[str]) -> str | None:
+def _plain(base: str, parts: list[str]) -> tuple[str, os.stat_result | None] | None:
     """``base`` (a real path) joined with ``parts`` if that names an existing entry through
-    no symlink, else None (missing, or a symlink on the way: realpath decides then).
+    no symlink, with the entry's ``lstat`` (its ``stat`` too, as it is no symlink; None for
+    the root itself), else None (missing, or a symlink on the way: realpath decides then).
 
     The common case in one ``lstat`` per segment, where ``realpath`` walks every segment
     from ``/`` in Python: with no symlink below the root and no ``.``/``..`` segments
     (refused before), the joined path is its own real path.
     """
     path = base
+    st = None
     for part in parts:
         path = os.path.join(path, part)
         try:
-            mode = os.lstat(path).st_mode
+            st = os.lstat(path)
         except (OSError, ValueError):
             return None
-        if stat.S_ISLNK(mode):
+        if stat.S_ISLNK(st.st_mode):
             return None
-    return path
+    return path, st
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,26 +178,31 @@ def lookup(
     root: Path, url_path: str, *, hidden: bool, index_names: tuple[str, ...]
 ) -> Found | None:
     """Resolve ``url_path`` under ``root`` and stat it (blocking: run it in a thread)."""
-    path = resolve_path(root, url_path, hidden=hidden)
-    if path is None:
+    resolved = _resolve(root, url_path, hidden=hidden)
+    if resolved is None:
         return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
+    real, st = resolved
+    if st is None:
+        try:
+            st = os.stat(real)
+        except OSError:
+            return None
+    path = Path(real)
     if stat.S_ISREG(st.st_mode):
         return Found(path=path, st=st, is_dir=False)
     if not stat.S_ISDIR(st.st_mode):
         return None  # devices, sockets, fifos are never served
     for name in index_names:
-        candidate = resolve_path(root, f"{url_path}/{name}", hidden=hidden)
+        candidate = _resolve(root, f"{url_path}/{name}", hidden=hidden)
         if candidate is not None:
-            try:
-                index_st = candidate.stat()
-            except OSError:
-                continue
+            index, index_st = candidate
+            if index_st is None:
+                try:
+                    index_st = os.stat(index)
+                except OSError:
+                    continue
             if stat.S_ISREG(index_st.st_mode):
-                return Found(path=path, st=st, is_dir=True, index=candidate, index_st=index_st)
+                return Found(path=path, st=st, is_dir=True, index=Path(index), index_st=index_st)
     return Found(path=path, st=st, is_dir=True)
 
 

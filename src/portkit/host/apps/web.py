@@ -130,12 +130,12 @@ class WebApp(Application):
         self.root = options.root.resolve()
         self._runner: web.ServerRunner | None = None
         self._transports: dict[RequestHandler, asyncio.Transport] = {}
-        self._socks: dict[RequestHandler, Any] = {}  # each connection's socket, for TCP_INFO
         self._waiting: dict[RequestHandler, float] = {}  # handler -> since when, no request head
         self._sweeper: asyncio.Task[None] | None = None
         self.admission = Admission(options.max_connections, options.per_source)
         self._slots: dict[RequestHandler, Slot] = {}
-        self._clocks: dict[RequestHandler, SendClock] = {}  # responses being sent
+        # Responses being sent: their send clock, or None until the sweep first samples it.
+        self._clocks: dict[RequestHandler, SendClock | None] = {}
         self._ssl: Any = None  # made by prepare()
         self._requests: dict[RequestHandler, int] = {}  # requests served per connection
         self._stopping = False
@@ -256,14 +256,12 @@ class WebApp(Application):
             asyncio.get_running_loop().call_soon(transport.abort)
             return
         self._transports[handler] = transport
-        self._socks[handler] = transport.get_extra_info("socket")
         self._slots[handler] = slot
         self._waiting[handler] = time.monotonic()
         self.counters.opened()
 
     def _on_disconnect(self, handler: RequestHandler) -> None:
         if self._transports.pop(handler, None) is not None:
-            self._socks.pop(handler, None)
             self._waiting.pop(handler, None)
             self._clocks.pop(handler, None)
             self._requests.pop(handler, None)
@@ -271,16 +269,16 @@ class WebApp(Application):
             self.counters.closed()
 
     def _start_send_clock(self, handler: RequestHandler) -> None:
-        """A response begins: from now on the client must take it (send_timeout)."""
-        if handler not in self._transports:
-            return
-        # The socket object asked for once per connection (asyncio makes one per call).
-        acked = bytes_acked(self._socks.get(handler))
-        if acked is not None:  # None: no TCP_INFO here, so no send timeout either
-            options = self.options
-            self._clocks[handler] = SendClock(
-                options.send_timeout, options.min_send_rate, time.monotonic(), acked
-            )
+        """A response begins: from now on the client must take it (send_timeout).
+
+        The clock is set at the sweep's first look at the response, from what the client
+        has acknowledged by then: a response finished before that (nearly all of them)
+        never costs a ``TCP_INFO`` read. A client that takes nothing is dropped between
+        ``send_timeout`` and ``send_timeout`` plus one sweep interval after its response
+        began, which is the sweep's own granularity anyway.
+        """
+        if handler in self._transports:
+            self._clocks[handler] = None
 
     async def _sweep(self) -> None:
         """Close connections that send no request head in time, or take no response."""
@@ -299,7 +297,14 @@ class WebApp(Application):
                 acked = (
                     None if transport is None else bytes_acked(transport.get_extra_info("socket"))
                 )
-                if acked is not None and clock.expired(now, acked):
+                if acked is None:  # no TCP_INFO here, so no send timeout either
+                    continue
+                if clock is None:
+                    options = self.options
+                    self._clocks[handler] = SendClock(
+                        options.send_timeout, options.min_send_rate, now, acked
+                    )
+                elif clock.expired(now, acked):
                     self._clocks.pop(handler, None)
                     self._drop(
                         handler,
