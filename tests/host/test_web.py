@@ -606,3 +606,53 @@ async def test_connections_queued_when_the_application_stops_are_answered(
         got = await asyncio.gather(*answers)
     assert [a.split(b"\r\n", 1)[0] for a in got] == [b"HTTP/1.1 200 OK"] * 5
     assert all(a.endswith(b"h1{}\n") for a in got)
+
+
+async def test_requests_of_one_turn_share_one_lookup_and_the_next_turn_looks_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests the event loop takes up together share one look at the file system (their
+    answers are those of one instant); a request after a change sees the change."""
+    from portkit.host.apps import _files
+    from portkit.host.apps import web as web_kind
+
+    calls: list[str] = []
+    real_lookup = _files.lookup
+
+    def counting(root: Path, url_path: str, **kwargs: object) -> object:
+        calls.append(url_path)
+        return real_lookup(root, url_path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(web_kind, "lookup", counting)
+    make_site(tmp_path)
+    text = '[apps.site]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "public"\nworkers = 1\n'
+    async with running_host(text, tmp_path) as host:
+        address = host.bound("site")[0]
+        clients = []
+        for _ in range(20):
+            reader, writer = await asyncio.open_connection(*address)
+            clients.append((reader, writer))
+        counters = host.apps["site"].counters
+        await eventually(lambda: counters.connections_open == 20, "every client is admitted")
+        request = b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n"
+        for _, writer in clients:  # all written before the server's loop runs again
+            writer.write(request)  # sent at once: asyncio tries the socket before buffering
+
+        async def answer(reader: asyncio.StreamReader) -> bytes:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+            return await reader.readexactly(length)
+
+        async with asyncio.timeout(20):
+            bodies = [await answer(reader) for reader, _ in clients]
+        assert bodies == [b"h1{}\n"] * 20
+        assert calls == ["/style.css"]  # one lookup for the twenty
+        path = tmp_path / "public" / "style.css"
+        path.write_bytes(b"h2{}\n")
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 2_000_000_000))
+        clients[0][1].write(request)
+        async with asyncio.timeout(20):
+            assert await answer(clients[0][0]) == b"h2{}\n"
+        assert calls == ["/style.css", "/style.css"]
+        for _, writer in clients:
+            writer.close()

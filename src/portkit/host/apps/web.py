@@ -140,6 +140,7 @@ class WebApp(Application):
         self._requests: dict[RequestHandler, int] = {}  # requests served per connection
         self._stopping = False
         self.small_files = SmallFiles()
+        self._turn: dict[str, Found | None] = {}  # lookups of this turn of the event loop
 
     # -- requests -------------------------------------------------------------------------
 
@@ -215,12 +216,7 @@ class WebApp(Application):
         if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
             raise web.HTTPMethodNotAllowed(request.method, [hdrs.METH_GET, hdrs.METH_HEAD])
         url_path = request.path
-        # On the event loop, not in a thread: a few stat calls on a local file system take
-        # microseconds, the thread hop several times that (and caps requests/s; see
-        # docs/benchmarks.md). A root on a slow network file system would stall the loop.
-        found = lookup(
-            self.root, url_path, hidden=self.options.hidden, index_names=self.options.index
-        )
+        found = self._lookup(url_path)
         if found is None:
             raise web.HTTPNotFound()
         if not found.is_dir:
@@ -232,6 +228,26 @@ class WebApp(Application):
         if found.index is not None and found.index_st is not None:
             return await serve_file(request, found.index, found.index_st, self.small_files)
         return await self.directory(request, found)
+
+    def _lookup(self, url_path: str) -> Found | None:
+        """What ``url_path`` names now, looked up at most once per turn of the event loop.
+
+        On the event loop, not in a thread: a few stat calls on a local file system take
+        microseconds, the thread hop several times that (and caps requests/s; see
+        docs/benchmarks.md). A root on a slow network file system would stall the loop.
+        Requests that the loop takes up in the same turn arrived together and share one
+        answer, as if served at the same instant; the next turn looks again, so a changed
+        file is seen by the next request that arrives after the change.
+        """
+        turn = self._turn
+        if url_path in turn:
+            return turn[url_path]
+        if not turn:
+            asyncio.get_running_loop().call_soon(turn.clear)
+        found = turn[url_path] = lookup(
+            self.root, url_path, hidden=self.options.hidden, index_names=self.options.index
+        )
+        return found
 
     async def directory(self, request: web.Request, found: Found) -> web.StreamResponse:
         """A directory without an index file: listed if configured, else 403."""
