@@ -14,7 +14,6 @@ Accepted forms, one per argument (or per whitespace-separated word of a ``-iL`` 
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import ipaddress
 import itertools
@@ -22,10 +21,9 @@ import re
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from portkit._errors import TargetError
-from portkit.endpoint import network_error
+from portkit.scan._loopless import running_loop
 
 __all__ = [
     "MAX_ADDRESSES",
@@ -223,7 +221,8 @@ def read_target_file(path: str) -> list[str]:
 
             content = sys.stdin.read()
         else:
-            content = Path(path).read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as handle:
+                content = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise TargetError(f"cannot read target file {path!r}: {exc}") from None
     words: list[str] = []
@@ -233,10 +232,17 @@ def read_target_file(path: str) -> list[str]:
 
 
 async def _resolve_one(name: str, family: int) -> tuple[str, ...]:
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     try:
-        infos = await loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
+        if loop is None:
+            # Under run_loopless nothing else runs meanwhile: the lookup may block.
+            infos = socket.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
+        else:
+            infos = await loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
+        # Only here: portkit.endpoint is a start-up cost a scan of addresses never needs.
+        from portkit.endpoint import network_error
+
         raise network_error(exc, name) from None
     seen: dict[str, None] = {}
     for info in infos:
@@ -253,9 +259,15 @@ async def resolve_targets(
         ResolveError: a name does not resolve.
     """
     names = {s.hostname for s in specs if s.hostname is not None and not s.addresses}
-    found = dict(
-        zip(names, await asyncio.gather(*(_resolve_one(n, family) for n in names)), strict=True)
-    )
+    found: dict[str, tuple[str, ...]] = {}
+    if names and running_loop() is not None:
+        import asyncio
+
+        lookups = asyncio.gather(*(_resolve_one(n, family) for n in names))
+        found = dict(zip(names, await lookups, strict=True))
+    else:  # under run_loopless: one after another
+        for name in names:
+            found[name] = await _resolve_one(name, family)
     out = []
     for spec in specs:
         if spec.hostname is not None and not spec.addresses:
