@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,48 @@ def test_ctrl_c_without_an_event_loop_reports_what_was_found(listener: int) -> N
     assert err.strip() == "portkit: interrupted; the results above are partial"
     assert proc.returncode == 130
     assert "asyncio" not in json.loads(modules)
+
+
+# Runs the console script's entry point with an exit handler that says when the
+# interpreter's teardown ran.
+_CONSOLE = (
+    "import atexit, sys\n"
+    "atexit.register(print, 'teardown ran', file=sys.stderr)\n"
+    "from portkit.cli import console_main\n"
+    "console_main()\n"
+)
+
+
+def _console(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _CONSOLE, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_ENV,
+    )
+
+
+def test_a_scan_ends_without_the_teardown_with_its_reports_whole(
+    listener: int, tmp_path: Path
+) -> None:
+    saved = tmp_path / "scan.xml"
+    done = _console("scan", "127.0.0.2", "-p", str(listener), "-oX", str(saved))
+    assert done.returncode == 0, done.stderr
+    assert "teardown ran" not in done.stderr
+    assert done.stdout.splitlines()[-1].endswith(": 1 open")  # stdout flushed whole
+    port = ET.parse(saved).getroot().find("host/ports/port")  # the file closed whole
+    assert port is not None
+    assert port.get("portid") == str(listener)
+    # The probe sees a teardown where there is one: a command that keeps it.
+    assert "teardown ran" in _console("lookup", "443").stderr
+
+
+def test_a_cluster_scan_keeps_the_teardown() -> None:
+    from portkit.cli import _build_parser
+    from portkit.cli.cmd_scan import quick_exit
+
+    parser, _loaded = _build_parser("scan")
+    assert quick_exit(parser.parse_args(["scan", "127.0.0.2", "-p", "22"]))
+    for option in (["--workers", "2"], ["--cluster", "tcp://127.0.0.1:8786"]):
+        assert not quick_exit(parser.parse_args(["scan", "127.0.0.2", *option]))

@@ -347,6 +347,19 @@ def _duration(text: str) -> float:
     return float(match[1]) * _DURATION_UNITS[match[2] or "s"]
 
 
+def quick_exit(args: argparse.Namespace) -> bool:
+    """Whether the process may end without the interpreter's teardown (see
+    ``portkit.cli.console_main``): yes, but after a cluster scan, whose Dask client
+    leaves threads and exit handlers of its own. Every other scan has closed and renamed
+    its files, reaped its processes and stopped its progress bar before ``run`` returns.
+    """
+    return not _cluster_asked(args)
+
+
+def _cluster_asked(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None for name in _CLUSTER_OPTIONS)
+
+
 def run(args: argparse.Namespace) -> int:
     import gc
 
@@ -369,7 +382,7 @@ def _run(args: argparse.Namespace) -> int:
     from portkit.cli._scan_run import run_scan_command
 
     cluster = None
-    if any(getattr(args, name, None) is not None for name in _CLUSTER_OPTIONS):
+    if _cluster_asked(args):
         # Only then: the cluster module and its imports cost a scan's start-up ~20 ms.
         from portkit.cli._cluster_args import cluster_options
 
