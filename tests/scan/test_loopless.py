@@ -132,3 +132,20 @@ def test_ctrl_c_let_through_comes_out_as_keyboard_interrupt() -> None:
         run_loopless(ignores_it())
     assert closed == [True]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.timeout(20)
+def test_waits_on_descriptors_closed_and_renumbered_between_them() -> None:
+    # One scan runs its TCP engine, then its UDP engine, each with an epoll descriptor
+    # of its own: the second may reuse the first's number once that is closed.
+    async def two_waits() -> list[bytes]:
+        got = []
+        for _ in range(2):
+            left, right = socket.socketpair()
+            with left, right:
+                threading.Timer(0.05, right.send, (b"ping",)).start()
+                await Wait([left.fileno()], None)  # only the data can end it
+                got.append(left.recv(16))
+        return got
+
+    assert run_loopless(two_waits()) == [b"ping", b"ping"]

@@ -438,8 +438,8 @@ def _run(args: argparse.Namespace) -> int:
             processes=args.processes,
         )
     )
-    # One process, nothing to identify: the engine's epoll wait is all the scan waits
-    # on, and asyncio (a fifth of a one-port scan's time, with the ssl and
+    # One process, nothing to identify: the engine's descriptors and its next deadline
+    # are all the scan waits on, and asyncio (a fifth of a one-port scan's time, with the ssl and
     # concurrent.futures it imports) is not imported at all.
     loopless = (
         cluster is None and deadline is None and not needs_event_loop(plan, detect=args.detect)

@@ -14,7 +14,7 @@ so a slow consumer or a busy machine can delay a result but never turn an answer
 probe into a timeout.
 
 The sleep is asyncio's (a reader on each descriptor and a timer) when an event loop
-runs, and one ``epoll`` wait (:class:`~portkit.scan._loopless.Wait`) under
+runs, and one ``poll`` wait (:class:`~portkit.scan._loopless.Wait`) under
 :func:`~portkit.scan._loopless.run_loopless`, which a scan with nothing else to do
 runs under to start without asyncio.
 """

@@ -5,7 +5,7 @@ descriptors, or the scheduler's next deadline (:func:`~portkit.scan._drive.drive
 Importing asyncio to do that costs a one-port scan about a fifth of its run (asyncio
 brings ssl, concurrent.futures, logging and inspect with it), so such a scan runs under
 :func:`run_loopless` instead: a coroutine runner whose only wait is :class:`Wait`, one
-``epoll`` call. Anything else (identification, forked processes, a cluster, a host
+``poll`` call. Anything else (identification, forked processes, a cluster, a host
 timeout) runs under ``asyncio.run`` as before; code that may run under either asks
 :func:`running_loop` which it is under.
 
@@ -77,25 +77,18 @@ def cancellations() -> tuple[type[BaseException], ...]:
     return (Cancelled, asyncio.CancelledError)
 
 
-class _Poller:
-    """One epoll set for the waits, holding the descriptors of the latest one."""
+def _wait(fds: Sequence[int], delay: float | None) -> None:
+    """Sleep until one of ``fds`` is readable or ``delay`` seconds have passed.
 
-    def __init__(self) -> None:
-        self._ep = select.epoll()
-        self._fds: set[int] = set()
-
-    def wait(self, fds: Sequence[int], delay: float | None) -> None:
-        wanted = set(fds)
-        for fd in self._fds - wanted:
-            self._ep.unregister(fd)
-        for fd in wanted - self._fds:
-            self._ep.register(fd, select.EPOLLIN)
-        self._fds = wanted
-        # epoll counts in milliseconds, rounding down: never wake before a deadline.
-        self._ep.poll(-1 if delay is None else max(0.0, delay) + 0.0005)
-
-    def close(self) -> None:
-        self._ep.close()
+    A poll(2) made for each wait, not an epoll set kept between them: the descriptors
+    may be closed and their numbers reused between two waits (a scan's TCP engine, then
+    its UDP engine), which a kept set would silently stop watching. poll() rounds the
+    delay up to the next millisecond: it never wakes before a deadline.
+    """
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    poller.poll(None if delay is None else max(0.0, delay) * 1000)
 
 
 def run_loopless(main: Coroutine[Any, Any, T]) -> T:
@@ -104,7 +97,6 @@ def run_loopless(main: Coroutine[Any, Any, T]) -> T:
     ``main`` may await only :class:`Wait` (and bare yields, which return at once);
     anything else (an asyncio future) is a RuntimeError thrown into it.
     """
-    poller = _Poller()
     interrupted = cancelled = False
     thrown: BaseException | None = None
     # As asyncio.run: Ctrl-C is caught only where nobody has set a handler of their
@@ -120,7 +112,7 @@ def run_loopless(main: Coroutine[Any, Any, T]) -> T:
         interrupted = True
 
     if catch:
-        # The signal's byte on this socket ends the epoll wait (PEP 475 would retry it).
+        # The signal's byte on this socket ends the wait (PEP 475 would retry it).
         wakeup = socket.socketpair()
         for end in wakeup:
             end.setblocking(False)
@@ -154,7 +146,7 @@ def run_loopless(main: Coroutine[Any, Any, T]) -> T:
                 fds = list(request.fds)
                 if wakeup is not None:
                     fds.append(wakeup[0].fileno())
-                poller.wait(fds, request.delay)
+                _wait(fds, request.delay)
                 if wakeup is not None:
                     with contextlib.suppress(BlockingIOError):
                         wakeup[0].recv(4096)
@@ -170,4 +162,3 @@ def run_loopless(main: Coroutine[Any, Any, T]) -> T:
             signal.set_wakeup_fd(old_wakeup)
             for end in wakeup:
                 end.close()
-        poller.close()
