@@ -4,14 +4,20 @@ engines under it giving what they give under asyncio."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from bench._netns import namespace
 
 from portkit.results import PortState
 from portkit.scan._engine import EngineOptions, ProbeKind, run_socket_engine
@@ -149,3 +155,59 @@ def test_waits_on_descriptors_closed_and_renumbered_between_them() -> None:
         return got
 
     assert run_loopless(two_waits()) == [b"ping", b"ping"]
+
+
+_RESOLVE = """
+import asyncio, json
+from portkit.scan._loopless import run_loopless
+from portkit.scan._targets import iter_targets, parse_targets, resolve_targets
+
+def found(specs):
+    return [[t.address, t.hostname] for t in iter_targets(specs)]
+
+several = parse_targets(["alpha.portkit.test", "beta.portkit.test", "gamma.portkit.test", "127.0.0.9"])
+one = parse_targets(["beta.portkit.test"])
+print(json.dumps([
+    found(run_loopless(resolve_targets(several))),
+    found(asyncio.run(resolve_targets(several))),
+    found(run_loopless(resolve_targets(one))),
+]))
+"""
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace")
+def test_names_resolve_the_same_without_an_event_loop() -> None:
+    # A namespace of its own whose hosts file names the targets and whose resolver is
+    # unreachable: the lookups never leave it.
+    with namespace("pk-loopless-", loopback=False) as name:
+        etc = Path("/etc/netns") / name  # `ip netns exec` bind-mounts files found here
+        etc.mkdir(parents=True)
+        try:
+            (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n", encoding="ascii")
+            (etc / "hosts").write_text(
+                "127.0.0.11 alpha.portkit.test\n127.0.0.12 beta.portkit.test\n"
+                "127.0.0.13 gamma.portkit.test\n127.0.0.14 gamma.portkit.test\n",
+                encoding="ascii",
+            )
+            done = subprocess.run(
+                ["ip", "netns", "exec", name, sys.executable, "-c", _RESOLVE],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+            )
+        finally:
+            shutil.rmtree(etc)
+    assert done.returncode == 0, done.stderr
+    loopless, with_loop, one = json.loads(done.stdout)
+    assert loopless == with_loop  # the same addresses, in the same order
+    assert sorted(loopless) == [
+        ["127.0.0.11", "alpha.portkit.test"],
+        ["127.0.0.12", "beta.portkit.test"],
+        ["127.0.0.13", "gamma.portkit.test"],
+        ["127.0.0.14", "gamma.portkit.test"],
+        ["127.0.0.9", None],
+    ]
+    assert one == [["127.0.0.12", "beta.portkit.test"]]

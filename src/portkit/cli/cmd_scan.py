@@ -419,7 +419,7 @@ def _run(args: argparse.Namespace) -> int:
     from portkit.scan._loopless import run_loopless
     from portkit.scan._scan import needs_event_loop, plan_scan
 
-    # Planning needs no event loop (host names resolve one after another).
+    # Planning needs no event loop (several host names are looked up in threads).
     plan = run_loopless(
         plan_scan(
             targets,

@@ -231,14 +231,11 @@ def read_target_file(path: str) -> list[str]:
     return words
 
 
-async def _resolve_one(name: str, family: int) -> tuple[str, ...]:
-    loop = running_loop()
+def _lookup(name: str, family: int) -> tuple[str, ...]:
+    """The addresses ``name`` resolves to, deduplicated (blocking: run it in a thread
+    when anything else should go on meanwhile)."""
     try:
-        if loop is None:
-            # Under run_loopless nothing else runs meanwhile: the lookup may block.
-            infos = socket.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
-        else:
-            infos = await loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         # Only here: portkit.endpoint is a start-up cost a scan of addresses never needs.
         from portkit.endpoint import network_error
@@ -255,19 +252,28 @@ async def resolve_targets(
 ) -> tuple[TargetSpec, ...]:
     """Return ``specs`` with every host name resolved (all its addresses, deduplicated).
 
+    The names are looked up at once, each in a thread (the event loop's executor, as
+    ``loop.getaddrinfo`` does; under :func:`~portkit.scan._loopless.run_loopless`, a
+    pool of this call's own when there are several).
+
     Raises:
         ResolveError: a name does not resolve.
     """
-    names = {s.hostname for s in specs if s.hostname is not None and not s.addresses}
-    found: dict[str, tuple[str, ...]] = {}
-    if names and running_loop() is not None:
+    names = list({s.hostname for s in specs if s.hostname is not None and not s.addresses})
+    families = itertools.repeat(family)
+    loop = running_loop()
+    if loop is not None and names:
         import asyncio
 
-        lookups = asyncio.gather(*(_resolve_one(n, family) for n in names))
-        found = dict(zip(names, await lookups, strict=True))
-    else:  # under run_loopless: one after another
-        for name in names:
-            found[name] = await _resolve_one(name, family)
+        lookups = (loop.run_in_executor(None, _lookup, n, family) for n in names)
+        found = dict(zip(names, await asyncio.gather(*lookups), strict=True))
+    elif len(names) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor() as pool:  # the loop's default executor's size
+            found = dict(zip(names, pool.map(_lookup, names, families), strict=True))
+    else:
+        found = dict(zip(names, map(_lookup, names, families), strict=True))
     out = []
     for spec in specs:
         if spec.hostname is not None and not spec.addresses:
