@@ -18,6 +18,11 @@ NOT_PORTKIT_ERRORS = {
         "identification's 'the peer closed' signal; the ladder catches it to move to the "
         "next probe, it never leaves scan"
     ),
+    "portkit.scan._loopless.Cancelled": (
+        "Ctrl-C thrown into a scan run without an event loop, as asyncio's CancelledError "
+        "(a BaseException, so that no 'except Exception' swallows it); the scan command "
+        "catches it, and run_loopless turns one let through into KeyboardInterrupt"
+    ),
 }
 
 

@@ -6,12 +6,9 @@ both ask for as many descriptors as the hard limit allows before they start.
 
 from __future__ import annotations
 
-import logging
 import resource
 
 __all__ = ["raise_fd_limit"]
-
-log = logging.getLogger("portkit")
 
 # An unlimited hard limit cannot be the soft limit (the kernel caps it at fs.nr_open);
 # a million descriptors is more than either program uses.
@@ -33,6 +30,9 @@ def raise_fd_limit(*, warn: bool = False) -> int:
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError) as exc:
+        import logging  # only here: a scan's start-up need not pay for it
+
+        log = logging.getLogger("portkit")
         level = logging.WARNING if warn else logging.DEBUG
         log.log(level, "cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
         return soft

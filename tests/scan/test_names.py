@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,8 @@ import pytest
 from portkit.registry import default_registry
 from portkit.scan import _names
 from portkit.scan._names import expected_names, load_table, store_table
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture
@@ -86,3 +91,25 @@ def test_table_key_covers_the_version(cache_dir: Path, monkeypatch: pytest.Monke
     first = _names._table_path("tcp")
     monkeypatch.setattr("portkit._version.__version__", "0.0.0-other")
     assert _names._table_path("tcp") != first
+
+
+def test_a_few_ports_are_named_by_the_registry_not_the_kept_table(cache_dir: Path) -> None:
+    # A kept table that disagrees with the registry shows which one answered; a fresh
+    # process, so that the registry is not loaded yet (as at a scan's start).
+    table: list[str | None] = [None] * 65536
+    table[22] = "from-the-kept-table"
+    store_table("tcp", table)
+    code = (
+        "from portkit.scan._names import expected_names\n"
+        "print(expected_names('tcp', [22])[22], expected_names('tcp')[22])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": SRC, "PORTKIT_CACHE_DIR": str(cache_dir)},
+    )
+    # A one-port scan asks the registry; a sweep reads the kept table.
+    assert done.stdout.split() == ["ssh", "from-the-kept-table"]

@@ -250,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     module = loaded[args.command]
     global _quick_exit
-    _quick_exit = bool(getattr(module, "QUICK_EXIT", False))
+    quick_exit = getattr(module, "quick_exit", None)
+    _quick_exit = bool(quick_exit(args) if quick_exit else getattr(module, "QUICK_EXIT", False))
     _configure_logging(args, debug=debug)
     try:
         return module.run(args)
@@ -307,9 +308,11 @@ def console_main() -> None:
     """Entry point of the ``portkit`` console script (and ``python -m portkit``).
 
     A quick command that declares ``QUICK_EXIT = True`` (it leaves no file, thread or
-    atexit work to finish) ends without the interpreter's teardown, which clears every
-    module and frees every object one by one: for ``portkit listening`` that costs more
-    than reading the kernel's socket table.
+    atexit work to finish), or whose ``quick_exit(args)`` says so for the arguments it
+    was given, ends without the interpreter's teardown, which clears every module,
+    searches the whole heap for cycles and frees every object one by one: for
+    ``portkit listening`` that costs more than reading the kernel's socket table, for
+    a one-port ``portkit scan`` about a sixth of its run.
     """
     status = main()
     if _quick_exit and _flushed():

@@ -1,8 +1,7 @@
-"""The ``portkit scan`` command's driver: plan, progress bar, report, Ctrl-C."""
+"""The ``portkit scan`` command's driver: progress bar, report, Ctrl-C."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -13,11 +12,12 @@ from portkit._errors import EXIT_INTERRUPTED, EXIT_OK
 from portkit.cli._output import open_outputs
 from portkit.report import ScanInfo, ScanSummary, make_report
 from portkit.report._base import LIST_LIMIT
-from portkit.report._formats import TeeReport
 from portkit.results import PortResult, PortState
-from portkit.scan._scan import plan_scan, scan_batches
+from portkit.scan._loopless import cancellations
+from portkit.scan._scan import ScanPlan, scan_batches
 
 if TYPE_CHECKING:
+    from portkit.report import Report
     from portkit.scan._cluster import ClusterOptions
 
 __all__ = ["run_scan_command"]
@@ -37,19 +37,8 @@ def _announce_open(results: Sequence[PortResult]) -> None:
 
 
 async def run_scan_command(
+    plan: ScanPlan,
     *,
-    targets: Sequence[str],
-    ports: str | None,
-    top: int | None,
-    syn: bool,
-    udp: bool,
-    tcp: bool,
-    exclude: Sequence[str],
-    timeout: float,  # noqa: ASYNC109 (per probe)
-    retries: int,
-    rate: float | None,
-    concurrency: int | None,
-    processes: int | None = None,
     detect: bool,
     outputs: Sequence[tuple[str, str | None]] = (("table", None),),
     open_only: bool = False,
@@ -59,27 +48,18 @@ async def run_scan_command(
     command_line: str,
     cluster: ClusterOptions | None = None,
 ) -> int:
-    """Run one scan for the command line; return the exit status.
+    """Run the scan ``plan`` for the command line; return the exit status.
 
     ``outputs``: (report format, file or None for stdout) for each report to write.
     ``deadline``: seconds after which the scan stops and reports what it found
     (``--host-timeout``). ``verbosity`` 1 and up prints open ports on stderr as found;
     -1 (``-q``) leaves only errors there.
+
+    Runs under ``asyncio.run``, or under ``run_loopless`` where
+    :func:`~portkit.scan._scan.needs_event_loop` says it may and there is no
+    ``cluster`` and no ``deadline``.
     """
-    plan = await plan_scan(
-        targets,
-        ports,
-        top=top,
-        udp=udp,
-        tcp=tcp,
-        syn=syn,
-        exclude=exclude,
-        timeout=timeout,
-        retries=retries,
-        rate=rate,
-        concurrency=concurrency,
-        processes=processes,
-    )
+    syn = plan.syn
     if syn:
         from portkit.scan._syn import check_privilege
 
@@ -96,7 +76,11 @@ async def run_scan_command(
         reports = [
             make_report(fmt, out) for (fmt, _path), out in zip(outputs, streams, strict=True)
         ]
-        report = reports[0] if len(reports) == 1 else TeeReport(reports)
+        report: Report = reports[0]
+        if len(reports) > 1:
+            from portkit.report._formats import TeeReport
+
+            report = TeeReport(reports)
         report.begin(
             ScanInfo(
                 args=command_line,
@@ -113,7 +97,7 @@ async def run_scan_command(
         )
         progress = _progress(plan.probe_count) if verbosity >= 0 else _Bar()
         try:
-            async with asyncio.timeout(deadline):
+            async with _timeout(deadline):
                 with progress as bar:
                     # Past LIST_LIMIT + 1 closed ports of a host, every report only counts
                     # them (HostTable): the engine may hand over counts instead.
@@ -134,7 +118,7 @@ async def run_scan_command(
                             bar.advance(batch.total)
         except TimeoutError:  # --host-timeout: like Ctrl-C, but the user asked for it
             timed_out = True
-        except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us; report what we have
+        except cancellations():  # Ctrl-C: the runner cancels us; report what we have
             interrupted = True
         report.end(
             ScanSummary(
@@ -154,6 +138,15 @@ async def run_scan_command(
         print("portkit: interrupted; the results above are partial", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _timeout(deadline: float | None) -> contextlib.AbstractAsyncContextManager[object]:
+    """``asyncio.timeout(deadline)``; with no deadline a no-op, which needs no event loop."""
+    if deadline is None:
+        return contextlib.nullcontext()
+    import asyncio
+
+    return asyncio.timeout(deadline)
 
 
 class _Bar:

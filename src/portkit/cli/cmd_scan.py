@@ -347,6 +347,19 @@ def _duration(text: str) -> float:
     return float(match[1]) * _DURATION_UNITS[match[2] or "s"]
 
 
+def quick_exit(args: argparse.Namespace) -> bool:
+    """Whether the process may end without the interpreter's teardown (see
+    ``portkit.cli.console_main``): yes, but after a cluster scan, whose Dask client
+    leaves threads and exit handlers of its own. Every other scan has closed and renamed
+    its files, reaped its processes and stopped its progress bar before ``run`` returns.
+    """
+    return not _cluster_asked(args)
+
+
+def _cluster_asked(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None for name in _CLUSTER_OPTIONS)
+
+
 def run(args: argparse.Namespace) -> int:
     import gc
 
@@ -365,13 +378,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import asyncio
-
     from portkit.cli._args import verbosity
     from portkit.cli._scan_run import run_scan_command
 
     cluster = None
-    if any(getattr(args, name, None) is not None for name in _CLUSTER_OPTIONS):
+    if _cluster_asked(args):
         # Only then: the cluster module and its imports cost a scan's start-up ~20 ms.
         from portkit.cli._cluster_args import cluster_options
 
@@ -405,30 +416,48 @@ def _run(args: argparse.Namespace) -> int:
         # Every identification of this scan runs in a task of asyncio.run's, which
         # starts from this context.
         level = detect_level(args.detect_level)
-    with level:
-        return asyncio.run(
-            run_scan_command(
-                targets=targets,
-                ports=args.ports,
-                top=args.top,
-                syn=args.syn,
-                udp=args.udp,
-                # --udp alone is a UDP scan (T: items in -p still go to TCP), as nmap -sU;
-                # -sU -sT (or --syn) is both, as nmap.
-                tcp=not args.udp or args.syn or args.connect,
-                exclude=exclude,
-                timeout=1.0 if timeout is None else timeout,
-                retries=2 if retries is None else retries,
-                rate=rate,
-                concurrency=concurrency,
-                processes=args.processes,
-                detect=args.detect,
-                outputs=outputs,
-                open_only=args.open_only,
-                reason=args.reason,
-                verbosity=verbosity(args),
-                deadline=deadline,
-                command_line=_command_line(args),
-                cluster=cluster,
-            )
+    from portkit.scan._loopless import run_loopless
+    from portkit.scan._scan import needs_event_loop, plan_scan
+
+    # Planning needs no event loop (several host names are looked up in threads).
+    plan = run_loopless(
+        plan_scan(
+            targets,
+            args.ports,
+            top=args.top,
+            udp=args.udp,
+            # --udp alone is a UDP scan (T: items in -p still go to TCP), as nmap -sU;
+            # -sU -sT (or --syn) is both, as nmap.
+            tcp=not args.udp or args.syn or args.connect,
+            syn=args.syn,
+            exclude=exclude,
+            timeout=1.0 if timeout is None else timeout,
+            retries=2 if retries is None else retries,
+            rate=rate,
+            concurrency=concurrency,
+            processes=args.processes,
         )
+    )
+    # One process, nothing to identify: the engine's descriptors and its next deadline
+    # are all the scan waits on, and asyncio (a fifth of a one-port scan's time, with the ssl and
+    # concurrent.futures it imports) is not imported at all.
+    loopless = (
+        cluster is None and deadline is None and not needs_event_loop(plan, detect=args.detect)
+    )
+    command = run_scan_command(
+        plan,
+        detect=args.detect,
+        outputs=outputs,
+        open_only=args.open_only,
+        reason=args.reason,
+        verbosity=verbosity(args),
+        deadline=deadline,
+        command_line=_command_line(args),
+        cluster=cluster,
+    )
+    with level:
+        if loopless:
+            return run_loopless(command)
+        import asyncio
+
+        return asyncio.run(command)

@@ -12,11 +12,15 @@ crank::
 Answers are read before deadlines are checked, with the clock read before the read,
 so a slow consumer or a busy machine can delay a result but never turn an answered
 probe into a timeout.
+
+The sleep is asyncio's (a reader on each descriptor and a timer) when an event loop
+runs, and one ``poll`` wait (:class:`~portkit.scan._loopless.Wait`) under
+:func:`~portkit.scan._loopless.run_loopless`, which a scan with nothing else to do
+runs under to start without asyncio.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Hashable, Sequence
 from itertools import repeat
@@ -24,6 +28,7 @@ from operator import attrgetter, itemgetter
 from typing import Protocol, TypeVar
 
 from portkit.results import Batches, CountKey, PortResult, ResultBatch
+from portkit.scan._loopless import Wait, running_loop
 from portkit.scan._names import make_results
 from portkit.scan._schedule import ProbeScheduler, Row
 
@@ -101,16 +106,20 @@ async def drive(
     (transports that count) come in the batches' ``counts``. Closing the generator
     (``aclose``, a break, Ctrl-C) closes the transport.
     """
-    loop = asyncio.get_running_loop()
-    ready = asyncio.Event()
+    loop = running_loop()
     fds = list(transport.descriptors())
     kind = transport.transport
     counting = transport.take_counts() is not None
     counts: dict[CountKey, int] = {}
     monotonic = time.monotonic
+    if loop is not None:
+        import asyncio
+
+        ready = asyncio.Event()
     try:
-        for fd in fds:
-            loop.add_reader(fd, ready.set)
+        if loop is not None:
+            for fd in fds:
+                loop.add_reader(fd, ready.set)
         while True:
             now = monotonic()
             transport.receive(now)
@@ -128,15 +137,19 @@ async def drive(
                 results = rows_to_results(kind, scheduler.take_rows(), names)
                 counted, counts = counts, {}
                 yield ResultBatch(results, counted)
-                await asyncio.sleep(0)  # let the loop run signals, progress and the consumer
+                if loop is not None:
+                    await asyncio.sleep(0)  # let the loop run signals, progress and the consumer
                 continue
             if done:
                 return
-            # Nothing to hand over: sleep until an answer, a deadline or a token. A
-            # timer sets the same event as the descriptors do. (Not asyncio.timeout:
+            # Nothing to hand over: sleep until an answer, a deadline or a token.
+            wake = scheduler.wake_at(now)
+            if loop is None:
+                await Wait(fds, None if wake is None else wake - monotonic())
+                continue
+            # A timer sets the same event as the descriptors do. (Not asyncio.timeout:
             # a Ctrl-C that lands just before it, while its delay is 0, came out as
             # its TimeoutError, and the scan went on; an event cannot eat a cancel.)
-            wake = scheduler.wake_at(now)
             ready.clear()
             timer = None if wake is None else loop.call_later(wake - monotonic(), ready.set)
             try:
@@ -145,6 +158,7 @@ async def drive(
                 if timer is not None:
                     timer.cancel()
     finally:
-        for fd in fds:
-            loop.remove_reader(fd)
+        if loop is not None:
+            for fd in fds:
+                loop.remove_reader(fd)
         transport.close()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import errno
-import logging
 import os
 import select
 import socket
@@ -44,8 +43,6 @@ __all__ = [
     "run_socket_engine",
     "window_size",
 ]
-
-log = logging.getLogger("portkit.scan")
 
 DEFAULT_TIMEOUT = 1.0  # seconds before an unanswered probe is sent again
 DEFAULT_RETRIES = 2  # re-sends of an unanswered probe before calling it filtered

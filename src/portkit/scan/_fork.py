@@ -16,7 +16,6 @@ a C-speed loop of its own, ``_rawsend``; it closes what it inherited too.)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -83,6 +82,8 @@ def fork_process(work: Callable[[int], Coroutine[Any, Any, None]]) -> tuple[int,
     if pid == 0:  # pragma: no cover - runs in the forked process
         code = 0
         try:
+            import asyncio  # here: the parent may run without it (_loopless)
+
             silence_inherited(write_fd)  # the parent's loop, sockets and pipes are not ours
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.set_wakeup_fd(-1)

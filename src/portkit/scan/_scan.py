@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import itertools
-import logging
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -16,7 +14,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from portkit._errors import NetworkError, PortkitError, PortSpecError, TargetError
 from portkit.results import Batches, Identification, PortResult, PortState, ResultBatch
@@ -39,9 +37,10 @@ from portkit.scan._targets import (
     resolve_targets,
 )
 
-__all__ = ["HOST_GROUP", "ScanPlan", "plan_scan", "scan", "scan_batches"]
+if TYPE_CHECKING:
+    import asyncio
 
-log = logging.getLogger("portkit.scan")
+__all__ = ["HOST_GROUP", "ScanPlan", "needs_event_loop", "plan_scan", "scan", "scan_batches"]
 
 # Hosts are probed in groups of this many, ports interleaved across the group, so a
 # multi-host scan spreads its load instead of hammering one host at a time.
@@ -166,8 +165,8 @@ async def _engine_batches(plan: ScanPlan, count_after: int | None = None) -> Bat
                 yield batch
 
 
-async def _tcp_batches(plan: ScanPlan, count_after: int | None = None) -> Batches:
-    """TCP: connect or SYN scans, sharded onto idle cores when large."""
+def _tcp_executor(plan: ScanPlan) -> Cores:
+    """The processes of this machine that the TCP part of ``plan`` runs in."""
     if plan.syn and plan.processes is None:
         # One scanning process: the SYN engine's sender process already keeps a second
         # core busy with the kernel's share of the work.
@@ -176,6 +175,22 @@ async def _tcp_batches(plan: ScanPlan, count_after: int | None = None) -> Batche
         executor = local_cores(plan.host_count * len(plan.ports.tcp), plan.processes)
     if plan.options.concurrency is not None and executor.slots > plan.options.concurrency:
         executor = Cores(plan.options.concurrency)  # at least one probe in flight each
+    return executor
+
+
+def needs_event_loop(plan: ScanPlan, *, detect: bool = False) -> bool:
+    """Whether ``scan_batches(plan, detect=detect)`` needs asyncio's event loop.
+
+    Identification and a scan forked across processes do; the engines of one process
+    (connect, SYN, UDP) also run under :func:`~portkit.scan._loopless.run_loopless`,
+    which starts without importing asyncio.
+    """
+    return detect or (bool(plan.ports.tcp) and _tcp_executor(plan).slots > 1)
+
+
+async def _tcp_batches(plan: ScanPlan, count_after: int | None = None) -> Batches:
+    """TCP: connect or SYN scans, sharded onto idle cores when large."""
+    executor = _tcp_executor(plan)
     names = expected_names("tcp", plan.ports.tcp)
     options = executor.share(plan.options)
 
@@ -243,11 +258,20 @@ async def scan_batches(
         identify = _load_identify()
     elif detect is not False:
         identify = detect
+    if identify is None:
+        # Nothing to identify: the engines' batches as they come, and no asyncio (so
+        # that run_loopless can run this).
+        async with contextlib.aclosing(_engine_batches(plan, count_after)) as plain:
+            async for batch in plain:
+                yield batch
+        return
+    import asyncio
+
     pending: set[asyncio.Task[PortResult]] = set()
     gate = asyncio.Semaphore(max(1, detect_concurrency))
 
     async def identified(result: PortResult) -> PortResult:
-        assert identify is not None
+        assert identify is not None  # for mypy: the closure cannot see it narrowed
         udp = result.transport == "udp"
         async with gate:
             try:
@@ -278,9 +302,6 @@ async def scan_batches(
     batches = _engine_batches(plan, count_after)
     try:
         async for batch in batches:
-            if identify is None:
-                yield batch
-                continue
             ready: list[PortResult] = []
             for result in batch.results:
                 if result.state is PortState.OPEN or (

@@ -19,7 +19,6 @@ which is raised in the caller.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -115,6 +114,8 @@ async def sharded(
     ``own_engine`` (default: ``engine``) is the one this process runs; the forked
     processes' results are named here with ``names``.
     """
+
+    import asyncio  # here: a scan in one process runs without it (_loopless)
 
     make = result_maker(transport)
     table = names

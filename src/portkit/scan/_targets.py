@@ -14,7 +14,6 @@ Accepted forms, one per argument (or per whitespace-separated word of a ``-iL`` 
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import ipaddress
 import itertools
@@ -22,10 +21,9 @@ import re
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from portkit._errors import TargetError
-from portkit.endpoint import network_error
+from portkit.scan._loopless import running_loop
 
 __all__ = [
     "MAX_ADDRESSES",
@@ -223,7 +221,8 @@ def read_target_file(path: str) -> list[str]:
 
             content = sys.stdin.read()
         else:
-            content = Path(path).read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as handle:
+                content = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise TargetError(f"cannot read target file {path!r}: {exc}") from None
     words: list[str] = []
@@ -232,11 +231,15 @@ def read_target_file(path: str) -> list[str]:
     return words
 
 
-async def _resolve_one(name: str, family: int) -> tuple[str, ...]:
-    loop = asyncio.get_running_loop()
+def _lookup(name: str, family: int) -> tuple[str, ...]:
+    """The addresses ``name`` resolves to, deduplicated (blocking: run it in a thread
+    when anything else should go on meanwhile)."""
     try:
-        infos = await loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
+        # Only here: portkit.endpoint is a start-up cost a scan of addresses never needs.
+        from portkit.endpoint import network_error
+
         raise network_error(exc, name) from None
     seen: dict[str, None] = {}
     for info in infos:
@@ -249,13 +252,28 @@ async def resolve_targets(
 ) -> tuple[TargetSpec, ...]:
     """Return ``specs`` with every host name resolved (all its addresses, deduplicated).
 
+    The names are looked up at once, each in a thread (the event loop's executor, as
+    ``loop.getaddrinfo`` does; under :func:`~portkit.scan._loopless.run_loopless`, a
+    pool of this call's own when there are several).
+
     Raises:
         ResolveError: a name does not resolve.
     """
-    names = {s.hostname for s in specs if s.hostname is not None and not s.addresses}
-    found = dict(
-        zip(names, await asyncio.gather(*(_resolve_one(n, family) for n in names)), strict=True)
-    )
+    names = list({s.hostname for s in specs if s.hostname is not None and not s.addresses})
+    families = itertools.repeat(family)
+    loop = running_loop()
+    if loop is not None and names:
+        import asyncio
+
+        lookups = (loop.run_in_executor(None, _lookup, n, family) for n in names)
+        found = dict(zip(names, await asyncio.gather(*lookups), strict=True))
+    elif len(names) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor() as pool:  # the loop's default executor's size
+            found = dict(zip(names, pool.map(_lookup, names, families), strict=True))
+    else:
+        found = dict(zip(names, map(_lookup, names, families), strict=True))
     out = []
     for spec in specs:
         if spec.hostname is not None and not spec.addresses:
