@@ -176,10 +176,10 @@ def test_a_scan_ends_without_the_teardown_with_its_reports_whole(
 
 
 def test_a_cluster_scan_keeps_the_teardown() -> None:
-    from portkit.cli import _build_parser
+    from portkit.cli._parser import build_parser
     from portkit.cli.cmd_scan import quick_exit
 
-    parser, _loaded = _build_parser("scan")
+    parser, _loaded = build_parser("scan")
     assert quick_exit(parser.parse_args(["scan", "127.0.0.2", "-p", "22"]))
     for option in (["--workers", "2"], ["--cluster", "tcp://127.0.0.1:8786"]):
         assert not quick_exit(parser.parse_args(["scan", "127.0.0.2", *option]))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import _thread
 import marshal
 import os
-import re
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -275,6 +274,8 @@ class Registry:
 
     def related(self, name: str, transport: str | None = None) -> list[Service]:
         """Entries named like ``name`` plus a version digit or TLS ``s`` (imap → imap3, imaps)."""
+        import re  # here, not at the top: `re` (with enum) is most of a short command's imports
+
         transport = _check_transport(transport)
         pattern = re.compile(re.escape(name.strip().lower()) + r"(?:\d+|s|\d+s)")
         exact = set(self._by_name.get(name.strip().lower(), ()))
