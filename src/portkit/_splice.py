@@ -1,11 +1,11 @@
-"""Zero-copy byte moving for the event loop: ``splice`` through a pipe, ``sendfile``.
+"""Bulk byte moving for the event loop: ``splice`` through a pipe, and files to sockets.
 
 The forward application (socket -> socket) and ``portkit connect`` (a socket <-> stdin
 and stdout) move bulk bytes the same way: the kernel moves pages from the source into
-a pipe and from the pipe into the destination (``splice(2)``), or from a regular file
-straight into a socket (``sendfile(2)``), without a copy through Python's memory. Both
-sides are driven without blocking: a call that would block (``EAGAIN``) waits for the
-descriptor in the running event loop instead.
+a pipe and from the pipe into the destination (``splice(2)``), without a copy through
+Python's memory. A regular file goes to a socket through one reused buffer (see
+:func:`file_copy` for why not ``sendfile``). Both sides are driven without blocking: a
+call that would block (``EAGAIN``) waits for the descriptor in the running event loop.
 
 Below the client and the host; it imports nothing of portkit's.
 """
@@ -23,13 +23,14 @@ __all__ = [
     "CHUNK",
     "HAVE_SPLICE",
     "SpliceUnsupported",
-    "sendfile_copy",
+    "file_copy",
     "splice_copy",
     "wait_readable",
     "wait_writable",
 ]
 
-CHUNK = 256 * 1024  # bytes asked of one splice or sendfile call
+CHUNK = 256 * 1024  # bytes asked of one splice call
+FILE_CHUNK = 1024 * 1024  # bytes read from a regular file at a time
 PIPE_SIZE = 1024 * 1024  # the pipe's capacity: a bigger pipe means fewer round trips
 HAVE_SPLICE = hasattr(os, "splice")
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -174,7 +175,7 @@ def _drain(read_end: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-async def sendfile_copy(
+async def file_copy(
     src: int,
     sock: int,
     moved: Callable[[int], None],
@@ -184,23 +185,23 @@ async def sendfile_copy(
 ) -> None:
     """Send regular file ``src`` from its current offset to its end into socket ``sock``.
 
-    The file's offset advances as it goes (``sendfile`` without an offset), so a partial
-    send leaves it where the bytes stopped. Raises as :func:`splice_copy` does.
+    Read into one reused buffer and sent from it, not ``sendfile(2)``: over loopback,
+    a socket fed from the page cache by ``sendfile`` (or ``splice``) was slower to drain
+    for its reader (0.8x, against socat's sink and against a reader taking 1 MiB at a
+    time) than one fed by ``send`` from a buffer of 64 KiB or more (docs/benchmarks.md).
+    A partial send leaves the file's offset where the bytes stopped being read.
     """
-    first = True
+    buffer = bytearray(FILE_CHUNK)
     while True:
-        try:
-            n = os.sendfile(sock, src, None, CHUNK)
-        except BlockingIOError:
-            await _wait_writable_within(sock, send_timeout, expired)
-            continue
-        except OSError as exc:
-            if first and exc.errno in _UNSUPPORTED:
-                raise SpliceUnsupported(exc) from exc
-            raise
+        n = os.readv(src, [buffer])
         if n == 0:
             return
-        first = False
+        view = memoryview(buffer)[:n]
+        while view:
+            try:
+                view = view[os.write(sock, view) :]
+            except BlockingIOError:
+                await _wait_writable_within(sock, send_timeout, expired)
         moved(n)
         # A file never blocks: give the other direction (and the idle watchdog) a turn.
         await asyncio.sleep(0)

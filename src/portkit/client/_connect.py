@@ -35,7 +35,7 @@ from portkit._errors import (
     NetworkError,
     UsageError,
 )
-from portkit._splice import HAVE_SPLICE, SpliceUnsupported, sendfile_copy, splice_copy
+from portkit._splice import HAVE_SPLICE, SpliceUnsupported, file_copy, splice_copy
 from portkit.endpoint._authority import host_port
 from portkit.endpoint._oserror import network_error
 
@@ -485,11 +485,12 @@ def _kernel_copies(source: AsyncIterator[bytes], sink: Callable[[bytes], None]) 
 
 
 def _send_kind(fd: int) -> str | None:
-    """How the kernel can send ``fd``'s bytes: ``sendfile`` (a regular file), ``splice``
-    (a pipe), or None (a terminal, a socket, a device: read and written as chunks)."""
+    """How ``fd``'s bytes are sent: ``file`` (a regular file, read in large blocks and sent
+    straight from them), ``splice`` (a pipe, by the kernel), or None (a terminal, a
+    socket, a device: read as chunks for the event loop)."""
     mode = os.fstat(fd).st_mode
     if stat.S_ISREG(mode):
-        return "sendfile"
+        return "file"
     if stat.S_ISFIFO(mode):
         return "splice"
     return None
@@ -520,8 +521,8 @@ async def _send_source(
     if isinstance(source, FdSource) and not source.started:
         kind = _send_kind(source.fd)
         try:
-            if kind == "sendfile":
-                await sendfile_copy(source.fd, sock.fileno(), moved)
+            if kind == "file":
+                await file_copy(source.fd, sock.fileno(), moved)
                 return
             if kind == "splice":
                 await splice_copy(source.fd, sock.fileno(), moved)
