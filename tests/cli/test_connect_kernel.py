@@ -173,7 +173,10 @@ def test_idle_timeout_fires_while_output_goes_to_a_file(tmp_path: Path) -> None:
             env=ENV,
         ) as proc:
             assert proc.stderr is not None
-            status = proc.wait(TIMEOUT)  # its stdin is still open: only the timeout ends it
+            try:
+                status = proc.wait(TIMEOUT)  # its stdin is still open: only the timeout ends it
+            finally:
+                proc.kill()  # a no-op once it has exited
             err = proc.stderr.read()
     assert status == 4
     assert err == f"portkit: no data to or from 127.0.0.1:{port} for 0.5 s\n".encode()
