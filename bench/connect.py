@@ -170,7 +170,10 @@ def main() -> int:
 
 def _run(args: argparse.Namespace, size_mb: int, rounds: int, socat: str, tmp: Path) -> int:
     # Each tree keeps its registry index in a cache of its own: trees sharing one (the
-    # user's, or another run's) would rebuild it for each other on every start.
+    # user's, or another run's) would rebuild it for each other on every start. Bytecode
+    # is written (by the warm-up run) whatever the caller's environment says, or a tree
+    # without it would compile its modules on every start.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     trees: dict[str, Client] = {}
     if args.baseline is None:
         os.environ.setdefault("PYTHONPATH", str(ROOT / "src"))
