@@ -18,6 +18,7 @@ Errors are portkit's: :class:`~portkit.ConnectionRefused` (nothing listens),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -598,8 +599,10 @@ async def _pump_socket(
             except ConnectionError as exc:  # reset, or the peer closed its reading side
                 raise NetworkError(f"{where} closed the connection while we were sending") from exc
             source_done = True
-            # Half-close (RFC 9293 section 3.6): the peer reads end of file, replies still flow.
-            sock.shutdown(socket.SHUT_WR)
+            # Half-close (RFC 9293 section 3.6): the peer reads end of file, replies still
+            # flow. A peer already gone (reset) is reported by the reading side.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
 
         async def downstream() -> None:
             if early:
