@@ -51,6 +51,7 @@ class Server:
                 digest.update(chunk)
                 count += len(chunk)
                 if self.reset_after is not None and count >= self.reset_after:
+                    sender.join(TIMEOUT)  # the socket is not closed under its feet
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
                     return
             sender.join(TIMEOUT)
