@@ -22,6 +22,10 @@ SUMMARY = (
 
 STARTTLS = ("smtp", "imap", "pop3", "ftp")
 
+#: Nothing is left to finish at exit (stdout is written unbuffered, status lines are
+#: flushed, asyncio.run has joined its threads): skip the interpreter's teardown.
+QUICK_EXIT = True
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(
