@@ -9,6 +9,11 @@ bytes both ways until the conversation ends:
   ends the replies are read until the peer closes or the idle timeout expires;
 - when the peer closes, the conversation is over, whatever the source still holds.
 
+On plain TCP with a :func:`read_fd` source or a :func:`write_fd` sink, the bytes skip
+asyncio's streams (:mod:`portkit._splice`): ``splice(2)`` from the socket to a pipe, a
+file or /dev/null, and from a pipe to the socket; anything that cannot (a terminal, a
+file opened for appending) is copied chunk by chunk on the same socket.
+
 Errors are portkit's: :class:`~portkit.ConnectionRefused` (nothing listens),
 :class:`~portkit.ConnectTimeout` (no answer in time, or idle too long),
 :class:`TlsError` (the handshake failed), :class:`~portkit.ResolveError`, and
@@ -193,8 +198,8 @@ class FdSource:
     """The bytes of a file descriptor (stdin: ``0``) as a source for :func:`converse`.
 
     Iterated, it yields what ``fd`` holds until its end; given to :func:`converse` for a
-    plain TCP connection untouched, it is sent by the kernel instead (``sendfile`` from a
-    regular file, ``splice`` from a pipe), without passing through Python.
+    plain TCP connection untouched, a pipe's bytes are moved to the socket by the kernel
+    (``splice``) and a regular file is sent from large blocks, not chunk by chunk.
     """
 
     def __init__(self, fd: int) -> None:
@@ -570,8 +575,8 @@ async def _pump_socket(
     on_connect: Callable[[tuple[str, int], TlsInfo | None], None] | None,
 ) -> Conversation:
     """:func:`_pump` on a plain TCP socket of our own, with the kernel moving the bytes
-    where source and sink allow (``sendfile``, ``splice``): the same half-close, idle
-    limit, counts and errors."""
+    where source and sink allow (``splice``; a file sent from large blocks): the same
+    half-close, idle limit, counts and errors."""
     with sock:
         peername = sock.getpeername()
         peer = (str(peername[0]), int(peername[1]))
