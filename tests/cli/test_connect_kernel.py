@@ -181,3 +181,22 @@ def test_idle_timeout_fires_while_output_goes_to_a_file(tmp_path: Path) -> None:
             err = proc.stderr.read()
     assert status == 4
     assert err == f"portkit: no data to or from 127.0.0.1:{port} for 0.5 s\n".encode()
+
+
+def test_crlf_still_applies_while_the_replies_are_spliced(tmp_path: Path) -> None:
+    # --crlf rewrites what is sent (chunk by chunk); the replies still go by the kernel.
+    with server() as peer, (tmp_path / "out").open("wb") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "portkit", "connect", "-q", "--crlf", f"127.0.0.1:{peer.port}"],
+            input=b"EHLO a\nQUIT\r\n",
+            stdout=out,
+            stderr=subprocess.PIPE,
+            env=ENV,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    sent = b"EHLO a\r\nQUIT\r\n"
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out").read_bytes() == (
+        PAYLOAD + f"GOT {hashlib.sha256(sent).hexdigest()} {len(sent)}\n".encode()
+    )
