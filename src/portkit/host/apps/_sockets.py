@@ -21,6 +21,9 @@ import termios
 from collections.abc import Sequence
 from typing import Any
 
+# The readiness waits live below client and host (portkit._splice, with the splice loop
+# they drive); they are named here too, for the socket applications.
+from portkit._splice import wait_readable, wait_writable
 from portkit.host._app import (
     AppContext,
     Application,
@@ -36,6 +39,8 @@ __all__ = [
     "bytes_acked",
     "reset",
     "tcp_byte_counts",
+    "wait_readable",
+    "wait_writable",
 ]
 
 #: After running out of file descriptors, wait this long before accepting again.
