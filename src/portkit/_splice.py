@@ -7,7 +7,7 @@ Python's memory. A regular file goes to a socket through one reused buffer (see
 :func:`file_copy` for why not ``sendfile``). Both sides are driven without blocking: a
 call that would block (``EAGAIN``) waits for the descriptor in the running event loop.
 
-Below the client and the host; it imports nothing of portkit's.
+Below the client and the host; of portkit's it imports only the error root.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import errno
 import fcntl
 import os
 from collections.abc import Callable
+
+from portkit._errors import PortkitError
 
 __all__ = [
     "CHUNK",
@@ -40,15 +42,19 @@ _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ESPIPE})
 
 
-class SpliceUnsupported(OSError):
-    """The descriptors cannot be spliced (or sent as a file); copy another way.
+class SpliceUnsupported(PortkitError):
+    """The descriptors cannot be spliced; copy another way.
 
     Raised only before the destination has taken any byte. ``pending`` holds what the
     source had already given up (it was in the pipe): it goes to the destination first.
+    Not an :class:`OSError`: a caller's ``except OSError`` (a reset, a closed pipe) must
+    not take it for a failure of the connection.
     """
 
     def __init__(self, cause: OSError, pending: bytes = b"") -> None:
-        super().__init__(cause.errno, cause.strerror)
+        self.errno = cause.errno
+        self.strerror = (cause.strerror or str(cause)).lower()
+        super().__init__(f"cannot splice: {self.strerror}")
         self.pending = pending
 
 
