@@ -22,6 +22,10 @@ SUMMARY = (
 
 STARTTLS = ("smtp", "imap", "pop3", "ftp")
 
+#: Nothing is left to finish at exit (stdout is written unbuffered, status lines are
+#: flushed, asyncio.run has joined its threads): skip the interpreter's teardown.
+QUICK_EXIT = True
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(
@@ -189,7 +193,7 @@ def _check_options(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from portkit.client import crlf, read_fd
+    from portkit.client import crlf, read_fd, write_fd
 
     _check_options(args)
     # Bad input is reported before stdin is touched.
@@ -202,13 +206,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"portkit: {line}", file=sys.stderr, flush=True)
 
-    out = sys.stdout.buffer
-
-    def sink(chunk: bytes) -> None:
-        out.write(chunk)
-        out.flush()
-
-    source = read_fd(sys.stdin.fileno())
+    # Written to the descriptor itself, unbuffered; on plain TCP the kernel may move the
+    # bytes to it (splice) without them passing through Python.
+    sink = write_fd(sys.stdout.fileno())
+    source: AsyncIterator[bytes] = read_fd(sys.stdin.fileno())
     if args.crlf:
         source = crlf(source)
     if args.listen is not None:

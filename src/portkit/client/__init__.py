@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         crlf,
         read_fd,
         tls_context,
+        write_fd,
     )
     from portkit.client._free_port import ephemeral_range, free_ports, is_free
     from portkit.client._listen import DEFAULT_BIND, listen
@@ -52,6 +53,7 @@ __all__ = [
     "listening_sockets",
     "read_fd",
     "tls_context",
+    "write_fd",
 ]
 
 # Which private module holds each name, imported on first use: a command pays only for
@@ -70,6 +72,7 @@ _LAZY = {
     "converse": "._connect",
     "crlf": "._connect",
     "read_fd": "._connect",
+    "write_fd": "._connect",
     "tls_context": "._connect",
     "DEFAULT_BIND": "._listen",
     "listen": "._listen",

@@ -9,6 +9,11 @@ bytes both ways until the conversation ends:
   ends the replies are read until the peer closes or the idle timeout expires;
 - when the peer closes, the conversation is over, whatever the source still holds.
 
+On plain TCP with a :func:`read_fd` source or a :func:`write_fd` sink, the bytes skip
+asyncio's streams (:mod:`portkit._splice`): ``splice(2)`` from the socket to a pipe, a
+file or /dev/null, and from a pipe to the socket; anything that cannot (a terminal, a
+file opened for appending) is copied chunk by chunk on the same socket.
+
 Errors are portkit's: :class:`~portkit.ConnectionRefused` (nothing listens),
 :class:`~portkit.ConnectTimeout` (no answer in time, or idle too long),
 :class:`TlsError` (the handshake failed), :class:`~portkit.ResolveError`, and
@@ -18,9 +23,11 @@ Errors are portkit's: :class:`~portkit.ConnectionRefused` (nothing listens),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
+import socket
 import ssl
 import stat
 import time
@@ -34,6 +41,7 @@ from portkit._errors import (
     NetworkError,
     UsageError,
 )
+from portkit._splice import HAVE_SPLICE, SpliceUnsupported, file_copy, splice_copy
 from portkit.endpoint._authority import host_port
 from portkit.endpoint._oserror import network_error
 
@@ -44,12 +52,15 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "READ_SIZE",
     "Conversation",
+    "FdSink",
+    "FdSource",
     "Timeouts",
     "TlsError",
     "converse",
     "crlf",
     "read_fd",
     "tls_context",
+    "write_fd",
 ]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds for TCP connect plus the TLS handshake
@@ -146,17 +157,98 @@ async def _open(
         raise network_error(exc, host, port, timeout=connect_timeout) from exc
 
 
+class _Held(asyncio.Protocol):
+    """Holds a fresh connection still, so that its socket can be taken over whole."""
+
+    def __init__(self) -> None:
+        self.early = bytearray()  # what arrived before reading paused (normally nothing)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()  # before the transport's first read: no byte is taken
+
+    def data_received(self, data: bytes) -> None:
+        self.early += data
+
+
+async def _open_socket(
+    host: str, port: int, *, connect_timeout: float
+) -> tuple[socket.socket, bytes]:
+    """Connect as :func:`_open` does (same addresses, same errors), but return the socket
+    itself, non-blocking, and whatever came before it was taken over."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(connect_timeout):
+            transport, held = await loop.create_connection(_Held, host, port)
+    except OSError as exc:
+        raise network_error(exc, host, port, timeout=connect_timeout) from exc
+    # A duplicate of the descriptor outlives the transport, which is closed at once.
+    sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+    transport.close()
+    sock.setblocking(False)
+    return sock, bytes(held.early)
+
+
 def _unowned_file(fd: int) -> BinaryIO:
     """Wrap ``fd`` in a file object that does not close it (the caller owns stdin)."""
     return open(fd, "rb", buffering=0, closefd=False)
 
 
-async def read_fd(fd: int) -> AsyncIterator[bytes]:
-    """Yield what file descriptor ``fd`` holds until its end (stdin: ``0``).
+class FdSource:
+    """The bytes of a file descriptor (stdin: ``0``) as a source for :func:`converse`.
+
+    Iterated, it yields what ``fd`` holds until its end; given to :func:`converse` for a
+    plain TCP connection untouched, a pipe's bytes are moved to the socket by the kernel
+    (``splice``) and a regular file is sent from large blocks, not chunk by chunk.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._chunks: AsyncIterator[bytes] | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether iterating has begun (then only iterating may go on)."""
+        return self._chunks is not None
+
+    def __aiter__(self) -> FdSource:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._chunks is None:
+            self._chunks = _read_chunks(self.fd)
+        return await anext(self._chunks)
+
+
+class FdSink:
+    """A sink for :func:`converse` that writes each chunk to file descriptor ``fd`` whole
+    (stdout: ``1``); on a plain TCP connection the kernel may move the bytes to it instead
+    (``splice``) when ``fd`` is a pipe, a regular file or a device such as /dev/null."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __call__(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+
+def read_fd(fd: int) -> FdSource:
+    """The bytes file descriptor ``fd`` holds until its end, as a source (stdin: ``0``).
 
     Pipes, sockets and terminals are read without blocking the event loop; a regular
     file (``< message.txt``) or ``/dev/null`` never blocks, so it is read directly.
     """
+    return FdSource(fd)
+
+
+def write_fd(fd: int) -> FdSink:
+    """A sink writing to file descriptor ``fd`` (stdout: ``1``)."""
+    return FdSink(fd)
+
+
+async def _read_chunks(fd: int) -> AsyncIterator[bytes]:
     mode = os.fstat(fd).st_mode
     # Regular files and devices such as /dev/null never block, and epoll refuses them.
     if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
@@ -251,6 +343,11 @@ async def converse(
     _check_port(port)
     if starttls is not None and tls is None:
         raise UsageError("starttls needs a TLS context to upgrade with")
+    if tls is None and _kernel_copies(source, sink):
+        sock, early = await _open_socket(host, port, connect_timeout=timeouts.connect)
+        return await _pump_socket(
+            sock, early, source, sink, timeouts=timeouts, on_connect=on_connect
+        )
     implicit = tls if starttls is None else None
     reader, writer = await _open(
         host,
@@ -382,6 +479,153 @@ async def _pump(
         closed_by_peer=not source_done,
         tls=tls_info,
     )
+
+
+def _kernel_copies(source: AsyncIterator[bytes], sink: Callable[[bytes], None]) -> bool:
+    """Whether a plain TCP conversation can let the kernel move bytes for either side."""
+    if not HAVE_SPLICE:
+        return False
+    return (isinstance(source, FdSource) and _send_kind(source.fd) is not None) or (
+        isinstance(sink, FdSink) and _splice_target(sink.fd) is not None
+    )
+
+
+def _send_kind(fd: int) -> str | None:
+    """How ``fd``'s bytes are sent: ``file`` (a regular file, read in large blocks and sent
+    straight from them), ``splice`` (a pipe, by the kernel), or None (a terminal, a
+    socket, a device: read as chunks for the event loop)."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode):
+        return "splice"
+    return None
+
+
+def _splice_target(fd: int) -> bool | None:
+    """Whether ``fd`` can take splices: None if not; else whether it can say it is full
+    (a pipe can, and is waited for; a regular file or /dev/null never is)."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode):
+        return True
+    if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
+        # Appending (>>) writes are refused by splice; they are written as chunks.
+        return None if _appends(fd) else False
+    return None
+
+
+def _appends(fd: int) -> bool:
+    import fcntl
+
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
+
+
+async def _send_source(
+    sock: socket.socket, source: AsyncIterator[bytes], moved: Callable[[int], None]
+) -> None:
+    """Send everything ``source`` holds to ``sock``: by the kernel where it can."""
+    if isinstance(source, FdSource) and not source.started:
+        kind = _send_kind(source.fd)
+        try:
+            if kind == "file":
+                await file_copy(source.fd, sock.fileno(), moved)
+                return
+            if kind == "splice":
+                await splice_copy(source.fd, sock.fileno(), moved)
+                return
+        except SpliceUnsupported as exc:  # nothing sent yet: send it as chunks
+            logger.debug("sending %s as chunks: %s", source.fd, exc.strerror)
+            if exc.pending:
+                await asyncio.get_running_loop().sock_sendall(sock, exc.pending)
+                moved(len(exc.pending))
+    loop = asyncio.get_running_loop()
+    async for chunk in source:
+        await loop.sock_sendall(sock, chunk)
+        moved(len(chunk))
+
+
+async def _receive_sink(
+    sock: socket.socket, sink: Callable[[bytes], None], moved: Callable[[int], None]
+) -> None:
+    """Give ``sink`` everything ``sock`` receives until the peer closes."""
+    if isinstance(sink, FdSink):
+        pollable = _splice_target(sink.fd)
+        if pollable is not None:
+            try:
+                await splice_copy(sock.fileno(), sink.fd, moved, pollable_dst=pollable)
+                return
+            except SpliceUnsupported as exc:  # nothing written yet: write it as chunks
+                logger.debug("writing to %s as chunks: %s", sink.fd, exc.strerror)
+                if exc.pending:
+                    sink(exc.pending)
+                    moved(len(exc.pending))
+    loop = asyncio.get_running_loop()
+    while chunk := await loop.sock_recv(sock, READ_SIZE):
+        sink(chunk)
+        moved(len(chunk))
+
+
+async def _pump_socket(
+    sock: socket.socket,
+    early: bytes,
+    source: AsyncIterator[bytes],
+    sink: Callable[[bytes], None],
+    *,
+    timeouts: Timeouts,
+    on_connect: Callable[[tuple[str, int], TlsInfo | None], None] | None,
+) -> Conversation:
+    """:func:`_pump` on a plain TCP socket of our own, with the kernel moving the bytes
+    where source and sink allow (``splice``; a file sent from large blocks): the same
+    half-close, idle limit, counts and errors."""
+    with sock:
+        peername = sock.getpeername()
+        peer = (str(peername[0]), int(peername[1]))
+        if on_connect is not None:
+            on_connect(peer, None)
+        sent = received = 0
+        source_done = False
+        last_activity = time.monotonic()
+        where = host_port(*peer)
+
+        def sent_more(n: int) -> None:
+            nonlocal sent, last_activity
+            sent += n
+            last_activity = time.monotonic()
+
+        def received_more(n: int) -> None:
+            nonlocal received, last_activity
+            received += n
+            last_activity = time.monotonic()
+
+        async def upstream() -> None:
+            nonlocal source_done
+            try:
+                await _send_source(sock, source, sent_more)
+            except ConnectionError as exc:  # reset, or the peer closed its reading side
+                raise NetworkError(f"{where} closed the connection while we were sending") from exc
+            source_done = True
+            # Half-close (RFC 9293 section 3.6): the peer reads end of file, replies still
+            # flow. A peer already gone (reset) is reported by the reading side.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+
+        async def downstream() -> None:
+            if early:
+                sink(early)
+                received_more(len(early))
+            try:
+                await _receive_sink(sock, sink, received_more)
+            except ConnectionResetError as exc:
+                raise NetworkError(f"connection to {where} reset by peer") from exc
+
+        def idle_since() -> float:
+            return last_activity
+
+        guards = [upstream()]
+        if timeouts.idle is not None:
+            guards.append(_watchdog(timeouts.idle, idle_since, where))
+        await run_beside(downstream(), *guards)
+    return Conversation(peer=peer, sent=sent, received=received, closed_by_peer=not source_done)
 
 
 async def run_beside(main: Coroutine[Any, Any, None], *guards: Coroutine[Any, Any, None]) -> None:

@@ -21,6 +21,9 @@ import termios
 from collections.abc import Sequence
 from typing import Any
 
+# The readiness waits live below client and host (portkit._splice, with the splice loop
+# they drive); they are named here too, for the socket applications.
+from portkit._splice import wait_readable, wait_writable
 from portkit.host._app import (
     AppContext,
     Application,
@@ -204,34 +207,3 @@ def reset(transport: asyncio.Transport) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
     transport.abort()
-
-
-async def wait_readable(fd: int) -> None:
-    """Wait until ``fd`` is readable (or has hung up)."""
-    await _wait(fd, reading=True)
-
-
-async def wait_writable(fd: int) -> None:
-    """Wait until ``fd`` can take more bytes."""
-    await _wait(fd, reading=False)
-
-
-async def _wait(fd: int, *, reading: bool) -> None:
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[None] = loop.create_future()
-
-    def ready() -> None:
-        if not future.done():
-            future.set_result(None)
-
-    if reading:
-        loop.add_reader(fd, ready)
-    else:
-        loop.add_writer(fd, ready)
-    try:
-        await future
-    finally:
-        if reading:
-            loop.remove_reader(fd)
-        else:
-            loop.remove_writer(fd)

@@ -17,25 +17,20 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
-import fcntl
-import os
+import functools
 import socket
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from portkit._errors import EndpointError
+from portkit._splice import CHUNK, HAVE_SPLICE, splice_copy
 from portkit.endpoint import parse_endpoint
 from portkit.host._app import AppContext, Application, Kind, Where, format_peer, option
 from portkit.host._limits import Admission
-from portkit.host.apps._sockets import SocketApplication, wait_readable, wait_writable
+from portkit.host.apps._sockets import SocketApplication
 
 __all__ = ["KINDS", "ForwardApp", "ForwardKind", "ForwardOptions"]
-
-CHUNK = 256 * 1024
-PIPE_SIZE = 1024 * 1024
-HAVE_SPLICE = hasattr(os, "splice")
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,34 +200,13 @@ class ForwardApp(SocketApplication):
     async def _pump_splice(
         self, src: socket.socket, dst: socket.socket, traffic: _Traffic, *, inbound: bool
     ) -> None:
-        flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
-        read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            with contextlib.suppress(OSError):  # a bigger pipe means fewer round trips
-                fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
-            src_fd, dst_fd = src.fileno(), dst.fileno()
-            while True:
-                try:
-                    n = os.splice(src_fd, write_end, CHUNK, flags=flags)
-                except BlockingIOError:
-                    await wait_readable(src_fd)
-                    continue
-                if n == 0:
-                    return
-                pending = n
-                while pending:  # the pipe is empty again before the next read
-                    try:
-                        pending -= os.splice(read_end, dst_fd, pending, flags=flags)
-                    except BlockingIOError:
-                        try:
-                            async with asyncio.timeout(self.options.send_timeout):
-                                await wait_writable(dst_fd)
-                        except TimeoutError:
-                            raise self._send_timeout() from None
-                self._moved(n, traffic, inbound=inbound)
-        finally:
-            os.close(read_end)
-            os.close(write_end)
+        await splice_copy(
+            src.fileno(),
+            dst.fileno(),
+            functools.partial(self._moved, traffic=traffic, inbound=inbound),
+            send_timeout=self.options.send_timeout,
+            expired=self._send_timeout,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
