@@ -646,13 +646,16 @@ async def test_requests_of_one_turn_share_one_lookup_and_the_next_turn_looks_aga
         async with asyncio.timeout(20):
             bodies = [await answer(reader) for reader, _ in clients]
         assert bodies == [b"h1{}\n"] * 20
-        assert calls == ["/style.css"]  # one lookup for the twenty
+        # One lookup for the twenty, as they all arrive before the server's next turn; a
+        # kernel that delivered some of them a turn late would make it two or three.
+        assert 1 <= len(calls) <= 3, calls
+        looked = len(calls)
         path = tmp_path / "public" / "style.css"
         path.write_bytes(b"h2{}\n")
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 2_000_000_000))
         clients[0][1].write(request)
         async with asyncio.timeout(20):
             assert await answer(clients[0][0]) == b"h2{}\n"
-        assert calls == ["/style.css", "/style.css"]
+        assert len(calls) == looked + 1  # the next turn looked again
         for _, writer in clients:
             writer.close()
