@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,10 +40,27 @@ def etcd(tmp_path: Path) -> Iterator[str]:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
+            _wait_until_serving(ns, url)
             yield ns
         finally:
             proc.terminate()
             proc.wait(timeout=15)
+
+
+def _wait_until_serving(ns: str, url: str) -> None:
+    """Wait until etcd answers HTTP, not only accepts: it takes connections on its client
+    port before it serves them (until its one-member cluster has a leader), and on a busy
+    machine a scan in that moment saw nothing to name."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        answer = subprocess.run(
+            ["ip", "netns", "exec", ns, "curl", "-s", "--max-time", "2", f"{url}/version"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if answer.returncode == 0 and "etcdserver" in answer.stdout:
+            return
+        time.sleep(0.2)  # polling a starting daemon, bounded by the deadline
+    pytest.fail(f"etcd did not answer {url}/version within 60 s")
 
 
 def test_etcd_on_an_unexpected_port_is_named_by_its_version_document(etcd: str) -> None:
